@@ -1,0 +1,194 @@
+/*
+ * Copyright (c) 2026 The keycustody authors. SPDX-License-Identifier: ISC
+ *
+ * conf.c: keycustodyd's configuration file and settings.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf.h"
+#include "hsm.h"
+#include "kc-err.h"
+#include "keycustody.h"
+#include "xmalloc.h"
+
+#define nitems(a)	(sizeof(a) / sizeof((a)[0]))
+
+enum conf_type { CONF_STR, CONF_UINT, CONF_SIGNER };
+
+static const struct conf_key {
+	const char	*name;
+	enum conf_type	 type;
+	size_t		 off;
+	unsigned int	 min, max;
+} conf_keys[] = {
+	{ "module",	 CONF_STR,	offsetof(struct kc_conf, module), 0, 0 },
+	{ "token_label", CONF_STR,	offsetof(struct kc_conf, token_label), 0, 0 },
+	{ "pin_file",	 CONF_STR,	offsetof(struct kc_conf, pin_file), 0, 0 },
+	{ "socket",	 CONF_STR,	offsetof(struct kc_conf, socket_path), 0, 0 },
+	{ "store",	 CONF_STR,	offsetof(struct kc_conf, store_path), 0, 0 },
+	{ "engine",	 CONF_STR,	offsetof(struct kc_conf, engine_path), 0, 0 },
+	{ "signer",	 CONF_SIGNER,	offsetof(struct kc_conf, signer), 0, 0 },
+	{ "workers",	 CONF_UINT,	offsetof(struct kc_conf, workers), 1, CONF_MAX_WORKERS },
+	{ "queue_limit", CONF_UINT,	offsetof(struct kc_conf, queue_limit), 1, 100000 },
+	{ "max_connections", CONF_UINT,	offsetof(struct kc_conf, max_conns), 1, 100000 },
+};
+
+void
+conf_init(struct kc_conf *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->module = xstrdup(KC_DEFAULT_MODULE);
+	c->token_label = xstrdup(CONF_DEFAULT_TOKEN);
+	c->socket_path = xstrdup(KC_DEFAULT_SOCKET);
+	c->store_path = xstrdup(CONF_DEFAULT_STORE);
+	c->engine_path = xstrdup(KC_DEFAULT_ENGINE);
+	c->pin_fd = -1;
+	c->signer = HSM_SIGNER_DIRECT;
+	c->workers = 2;
+	c->queue_limit = 256;
+	c->max_conns = 256;
+}
+
+void
+conf_free(struct kc_conf *c)
+{
+	free(c->module);
+	free(c->token_label);
+	free(c->pin_file);
+	free(c->socket_path);
+	free(c->store_path);
+	free(c->engine_path);
+	memset(c, 0, sizeof(*c));
+}
+
+int
+conf_set(struct kc_conf *c, const char *key, const char *value, char **cause)
+{
+	const struct conf_key	*k = NULL;
+	unsigned long		 ul;
+	char			*end, **sp;
+	size_t			 i;
+
+	for (i = 0; i < nitems(conf_keys); i++)
+		if (strcmp(conf_keys[i].name, key) == 0)
+			k = &conf_keys[i];
+	if (k == NULL) {
+		xasprintf(cause, "unknown setting \"%s\"", key);
+		return KC_ERR_INVALID;
+	}
+	switch (k->type) {
+	case CONF_STR:
+		if (*value == '\0') {
+			xasprintf(cause, "%s: empty value", key);
+			return KC_ERR_INVALID;
+		}
+		sp = (char **)((char *)c + k->off);
+		free(*sp);
+		*sp = xstrdup(value);
+		break;
+	case CONF_UINT:
+		errno = 0;
+		ul = strtoul(value, &end, 10);
+		if (!isdigit((unsigned char)*value) || *end != '\0' || errno != 0 ||
+		    ul < k->min || ul > k->max) {
+			xasprintf(cause, "%s: \"%s\" is not a number between %u and %u", key,
+			    value, k->min, k->max);
+			return KC_ERR_INVALID;
+		}
+		*(unsigned int *)((char *)c + k->off) = (unsigned int)ul;
+		break;
+	case CONF_SIGNER:
+		if (strcmp(value, "direct") == 0)
+			c->signer = HSM_SIGNER_DIRECT;
+		else if (strcmp(value, "engine") == 0)
+			c->signer = HSM_SIGNER_ENGINE;
+		else {
+			xasprintf(cause, "signer: \"%s\" is neither direct nor engine", value);
+			return KC_ERR_INVALID;
+		}
+		break;
+	}
+	return 0;
+}
+
+/* Trim leading and trailing white space in place. */
+static char *
+conf_trim(char *s)
+{
+	char	*e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+int
+conf_load(struct kc_conf *c, const char *path, char **cause)
+{
+	FILE	*f;
+	char	*line = NULL, *p, *eq, *key, *value, *why = NULL;
+	size_t	 cap = 0;
+	ssize_t	 n;
+	int	 lineno = 0, r = 0;
+
+	if ((f = fopen(path, "re")) == NULL) {
+		xasprintf(cause, "%s: %s", path, strerror(errno));
+		return KC_ERR_IO;
+	}
+	while ((n = getline(&line, &cap, f)) != -1) {
+		lineno++;
+		if ((p = strchr(line, '#')) != NULL)
+			*p = '\0';
+		p = conf_trim(line);
+		if (*p == '\0')
+			continue;
+		if ((eq = strchr(p, '=')) == NULL) {
+			xasprintf(cause, "%s:%d: expected \"key = value\"", path, lineno);
+			r = KC_ERR_INVALID;
+			break;
+		}
+		*eq = '\0';
+		key = conf_trim(p);
+		value = conf_trim(eq + 1);
+		if ((r = conf_set(c, key, value, &why)) != 0) {
+			xasprintf(cause, "%s:%d: %s", path, lineno, why);
+			free(why);
+			break;
+		}
+	}
+	if (r == 0 && ferror(f)) {
+		xasprintf(cause, "%s: read error", path);
+		r = KC_ERR_IO;
+	}
+	free(line);
+	fclose(f);
+	return r;
+}
+
+int
+conf_check(const struct kc_conf *c, char **cause)
+{
+	if (c->pin_file == NULL && c->pin_fd < 0) {
+		xasprintf(cause, "no PIN source: set pin_file, or use -P FILE or --pin-fd N");
+		return KC_ERR_INVALID;
+	}
+	if (strlen(c->token_label) > 32) {
+		xasprintf(cause, "token_label is longer than 32 characters");
+		return KC_ERR_INVALID;
+	}
+	if (strlen(c->socket_path) >= 108) {
+		xasprintf(cause, "socket path is too long (at most 107 bytes)");
+		return KC_ERR_INVALID;
+	}
+	return 0;
+}

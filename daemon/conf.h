@@ -1,0 +1,47 @@
+/*
+ * Copyright (c) 2026 The keycustody authors. SPDX-License-Identifier: ISC
+ *
+ * conf.h: keycustodyd's configuration: defaults, the configuration file, flags.
+ */
+#ifndef KC_CONF_H
+#define KC_CONF_H
+
+#include <stddef.h>
+
+#define CONF_DEFAULT_PATH	"/etc/keycustody/keycustodyd.conf"
+#define CONF_DEFAULT_STORE	"/var/lib/keycustody/keycustody.db"
+#define CONF_DEFAULT_TOKEN	"keycustody"
+#define CONF_MAX_WORKERS	64
+
+struct kc_conf {
+	char		*module;	/* PKCS#11 module path */
+	char		*token_label;
+	char		*pin_file;
+	int		 pin_fd;	/* -1: use pin_file */
+	char		*socket_path;
+	char		*store_path;
+	char		*engine_path;
+	int		 signer;	/* enum hsm_signer */
+	unsigned int	 workers;
+	unsigned int	 queue_limit;
+	unsigned int	 max_conns;
+};
+
+/** Fill the defaults. Free with conf_free(). */
+void	 conf_init(struct kc_conf *c);
+/**
+ * Read "key = value" lines ('#' comments) from path and apply them over c.
+ * @param cause on failure, "path:line: reason" (caller frees)
+ * @retval 0, KC_ERR_IO (unreadable), KC_ERR_INVALID (syntax, unknown key, bad value)
+ */
+int	 conf_load(struct kc_conf *c, const char *path, char **cause);
+/**
+ * Apply one setting (the same keys as the file; flags use this too).
+ * @retval 0 or KC_ERR_INVALID with cause set
+ */
+int	 conf_set(struct kc_conf *c, const char *key, const char *value, char **cause);
+/** Final checks after file and flags. @retval 0 or KC_ERR_INVALID with cause */
+int	 conf_check(const struct kc_conf *c, char **cause);
+void	 conf_free(struct kc_conf *c);
+
+#endif /* KC_CONF_H */

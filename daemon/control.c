@@ -1,0 +1,436 @@
+/*
+ * Copyright (c) 2026 The keycustody authors. SPDX-License-Identifier: ISC
+ *
+ * control.c: the daemon's Unix socket: setup, accept with backoff, peer credentials, and the
+ * per-connection framing. One struct conn per client owns its bufferevent and is torn down
+ * on one path (conn_lost); replies of jobs still running hold a reference to it.
+ */
+#include "config.h"
+
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "control.h"
+#include "dispatch.h"
+#include "kc-err.h"
+#include "kc-proto.h"
+#include "keycustodyd.h"
+#include "log.h"
+#include "pool.h"
+#include "xmalloc.h"
+
+#define CONN_MAX_INFLIGHT	64	/* per connection; reading pauses beyond it */
+
+struct conn {
+	TAILQ_ENTRY(conn)	 entry;
+	struct control		*ctl;
+	struct bufferevent	*bev;
+	uint64_t		 serial;
+	uid_t			 uid;
+	gid_t			 gid;
+	pid_t			 pid;
+	unsigned int		 refs;		/* the connection itself + one per job */
+	unsigned int		 inflight;
+	int			 lost;
+	int			 closing;	/* close once the output is flushed */
+};
+TAILQ_HEAD(connq, conn);
+
+struct control {
+	struct kcd		*kcd;
+	struct evconnlistener	*listener;
+	struct event		*resume_ev;	/* accept backoff */
+	char			*path;
+	struct connq		 conns;
+	unsigned int		 nconns;
+	unsigned int		 max_conns;
+	unsigned int		 inflight;
+	uint64_t		 serial;
+};
+
+static void	control_accept(struct evconnlistener *, evutil_socket_t, struct sockaddr *,
+		    int, void *);
+static void	control_accept_error(struct evconnlistener *, void *);
+static void	control_resume(evutil_socket_t, short, void *);
+static void	conn_read(struct bufferevent *, void *);
+static void	conn_write(struct bufferevent *, void *);
+static void	conn_event(struct bufferevent *, short, void *);
+static void	conn_lost(struct conn *);
+static void	conn_unref(struct conn *);
+static void	conn_job_done(void *, uint8_t *, size_t);
+static void	conn_send(struct conn *, uint8_t *, size_t);
+
+/* Whether a daemon answers on path. */
+static int
+control_in_use(const char *path)
+{
+	struct sockaddr_un	 sun;
+	int			 fd, live;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	strncpy(sun.sun_path, path, sizeof(sun.sun_path) - 1);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		return 0;
+	live = connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0;
+	close(fd);
+	return live;
+}
+
+struct control *
+control_new(struct kcd *kcd, const char *path, unsigned int max_conns, char **cause)
+{
+	struct control		*c;
+	struct sockaddr_un	 sun;
+	struct stat		 sb;
+	mode_t			 old_umask;
+	int			 fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		xasprintf(cause, "socket path too long: %s", path);
+		return NULL;
+	}
+	strncpy(sun.sun_path, path, sizeof(sun.sun_path) - 1);
+	if (lstat(path, &sb) == 0) {
+		if (!S_ISSOCK(sb.st_mode)) {
+			xasprintf(cause, "%s exists and is not a socket", path);
+			return NULL;
+		}
+		if (control_in_use(path)) {
+			xasprintf(cause, "%s: another keycustodyd is already answering there",
+			    path);
+			return NULL;
+		}
+		if (unlink(path) == -1) {
+			xasprintf(cause, "unlink %s: %s", path, strerror(errno));
+			return NULL;
+		}
+	}
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) == -1) {
+		xasprintf(cause, "socket: %s", strerror(errno));
+		return NULL;
+	}
+	/* Never a moment with a looser mode than 0660. */
+	old_umask = umask(S_IXUSR | S_IXGRP | S_IRWXO);
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+		xasprintf(cause, "bind %s: %s", path, strerror(errno));
+		umask(old_umask);
+		close(fd);
+		return NULL;
+	}
+	umask(old_umask);
+	if (chmod(path, 0660) == -1) {
+		xasprintf(cause, "chmod %s: %s", path, strerror(errno));
+		unlink(path);
+		close(fd);
+		return NULL;
+	}
+
+	c = xcalloc(1, sizeof(*c));
+	c->kcd = kcd;
+	c->path = xstrdup(path);
+	c->max_conns = max_conns;
+	TAILQ_INIT(&c->conns);
+	c->listener = evconnlistener_new(kcd->base, control_accept, c,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 128, fd);
+	if (c->listener == NULL) {
+		xasprintf(cause, "listen %s: %s", path, strerror(errno));
+		unlink(path);
+		close(fd);
+		free(c->path);
+		free(c);
+		return NULL;
+	}
+	evconnlistener_set_error_cb(c->listener, control_accept_error);
+	if ((c->resume_ev = evtimer_new(kcd->base, control_resume, c)) == NULL)
+		fatalx("evtimer_new");
+	return c;
+}
+
+/* accept(2) failed (EMFILE, ENFILE, ENOBUFS): pause accepting for a second. */
+static void
+control_accept_error(struct evconnlistener *l, void *arg)
+{
+	struct control	*c = arg;
+	struct timeval	 tv = { 1, 0 };
+
+	log_warn("accept");
+	evconnlistener_disable(l);
+	evtimer_add(c->resume_ev, &tv);
+}
+
+static void
+control_resume(evutil_socket_t fd, short ev, void *arg)
+{
+	struct control	*c = arg;
+
+	if (c->listener != NULL)
+		evconnlistener_enable(c->listener);
+}
+
+static void
+control_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+    void *arg)
+{
+	struct control	*c = arg;
+	struct conn	*conn;
+	struct ucred	 cred;
+	socklen_t	 len = sizeof(cred);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1) {
+		log_warn("getsockopt SO_PEERCRED");
+		close(fd);
+		return;
+	}
+	if (c->nconns >= c->max_conns) {
+		log_warnx("refusing connection from uid %ld pid %ld: %u connections open",
+		    (long)cred.uid, (long)cred.pid, c->nconns);
+		close(fd);
+		return;
+	}
+	conn = xcalloc(1, sizeof(*conn));
+	conn->ctl = c;
+	conn->serial = ++c->serial;
+	conn->uid = cred.uid;
+	conn->gid = cred.gid;
+	conn->pid = cred.pid;
+	conn->refs = 1;
+	conn->bev = bufferevent_socket_new(c->kcd->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (conn->bev == NULL) {
+		log_warnx("bufferevent_socket_new failed");
+		close(fd);
+		free(conn);
+		return;
+	}
+	bufferevent_setcb(conn->bev, conn_read, conn_write, conn_event, conn);
+	bufferevent_enable(conn->bev, EV_READ | EV_WRITE);
+	TAILQ_INSERT_TAIL(&c->conns, conn, entry);
+	c->nconns++;
+	log_debug("connection %llu from uid %ld gid %ld pid %ld",
+	    (unsigned long long)conn->serial, (long)conn->uid, (long)conn->gid,
+	    (long)conn->pid);
+}
+
+/* Read every complete frame and dispatch it. */
+static void
+conn_read(struct bufferevent *bev, void *arg)
+{
+	struct conn		*conn = arg;
+	struct control		*c = conn->ctl;
+	struct evbuffer		*in = bufferevent_get_input(bev);
+	Keycustody__Request	*req;
+	struct kc_error		 err;
+	uint8_t			 hdr[KC_FRAME_HDR], *body, *frame;
+	size_t			 len, flen;
+	int			 r;
+
+	while (!conn->lost && !conn->closing) {
+		if (conn->inflight >= CONN_MAX_INFLIGHT) {
+			bufferevent_disable(bev, EV_READ);
+			return;
+		}
+		if (evbuffer_copyout(in, hdr, sizeof(hdr)) < (ssize_t)sizeof(hdr))
+			return;
+		if (proto_frame_len(hdr, &len) != 0) {
+			log_warnx("connection %llu (uid %ld pid %ld): frame of %u bytes "
+			    "exceeds the limit; closing",
+			    (unsigned long long)conn->serial, (long)conn->uid,
+			    (long)conn->pid, (unsigned)(hdr[0] << 24 | hdr[1] << 16 |
+			    hdr[2] << 8 | hdr[3]));
+			conn_lost(conn);
+			return;
+		}
+		if (evbuffer_get_length(in) < KC_FRAME_HDR + len) {
+			/* Wake up only when the whole frame is there. */
+			bufferevent_setwatermark(bev, EV_READ, KC_FRAME_HDR + len, 0);
+			return;
+		}
+		bufferevent_setwatermark(bev, EV_READ, 0, 0);
+		evbuffer_drain(in, KC_FRAME_HDR);
+		body = evbuffer_pullup(in, len);
+		r = proto_unpack_request(body, len, &req);
+		evbuffer_drain(in, len);
+		if (r == KC_ERR_BAD_VERSION) {
+			log_warnx("connection %llu (uid %ld pid %ld): protocol version %u, "
+			    "expected %u; closing", (unsigned long long)conn->serial,
+			    (long)conn->uid, (long)conn->pid, req->version, KC_PROTO_VERSION);
+			kc_error_set(&err, KC_STATUS_INVALID_ARGUMENT, KC_API_INTERNAL,
+			    "protocol version %u is not supported (expected %u)",
+			    req->version, KC_PROTO_VERSION);
+			disp_error_frame(req->id, &err, &frame, &flen);
+			keycustody__request__free_unpacked(req, NULL);
+			conn_send(conn, frame, flen);
+			conn->closing = 1;
+			return;
+		}
+		if (r != 0) {
+			log_warnx("connection %llu (uid %ld pid %ld): %s request; closing",
+			    (unsigned long long)conn->serial, (long)conn->uid,
+			    (long)conn->pid, r == KC_ERR_BAD_MESSAGE && req != NULL ?
+			    "unknown" : "malformed");
+			if (req != NULL)
+				keycustody__request__free_unpacked(req, NULL);
+			conn_lost(conn);
+			return;
+		}
+		log_debug("connection %llu: request %llu %s",
+		    (unsigned long long)conn->serial, (unsigned long long)req->id,
+		    proto_request_name(req->body_case));
+		if (disp_in_loop(req)) {
+			disp_answer_loop(c->kcd, req, &frame, &flen);
+			keycustody__request__free_unpacked(req, NULL);
+			conn_send(conn, frame, flen);
+			continue;
+		}
+		conn->refs++;
+		conn->inflight++;
+		c->inflight++;
+		if (pool_submit(c->kcd->pool, req, conn_job_done, conn) != 0) {
+			conn->refs--;
+			conn->inflight--;
+			c->inflight--;
+			kc_error_set(&err, KC_STATUS_UNAVAILABLE, KC_API_UNAVAILABLE,
+			    "Service Unavailable: the request queue is full. "
+			    "Please try again later.");
+			disp_error_frame(req->id, &err, &frame, &flen);
+			keycustody__request__free_unpacked(req, NULL);
+			conn_send(conn, frame, flen);
+		}
+	}
+}
+
+/* Queue a packed reply (takes ownership of frame). */
+static void
+conn_send(struct conn *conn, uint8_t *frame, size_t len)
+{
+	if (frame == NULL) {
+		log_warnx("connection %llu: reply could not be built; closing",
+		    (unsigned long long)conn->serial);
+		conn_lost(conn);
+		return;
+	}
+	if (!conn->lost && evbuffer_add(bufferevent_get_output(conn->bev), frame, len) != 0) {
+		log_warnx("connection %llu: evbuffer_add failed; closing",
+		    (unsigned long long)conn->serial);
+		conn_lost(conn);
+	}
+	free(frame);
+}
+
+/* On the loop: a worker's reply for conn. */
+static void
+conn_job_done(void *arg, uint8_t *frame, size_t len)
+{
+	struct conn	*conn = arg;
+
+	conn->inflight--;
+	conn->ctl->inflight--;
+	if (conn->lost)
+		free(frame);
+	else {
+		conn_send(conn, frame, len);
+		if (!conn->lost && !conn->closing && conn->inflight < CONN_MAX_INFLIGHT &&
+		    !(bufferevent_get_enabled(conn->bev) & EV_READ)) {
+			bufferevent_enable(conn->bev, EV_READ);
+			conn_read(conn->bev, conn);
+		}
+	}
+	conn_unref(conn);
+}
+
+static void
+conn_write(struct bufferevent *bev, void *arg)
+{
+	struct conn	*conn = arg;
+
+	if (conn->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		conn_lost(conn);
+}
+
+static void
+conn_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn	*conn = arg;
+
+	if (what & BEV_EVENT_ERROR)
+		log_debug("connection %llu: %s", (unsigned long long)conn->serial,
+		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+		conn_lost(conn);
+}
+
+/* The one teardown path: close the socket now, free once no job refers to conn. */
+static void
+conn_lost(struct conn *conn)
+{
+	struct control	*c = conn->ctl;
+
+	if (conn->lost)
+		return;
+	conn->lost = 1;
+	log_debug("connection %llu closed", (unsigned long long)conn->serial);
+	bufferevent_free(conn->bev);
+	conn->bev = NULL;
+	TAILQ_REMOVE(&c->conns, conn, entry);
+	c->nconns--;
+	conn_unref(conn);
+}
+
+static void
+conn_unref(struct conn *conn)
+{
+	if (--conn->refs == 0)
+		free(conn);
+}
+
+void
+control_stop_accepting(struct control *c)
+{
+	if (c->listener != NULL) {
+		evconnlistener_free(c->listener);
+		c->listener = NULL;
+	}
+}
+
+unsigned int
+control_nconns(struct control *c)
+{
+	return c->nconns;
+}
+
+unsigned int
+control_inflight(struct control *c)
+{
+	return c->inflight;
+}
+
+void
+control_free(struct control *c)
+{
+	struct conn	*conn;
+
+	if (c == NULL)
+		return;
+	control_stop_accepting(c);
+	while ((conn = TAILQ_FIRST(&c->conns)) != NULL)
+		conn_lost(conn);
+	event_free(c->resume_ev);
+	if (unlink(c->path) == -1 && errno != ENOENT)
+		log_warn("unlink %s", c->path);
+	free(c->path);
+	free(c);
+}

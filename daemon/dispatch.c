@@ -1,0 +1,589 @@
+/*
+ * Copyright (c) 2026 The keycustody authors. SPDX-License-Identifier: ISC
+ *
+ * dispatch.c: the request table and the answer_<op>() handlers. Handlers run on a worker
+ * thread (or, for cheap ones, on the loop), build a Response and pack it. The create and
+ * delete handlers order their steps so that a crash at any point leaves nothing half-made
+ * once start-up reconciliation (keycustodyd.c) has run: see DESIGN.md section 3.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "csr.h"
+#include "dispatch.h"
+#include "hsm.h"
+#include "kc-err.h"
+#include "kc-proto.h"
+#include "keycustodyd.h"
+#include "log.h"
+#include "pool.h"
+#include "store.h"
+#include "validate.h"
+#include "xmalloc.h"
+
+#define nitems(a)	(sizeof(a) / sizeof((a)[0]))
+
+#define DISP_LOOP	0x01	/* answered on the event loop: no I/O, no HSM */
+
+typedef int (*disp_fn)(struct worker *, const Keycustody__Request *,
+    Keycustody__Response *, struct kc_error *);
+
+static int	answer_create_csr(struct worker *, const Keycustody__Request *,
+		    Keycustody__Response *, struct kc_error *);
+static int	answer_list_csrs(struct worker *, const Keycustody__Request *,
+		    Keycustody__Response *, struct kc_error *);
+static int	answer_get_csr(struct worker *, const Keycustody__Request *,
+		    Keycustody__Response *, struct kc_error *);
+static int	answer_delete_csr(struct worker *, const Keycustody__Request *,
+		    Keycustody__Response *, struct kc_error *);
+
+static const struct disp_entry {
+	int		 type;
+	int		 flags;
+	disp_fn		 fn;
+} disp_table[] = {
+	{ KEYCUSTODY__REQUEST__BODY_HEALTH,	DISP_LOOP, NULL },
+	{ KEYCUSTODY__REQUEST__BODY_CREATE_CSR,	0, answer_create_csr },
+	{ KEYCUSTODY__REQUEST__BODY_LIST_CSRS,	0, answer_list_csrs },
+	{ KEYCUSTODY__REQUEST__BODY_GET_CSR,	0, answer_get_csr },
+	{ KEYCUSTODY__REQUEST__BODY_DELETE_CSR,	0, answer_delete_csr },
+};
+
+static const struct disp_entry *
+disp_lookup(int type)
+{
+	size_t	 i;
+
+	for (i = 0; i < nitems(disp_table); i++)
+		if (disp_table[i].type == type)
+			return &disp_table[i];
+	return NULL;
+}
+
+int
+disp_in_loop(const Keycustody__Request *req)
+{
+	const struct disp_entry	*e = disp_lookup(req->body_case);
+
+	return e != NULL && (e->flags & DISP_LOOP);
+}
+
+static Keycustody__Response *
+disp_response_new(uint64_t id)
+{
+	Keycustody__Response	*resp = xcalloc(1, sizeof(*resp));
+
+	keycustody__response__init(resp);
+	resp->id = id;
+	return resp;
+}
+
+/* Pack resp into a frame, then free it (every part of it was malloc'd). */
+static void
+disp_finish(Keycustody__Response *resp, uint8_t **frame, size_t *len)
+{
+	int	 r;
+
+	if ((r = proto_pack_response(resp, frame, len)) != 0)
+		log_warnx("reply %llu: %s", (unsigned long long)resp->id, kc_strerror(r));
+	keycustody__response__free_unpacked(resp, NULL);
+}
+
+static void
+disp_set_error(Keycustody__Response *resp, const struct kc_error *err)
+{
+	Keycustody__Error	*e = xcalloc(1, sizeof(*e));
+
+	keycustody__error__init(e);
+	e->status = (Keycustody__Status)err->status;
+	e->code = (uint32_t)err->code;
+	e->message = xstrdup(err->message);
+	if (err->status == KC_STATUS_UNAVAILABLE) {
+		e->has_retry_after = 1;
+		e->retry_after = 1;
+	}
+	resp->error = e;
+}
+
+void
+disp_error_frame(uint64_t id, const struct kc_error *err, uint8_t **frame, size_t *len)
+{
+	Keycustody__Response	*resp = disp_response_new(id);
+
+	disp_set_error(resp, err);
+	disp_finish(resp, frame, len);
+}
+
+/* --- health, on the loop --- */
+
+static const char *
+disp_hsm_state(enum hsm_state s)
+{
+	switch (s) {
+	case HSM_STATE_OK:
+		return "ok";
+	case HSM_STATE_LOGIN_FAILED:
+		return "login_failed";
+	default:
+		return "down";
+	}
+}
+
+void
+disp_answer_loop(struct kcd *kcd, const Keycustody__Request *req, uint8_t **frame,
+    size_t *len)
+{
+	Keycustody__Response		*resp = disp_response_new(req->id);
+	Keycustody__HealthResponse	*h;
+	enum hsm_state			 st = hsm_get_state(kcd->hsm);
+
+	h = xcalloc(1, sizeof(*h));
+	keycustody__health_response__init(h);
+	h->hsm_state = xstrdup(disp_hsm_state(st));
+	if (st == HSM_STATE_OK && (kcd->records_missing_key > 0 || kcd->orphan_keys > 0)) {
+		free(h->hsm_state);
+		h->hsm_state = xstrdup("degraded");
+	}
+	h->store_ok = kcd->store_ok;
+	h->token_label = xstrdup(hsm_token_label(kcd->hsm));
+	h->has_keys_in_custody = 1;
+	h->keys_in_custody = atomic_load(&kcd->keys_in_custody);
+	h->has_queue_depth = 1;
+	h->queue_depth = pool_depth(kcd->pool);
+	h->has_queue_limit = 1;
+	h->queue_limit = pool_limit(kcd->pool);
+	h->has_workers = 1;
+	h->workers = pool_workers(kcd->pool);
+	h->signer = xstrdup(hsm_get_signer(kcd->hsm) == HSM_SIGNER_ENGINE ?
+	    "engine" : "direct");
+	h->version = xstrdup(PACKAGE_VERSION);
+	h->has_uptime_seconds = 1;
+	h->uptime_seconds = (uint64_t)(time(NULL) - kcd->started);
+	h->has_records_missing_key = 1;
+	h->records_missing_key = atomic_load(&kcd->records_missing_key);
+	h->has_orphan_keys = 1;
+	h->orphan_keys = atomic_load(&kcd->orphan_keys);
+	resp->body_case = KEYCUSTODY__RESPONSE__BODY_HEALTH;
+	resp->health = h;
+	disp_finish(resp, frame, len);
+}
+
+/* --- on a worker --- */
+
+void
+disp_answer_worker(struct worker *w, const Keycustody__Request *req, uint8_t **frame,
+    size_t *len)
+{
+	const struct disp_entry	*e = disp_lookup(req->body_case);
+	Keycustody__Response	*resp = disp_response_new(req->id);
+	struct kc_error		 err;
+	int			 r;
+
+	memset(&err, 0, sizeof(err));
+	if (e == NULL || e->fn == NULL)
+		r = KC_ERR_BAD_MESSAGE;
+	else
+		r = e->fn(w, req, resp, &err);
+	if (r != 0) {
+		if (err.status == KC_STATUS_OK)
+			kc_error_from(&err, r);
+		/* Drop a partly built body: only the error goes back. */
+		keycustody__response__free_unpacked(resp, NULL);
+		resp = disp_response_new(req->id);
+		disp_set_error(resp, &err);
+	}
+	disp_finish(resp, frame, len);
+}
+
+/* Write a lowercase random (version 4) UUID. */
+static int
+disp_uuid(char out[STORE_ID_LEN + 1])
+{
+	uint8_t	 b[16];
+
+	if (RAND_bytes(b, sizeof(b)) != 1)
+		return KC_ERR_CRYPTO;
+	b[6] = (b[6] & 0x0f) | 0x40;
+	b[8] = (b[8] & 0x3f) | 0x80;
+	snprintf(out, STORE_ID_LEN + 1,
+	    "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+	    b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+	    b[13], b[14], b[15]);
+	return 0;
+}
+
+static int64_t
+disp_now_us(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void
+disp_hex(const uint8_t *b, size_t n, char *out)
+{
+	static const char	 hex[] = "0123456789abcdef";
+	size_t			 i;
+
+	for (i = 0; i < n; i++) {
+		out[2 * i] = hex[b[i] >> 4];
+		out[2 * i + 1] = hex[b[i] & 0xf];
+	}
+	out[2 * n] = '\0';
+}
+
+/* A copy of s, or NULL for NULL or "". */
+static char *
+disp_strdup_opt(const char *s)
+{
+	return s == NULL || *s == '\0' ? NULL : xstrdup(s);
+}
+
+/* The Csr message of a record. */
+static Keycustody__Csr *
+disp_csr_msg(struct worker *w, const struct store_csr *c)
+{
+	Keycustody__Csr	*m = xcalloc(1, sizeof(*m));
+	char		 keyhex[2 * STORE_KEY_ID_LEN + 1];
+	size_t		 i;
+
+	keycustody__csr__init(m);
+	m->id = xstrdup(c->id);
+	m->zone_id = xstrdup(c->zone_id);
+	m->created_at_us = c->created_at_us;
+	m->key_type = xstrdup(c->key_type);
+	m->country = xstrdup(c->country);
+	m->state = xstrdup(c->state_name);
+	m->locality = xstrdup(c->locality);
+	m->organization = xstrdup(c->organization);
+	m->organizational_unit = disp_strdup_opt(c->organizational_unit);
+	m->common_name = xstrdup(c->common_name);
+	m->n_sans = c->nsans;
+	if (c->nsans > 0) {
+		m->sans = xcalloc(c->nsans, sizeof(*m->sans));
+		for (i = 0; i < c->nsans; i++)
+			m->sans[i] = xstrdup(c->sans[i]);
+	}
+	m->csr = xstrdup(c->csr_pem != NULL ? c->csr_pem : "");
+	m->name = disp_strdup_opt(c->name);
+	m->description = disp_strdup_opt(c->description);
+	m->key_uri = hsm_key_uri(w->kcd->hsm, c->key_id);
+	disp_hex(c->key_id, STORE_KEY_ID_LEN, keyhex);
+	m->key_id = xstrdup(keyhex);
+	return m;
+}
+
+static int
+disp_check_zone(const char *zone, struct kc_error *err)
+{
+	if (zone == NULL || !val_zone_id(zone)) {
+		kc_error_set(err, KC_STATUS_INVALID_ARGUMENT, 7003,
+		    "Could not route to /zones/%s, perhaps your object identifier is invalid?",
+		    zone == NULL ? "" : "<invalid>");
+		return KC_ERR_INVALID;
+	}
+	return 0;
+}
+
+/* The direct signer's callback for csr_make(): C_Sign on this worker's session. */
+struct disp_sign_ctx {
+	struct worker		*w;
+	const struct hsm_key	*key;
+};
+
+static int
+disp_sign(void *arg, const uint8_t *tbs, size_t tbslen, uint8_t **sig, size_t *siglen)
+{
+	struct disp_sign_ctx	*ctx = arg;
+
+	return hsm_sign(ctx->w->hs, ctx->key, tbs, tbslen, sig, siglen);
+}
+
+/* Sign the request for key with the configured signer. */
+static int
+disp_make_csr(struct worker *w, const struct csr_subject *subj, const struct hsm_key *key,
+    char **pem)
+{
+	struct disp_sign_ctx	 ctx = { w, key };
+	EVP_PKEY		*pkey = NULL;
+	char			*cause = NULL;
+	int			 r;
+
+	if (hsm_get_signer(w->kcd->hsm) == HSM_SIGNER_ENGINE) {
+		if ((r = hsm_engine_key(w->hs, key, &pkey)) == 0)
+			r = csr_make_with_key(subj, hsm_key_public(key), pkey, pem, &cause);
+		EVP_PKEY_free(pkey);
+	} else
+		r = csr_make(subj, hsm_key_public(key), disp_sign, &ctx, pem, &cause);
+	if (r != 0)
+		log_warnx("CSR signing failed: %s", cause != NULL ? cause : kc_strerror(r));
+	free(cause);
+	return r;
+}
+
+static void
+disp_audit(const Keycustody__Request *req, const char *op, const char *zone,
+    const char *id, const uint8_t *key_id, int r)
+{
+	char	 keyhex[2 * STORE_KEY_ID_LEN + 1] = "-";
+
+	if (key_id != NULL)
+		disp_hex(key_id, STORE_KEY_ID_LEN, keyhex);
+	log_info("audit: actor=%s op=%s zone=%s id=%s key_id=%s result=%s",
+	    req->actor != NULL && *req->actor != '\0' ? req->actor : "-", op,
+	    zone != NULL ? zone : "-", id != NULL ? id : "-", keyhex,
+	    r == 0 ? "ok" : kc_strerror(r));
+}
+
+static int
+answer_create_csr(struct worker *w, const Keycustody__Request *req,
+    Keycustody__Response *resp, struct kc_error *err)
+{
+	const Keycustody__CreateCsrRequest	*m = req->create_csr;
+	struct val_csr_fields			 f;
+	struct store_csr			 rec;
+	struct csr_subject			 subj;
+	struct hsm_key				*key = NULL;
+	enum hsm_keytype			 kt;
+	uint8_t					*der = NULL;
+	size_t					 derlen;
+	char					*pem = NULL, country[3];
+	int					 r, inserted = 0, generated = 0;
+
+	memset(&rec, 0, sizeof(rec));
+	if ((r = disp_check_zone(m->zone_id, err)) != 0)
+		return r;
+	memset(&f, 0, sizeof(f));
+	f.country = m->country;
+	f.state = m->state;
+	f.locality = m->locality;
+	f.organization = m->organization;
+	f.organizational_unit = m->organizational_unit;
+	f.common_name = m->common_name;
+	f.sans = (const char *const *)m->sans;
+	f.nsans = m->n_sans;
+	f.key_type = m->key_type;
+	f.name = m->name;
+	f.description = m->description;
+	if ((r = val_csr_fields(&f, err)) != 0)
+		return r;
+	if ((r = hsm_keytype_parse(m->key_type != NULL ? m->key_type : "rsa2048", &kt)) != 0)
+		return r;
+
+	/* Step 1: the record, state CREATING, key id chosen. */
+	if ((r = disp_uuid(rec.id)) != 0 || RAND_bytes(rec.key_id, sizeof(rec.key_id)) != 1) {
+		r = KC_ERR_CRYPTO;
+		goto out;
+	}
+	snprintf(rec.zone_id, sizeof(rec.zone_id), "%s", m->zone_id);
+	rec.created_at_us = disp_now_us();
+	rec.state = STORE_CSR_CREATING;
+	rec.key_type = (char *)hsm_keytype_name(kt);
+	country[0] = (char)toupper((unsigned char)m->country[0]);
+	country[1] = (char)toupper((unsigned char)m->country[1]);
+	country[2] = '\0';
+	rec.country = country;
+	rec.state_name = m->state;
+	rec.locality = m->locality;
+	rec.organization = m->organization;
+	rec.organizational_unit = m->organizational_unit != NULL &&
+	    *m->organizational_unit != '\0' ? m->organizational_unit : NULL;
+	rec.common_name = m->common_name;
+	rec.sans = m->sans;
+	rec.nsans = m->n_sans;
+	rec.name = m->name;
+	rec.description = m->description;
+	if ((r = store_csr_insert(w->st, &rec)) != 0)
+		goto out;
+	inserted = 1;
+
+	/* Step 2: the key pair in the token. */
+	if ((r = hsm_keygen(w->hs, kt, rec.key_id, rec.id, &key)) != 0)
+		goto out;
+	generated = 1;
+
+	/* Step 3: the signed request, verified against the token's public key. */
+	memset(&subj, 0, sizeof(subj));
+	subj.country = rec.country;
+	subj.state = rec.state_name;
+	subj.locality = rec.locality;
+	subj.organization = rec.organization;
+	subj.organizational_unit = rec.organizational_unit;
+	subj.common_name = rec.common_name;
+	subj.sans = (const char *const *)rec.sans;
+	subj.nsans = rec.nsans;
+	if ((r = disp_make_csr(w, &subj, key, &pem)) != 0 ||
+	    (r = csr_pubkey_der(hsm_key_public(key), &der, &derlen)) != 0)
+		goto out;
+
+	/* Step 4: READY. Only now does the record become visible. */
+	if ((r = store_csr_set_ready(w->st, rec.id, der, derlen, pem)) != 0)
+		goto out;
+	atomic_fetch_add(&w->kcd->keys_in_custody, 1);
+
+	rec.csr_pem = pem;
+	rec.pubkey_der = der;
+	rec.pubkey_len = derlen;
+	resp->body_case = KEYCUSTODY__RESPONSE__BODY_CSR;
+	resp->csr = disp_csr_msg(w, &rec);
+	r = 0;
+ out:
+	if (r != 0 && generated && hsm_key_destroy(w->hs, rec.key_id) != 0)
+		log_warnx("create %s: key left in the token; start-up reconciliation will "
+		    "remove it", rec.id);
+	else if (r != 0 && inserted && store_csr_remove(w->st, rec.id) != 0)
+		log_warnx("create %s: record left in state creating; start-up "
+		    "reconciliation will remove it", rec.id);
+	if (inserted)
+		disp_audit(req, "create_csr", m->zone_id, rec.id, rec.key_id, r);
+	hsm_key_free(key);
+	free(pem);
+	free(der);
+	return r;
+}
+
+static int
+answer_list_csrs(struct worker *w, const Keycustody__Request *req,
+    Keycustody__Response *resp, struct kc_error *err)
+{
+	const Keycustody__ListCsrsRequest	*m = req->list_csrs;
+	Keycustody__ListCsrsResponse		*l;
+	struct store_csr			**v = NULL;
+	size_t					 n = 0, i;
+	uint64_t				 total = 0;
+	unsigned int				 page, per_page;
+	int					 r;
+
+	if ((r = disp_check_zone(m->zone_id, err)) != 0)
+		return r;
+	page = m->has_page ? m->page : 0;
+	per_page = m->has_per_page ? m->per_page : 0;
+	if (m->has_page && page == 0) {
+		kc_error_set(err, KC_STATUS_INVALID_ARGUMENT, 6008,
+		    "page variable must be a number greater than or equal to 1");
+		return KC_ERR_INVALID;
+	}
+	if (m->has_per_page && per_page == 0)
+		per_page = 1;	/* explicit 0 is out of range, not "default" */
+	if ((r = val_pagination(&page, &per_page, err)) != 0)
+		return r;
+	if ((r = store_csr_list(w->st, m->zone_id, page, per_page,
+	    m->has_descending && m->descending, &v, &n, &total)) != 0)
+		return r;
+	l = xcalloc(1, sizeof(*l));
+	keycustody__list_csrs_response__init(l);
+	l->page = page;
+	l->per_page = per_page;
+	l->total_count = total;
+	l->n_csrs = n;
+	if (n > 0) {
+		l->csrs = xcalloc(n, sizeof(*l->csrs));
+		for (i = 0; i < n; i++)
+			l->csrs[i] = disp_csr_msg(w, v[i]);
+	}
+	store_csr_free_array(v, n);
+	resp->body_case = KEYCUSTODY__RESPONSE__BODY_LIST_CSRS;
+	resp->list_csrs = l;
+	return 0;
+}
+
+static int
+disp_check_csr_id(const char *id, struct kc_error *err)
+{
+	if (id == NULL || !val_uuid(id)) {
+		kc_error_set(err, KC_STATUS_INVALID_ARGUMENT, 1418,
+		    "The custom CSR ID is invalid.");
+		return KC_ERR_INVALID;
+	}
+	return 0;
+}
+
+static int
+answer_get_csr(struct worker *w, const Keycustody__Request *req,
+    Keycustody__Response *resp, struct kc_error *err)
+{
+	const Keycustody__GetCsrRequest	*m = req->get_csr;
+	struct store_csr		*c = NULL;
+	int				 r;
+
+	if ((r = disp_check_zone(m->zone_id, err)) != 0 ||
+	    (r = disp_check_csr_id(m->id, err)) != 0)
+		return r;
+	if ((r = store_csr_get(w->st, m->zone_id, m->id, &c)) == KC_ERR_NOT_FOUND) {
+		kc_error_set(err, KC_STATUS_NOT_FOUND, 1419, "The custom CSR was not found.");
+		return r;
+	}
+	if (r != 0)
+		return r;
+	resp->body_case = KEYCUSTODY__RESPONSE__BODY_CSR;
+	resp->csr = disp_csr_msg(w, c);
+	store_csr_free(c);
+	return 0;
+}
+
+static int
+answer_delete_csr(struct worker *w, const Keycustody__Request *req,
+    Keycustody__Response *resp, struct kc_error *err)
+{
+	const Keycustody__DeleteCsrRequest	*m = req->delete_csr;
+	Keycustody__DeleteCsrResponse		*d;
+	struct store_csr			*c = NULL;
+	uint8_t					 key_id[STORE_KEY_ID_LEN];
+	int					 r;
+
+	if ((r = disp_check_zone(m->zone_id, err)) != 0 ||
+	    (r = disp_check_csr_id(m->id, err)) != 0)
+		return r;
+	/* The key id, and proof that the record is READY in this zone. */
+	if ((r = store_csr_get(w->st, m->zone_id, m->id, &c)) == KC_ERR_NOT_FOUND)
+		goto notfound;
+	if (r != 0)
+		return r;
+	memcpy(key_id, c->key_id, sizeof(key_id));
+	store_csr_free(c);
+
+	/* Step 1: DELETING, unless a custom hostname still uses it. */
+	r = store_csr_set_deleting(w->st, m->zone_id, m->id);
+	if (r == KC_ERR_NOT_FOUND)
+		goto notfound;
+	if (r == KC_ERR_CONFLICT) {
+		kc_error_set(err, KC_STATUS_CONFLICT, 1420, "The custom CSR is associated "
+		    "with an active certificate pack. You will need to delete all associated "
+		    "active certificate packs before you can delete the custom CSR.");
+		goto out;
+	}
+	if (r != 0)
+		goto out;
+	atomic_fetch_sub(&w->kcd->keys_in_custody, 1);
+	/* Step 2: both key objects. Step 3: the record. */
+	if ((r = hsm_key_destroy(w->hs, key_id)) != 0) {
+		log_warnx("delete %s: key destruction failed (%s); the record stays in state "
+		    "deleting and is finished at start-up", m->id, kc_strerror(r));
+		goto out;
+	}
+	if ((r = store_csr_remove(w->st, m->id)) != 0)
+		goto out;
+	d = xcalloc(1, sizeof(*d));
+	keycustody__delete_csr_response__init(d);
+	d->id = xstrdup(m->id);
+	resp->body_case = KEYCUSTODY__RESPONSE__BODY_DELETE_CSR;
+	resp->delete_csr = d;
+ out:
+	disp_audit(req, "delete_csr", m->zone_id, m->id, key_id, r);
+	return r;
+ notfound:
+	kc_error_set(err, KC_STATUS_NOT_FOUND, 1419, "The custom CSR was not found.");
+	return KC_ERR_NOT_FOUND;
+}

@@ -1,0 +1,133 @@
+/*
+ * Copyright (c) 2026 The keycustody authors. SPDX-License-Identifier: ISC
+ *
+ * hsm.h: the daemon's only door to the PKCS#11 token. hsm.c is the only file that includes
+ * the PKCS#11 headers or <libp11.h>; callers see key types, CKA_IDs, URIs and public keys.
+ */
+#ifndef KC_HSM_H
+#define KC_HSM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct evp_pkey_st;		/* OpenSSL's EVP_PKEY */
+
+#define HSM_KEY_ID_LEN	16	/* CKA_ID: 16 random bytes */
+#define HSM_LABEL_PREFIX "keycustody:"
+
+enum hsm_keytype {
+	HSM_KEY_RSA2048 = 0,
+	HSM_KEY_P256,
+	HSM_KEY_RSA3072,
+	HSM_KEY_RSA4096,
+	HSM_KEY_P384,
+	HSM_KEY_NTYPES
+};
+
+enum hsm_signer {
+	HSM_SIGNER_DIRECT = 0,	/* C_Sign over the to-be-signed bytes */
+	HSM_SIGNER_ENGINE	/* libp11's OpenSSL engine, key loaded by its URI */
+};
+
+/* Health of the token as the daemon sees it. */
+enum hsm_state {
+	HSM_STATE_OK = 0,
+	HSM_STATE_DOWN,		/* module or token unavailable */
+	HSM_STATE_LOGIN_FAILED	/* PIN incorrect or locked: never retried */
+};
+
+struct hsm_config {
+	const char	*module;	/* path of the PKCS#11 module */
+	const char	*token_label;	/* token selected by label, never by slot number */
+	const char	*engine_path;	/* libp11 engine .so (engine signer only) */
+	enum hsm_signer	 signer;
+};
+
+struct hsm;			/* the module, the token, the login: one per daemon */
+struct hsm_session;		/* one PKCS#11 session, owned by one worker thread */
+struct hsm_key;			/* a key pair: handles, CKA_ID, public key */
+
+/**
+ * Load the module, find the token by label, open a session and log in with pin.
+ * The caller wipes pin after the call returns (hsm.c keeps no copy, except that the engine
+ * signer hands it to libp11's engine, which keeps its own).
+ * @param cause on failure, a message for the operator (caller frees); never contains the PIN
+ * @retval 0, KC_ERR_PIN_INCORRECT, KC_ERR_PIN_LOCKED, KC_ERR_TOKEN_NOT_PRESENT, KC_ERR_HSM
+ */
+int	 hsm_open(const struct hsm_config *cfg, const char *pin, size_t pinlen,
+	    struct hsm **hp, char **cause);
+/** Log out, close every session, finalize the module. NULL is a no-op. */
+void	 hsm_close(struct hsm *h);
+enum hsm_state hsm_get_state(const struct hsm *h);
+/** Borrowed; valid until hsm_close(). */
+const char *hsm_token_label(const struct hsm *h);
+enum hsm_signer hsm_get_signer(const struct hsm *h);
+
+/**
+ * Open a session for the calling worker thread (the login is per token, already done).
+ * @retval 0 or KC_ERR_*; caller frees with hsm_session_free()
+ */
+int	 hsm_session_new(struct hsm *h, struct hsm_session **sp);
+void	 hsm_session_free(struct hsm_session *s);
+
+/**
+ * Generate a key pair in the token: private key token/private/sensitive/sign-only, never
+ * extractable; CKA_ID = id, CKA_LABEL = HSM_LABEL_PREFIX + label. The attributes are read
+ * back; a pair that could leave the token is destroyed and KC_ERR_KEY_UNSAFE returned.
+ * The pair is entered in the id -> handle map.
+ * @param kp caller frees with hsm_key_free() (which does not destroy the objects)
+ */
+int	 hsm_keygen(struct hsm_session *s, enum hsm_keytype type,
+	    const uint8_t id[HSM_KEY_ID_LEN], const char *label, struct hsm_key **kp);
+
+/**
+ * Find a key pair by CKA_ID: the id -> handle map first, the token only when it misses.
+ * @retval 0, KC_ERR_NOT_FOUND, or KC_ERR_*; caller frees *kp with hsm_key_free()
+ */
+int	 hsm_key_find(struct hsm_session *s, const uint8_t id[HSM_KEY_ID_LEN],
+	    struct hsm_key **kp);
+
+/** Public key of the pair. Borrowed; valid until hsm_key_free(). */
+struct evp_pkey_st *hsm_key_public(const struct hsm_key *k);
+enum hsm_keytype hsm_key_type(const struct hsm_key *k);
+void	 hsm_key_free(struct hsm_key *k);
+
+/**
+ * The direct signer: sign tbs (the DER to-be-signed bytes of a request) with SHA-256 and
+ * C_Sign on the pair's handle: RSA PKCS#1 v1.5, or ECDSA (returned as a DER Ecdsa-Sig-Value).
+ * @param sig caller frees with free()
+ */
+int	 hsm_sign(struct hsm_session *s, const struct hsm_key *k, const uint8_t *tbs,
+	    size_t tbslen, uint8_t **sig, size_t *siglen);
+
+/**
+ * The engine signer: load the private key through libp11's OpenSSL engine by its RFC 7512
+ * URI. Calls are serialized inside hsm.c (libp11 scans the token on every load).
+ * @param pkey caller frees with EVP_PKEY_free()
+ * @retval 0, KC_ERR_INVALID when the engine signer is not configured, or KC_ERR_*
+ */
+int	 hsm_engine_key(struct hsm_session *s, const struct hsm_key *k,
+	    struct evp_pkey_st **pkey);
+
+/**
+ * Destroy both objects of the pair with this CKA_ID and forget it in the map.
+ * @retval 0 (also when no object was there), or KC_ERR_*
+ */
+int	 hsm_key_destroy(struct hsm_session *s, const uint8_t id[HSM_KEY_ID_LEN]);
+
+/**
+ * List the CKA_IDs of every private key whose label starts with HSM_LABEL_PREFIX
+ * (start-up reconciliation). Serialized against key creation.
+ * @param ids caller frees with free(): n * HSM_KEY_ID_LEN bytes
+ */
+int	 hsm_key_list(struct hsm_session *s, uint8_t **ids, size_t *n);
+
+/** RFC 7512 URI of the private key (token and id, never a PIN). Caller frees. */
+char	*hsm_key_uri(const struct hsm *h, const uint8_t id[HSM_KEY_ID_LEN]);
+
+/** "rsa2048", "p256v1", ...; NULL for an unknown type. */
+const char *hsm_keytype_name(enum hsm_keytype t);
+/** Parse a key type name. @retval 0 or KC_ERR_INVALID */
+int	 hsm_keytype_parse(const char *name, enum hsm_keytype *t);
+
+#endif /* KC_HSM_H */

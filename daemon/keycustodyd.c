@@ -1,0 +1,386 @@
+/*
+ * Copyright (c) 2026 The keycustody authors. SPDX-License-Identifier: ISC
+ *
+ * keycustodyd.c: the daemon's start-up, reconciliation, event loop and shutdown.
+ */
+#include "config.h"
+
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "conf.h"
+#include "control.h"
+#include "hsm.h"
+#include "kc-err.h"
+#include "keycustodyd.h"
+#include "log.h"
+#include "pool.h"
+#include "store.h"
+#include "xmalloc.h"
+
+#define PIN_MAX		256
+#define DRAIN_MAX_SEC	30
+
+static struct event	*drain_ev;
+static time_t		 drain_started;
+
+static __dead void
+usage(void)
+{
+	fprintf(stderr,
+	    "usage: keycustodyd [-dnv] [-f config] [-E direct|engine] [-m module]\n"
+	    "                   [-P pin-file | --pin-fd fd] [-S store] [-s socket]\n"
+	    "                   [-t token-label] [-w workers]\n");
+	exit(2);
+}
+
+/* Read the PIN into pin (PIN_MAX bytes, locked in memory by the caller). */
+static int
+read_pin(const struct kc_conf *conf, char *pin, size_t *pinlen, char **cause)
+{
+	struct stat	 sb;
+	ssize_t		 n;
+	size_t		 len = 0;
+	int		 fd, r = 0;
+
+	if (conf->pin_fd >= 0)
+		fd = conf->pin_fd;
+	else if ((fd = open(conf->pin_file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1) {
+		xasprintf(cause, "PIN file %s: %s", conf->pin_file, strerror(errno));
+		return KC_ERR_IO;
+	}
+	if (conf->pin_fd < 0) {
+		if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode)) {
+			xasprintf(cause, "PIN file %s: not a regular file", conf->pin_file);
+			r = KC_ERR_IO;
+			goto out;
+		}
+		if (sb.st_mode & (S_IRWXG | S_IRWXO)) {
+			xasprintf(cause, "PIN file %s: mode %03o lets others read it; "
+			    "chmod 600 it", conf->pin_file, (unsigned)(sb.st_mode & 0777));
+			r = KC_ERR_DENIED;
+			goto out;
+		}
+	}
+	while (len < PIN_MAX) {
+		n = read(fd, pin + len, PIN_MAX - len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			xasprintf(cause, "reading the PIN: %s", strerror(errno));
+			r = KC_ERR_IO;
+			goto out;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	if (len == PIN_MAX) {
+		xasprintf(cause, "the PIN is longer than %d bytes", PIN_MAX - 1);
+		r = KC_ERR_INVALID;
+		goto out;
+	}
+	while (len > 0 && (pin[len - 1] == '\n' || pin[len - 1] == '\r'))
+		len--;
+	if (len == 0) {
+		xasprintf(cause, "the PIN is empty");
+		r = KC_ERR_INVALID;
+		goto out;
+	}
+	pin[len] = '\0';
+	*pinlen = len;
+ out:
+	if (r != 0)
+		OPENSSL_cleanse(pin, PIN_MAX);
+	close(fd);
+	return r;
+}
+
+static int
+cmp_key_id(const void *a, const void *b)
+{
+	return memcmp(a, b, HSM_KEY_ID_LEN);
+}
+
+/*
+ * Finish or undo what a crash interrupted (DESIGN.md section 3): records left CREATING or
+ * DELETING lose their key and their record; then count keys with our label that no record
+ * owns, and records whose key is gone from the token.
+ */
+static int
+reconcile(struct kcd *kcd)
+{
+	struct hsm_session	*hs = NULL;
+	struct store		*st = NULL;
+	struct store_csr	**v = NULL;
+	uint8_t			*tok = NULL, *rec = NULL;
+	size_t			 n = 0, ntok = 0, nrec = 0, i;
+	uint64_t		 ready = 0, orphans = 0, missing = 0;
+	char			*cause = NULL;
+	int			 r;
+
+	if ((r = hsm_session_new(kcd->hsm, &hs)) != 0) {
+		log_warnx("reconcile: PKCS#11 session: %s", kc_strerror(r));
+		goto out;
+	}
+	if ((r = store_open(kcd->store_path, &st, &cause)) != 0) {
+		log_warnx("reconcile: %s", cause);
+		goto out;
+	}
+	if ((r = store_csr_unfinished(st, &v, &n)) != 0)
+		goto out;
+	for (i = 0; i < n; i++) {
+		if ((r = hsm_key_destroy(hs, v[i]->key_id)) != 0) {
+			log_warnx("reconcile: record %s (%s): key destruction failed: %s",
+			    v[i]->id, v[i]->state == STORE_CSR_CREATING ? "creating" :
+			    "deleting", kc_strerror(r));
+			goto out;
+		}
+		if ((r = store_csr_remove(st, v[i]->id)) != 0 && r != KC_ERR_NOT_FOUND)
+			goto out;
+		log_info("reconcile: %s record %s (zone %s) removed with its key",
+		    v[i]->state == STORE_CSR_CREATING ? "unfinished" : "half-deleted",
+		    v[i]->id, v[i]->zone_id);
+	}
+
+	if ((r = hsm_key_list(hs, &tok, &ntok)) != 0 ||
+	    (r = store_csr_key_ids(st, &rec, &nrec)) != 0 ||
+	    (r = store_csr_count(st, &ready)) != 0)
+		goto out;
+	if (ntok > 0)
+		qsort(tok, ntok, HSM_KEY_ID_LEN, cmp_key_id);
+	if (nrec > 0)
+		qsort(rec, nrec, HSM_KEY_ID_LEN, cmp_key_id);
+	for (i = 0; i < ntok; i++)
+		if (nrec == 0 || bsearch(tok + i * HSM_KEY_ID_LEN, rec, nrec, HSM_KEY_ID_LEN,
+		    cmp_key_id) == NULL)
+			orphans++;
+	for (i = 0; i < nrec; i++)
+		if (ntok == 0 || bsearch(rec + i * HSM_KEY_ID_LEN, tok, ntok, HSM_KEY_ID_LEN,
+		    cmp_key_id) == NULL)
+			missing++;
+	if (orphans > 0)
+		log_warnx("reconcile: %llu key(s) labelled %s* in the token have no record",
+		    (unsigned long long)orphans, HSM_LABEL_PREFIX);
+	if (missing > 0)
+		log_warnx("reconcile: %llu record(s) have no key in the token",
+		    (unsigned long long)missing);
+	atomic_store(&kcd->keys_in_custody, ready);
+	atomic_store(&kcd->orphan_keys, orphans);
+	atomic_store(&kcd->records_missing_key, missing);
+	log_info("reconcile: %llu key(s) in custody", (unsigned long long)ready);
+	r = 0;
+ out:
+	store_csr_free_array(v, n);
+	free(tok);
+	free(rec);
+	free(cause);
+	store_close(st);
+	hsm_session_free(hs);
+	return r;
+}
+
+/* Shutdown: wait for in-flight work to be answered, then leave the loop. */
+static void
+drain_check(evutil_socket_t fd, short ev, void *arg)
+{
+	struct kcd	*kcd = arg;
+	struct timeval	 tv = { 0, 50000 };
+
+	if ((pool_depth(kcd->pool) == 0 && control_inflight(kcd->control) == 0) ||
+	    time(NULL) - drain_started > DRAIN_MAX_SEC) {
+		event_base_loopexit(kcd->base, NULL);
+		return;
+	}
+	evtimer_add(drain_ev, &tv);
+}
+
+static void
+on_signal(evutil_socket_t sig, short ev, void *arg)
+{
+	struct kcd	*kcd = arg;
+
+	if (drain_ev != NULL)
+		return;
+	log_info("signal %d: no new connections; finishing in-flight requests", (int)sig);
+	control_stop_accepting(kcd->control);
+	drain_started = time(NULL);
+	if ((drain_ev = evtimer_new(kcd->base, drain_check, kcd)) == NULL)
+		fatalx("evtimer_new");
+	drain_check(-1, 0, kcd);
+}
+
+int
+main(int argc, char *argv[])
+{
+	static const struct option longopts[] = {
+		{ "pin-fd",	required_argument,	NULL,	'F' },
+		{ "help",	no_argument,		NULL,	'h' },
+		{ NULL,		0,			NULL,	0 }
+	};
+	struct kc_conf	 conf;
+	struct kcd	 kcd;
+	struct hsm_config hc;
+	struct rlimit	 rl = { 0, 0 };
+	struct event	*ev_term, *ev_int;
+	const char	*conffile = NULL;
+	char		*cause = NULL, *pin, *end;
+	size_t		 pinlen = 0;
+	long		 l;
+	int		 ch, debug = 0, noaction = 0, r;
+
+	/* No core dump, no ptrace by other users: the PIN is in this process. */
+	if (setrlimit(RLIMIT_CORE, &rl) == -1 || prctl(PR_SET_DUMPABLE, 0) == -1) {
+		perror("keycustodyd: disabling core dumps");
+		exit(1);
+	}
+	conf_init(&conf);
+	log_init(1, LOG_DAEMON);
+
+	/* Flags override the file: read -f first. */
+	while ((ch = getopt_long(argc, argv, "dE:f:F:hm:nP:S:s:t:vw:", longopts, NULL)) != -1)
+		if (ch == 'f')
+			conffile = optarg;
+	if (conffile != NULL && (r = conf_load(&conf, conffile, &cause)) != 0)
+		fatalx("%s", cause);
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "dE:f:F:hm:nP:S:s:t:vw:", longopts, NULL)) != -1) {
+		r = 0;
+		switch (ch) {
+		case 'd':
+			debug++;
+			break;
+		case 'E':
+			r = conf_set(&conf, "signer", optarg, &cause);
+			break;
+		case 'f':
+			break;
+		case 'F':
+			errno = 0;
+			l = strtol(optarg, &end, 10);
+			if (*optarg == '\0' || *end != '\0' || errno != 0 || l < 0 || l > 65535)
+				fatalx("--pin-fd: \"%s\" is not a file descriptor", optarg);
+			conf.pin_fd = (int)l;
+			break;
+		case 'm':
+			r = conf_set(&conf, "module", optarg, &cause);
+			break;
+		case 'n':
+			noaction = 1;
+			break;
+		case 'P':
+			r = conf_set(&conf, "pin_file", optarg, &cause);
+			break;
+		case 'S':
+			r = conf_set(&conf, "store", optarg, &cause);
+			break;
+		case 's':
+			r = conf_set(&conf, "socket", optarg, &cause);
+			break;
+		case 't':
+			r = conf_set(&conf, "token_label", optarg, &cause);
+			break;
+		case 'v':
+			debug = debug < 2 ? 2 : debug;
+			break;
+		case 'w':
+			r = conf_set(&conf, "workers", optarg, &cause);
+			break;
+		default:
+			usage();
+		}
+		if (r != 0)
+			fatalx("%s", cause);
+	}
+	if (optind != argc)
+		usage();
+	if ((r = conf_check(&conf, &cause)) != 0)
+		fatalx("configuration: %s", cause);
+	if (noaction) {
+		fprintf(stderr, "configuration OK\n");
+		conf_free(&conf);
+		return 0;
+	}
+	log_init(debug, LOG_DAEMON);
+	log_setverbose(debug > 1);
+	signal(SIGPIPE, SIG_IGN);
+
+	/* The PIN: read once, used for C_Login, wiped. */
+	if ((pin = mmap(NULL, PIN_MAX + 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+	    -1, 0)) == MAP_FAILED)
+		fatal("mmap");
+	if (mlock(pin, PIN_MAX + 1) == -1)
+		log_warn("mlock (PIN buffer)");
+	madvise(pin, PIN_MAX + 1, MADV_DONTDUMP);
+	if ((r = read_pin(&conf, pin, &pinlen, &cause)) != 0)
+		fatalx("%s", cause);
+
+	memset(&hc, 0, sizeof(hc));
+	hc.module = conf.module;
+	hc.token_label = conf.token_label;
+	hc.engine_path = conf.engine_path;
+	hc.signer = conf.signer;
+	memset(&kcd, 0, sizeof(kcd));
+	kcd.conf = &conf;
+	kcd.store_path = conf.store_path;
+	kcd.started = time(NULL);
+	r = hsm_open(&hc, pin, pinlen, &kcd.hsm, &cause);
+	OPENSSL_cleanse(pin, PIN_MAX + 1);
+	munmap(pin, PIN_MAX + 1);
+	if (r != 0)
+		fatalx("token \"%s\" (module %s): %s", conf.token_label, conf.module,
+		    cause != NULL ? cause : kc_strerror(r));
+	log_info("token \"%s\" open, signer %s", conf.token_label,
+	    conf.signer == HSM_SIGNER_ENGINE ? "engine" : "direct");
+
+	if ((r = reconcile(&kcd)) != 0)
+		fatalx("start-up reconciliation failed: %s", kc_strerror(r));
+	kcd.store_ok = 1;
+
+	if (evthread_use_pthreads() == -1)
+		fatalx("evthread_use_pthreads");
+	if ((kcd.base = event_base_new()) == NULL)
+		fatalx("event_base_new");
+	if ((kcd.pool = pool_new(&kcd, conf.workers, conf.queue_limit, &cause)) == NULL)
+		fatalx("%s", cause);
+	if ((kcd.control = control_new(&kcd, conf.socket_path, conf.max_conns, &cause)) == NULL)
+		fatalx("%s", cause);
+	ev_term = evsignal_new(kcd.base, SIGTERM, on_signal, &kcd);
+	ev_int = evsignal_new(kcd.base, SIGINT, on_signal, &kcd);
+	if (ev_term == NULL || ev_int == NULL || evsignal_add(ev_term, NULL) == -1 ||
+	    evsignal_add(ev_int, NULL) == -1)
+		fatalx("signal events");
+	log_info("listening on %s with %u worker(s)", conf.socket_path, conf.workers);
+
+	event_base_dispatch(kcd.base);
+
+	log_info("shutting down");
+	pool_free(kcd.pool);
+	control_free(kcd.control);
+	if (drain_ev != NULL)
+		event_free(drain_ev);
+	event_free(ev_term);
+	event_free(ev_int);
+	event_base_free(kcd.base);
+	hsm_close(kcd.hsm);
+	conf_free(&conf);
+	return 0;
+}

@@ -1,0 +1,33 @@
+/*
+ * Copyright (c) 2026 The keycustody authors. SPDX-License-Identifier: ISC
+ *
+ * keycustodyd.h: the daemon's shared state, handed to every module by pointer.
+ */
+#ifndef KC_KEYCUSTODYD_H
+#define KC_KEYCUSTODYD_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <time.h>
+
+struct event_base;
+struct hsm;
+struct kc_conf;
+struct pool;
+struct control;
+
+struct kcd {
+	const struct kc_conf	*conf;
+	const char		*store_path;
+	struct hsm		*hsm;
+	struct event_base	*base;
+	struct pool		*pool;
+	struct control		*control;
+	time_t			 started;
+	int			 store_ok;		/* last store probe succeeded */
+	_Atomic uint64_t	 keys_in_custody;	/* READY records */
+	_Atomic uint64_t	 records_missing_key;	/* found at start-up */
+	_Atomic uint64_t	 orphan_keys;		/* found at start-up */
+};
+
+#endif /* KC_KEYCUSTODYD_H */

@@ -1,0 +1,121 @@
+/*
+ * Copyright (c) 2026 The keycustody authors. SPDX-License-Identifier: ISC
+ *
+ * store.h: the daemon's records. store.c owns SQLite: the schema, its migrations and every
+ * SQL statement; nothing outside it knows which database this is.
+ *
+ * Each worker thread opens its own handle (struct store) on the same file; SQLite in WAL
+ * mode lets readers run beside the writer. No secret is ever stored.
+ */
+#ifndef KC_STORE_H
+#define KC_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define STORE_ID_LEN	36	/* lowercase UUID */
+#define STORE_ZONE_LEN	32	/* 32 lowercase hex */
+#define STORE_KEY_ID_LEN 16
+
+enum store_csr_state {
+	STORE_CSR_CREATING = 0,	/* record written, key maybe generated, no CSR yet */
+	STORE_CSR_READY,	/* key in the token, CSR signed and stored */
+	STORE_CSR_DELETING	/* key destruction begun */
+};
+
+struct store_csr {
+	char			 id[STORE_ID_LEN + 1];
+	char			 zone_id[STORE_ZONE_LEN + 1];
+	int64_t			 created_at_us;	/* microseconds since the epoch, UTC */
+	enum store_csr_state	 state;
+	char			*key_type;	/* "rsa2048", "p256v1", ... */
+	uint8_t			 key_id[STORE_KEY_ID_LEN];
+	char			*country;
+	char			*state_name;	/* ST */
+	char			*locality;
+	char			*organization;
+	char			*organizational_unit;	/* NULL when absent */
+	char			*common_name;
+	char		       **sans;
+	size_t			 nsans;
+	char			*name;		/* NULL when absent */
+	char			*description;	/* NULL when absent */
+	uint8_t			*pubkey_der;	/* SubjectPublicKeyInfo; NULL while creating */
+	size_t			 pubkey_len;
+	char			*csr_pem;	/* NULL while creating */
+};
+
+struct store;
+
+/**
+ * Open (creating if needed) the store file and apply pending schema migrations.
+ * WAL journal, synchronous=FULL, foreign keys on, busy timeout set.
+ * @param cause on failure, a message (caller frees)
+ * @retval 0 or KC_ERR_STORE
+ */
+int	store_open(const char *path, struct store **sp, char **cause);
+/** Close the handle. NULL is a no-op. */
+void	store_close(struct store *s);
+
+/**
+ * Insert a new record in state CREATING. Every field of c except pubkey/csr_pem is set.
+ * @retval 0, KC_ERR_CONFLICT (id or key_id taken), KC_ERR_STORE
+ */
+int	store_csr_insert(struct store *s, const struct store_csr *c);
+
+/**
+ * CREATING -> READY, storing the public key and the CSR.
+ * @retval 0, KC_ERR_NOT_FOUND (no such record in state CREATING), KC_ERR_STORE
+ */
+int	store_csr_set_ready(struct store *s, const char *id, const uint8_t *pubkey,
+	    size_t publen, const char *csr_pem);
+
+/**
+ * READY -> DELETING, unless a custom hostname references the record.
+ * @retval 0, KC_ERR_NOT_FOUND (unknown in this zone, or not READY), KC_ERR_CONFLICT (in use)
+ */
+int	store_csr_set_deleting(struct store *s, const char *zone_id, const char *id);
+
+/** Remove the record whatever its state. @retval 0, KC_ERR_NOT_FOUND, KC_ERR_STORE */
+int	store_csr_remove(struct store *s, const char *id);
+
+/**
+ * One READY record of a zone.
+ * @param cp caller frees with store_csr_free()
+ * @retval 0, KC_ERR_NOT_FOUND, KC_ERR_STORE
+ */
+int	store_csr_get(struct store *s, const char *zone_id, const char *id,
+	    struct store_csr **cp);
+
+/**
+ * A page of READY records of a zone, ordered by created_at then id (descending if asked).
+ * page counts from 1. A page past the end yields n = 0 and still the total.
+ * @param vp caller frees with store_csr_free_array()
+ */
+int	store_csr_list(struct store *s, const char *zone_id, unsigned int page,
+	    unsigned int per_page, bool descending, struct store_csr ***vp, size_t *n,
+	    uint64_t *total);
+
+/**
+ * Every record in state CREATING or DELETING (start-up reconciliation), any zone.
+ * @param vp caller frees with store_csr_free_array()
+ */
+int	store_csr_unfinished(struct store *s, struct store_csr ***vp, size_t *n);
+
+/**
+ * The key ids of every record, any zone, any state (orphan detection).
+ * @param ids caller frees with free(): n * STORE_KEY_ID_LEN bytes
+ */
+int	store_csr_key_ids(struct store *s, uint8_t **ids, size_t *n);
+
+/** Number of records in state READY, all zones (keys in custody). */
+int	store_csr_count(struct store *s, uint64_t *n);
+
+/** Quick health probe (a trivial query). @retval 0 or KC_ERR_STORE */
+int	store_ping(struct store *s);
+
+void	store_csr_free(struct store_csr *c);
+void	store_csr_free_array(struct store_csr **v, size_t n);
+
+#endif /* KC_STORE_H */
