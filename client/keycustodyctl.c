@@ -111,9 +111,10 @@ static int
 ctl_error(struct ctl_opts *o, const Keycustody__Error *e)
 {
 	char	*s;
+	int	 http;
 
 	if (o->json) {
-		if ((s = json_error_envelope(e)) == NULL)
+		if (json_reply_daemon_error(e, &http, &s) != 0)
 			fatalx("out of memory");
 		printf("%s\n", s);
 		free(s);
@@ -130,7 +131,7 @@ ctl_print_csr(struct ctl_opts *o, const Keycustody__Csr *c)
 	size_t	 i;
 
 	if (o->json) {
-		if ((s = json_csr_string(c)) == NULL)
+		if (json_csr(c, &s) != 0)
 			fatalx("out of memory");
 		printf("%s\n", s);
 		free(s);
@@ -179,9 +180,9 @@ cmd_health(struct ctl_opts *o, int argc, char **argv)
 	Keycustody__Request		 req = KEYCUSTODY__REQUEST__INIT;
 	Keycustody__HealthRequest	 h = KEYCUSTODY__HEALTH_REQUEST__INIT;
 	Keycustody__Response		*resp;
-	const Keycustody__HealthResponse *hr;
+	const Keycustody__HealthResponse *hr = NULL;
 	char				*s;
-	int				 rc = 0;
+	int				 rc = 0, healthy;
 
 	if (argc != 1)
 		cmd_usage("health", NULL);
@@ -193,7 +194,7 @@ cmd_health(struct ctl_opts *o, int argc, char **argv)
 	else if ((hr = resp->health) == NULL)
 		fatalx("health: empty answer");
 	else if (o->json) {
-		if ((s = json_health_string(hr)) == NULL)
+		if (json_health(hr, &healthy, &s) != 0)
 			fatalx("out of memory");
 		printf("%s\n", s);
 		free(s);
@@ -330,7 +331,7 @@ cmd_csr_list(struct ctl_opts *o, int argc, char **argv)
 	else if ((l = resp->list_csrs) == NULL)
 		fatalx("list: empty answer");
 	else if (o->json) {
-		if ((s = json_csr_list_string(l)) == NULL)
+		if (json_csr_list(l, &s) != 0)
 			fatalx("out of memory");
 		printf("%s\n", s);
 		free(s);
@@ -400,6 +401,7 @@ cmd_csr_delete(struct ctl_opts *o, int argc, char **argv)
 	Keycustody__DeleteCsrRequest m = KEYCUSTODY__DELETE_CSR_REQUEST__INIT;
 	Keycustody__Response	*resp;
 	const char		*zone, *id;
+	char			*s;
 	int			 rc = 0;
 
 	ctl_zone_id(argc, argv, "delete", &zone, &id);
@@ -411,9 +413,12 @@ cmd_csr_delete(struct ctl_opts *o, int argc, char **argv)
 	if (resp->error != NULL)
 		rc = ctl_error(o, resp->error);
 	else if (resp->delete_csr != NULL) {
-		if (o->json)
-			printf("{\"id\":\"%s\"}\n", resp->delete_csr->id);
-		else
+		if (o->json) {
+			if (json_id(resp->delete_csr->id, &s) != 0)
+				fatalx("out of memory");
+			printf("%s\n", s);
+			free(s);
+		} else
 			printf("deleted %s\n", resp->delete_csr->id);
 	}
 	keycustody__response__free_unpacked(resp, NULL);

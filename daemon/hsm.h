@@ -49,8 +49,10 @@ struct hsm_key;			/* a key pair: handles, CKA_ID, public key */
 
 /**
  * Load the module, find the token by label, open a session and log in with pin.
- * The caller wipes pin after the call returns (hsm.c keeps no copy, except that the engine
- * signer hands it to libp11's engine, which keeps its own).
+ * The caller wipes pin after the call returns. hsm.c keeps one copy in a locked
+ * (mlock, MADV_DONTDUMP) page, only to log in again when the token forgot the login (every
+ * session closed under us); hsm_close() wipes it. The engine signer also hands the PIN to
+ * libp11's engine, which keeps its own (hsm_close() makes it wipe that one).
  * @param cause on failure, a message for the operator (caller frees); never contains the PIN
  * @retval 0, KC_ERR_PIN_INCORRECT, KC_ERR_PIN_LOCKED, KC_ERR_TOKEN_NOT_PRESENT, KC_ERR_HSM
  */

@@ -1,0 +1,85 @@
+/*
+ * Copyright (c) 2026 The keycustody authors. SPDX-License-Identifier: ISC
+ *
+ * json.h: the shim's JSON mapping (API.md bodies <-> protobuf messages). json.c owns the
+ * JSON library and is pure: no I/O, no logging, no evhttp. Every function returns 0,
+ * KC_ERR_INVALID (the input is not what API.md allows: HTTP 400/1400) or KC_ERR_NOMEM.
+ * Output text is compact JSON, NUL-terminated; the caller frees it with free().
+ */
+#ifndef KC_JSON_H
+#define KC_JSON_H
+
+#include <stddef.h>
+
+#include "keycustody.pb-c.h"
+
+/* Nesting allowed in a request body (unknown fields included). */
+#define JSON_MAX_DEPTH		32
+
+/* API codes and messages that the shim produces itself. */
+#define JSON_CODE_BAD_BODY	1400
+#define JSON_MSG_BAD_BODY	"Unable to decode the JSON request body."
+
+/**
+ * Map a create-CSR request body to a request message. Absent (or null) fields stay absent
+ * (NULL); content is not validated here (the daemon does that, 1405..1417).
+ * @param body request body, need not be NUL-terminated
+ * @param reqp on success, caller frees with
+ *	keycustody__create_csr_request__free_unpacked(*reqp, NULL); zone_id is left NULL
+ * @retval 0, KC_ERR_INVALID (undecodable, not an object, duplicate key, too deep, a field
+ *	of the wrong type), KC_ERR_NOMEM
+ */
+int	 json_create_csr_request(const char *body, size_t len,
+	    Keycustody__CreateCsrRequest **reqp);
+
+/**
+ * The API object of a CSR, without envelope (no zone_id, no key_uri, no key_id).
+ * @param out caller frees
+ */
+int	 json_csr(const Keycustody__Csr *csr, char **out);
+
+/** A JSON array of the API objects of a page of CSRs (no envelope). @param out caller frees */
+int	 json_csr_list(const Keycustody__ListCsrsResponse *list, char **out);
+
+/** The object {"id": id} (no envelope). @param out caller frees */
+int	 json_id(const char *id, char **out);
+
+/** Success envelope around one CSR. @param out caller frees */
+int	 json_reply_csr(const Keycustody__Csr *csr, char **out);
+
+/** Success envelope around a page of CSRs, with result_info. @param out caller frees */
+int	 json_reply_csr_list(const Keycustody__ListCsrsResponse *list, char **out);
+
+/** Success envelope with result {"id": id}. @param out caller frees */
+int	 json_reply_id(const char *id, char **out);
+
+/**
+ * Failure envelope with one error; when chain_code is not 0, the error carries an
+ * error_chain with one entry (chain_code, chain_message).
+ * @param out caller frees
+ */
+int	 json_reply_error(int code, const char *message, int chain_code,
+	    const char *chain_message, char **out);
+
+/**
+ * The 7003/7000 "no route" failure envelope for path (relative to /client/v4).
+ * @param out caller frees
+ */
+int	 json_reply_no_route(const char *path, char **out);
+
+/**
+ * Failure envelope for an error the daemon answered, and the HTTP status to send it with
+ * (from the status class, via kc_status_http()).
+ * @param out caller frees
+ */
+int	 json_reply_daemon_error(const Keycustody__Error *err, int *http_status, char **out);
+
+/**
+ * The healthz object: {"status":"ok"} when the token and the store are fine, otherwise
+ * {"status":"unavailable", ...}. health may be NULL (daemon unreachable).
+ * @param ok set to 1 when healthy
+ * @param out caller frees
+ */
+int	 json_health(const Keycustody__HealthResponse *health, int *ok, char **out);
+
+#endif /* KC_JSON_H */

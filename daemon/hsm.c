@@ -1,0 +1,1938 @@
+/*
+ * Copyright (c) 2026 The keycustody authors. SPDX-License-Identifier: ISC
+ *
+ * hsm.c: everything PKCS#11: the module, the token, the login, sessions, key generation and
+ * its attribute checks, the id -> handle map, signing (direct and through libp11's engine),
+ * destruction, and the translation of CKR_* codes.
+ */
+#include "config.h"
+
+/*
+ * The engine signer needs OpenSSL's ENGINE API, deprecated in 3.0. This file is its only
+ * user; nothing else here uses a deprecated call (keys are built with EVP_PKEY_fromdata).
+ */
+#define OPENSSL_SUPPRESS_DEPRECATED 1
+
+#include <sys/types.h>
+#include <sys/mman.h>
+#include <sys/queue.h>
+
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/ec.h>
+#include <openssl/engine.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/param_build.h>
+
+#include <p11-kit/pkcs11.h>
+
+#include "kc-err.h"
+#include "log.h"
+#include "hsm.h"
+
+/*
+ * Our own failures, carried through the same CK_RV paths as the module's so that one
+ * function (hsm_result) turns every outcome into a KC_ERR_*. The vendor-defined range with
+ * "KC" in it keeps them apart from any code a module returns.
+ */
+#define HSM_CKR_BASE		(CKR_VENDOR_DEFINED | 0x4b430000UL)
+#define HSM_CKR_NOMEM		(HSM_CKR_BASE | 1)
+#define HSM_CKR_CRYPTO		(HSM_CKR_BASE | 2)
+#define HSM_CKR_UNSAFE		(HSM_CKR_BASE | 3)
+#define HSM_CKR_NOT_FOUND	(HSM_CKR_BASE | 4)
+#define HSM_CKR_BAD_KEY		(HSM_CKR_BASE | 5)
+
+#define HSM_TOKEN_LABEL_LEN	32	/* CK_TOKEN_INFO.label, space-padded */
+#define HSM_FIND_BATCH		64
+
+/* One key pair known to the daemon; the map is sorted by id. */
+struct hsm_map_entry {
+	uint8_t			 id[HSM_KEY_ID_LEN];
+	CK_OBJECT_HANDLE	 priv;
+	CK_OBJECT_HANDLE	 pub;
+	enum hsm_keytype	 type;
+	EVP_PKEY		*pkey;		/* public key, shared by reference */
+};
+
+struct hsm_session {
+	struct hsm			*h;	/* NULL once hsm_close() detached us */
+	CK_SESSION_HANDLE		 sh;
+	int				 open;
+	TAILQ_ENTRY(hsm_session)	 entry;
+};
+
+struct hsm {
+	void			*dl;
+	CK_FUNCTION_LIST_PTR	 f;
+	int			 initialized;	/* our C_Initialize succeeded */
+	CK_SLOT_ID		 slot;
+	char			*label;
+	enum hsm_signer		 signer;
+	int			 state;		/* enum hsm_state, atomic */
+
+	CK_SESSION_HANDLE	 login_sh;	/* keeps the login alive */
+	int			 login_open;
+
+	/*
+	 * A copy of the PIN for logging in again when the token forgot our login (every
+	 * session closed under us). Kept in its own mlock()ed, MADV_DONTDUMP page, wiped and
+	 * unmapped by hsm_close(). NULL when the page could not be locked: then a lost login
+	 * is reported instead of repaired.
+	 */
+	char			*pin;
+	size_t			 pinlen;
+	size_t			 pinmap;
+
+	ENGINE			*engine;
+
+	pthread_mutex_t		 lock;		/* map, sessions */
+	/*
+	 * Serializes every token search (and engine key load, which searches) against key
+	 * creation and destruction: SoftHSM 2.6.1 fails searches with CKR_GENERAL_ERROR while
+	 * another thread creates keys (SoftHSMv2 issue 573).
+	 */
+	pthread_mutex_t		 search_lock;
+
+	struct hsm_map_entry	*map;
+	size_t			 nmap;
+	size_t			 mapcap;
+	/*
+	 * Bumped whenever the token may have renumbered its objects (the login was lost: with
+	 * the last session gone, a module may hand out new handles, SoftHSM2 does). The map
+	 * is emptied then; a struct hsm_key of an older epoch looks its handle up again.
+	 */
+	unsigned int		 epoch;
+
+	TAILQ_HEAD(, hsm_session) sessions;
+};
+
+struct hsm_key {
+	uint8_t			 id[HSM_KEY_ID_LEN];
+	CK_OBJECT_HANDLE	 priv;
+	CK_OBJECT_HANDLE	 pub;
+	enum hsm_keytype	 type;
+	EVP_PKEY		*pkey;
+	unsigned int		 epoch;
+};
+
+static const struct hsm_keytype_desc {
+	const char	*name;
+	CK_KEY_TYPE	 ckk;
+	CK_ULONG	 bits;		/* RSA modulus bits */
+	const char	*group;		/* EC group name (OpenSSL) */
+	const uint8_t	*oid;		/* EC: DER OBJECT IDENTIFIER, CKA_EC_PARAMS */
+	size_t		 oidlen;
+	size_t		 fieldlen;	/* EC: bytes per coordinate */
+} hsm_keytypes[HSM_KEY_NTYPES] = {
+	[HSM_KEY_RSA2048] = { "rsa2048", CKK_RSA, 2048, NULL, NULL, 0, 0 },
+	[HSM_KEY_P256] = { "p256v1", CKK_EC, 0, "prime256v1",
+	    (const uint8_t *)"\x06\x08\x2a\x86\x48\xce\x3d\x03\x01\x07", 10, 32 },
+	[HSM_KEY_RSA3072] = { "rsa3072", CKK_RSA, 3072, NULL, NULL, 0, 0 },
+	[HSM_KEY_RSA4096] = { "rsa4096", CKK_RSA, 4096, NULL, NULL, 0, 0 },
+	[HSM_KEY_P384] = { "p384v1", CKK_EC, 0, "secp384r1",
+	    (const uint8_t *)"\x06\x05\x2b\x81\x04\x00\x22", 7, 48 },
+};
+
+#define HSM_CKR(x)	{ x, #x }
+static const struct hsm_ckr_name {
+	CK_RV		 rv;
+	const char	*name;
+} hsm_ckr_names[] = {
+	HSM_CKR(CKR_OK),
+	HSM_CKR(CKR_CANCEL),
+	HSM_CKR(CKR_HOST_MEMORY),
+	HSM_CKR(CKR_SLOT_ID_INVALID),
+	HSM_CKR(CKR_GENERAL_ERROR),
+	HSM_CKR(CKR_FUNCTION_FAILED),
+	HSM_CKR(CKR_ARGUMENTS_BAD),
+	HSM_CKR(CKR_NO_EVENT),
+	HSM_CKR(CKR_NEED_TO_CREATE_THREADS),
+	HSM_CKR(CKR_CANT_LOCK),
+	HSM_CKR(CKR_ATTRIBUTE_READ_ONLY),
+	HSM_CKR(CKR_ATTRIBUTE_SENSITIVE),
+	HSM_CKR(CKR_ATTRIBUTE_TYPE_INVALID),
+	HSM_CKR(CKR_ATTRIBUTE_VALUE_INVALID),
+	HSM_CKR(CKR_ACTION_PROHIBITED),
+	HSM_CKR(CKR_DATA_INVALID),
+	HSM_CKR(CKR_DATA_LEN_RANGE),
+	HSM_CKR(CKR_DEVICE_ERROR),
+	HSM_CKR(CKR_DEVICE_MEMORY),
+	HSM_CKR(CKR_DEVICE_REMOVED),
+	HSM_CKR(CKR_ENCRYPTED_DATA_INVALID),
+	HSM_CKR(CKR_ENCRYPTED_DATA_LEN_RANGE),
+	HSM_CKR(CKR_FUNCTION_CANCELED),
+	HSM_CKR(CKR_FUNCTION_NOT_PARALLEL),
+	HSM_CKR(CKR_FUNCTION_NOT_SUPPORTED),
+	HSM_CKR(CKR_KEY_HANDLE_INVALID),
+	HSM_CKR(CKR_KEY_SIZE_RANGE),
+	HSM_CKR(CKR_KEY_TYPE_INCONSISTENT),
+	HSM_CKR(CKR_KEY_NOT_NEEDED),
+	HSM_CKR(CKR_KEY_CHANGED),
+	HSM_CKR(CKR_KEY_NEEDED),
+	HSM_CKR(CKR_KEY_INDIGESTIBLE),
+	HSM_CKR(CKR_KEY_FUNCTION_NOT_PERMITTED),
+	HSM_CKR(CKR_KEY_NOT_WRAPPABLE),
+	HSM_CKR(CKR_KEY_UNEXTRACTABLE),
+	HSM_CKR(CKR_MECHANISM_INVALID),
+	HSM_CKR(CKR_MECHANISM_PARAM_INVALID),
+	HSM_CKR(CKR_OBJECT_HANDLE_INVALID),
+	HSM_CKR(CKR_OPERATION_ACTIVE),
+	HSM_CKR(CKR_OPERATION_NOT_INITIALIZED),
+	HSM_CKR(CKR_PIN_INCORRECT),
+	HSM_CKR(CKR_PIN_INVALID),
+	HSM_CKR(CKR_PIN_LEN_RANGE),
+	HSM_CKR(CKR_PIN_EXPIRED),
+	HSM_CKR(CKR_PIN_LOCKED),
+	HSM_CKR(CKR_SESSION_CLOSED),
+	HSM_CKR(CKR_SESSION_COUNT),
+	HSM_CKR(CKR_SESSION_HANDLE_INVALID),
+	HSM_CKR(CKR_SESSION_PARALLEL_NOT_SUPPORTED),
+	HSM_CKR(CKR_SESSION_READ_ONLY),
+	HSM_CKR(CKR_SESSION_EXISTS),
+	HSM_CKR(CKR_SESSION_READ_ONLY_EXISTS),
+	HSM_CKR(CKR_SESSION_READ_WRITE_SO_EXISTS),
+	HSM_CKR(CKR_SIGNATURE_INVALID),
+	HSM_CKR(CKR_SIGNATURE_LEN_RANGE),
+	HSM_CKR(CKR_TEMPLATE_INCOMPLETE),
+	HSM_CKR(CKR_TEMPLATE_INCONSISTENT),
+	HSM_CKR(CKR_TOKEN_NOT_PRESENT),
+	HSM_CKR(CKR_TOKEN_NOT_RECOGNIZED),
+	HSM_CKR(CKR_TOKEN_WRITE_PROTECTED),
+	HSM_CKR(CKR_UNWRAPPING_KEY_SIZE_RANGE),
+	HSM_CKR(CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT),
+	HSM_CKR(CKR_USER_ALREADY_LOGGED_IN),
+	HSM_CKR(CKR_USER_NOT_LOGGED_IN),
+	HSM_CKR(CKR_USER_PIN_NOT_INITIALIZED),
+	HSM_CKR(CKR_USER_TYPE_INVALID),
+	HSM_CKR(CKR_USER_ANOTHER_ALREADY_LOGGED_IN),
+	HSM_CKR(CKR_USER_TOO_MANY_TYPES),
+	HSM_CKR(CKR_WRAPPED_KEY_INVALID),
+	HSM_CKR(CKR_WRAPPED_KEY_LEN_RANGE),
+	HSM_CKR(CKR_WRAPPING_KEY_HANDLE_INVALID),
+	HSM_CKR(CKR_WRAPPING_KEY_SIZE_RANGE),
+	HSM_CKR(CKR_WRAPPING_KEY_TYPE_INCONSISTENT),
+	HSM_CKR(CKR_RANDOM_SEED_NOT_SUPPORTED),
+	HSM_CKR(CKR_RANDOM_NO_RNG),
+	HSM_CKR(CKR_DOMAIN_PARAMS_INVALID),
+	HSM_CKR(CKR_CURVE_NOT_SUPPORTED),
+	HSM_CKR(CKR_BUFFER_TOO_SMALL),
+	HSM_CKR(CKR_SAVED_STATE_INVALID),
+	HSM_CKR(CKR_INFORMATION_SENSITIVE),
+	HSM_CKR(CKR_STATE_UNSAVEABLE),
+	HSM_CKR(CKR_CRYPTOKI_NOT_INITIALIZED),
+	HSM_CKR(CKR_CRYPTOKI_ALREADY_INITIALIZED),
+	HSM_CKR(CKR_MUTEX_BAD),
+	HSM_CKR(CKR_MUTEX_NOT_LOCKED),
+	HSM_CKR(CKR_NEW_PIN_MODE),
+	HSM_CKR(CKR_NEXT_OTP),
+	HSM_CKR(CKR_EXCEEDED_MAX_ITERATIONS),
+	HSM_CKR(CKR_FIPS_SELF_TEST_FAILED),
+	HSM_CKR(CKR_LIBRARY_LOAD_FAILED),
+	HSM_CKR(CKR_PIN_TOO_WEAK),
+	HSM_CKR(CKR_PUBLIC_KEY_INVALID),
+	HSM_CKR(CKR_FUNCTION_REJECTED),
+};
+#undef HSM_CKR
+
+static int	hsm_cause(char **, const char *, ...)
+		    __attribute__((__format__(__printf__, 2, 3)));
+static void	hsm_map_flush(struct hsm *);
+
+/* Name of a CKR_* code, for logs and causes. */
+static const char *
+hsm_ckr_name(CK_RV rv)
+{
+	static __thread char	 buf[32];
+	size_t			 i;
+
+	for (i = 0; i < sizeof(hsm_ckr_names) / sizeof(hsm_ckr_names[0]); i++)
+		if (hsm_ckr_names[i].rv == rv)
+			return hsm_ckr_names[i].name;
+	switch (rv) {
+	case HSM_CKR_NOMEM:
+		return "out of memory";
+	case HSM_CKR_CRYPTO:
+		return "OpenSSL failure";
+	case HSM_CKR_UNSAFE:
+		return "unsafe key attributes";
+	case HSM_CKR_NOT_FOUND:
+		return "no such object";
+	case HSM_CKR_BAD_KEY:
+		return "unexpected key object";
+	}
+	snprintf(buf, sizeof(buf), "CKR_0x%lx", (unsigned long)rv);
+	return buf;
+}
+
+/* Allocate *cause (when cause is not NULL). Always returns 0 so it chains. */
+static int
+hsm_cause(char **cause, const char *fmt, ...)
+{
+	va_list	ap;
+
+	if (cause == NULL)
+		return 0;
+	va_start(ap, fmt);
+	if (vasprintf(cause, fmt, ap) == -1)
+		*cause = NULL;
+	va_end(ap);
+	return 0;
+}
+
+/* Drain the OpenSSL error queue into buf (one line, the most recent errors last). */
+static void
+hsm_ossl_errors(char *buf, size_t len)
+{
+	unsigned long	 e;
+	size_t		 used = 0;
+	char		 one[256];
+
+	buf[0] = '\0';
+	while ((e = ERR_get_error()) != 0) {
+		ERR_error_string_n(e, one, sizeof(one));
+		if (used < len) {
+			snprintf(buf + used, len - used, "%s%s", used ? "; " : "",
+			    one);
+			used = strlen(buf);
+		}
+	}
+	if (buf[0] == '\0')
+		snprintf(buf, len, "no OpenSSL error recorded");
+}
+
+static void
+hsm_set_state(struct hsm *h, enum hsm_state st)
+{
+	__atomic_store_n(&h->state, (int)st, __ATOMIC_SEQ_CST);
+}
+
+enum hsm_state
+hsm_get_state(const struct hsm *h)
+{
+	if (h == NULL)
+		return HSM_STATE_DOWN;
+	return (enum hsm_state)__atomic_load_n(&h->state, __ATOMIC_SEQ_CST);
+}
+
+const char *
+hsm_token_label(const struct hsm *h)
+{
+	return h->label;
+}
+
+enum hsm_signer
+hsm_get_signer(const struct hsm *h)
+{
+	return h->signer;
+}
+
+const char *
+hsm_keytype_name(enum hsm_keytype t)
+{
+	if ((unsigned int)t >= HSM_KEY_NTYPES)
+		return NULL;
+	return hsm_keytypes[t].name;
+}
+
+int
+hsm_keytype_parse(const char *name, enum hsm_keytype *t)
+{
+	int	i;
+
+	if (name == NULL)
+		return KC_ERR_INVALID;
+	for (i = 0; i < HSM_KEY_NTYPES; i++) {
+		if (strcmp(name, hsm_keytypes[i].name) == 0) {
+			*t = (enum hsm_keytype)i;
+			return 0;
+		}
+	}
+	return KC_ERR_INVALID;
+}
+
+/* Per-session failures: a fresh session (and login) repairs them. */
+static int
+hsm_ckr_is_session(CK_RV rv)
+{
+	return rv == CKR_SESSION_HANDLE_INVALID || rv == CKR_SESSION_CLOSED ||
+	    rv == CKR_USER_NOT_LOGGED_IN;
+}
+
+/* Per-module failures: the token or the module is gone; only re-initialization helps. */
+static int
+hsm_ckr_is_module(CK_RV rv)
+{
+	return rv == CKR_DEVICE_ERROR || rv == CKR_DEVICE_REMOVED ||
+	    rv == CKR_TOKEN_NOT_PRESENT || rv == CKR_CRYPTOKI_NOT_INITIALIZED ||
+	    rv == CKR_GENERAL_ERROR;
+}
+
+/*
+ * Translate the outcome of an operation on a session into a KC_ERR_* code, marking the
+ * token down when the module failed.
+ */
+static int
+hsm_result(struct hsm *h, CK_RV rv, const char *what)
+{
+	switch (rv) {
+	case CKR_OK:
+		return 0;
+	case HSM_CKR_NOMEM:
+	case CKR_HOST_MEMORY:
+		return KC_ERR_NOMEM;
+	case HSM_CKR_CRYPTO:
+		return KC_ERR_CRYPTO;
+	case HSM_CKR_UNSAFE:
+		return KC_ERR_KEY_UNSAFE;
+	case HSM_CKR_NOT_FOUND:
+		return KC_ERR_NOT_FOUND;
+	case CKR_PIN_INCORRECT:
+	case CKR_PIN_LOCKED:
+		hsm_set_state(h, HSM_STATE_LOGIN_FAILED);
+		log_warnx("hsm: %s: %s; login will not be retried", what,
+		    hsm_ckr_name(rv));
+		return rv == CKR_PIN_LOCKED ? KC_ERR_PIN_LOCKED :
+		    KC_ERR_PIN_INCORRECT;
+	}
+	if (hsm_ckr_is_module(rv)) {
+		/* XXX nothing re-initializes the module yet: DOWN lasts until restart. */
+		if (hsm_get_state(h) == HSM_STATE_OK)
+			log_warnx("hsm: %s: %s; token \"%s\" marked down", what,
+			    hsm_ckr_name(rv), h->label);
+		hsm_set_state(h, HSM_STATE_DOWN);
+		return KC_ERR_UNAVAILABLE;
+	}
+	log_warnx("hsm: %s: %s", what, hsm_ckr_name(rv));
+	return KC_ERR_HSM;
+}
+
+/* Fail fast while the token is down or the login failed. */
+static int
+hsm_check_up(struct hsm *h)
+{
+	return hsm_get_state(h) == HSM_STATE_OK ? 0 : KC_ERR_UNAVAILABLE;
+}
+
+/* Log in on sh with the kept PIN copy, if there is one. */
+static CK_RV
+hsm_relogin(struct hsm *h, CK_SESSION_HANDLE sh)
+{
+	CK_RV	rv;
+
+	if (h->pin == NULL)
+		return CKR_USER_NOT_LOGGED_IN;
+	rv = h->f->C_Login(sh, CKU_USER, (CK_UTF8CHAR_PTR)h->pin, h->pinlen);
+	if (rv == CKR_USER_ALREADY_LOGGED_IN)
+		rv = CKR_OK;
+	return rv;
+}
+
+/*
+ * After a per-session failure: close the session, open a new one and log in again if the
+ * token forgot us. Returns 1 when the caller should retry the operation once.
+ */
+static int
+hsm_session_recover(struct hsm_session *s, CK_RV failed)
+{
+	struct hsm	*h = s->h;
+	CK_SESSION_INFO	 info;
+	CK_RV		 rv;
+
+	if (!hsm_ckr_is_session(failed))
+		return 0;
+	log_debug("hsm: %s: reopening the session", hsm_ckr_name(failed));
+	if (s->open)
+		(void)h->f->C_CloseSession(s->sh);
+	s->open = 0;
+	rv = h->f->C_OpenSession(h->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL,
+	    NULL, &s->sh);
+	if (rv != CKR_OK) {
+		(void)hsm_result(h, rv, "C_OpenSession");
+		return 0;
+	}
+	s->open = 1;
+	rv = h->f->C_GetSessionInfo(s->sh, &info);
+	if (rv != CKR_OK) {
+		(void)hsm_result(h, rv, "C_GetSessionInfo");
+		return 0;
+	}
+	if (info.state != CKS_RW_USER_FUNCTIONS) {
+		rv = hsm_relogin(h, s->sh);
+		if (rv != CKR_OK) {
+			(void)hsm_result(h, rv, "C_Login (again)");
+			return 0;
+		}
+		log_info("hsm: logged in to token \"%s\" again", h->label);
+		hsm_map_flush(h);
+	}
+	return 1;
+}
+
+/* Keep a PIN copy in a locked page that never reaches a core dump. */
+static void
+hsm_pin_keep(struct hsm *h, const char *pin, size_t pinlen)
+{
+	long	 pg;
+	size_t	 len;
+	void	*p;
+
+	if ((pg = sysconf(_SC_PAGESIZE)) <= 0)
+		pg = 4096;
+	len = ((pinlen + 1 + (size_t)pg - 1) / (size_t)pg) * (size_t)pg;
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED) {
+		log_warn("hsm: mmap for the PIN copy");
+		return;
+	}
+	if (mlock(p, len) == -1) {
+		log_warn("hsm: mlock for the PIN copy; a lost login will not be repaired");
+		munmap(p, len);
+		return;
+	}
+#ifdef MADV_DONTDUMP
+	(void)madvise(p, len, MADV_DONTDUMP);
+#endif
+	memcpy(p, pin, pinlen);
+	h->pin = p;
+	h->pinlen = pinlen;
+	h->pinmap = len;
+}
+
+static void
+hsm_pin_wipe(struct hsm *h)
+{
+	if (h->pin == NULL)
+		return;
+	OPENSSL_cleanse(h->pin, h->pinmap);
+	munlock(h->pin, h->pinmap);
+	munmap(h->pin, h->pinmap);
+	h->pin = NULL;
+	h->pinlen = h->pinmap = 0;
+}
+
+/* Does a space-padded CK_TOKEN_INFO label equal label? */
+static int
+hsm_label_match(const CK_UTF8CHAR *padded, const char *label)
+{
+	size_t	len = strlen(label), i;
+
+	if (len > HSM_TOKEN_LABEL_LEN || memcmp(padded, label, len) != 0)
+		return 0;
+	for (i = len; i < HSM_TOKEN_LABEL_LEN; i++)
+		if (padded[i] != ' ')
+			return 0;
+	return 1;
+}
+
+/* Find the one slot holding a token with this label. */
+static int
+hsm_find_slot(struct hsm *h, const char *label, char **cause)
+{
+	CK_SLOT_ID	*slots = NULL;
+	CK_ULONG	 n = 0, i, found = 0;
+	CK_TOKEN_INFO	 ti;
+	CK_RV		 rv;
+	int		 r;
+
+	for (;;) {
+		rv = h->f->C_GetSlotList(CK_TRUE, NULL, &n);
+		if (rv != CKR_OK)
+			goto ckerr;
+		free(slots);
+		if ((slots = calloc(n ? n : 1, sizeof(*slots))) == NULL) {
+			r = KC_ERR_NOMEM;
+			goto out;
+		}
+		rv = h->f->C_GetSlotList(CK_TRUE, slots, &n);
+		if (rv == CKR_BUFFER_TOO_SMALL)
+			continue;
+		if (rv != CKR_OK)
+			goto ckerr;
+		break;
+	}
+	for (i = 0; i < n; i++) {
+		rv = h->f->C_GetTokenInfo(slots[i], &ti);
+		if (rv == CKR_TOKEN_NOT_PRESENT || rv == CKR_TOKEN_NOT_RECOGNIZED)
+			continue;
+		if (rv != CKR_OK)
+			goto ckerr;
+		if (!hsm_label_match(ti.label, label))
+			continue;
+		if (found++ == 0)
+			h->slot = slots[i];
+	}
+	if (found == 0) {
+		r = KC_ERR_TOKEN_NOT_PRESENT;
+		hsm_cause(cause, "no token labelled \"%s\" (%lu token%s present)",
+		    label, (unsigned long)n, n == 1 ? "" : "s");
+		goto out;
+	}
+	if (found > 1) {
+		r = KC_ERR_HSM;
+		hsm_cause(cause, "%lu tokens are labelled \"%s\"; labels must be "
+		    "unique", (unsigned long)found, label);
+		goto out;
+	}
+	r = 0;
+	goto out;
+ ckerr:
+	r = rv == CKR_TOKEN_NOT_PRESENT ? KC_ERR_TOKEN_NOT_PRESENT : KC_ERR_HSM;
+	hsm_cause(cause, "listing tokens: %s", hsm_ckr_name(rv));
+ out:
+	free(slots);
+	return r;
+}
+
+/* Make the engine wipe its PIN copy (libp11 cleanses the old one when given a new one). */
+static void
+hsm_engine_forget_pin(ENGINE *e)
+{
+	if (!ENGINE_ctrl_cmd_string(e, "PIN", "", 0))
+		ERR_clear_error();
+}
+
+/* Load libp11's engine through OpenSSL's dynamic engine and hand it the module and PIN. */
+static int
+hsm_engine_open(struct hsm *h, const struct hsm_config *cfg, const char *pin,
+    size_t pinlen, char **cause)
+{
+	ENGINE		*e = NULL;
+	const char	*path;
+	char		*pinz = NULL, errs[512];
+	int		 r = KC_ERR_HSM, inited = 0, ok;
+
+	path = cfg->engine_path != NULL ? cfg->engine_path : KC_DEFAULT_ENGINE;
+	/*
+	 * libp11's engine cannot be bound a second time in one process once it has been used
+	 * (the second dynamic LOAD fails), so it stays in OpenSSL's engine list for the
+	 * process's life and a later hsm_open() finds it there. ENGINE_by_id("pkcs11") is not
+	 * used for that: it would load whatever pkcs11.so lies in OpenSSL's engines directory.
+	 */
+	for (e = ENGINE_get_first(); e != NULL; e = ENGINE_get_next(e))
+		if (strcmp(ENGINE_get_id(e), "pkcs11") == 0)
+			break;
+	if (e != NULL)
+		goto loaded;
+	ENGINE_load_dynamic();
+	if ((e = ENGINE_by_id("dynamic")) == NULL ||
+	    !ENGINE_ctrl_cmd_string(e, "SO_PATH", path, 0) ||
+	    !ENGINE_ctrl_cmd_string(e, "ID", "pkcs11", 0) ||
+	    !ENGINE_ctrl_cmd_string(e, "LIST_ADD", "1", 0) ||
+	    !ENGINE_ctrl_cmd_string(e, "LOAD", NULL, 0)) {
+		hsm_ossl_errors(errs, sizeof(errs));
+		hsm_cause(cause, "loading the pkcs11 engine %s: %s", path, errs);
+		goto out;
+	}
+ loaded:
+	if (!ENGINE_ctrl_cmd_string(e, "MODULE_PATH", cfg->module, 0)) {
+		hsm_ossl_errors(errs, sizeof(errs));
+		hsm_cause(cause, "pkcs11 engine MODULE_PATH: %s", errs);
+		goto out;
+	}
+	/* The engine wants a C string; it keeps its own copy (and libp11 another). */
+	if ((pinz = malloc(pinlen + 1)) == NULL) {
+		r = KC_ERR_NOMEM;
+		goto out;
+	}
+	memcpy(pinz, pin, pinlen);
+	pinz[pinlen] = '\0';
+	ok = ENGINE_ctrl_cmd_string(e, "PIN", pinz, 0);
+	OPENSSL_cleanse(pinz, pinlen + 1);
+	if (!ok) {
+		hsm_ossl_errors(errs, sizeof(errs));
+		hsm_cause(cause, "pkcs11 engine PIN: %s", errs);
+		goto out;
+	}
+	if (!ENGINE_init(e)) {
+		hsm_ossl_errors(errs, sizeof(errs));
+		hsm_cause(cause, "pkcs11 engine init: %s", errs);
+		goto out;
+	}
+	inited = 1;
+	h->engine = e;
+	e = NULL;
+	r = 0;
+ out:
+	free(pinz);
+	if (e != NULL) {
+		if (inited)
+			ENGINE_finish(e);
+		hsm_engine_forget_pin(e);
+		ENGINE_free(e);
+		ERR_clear_error();
+	}
+	return r;
+}
+
+int
+hsm_open(const struct hsm_config *cfg, const char *pin, size_t pinlen, struct hsm **hp,
+    char **cause)
+{
+	struct hsm		*h = NULL;
+	CK_C_GetFunctionList	 getfl;
+	CK_C_INITIALIZE_ARGS	 args;
+	CK_RV			 rv;
+	int			 r;
+
+	if (cause != NULL)
+		*cause = NULL;
+	*hp = NULL;
+	if (cfg == NULL || cfg->module == NULL || cfg->token_label == NULL ||
+	    pin == NULL) {
+		hsm_cause(cause, "hsm: module, token label and PIN are required");
+		return KC_ERR_INVALID;
+	}
+	if ((h = calloc(1, sizeof(*h))) == NULL ||
+	    (h->label = strdup(cfg->token_label)) == NULL) {
+		free(h);
+		return KC_ERR_NOMEM;
+	}
+	h->signer = cfg->signer;
+	h->state = HSM_STATE_DOWN;
+	TAILQ_INIT(&h->sessions);
+	pthread_mutex_init(&h->lock, NULL);
+	pthread_mutex_init(&h->search_lock, NULL);
+
+	if ((h->dl = dlopen(cfg->module, RTLD_NOW | RTLD_LOCAL)) == NULL) {
+		r = KC_ERR_HSM;
+		hsm_cause(cause, "loading PKCS#11 module: %s", dlerror());
+		goto out;
+	}
+	if ((getfl = (CK_C_GetFunctionList)dlsym(h->dl, "C_GetFunctionList")) == NULL) {
+		r = KC_ERR_HSM;
+		hsm_cause(cause, "%s is not a PKCS#11 module (no C_GetFunctionList)",
+		    cfg->module);
+		goto out;
+	}
+	if ((rv = getfl(&h->f)) != CKR_OK || h->f == NULL) {
+		r = KC_ERR_HSM;
+		hsm_cause(cause, "C_GetFunctionList: %s", hsm_ckr_name(rv));
+		goto out;
+	}
+
+	/* We are multi-threaded and let the module use the OS's locks. */
+	memset(&args, 0, sizeof(args));
+	args.flags = CKF_OS_LOCKING_OK;
+	rv = h->f->C_Initialize(&args);
+	if (rv == CKR_OK)
+		h->initialized = 1;
+	else if (rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+		r = KC_ERR_HSM;
+		hsm_cause(cause, "C_Initialize: %s", hsm_ckr_name(rv));
+		goto out;
+	}
+
+	if ((r = hsm_find_slot(h, cfg->token_label, cause)) != 0)
+		goto out;
+
+	rv = h->f->C_OpenSession(h->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL,
+	    NULL, &h->login_sh);
+	if (rv != CKR_OK) {
+		r = rv == CKR_TOKEN_NOT_PRESENT ? KC_ERR_TOKEN_NOT_PRESENT : KC_ERR_HSM;
+		hsm_cause(cause, "C_OpenSession on token \"%s\": %s", h->label,
+		    hsm_ckr_name(rv));
+		goto out;
+	}
+	h->login_open = 1;
+
+	rv = h->f->C_Login(h->login_sh, CKU_USER, (CK_UTF8CHAR_PTR)pin, pinlen);
+	switch (rv) {
+	case CKR_OK:
+	case CKR_USER_ALREADY_LOGGED_IN:
+		break;
+	case CKR_PIN_INCORRECT:
+		r = KC_ERR_PIN_INCORRECT;
+		hsm_cause(cause, "login to token \"%s\": PIN incorrect", h->label);
+		goto out;
+	case CKR_PIN_LOCKED:
+		r = KC_ERR_PIN_LOCKED;
+		hsm_cause(cause, "login to token \"%s\": PIN locked", h->label);
+		goto out;
+	case CKR_TOKEN_NOT_PRESENT:
+		r = KC_ERR_TOKEN_NOT_PRESENT;
+		hsm_cause(cause, "login to token \"%s\": token not present", h->label);
+		goto out;
+	default:
+		r = KC_ERR_HSM;
+		hsm_cause(cause, "login to token \"%s\": %s", h->label,
+		    hsm_ckr_name(rv));
+		goto out;
+	}
+	hsm_pin_keep(h, pin, pinlen);
+
+	if (h->signer == HSM_SIGNER_ENGINE &&
+	    (r = hsm_engine_open(h, cfg, pin, pinlen, cause)) != 0)
+		goto out;
+
+	hsm_set_state(h, HSM_STATE_OK);
+	log_debug("hsm: token \"%s\" open (slot %lu), %s signer", h->label,
+	    (unsigned long)h->slot, h->signer == HSM_SIGNER_ENGINE ? "engine" : "direct");
+	*hp = h;
+	h = NULL;
+	r = 0;
+ out:
+	hsm_close(h);
+	return r;
+}
+
+void
+hsm_close(struct hsm *h)
+{
+	struct hsm_session	*s;
+	size_t			 i;
+	CK_RV			 rv;
+
+	if (h == NULL)
+		return;
+
+	pthread_mutex_lock(&h->lock);
+	while ((s = TAILQ_FIRST(&h->sessions)) != NULL) {
+		log_warnx("hsm: closing a session its worker did not free");
+		TAILQ_REMOVE(&h->sessions, s, entry);
+		if (s->open)
+			(void)h->f->C_CloseSession(s->sh);
+		s->open = 0;
+		s->h = NULL;
+	}
+	pthread_mutex_unlock(&h->lock);
+
+	if (h->login_open) {
+		(void)h->f->C_Logout(h->login_sh);
+		(void)h->f->C_CloseSession(h->login_sh);
+		h->login_open = 0;
+	}
+
+	/*
+	 * libp11 shares the module with us and finalizes it when the engine finishes: let it
+	 * go first, then finalize ourselves (which may find it already finalized).
+	 */
+	if (h->engine != NULL) {
+		ENGINE_finish(h->engine);
+		hsm_engine_forget_pin(h->engine);
+		ENGINE_free(h->engine);
+		h->engine = NULL;
+		ERR_clear_error();
+	}
+	if (h->initialized) {
+		rv = h->f->C_Finalize(NULL);
+		if (rv != CKR_OK && rv != CKR_CRYPTOKI_NOT_INITIALIZED)
+			log_warnx("hsm: C_Finalize: %s", hsm_ckr_name(rv));
+	}
+	if (h->dl != NULL)
+		dlclose(h->dl);
+
+	for (i = 0; i < h->nmap; i++)
+		EVP_PKEY_free(h->map[i].pkey);
+	free(h->map);
+	hsm_pin_wipe(h);
+	pthread_mutex_destroy(&h->search_lock);
+	pthread_mutex_destroy(&h->lock);
+	free(h->label);
+	free(h);
+}
+
+int
+hsm_session_new(struct hsm *h, struct hsm_session **sp)
+{
+	struct hsm_session	*s;
+	CK_RV			 rv;
+	int			 r;
+
+	*sp = NULL;
+	if ((r = hsm_check_up(h)) != 0)
+		return r;
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return KC_ERR_NOMEM;
+	s->h = h;
+	rv = h->f->C_OpenSession(h->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL,
+	    NULL, &s->sh);
+	if (rv != CKR_OK) {
+		free(s);
+		return hsm_result(h, rv, "C_OpenSession");
+	}
+	s->open = 1;
+	pthread_mutex_lock(&h->lock);
+	TAILQ_INSERT_TAIL(&h->sessions, s, entry);
+	pthread_mutex_unlock(&h->lock);
+	*sp = s;
+	return 0;
+}
+
+void
+hsm_session_free(struct hsm_session *s)
+{
+	struct hsm	*h;
+
+	if (s == NULL)
+		return;
+	if ((h = s->h) != NULL) {
+		pthread_mutex_lock(&h->lock);
+		TAILQ_REMOVE(&h->sessions, s, entry);
+		pthread_mutex_unlock(&h->lock);
+		if (s->open)
+			(void)h->f->C_CloseSession(s->sh);
+	}
+	free(s);
+}
+
+/*
+ * The id -> handle map: a sorted array, binary search. Called with h->lock held.
+ * Returns the index of id, or -(insertion point) - 1.
+ */
+static long
+hsm_map_search_inlock(struct hsm *h, const uint8_t *id)
+{
+	size_t	lo = 0, hi = h->nmap, mid;
+	int	c;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		c = memcmp(h->map[mid].id, id, HSM_KEY_ID_LEN);
+		if (c == 0)
+			return (long)mid;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -(long)lo - 1;
+}
+
+static unsigned int
+hsm_epoch(struct hsm *h)
+{
+	return __atomic_load_n(&h->epoch, __ATOMIC_SEQ_CST);
+}
+
+/* Forget every handle: the token may have renumbered its objects. */
+static void
+hsm_map_flush(struct hsm *h)
+{
+	size_t	i;
+
+	pthread_mutex_lock(&h->lock);
+	for (i = 0; i < h->nmap; i++)
+		EVP_PKEY_free(h->map[i].pkey);
+	h->nmap = 0;
+	__atomic_add_fetch(&h->epoch, 1, __ATOMIC_SEQ_CST);
+	pthread_mutex_unlock(&h->lock);
+}
+
+/*
+ * Enter a pair in the map (replacing what was there). Takes a reference to k->pkey.
+ * A pair found in an older epoch is not entered.
+ */
+static int
+hsm_map_put(struct hsm *h, const struct hsm_key *k)
+{
+	struct hsm_map_entry	*m, *e;
+	size_t			 cap, at;
+	long			 i;
+	int			 r = 0;
+
+	pthread_mutex_lock(&h->lock);
+	if (k->epoch != h->epoch)
+		goto out;
+	if ((i = hsm_map_search_inlock(h, k->id)) >= 0) {
+		e = &h->map[i];
+		EVP_PKEY_free(e->pkey);
+	} else {
+		at = (size_t)(-i - 1);
+		if (h->nmap == h->mapcap) {
+			cap = h->mapcap ? h->mapcap * 2 : 64;
+			if ((m = reallocarray(h->map, cap, sizeof(*m))) == NULL) {
+				r = KC_ERR_NOMEM;
+				goto out;
+			}
+			h->map = m;
+			h->mapcap = cap;
+		}
+		memmove(&h->map[at + 1], &h->map[at],
+		    (h->nmap - at) * sizeof(*h->map));
+		h->nmap++;
+		e = &h->map[at];
+		memcpy(e->id, k->id, HSM_KEY_ID_LEN);
+	}
+	e->priv = k->priv;
+	e->pub = k->pub;
+	e->type = k->type;
+	EVP_PKEY_up_ref(k->pkey);
+	e->pkey = k->pkey;
+ out:
+	pthread_mutex_unlock(&h->lock);
+	return r;
+}
+
+/* Look a pair up in the map; *k gets a copy and a reference to the public key. */
+static int
+hsm_map_get(struct hsm *h, const uint8_t *id, struct hsm_key *k)
+{
+	long	i;
+
+	pthread_mutex_lock(&h->lock);
+	if ((i = hsm_map_search_inlock(h, id)) >= 0) {
+		memcpy(k->id, id, HSM_KEY_ID_LEN);
+		k->priv = h->map[i].priv;
+		k->pub = h->map[i].pub;
+		k->type = h->map[i].type;
+		EVP_PKEY_up_ref(h->map[i].pkey);
+		EVP_PKEY_free(k->pkey);
+		k->pkey = h->map[i].pkey;
+		k->epoch = h->epoch;
+	}
+	pthread_mutex_unlock(&h->lock);
+	return i >= 0;
+}
+
+/* Forget a pair; returns whether it was there, and its handles. */
+static int
+hsm_map_del(struct hsm *h, const uint8_t *id, CK_OBJECT_HANDLE *priv,
+    CK_OBJECT_HANDLE *pub)
+{
+	long	i;
+
+	pthread_mutex_lock(&h->lock);
+	if ((i = hsm_map_search_inlock(h, id)) >= 0) {
+		*priv = h->map[i].priv;
+		*pub = h->map[i].pub;
+		EVP_PKEY_free(h->map[i].pkey);
+		memmove(&h->map[i], &h->map[i + 1],
+		    (h->nmap - (size_t)i - 1) * sizeof(*h->map));
+		h->nmap--;
+	}
+	pthread_mutex_unlock(&h->lock);
+	return i >= 0;
+}
+
+static void
+hsm_attr(CK_ATTRIBUTE *t, CK_ULONG *n, CK_ATTRIBUTE_TYPE type, const void *p,
+    CK_ULONG len)
+{
+	t[*n].type = type;
+	t[*n].pValue = (void *)p;
+	t[*n].ulValueLen = len;
+	(*n)++;
+}
+
+/* Read one variable-length attribute into a malloc'ed buffer. */
+static CK_RV
+hsm_get_attr(struct hsm_session *s, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE type,
+    uint8_t **val, CK_ULONG *len)
+{
+	CK_ATTRIBUTE	 a = { type, NULL, 0 };
+	CK_FUNCTION_LIST_PTR f = s->h->f;
+	CK_RV		 rv;
+
+	*val = NULL;
+	*len = 0;
+	if ((rv = f->C_GetAttributeValue(s->sh, o, &a, 1)) != CKR_OK)
+		return rv;
+	if (a.ulValueLen == CK_UNAVAILABLE_INFORMATION)
+		return HSM_CKR_BAD_KEY;
+	if ((a.pValue = malloc(a.ulValueLen ? a.ulValueLen : 1)) == NULL)
+		return HSM_CKR_NOMEM;
+	if ((rv = f->C_GetAttributeValue(s->sh, o, &a, 1)) != CKR_OK) {
+		free(a.pValue);
+		return rv;
+	}
+	*val = a.pValue;
+	*len = a.ulValueLen;
+	return CKR_OK;
+}
+
+/* Build an RSA public EVP_PKEY from modulus and exponent (big-endian). */
+static CK_RV
+hsm_pkey_rsa(const uint8_t *n, size_t nlen, const uint8_t *e, size_t elen, EVP_PKEY **pkey)
+{
+	OSSL_PARAM_BLD	*bld = NULL;
+	OSSL_PARAM	*params = NULL;
+	EVP_PKEY_CTX	*ctx = NULL;
+	BIGNUM		*bn = NULL, *be = NULL;
+	CK_RV		 rv = HSM_CKR_CRYPTO;
+
+	if ((bn = BN_bin2bn(n, (int)nlen, NULL)) == NULL ||
+	    (be = BN_bin2bn(e, (int)elen, NULL)) == NULL ||
+	    (bld = OSSL_PARAM_BLD_new()) == NULL ||
+	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn) ||
+	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, be) ||
+	    (params = OSSL_PARAM_BLD_to_param(bld)) == NULL ||
+	    (ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL)) == NULL ||
+	    EVP_PKEY_fromdata_init(ctx) <= 0 ||
+	    EVP_PKEY_fromdata(ctx, pkey, EVP_PKEY_PUBLIC_KEY, params) <= 0)
+		goto out;
+	rv = CKR_OK;
+ out:
+	EVP_PKEY_CTX_free(ctx);
+	OSSL_PARAM_free(params);
+	OSSL_PARAM_BLD_free(bld);
+	BN_free(bn);
+	BN_free(be);
+	return rv;
+}
+
+/* Build an EC public EVP_PKEY from a group name and an uncompressed point. */
+static CK_RV
+hsm_pkey_ec(const char *group, const uint8_t *pt, size_t ptlen, EVP_PKEY **pkey)
+{
+	OSSL_PARAM_BLD	*bld = NULL;
+	OSSL_PARAM	*params = NULL;
+	EVP_PKEY_CTX	*ctx = NULL;
+	CK_RV		 rv = HSM_CKR_CRYPTO;
+
+	if ((bld = OSSL_PARAM_BLD_new()) == NULL ||
+	    !OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, group, 0) ||
+	    !OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pt, ptlen) ||
+	    (params = OSSL_PARAM_BLD_to_param(bld)) == NULL ||
+	    (ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL)) == NULL ||
+	    EVP_PKEY_fromdata_init(ctx) <= 0 ||
+	    EVP_PKEY_fromdata(ctx, pkey, EVP_PKEY_PUBLIC_KEY, params) <= 0)
+		goto out;
+	rv = CKR_OK;
+ out:
+	EVP_PKEY_CTX_free(ctx);
+	OSSL_PARAM_free(params);
+	OSSL_PARAM_BLD_free(bld);
+	return rv;
+}
+
+/*
+ * CKA_EC_POINT is a DER OCTET STRING wrapping the uncompressed point (PKCS#11 2.40); some
+ * modules return the bare point. Find the point either way.
+ */
+static int
+hsm_ec_point(const uint8_t *p, size_t len, size_t fieldlen, const uint8_t **pt,
+    size_t *ptlen)
+{
+	size_t	want = 1 + 2 * fieldlen, l, hdr;
+
+	if (len == want && p[0] == 0x04) {
+		*pt = p;
+		*ptlen = len;
+		return 0;
+	}
+	if (len < 2 || p[0] != 0x04)
+		return -1;
+	if (p[1] < 0x80) {
+		l = p[1];
+		hdr = 2;
+	} else if (p[1] == 0x81 && len >= 3) {
+		l = p[2];
+		hdr = 3;
+	} else
+		return -1;
+	if (hdr + l != len || l != want || p[hdr] != 0x04)
+		return -1;
+	*pt = p + hdr;
+	*ptlen = l;
+	return 0;
+}
+
+/* Read a public key object: its type and the OpenSSL public key. */
+static CK_RV
+hsm_read_public(struct hsm_session *s, CK_OBJECT_HANDLE pub, enum hsm_keytype *type,
+    EVP_PKEY **pkey)
+{
+	CK_KEY_TYPE	 ckk;
+	CK_ATTRIBUTE	 a = { CKA_KEY_TYPE, &ckk, sizeof(ckk) };
+	uint8_t		*v1 = NULL, *v2 = NULL;
+	const uint8_t	*pt;
+	CK_ULONG	 l1, l2;
+	size_t		 ptlen;
+	CK_RV		 rv;
+	int		 t;
+
+	*pkey = NULL;
+	if ((rv = s->h->f->C_GetAttributeValue(s->sh, pub, &a, 1)) != CKR_OK)
+		goto out;
+	rv = HSM_CKR_BAD_KEY;
+	if (ckk == CKK_RSA) {
+		if ((rv = hsm_get_attr(s, pub, CKA_MODULUS, &v1, &l1)) != CKR_OK ||
+		    (rv = hsm_get_attr(s, pub, CKA_PUBLIC_EXPONENT, &v2, &l2)) != CKR_OK)
+			goto out;
+		/* Tolerate leading zero bytes in the modulus. */
+		while (l1 > 0 && v1[0] == 0) {
+			memmove(v1, v1 + 1, --l1);
+		}
+		for (t = 0; t < HSM_KEY_NTYPES; t++)
+			if (hsm_keytypes[t].ckk == CKK_RSA &&
+			    hsm_keytypes[t].bits == l1 * 8)
+				break;
+		if (t == HSM_KEY_NTYPES) {
+			rv = HSM_CKR_BAD_KEY;
+			goto out;
+		}
+		if ((rv = hsm_pkey_rsa(v1, l1, v2, l2, pkey)) != CKR_OK)
+			goto out;
+	} else if (ckk == CKK_EC) {
+		if ((rv = hsm_get_attr(s, pub, CKA_EC_PARAMS, &v1, &l1)) != CKR_OK ||
+		    (rv = hsm_get_attr(s, pub, CKA_EC_POINT, &v2, &l2)) != CKR_OK)
+			goto out;
+		for (t = 0; t < HSM_KEY_NTYPES; t++)
+			if (hsm_keytypes[t].ckk == CKK_EC &&
+			    hsm_keytypes[t].oidlen == l1 &&
+			    memcmp(hsm_keytypes[t].oid, v1, l1) == 0)
+				break;
+		if (t == HSM_KEY_NTYPES ||
+		    hsm_ec_point(v2, l2, hsm_keytypes[t].fieldlen, &pt, &ptlen) != 0) {
+			rv = HSM_CKR_BAD_KEY;
+			goto out;
+		}
+		if ((rv = hsm_pkey_ec(hsm_keytypes[t].group, pt, ptlen, pkey)) != CKR_OK)
+			goto out;
+	} else
+		goto out;
+	*type = (enum hsm_keytype)t;
+	rv = CKR_OK;
+ out:
+	free(v1);
+	free(v2);
+	return rv;
+}
+
+/* Generate the pair with our template. Nothing exists in the token unless CKR_OK. */
+static CK_RV
+hsm_generate(struct hsm_session *s, enum hsm_keytype type, const uint8_t *id,
+    const char *label, CK_OBJECT_HANDLE *pubh, CK_OBJECT_HANDLE *privh)
+{
+	const struct hsm_keytype_desc *d = &hsm_keytypes[type];
+	static const CK_BYTE	 exponent[] = { 0x01, 0x00, 0x01 };
+	CK_BBOOL		 yes = CK_TRUE, no = CK_FALSE;
+	CK_OBJECT_CLASS		 pubclass = CKO_PUBLIC_KEY, privclass = CKO_PRIVATE_KEY;
+	CK_KEY_TYPE		 ckk = d->ckk;
+	CK_ULONG		 bits = d->bits, npub = 0, npriv = 0;
+	CK_MECHANISM		 mech = { 0, NULL, 0 };
+	CK_ATTRIBUTE		 pubt[16], privt[20];
+	CK_RV			 rv;
+
+	hsm_attr(pubt, &npub, CKA_CLASS, &pubclass, sizeof(pubclass));
+	hsm_attr(pubt, &npub, CKA_KEY_TYPE, &ckk, sizeof(ckk));
+	hsm_attr(pubt, &npub, CKA_TOKEN, &yes, sizeof(yes));
+	hsm_attr(pubt, &npub, CKA_PRIVATE, &no, sizeof(no));
+	hsm_attr(pubt, &npub, CKA_VERIFY, &yes, sizeof(yes));
+	hsm_attr(pubt, &npub, CKA_VERIFY_RECOVER, &no, sizeof(no));
+	hsm_attr(pubt, &npub, CKA_ENCRYPT, &no, sizeof(no));
+	hsm_attr(pubt, &npub, CKA_WRAP, &no, sizeof(no));
+	hsm_attr(pubt, &npub, CKA_DERIVE, &no, sizeof(no));
+	hsm_attr(pubt, &npub, CKA_ID, id, HSM_KEY_ID_LEN);
+	hsm_attr(pubt, &npub, CKA_LABEL, label, strlen(label));
+
+	hsm_attr(privt, &npriv, CKA_CLASS, &privclass, sizeof(privclass));
+	hsm_attr(privt, &npriv, CKA_KEY_TYPE, &ckk, sizeof(ckk));
+	hsm_attr(privt, &npriv, CKA_TOKEN, &yes, sizeof(yes));
+	hsm_attr(privt, &npriv, CKA_PRIVATE, &yes, sizeof(yes));
+	hsm_attr(privt, &npriv, CKA_SENSITIVE, &yes, sizeof(yes));
+	hsm_attr(privt, &npriv, CKA_EXTRACTABLE, &no, sizeof(no));
+	hsm_attr(privt, &npriv, CKA_SIGN, &yes, sizeof(yes));
+	hsm_attr(privt, &npriv, CKA_SIGN_RECOVER, &no, sizeof(no));
+	hsm_attr(privt, &npriv, CKA_DECRYPT, &no, sizeof(no));
+	hsm_attr(privt, &npriv, CKA_UNWRAP, &no, sizeof(no));
+	hsm_attr(privt, &npriv, CKA_DERIVE, &no, sizeof(no));
+	hsm_attr(privt, &npriv, CKA_ID, id, HSM_KEY_ID_LEN);
+	hsm_attr(privt, &npriv, CKA_LABEL, label, strlen(label));
+
+	if (d->ckk == CKK_RSA) {
+		mech.mechanism = CKM_RSA_PKCS_KEY_PAIR_GEN;
+		hsm_attr(pubt, &npub, CKA_MODULUS_BITS, &bits, sizeof(bits));
+		hsm_attr(pubt, &npub, CKA_PUBLIC_EXPONENT, exponent, sizeof(exponent));
+	} else {
+		mech.mechanism = CKM_EC_KEY_PAIR_GEN;
+		hsm_attr(pubt, &npub, CKA_EC_PARAMS, d->oid, d->oidlen);
+	}
+
+	pthread_mutex_lock(&s->h->search_lock);
+	rv = s->h->f->C_GenerateKeyPair(s->sh, &mech, pubt, npub, privt, npriv, pubh,
+	    privh);
+	pthread_mutex_unlock(&s->h->search_lock);
+	return rv;
+}
+
+/*
+ * Read the private key's attributes back: a key that is or was extractable, or not
+ * generated in the token, or usable for anything but signing, is unsafe.
+ */
+static CK_RV
+hsm_check_private(struct hsm_session *s, CK_OBJECT_HANDLE priv)
+{
+	static const struct {
+		CK_ATTRIBUTE_TYPE	 type;
+		const char		*name;
+		CK_BBOOL		 want;
+		int			 required;	/* must be present */
+	} checks[] = {
+		{ CKA_TOKEN, "CKA_TOKEN", CK_TRUE, 1 },
+		{ CKA_PRIVATE, "CKA_PRIVATE", CK_TRUE, 1 },
+		{ CKA_SENSITIVE, "CKA_SENSITIVE", CK_TRUE, 1 },
+		{ CKA_ALWAYS_SENSITIVE, "CKA_ALWAYS_SENSITIVE", CK_TRUE, 1 },
+		{ CKA_EXTRACTABLE, "CKA_EXTRACTABLE", CK_FALSE, 1 },
+		{ CKA_NEVER_EXTRACTABLE, "CKA_NEVER_EXTRACTABLE", CK_TRUE, 1 },
+		{ CKA_LOCAL, "CKA_LOCAL", CK_TRUE, 1 },
+		{ CKA_SIGN, "CKA_SIGN", CK_TRUE, 1 },
+		{ CKA_DECRYPT, "CKA_DECRYPT", CK_FALSE, 0 },
+		{ CKA_UNWRAP, "CKA_UNWRAP", CK_FALSE, 0 },
+		{ CKA_DERIVE, "CKA_DERIVE", CK_FALSE, 0 },
+	};
+	enum { NCHECKS = sizeof(checks) / sizeof(checks[0]) };
+	CK_ATTRIBUTE	 t[NCHECKS];
+	CK_BBOOL	 v[NCHECKS];
+	CK_RV		 rv;
+	size_t		 i;
+
+	for (i = 0; i < NCHECKS; i++) {
+		v[i] = !checks[i].want;
+		t[i].type = checks[i].type;
+		t[i].pValue = &v[i];
+		t[i].ulValueLen = sizeof(v[i]);
+	}
+	rv = s->h->f->C_GetAttributeValue(s->sh, priv, t, NCHECKS);
+	if (rv != CKR_OK && rv != CKR_ATTRIBUTE_TYPE_INVALID &&
+	    rv != CKR_ATTRIBUTE_SENSITIVE)
+		return rv;
+	for (i = 0; i < NCHECKS; i++) {
+		if (t[i].ulValueLen != sizeof(CK_BBOOL)) {
+			if (!checks[i].required)
+				continue;
+			log_warnx("hsm: new private key: %s unreadable", checks[i].name);
+			return HSM_CKR_UNSAFE;
+		}
+		if ((v[i] != CK_FALSE) != (checks[i].want != CK_FALSE)) {
+			log_warnx("hsm: new private key: %s is %s", checks[i].name,
+			    v[i] ? "true" : "false");
+			return HSM_CKR_UNSAFE;
+		}
+	}
+	return CKR_OK;
+}
+
+/* Destroy objects; a handle that is already gone counts as destroyed. */
+static CK_RV
+hsm_destroy_handles(struct hsm_session *s, const CK_OBJECT_HANDLE *o, size_t n)
+{
+	CK_RV	rv, first = CKR_OK;
+	size_t	i;
+
+	pthread_mutex_lock(&s->h->search_lock);
+	for (i = 0; i < n; i++) {
+		if (o[i] == CK_INVALID_HANDLE)
+			continue;
+		rv = s->h->f->C_DestroyObject(s->sh, o[i]);
+		if (rv != CKR_OK && rv != CKR_OBJECT_HANDLE_INVALID && first == CKR_OK)
+			first = rv;
+	}
+	pthread_mutex_unlock(&s->h->search_lock);
+	return first;
+}
+
+/* Destroy a pair just made, retrying once on a per-session failure. */
+static void
+hsm_destroy_pair(struct hsm_session *s, CK_OBJECT_HANDLE priv, CK_OBJECT_HANDLE pub)
+{
+	CK_OBJECT_HANDLE	o[2] = { priv, pub };
+	CK_RV			rv;
+	int			retried;
+
+	for (retried = 0;; retried = 1) {
+		rv = hsm_destroy_handles(s, o, 2);
+		if (rv == CKR_OK || retried || !hsm_session_recover(s, rv))
+			break;
+	}
+	if (rv != CKR_OK)
+		(void)hsm_result(s->h, rv, "destroying a rejected key pair");
+}
+
+int
+hsm_keygen(struct hsm_session *s, enum hsm_keytype type, const uint8_t id[HSM_KEY_ID_LEN],
+    const char *label, struct hsm_key **kp)
+{
+	struct hsm		*h;
+	struct hsm_key		*k = NULL;
+	CK_OBJECT_HANDLE	 pub = CK_INVALID_HANDLE, priv = CK_INVALID_HANDLE;
+	enum hsm_keytype	 got;
+	EVP_PKEY		*pkey = NULL;
+	char			*fullabel = NULL;
+	CK_RV			 rv;
+	unsigned int		 epoch;
+	int			 r, retried, made = 0;
+
+	return_val_if_fail(s != NULL && s->h != NULL, KC_ERR_INVALID);
+	return_val_if_fail((unsigned int)type < HSM_KEY_NTYPES, KC_ERR_INVALID);
+	return_val_if_fail(id != NULL && label != NULL && kp != NULL, KC_ERR_INVALID);
+	h = s->h;
+	*kp = NULL;
+	if ((r = hsm_check_up(h)) != 0)
+		return r;
+	if (asprintf(&fullabel, "%s%s", HSM_LABEL_PREFIX, label) == -1) {
+		fullabel = NULL;
+		return KC_ERR_NOMEM;
+	}
+
+	for (retried = 0;; retried = 1) {
+		epoch = hsm_epoch(h);
+		rv = hsm_generate(s, type, id, fullabel, &pub, &priv);
+		if (rv == CKR_OK || retried || !hsm_session_recover(s, rv))
+			break;
+	}
+	if (rv != CKR_OK) {
+		r = hsm_result(h, rv, "C_GenerateKeyPair");
+		goto out;
+	}
+	made = 1;
+
+	for (retried = 0;; retried = 1) {
+		EVP_PKEY_free(pkey);
+		pkey = NULL;
+		rv = hsm_check_private(s, priv);
+		if (rv == CKR_OK)
+			rv = hsm_read_public(s, pub, &got, &pkey);
+		if (rv == CKR_OK && got != type)
+			rv = HSM_CKR_BAD_KEY;
+		if (rv == CKR_OK || retried || !hsm_session_recover(s, rv))
+			break;
+	}
+	if (rv != CKR_OK) {
+		r = hsm_result(h, rv, "checking a new key pair");
+		goto out;
+	}
+
+	if ((k = calloc(1, sizeof(*k))) == NULL) {
+		r = KC_ERR_NOMEM;
+		goto out;
+	}
+	memcpy(k->id, id, HSM_KEY_ID_LEN);
+	k->priv = priv;
+	k->pub = pub;
+	k->type = type;
+	k->pkey = pkey;
+	k->epoch = epoch;
+	pkey = NULL;
+	if ((r = hsm_map_put(h, k)) != 0)
+		goto out;
+	log_debug("hsm: generated %s key pair \"%s\"", hsm_keytypes[type].name, fullabel);
+	*kp = k;
+	k = NULL;
+	made = 0;
+	r = 0;
+ out:
+	if (made)
+		hsm_destroy_pair(s, priv, pub);
+	hsm_key_free(k);
+	EVP_PKEY_free(pkey);
+	free(fullabel);
+	return r;
+}
+
+/*
+ * Find objects of a class by CKA_ID, under the search lock. Up to max handles are
+ * returned in o; *n is how many were found (capped).
+ */
+static CK_RV
+hsm_find_by_id(struct hsm_session *s, CK_OBJECT_CLASS cls, const uint8_t *id,
+    CK_OBJECT_HANDLE *o, CK_ULONG max, CK_ULONG *n)
+{
+	CK_FUNCTION_LIST_PTR f = s->h->f;
+	CK_ATTRIBUTE	 t[2];
+	CK_ULONG	 nt = 0;
+	CK_RV		 rv, rv2;
+
+	hsm_attr(t, &nt, CKA_CLASS, &cls, sizeof(cls));
+	hsm_attr(t, &nt, CKA_ID, id, HSM_KEY_ID_LEN);
+	*n = 0;
+	pthread_mutex_lock(&s->h->search_lock);
+	if ((rv = f->C_FindObjectsInit(s->sh, t, nt)) == CKR_OK) {
+		rv = f->C_FindObjects(s->sh, o, max, n);
+		rv2 = f->C_FindObjectsFinal(s->sh);
+		if (rv == CKR_OK)
+			rv = rv2;
+	}
+	pthread_mutex_unlock(&s->h->search_lock);
+	return rv;
+}
+
+/* Search the token for the pair with this id and read its public key. */
+static CK_RV
+hsm_key_search(struct hsm_session *s, const uint8_t *id, struct hsm_key *k)
+{
+	CK_OBJECT_HANDLE	o[2];
+	CK_ULONG		n;
+	CK_RV			rv;
+	unsigned int		epoch = hsm_epoch(s->h);
+
+	if ((rv = hsm_find_by_id(s, CKO_PRIVATE_KEY, id, o, 2, &n)) != CKR_OK)
+		return rv;
+	if (n == 0)
+		return HSM_CKR_NOT_FOUND;
+	if (n > 1)
+		log_warnx("hsm: several private keys share one CKA_ID; using the first");
+	k->priv = o[0];
+	k->epoch = epoch;
+	if ((rv = hsm_find_by_id(s, CKO_PUBLIC_KEY, id, o, 2, &n)) != CKR_OK)
+		return rv;
+	if (n == 0) {
+		log_warnx("hsm: a private key has no public key object");
+		return HSM_CKR_NOT_FOUND;
+	}
+	k->pub = o[0];
+	memcpy(k->id, id, HSM_KEY_ID_LEN);
+	EVP_PKEY_free(k->pkey);
+	k->pkey = NULL;
+	return hsm_read_public(s, k->pub, &k->type, &k->pkey);
+}
+
+/*
+ * Fill k for this id: from the map, else from a token search (then entered in the map).
+ * A per-session failure is repaired and the search retried once.
+ */
+static CK_RV
+hsm_key_lookup(struct hsm_session *s, const uint8_t *id, struct hsm_key *k)
+{
+	CK_RV	rv;
+	int	retried;
+
+	if (hsm_map_get(s->h, id, k))
+		return CKR_OK;
+	for (retried = 0;; retried = 1) {
+		rv = hsm_key_search(s, id, k);
+		if (rv == CKR_OK || retried || !hsm_session_recover(s, rv))
+			break;
+	}
+	if (rv != CKR_OK)
+		return rv;
+	return hsm_map_put(s->h, k) == 0 ? CKR_OK : HSM_CKR_NOMEM;
+}
+
+int
+hsm_key_find(struct hsm_session *s, const uint8_t id[HSM_KEY_ID_LEN], struct hsm_key **kp)
+{
+	struct hsm_key	*k;
+	CK_RV		 rv;
+	int		 r;
+
+	return_val_if_fail(s != NULL && s->h != NULL, KC_ERR_INVALID);
+	return_val_if_fail(id != NULL && kp != NULL, KC_ERR_INVALID);
+	*kp = NULL;
+	if ((r = hsm_check_up(s->h)) != 0)
+		return r;
+	if ((k = calloc(1, sizeof(*k))) == NULL)
+		return KC_ERR_NOMEM;
+	if ((rv = hsm_key_lookup(s, id, k)) != CKR_OK) {
+		hsm_key_free(k);
+		return hsm_result(s->h, rv, "finding a key");
+	}
+	*kp = k;
+	return 0;
+}
+
+struct evp_pkey_st *
+hsm_key_public(const struct hsm_key *k)
+{
+	return k->pkey;
+}
+
+enum hsm_keytype
+hsm_key_type(const struct hsm_key *k)
+{
+	return k->type;
+}
+
+void
+hsm_key_free(struct hsm_key *k)
+{
+	if (k == NULL)
+		return;
+	EVP_PKEY_free(k->pkey);
+	free(k);
+}
+
+/* C_SignInit + the two-call C_Sign. */
+static CK_RV
+hsm_sign_once(struct hsm_session *s, CK_OBJECT_HANDLE priv, CK_MECHANISM_TYPE m,
+    const uint8_t *data, size_t len, uint8_t **sig, CK_ULONG *siglen)
+{
+	CK_FUNCTION_LIST_PTR f = s->h->f;
+	CK_MECHANISM	 mech = { m, NULL, 0 };
+	CK_ULONG	 n = 0;
+	uint8_t		*buf;
+	CK_RV		 rv;
+
+	*sig = NULL;
+	if ((rv = f->C_SignInit(s->sh, &mech, priv)) != CKR_OK)
+		return rv;
+	if ((rv = f->C_Sign(s->sh, (CK_BYTE_PTR)data, len, NULL, &n)) != CKR_OK)
+		return rv;
+	if ((buf = malloc(n ? n : 1)) == NULL) {
+		/* The operation is still active: only closing the session ends it. */
+		(void)f->C_CloseSession(s->sh);
+		(void)hsm_session_recover(s, CKR_SESSION_CLOSED);
+		return HSM_CKR_NOMEM;
+	}
+	if ((rv = f->C_Sign(s->sh, (CK_BYTE_PTR)data, len, buf, &n)) != CKR_OK) {
+		free(buf);
+		return rv;
+	}
+	*sig = buf;
+	*siglen = n;
+	return CKR_OK;
+}
+
+/* Turn a raw r || s into a DER Ecdsa-Sig-Value. */
+static int
+hsm_ecdsa_der(const uint8_t *raw, size_t rawlen, uint8_t **der, size_t *derlen)
+{
+	ECDSA_SIG	*es = NULL;
+	BIGNUM		*br = NULL, *bs = NULL;
+	unsigned char	*p = NULL;
+	int		 len, r = KC_ERR_CRYPTO;
+
+	if (rawlen == 0 || rawlen % 2 != 0)
+		return KC_ERR_HSM;
+	if ((br = BN_bin2bn(raw, (int)(rawlen / 2), NULL)) == NULL ||
+	    (bs = BN_bin2bn(raw + rawlen / 2, (int)(rawlen / 2), NULL)) == NULL ||
+	    (es = ECDSA_SIG_new()) == NULL ||
+	    !ECDSA_SIG_set0(es, br, bs))
+		goto out;
+	br = bs = NULL;			/* owned by es */
+	if ((len = i2d_ECDSA_SIG(es, NULL)) <= 0)
+		goto out;
+	if ((p = malloc((size_t)len)) == NULL) {
+		r = KC_ERR_NOMEM;
+		goto out;
+	}
+	*der = p;
+	if (i2d_ECDSA_SIG(es, &p) != len) {
+		free(*der);
+		*der = NULL;
+		goto out;
+	}
+	*derlen = (size_t)len;
+	r = 0;
+ out:
+	BN_free(br);
+	BN_free(bs);
+	ECDSA_SIG_free(es);
+	if (r != 0)
+		ERR_clear_error();
+	return r;
+}
+
+int
+hsm_sign(struct hsm_session *s, const struct hsm_key *k, const uint8_t *tbs, size_t tbslen,
+    uint8_t **sig, size_t *siglen)
+{
+	struct hsm		*h;
+	uint8_t			 md[EVP_MAX_MD_SIZE], *raw = NULL;
+	unsigned int		 mdlen = 0;
+	const uint8_t		*data;
+	size_t			 len;
+	CK_MECHANISM_TYPE	 m;
+	CK_OBJECT_HANDLE	 priv;
+	CK_ULONG		 rawlen = 0;
+	CK_RV			 rv;
+	struct hsm_key		 fresh;
+	int			 r, refresh, refreshed = 0, recovered = 0;
+
+	return_val_if_fail(s != NULL && s->h != NULL && k != NULL, KC_ERR_INVALID);
+	return_val_if_fail(tbs != NULL && sig != NULL && siglen != NULL, KC_ERR_INVALID);
+	h = s->h;
+	*sig = NULL;
+	*siglen = 0;
+	if ((r = hsm_check_up(h)) != 0)
+		return r;
+
+	if (hsm_keytypes[k->type].ckk == CKK_RSA) {
+		m = CKM_SHA256_RSA_PKCS;
+		data = tbs;
+		len = tbslen;
+	} else {
+		/* CKM_ECDSA signs a digest: hash here, sign there. */
+		if (!EVP_Digest(tbs, tbslen, md, &mdlen, EVP_sha256(), NULL)) {
+			ERR_clear_error();
+			return KC_ERR_CRYPTO;
+		}
+		m = CKM_ECDSA;
+		data = md;
+		len = mdlen;
+	}
+
+	/*
+	 * At most one session repair and one handle refresh: the handle in k is refreshed
+	 * when the token may have renumbered its objects since k was made, or says the
+	 * handle is invalid.
+	 */
+	priv = k->priv;
+	refresh = k->epoch != hsm_epoch(h);
+	for (;;) {
+		if (refresh) {
+			refresh = 0;
+			refreshed = 1;
+			memset(&fresh, 0, sizeof(fresh));
+			rv = hsm_key_lookup(s, k->id, &fresh);
+			EVP_PKEY_free(fresh.pkey);
+			if (rv != CKR_OK)
+				break;
+			priv = fresh.priv;
+		}
+		rv = hsm_sign_once(s, priv, m, data, len, &raw, &rawlen);
+		if (rv == CKR_OK)
+			break;
+		if (!recovered && hsm_session_recover(s, rv)) {
+			recovered = 1;
+			refresh = k->epoch != hsm_epoch(h);
+			continue;
+		}
+		if (!refreshed && (rv == CKR_KEY_HANDLE_INVALID ||
+		    rv == CKR_OBJECT_HANDLE_INVALID)) {
+			refresh = 1;
+			continue;
+		}
+		break;
+	}
+	if (rv != CKR_OK) {
+		r = hsm_result(h, rv, "C_Sign");
+		goto out;
+	}
+	if (m == CKM_ECDSA) {
+		if ((r = hsm_ecdsa_der(raw, rawlen, sig, siglen)) != 0)
+			goto out;
+	} else {
+		*sig = raw;
+		*siglen = rawlen;
+		raw = NULL;
+	}
+	r = 0;
+ out:
+	free(raw);
+	return r;
+}
+
+int
+hsm_engine_key(struct hsm_session *s, const struct hsm_key *k, struct evp_pkey_st **pkey)
+{
+	struct hsm	*h;
+	char		*uri;
+	char		 errs[512];
+	int		 r;
+
+	return_val_if_fail(s != NULL && s->h != NULL && k != NULL, KC_ERR_INVALID);
+	return_val_if_fail(pkey != NULL, KC_ERR_INVALID);
+	h = s->h;
+	*pkey = NULL;
+	if (h->signer != HSM_SIGNER_ENGINE || h->engine == NULL)
+		return KC_ERR_INVALID;
+	if ((r = hsm_check_up(h)) != 0)
+		return r;
+	if ((uri = hsm_key_uri(h, k->id)) == NULL)
+		return KC_ERR_NOMEM;
+	/* libp11 searches the token on every load. */
+	pthread_mutex_lock(&h->search_lock);
+	*pkey = ENGINE_load_private_key(h->engine, uri, NULL, NULL);
+	/*
+	 * libp11 hands out the EVP_PKEY it caches for the key and ties it to the engine with a
+	 * functional reference; that reference, held by its own cache, would keep
+	 * ENGINE_finish() in hsm_close() from ever releasing libp11 (which must finalize the
+	 * module before we do). The key's RSA/EC method is libp11's either way, so signing
+	 * does not need the tie.
+	 * XXX the EVP_PKEY is libp11's shared cache entry: another thread signing with the
+	 * same key meanwhile sees the tie come and go (both states sign correctly).
+	 */
+	if (*pkey != NULL && !EVP_PKEY_set1_engine(*pkey, NULL)) {
+		EVP_PKEY_free(*pkey);
+		*pkey = NULL;
+	}
+	pthread_mutex_unlock(&h->search_lock);
+	if (*pkey == NULL) {
+		hsm_ossl_errors(errs, sizeof(errs));
+		log_warnx("hsm: engine cannot load %s: %s", uri, errs);
+		r = KC_ERR_HSM;
+	}
+	free(uri);
+	return r;
+}
+
+int
+hsm_key_destroy(struct hsm_session *s, const uint8_t id[HSM_KEY_ID_LEN])
+{
+	struct hsm		*h;
+	CK_OBJECT_HANDLE	 o[2 * HSM_FIND_BATCH];
+	CK_ULONG		 n1, n2;
+	CK_RV			 rv;
+	int			 r, retried;
+
+	return_val_if_fail(s != NULL && s->h != NULL && id != NULL, KC_ERR_INVALID);
+	h = s->h;
+	if ((r = hsm_check_up(h)) != 0)
+		return r;
+
+	if (hsm_map_del(h, id, &o[0], &o[1])) {
+		for (retried = 0;; retried = 1) {
+			rv = hsm_destroy_handles(s, o, 2);
+			if (rv == CKR_OK || retried || !hsm_session_recover(s, rv))
+				break;
+		}
+		if (rv != CKR_OK)
+			return hsm_result(h, rv, "C_DestroyObject");
+	}
+
+	/*
+	 * Also search: the map may be stale, and a duplicate left by a crash must go too.
+	 * XXX a pair whose id is shared by more than HSM_FIND_BATCH objects takes several
+	 * calls.
+	 */
+	for (retried = 0;; retried = 1) {
+		rv = hsm_find_by_id(s, CKO_PRIVATE_KEY, id, o, HSM_FIND_BATCH, &n1);
+		if (rv == CKR_OK)
+			rv = hsm_find_by_id(s, CKO_PUBLIC_KEY, id, o + n1,
+			    HSM_FIND_BATCH, &n2);
+		if (rv == CKR_OK)
+			rv = hsm_destroy_handles(s, o, n1 + n2);
+		if (rv == CKR_OK || retried || !hsm_session_recover(s, rv))
+			break;
+	}
+	return hsm_result(h, rv, "destroying a key pair");
+}
+
+/* Collect the ids of our private keys. */
+static CK_RV
+hsm_key_list_once(struct hsm_session *s, uint8_t **ids, size_t *n)
+{
+	CK_FUNCTION_LIST_PTR f = s->h->f;
+	CK_OBJECT_CLASS	 cls = CKO_PRIVATE_KEY;
+	CK_ATTRIBUTE	 t = { CKA_CLASS, &cls, sizeof(cls) };
+	CK_OBJECT_HANDLE *o = NULL, *no;
+	CK_ULONG	 got, i, plen = strlen(HSM_LABEL_PREFIX);
+	size_t		 cap = 0, nobj = 0, nids = 0;
+	uint8_t		*out = NULL, *lab = NULL, *id = NULL;
+	CK_ULONG	 lablen, idlen;
+	CK_RV		 rv, rv2;
+
+	*ids = NULL;
+	*n = 0;
+	pthread_mutex_lock(&s->h->search_lock);
+	if ((rv = f->C_FindObjectsInit(s->sh, &t, 1)) != CKR_OK)
+		goto unlock;
+	for (;;) {
+		if (nobj + HSM_FIND_BATCH > cap) {
+			cap = cap ? cap * 2 : 256;
+			if ((no = reallocarray(o, cap, sizeof(*o))) == NULL) {
+				rv = HSM_CKR_NOMEM;
+				break;
+			}
+			o = no;
+		}
+		rv = f->C_FindObjects(s->sh, o + nobj, HSM_FIND_BATCH, &got);
+		if (rv != CKR_OK || got == 0)
+			break;
+		nobj += got;
+	}
+	rv2 = f->C_FindObjectsFinal(s->sh);
+	if (rv == CKR_OK)
+		rv = rv2;
+	if (rv != CKR_OK)
+		goto unlock;
+
+	/* Attribute reads stay under the lock: this runs at start-up, rarely. */
+	if ((out = calloc(nobj ? nobj : 1, HSM_KEY_ID_LEN)) == NULL) {
+		rv = HSM_CKR_NOMEM;
+		goto unlock;
+	}
+	for (i = 0; i < nobj; i++) {
+		free(lab);
+		free(id);
+		lab = id = NULL;
+		rv = hsm_get_attr(s, o[i], CKA_LABEL, &lab, &lablen);
+		if (rv == CKR_OBJECT_HANDLE_INVALID || rv == HSM_CKR_BAD_KEY)
+			continue;	/* destroyed meanwhile, or no label */
+		if (rv != CKR_OK)
+			goto unlock;
+		if (lablen < plen || memcmp(lab, HSM_LABEL_PREFIX, plen) != 0)
+			continue;
+		rv = hsm_get_attr(s, o[i], CKA_ID, &id, &idlen);
+		if (rv == CKR_OBJECT_HANDLE_INVALID || rv == HSM_CKR_BAD_KEY)
+			continue;
+		if (rv != CKR_OK)
+			goto unlock;
+		if (idlen != HSM_KEY_ID_LEN) {
+			log_warnx("hsm: a key labelled %.*s has a %lu-byte CKA_ID",
+			    (int)lablen, (char *)lab, (unsigned long)idlen);
+			continue;
+		}
+		memcpy(out + nids * HSM_KEY_ID_LEN, id, HSM_KEY_ID_LEN);
+		nids++;
+	}
+	*ids = out;
+	*n = nids;
+	out = NULL;
+	rv = CKR_OK;
+ unlock:
+	pthread_mutex_unlock(&s->h->search_lock);
+	free(lab);
+	free(id);
+	free(out);
+	free(o);
+	return rv;
+}
+
+int
+hsm_key_list(struct hsm_session *s, uint8_t **ids, size_t *n)
+{
+	CK_RV	rv;
+	int	r, retried;
+
+	return_val_if_fail(s != NULL && s->h != NULL, KC_ERR_INVALID);
+	return_val_if_fail(ids != NULL && n != NULL, KC_ERR_INVALID);
+	*ids = NULL;
+	*n = 0;
+	if ((r = hsm_check_up(s->h)) != 0)
+		return r;
+	for (retried = 0;; retried = 1) {
+		rv = hsm_key_list_once(s, ids, n);
+		if (rv == CKR_OK || retried || !hsm_session_recover(s, rv))
+			break;
+	}
+	return hsm_result(s->h, rv, "listing keys");
+}
+
+char *
+hsm_key_uri(const struct hsm *h, const uint8_t id[HSM_KEY_ID_LEN])
+{
+	static const char	 hex[] = "0123456789abcdef";
+	const unsigned char	*l;
+	char			*uri, *p;
+	size_t			 len, i;
+
+	return_val_if_fail(h != NULL && id != NULL, NULL);
+	/* "pkcs11:token=" + 3 per label byte + ";id=" + 3 per id byte + ";type=private" */
+	len = 13 + 3 * strlen(h->label) + 4 + 3 * HSM_KEY_ID_LEN + 13 + 1;
+	if ((uri = malloc(len)) == NULL)
+		return NULL;
+	p = uri;
+	p += sprintf(p, "pkcs11:token=");
+	/* RFC 7512: everything but RFC 3986 unreserved characters is percent-encoded. */
+	for (l = (const unsigned char *)h->label; *l != '\0'; l++) {
+		if ((*l >= 'a' && *l <= 'z') || (*l >= 'A' && *l <= 'Z') ||
+		    (*l >= '0' && *l <= '9') || *l == '-' || *l == '.' || *l == '_' ||
+		    *l == '~')
+			*p++ = (char)*l;
+		else {
+			*p++ = '%';
+			*p++ = hex[*l >> 4];
+			*p++ = hex[*l & 0xf];
+		}
+	}
+	p += sprintf(p, ";id=");
+	for (i = 0; i < HSM_KEY_ID_LEN; i++) {
+		*p++ = '%';
+		*p++ = hex[id[i] >> 4];
+		*p++ = hex[id[i] & 0xf];
+	}
+	sprintf(p, ";type=private");
+	return uri;
+}

@@ -1,0 +1,1149 @@
+/*
+ * Copyright (c) 2026 The keycustody authors. SPDX-License-Identifier: ISC
+ *
+ * store.c: owns SQLite: the schema, its migrations and every SQL statement of the daemon.
+ */
+#include "config.h"
+
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "kc-err.h"
+#include "log.h"
+#include "store.h"
+
+#ifndef nitems
+#define nitems(a)	(sizeof(a) / sizeof((a)[0]))
+#endif
+
+#define STORE_BUSY_TIMEOUT_MS	5000
+
+/*
+ * The state column holds the enum's values: they are on disk, so never renumber them.
+ */
+_Static_assert(STORE_CSR_CREATING == 0 && STORE_CSR_READY == 1 && STORE_CSR_DELETING == 2,
+    "store_csr_state values are persisted");
+
+/*
+ * Schema migrations, applied in order, each in its own transaction. Step i (from 0) brings
+ * the schema to version i + 1 and ends by setting PRAGMA user_version to that number; never
+ * edit a step that has shipped, append a new one.
+ *
+ * SANs (and a certificate's hosts) are stored newline-joined in one TEXT column, NULL when
+ * there are none: a DNS name can never contain a newline (store_csr_insert refuses one), a
+ * record is always read whole, and a page of 50 records stays one indexed range scan with no
+ * join or per-record query.
+ */
+static const char *const store_migrations[] = {
+	/* 1: CSR records; custom hostnames (certificate uploads) referencing them. */
+	"CREATE TABLE csrs (\n"
+	"  id                  TEXT PRIMARY KEY NOT NULL,\n"
+	"  zone_id             TEXT NOT NULL,\n"
+	"  created_at_us       INTEGER NOT NULL,\n"
+	"  state               INTEGER NOT NULL CHECK (state IN (0, 1, 2)),\n"
+	"  key_type            TEXT NOT NULL,\n"
+	"  key_id              BLOB NOT NULL UNIQUE\n"
+	"                      CHECK (typeof(key_id) = 'blob' AND length(key_id) = 16),\n"
+	"  country             TEXT NOT NULL,\n"
+	"  state_name          TEXT NOT NULL,\n"
+	"  locality            TEXT NOT NULL,\n"
+	"  organization        TEXT NOT NULL,\n"
+	"  organizational_unit TEXT,\n"
+	"  common_name         TEXT NOT NULL,\n"
+	"  sans                TEXT,\n"
+	"  name                TEXT,\n"
+	"  description         TEXT,\n"
+	"  pubkey              BLOB,\n"
+	"  csr_pem             TEXT,\n"
+	"  UNIQUE (zone_id, id),\n"
+	"  CHECK (state <> 1 OR (pubkey IS NOT NULL AND csr_pem IS NOT NULL))\n"
+	");\n"
+	"CREATE INDEX csrs_zone_list ON csrs (zone_id, state, created_at_us, id);\n"
+	"CREATE TABLE custom_hostnames (\n"
+	"  id                  TEXT PRIMARY KEY NOT NULL,\n"
+	"  zone_id             TEXT NOT NULL,\n"
+	"  hostname            TEXT NOT NULL,\n"
+	"  csr_id              TEXT NOT NULL,\n"
+	"  created_at_us       INTEGER NOT NULL,\n"
+	"  ssl_id              TEXT NOT NULL UNIQUE,\n"
+	"  bundle_method       TEXT NOT NULL,\n"
+	"  certificate_pem     TEXT NOT NULL,\n"	/* leaf, then intermediates */
+	"  issuer              TEXT NOT NULL,\n"
+	"  serial_number       TEXT NOT NULL,\n"	/* decimal */
+	"  signature_alg       TEXT NOT NULL,\n"
+	"  uploaded_on_us      INTEGER NOT NULL,\n"
+	"  expires_on_us       INTEGER NOT NULL,\n"	/* the leaf's notAfter */
+	"  hosts               TEXT NOT NULL,\n"	/* DNS SANs, newline-joined */
+	"  UNIQUE (zone_id, hostname),\n"
+	/* A hostname can only use a CSR of its own zone. */
+	"  FOREIGN KEY (zone_id, csr_id) REFERENCES csrs (zone_id, id)\n"
+	");\n"
+	"CREATE INDEX custom_hostnames_csr ON custom_hostnames (csr_id);\n"
+	"CREATE INDEX custom_hostnames_list\n"
+	"  ON custom_hostnames (zone_id, created_at_us, id);\n"
+	"PRAGMA user_version = 1;\n",
+};
+
+/* Every column of a CSR record, in the order store_csr_from_row() reads them. */
+#define STORE_CSR_COLUMNS						\
+	"id, zone_id, created_at_us, state, key_type, key_id, "		\
+	"country, state_name, locality, organization, "			\
+	"organizational_unit, common_name, sans, name, description, "	\
+	"pubkey, csr_pem"
+
+enum store_stmt {
+	STMT_BEGIN,
+	STMT_BEGIN_IMMEDIATE,
+	STMT_COMMIT,
+	STMT_ROLLBACK,
+	STMT_PING,
+	STMT_CSR_INSERT,
+	STMT_CSR_SET_READY,
+	STMT_CSR_STATE_IN_ZONE,
+	STMT_CSR_IN_USE,
+	STMT_CSR_SET_DELETING,
+	STMT_CSR_REMOVE,
+	STMT_CSR_GET,
+	STMT_CSR_COUNT_ZONE,
+	STMT_CSR_LIST_ASC,
+	STMT_CSR_LIST_DESC,
+	STMT_CSR_UNFINISHED,
+	STMT_CSR_KEY_IDS,
+	STMT_CSR_COUNT,
+	STMT_MAX
+};
+
+/* Prepared once per handle in store_open(); the ?NNN numbers are the bind indexes. */
+static const char *const store_sql[STMT_MAX] = {
+	[STMT_BEGIN] = "BEGIN",
+	[STMT_BEGIN_IMMEDIATE] = "BEGIN IMMEDIATE",
+	[STMT_COMMIT] = "COMMIT",
+	[STMT_ROLLBACK] = "ROLLBACK",
+	[STMT_PING] = "SELECT 1",
+	[STMT_CSR_INSERT] =
+	    "INSERT INTO csrs (id, zone_id, created_at_us, state, key_type, key_id, "
+	    "country, state_name, locality, organization, organizational_unit, "
+	    "common_name, sans, name, description) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+	[STMT_CSR_SET_READY] =
+	    "UPDATE csrs SET state = ?1, pubkey = ?2, csr_pem = ?3 "
+	    "WHERE id = ?4 AND state = ?5",
+	[STMT_CSR_STATE_IN_ZONE] =
+	    "SELECT state FROM csrs WHERE id = ?1 AND zone_id = ?2",
+	[STMT_CSR_IN_USE] =
+	    "SELECT 1 FROM custom_hostnames WHERE csr_id = ?1 LIMIT 1",
+	[STMT_CSR_SET_DELETING] =
+	    "UPDATE csrs SET state = ?1 WHERE id = ?2 AND state = ?3",
+	[STMT_CSR_REMOVE] =
+	    "DELETE FROM csrs WHERE id = ?1",
+	[STMT_CSR_GET] =
+	    "SELECT " STORE_CSR_COLUMNS " FROM csrs "
+	    "WHERE id = ?1 AND zone_id = ?2 AND state = ?3",
+	[STMT_CSR_COUNT_ZONE] =
+	    "SELECT count(*) FROM csrs WHERE zone_id = ?1 AND state = ?2",
+	[STMT_CSR_LIST_ASC] =
+	    "SELECT " STORE_CSR_COLUMNS " FROM csrs "
+	    "WHERE zone_id = ?1 AND state = ?2 "
+	    "ORDER BY created_at_us ASC, id ASC LIMIT ?3 OFFSET ?4",
+	[STMT_CSR_LIST_DESC] =
+	    "SELECT " STORE_CSR_COLUMNS " FROM csrs "
+	    "WHERE zone_id = ?1 AND state = ?2 "
+	    "ORDER BY created_at_us DESC, id DESC LIMIT ?3 OFFSET ?4",
+	[STMT_CSR_UNFINISHED] =
+	    "SELECT " STORE_CSR_COLUMNS " FROM csrs "
+	    "WHERE state IN (?1, ?2) ORDER BY created_at_us, id",
+	[STMT_CSR_KEY_IDS] =
+	    "SELECT key_id FROM csrs",
+	[STMT_CSR_COUNT] =
+	    "SELECT count(*) FROM csrs WHERE state = ?1",
+};
+
+struct store {
+	sqlite3		*db;
+	sqlite3_stmt	*stmt[STMT_MAX];
+};
+
+static int	store_error(struct store *, int, const char *);
+static void	store_done(sqlite3_stmt *);
+static int	store_step_done(struct store *, enum store_stmt, const char *);
+static int	store_begin(struct store *, enum store_stmt);
+static int	store_commit(struct store *);
+static void	store_rollback(struct store *);
+static int	store_bind_text(sqlite3_stmt *, int, const char *);
+static int	store_bind_blob(sqlite3_stmt *, int, const void *, size_t);
+static int	store_bind_int64(sqlite3_stmt *, int, int64_t);
+static int	store_sans_join(const struct store_csr *, char **);
+static int	store_sans_split(const char *, char ***, size_t *);
+static int	store_col_text(sqlite3_stmt *, int, int, char **);
+static int	store_col_fixed(sqlite3_stmt *, int, char *, size_t);
+static int	store_csr_from_row(sqlite3_stmt *, struct store_csr **);
+static int	store_csr_rows(struct store *, sqlite3_stmt *, size_t,
+		    struct store_csr ***, size_t *);
+static int	store_count(struct store *, enum store_stmt, const char *, uint64_t *);
+static int	store_user_version(sqlite3 *, int *);
+static int	store_wal(sqlite3 *, const char *, char **);
+static int	store_migrate(sqlite3 *, char **);
+static int	store_open_file(const char *, char **);
+static void	store_cause(char **, const char *, ...)
+		    __attribute__((__format__(__printf__, 2, 3)));
+
+/* Translate a SQLite result code, logging what failed unless it is an expected conflict. */
+static int
+store_error(struct store *s, int rc, const char *what)
+{
+	const char	*msg = sqlite3_errmsg(s->db);
+
+	switch (rc & 0xff) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		log_warnx("store: %s: %s (busy for %d ms)", what, msg, STORE_BUSY_TIMEOUT_MS);
+		return (KC_ERR_UNAVAILABLE);
+	case SQLITE_NOMEM:
+		log_warnx("store: %s: %s", what, msg);
+		return (KC_ERR_NOMEM);
+	case SQLITE_CONSTRAINT:
+		if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE ||
+		    rc == SQLITE_CONSTRAINT_FOREIGNKEY) {
+			log_debug("store: %s: %s", what, msg);
+			return (KC_ERR_CONFLICT);
+		}
+		break;
+	}
+	log_warnx("store: %s: %s", what, msg);
+	return (KC_ERR_STORE);
+}
+
+/* Make a statement ready for its next use; harmless when it is already. */
+static void
+store_done(sqlite3_stmt *st)
+{
+	(void)sqlite3_reset(st);
+	(void)sqlite3_clear_bindings(st);
+}
+
+/* Run a statement that returns no row (its bindings set by the caller). */
+static int
+store_step_done(struct store *s, enum store_stmt which, const char *what)
+{
+	sqlite3_stmt	*st = s->stmt[which];
+	int		 rc, r = 0;
+
+	if ((rc = sqlite3_step(st)) != SQLITE_DONE)
+		r = store_error(s, rc, what);
+	store_done(st);
+	return (r);
+}
+
+/* Open a transaction: STMT_BEGIN (a consistent read) or STMT_BEGIN_IMMEDIATE (a write). */
+static int
+store_begin(struct store *s, enum store_stmt which)
+{
+	return (store_step_done(s, which, "begin"));
+}
+
+static int
+store_commit(struct store *s)
+{
+	int	 r;
+
+	if ((r = store_step_done(s, STMT_COMMIT, "commit")) != 0)
+		store_rollback(s);
+	return (r);
+}
+
+/* Abandon the open transaction, if any (a failed COMMIT may already have ended it). */
+static void
+store_rollback(struct store *s)
+{
+	int	 rc;
+
+	if (sqlite3_get_autocommit(s->db))
+		return;
+	if ((rc = sqlite3_step(s->stmt[STMT_ROLLBACK])) != SQLITE_DONE)
+		log_warnx("store: rollback: %s", sqlite3_errmsg(s->db));
+	store_done(s->stmt[STMT_ROLLBACK]);
+}
+
+/*
+ * Bind helpers. SQLITE_STATIC is safe: every statement is reset and its bindings cleared
+ * before the function that bound them returns.
+ */
+static int
+store_bind_text(sqlite3_stmt *st, int idx, const char *v)
+{
+	if (v == NULL)
+		return (sqlite3_bind_null(st, idx));
+	return (sqlite3_bind_text(st, idx, v, -1, SQLITE_STATIC));
+}
+
+static int
+store_bind_blob(sqlite3_stmt *st, int idx, const void *v, size_t len)
+{
+	if (v == NULL)
+		return (sqlite3_bind_null(st, idx));
+	return (sqlite3_bind_blob64(st, idx, v, len, SQLITE_STATIC));
+}
+
+static int
+store_bind_int64(sqlite3_stmt *st, int idx, int64_t v)
+{
+	return (sqlite3_bind_int64(st, idx, v));
+}
+
+/* The SANs of c, newline-joined; NULL when there are none. */
+static int
+store_sans_join(const struct store_csr *c, char **out)
+{
+	char	*buf = NULL, *p;
+	size_t	 i, len, total = 0;
+	int	 r = KC_ERR_INVALID;
+
+	*out = NULL;
+	if (c->nsans == 0) {
+		r = 0;
+		goto out;
+	}
+	if (c->sans == NULL)
+		goto out;
+	for (i = 0; i < c->nsans; i++) {
+		if (c->sans[i] == NULL || strchr(c->sans[i], '\n') != NULL) {
+			log_warnx("store: csr %s: SAN %zu is missing or has a newline",
+			    c->id, i);
+			goto out;
+		}
+		len = strlen(c->sans[i]);
+		if (len > SIZE_MAX - total - 1)
+			goto out;
+		total += len + 1;	/* '\n' or the final NUL */
+	}
+	if ((buf = malloc(total)) == NULL) {
+		r = KC_ERR_NOMEM;
+		goto out;
+	}
+	for (i = 0, p = buf; i < c->nsans; i++) {
+		len = strlen(c->sans[i]);
+		memcpy(p, c->sans[i], len);
+		p += len;
+		*p++ = (i + 1 < c->nsans) ? '\n' : '\0';
+	}
+	*out = buf;
+	buf = NULL;
+	r = 0;
+ out:
+	free(buf);
+	return (r);
+}
+
+/* Undo store_sans_join(); joined NULL gives no SANs. */
+static int
+store_sans_split(const char *joined, char ***sansp, size_t *np)
+{
+	char		**sans = NULL;
+	const char	 *p, *nl;
+	size_t		  i, n = 1;
+	int		  r = KC_ERR_NOMEM;
+
+	*sansp = NULL;
+	*np = 0;
+	if (joined == NULL)
+		return (0);
+	for (p = joined; (p = strchr(p, '\n')) != NULL; p++)
+		n++;
+	if ((sans = calloc(n, sizeof(*sans))) == NULL)
+		goto out;
+	for (i = 0, p = joined; i < n; i++) {
+		if ((nl = strchr(p, '\n')) == NULL)
+			nl = p + strlen(p);
+		if ((sans[i] = strndup(p, nl - p)) == NULL)
+			goto out;
+		p = nl + 1;
+	}
+	*sansp = sans;
+	*np = n;
+	sans = NULL;
+	r = 0;
+ out:
+	if (sans != NULL) {
+		for (i = 0; i < n; i++)
+			free(sans[i]);
+		free(sans);
+	}
+	return (r);
+}
+
+/* Copy a TEXT column; NULL is an error (a damaged row) unless nullable. */
+static int
+store_col_text(sqlite3_stmt *st, int col, int nullable, char **out)
+{
+	const unsigned char	*t;
+
+	*out = NULL;
+	if (sqlite3_column_type(st, col) == SQLITE_NULL)
+		return (nullable ? 0 : KC_ERR_STORE);
+	if ((t = sqlite3_column_text(st, col)) == NULL)
+		return (KC_ERR_NOMEM);
+	if ((*out = strdup((const char *)t)) == NULL)
+		return (KC_ERR_NOMEM);
+	return (0);
+}
+
+/* Copy a TEXT column into a fixed buffer of size bytes (NUL included). */
+static int
+store_col_fixed(sqlite3_stmt *st, int col, char *buf, size_t size)
+{
+	const unsigned char	*t;
+	int			 len;
+
+	if (sqlite3_column_type(st, col) == SQLITE_NULL)
+		return (KC_ERR_STORE);
+	if ((t = sqlite3_column_text(st, col)) == NULL)
+		return (KC_ERR_NOMEM);
+	len = sqlite3_column_bytes(st, col);
+	if (len < 0 || (size_t)len >= size)
+		return (KC_ERR_STORE);
+	memcpy(buf, t, len);
+	buf[len] = '\0';
+	return (0);
+}
+
+/* Build a record from the current row of a statement selecting STORE_CSR_COLUMNS. */
+static int
+store_csr_from_row(sqlite3_stmt *st, struct store_csr **cp)
+{
+	struct store_csr	*c = NULL;
+	const void		*blob;
+	char			*sans = NULL;
+	int64_t			 state;
+	int			 len, r = KC_ERR_NOMEM;
+
+	*cp = NULL;
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		goto out;
+	r = KC_ERR_STORE;
+	state = sqlite3_column_int64(st, 3);
+	if (state < STORE_CSR_CREATING || state > STORE_CSR_DELETING)
+		goto out;
+	c->state = (enum store_csr_state)state;
+	c->created_at_us = sqlite3_column_int64(st, 2);
+	if (sqlite3_column_type(st, 5) != SQLITE_BLOB ||
+	    sqlite3_column_bytes(st, 5) != STORE_KEY_ID_LEN)
+		goto out;
+	if ((blob = sqlite3_column_blob(st, 5)) == NULL) {
+		r = KC_ERR_NOMEM;
+		goto out;
+	}
+	memcpy(c->key_id, blob, STORE_KEY_ID_LEN);
+
+	if ((r = store_col_fixed(st, 0, c->id, sizeof(c->id))) != 0 ||
+	    (r = store_col_fixed(st, 1, c->zone_id, sizeof(c->zone_id))) != 0 ||
+	    (r = store_col_text(st, 4, 0, &c->key_type)) != 0 ||
+	    (r = store_col_text(st, 6, 0, &c->country)) != 0 ||
+	    (r = store_col_text(st, 7, 0, &c->state_name)) != 0 ||
+	    (r = store_col_text(st, 8, 0, &c->locality)) != 0 ||
+	    (r = store_col_text(st, 9, 0, &c->organization)) != 0 ||
+	    (r = store_col_text(st, 10, 1, &c->organizational_unit)) != 0 ||
+	    (r = store_col_text(st, 11, 0, &c->common_name)) != 0 ||
+	    (r = store_col_text(st, 12, 1, &sans)) != 0 ||
+	    (r = store_sans_split(sans, &c->sans, &c->nsans)) != 0 ||
+	    (r = store_col_text(st, 13, 1, &c->name)) != 0 ||
+	    (r = store_col_text(st, 14, 1, &c->description)) != 0 ||
+	    (r = store_col_text(st, 16, 1, &c->csr_pem)) != 0)
+		goto out;
+
+	if (sqlite3_column_type(st, 15) != SQLITE_NULL) {
+		r = KC_ERR_NOMEM;
+		len = sqlite3_column_bytes(st, 15);
+		if (len > 0) {
+			if ((blob = sqlite3_column_blob(st, 15)) == NULL)
+				goto out;
+			if ((c->pubkey_der = malloc(len)) == NULL)
+				goto out;
+			memcpy(c->pubkey_der, blob, len);
+			c->pubkey_len = len;
+		}
+	}
+	*cp = c;
+	c = NULL;
+	r = 0;
+ out:
+	if (r == KC_ERR_STORE)
+		log_warnx("store: damaged csr row");
+	free(sans);
+	store_csr_free(c);
+	return (r);
+}
+
+/*
+ * Step st (bindings set by the caller) and collect every row; hint sizes the first
+ * allocation. The caller resets st.
+ */
+static int
+store_csr_rows(struct store *s, sqlite3_stmt *st, size_t hint, struct store_csr ***vp,
+    size_t *np)
+{
+	struct store_csr	**v = NULL, **nv, *c;
+	size_t			  n = 0, cap = 0, ncap;
+	int			  rc, r = 0;
+
+	*vp = NULL;
+	*np = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == cap) {
+			ncap = cap == 0 ? (hint > 0 && hint < 1024 ? hint : 16) : cap * 2;
+			if (ncap > SIZE_MAX / sizeof(*v) ||
+			    (nv = realloc(v, ncap * sizeof(*v))) == NULL) {
+				r = KC_ERR_NOMEM;
+				goto out;
+			}
+			v = nv;
+			cap = ncap;
+		}
+		if ((r = store_csr_from_row(st, &c)) != 0)
+			goto out;
+		v[n++] = c;
+	}
+	if (rc != SQLITE_DONE) {
+		r = store_error(s, rc, "read csrs");
+		goto out;
+	}
+	*vp = v;
+	*np = n;
+	v = NULL;
+	n = 0;
+ out:
+	store_csr_free_array(v, n);
+	return (r);
+}
+
+/* Run a count(*) statement whose bindings the caller set. */
+static int
+store_count(struct store *s, enum store_stmt which, const char *what, uint64_t *n)
+{
+	sqlite3_stmt	*st = s->stmt[which];
+	sqlite3_int64	 v;
+	int		 rc, r = 0;
+
+	*n = 0;
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		r = store_error(s, rc, what);
+		goto out;
+	}
+	if ((v = sqlite3_column_int64(st, 0)) < 0) {
+		r = KC_ERR_STORE;
+		goto out;
+	}
+	*n = (uint64_t)v;
+ out:
+	store_done(st);
+	return (r);
+}
+
+static int
+store_user_version(sqlite3 *db, int *version)
+{
+	sqlite3_stmt	*st = NULL;
+	int		 r = KC_ERR_STORE;
+
+	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_ROW)
+		goto out;
+	*version = sqlite3_column_int(st, 0);
+	r = 0;
+ out:
+	sqlite3_finalize(st);
+	return (r);
+}
+
+/*
+ * Switch to WAL. On a new file several handles may try at once; the switch then fails with
+ * SQLITE_BUSY without waiting (the statement holds a read lock while it asks for the write
+ * lock, so the busy handler is not called), hence a retry of our own within the busy timeout.
+ * The pragma answers with the mode in force: some filesystems cannot do WAL.
+ */
+static int
+store_wal(sqlite3 *db, const char *path, char **cause)
+{
+	sqlite3_stmt	*st = NULL;
+	const char	*mode;
+	int		 rc, waited = 0, r = KC_ERR_STORE;
+
+	if (sqlite3_prepare_v2(db, "PRAGMA journal_mode = WAL", -1, &st, NULL) != SQLITE_OK) {
+		store_cause(cause, "%s: journal_mode: %s", path, sqlite3_errmsg(db));
+		goto out;
+	}
+	while ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		if ((rc & 0xff) != SQLITE_BUSY || waited >= STORE_BUSY_TIMEOUT_MS) {
+			store_cause(cause, "%s: journal_mode: %s", path, sqlite3_errmsg(db));
+			goto out;
+		}
+		(void)sqlite3_reset(st);
+		(void)sqlite3_sleep(10);
+		waited += 10;
+	}
+	mode = (const char *)sqlite3_column_text(st, 0);
+	if (mode == NULL || strcasecmp(mode, "wal") != 0) {
+		store_cause(cause, "%s: cannot use WAL (journal mode %s)", path,
+		    mode != NULL ? mode : "unknown");
+		goto out;
+	}
+	r = 0;
+ out:
+	/* Finalized here: an unfinished statement would block the migrations' COMMIT. */
+	sqlite3_finalize(st);
+	return (r);
+}
+
+/*
+ * Bring the schema to the newest version, one transaction per step. BEGIN IMMEDIATE and a
+ * second look at user_version under the write lock let several handles open the same file
+ * at once.
+ */
+static int
+store_migrate(sqlite3 *db, char **cause)
+{
+	const int	 newest = (int)nitems(store_migrations);
+	char		*errmsg = NULL;
+	int		 version, i, r = KC_ERR_STORE;
+
+	if (store_user_version(db, &version) != 0) {
+		store_cause(cause, "read schema version: %s", sqlite3_errmsg(db));
+		goto out;
+	}
+	for (i = version; i < newest; i++) {
+		if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &errmsg) != SQLITE_OK) {
+			store_cause(cause, "migration %d: begin: %s", i + 1, errmsg);
+			goto out;
+		}
+		if (store_user_version(db, &version) != 0) {
+			store_cause(cause, "read schema version: %s", sqlite3_errmsg(db));
+			goto out;
+		}
+		if (version > i) {
+			/* Another handle did this step meanwhile. */
+			if (sqlite3_exec(db, "COMMIT", NULL, NULL, &errmsg) != SQLITE_OK) {
+				store_cause(cause, "commit: %s", errmsg);
+				goto out;
+			}
+			i = version - 1;
+			continue;
+		}
+		if (sqlite3_exec(db, store_migrations[i], NULL, NULL, &errmsg) != SQLITE_OK) {
+			store_cause(cause, "migration %d: %s", i + 1, errmsg);
+			goto out;
+		}
+		if (store_user_version(db, &version) != 0 || version != i + 1) {
+			store_cause(cause, "migration %d did not set the schema version",
+			    i + 1);
+			goto out;
+		}
+		if (sqlite3_exec(db, "COMMIT", NULL, NULL, &errmsg) != SQLITE_OK) {
+			store_cause(cause, "migration %d: commit: %s", i + 1, errmsg);
+			goto out;
+		}
+		log_info("store: schema migrated to version %d", i + 1);
+	}
+	if (version > newest) {
+		store_cause(cause, "schema version %d is newer than this program's (%d)",
+		    version, newest);
+		goto out;
+	}
+	r = 0;
+ out:
+	if (r != 0 && !sqlite3_get_autocommit(db))
+		(void)sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_free(errmsg);
+	return (r);
+}
+
+/*
+ * Create the file mode 0600 if it does not exist, so that SQLite (which gives its -wal and
+ * -shm files the database's mode) never makes a readable one. No umask: it is per process and
+ * handles are opened from several threads. An existing file keeps the mode it has.
+ */
+static int
+store_open_file(const char *path, char **cause)
+{
+	int	 fd;
+
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, S_IRUSR | S_IWUSR)) == -1) {
+		store_cause(cause, "%s: %s", path, strerror(errno));
+		return (KC_ERR_STORE);
+	}
+	(void)close(fd);
+	return (0);
+}
+
+static void
+store_cause(char **cause, const char *fmt, ...)
+{
+	va_list	 ap;
+
+	if (cause == NULL || *cause != NULL)
+		return;	/* keep the first, most precise message */
+	va_start(ap, fmt);
+	if (vasprintf(cause, fmt, ap) == -1)
+		*cause = NULL;
+	va_end(ap);
+}
+
+int
+store_open(const char *path, struct store **sp, char **cause)
+{
+	static const char *const pragmas[] = {
+		"PRAGMA synchronous = FULL",
+		"PRAGMA foreign_keys = ON",
+		"PRAGMA trusted_schema = OFF",
+	};
+	struct store	*s = NULL;
+	char		*errmsg = NULL;
+	size_t		 i;
+	int		 rc, r = KC_ERR_STORE;
+
+	if (cause != NULL)
+		*cause = NULL;
+	*sp = NULL;
+	return_val_if_fail(path != NULL, KC_ERR_INVALID);
+
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		store_cause(cause, "out of memory");
+		r = KC_ERR_NOMEM;
+		goto out;
+	}
+	if (store_open_file(path, cause) != 0)
+		goto out;
+	rc = sqlite3_open_v2(path, &s->db,
+	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		store_cause(cause, "%s: %s", path,
+		    s->db != NULL ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+		goto out;
+	}
+	(void)sqlite3_extended_result_codes(s->db, 1);
+	(void)sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
+
+	if (store_wal(s->db, path, cause) != 0)
+		goto out;
+	for (i = 0; i < nitems(pragmas); i++) {
+		if (sqlite3_exec(s->db, pragmas[i], NULL, NULL, &errmsg) != SQLITE_OK) {
+			store_cause(cause, "%s: %s: %s", path, pragmas[i], errmsg);
+			goto out;
+		}
+	}
+	if (store_migrate(s->db, cause) != 0)
+		goto out;
+	for (i = 0; i < STMT_MAX; i++) {
+		if (sqlite3_prepare_v3(s->db, store_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+		    &s->stmt[i], NULL) != SQLITE_OK) {
+			store_cause(cause, "%s: prepare statement %zu: %s", path, i,
+			    sqlite3_errmsg(s->db));
+			goto out;
+		}
+	}
+	*sp = s;
+	s = NULL;
+	r = 0;
+ out:
+	if (r != 0 && cause != NULL && *cause == NULL)
+		store_cause(cause, "%s: cannot open the store", path != NULL ? path : "");
+	sqlite3_free(errmsg);
+	store_close(s);
+	return (r);
+}
+
+void
+store_close(struct store *s)
+{
+	size_t	 i;
+
+	if (s == NULL)
+		return;
+	for (i = 0; i < STMT_MAX; i++)
+		sqlite3_finalize(s->stmt[i]);
+	if (s->db != NULL && sqlite3_close(s->db) != SQLITE_OK)
+		log_warnx("store: close: %s", sqlite3_errmsg(s->db));
+	free(s);
+}
+
+int
+store_csr_insert(struct store *s, const struct store_csr *c)
+{
+	sqlite3_stmt	*st;
+	char		*sans = NULL;
+	int		 rc, r;
+
+	return_val_if_fail(s != NULL && c != NULL, KC_ERR_INVALID);
+	st = s->stmt[STMT_CSR_INSERT];
+	if ((r = store_sans_join(c, &sans)) != 0)
+		goto out;
+	if ((rc = store_bind_text(st, 1, c->id)) != SQLITE_OK ||
+	    (rc = store_bind_text(st, 2, c->zone_id)) != SQLITE_OK ||
+	    (rc = store_bind_int64(st, 3, c->created_at_us)) != SQLITE_OK ||
+	    (rc = store_bind_int64(st, 4, STORE_CSR_CREATING)) != SQLITE_OK ||
+	    (rc = store_bind_text(st, 5, c->key_type)) != SQLITE_OK ||
+	    (rc = store_bind_blob(st, 6, c->key_id, STORE_KEY_ID_LEN)) != SQLITE_OK ||
+	    (rc = store_bind_text(st, 7, c->country)) != SQLITE_OK ||
+	    (rc = store_bind_text(st, 8, c->state_name)) != SQLITE_OK ||
+	    (rc = store_bind_text(st, 9, c->locality)) != SQLITE_OK ||
+	    (rc = store_bind_text(st, 10, c->organization)) != SQLITE_OK ||
+	    (rc = store_bind_text(st, 11, c->organizational_unit)) != SQLITE_OK ||
+	    (rc = store_bind_text(st, 12, c->common_name)) != SQLITE_OK ||
+	    (rc = store_bind_text(st, 13, sans)) != SQLITE_OK ||
+	    (rc = store_bind_text(st, 14, c->name)) != SQLITE_OK ||
+	    (rc = store_bind_text(st, 15, c->description)) != SQLITE_OK ||
+	    (rc = sqlite3_step(st)) != SQLITE_DONE) {
+		r = store_error(s, rc, "insert csr");
+		goto out;
+	}
+	r = 0;
+ out:
+	store_done(st);
+	free(sans);
+	return (r);
+}
+
+int
+store_csr_set_ready(struct store *s, const char *id, const uint8_t *pubkey, size_t publen,
+    const char *csr_pem)
+{
+	sqlite3_stmt	*st;
+	int		 rc, r;
+
+	return_val_if_fail(s != NULL && id != NULL, KC_ERR_INVALID);
+	return_val_if_fail(pubkey != NULL && publen > 0 && csr_pem != NULL, KC_ERR_INVALID);
+	st = s->stmt[STMT_CSR_SET_READY];
+	if ((rc = store_bind_int64(st, 1, STORE_CSR_READY)) != SQLITE_OK ||
+	    (rc = store_bind_blob(st, 2, pubkey, publen)) != SQLITE_OK ||
+	    (rc = store_bind_text(st, 3, csr_pem)) != SQLITE_OK ||
+	    (rc = store_bind_text(st, 4, id)) != SQLITE_OK ||
+	    (rc = store_bind_int64(st, 5, STORE_CSR_CREATING)) != SQLITE_OK ||
+	    (rc = sqlite3_step(st)) != SQLITE_DONE) {
+		r = store_error(s, rc, "set csr ready");
+		goto out;
+	}
+	r = sqlite3_changes(s->db) == 1 ? 0 : KC_ERR_NOT_FOUND;
+ out:
+	store_done(st);
+	return (r);
+}
+
+int
+store_csr_set_deleting(struct store *s, const char *zone_id, const char *id)
+{
+	sqlite3_stmt	*st = NULL;
+	int		 rc, r;
+
+	return_val_if_fail(s != NULL && zone_id != NULL && id != NULL, KC_ERR_INVALID);
+	/* IMMEDIATE: no hostname can start using the record between check and update. */
+	if ((r = store_begin(s, STMT_BEGIN_IMMEDIATE)) != 0)
+		return (r);
+
+	st = s->stmt[STMT_CSR_STATE_IN_ZONE];
+	if ((rc = store_bind_text(st, 1, id)) != SQLITE_OK ||
+	    (rc = store_bind_text(st, 2, zone_id)) != SQLITE_OK) {
+		r = store_error(s, rc, "csr state");
+		goto out;
+	}
+	if ((rc = sqlite3_step(st)) == SQLITE_DONE) {
+		r = KC_ERR_NOT_FOUND;
+		goto out;
+	}
+	if (rc != SQLITE_ROW) {
+		r = store_error(s, rc, "csr state");
+		goto out;
+	}
+	if (sqlite3_column_int64(st, 0) != STORE_CSR_READY) {
+		r = KC_ERR_NOT_FOUND;
+		goto out;
+	}
+	store_done(st);
+
+	st = s->stmt[STMT_CSR_IN_USE];
+	if ((rc = store_bind_text(st, 1, id)) != SQLITE_OK ||
+	    ((rc = sqlite3_step(st)) != SQLITE_ROW && rc != SQLITE_DONE)) {
+		r = store_error(s, rc, "csr in use");
+		goto out;
+	}
+	if (rc == SQLITE_ROW) {
+		r = KC_ERR_CONFLICT;
+		goto out;
+	}
+	store_done(st);
+
+	st = s->stmt[STMT_CSR_SET_DELETING];
+	if ((rc = store_bind_int64(st, 1, STORE_CSR_DELETING)) != SQLITE_OK ||
+	    (rc = store_bind_text(st, 2, id)) != SQLITE_OK ||
+	    (rc = store_bind_int64(st, 3, STORE_CSR_READY)) != SQLITE_OK ||
+	    (rc = sqlite3_step(st)) != SQLITE_DONE) {
+		r = store_error(s, rc, "set csr deleting");
+		goto out;
+	}
+	if (sqlite3_changes(s->db) != 1) {
+		r = KC_ERR_NOT_FOUND;
+		goto out;
+	}
+	store_done(st);
+	st = NULL;
+	r = store_commit(s);
+ out:
+	if (st != NULL)
+		store_done(st);
+	if (r != 0)
+		store_rollback(s);
+	return (r);
+}
+
+int
+store_csr_remove(struct store *s, const char *id)
+{
+	sqlite3_stmt	*st;
+	int		 rc, r;
+
+	return_val_if_fail(s != NULL && id != NULL, KC_ERR_INVALID);
+	st = s->stmt[STMT_CSR_REMOVE];
+	if ((rc = store_bind_text(st, 1, id)) != SQLITE_OK ||
+	    (rc = sqlite3_step(st)) != SQLITE_DONE) {
+		/* A hostname still referencing the record gives KC_ERR_CONFLICT. */
+		r = store_error(s, rc, "remove csr");
+		goto out;
+	}
+	r = sqlite3_changes(s->db) == 1 ? 0 : KC_ERR_NOT_FOUND;
+ out:
+	store_done(st);
+	return (r);
+}
+
+int
+store_csr_get(struct store *s, const char *zone_id, const char *id, struct store_csr **cp)
+{
+	sqlite3_stmt	*st;
+	int		 rc, r;
+
+	return_val_if_fail(cp != NULL, KC_ERR_INVALID);
+	*cp = NULL;
+	return_val_if_fail(s != NULL && zone_id != NULL && id != NULL, KC_ERR_INVALID);
+	st = s->stmt[STMT_CSR_GET];
+	if ((rc = store_bind_text(st, 1, id)) != SQLITE_OK ||
+	    (rc = store_bind_text(st, 2, zone_id)) != SQLITE_OK ||
+	    (rc = store_bind_int64(st, 3, STORE_CSR_READY)) != SQLITE_OK) {
+		r = store_error(s, rc, "get csr");
+		goto out;
+	}
+	if ((rc = sqlite3_step(st)) == SQLITE_DONE)
+		r = KC_ERR_NOT_FOUND;
+	else if (rc == SQLITE_ROW)
+		r = store_csr_from_row(st, cp);
+	else
+		r = store_error(s, rc, "get csr");
+ out:
+	store_done(st);
+	return (r);
+}
+
+int
+store_csr_list(struct store *s, const char *zone_id, unsigned int page, unsigned int per_page,
+    bool descending, struct store_csr ***vp, size_t *n, uint64_t *total)
+{
+	sqlite3_stmt	*st = NULL;
+	uint64_t	 count, skip;
+	int		 rc, r;
+
+	return_val_if_fail(vp != NULL && n != NULL && total != NULL, KC_ERR_INVALID);
+	*vp = NULL;
+	*n = 0;
+	*total = 0;
+	return_val_if_fail(s != NULL && zone_id != NULL, KC_ERR_INVALID);
+	return_val_if_fail(page >= 1 && per_page >= 1, KC_ERR_INVALID);
+
+	/* One read transaction, so that the total and the page agree. */
+	if ((r = store_begin(s, STMT_BEGIN)) != 0)
+		return (r);
+	st = s->stmt[STMT_CSR_COUNT_ZONE];
+	if ((rc = store_bind_text(st, 1, zone_id)) != SQLITE_OK ||
+	    (rc = store_bind_int64(st, 2, STORE_CSR_READY)) != SQLITE_OK) {
+		r = store_error(s, rc, "count csrs");
+		goto out;
+	}
+	if ((r = store_count(s, STMT_CSR_COUNT_ZONE, "count csrs", &count)) != 0)
+		goto out;
+
+	/* (page - 1) * per_page cannot overflow 64 bits, but may exceed SQLite's int64. */
+	skip = (uint64_t)(page - 1) * per_page;
+	if (skip >= count || skip > INT64_MAX) {
+		st = NULL;
+		r = store_commit(s);
+		goto out;
+	}
+	st = s->stmt[descending ? STMT_CSR_LIST_DESC : STMT_CSR_LIST_ASC];
+	if ((rc = store_bind_text(st, 1, zone_id)) != SQLITE_OK ||
+	    (rc = store_bind_int64(st, 2, STORE_CSR_READY)) != SQLITE_OK ||
+	    (rc = store_bind_int64(st, 3, per_page)) != SQLITE_OK ||
+	    (rc = store_bind_int64(st, 4, (int64_t)skip)) != SQLITE_OK) {
+		r = store_error(s, rc, "list csrs");
+		goto out;
+	}
+	if ((r = store_csr_rows(s, st, count - skip < per_page ? count - skip : per_page,
+	    vp, n)) != 0)
+		goto out;
+	store_done(st);
+	st = NULL;
+	if ((r = store_commit(s)) != 0) {
+		store_csr_free_array(*vp, *n);
+		*vp = NULL;
+		*n = 0;
+	}
+ out:
+	if (st != NULL)
+		store_done(st);
+	if (r != 0)
+		store_rollback(s);
+	else
+		*total = count;
+	return (r);
+}
+
+int
+store_csr_unfinished(struct store *s, struct store_csr ***vp, size_t *n)
+{
+	sqlite3_stmt	*st;
+	int		 rc, r;
+
+	return_val_if_fail(s != NULL && vp != NULL && n != NULL, KC_ERR_INVALID);
+	*vp = NULL;
+	*n = 0;
+	st = s->stmt[STMT_CSR_UNFINISHED];
+	if ((rc = store_bind_int64(st, 1, STORE_CSR_CREATING)) != SQLITE_OK ||
+	    (rc = store_bind_int64(st, 2, STORE_CSR_DELETING)) != SQLITE_OK) {
+		r = store_error(s, rc, "unfinished csrs");
+		goto out;
+	}
+	r = store_csr_rows(s, st, 0, vp, n);
+ out:
+	store_done(st);
+	return (r);
+}
+
+int
+store_csr_key_ids(struct store *s, uint8_t **ids, size_t *n)
+{
+	sqlite3_stmt	*st;
+	const void	*blob;
+	uint8_t		*v = NULL, *nv;
+	size_t		 nv_n = 0, cap = 0, ncap;
+	int		 rc, r = 0;
+
+	return_val_if_fail(s != NULL && ids != NULL && n != NULL, KC_ERR_INVALID);
+	*ids = NULL;
+	*n = 0;
+	st = s->stmt[STMT_CSR_KEY_IDS];
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (sqlite3_column_bytes(st, 0) != STORE_KEY_ID_LEN) {
+			log_warnx("store: damaged key id");
+			r = KC_ERR_STORE;
+			goto out;
+		}
+		if ((blob = sqlite3_column_blob(st, 0)) == NULL) {
+			r = KC_ERR_NOMEM;
+			goto out;
+		}
+		if (nv_n == cap) {
+			ncap = cap == 0 ? 64 : cap * 2;
+			if (ncap > SIZE_MAX / STORE_KEY_ID_LEN ||
+			    (nv = realloc(v, ncap * STORE_KEY_ID_LEN)) == NULL) {
+				r = KC_ERR_NOMEM;
+				goto out;
+			}
+			v = nv;
+			cap = ncap;
+		}
+		memcpy(v + nv_n * STORE_KEY_ID_LEN, blob, STORE_KEY_ID_LEN);
+		nv_n++;
+	}
+	if (rc != SQLITE_DONE) {
+		r = store_error(s, rc, "key ids");
+		goto out;
+	}
+	*ids = v;
+	*n = nv_n;
+	v = NULL;
+ out:
+	store_done(st);
+	free(v);
+	return (r);
+}
+
+int
+store_csr_count(struct store *s, uint64_t *n)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	return_val_if_fail(s != NULL && n != NULL, KC_ERR_INVALID);
+	*n = 0;
+	st = s->stmt[STMT_CSR_COUNT];
+	if ((rc = store_bind_int64(st, 1, STORE_CSR_READY)) != SQLITE_OK) {
+		store_done(st);
+		return (store_error(s, rc, "count csrs"));
+	}
+	return (store_count(s, STMT_CSR_COUNT, "count csrs", n));
+}
+
+int
+store_ping(struct store *s)
+{
+	sqlite3_stmt	*st;
+	int		 rc, r = 0;
+
+	return_val_if_fail(s != NULL, KC_ERR_INVALID);
+	st = s->stmt[STMT_PING];
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW)
+		r = store_error(s, rc, "ping");
+	store_done(st);
+	return (r);
+}
+
+void
+store_csr_free(struct store_csr *c)
+{
+	size_t	 i;
+
+	if (c == NULL)
+		return;
+	free(c->key_type);
+	free(c->country);
+	free(c->state_name);
+	free(c->locality);
+	free(c->organization);
+	free(c->organizational_unit);
+	free(c->common_name);
+	for (i = 0; i < c->nsans && c->sans != NULL; i++)
+		free(c->sans[i]);
+	free(c->sans);
+	free(c->name);
+	free(c->description);
+	free(c->pubkey_der);
+	free(c->csr_pem);
+	free(c);
+}
+
+void
+store_csr_free_array(struct store_csr **v, size_t n)
+{
+	size_t	 i;
+
+	if (v == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		store_csr_free(v[i]);
+	free(v);
+}

@@ -1,0 +1,123 @@
+# Copyright (c) 2026 The keycustody authors. SPDX-License-Identifier: ISC
+#
+# common.sh: sourced by every integration test. Makes a fresh SoftHSM2 token in a temporary
+# directory, starts and stops the real daemon on a temporary socket, and counts checks.
+# Exit status follows automake: 0 pass, 1 fail, 77 skip.
+
+set -u
+
+: "${top_builddir:=$(cd "$(dirname "$0")/../.." && pwd)}"
+: "${top_srcdir:=$top_builddir}"
+: "${KC_MODULE:=/usr/lib/softhsm/libsofthsm2.so}"
+: "${KC_SIGNER:=direct}"
+export top_builddir top_srcdir KC_MODULE
+
+KEYCUSTODYD="$top_builddir/keycustodyd"
+KEYCUSTODYCTL="$top_builddir/keycustodyctl"
+KC_HTTP="$top_builddir/keycustody-http"
+KC_ZONE=023e105f4ecef8ad9ca31a8372d0c353
+KC_ZONE2=372e67954025e0ba6aaa6d586b9e0b59
+KC_PIN=1234
+KC_LABEL=kc-test
+
+command -v softhsm2-util >/dev/null 2>&1 || { echo "SKIP: softhsm2-util missing"; exit 77; }
+[ -f "$KC_MODULE" ] || { echo "SKIP: $KC_MODULE missing"; exit 77; }
+
+KC_TMP=$(mktemp -d "${TMPDIR:-/tmp}/kc-test.XXXXXX")
+export SOFTHSM2_CONF="$KC_TMP/softhsm2.conf"
+KEYCUSTODY_SOCKET="$KC_TMP/kc.sock"
+export KEYCUSTODY_SOCKET
+DAEMON_PID=
+KC_CHECKS=0
+KC_FAILED=0
+
+kc_cleanup() {
+	kc_stop_daemon
+	[ -n "${KC_KEEP_TMP:-}" ] || rm -rf "$KC_TMP"
+}
+trap kc_cleanup EXIT
+
+# pass/fail bookkeeping: every check prints one line.
+ok() { KC_CHECKS=$((KC_CHECKS + 1)); echo "ok $KC_CHECKS - $*"; }
+not_ok() {
+	KC_CHECKS=$((KC_CHECKS + 1)); KC_FAILED=$((KC_FAILED + 1))
+	echo "not ok $KC_CHECKS - $*"
+}
+# check DESCRIPTION COMMAND...: the command must succeed.
+check() { local d=$1; shift; if "$@" >"$KC_TMP/last.out" 2>&1; then ok "$d"; else
+	not_ok "$d"; sed 's/^/#   /' "$KC_TMP/last.out" | head -20; fi; }
+# check_eq DESCRIPTION EXPECTED ACTUAL
+check_eq() { if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1: expected '$2', got '$3'"; fi; }
+kc_done() {
+	echo "# $KC_CHECKS checks, $KC_FAILED failed"
+	[ "$KC_FAILED" -eq 0 ] && [ "$KC_CHECKS" -gt 0 ]
+	exit $?
+}
+
+# A fresh token: its own directory, label kc-test, user PIN 1234.
+kc_token() {
+	mkdir -p "$KC_TMP/tokens"
+	printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' \
+	    "$KC_TMP/tokens" >"$SOFTHSM2_CONF"
+	softhsm2-util --init-token --free --label "$KC_LABEL" --pin "$KC_PIN" \
+	    --so-pin 12345678 >/dev/null || { echo "Bail out: token init failed"; exit 1; }
+	(umask 077; printf '%s\n' "$KC_PIN" >"$KC_TMP/pin")
+	cat >"$KC_TMP/keycustodyd.conf" <<EOC
+module = $KC_MODULE
+token_label = $KC_LABEL
+pin_file = $KC_TMP/pin
+socket = $KEYCUSTODY_SOCKET
+store = $KC_TMP/keycustody.db
+workers = 2
+signer = $KC_SIGNER
+EOC
+}
+
+# Start the daemon in the foreground (background job); wait until it answers.
+kc_start_daemon() {
+	"$KEYCUSTODYD" -d -f "$KC_TMP/keycustodyd.conf" "$@" >>"$KC_TMP/keycustodyd.log" 2>&1 &
+	DAEMON_PID=$!
+	local i=0
+	while [ $i -lt 200 ]; do
+		if "$KEYCUSTODYCTL" health >/dev/null 2>&1; then return 0; fi
+		if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
+			echo "# keycustodyd exited; its log:"; sed 's/^/#   /' "$KC_TMP/keycustodyd.log"
+			DAEMON_PID=; return 1
+		fi
+		sleep 0.05; i=$((i + 1))
+	done
+	echo "# keycustodyd did not answer"; return 1
+}
+
+kc_stop_daemon() {
+	[ -n "$DAEMON_PID" ] || return 0
+	kill -TERM "$DAEMON_PID" 2>/dev/null
+	wait "$DAEMON_PID" 2>/dev/null
+	DAEMON_PID=
+}
+
+kc_setup() {
+	kc_token
+	kc_start_daemon || { echo "Bail out: daemon did not start"; exit 1; }
+}
+
+ctl() { "$KEYCUSTODYCTL" "$@"; }
+
+# pkcs11-tool on the test token, logged in.
+p11tool() {
+	pkcs11-tool --module "$KC_MODULE" --token-label "$KC_LABEL" --login --pin "$KC_PIN" "$@"
+}
+
+# A JSON field with jq, or python when jq is missing.
+jget() { jq -r "$1"; }
+
+# Create a CSR over the CLI: kc_csr KEYTYPE CN [SAN...] -> JSON on stdout.
+kc_csr() {
+	local kt=$1 cn=$2; shift 2
+	local sans="" s
+	for s in "$@"; do sans="$sans --san $s"; done
+	# shellcheck disable=SC2086
+	ctl --json csr create --zone "${KC_CSR_ZONE:-$KC_ZONE}" --country US --state MA \
+	    --locality Boston --organization 'City of Boston' --common-name "$cn" $sans \
+	    --key-type "$kt"
+}

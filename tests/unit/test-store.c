@@ -1,0 +1,764 @@
+/*
+ * Copyright (c) 2026 The keycustody authors. SPDX-License-Identifier: ISC
+ *
+ * test-store.c: unit tests of store.c (records, states, zones, pagination, schema) on a
+ * SQLite file in a temporary directory.
+ */
+#include "config.h"
+
+#include <sys/stat.h>
+
+#include <limits.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "kc-err.h"
+#include "store.h"
+
+#define ZONE_A	"0123456789abcdef0123456789abcdef"
+#define ZONE_B	"fedcba9876543210fedcba9876543210"
+#define ZONE_C	"00000000000000000000000000000000"
+
+#define NPAGED	23	/* READY records of zone A in the pagination test */
+
+struct fixture {
+	char		 dir[PATH_MAX];
+	char		 path[PATH_MAX + 32];
+	struct store	*s;
+};
+
+/* A record with storage for its strings (store_csr's fields are not const). */
+struct tcsr {
+	struct store_csr c;
+	char		 key_type[16];
+	char		 country[4];
+	char		 state_name[32];
+	char		 locality[32];
+	char		 organization[32];
+	char		 unit[32];
+	char		 cn[64];
+	char		 san[3][64];
+	char		*sans[3];
+	char		 name[32];
+};
+
+static const uint8_t	 test_pubkey[] = { 0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x00, 0xff };
+static char		 test_pem[] =
+    "-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n";
+
+/* Remove a database file and its WAL companions. */
+static void
+remove_db(const char *path)
+{
+	char	 p[PATH_MAX + 128];
+
+	unlink(path);
+	snprintf(p, sizeof(p), "%s-wal", path);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s-shm", path);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s-journal", path);
+	unlink(p);
+}
+
+static int
+fx_setup(void **state)
+{
+	struct fixture	*fx;
+	const char	*tmp;
+	char		*cause = NULL;
+
+	umask(022);
+	if ((fx = calloc(1, sizeof(*fx))) == NULL)
+		return (-1);
+	if ((tmp = getenv("TMPDIR")) == NULL || *tmp == '\0')
+		tmp = "/tmp";
+	snprintf(fx->dir, sizeof(fx->dir), "%s/test-store.XXXXXX", tmp);
+	if (mkdtemp(fx->dir) == NULL) {
+		free(fx);
+		return (-1);
+	}
+	snprintf(fx->path, sizeof(fx->path), "%s/keycustody.db", fx->dir);
+	if (store_open(fx->path, &fx->s, &cause) != 0) {
+		fprintf(stderr, "store_open: %s\n", cause);
+		free(cause);
+		remove_db(fx->path);
+		rmdir(fx->dir);
+		free(fx);
+		return (-1);
+	}
+	*state = fx;
+	return (0);
+}
+
+static int
+fx_teardown(void **state)
+{
+	struct fixture	*fx = *state;
+	char		 p[PATH_MAX + 64];
+
+	store_close(fx->s);
+	remove_db(fx->path);
+	/* Files of tests that stopped on a failed assertion. */
+	snprintf(p, sizeof(p), "%s/fresh.db", fx->dir);
+	remove_db(p);
+	snprintf(p, sizeof(p), "%s/legacy.db", fx->dir);
+	remove_db(p);
+	rmdir(fx->dir);
+	free(fx);
+	return (0);
+}
+
+/* Record n of zone z: a scrambled UUID so that id order differs from insertion order. */
+static void
+tcsr_init(struct tcsr *t, unsigned int z, unsigned int n, int64_t created_at_us, size_t nsans)
+{
+	size_t	 i;
+
+	memset(t, 0, sizeof(*t));
+	snprintf(t->c.id, sizeof(t->c.id), "%08x-0000-4000-8000-%012x",
+	    (n * 2654435761u) & 0xffffffffu, z * 1000 + n);
+	snprintf(t->c.zone_id, sizeof(t->c.zone_id), "%s",
+	    z == 0 ? ZONE_A : z == 1 ? ZONE_B : ZONE_C);
+	t->c.created_at_us = created_at_us;
+	t->c.state = STORE_CSR_READY;	/* ignored by store_csr_insert */
+	memset(t->c.key_id, 0xa5, sizeof(t->c.key_id));
+	t->c.key_id[0] = (uint8_t)z;
+	t->c.key_id[1] = (uint8_t)(n >> 8);
+	t->c.key_id[2] = (uint8_t)n;
+	snprintf(t->key_type, sizeof(t->key_type), "p256v1");
+	snprintf(t->country, sizeof(t->country), "US");
+	snprintf(t->state_name, sizeof(t->state_name), "California");
+	snprintf(t->locality, sizeof(t->locality), "San Francisco");
+	snprintf(t->organization, sizeof(t->organization), "Example Inc");
+	snprintf(t->cn, sizeof(t->cn), "host%u.zone%u.example.net", n, z);
+	t->c.key_type = t->key_type;
+	t->c.country = t->country;
+	t->c.state_name = t->state_name;
+	t->c.locality = t->locality;
+	t->c.organization = t->organization;
+	t->c.common_name = t->cn;
+	for (i = 0; i < nsans && i < 3; i++) {
+		snprintf(t->san[i], sizeof(t->san[i]), "san%zu.host%u.zone%u.example.net",
+		    i, n, z);
+		t->sans[i] = t->san[i];
+	}
+	t->c.sans = nsans > 0 ? t->sans : NULL;
+	t->c.nsans = nsans;
+}
+
+static void
+insert_ready(struct store *s, struct tcsr *t)
+{
+	assert_int_equal(store_csr_insert(s, &t->c), 0);
+	assert_int_equal(store_csr_set_ready(s, t->c.id, test_pubkey, sizeof(test_pubkey),
+	    test_pem), 0);
+}
+
+static void
+assert_str_or_null(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		assert_ptr_equal(a, b);
+	else
+		assert_string_equal(a, b);
+}
+
+static void
+assert_same_csr(const struct store_csr *a, const struct store_csr *b)
+{
+	size_t	 i;
+
+	assert_string_equal(a->id, b->id);
+	assert_string_equal(a->zone_id, b->zone_id);
+	assert_int_equal(a->created_at_us, b->created_at_us);
+	assert_string_equal(a->key_type, b->key_type);
+	assert_memory_equal(a->key_id, b->key_id, STORE_KEY_ID_LEN);
+	assert_string_equal(a->country, b->country);
+	assert_string_equal(a->state_name, b->state_name);
+	assert_string_equal(a->locality, b->locality);
+	assert_string_equal(a->organization, b->organization);
+	assert_str_or_null(a->organizational_unit, b->organizational_unit);
+	assert_string_equal(a->common_name, b->common_name);
+	assert_int_equal(a->nsans, b->nsans);
+	for (i = 0; i < a->nsans; i++)
+		assert_string_equal(a->sans[i], b->sans[i]);
+	if (a->nsans == 0)
+		assert_null(b->sans);
+	assert_str_or_null(a->name, b->name);
+	assert_str_or_null(a->description, b->description);
+}
+
+/* Open a raw connection on the store's file, as another process would. */
+static sqlite3 *
+raw_open(const char *path)
+{
+	sqlite3	*db = NULL;
+
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL),
+	    SQLITE_OK);
+	return (db);
+}
+
+static int
+raw_int(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt	*st;
+	int		 v;
+
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return (v);
+}
+
+/* A custom hostname using a CSR: what a certificate upload will write. */
+static int
+raw_add_hostname(sqlite3 *db, const char *id, const char *zone_id, const char *csr_id)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	assert_int_equal(sqlite3_prepare_v2(db,
+	    "INSERT INTO custom_hostnames (id, zone_id, hostname, csr_id, created_at_us, "
+	    "ssl_id, bundle_method, certificate_pem, issuer, serial_number, signature_alg, "
+	    "uploaded_on_us, expires_on_us, hosts) VALUES (?1, ?2, 'app.example.net', ?3, 1, "
+	    "?1, 'ubiquitous', 'PEM', 'TestCA', '1', 'ECDSAWithSHA256', 1, 2, "
+	    "'app.example.net')", -1, &st, NULL), SQLITE_OK);
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, zone_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, csr_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return (rc);
+}
+
+/* Every field goes in and comes back; only READY records are visible. */
+static void
+test_roundtrip(void **state)
+{
+	struct fixture		*fx = *state;
+	struct store_csr	*got = NULL;
+	struct tcsr		 a, b;
+	static char		 desc[] = "line one\nline two";
+
+	tcsr_init(&a, 0, 1, 1700000000000001LL, 3);
+	a.c.organizational_unit = NULL;
+	snprintf(a.name, sizeof(a.name), "web front");
+	a.c.name = a.name;
+	tcsr_init(&b, 0, 2, 1700000000000002LL, 1);
+	snprintf(b.unit, sizeof(b.unit), "Ops");
+	b.c.organizational_unit = b.unit;
+	b.c.description = desc;
+
+	assert_int_equal(store_csr_insert(fx->s, &a.c), 0);
+	/* CREATING is not visible yet. */
+	assert_int_equal(store_csr_get(fx->s, ZONE_A, a.c.id, &got), KC_ERR_NOT_FOUND);
+	assert_null(got);
+	assert_int_equal(store_csr_set_ready(fx->s, a.c.id, test_pubkey, sizeof(test_pubkey),
+	    test_pem), 0);
+	/* Only CREATING -> READY. */
+	assert_int_equal(store_csr_set_ready(fx->s, a.c.id, test_pubkey, sizeof(test_pubkey),
+	    test_pem), KC_ERR_NOT_FOUND);
+	assert_int_equal(store_csr_set_ready(fx->s, "00000000-0000-4000-8000-000000000000",
+	    test_pubkey, sizeof(test_pubkey), test_pem), KC_ERR_NOT_FOUND);
+
+	assert_int_equal(store_csr_get(fx->s, ZONE_A, a.c.id, &got), 0);
+	assert_non_null(got);
+	assert_same_csr(&a.c, got);
+	assert_int_equal(got->state, STORE_CSR_READY);
+	assert_int_equal(got->pubkey_len, sizeof(test_pubkey));
+	assert_memory_equal(got->pubkey_der, test_pubkey, sizeof(test_pubkey));
+	assert_string_equal(got->csr_pem, test_pem);
+	assert_null(got->organizational_unit);
+	assert_null(got->description);
+	store_csr_free(got);
+	got = NULL;
+
+	insert_ready(fx->s, &b);
+	assert_int_equal(store_csr_get(fx->s, ZONE_A, b.c.id, &got), 0);
+	assert_same_csr(&b.c, got);
+	assert_null(got->name);
+	store_csr_free(got);
+	got = NULL;
+
+	/* Another zone's record is not found. */
+	assert_int_equal(store_csr_get(fx->s, ZONE_B, a.c.id, &got), KC_ERR_NOT_FOUND);
+	assert_null(got);
+	assert_int_equal(store_ping(fx->s), 0);
+
+	store_csr_free(NULL);
+	store_csr_free_array(NULL, 0);
+}
+
+/* A record without SANs and one whose only SAN is empty stay distinct. */
+static void
+test_sans_edge(void **state)
+{
+	struct fixture		*fx = *state;
+	struct store_csr	*got = NULL;
+	struct tcsr		 a, b, c;
+
+	tcsr_init(&a, 0, 1, 1, 0);
+	insert_ready(fx->s, &a);
+	assert_int_equal(store_csr_get(fx->s, ZONE_A, a.c.id, &got), 0);
+	assert_int_equal(got->nsans, 0);
+	assert_null(got->sans);
+	store_csr_free(got);
+
+	tcsr_init(&b, 0, 2, 2, 2);
+	b.san[1][0] = '\0';
+	insert_ready(fx->s, &b);
+	assert_int_equal(store_csr_get(fx->s, ZONE_A, b.c.id, &got), 0);
+	assert_same_csr(&b.c, got);
+	store_csr_free(got);
+
+	/* A newline would corrupt the encoding: refused. */
+	tcsr_init(&c, 0, 3, 3, 2);
+	snprintf(c.san[1], sizeof(c.san[1]), "a.example.net\nb.example.net");
+	assert_int_equal(store_csr_insert(fx->s, &c.c), KC_ERR_INVALID);
+}
+
+static int
+cmp_key(const void *a, const void *b)
+{
+	const struct store_csr	*x = *(const struct store_csr *const *)a;
+	const struct store_csr	*y = *(const struct store_csr *const *)b;
+
+	if (x->created_at_us != y->created_at_us)
+		return (x->created_at_us < y->created_at_us ? -1 : 1);
+	return (strcmp(x->id, y->id));
+}
+
+/* 23 records, pages of 5, both directions, ties on created_at broken by id. */
+static void
+test_list_pagination(void **state)
+{
+	struct fixture		*fx = *state;
+	struct store_csr	**v = NULL, *order[NPAGED];
+	struct tcsr		 t[NPAGED], other[4], hidden[2];
+	uint64_t		 total;
+	size_t			 n, i, k;
+	unsigned int		 page;
+	int			 desc;
+
+	for (i = 0; i < NPAGED; i++) {
+		/* Groups of three share a timestamp. */
+		tcsr_init(&t[i], 0, (unsigned int)i, 1000000 + (int64_t)(i / 3), 2);
+		insert_ready(fx->s, &t[i]);
+		order[i] = &t[i].c;
+	}
+	qsort(order, NPAGED, sizeof(order[0]), cmp_key);
+	/* The ids really are out of insertion order within a tie. */
+	assert_true(strcmp(order[0]->id, t[0].c.id) != 0 ||
+	    strcmp(order[1]->id, t[1].c.id) != 0 || strcmp(order[2]->id, t[2].c.id) != 0);
+	for (i = 0; i < 4; i++) {
+		tcsr_init(&other[i], 1, 100 + (unsigned int)i, 1, 1);
+		insert_ready(fx->s, &other[i]);
+	}
+	/* Neither CREATING nor DELETING records are listed or counted. */
+	tcsr_init(&hidden[0], 0, 200, 5, 1);
+	assert_int_equal(store_csr_insert(fx->s, &hidden[0].c), 0);
+	tcsr_init(&hidden[1], 0, 201, 5, 1);
+	insert_ready(fx->s, &hidden[1]);
+	assert_int_equal(store_csr_set_deleting(fx->s, ZONE_A, hidden[1].c.id), 0);
+
+	for (desc = 0; desc <= 1; desc++) {
+		k = 0;
+		for (page = 1; page <= 5; page++) {
+			assert_int_equal(store_csr_list(fx->s, ZONE_A, page, 5, desc, &v, &n,
+			    &total), 0);
+			assert_int_equal(total, NPAGED);
+			assert_int_equal(n, page < 5 ? 5 : 3);
+			for (i = 0; i < n; i++, k++) {
+				assert_string_equal(v[i]->id,
+				    order[desc ? NPAGED - 1 - k : k]->id);
+				assert_string_equal(v[i]->zone_id, ZONE_A);
+				assert_int_equal(v[i]->state, STORE_CSR_READY);
+				assert_int_equal(v[i]->nsans, 2);
+			}
+			store_csr_free_array(v, n);
+			v = NULL;
+		}
+		assert_int_equal(k, NPAGED);
+	}
+	/* The whole zone on one page is the same order. */
+	assert_int_equal(store_csr_list(fx->s, ZONE_A, 1, 50, false, &v, &n, &total), 0);
+	assert_int_equal(n, NPAGED);
+	for (i = 0; i < n; i++)
+		assert_same_csr(order[i], v[i]);
+	store_csr_free_array(v, n);
+
+	/* Past the end: no records, no error, still the total. */
+	assert_int_equal(store_csr_list(fx->s, ZONE_A, 6, 5, false, &v, &n, &total), 0);
+	assert_int_equal(n, 0);
+	assert_null(v);
+	assert_int_equal(total, NPAGED);
+	assert_int_equal(store_csr_list(fx->s, ZONE_A, UINT_MAX, 50, true, &v, &n, &total), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(total, NPAGED);
+	assert_int_equal(store_csr_list(fx->s, ZONE_A, UINT_MAX, UINT_MAX, false, &v, &n,
+	    &total), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(total, NPAGED);
+	assert_int_equal(store_csr_list(fx->s, ZONE_A, 1, UINT_MAX, false, &v, &n, &total), 0);
+	assert_int_equal(n, NPAGED);
+	store_csr_free_array(v, n);
+	assert_int_equal(store_csr_list(fx->s, ZONE_A, 0, 5, false, &v, &n, &total),
+	    KC_ERR_INVALID);
+
+	/* Zones are separate. */
+	assert_int_equal(store_csr_list(fx->s, ZONE_B, 1, 5, false, &v, &n, &total), 0);
+	assert_int_equal(n, 4);
+	assert_int_equal(total, 4);
+	for (i = 0; i < n; i++)
+		assert_string_equal(v[i]->zone_id, ZONE_B);
+	store_csr_free_array(v, n);
+	assert_int_equal(store_csr_list(fx->s, ZONE_C, 1, 5, false, &v, &n, &total), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(total, 0);
+
+	assert_int_equal(store_csr_count(fx->s, &total), 0);
+	assert_int_equal(total, NPAGED + 4);
+}
+
+/* Ids and key ids are unique across zones. */
+static void
+test_conflict(void **state)
+{
+	struct fixture	*fx = *state;
+	struct tcsr	 a, b;
+
+	tcsr_init(&a, 0, 1, 1, 1);
+	assert_int_equal(store_csr_insert(fx->s, &a.c), 0);
+	assert_int_equal(store_csr_insert(fx->s, &a.c), KC_ERR_CONFLICT);
+
+	/* Same id in another zone. */
+	tcsr_init(&b, 1, 2, 1, 1);
+	memcpy(b.c.id, a.c.id, sizeof(b.c.id));
+	assert_int_equal(store_csr_insert(fx->s, &b.c), KC_ERR_CONFLICT);
+
+	/* Same key id, new record id. */
+	tcsr_init(&b, 0, 3, 1, 1);
+	memcpy(b.c.key_id, a.c.key_id, sizeof(b.c.key_id));
+	assert_int_equal(store_csr_insert(fx->s, &b.c), KC_ERR_CONFLICT);
+
+	/* Nothing half-written: a fresh record still goes in. */
+	tcsr_init(&b, 0, 4, 1, 1);
+	assert_int_equal(store_csr_insert(fx->s, &b.c), 0);
+}
+
+/* READY -> DELETING, refused while a custom hostname uses the record. */
+static void
+test_deleting(void **state)
+{
+	struct fixture		*fx = *state;
+	struct store_csr	*got = NULL, **v = NULL;
+	struct tcsr		 a, c;
+	sqlite3			*db;
+	size_t			 n;
+
+	tcsr_init(&a, 0, 1, 1, 2);
+	insert_ready(fx->s, &a);
+	tcsr_init(&c, 0, 2, 2, 1);
+	assert_int_equal(store_csr_insert(fx->s, &c.c), 0);
+
+	db = raw_open(fx->path);
+	assert_int_equal(raw_add_hostname(db, "11111111-1111-4111-8111-111111111111", ZONE_A,
+	    a.c.id), SQLITE_DONE);
+	/* A hostname of another zone cannot use this zone's CSR. */
+	assert_int_equal(raw_add_hostname(db, "22222222-2222-4222-8222-222222222222", ZONE_B,
+	    a.c.id), SQLITE_CONSTRAINT);
+
+	assert_int_equal(store_csr_set_deleting(fx->s, ZONE_B, a.c.id), KC_ERR_NOT_FOUND);
+	assert_int_equal(store_csr_set_deleting(fx->s, ZONE_A, a.c.id), KC_ERR_CONFLICT);
+	assert_int_equal(store_csr_set_deleting(fx->s, ZONE_A, c.c.id), KC_ERR_NOT_FOUND);
+	assert_int_equal(store_csr_set_deleting(fx->s, ZONE_A,
+	    "00000000-0000-4000-8000-000000000000"), KC_ERR_NOT_FOUND);
+	/* Refused and unchanged. */
+	assert_int_equal(store_csr_get(fx->s, ZONE_A, a.c.id, &got), 0);
+	store_csr_free(got);
+	got = NULL;
+	/* Removal is refused too while referenced. */
+	assert_int_equal(store_csr_remove(fx->s, a.c.id), KC_ERR_CONFLICT);
+
+	assert_int_equal(sqlite3_exec(db, "DELETE FROM custom_hostnames", NULL, NULL, NULL),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_close(db), SQLITE_OK);
+
+	assert_int_equal(store_csr_set_deleting(fx->s, ZONE_A, a.c.id), 0);
+	assert_int_equal(store_csr_set_deleting(fx->s, ZONE_A, a.c.id), KC_ERR_NOT_FOUND);
+	assert_int_equal(store_csr_get(fx->s, ZONE_A, a.c.id, &got), KC_ERR_NOT_FOUND);
+	assert_null(got);
+
+	assert_int_equal(store_csr_unfinished(fx->s, &v, &n), 0);
+	assert_int_equal(n, 2);
+	store_csr_free_array(v, n);
+
+	assert_int_equal(store_csr_remove(fx->s, a.c.id), 0);
+	assert_int_equal(store_csr_remove(fx->s, a.c.id), KC_ERR_NOT_FOUND);
+	assert_int_equal(store_csr_remove(fx->s, c.c.id), 0);
+	assert_int_equal(store_csr_unfinished(fx->s, &v, &n), 0);
+	assert_int_equal(n, 0);
+	assert_null(v);
+}
+
+/* Start-up reconciliation sees CREATING and DELETING records of every zone. */
+static void
+test_unfinished_and_key_ids(void **state)
+{
+	struct fixture		*fx = *state;
+	struct store_csr	**v = NULL;
+	struct tcsr		 creating, deleting, ready;
+	uint8_t			*ids = NULL;
+	const uint8_t		*id;
+	uint64_t		 count;
+	size_t			 n, i;
+	int			 seen = 0;
+
+	tcsr_init(&creating, 0, 1, 10, 1);
+	assert_int_equal(store_csr_insert(fx->s, &creating.c), 0);
+	tcsr_init(&deleting, 1, 2, 20, 2);
+	insert_ready(fx->s, &deleting);
+	assert_int_equal(store_csr_set_deleting(fx->s, ZONE_B, deleting.c.id), 0);
+	tcsr_init(&ready, 2, 3, 30, 1);
+	insert_ready(fx->s, &ready);
+
+	assert_int_equal(store_csr_unfinished(fx->s, &v, &n), 0);
+	assert_int_equal(n, 2);
+	assert_same_csr(&creating.c, v[0]);
+	assert_int_equal(v[0]->state, STORE_CSR_CREATING);
+	assert_null(v[0]->pubkey_der);
+	assert_int_equal(v[0]->pubkey_len, 0);
+	assert_null(v[0]->csr_pem);
+	assert_same_csr(&deleting.c, v[1]);
+	assert_int_equal(v[1]->state, STORE_CSR_DELETING);
+	assert_int_equal(v[1]->pubkey_len, sizeof(test_pubkey));
+	assert_string_equal(v[1]->csr_pem, test_pem);
+	store_csr_free_array(v, n);
+
+	assert_int_equal(store_csr_key_ids(fx->s, &ids, &n), 0);
+	assert_int_equal(n, 3);
+	for (i = 0; i < n; i++) {
+		id = ids + i * STORE_KEY_ID_LEN;
+		if (memcmp(id, creating.c.key_id, STORE_KEY_ID_LEN) == 0)
+			seen |= 1;
+		if (memcmp(id, deleting.c.key_id, STORE_KEY_ID_LEN) == 0)
+			seen |= 2;
+		if (memcmp(id, ready.c.key_id, STORE_KEY_ID_LEN) == 0)
+			seen |= 4;
+	}
+	assert_int_equal(seen, 7);
+	free(ids);
+
+	assert_int_equal(store_csr_count(fx->s, &count), 0);
+	assert_int_equal(count, 1);
+}
+
+/* Closing and opening again keeps the records; migrations run once. */
+static void
+test_persistence(void **state)
+{
+	struct fixture		*fx = *state;
+	struct store		*second = NULL;
+	struct store_csr	*got = NULL;
+	struct tcsr		 a;
+	struct stat		 sb;
+	sqlite3			*db;
+	sqlite3_stmt		*st;
+	char			*cause = NULL;
+
+	tcsr_init(&a, 0, 1, 1, 3);
+	insert_ready(fx->s, &a);
+	store_close(fx->s);
+	fx->s = NULL;
+
+	assert_int_equal(store_open(fx->path, &fx->s, &cause), 0);
+	assert_null(cause);
+	/* A second handle on the same file, as each worker thread has. */
+	assert_int_equal(store_open(fx->path, &second, &cause), 0);
+	assert_int_equal(store_csr_get(second, ZONE_A, a.c.id, &got), 0);
+	assert_same_csr(&a.c, got);
+	store_csr_free(got);
+	store_close(second);
+	store_close(NULL);
+
+	db = raw_open(fx->path);
+	assert_int_equal(raw_int(db, "PRAGMA user_version"), 1);
+	assert_int_equal(raw_int(db, "SELECT count(*) FROM csrs"), 1);
+	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
+	sqlite3_finalize(st);
+	assert_int_equal(sqlite3_close(db), SQLITE_OK);
+
+	assert_int_equal(stat(fx->path, &sb), 0);
+	assert_int_equal(sb.st_mode & 07777, 0600);
+}
+
+struct opener {
+	const char	*path;
+	int		 r;
+};
+
+static void *
+opener_run(void *arg)
+{
+	struct opener	*o = arg;
+	struct store	*s = NULL;
+	char		*cause = NULL;
+
+	if ((o->r = store_open(o->path, &s, &cause)) == 0)
+		o->r = store_ping(s);
+	else
+		fprintf(stderr, "store_open: %s\n", cause);
+	free(cause);
+	store_close(s);
+	return (NULL);
+}
+
+/* Worker threads opening a new file at once: one applies the migrations, all succeed. */
+static void
+test_concurrent_open(void **state)
+{
+	struct fixture	*fx = *state;
+	struct opener	 o[8];
+	pthread_t	 th[8];
+	sqlite3		*db;
+	char		 path[PATH_MAX + 64];
+	size_t		 i, started;
+
+	snprintf(path, sizeof(path), "%s/fresh.db", fx->dir);
+	for (i = 0; i < 8; i++) {
+		o[i].path = path;
+		o[i].r = -1;
+		if (pthread_create(&th[i], NULL, opener_run, &o[i]) != 0)
+			break;
+	}
+	/* Join them all before any assertion can leave this frame. */
+	for (started = i, i = 0; i < started; i++)
+		(void)pthread_join(th[i], NULL);
+	assert_int_equal(started, 8);
+	for (i = 0; i < 8; i++)
+		assert_int_equal(o[i].r, 0);
+	db = raw_open(path);
+	assert_int_equal(raw_int(db, "PRAGMA user_version"), 1);
+	assert_int_equal(sqlite3_close(db), SQLITE_OK);
+	remove_db(path);
+}
+
+/*
+ * Switching a file to WAL while another connection writes to it in rollback mode: SQLite
+ * answers SQLITE_BUSY without waiting, so store_open() must retry by itself.
+ */
+static void
+test_open_while_locked(void **state)
+{
+	struct fixture	*fx = *state;
+	struct opener	 o;
+	pthread_t	 th;
+	sqlite3		*db;
+	char		 path[PATH_MAX + 64];
+	int		 started;
+
+	snprintf(path, sizeof(path), "%s/legacy.db", fx->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "CREATE TABLE t (a); BEGIN IMMEDIATE; "
+	    "INSERT INTO t VALUES (1)", NULL, NULL, NULL), SQLITE_OK);
+	o.path = path;
+	o.r = -1;
+	started = pthread_create(&th, NULL, opener_run, &o) == 0;
+	usleep(300 * 1000);
+	assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	if (started)
+		(void)pthread_join(th, NULL);
+	assert_int_equal(sqlite3_close(db), SQLITE_OK);
+	remove_db(path);
+	assert_true(started);
+	assert_int_equal(o.r, 0);
+}
+
+/* A file from a newer program is refused, and so is a path that cannot be opened. */
+static void
+test_open_refused(void **state)
+{
+	struct fixture	*fx = *state;
+	struct store	*s2 = NULL;
+	sqlite3		*db;
+	char		*cause = NULL;
+
+	db = raw_open(fx->path);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 2", NULL, NULL, NULL),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_close(db), SQLITE_OK);
+	assert_int_equal(store_open(fx->path, &s2, &cause), KC_ERR_STORE);
+	assert_null(s2);
+	assert_non_null(cause);
+	assert_non_null(strstr(cause, "newer"));
+	free(cause);
+	cause = NULL;
+
+	assert_int_equal(store_open("/nonexistent-dir/keycustody.db", &s2, &cause),
+	    KC_ERR_STORE);
+	assert_null(s2);
+	assert_non_null(cause);
+	free(cause);
+}
+
+/* A writer holding the lock past the busy timeout gives "unavailable"; readers go on. */
+static void
+test_busy(void **state)
+{
+	struct fixture		*fx = *state;
+	struct store_csr	*got = NULL;
+	struct tcsr		 a;
+	sqlite3			*db;
+
+	tcsr_init(&a, 0, 1, 1, 1);
+	insert_ready(fx->s, &a);
+	db = raw_open(fx->path);
+	assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+
+	assert_int_equal(store_csr_get(fx->s, ZONE_A, a.c.id, &got), 0);
+	store_csr_free(got);
+	assert_int_equal(store_csr_set_deleting(fx->s, ZONE_A, a.c.id), KC_ERR_UNAVAILABLE);
+
+	assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_close(db), SQLITE_OK);
+	/* The handle is usable again. */
+	assert_int_equal(store_csr_set_deleting(fx->s, ZONE_A, a.c.id), 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_roundtrip, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_sans_edge, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_list_pagination, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_conflict, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_deleting, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_unfinished_and_key_ids, fx_setup,
+		    fx_teardown),
+		cmocka_unit_test_setup_teardown(test_persistence, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_open, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_open_while_locked, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_open_refused, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_busy, fx_setup, fx_teardown),
+	};
+
+	return (cmocka_run_group_tests(tests, NULL, NULL));
+}
