@@ -59,7 +59,8 @@ typedef void (*kcc_async_cb)(int r, Keycustody__Response *resp, void *arg);
  * @param path socket path; NULL: $KEYCUSTODY_SOCKET, else KC_DEFAULT_SOCKET
  * @param timeout_ms per-call deadline (0: none)
  * @param max_pending calls in flight over the whole pool before kcc_async_call() refuses
- * @retval NULL only on allocation failure; free with kcc_async_free()
+ * @retval NULL on allocation failure, nconn < 1 or a path too long for sun_path;
+ *	free with kcc_async_free()
  */
 struct kcc_async *kcc_async_new(struct event_base *base, const char *path, int nconn,
 	    int timeout_ms, size_t max_pending);

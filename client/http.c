@@ -1,0 +1,836 @@
+/*
+ * Copyright (c) 2026 The keycustody authors. SPDX-License-Identifier: ISC
+ *
+ * http.c: keycustody-http's HTTP side: evhttp, routing, authentication, limits, metrics,
+ * and the asynchronous calls to the daemon. Owns evhttp; JSON is json.c's business.
+ */
+#include "config.h"
+
+#include <sys/queue.h>
+#include <sys/types.h>
+
+#include <ctype.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "kc-err.h"
+#include "kc-proto.h"
+#include "keycustody.h"
+#include "log.h"
+#include "xmalloc.h"
+#include "cred.h"
+#include "http.h"
+#include "json.h"
+
+#define HTTP_PREFIX		"/client/v4"
+#define HTTP_ZONES		"/client/v4/zones/"
+#define HTTP_BODY_HARD		(2 * HTTP_BODY_MAX)	/* evhttp's own 413 above this */
+#define HTTP_HEADERS_MAX	(16 * 1024)
+#define HTTP_TOKEN_MAX		256
+#define HTTP_RETRY_AFTER	1
+#define HTTP_PAGE_MAX		100000000UL
+#define HTTP_PER_PAGE_MIN	5
+#define HTTP_PER_PAGE_MAX	50
+#define HTTP_PER_PAGE_DEF	20
+
+enum http_route {
+	HTTP_R_CREATE,
+	HTTP_R_LIST,
+	HTTP_R_GET,
+	HTTP_R_DELETE,
+	HTTP_R_HEALTHZ,
+	HTTP_R_METRICS,
+	HTTP_R_NONE,
+	HTTP_R_MAX
+};
+
+static const char *const http_route_names[HTTP_R_MAX] = {
+	"create_csr", "list_csrs", "get_csr", "delete_csr", "healthz", "metrics", "none"
+};
+
+/* Prometheus histogram buckets, in seconds. */
+static const double http_buckets[] = {
+	0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
+};
+#define HTTP_NBUCKETS	(sizeof(http_buckets) / sizeof(http_buckets[0]))
+
+struct http_hist {
+	uint64_t	 bucket[HTTP_NBUCKETS];	/* non-cumulative */
+	uint64_t	 count;
+	double		 sum;
+};
+
+#define HTTP_NSTATUS	24
+struct http_status_count {
+	int		 status;
+	uint64_t	 count;
+};
+
+struct http_metrics {
+	struct http_status_count requests[HTTP_R_MAX][HTTP_NSTATUS];
+	struct http_hist	 latency[HTTP_R_MAX];
+	struct http_hist	 daemon_rtt[HTTP_R_MAX];
+	uint64_t		 daemon_errors[HTTP_R_MAX];
+	uint64_t		 gone;
+	long			 inflight;
+};
+
+struct http {
+	struct event_base	*base;
+	struct evhttp		*evh;
+	struct kcc_async	*daemon;
+	struct cred_table	*creds;
+	int			 metrics_on;
+	struct http_metrics	 m;
+};
+
+/* A request waiting for the daemon's answer. */
+struct http_pending {
+	struct http		*h;
+	struct evhttp_request	*req;
+	struct evhttp_connection *evcon;	/* NULL once the client has gone */
+	enum http_route		 route;
+	double			 t0;
+	double			 tcall;
+};
+
+/* An error the shim answers by itself. */
+struct http_err {
+	int		 status;
+	int		 code;
+	const char	*message;
+	int		 chain_code;
+	const char	*chain_message;
+};
+
+static const struct http_err http_err_noauth = { 400, 9106,
+	"Missing X-Auth-Key, X-Auth-Email or Authorization headers", 0, NULL };
+static const struct http_err http_err_authz = { 400, 6003, "Invalid request headers",
+	6111, "Invalid format for Authorization header" };
+static const struct http_err http_err_email = { 400, 6003, "Invalid request headers",
+	6102, "Invalid format for X-Auth-Email header" };
+static const struct http_err http_err_key = { 400, 6003, "Invalid request headers",
+	6103, "Invalid format for X-Auth-Key header" };
+static const struct http_err http_err_token = { 403, 10000, "Authentication error", 0,
+	NULL };
+static const struct http_err http_err_pair = { 403, 9103,
+	"Unknown X-Auth-Key or X-Auth-Email", 0, NULL };
+static const struct http_err http_err_body = { 400, JSON_CODE_BAD_BODY, JSON_MSG_BAD_BODY,
+	0, NULL };
+static const struct http_err http_err_csr_id = { 400, 1418,
+	"The custom CSR ID is invalid.", 0, NULL };
+static const struct http_err http_err_per_page = { 400, 6008, "Invalid request parameters",
+	11000, "per_page variable must be a number between 5 and 50" };
+static const struct http_err http_err_page = { 400, 6008, "Invalid request parameters",
+	11000, "page variable must be a number greater than or equal to 1" };
+static const struct http_err http_err_direction = { 400, 6008,
+	"Invalid request parameters", 11000, "direction variable must be asc or desc" };
+static const struct http_err http_err_internal = { 500, KC_API_INTERNAL,
+	"Internal Server Error", 0, NULL };
+static const struct http_err http_err_unavailable = { 503, KC_API_UNAVAILABLE,
+	"Service Unavailable: the key custody daemon is busy or down, try again later.", 0,
+	NULL };
+
+static double
+http_now(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((double)ts.tv_sec + (double)ts.tv_nsec / 1e9);
+}
+
+static void
+http_hist_add(struct http_hist *hh, double v)
+{
+	size_t	 i;
+
+	for (i = 0; i < HTTP_NBUCKETS; i++) {
+		if (v <= http_buckets[i]) {
+			hh->bucket[i]++;
+			break;
+		}
+	}
+	hh->count++;
+	hh->sum += v;
+}
+
+static void
+http_count(struct http *h, enum http_route route, int status, double t0)
+{
+	struct http_status_count	*sc = h->m.requests[route];
+	size_t				 i;
+
+	for (i = 0; i < HTTP_NSTATUS; i++) {
+		if (sc[i].status == status || sc[i].status == 0) {
+			sc[i].status = status;
+			sc[i].count++;
+			break;
+		}
+	}
+	http_hist_add(&h->m.latency[route], http_now() - t0);
+}
+
+/*
+ * Send body (a JSON text, may be NULL: then a fixed 500) with status; the one way out of
+ * every request. 4xx carry x-should-retry: false, 503 carries Retry-After.
+ */
+static void
+http_send(struct http *h, struct evhttp_request *req, enum http_route route, double t0,
+    int status, const char *body, int retry_after)
+{
+	struct evkeyvalq	*hdr = evhttp_request_get_output_headers(req);
+	struct evbuffer		*buf = evhttp_request_get_output_buffer(req);
+	char			 ra[16];
+
+	if (body == NULL) {
+		status = 500;
+		body = "{\"result\":null,\"success\":false,\"errors\":[{\"code\":1500,"
+		    "\"message\":\"Internal Server Error\"}],\"messages\":[]}";
+	}
+	evhttp_remove_header(hdr, "Content-Type");
+	evhttp_add_header(hdr, "Content-Type", route == HTTP_R_METRICS ?
+	    "text/plain; version=0.0.4; charset=utf-8" : "application/json");
+	if (status >= 400 && status < 500)
+		evhttp_add_header(hdr, "x-should-retry", "false");
+	if (status == 503) {
+		snprintf(ra, sizeof(ra), "%d", retry_after > 0 ? retry_after :
+		    HTTP_RETRY_AFTER);
+		evhttp_add_header(hdr, "Retry-After", ra);
+	}
+	evbuffer_add(buf, body, strlen(body));
+	evhttp_send_reply(req, status, NULL, NULL);
+	http_count(h, route, status, t0);
+}
+
+static void
+http_send_err(struct http *h, struct evhttp_request *req, enum http_route route,
+    double t0, const struct http_err *e)
+{
+	char	*body = NULL;
+
+	json_reply_error(e->code, e->message, e->chain_code, e->chain_message, &body);
+	http_send(h, req, route, t0, e->status, body, 0);
+	free(body);
+}
+
+static void
+http_send_no_route(struct http *h, struct evhttp_request *req, const char *path,
+    double t0)
+{
+	char	*body = NULL;
+
+	if (strncmp(path, HTTP_PREFIX "/", sizeof(HTTP_PREFIX)) == 0)
+		path += sizeof(HTTP_PREFIX) - 1;
+	json_reply_no_route(path, &body);
+	http_send(h, req, HTTP_R_NONE, t0, 400, body, 0);
+	free(body);
+}
+
+static void
+http_send_bad_method(struct http *h, struct evhttp_request *req, const char *allow,
+    double t0)
+{
+	char	*body = NULL;
+
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
+	json_reply_error(7001, "Method not allowed for that URI.", 0, NULL, &body);
+	http_send(h, req, HTTP_R_NONE, t0, 405, body, 0);
+	free(body);
+}
+
+/* Visible ASCII without blanks, 1 to HTTP_TOKEN_MAX characters. */
+static int
+http_valid_secret(const char *s)
+{
+	size_t	 i;
+
+	for (i = 0; s[i] != '\0'; i++) {
+		if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f ||
+		    i >= HTTP_TOKEN_MAX)
+			return (0);
+	}
+	return (i > 0);
+}
+
+static int
+http_valid_email(const char *s)
+{
+	return (http_valid_secret(s) && strchr(s, '@') != NULL && strlen(s) <= CRED_EMAIL_MAX);
+}
+
+/*
+ * Authenticate req (API.md "Authentication").
+ * @retval NULL and *credp set, or the error to answer
+ */
+static const struct http_err *
+http_auth(struct http *h, struct evhttp_request *req, const struct cred **credp)
+{
+	struct evkeyvalq	*in = evhttp_request_get_input_headers(req);
+	const char		*authz, *email, *key;
+
+	*credp = NULL;
+	authz = evhttp_find_header(in, "Authorization");
+	email = evhttp_find_header(in, "X-Auth-Email");
+	key = evhttp_find_header(in, "X-Auth-Key");
+	if (authz != NULL) {
+		if (strncasecmp(authz, "Bearer ", 7) != 0)
+			return (&http_err_authz);
+		authz += 7;
+		while (*authz == ' ')
+			authz++;
+		if (!http_valid_secret(authz))
+			return (&http_err_authz);
+		if ((*credp = cred_find_token(h->creds, authz)) == NULL)
+			return (&http_err_token);
+		return (NULL);
+	}
+	if (email == NULL && key == NULL)
+		return (&http_err_noauth);
+	if (email == NULL || !http_valid_email(email))
+		return (&http_err_email);
+	if (key == NULL || !http_valid_secret(key))
+		return (&http_err_key);
+	if ((*credp = cred_find_key(h->creds, email, key)) == NULL)
+		return (&http_err_pair);
+	return (NULL);
+}
+
+/* A CSR id: a lowercase UUID (36 characters); the daemon checks the rest. */
+static int
+http_valid_uuid(const char *s)
+{
+	size_t	 i;
+
+	for (i = 0; i < 36; i++) {
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (s[i] != '-')
+				return (0);
+		} else if (!isdigit((unsigned char)s[i]) && (s[i] < 'a' || s[i] > 'f'))
+			return (0);
+	}
+	return (s[i] == '\0');
+}
+
+/* A decimal integer in [min, max], digits only. */
+static int
+http_parse_uint(const char *s, unsigned long min, unsigned long max, uint32_t *out)
+{
+	unsigned long	 v = 0;
+	size_t		 i;
+
+	if (s == NULL || *s == '\0' || strlen(s) > 10)
+		return (-1);
+	for (i = 0; s[i] != '\0'; i++) {
+		if (!isdigit((unsigned char)s[i]))
+			return (-1);
+		v = v * 10 + (unsigned long)(s[i] - '0');
+	}
+	if (v < min || v > max)
+		return (-1);
+	*out = (uint32_t)v;
+	return (0);
+}
+
+static void
+http_reply_daemon(struct http *h, struct http_pending *p, Keycustody__Response *resp)
+{
+	const struct http_err	*e = NULL;
+	char			*body = NULL;
+	int			 status = 200, retry = 0, ok, r = 0;
+
+	if (resp->error != NULL) {
+		r = json_reply_daemon_error(resp->error, &status, &body);
+		if (resp->error->has_retry_after)
+			retry = (int)resp->error->retry_after;
+		if (p->route == HTTP_R_HEALTHZ) {
+			free(body);
+			body = NULL;
+			r = json_health(NULL, &ok, &body);
+			status = 503;
+		}
+		goto send;
+	}
+	switch (p->route) {
+	case HTTP_R_CREATE:
+	case HTTP_R_GET:
+		if (resp->body_case != KEYCUSTODY__RESPONSE__BODY_CSR)
+			goto bad;
+		r = json_reply_csr(resp->csr, &body);
+		status = p->route == HTTP_R_CREATE ? 201 : 200;
+		break;
+	case HTTP_R_LIST:
+		if (resp->body_case != KEYCUSTODY__RESPONSE__BODY_LIST_CSRS)
+			goto bad;
+		r = json_reply_csr_list(resp->list_csrs, &body);
+		break;
+	case HTTP_R_DELETE:
+		if (resp->body_case != KEYCUSTODY__RESPONSE__BODY_DELETE_CSR)
+			goto bad;
+		r = json_reply_id(resp->delete_csr->id, &body);
+		break;
+	case HTTP_R_HEALTHZ:
+		if (resp->body_case != KEYCUSTODY__RESPONSE__BODY_HEALTH)
+			goto bad;
+		r = json_health(resp->health, &ok, &body);
+		status = ok ? 200 : 503;
+		break;
+	default:
+		goto bad;
+	}
+ send:
+	if (r != 0) {
+		free(body);
+		body = NULL;
+	}
+	http_send(h, p->req, p->route, p->t0, status, body, retry);
+	free(body);
+	return;
+ bad:
+	log_warnx("daemon answered %s with an unexpected body %d",
+	    http_route_names[p->route], (int)resp->body_case);
+	e = &http_err_internal;
+	http_send_err(h, p->req, p->route, p->t0, e);
+}
+
+static void
+http_closecb(struct evhttp_connection *evcon, void *arg)
+{
+	struct http_pending	*p = arg;
+
+	/* evhttp detaches the request and frees it on our (later) evhttp_send_reply. */
+	log_debug("client went away during %s", http_route_names[p->route]);
+	p->evcon = NULL;
+}
+
+/* Completion of a daemon call: answer the HTTP request, whether or not its client waits. */
+static void
+http_daemon_cb(int r, Keycustody__Response *resp, void *arg)
+{
+	struct http_pending	*p = arg;
+	struct http		*h = p->h;
+
+	h->m.inflight--;
+	http_hist_add(&h->m.daemon_rtt[p->route], http_now() - p->tcall);
+	if (p->evcon != NULL)
+		evhttp_connection_set_closecb(p->evcon, NULL, NULL);
+	else
+		h->m.gone++;
+	if (r != 0) {
+		h->m.daemon_errors[p->route]++;
+		if (p->route == HTTP_R_HEALTHZ) {
+			char	*body = NULL;
+			int	 ok;
+
+			json_health(NULL, &ok, &body);
+			http_send(h, p->req, p->route, p->t0, 503, body, HTTP_RETRY_AFTER);
+			free(body);
+		} else
+			http_send_err(h, p->req, p->route, p->t0, r == KC_ERR_NOMEM ?
+			    &http_err_internal : &http_err_unavailable);
+	} else
+		http_reply_daemon(h, p, resp);
+	if (resp != NULL)
+		keycustody__response__free_unpacked(resp, NULL);
+	free(p);
+}
+
+/* Forward msg to the daemon; the answer goes out from http_daemon_cb(). */
+static void
+http_call(struct http *h, struct evhttp_request *req, enum http_route route, double t0,
+    Keycustody__Request *msg)
+{
+	struct http_pending	*p;
+	int			 r;
+
+	p = xcalloc(1, sizeof(*p));
+	p->h = h;
+	p->req = req;
+	p->evcon = evhttp_request_get_connection(req);
+	p->route = route;
+	p->t0 = t0;
+	p->tcall = http_now();
+	if ((r = kcc_async_call(h->daemon, msg, http_daemon_cb, p)) != 0) {
+		free(p);
+		h->m.daemon_errors[route]++;
+		if (route == HTTP_R_HEALTHZ) {
+			char	*body = NULL;
+			int	 ok;
+
+			json_health(NULL, &ok, &body);
+			http_send(h, req, route, t0, 503, body, HTTP_RETRY_AFTER);
+			free(body);
+			return;
+		}
+		http_send_err(h, req, route, t0, r == KC_ERR_UNAVAILABLE ?
+		    &http_err_unavailable : r == KC_ERR_MSG_TOO_BIG ? &http_err_body :
+		    &http_err_internal);
+		return;
+	}
+	h->m.inflight++;
+	if (p->evcon != NULL)
+		evhttp_connection_set_closecb(p->evcon, http_closecb, p);
+}
+
+static void
+http_create(struct http *h, struct evhttp_request *req, const struct cred *cred,
+    const char *zone, double t0)
+{
+	Keycustody__Request		 msg = KEYCUSTODY__REQUEST__INIT;
+	Keycustody__CreateCsrRequest	*m = NULL;
+	struct evbuffer			*in = evhttp_request_get_input_buffer(req);
+	size_t				 len = evbuffer_get_length(in);
+	unsigned char			*body;
+	int				 r;
+
+	if (len > HTTP_BODY_MAX || (body = evbuffer_pullup(in, -1)) == NULL) {
+		http_send_err(h, req, HTTP_R_CREATE, t0, &http_err_body);
+		return;
+	}
+	if ((r = json_create_csr_request((const char *)body, len, &m)) != 0) {
+		http_send_err(h, req, HTTP_R_CREATE, t0, r == KC_ERR_INVALID ?
+		    &http_err_body : &http_err_internal);
+		return;
+	}
+	m->zone_id = xstrdup(zone);
+	msg.actor = (char *)cred->name;
+	msg.body_case = KEYCUSTODY__REQUEST__BODY_CREATE_CSR;
+	msg.create_csr = m;
+	http_call(h, req, HTTP_R_CREATE, t0, &msg);
+	keycustody__create_csr_request__free_unpacked(m, NULL);
+}
+
+static void
+http_list(struct http *h, struct evhttp_request *req, const struct cred *cred,
+    const char *zone, double t0)
+{
+	Keycustody__Request		 msg = KEYCUSTODY__REQUEST__INIT;
+	Keycustody__ListCsrsRequest	 m = KEYCUSTODY__LIST_CSRS_REQUEST__INIT;
+	struct evkeyvalq		 q;
+	const char			*query, *v;
+	const struct http_err		*e = NULL;
+	uint32_t			 page = 1, per_page = HTTP_PER_PAGE_DEF;
+
+	TAILQ_INIT(&q);
+	query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+	if (query != NULL && evhttp_parse_query_str(query, &q) != 0)
+		e = &http_err_page;
+	else if ((v = evhttp_find_header(&q, "per_page")) != NULL &&
+	    http_parse_uint(v, HTTP_PER_PAGE_MIN, HTTP_PER_PAGE_MAX, &per_page) != 0)
+		e = &http_err_per_page;
+	else if ((v = evhttp_find_header(&q, "page")) != NULL &&
+	    http_parse_uint(v, 1, HTTP_PAGE_MAX, &page) != 0)
+		e = &http_err_page;
+	else if ((v = evhttp_find_header(&q, "direction")) != NULL) {
+		if (strcmp(v, "desc") == 0)
+			m.descending = 1;
+		else if (strcmp(v, "asc") != 0)
+			e = &http_err_direction;
+		m.has_descending = 1;
+	}
+	evhttp_clear_headers(&q);
+	if (e != NULL) {
+		http_send_err(h, req, HTTP_R_LIST, t0, e);
+		return;
+	}
+	m.zone_id = (char *)zone;
+	m.has_page = m.has_per_page = 1;
+	m.page = page;
+	m.per_page = per_page;
+	msg.actor = (char *)cred->name;
+	msg.body_case = KEYCUSTODY__REQUEST__BODY_LIST_CSRS;
+	msg.list_csrs = &m;
+	http_call(h, req, HTTP_R_LIST, t0, &msg);
+}
+
+static void
+http_get_or_delete(struct http *h, struct evhttp_request *req, const struct cred *cred,
+    enum http_route route, const char *zone, const char *id, double t0)
+{
+	Keycustody__Request		 msg = KEYCUSTODY__REQUEST__INIT;
+	Keycustody__GetCsrRequest	 g = KEYCUSTODY__GET_CSR_REQUEST__INIT;
+	Keycustody__DeleteCsrRequest	 d = KEYCUSTODY__DELETE_CSR_REQUEST__INIT;
+
+	if (!http_valid_uuid(id)) {
+		http_send_err(h, req, route, t0, &http_err_csr_id);
+		return;
+	}
+	msg.actor = (char *)cred->name;
+	if (route == HTTP_R_GET) {
+		g.zone_id = (char *)zone;
+		g.id = (char *)id;
+		msg.body_case = KEYCUSTODY__REQUEST__BODY_GET_CSR;
+		msg.get_csr = &g;
+	} else {
+		d.zone_id = (char *)zone;
+		d.id = (char *)id;
+		msg.body_case = KEYCUSTODY__REQUEST__BODY_DELETE_CSR;
+		msg.delete_csr = &d;
+	}
+	http_call(h, req, route, t0, &msg);
+}
+
+static void
+http_healthz(struct http *h, struct evhttp_request *req, double t0)
+{
+	Keycustody__Request		 msg = KEYCUSTODY__REQUEST__INIT;
+	Keycustody__HealthRequest	 m = KEYCUSTODY__HEALTH_REQUEST__INIT;
+
+	msg.body_case = KEYCUSTODY__REQUEST__BODY_HEALTH;
+	msg.health = &m;
+	http_call(h, req, HTTP_R_HEALTHZ, t0, &msg);
+}
+
+static void
+http_hist_print(struct evbuffer *b, const char *name, const char *route,
+    const struct http_hist *hh)
+{
+	uint64_t	 cum = 0;
+	size_t		 i;
+
+	for (i = 0; i < HTTP_NBUCKETS; i++) {
+		cum += hh->bucket[i];
+		evbuffer_add_printf(b, "%s_bucket{route=\"%s\",le=\"%g\"} %llu\n", name,
+		    route, http_buckets[i], (unsigned long long)cum);
+	}
+	evbuffer_add_printf(b, "%s_bucket{route=\"%s\",le=\"+Inf\"} %llu\n", name, route,
+	    (unsigned long long)hh->count);
+	evbuffer_add_printf(b, "%s_sum{route=\"%s\"} %.6f\n", name, route, hh->sum);
+	evbuffer_add_printf(b, "%s_count{route=\"%s\"} %llu\n", name, route,
+	    (unsigned long long)hh->count);
+}
+
+static void
+http_metrics(struct http *h, struct evhttp_request *req, double t0)
+{
+	struct evbuffer		*b;
+	char			*text;
+	size_t			 len;
+	int			 i, j;
+
+	b = evbuffer_new();
+	if (b == NULL) {
+		http_send_err(h, req, HTTP_R_METRICS, t0, &http_err_internal);
+		return;
+	}
+	evbuffer_add_printf(b, "# HELP keycustody_http_requests_total HTTP requests "
+	    "answered, by route and status.\n"
+	    "# TYPE keycustody_http_requests_total counter\n");
+	for (i = 0; i < HTTP_R_MAX; i++) {
+		for (j = 0; j < HTTP_NSTATUS && h->m.requests[i][j].status != 0; j++)
+			evbuffer_add_printf(b, "keycustody_http_requests_total{route=\"%s\","
+			    "status=\"%d\"} %llu\n", http_route_names[i],
+			    h->m.requests[i][j].status,
+			    (unsigned long long)h->m.requests[i][j].count);
+	}
+	evbuffer_add_printf(b, "# HELP keycustody_http_request_duration_seconds Time "
+	    "from request to reply.\n"
+	    "# TYPE keycustody_http_request_duration_seconds histogram\n");
+	for (i = 0; i < HTTP_R_MAX; i++)
+		http_hist_print(b, "keycustody_http_request_duration_seconds",
+		    http_route_names[i], &h->m.latency[i]);
+	evbuffer_add_printf(b, "# HELP keycustody_http_daemon_duration_seconds Daemon "
+	    "round-trip time.\n"
+	    "# TYPE keycustody_http_daemon_duration_seconds histogram\n");
+	for (i = 0; i < HTTP_R_METRICS; i++)
+		http_hist_print(b, "keycustody_http_daemon_duration_seconds",
+		    http_route_names[i], &h->m.daemon_rtt[i]);
+	evbuffer_add_printf(b, "# HELP keycustody_http_daemon_errors_total Daemon calls "
+	    "that got no answer (unavailable, timeout, connection lost).\n"
+	    "# TYPE keycustody_http_daemon_errors_total counter\n");
+	for (i = 0; i < HTTP_R_METRICS; i++)
+		evbuffer_add_printf(b, "keycustody_http_daemon_errors_total{route=\"%s\"} "
+		    "%llu\n", http_route_names[i], (unsigned long long)h->m.daemon_errors[i]);
+	evbuffer_add_printf(b,
+	    "# HELP keycustody_http_in_flight Requests waiting for the daemon.\n"
+	    "# TYPE keycustody_http_in_flight gauge\n"
+	    "keycustody_http_in_flight %ld\n"
+	    "# HELP keycustody_http_daemon_connections Daemon connections up.\n"
+	    "# TYPE keycustody_http_daemon_connections gauge\n"
+	    "keycustody_http_daemon_connections %d\n"
+	    "# HELP keycustody_http_clients_gone_total Clients that left before their "
+	    "answer.\n"
+	    "# TYPE keycustody_http_clients_gone_total counter\n"
+	    "keycustody_http_clients_gone_total %llu\n",
+	    h->m.inflight, kcc_async_connected(h->daemon),
+	    (unsigned long long)h->m.gone);
+	len = evbuffer_get_length(b);
+	text = xmalloc(len + 1);
+	evbuffer_remove(b, text, len);
+	text[len] = '\0';
+	evbuffer_free(b);
+	http_send(h, req, HTTP_R_METRICS, t0, 200, text, 0);
+	free(text);
+}
+
+/*
+ * The router: every request comes here (evhttp_set_gencb), because paths carry
+ * parameters. Order: route and zone syntax (400 7003/7000), method (405),
+ * authentication (400/403), zone and access (403), then the route's own checks.
+ */
+static void
+http_dispatch(struct evhttp_request *req, void *arg)
+{
+	struct http			*h = arg;
+	const struct evhttp_uri		*uri = evhttp_request_get_evhttp_uri(req);
+	const struct cred		*cred;
+	const struct http_err		*e;
+	enum evhttp_cmd_type		 cmd = evhttp_request_get_command(req);
+	enum http_route			 route;
+	const char			*path = NULL, *rest, *slash;
+	char				 zone[CRED_ZONE_LEN + 1], id[40];
+	double				 t0 = http_now();
+	size_t				 zlen;
+
+	if (uri != NULL)
+		path = evhttp_uri_get_path(uri);
+	if (path == NULL || *path == '\0')
+		path = "/";
+	if (h->metrics_on && strcmp(path, "/metrics") == 0) {
+		if (cmd != EVHTTP_REQ_GET)
+			http_send_bad_method(h, req, "GET", t0);
+		else
+			http_metrics(h, req, t0);
+		return;
+	}
+	if (strcmp(path, HTTP_PREFIX "/healthz") == 0) {
+		if (cmd != EVHTTP_REQ_GET)
+			http_send_bad_method(h, req, "GET", t0);
+		else
+			http_healthz(h, req, t0);
+		return;
+	}
+	if (strncmp(path, HTTP_ZONES, sizeof(HTTP_ZONES) - 1) != 0)
+		goto no_route;
+	rest = path + sizeof(HTTP_ZONES) - 1;
+	if ((slash = strchr(rest, '/')) == NULL)
+		goto no_route;
+	zlen = (size_t)(slash - rest);
+	if (zlen != CRED_ZONE_LEN)
+		goto no_route;
+	memcpy(zone, rest, zlen);
+	zone[zlen] = '\0';
+	if (!cred_valid_zone(zone))
+		goto no_route;
+	rest = slash;
+	if (strcmp(rest, "/custom_csrs") == 0) {
+		*id = '\0';
+		if (cmd == EVHTTP_REQ_POST)
+			route = HTTP_R_CREATE;
+		else if (cmd == EVHTTP_REQ_GET)
+			route = HTTP_R_LIST;
+		else {
+			http_send_bad_method(h, req, "GET, POST", t0);
+			return;
+		}
+	} else if (strncmp(rest, "/custom_csrs/", 13) == 0 && rest[13] != '\0' &&
+	    strchr(rest + 13, '/') == NULL) {
+		/* Anything that is not a UUID is answered 1418 after authentication. */
+		snprintf(id, sizeof(id), "%s", strlen(rest + 13) < sizeof(id) ?
+		    rest + 13 : "-");
+		if (cmd == EVHTTP_REQ_GET)
+			route = HTTP_R_GET;
+		else if (cmd == EVHTTP_REQ_DELETE)
+			route = HTTP_R_DELETE;
+		else {
+			http_send_bad_method(h, req, "GET, DELETE", t0);
+			return;
+		}
+	} else
+		goto no_route;
+
+	if ((e = http_auth(h, req, &cred)) != NULL) {
+		http_send_err(h, req, route, t0, e);
+		return;
+	}
+	if (!cred_allows(cred, zone, route == HTTP_R_CREATE || route == HTTP_R_DELETE)) {
+		http_send_err(h, req, route, t0, &http_err_token);
+		return;
+	}
+	switch (route) {
+	case HTTP_R_CREATE:
+		http_create(h, req, cred, zone, t0);
+		break;
+	case HTTP_R_LIST:
+		http_list(h, req, cred, zone, t0);
+		break;
+	default:
+		http_get_or_delete(h, req, cred, route, zone, id, t0);
+		break;
+	}
+	return;
+ no_route:
+	http_send_no_route(h, req, path, t0);
+}
+
+struct http *
+http_new(struct event_base *base, const struct http_config *conf, struct cred_table *creds,
+    char **cause)
+{
+	struct http	*h;
+	struct timeval	 tv;
+
+	h = xcalloc(1, sizeof(*h));
+	h->base = base;
+	h->creds = creds;
+	h->metrics_on = conf->metrics;
+	if ((h->evh = evhttp_new(base)) == NULL) {
+		xasprintf(cause, "evhttp_new failed");
+		goto fail;
+	}
+	/* Accept every method, so that a wrong one gets our JSON 405, not evhttp's HTML. */
+	evhttp_set_allowed_methods(h->evh, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
+	    EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
+	    EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+	/*
+	 * Bodies up to HTTP_BODY_HARD are read and those over HTTP_BODY_MAX answered 400/1400
+	 * in JSON by us; XXX above HTTP_BODY_HARD evhttp (2.1 has no hook before the body)
+	 * answers its own 413.
+	 */
+	evhttp_set_max_body_size(h->evh, HTTP_BODY_HARD);
+	evhttp_set_max_headers_size(h->evh, HTTP_HEADERS_MAX);
+	tv.tv_sec = conf->http_timeout_s > 0 ? conf->http_timeout_s : 30;
+	tv.tv_usec = 0;
+	evhttp_set_timeout_tv(h->evh, &tv);
+	evhttp_set_default_content_type(h->evh, "application/json");
+	evhttp_set_gencb(h->evh, http_dispatch, h);
+	if (evhttp_bind_socket_with_handle(h->evh, conf->address, (ev_uint16_t)conf->port) ==
+	    NULL) {
+		xasprintf(cause, "cannot listen on %s port %d", conf->address, conf->port);
+		goto fail;
+	}
+	h->daemon = kcc_async_new(base, conf->socket, conf->daemon_conns > 0 ?
+	    conf->daemon_conns : 4, conf->daemon_timeout_ms, conf->max_pending > 0 ?
+	    (size_t)conf->max_pending : 256);
+	if (h->daemon == NULL) {
+		xasprintf(cause, "cannot set up the daemon connections (socket path?)");
+		goto fail;
+	}
+	return (h);
+ fail:
+	h->creds = NULL;	/* the caller still owns them on failure */
+	http_free(h);
+	return (NULL);
+}
+
+void
+http_free(struct http *h)
+{
+	if (h == NULL)
+		return;
+	/* First: answers to pending calls go out through evhttp, which must still exist. */
+	kcc_async_free(h->daemon);
+	if (h->evh != NULL)
+		evhttp_free(h->evh);
+	cred_table_free(h->creds);
+	free(h);
+}

@@ -1,0 +1,39 @@
+/*
+ * Copyright (c) 2026 The keycustody authors. SPDX-License-Identifier: ISC
+ *
+ * http.h: keycustody-http's HTTP server (API.md over the daemon). http.c owns evhttp.
+ */
+#ifndef KC_HTTP_H
+#define KC_HTTP_H
+
+struct event_base;
+struct cred_table;
+
+#define HTTP_BODY_MAX		(1024 * 1024)	/* API.md: larger bodies are 400/1400 */
+
+struct http_config {
+	const char	*address;		/* listen address */
+	int		 port;
+	const char	*socket;		/* daemon socket; NULL: default */
+	int		 metrics;		/* serve GET /metrics */
+	int		 daemon_conns;		/* connection pool size */
+	int		 daemon_timeout_ms;	/* per-call deadline */
+	int		 max_pending;		/* calls in flight before 503 */
+	int		 http_timeout_s;	/* idle connection timeout */
+};
+
+struct http;
+
+/**
+ * Start serving on base: bind, connect the daemon pool.
+ * @param creds taken over on success (freed by http_free()); still the caller's on failure
+ * @param cause on failure, why (caller frees)
+ * @retval NULL on failure
+ */
+struct http	*http_new(struct event_base *base, const struct http_config *conf,
+		    struct cred_table *creds, char **cause);
+
+/** Stop serving: pending daemon calls are answered 503 first. NULL is a no-op. */
+void		 http_free(struct http *h);
+
+#endif /* KC_HTTP_H */

@@ -1,0 +1,53 @@
+# Copyright (c) 2026 The keycustody authors. SPDX-License-Identifier: ISC
+#
+# http-common.sh: helpers for the keycustody-http integration tests; sourced after common.sh
+# (kc_setup: token, daemon, KEYCUSTODY_SOCKET; KC_HTTP, KC_ZONE, KC_ZONE2, KC_TMP).
+
+# A free TCP port on 127.0.0.1.
+kc_free_port()
+{
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# kc_start_http DIR: write credentials under DIR, start the shim on a free port, wait for it.
+# Exports KC_HTTP_URL (base .../client/v4), KC_ZONE, KC_ZONE2, KC_TOKEN_W (write, all
+# zones), KC_TOKEN_R (read, KC_ZONE), KC_TOKEN_Z2 (write, KC_ZONE2 only), KC_EMAIL/KC_KEY
+# (write, KC_ZONE) and KC_HTTP_PID.
+kc_start_http()
+{
+	dir=$1
+	http=${KC_HTTP:-${top_builddir:-.}/keycustody-http}
+	creds=$dir/credentials
+	KC_ZONE=${KC_ZONE:-023e105f4ecef8ad9ca31a8372d0c353}
+	KC_ZONE2=${KC_ZONE2:-372e67954025e0ba6aaa6d586b9e0b59}
+	KC_EMAIL=ops@acme-corp.co.uk
+	KC_TOKEN_W=$("$http" credential add --name test-writer --zone '*' --access write -c "$creds") || return 1
+	KC_TOKEN_R=$("$http" credential add --name test-reader --zone $KC_ZONE --access read -c "$creds") || return 1
+	KC_TOKEN_Z2=$("$http" credential add --name test-zone2 --zone $KC_ZONE2 --access write -c "$creds") || return 1
+	KC_KEY=$("$http" credential add --name test-key --zone $KC_ZONE --access write --email $KC_EMAIL -c "$creds") || return 1
+	port=$(kc_free_port)
+	"$http" -d -l 127.0.0.1 -p "$port" -s "$KEYCUSTODY_SOCKET" -c "$creds" \
+	    >"$dir/http.log" 2>&1 &
+	KC_HTTP_PID=$!
+	KC_HTTP_URL=http://127.0.0.1:$port/client/v4
+	export KC_HTTP_URL KC_ZONE KC_ZONE2 KC_TOKEN_W KC_TOKEN_R KC_TOKEN_Z2 KC_EMAIL KC_KEY KC_HTTP_PID
+	i=0
+	until curl -fsS -o /dev/null "$KC_HTTP_URL/healthz" 2>/dev/null; do
+		i=$((i + 1))
+		if [ $i -gt 100 ] || ! kill -0 $KC_HTTP_PID 2>/dev/null; then
+			echo "keycustody-http did not come up:" >&2
+			cat "$dir/http.log" >&2
+			return 1
+		fi
+		sleep 0.1
+	done
+}
+
+kc_stop_http()
+{
+	if [ -n "${KC_HTTP_PID:-}" ]; then
+		kill "$KC_HTTP_PID" 2>/dev/null
+		wait "$KC_HTTP_PID" 2>/dev/null
+		KC_HTTP_PID=
+	fi
+}
