@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -33,7 +34,6 @@
 
 #define HTTP_PREFIX		"/client/v4"
 #define HTTP_ZONES		"/client/v4/zones/"
-#define HTTP_BODY_HARD		(2 * HTTP_BODY_MAX)	/* evhttp's own 413 above this */
 #define HTTP_HEADERS_MAX	(16 * 1024)
 #define HTTP_TOKEN_MAX		256
 #define HTTP_RETRY_AFTER	1
@@ -42,11 +42,17 @@
 #define HTTP_PER_PAGE_MAX	50
 #define HTTP_PER_PAGE_DEF	20
 
+/* Routes; those before HTTP_R_HEALTHZ need an API credential. */
 enum http_route {
 	HTTP_R_CREATE,
 	HTTP_R_LIST,
 	HTTP_R_GET,
 	HTTP_R_DELETE,
+	HTTP_R_HN_CREATE,
+	HTTP_R_HN_LIST,
+	HTTP_R_HN_GET,
+	HTTP_R_HN_UPDATE,
+	HTTP_R_HN_DELETE,
 	HTTP_R_HEALTHZ,
 	HTTP_R_METRICS,
 	HTTP_R_NONE,
@@ -54,8 +60,15 @@ enum http_route {
 };
 
 static const char *const http_route_names[HTTP_R_MAX] = {
-	"create_csr", "list_csrs", "get_csr", "delete_csr", "healthz", "metrics", "none"
+	"create_csr", "list_csrs", "get_csr", "delete_csr", "create_hostname",
+	"list_hostnames", "get_hostname", "update_hostname", "delete_hostname", "healthz",
+	"metrics", "none"
 };
+
+/* The tail and the start of the body of evhttp's own error pages (evhttp_send_error()). */
+#define HTTP_PAGE_TAIL		"</BODY></HTML>\n"
+#define HTTP_PAGE_HEAD		"\r\n\r\n<HTML><HEAD>\n<TITLE>"
+#define HTTP_PAGE_HEADERS_MAX	1024	/* evhttp's header lines of such a page */
 
 /* Prometheus histogram buckets, in seconds. */
 static const double http_buckets[] = {
@@ -90,7 +103,18 @@ struct http {
 	struct kcc_async	*daemon;
 	struct cred_table	*creds;
 	int			 metrics_on;
+	int			 rewriting;	/* in http_page_cb(), editing */
 	struct http_metrics	 m;
+};
+
+/* Query parameters of a list route. Strings are borrowed from the parsed query. */
+struct http_list_query {
+	uint32_t	 page;
+	uint32_t	 per_page;
+	int		 has_descending;
+	int		 descending;
+	const char	*hostname;		/* filters, custom hostnames only */
+	const char	*custom_csr_id;
 };
 
 /* A request waiting for the daemon's answer. */
@@ -128,6 +152,11 @@ static const struct http_err http_err_body = { 400, JSON_CODE_BAD_BODY, JSON_MSG
 	0, NULL };
 static const struct http_err http_err_csr_id = { 400, 1418,
 	"The custom CSR ID is invalid.", 0, NULL };
+/* A hostname id that is not a UUID cannot exist: not found, as the daemon says for others. */
+static const struct http_err http_err_hostname_id = { 404, 1436,
+	"The custom hostname was not found.", 0, NULL };
+static const struct http_err http_err_headers = { 400, 6003, "Invalid request headers", 0,
+	NULL };
 static const struct http_err http_err_per_page = { 400, 6008, "Invalid request parameters",
 	11000, "per_page variable must be a number between 5 and 50" };
 static const struct http_err http_err_page = { 400, 6008, "Invalid request parameters",
@@ -378,6 +407,25 @@ http_reply_daemon(struct http *h, struct http_pending *p, Keycustody__Response *
 			goto bad;
 		r = json_reply_id(resp->delete_csr->id, &body);
 		break;
+	case HTTP_R_HN_CREATE:
+	case HTTP_R_HN_GET:
+	case HTTP_R_HN_UPDATE:
+		if (resp->body_case != KEYCUSTODY__RESPONSE__BODY_HOSTNAME)
+			goto bad;
+		r = json_reply_hostname(resp->hostname, &body);
+		status = p->route == HTTP_R_HN_CREATE ? 201 : 200;
+		break;
+	case HTTP_R_HN_LIST:
+		if (resp->body_case != KEYCUSTODY__RESPONSE__BODY_LIST_HOSTNAMES)
+			goto bad;
+		r = json_reply_hostname_list(resp->list_hostnames, &body);
+		break;
+	case HTTP_R_HN_DELETE:
+		/* The bare object, no envelope: what the original sends (API.md). */
+		if (resp->body_case != KEYCUSTODY__RESPONSE__BODY_DELETE_HOSTNAME)
+			goto bad;
+		r = json_id(resp->delete_hostname->id, &body);
+		break;
 	case HTTP_R_HEALTHZ:
 		if (resp->body_case != KEYCUSTODY__RESPONSE__BODY_HEALTH)
 			goto bad;
@@ -481,22 +529,36 @@ http_call(struct http *h, struct evhttp_request *req, enum http_route route, dou
 		evhttp_connection_set_closecb(p->evcon, http_closecb, p);
 }
 
+/*
+ * The request body, made contiguous; NULL when empty or over HTTP_BODY_MAX (evhttp refuses
+ * longer ones before they reach us, see http_page_cb()).
+ */
+static const char *
+http_body(struct evhttp_request *req, size_t *lenp)
+{
+	struct evbuffer	*in = evhttp_request_get_input_buffer(req);
+
+	*lenp = evbuffer_get_length(in);
+	if (*lenp > HTTP_BODY_MAX)
+		return (NULL);
+	return ((const char *)evbuffer_pullup(in, -1));
+}
+
 static void
 http_create(struct http *h, struct evhttp_request *req, const struct cred *cred,
     const char *zone, double t0)
 {
 	Keycustody__Request		 msg = KEYCUSTODY__REQUEST__INIT;
 	Keycustody__CreateCsrRequest	*m = NULL;
-	struct evbuffer			*in = evhttp_request_get_input_buffer(req);
-	size_t				 len = evbuffer_get_length(in);
-	unsigned char			*body;
+	const char			*body;
+	size_t				 len;
 	int				 r;
 
-	if (len > HTTP_BODY_MAX || (body = evbuffer_pullup(in, -1)) == NULL) {
+	if ((body = http_body(req, &len)) == NULL) {
 		http_send_err(h, req, HTTP_R_CREATE, t0, &http_err_body);
 		return;
 	}
-	if ((r = json_create_csr_request((const char *)body, len, &m)) != 0) {
+	if ((r = json_create_csr_request(body, len, &m)) != 0) {
 		http_send_err(h, req, HTTP_R_CREATE, t0, r == KC_ERR_INVALID ?
 		    &http_err_body : &http_err_internal);
 		return;
@@ -509,6 +571,42 @@ http_create(struct http *h, struct evhttp_request *req, const struct cred *cred,
 	keycustody__create_csr_request__free_unpacked(m, NULL);
 }
 
+/*
+ * Parse the query of a list route into lq: page, per_page, direction, and the filters
+ * hostname and custom_csr_id (an empty filter is no filter). The caller clears q.
+ * @retval NULL, or the 6008 error to answer
+ */
+static const struct http_err *
+http_list_query(struct evhttp_request *req, struct evkeyvalq *q, struct http_list_query *lq)
+{
+	const char	*query, *v;
+
+	memset(lq, 0, sizeof(*lq));
+	lq->page = 1;
+	lq->per_page = HTTP_PER_PAGE_DEF;
+	query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+	if (query != NULL && evhttp_parse_query_str(query, q) != 0)
+		return (&http_err_page);
+	if ((v = evhttp_find_header(q, "per_page")) != NULL &&
+	    http_parse_uint(v, HTTP_PER_PAGE_MIN, HTTP_PER_PAGE_MAX, &lq->per_page) != 0)
+		return (&http_err_per_page);
+	if ((v = evhttp_find_header(q, "page")) != NULL &&
+	    http_parse_uint(v, 1, HTTP_PAGE_MAX, &lq->page) != 0)
+		return (&http_err_page);
+	if ((v = evhttp_find_header(q, "direction")) != NULL) {
+		if (strcmp(v, "desc") == 0)
+			lq->descending = 1;
+		else if (strcmp(v, "asc") != 0)
+			return (&http_err_direction);
+		lq->has_descending = 1;
+	}
+	if ((v = evhttp_find_header(q, "hostname")) != NULL && *v != '\0')
+		lq->hostname = v;
+	if ((v = evhttp_find_header(q, "custom_csr_id")) != NULL && *v != '\0')
+		lq->custom_csr_id = v;
+	return (NULL);
+}
+
 static void
 http_list(struct http *h, struct evhttp_request *req, const struct cred *cred,
     const char *zone, double t0)
@@ -516,40 +614,143 @@ http_list(struct http *h, struct evhttp_request *req, const struct cred *cred,
 	Keycustody__Request		 msg = KEYCUSTODY__REQUEST__INIT;
 	Keycustody__ListCsrsRequest	 m = KEYCUSTODY__LIST_CSRS_REQUEST__INIT;
 	struct evkeyvalq		 q;
-	const char			*query, *v;
-	const struct http_err		*e = NULL;
-	uint32_t			 page = 1, per_page = HTTP_PER_PAGE_DEF;
+	struct http_list_query		 lq;
+	const struct http_err		*e;
 
 	TAILQ_INIT(&q);
-	query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
-	if (query != NULL && evhttp_parse_query_str(query, &q) != 0)
-		e = &http_err_page;
-	else if ((v = evhttp_find_header(&q, "per_page")) != NULL &&
-	    http_parse_uint(v, HTTP_PER_PAGE_MIN, HTTP_PER_PAGE_MAX, &per_page) != 0)
-		e = &http_err_per_page;
-	else if ((v = evhttp_find_header(&q, "page")) != NULL &&
-	    http_parse_uint(v, 1, HTTP_PAGE_MAX, &page) != 0)
-		e = &http_err_page;
-	else if ((v = evhttp_find_header(&q, "direction")) != NULL) {
-		if (strcmp(v, "desc") == 0)
-			m.descending = 1;
-		else if (strcmp(v, "asc") != 0)
-			e = &http_err_direction;
-		m.has_descending = 1;
-	}
-	evhttp_clear_headers(&q);
-	if (e != NULL) {
+	if ((e = http_list_query(req, &q, &lq)) != NULL) {
+		evhttp_clear_headers(&q);
 		http_send_err(h, req, HTTP_R_LIST, t0, e);
 		return;
 	}
+	evhttp_clear_headers(&q);	/* no string of it is used */
 	m.zone_id = (char *)zone;
 	m.has_page = m.has_per_page = 1;
-	m.page = page;
-	m.per_page = per_page;
+	m.page = lq.page;
+	m.per_page = lq.per_page;
+	m.has_descending = lq.has_descending;
+	m.descending = lq.descending;
 	msg.actor = (char *)cred->name;
 	msg.body_case = KEYCUSTODY__REQUEST__BODY_LIST_CSRS;
 	msg.list_csrs = &m;
 	http_call(h, req, HTTP_R_LIST, t0, &msg);
+}
+
+static void
+http_hn_create(struct http *h, struct evhttp_request *req, const struct cred *cred,
+    const char *zone, double t0)
+{
+	Keycustody__Request			 msg = KEYCUSTODY__REQUEST__INIT;
+	Keycustody__CreateHostnameRequest	*m = NULL;
+	const char				*body;
+	size_t					 len;
+	int					 r;
+
+	if ((body = http_body(req, &len)) == NULL) {
+		http_send_err(h, req, HTTP_R_HN_CREATE, t0, &http_err_body);
+		return;
+	}
+	if ((r = json_create_hostname_request(body, len, &m)) != 0) {
+		http_send_err(h, req, HTTP_R_HN_CREATE, t0, r == KC_ERR_INVALID ?
+		    &http_err_body : &http_err_internal);
+		return;
+	}
+	m->zone_id = xstrdup(zone);
+	msg.actor = (char *)cred->name;
+	msg.body_case = KEYCUSTODY__REQUEST__BODY_CREATE_HOSTNAME;
+	msg.create_hostname = m;
+	http_call(h, req, HTTP_R_HN_CREATE, t0, &msg);
+	keycustody__create_hostname_request__free_unpacked(m, NULL);
+}
+
+static void
+http_hn_update(struct http *h, struct evhttp_request *req, const struct cred *cred,
+    const char *zone, const char *id, double t0)
+{
+	Keycustody__Request			 msg = KEYCUSTODY__REQUEST__INIT;
+	Keycustody__UpdateHostnameRequest	*m = NULL;
+	const char				*body;
+	size_t					 len;
+	int					 r;
+
+	if (!http_valid_uuid(id)) {
+		http_send_err(h, req, HTTP_R_HN_UPDATE, t0, &http_err_hostname_id);
+		return;
+	}
+	if ((body = http_body(req, &len)) == NULL) {
+		http_send_err(h, req, HTTP_R_HN_UPDATE, t0, &http_err_body);
+		return;
+	}
+	if ((r = json_update_hostname_request(body, len, &m)) != 0) {
+		http_send_err(h, req, HTTP_R_HN_UPDATE, t0, r == KC_ERR_INVALID ?
+		    &http_err_body : &http_err_internal);
+		return;
+	}
+	m->zone_id = xstrdup(zone);
+	m->id = xstrdup(id);
+	msg.actor = (char *)cred->name;
+	msg.body_case = KEYCUSTODY__REQUEST__BODY_UPDATE_HOSTNAME;
+	msg.update_hostname = m;
+	http_call(h, req, HTTP_R_HN_UPDATE, t0, &msg);
+	keycustody__update_hostname_request__free_unpacked(m, NULL);
+}
+
+static void
+http_hn_list(struct http *h, struct evhttp_request *req, const struct cred *cred,
+    const char *zone, double t0)
+{
+	Keycustody__Request			 msg = KEYCUSTODY__REQUEST__INIT;
+	Keycustody__ListHostnamesRequest	 m = KEYCUSTODY__LIST_HOSTNAMES_REQUEST__INIT;
+	struct evkeyvalq			 q;
+	struct http_list_query			 lq;
+	const struct http_err			*e;
+
+	TAILQ_INIT(&q);
+	if ((e = http_list_query(req, &q, &lq)) != NULL) {
+		evhttp_clear_headers(&q);
+		http_send_err(h, req, HTTP_R_HN_LIST, t0, e);
+		return;
+	}
+	m.zone_id = (char *)zone;
+	m.has_page = m.has_per_page = 1;
+	m.page = lq.page;
+	m.per_page = lq.per_page;
+	m.has_descending = lq.has_descending;
+	m.descending = lq.descending;
+	m.hostname = (char *)lq.hostname;
+	m.custom_csr_id = (char *)lq.custom_csr_id;
+	msg.actor = (char *)cred->name;
+	msg.body_case = KEYCUSTODY__REQUEST__BODY_LIST_HOSTNAMES;
+	msg.list_hostnames = &m;
+	http_call(h, req, HTTP_R_HN_LIST, t0, &msg);
+	evhttp_clear_headers(&q);	/* after the call: the filters point into it */
+}
+
+static void
+http_hn_get_or_delete(struct http *h, struct evhttp_request *req, const struct cred *cred,
+    enum http_route route, const char *zone, const char *id, double t0)
+{
+	Keycustody__Request			 msg = KEYCUSTODY__REQUEST__INIT;
+	Keycustody__GetHostnameRequest		 g = KEYCUSTODY__GET_HOSTNAME_REQUEST__INIT;
+	Keycustody__DeleteHostnameRequest	 d = KEYCUSTODY__DELETE_HOSTNAME_REQUEST__INIT;
+
+	if (!http_valid_uuid(id)) {
+		http_send_err(h, req, route, t0, &http_err_hostname_id);
+		return;
+	}
+	msg.actor = (char *)cred->name;
+	if (route == HTTP_R_HN_GET) {
+		g.zone_id = (char *)zone;
+		g.id = (char *)id;
+		msg.body_case = KEYCUSTODY__REQUEST__BODY_GET_HOSTNAME;
+		msg.get_hostname = &g;
+	} else {
+		d.zone_id = (char *)zone;
+		d.id = (char *)id;
+		msg.body_case = KEYCUSTODY__REQUEST__BODY_DELETE_HOSTNAME;
+		msg.delete_hostname = &d;
+	}
+	http_call(h, req, route, t0, &msg);
 }
 
 static void
@@ -672,6 +873,122 @@ http_metrics(struct http *h, struct evhttp_request *req, double t0)
 	free(text);
 }
 
+/* Routes that change something: they need a write credential. */
+static int
+http_route_writes(enum http_route route)
+{
+	switch (route) {
+	case HTTP_R_CREATE:
+	case HTTP_R_DELETE:
+	case HTTP_R_HN_CREATE:
+	case HTTP_R_HN_UPDATE:
+	case HTTP_R_HN_DELETE:
+		return (1);
+	default:
+		return (0);
+	}
+}
+
+/*
+ * XXX libevent 2.1 answers some requests by itself with an HTML page, before any callback
+ * of ours runs: 413 for a body over the size limit (Content-Length or chunked), 400 for a
+ * malformed request line or header block, 417 for an unknown Expect. It has no hook to
+ * change that nor one before the body is read (2.2 has evhttp_set_errorcb and
+ * evhttp_set_newreqcb). So each connection's output buffer is watched: when such a page
+ * has just been queued, and before a byte of it is written, it is replaced by the JSON
+ * envelope (413 becomes API.md's 400/1400). evhttp sends these pages with Connection:
+ * close, last on their connection; their header lines are evhttp's own, so the last
+ * "HTTP/1." before the page body starts it. Drop this with libevent 2.1.
+ */
+static void
+http_page_cb(struct evbuffer *out, const struct evbuffer_cb_info *info, void *arg)
+{
+	static const char	 tail[] = HTTP_PAGE_TAIL, head[] = HTTP_PAGE_HEAD;
+	struct http		*h = arg;
+	const struct http_err	*e;
+	struct evbuffer_ptr	 pos, page, found;
+	char			 buf[sizeof(tail)], line[16], *prefix = NULL, *body = NULL;
+	size_t			 len, start;
+	int			 status;
+
+	if (h->rewriting || info->n_added == 0 ||
+	    (len = evbuffer_get_length(out)) < sizeof(tail) - 1)
+		return;
+	/*
+	 * A socket bufferevent keeps the start of its output frozen between writes (it thaws
+	 * it around each one), and a frozen start fails the copies and the drain below. It
+	 * is frozen again on the way out, as the bufferevent keeps it.
+	 */
+	evbuffer_unfreeze(out, 1);
+	if (evbuffer_ptr_set(out, &pos, len - (sizeof(tail) - 1), EVBUFFER_PTR_SET) != 0 ||
+	    evbuffer_copyout_from(out, &pos, buf, sizeof(tail) - 1) !=
+	    (ev_ssize_t)(sizeof(tail) - 1) || memcmp(buf, tail, sizeof(tail) - 1) != 0)
+		goto out;
+	page = evbuffer_search(out, head, sizeof(head) - 1, NULL);
+	if (page.pos == -1)
+		goto out;
+	if (evbuffer_ptr_set(out, &pos, page.pos > HTTP_PAGE_HEADERS_MAX ?
+	    (size_t)page.pos - HTTP_PAGE_HEADERS_MAX : 0, EVBUFFER_PTR_SET) != 0)
+		goto out;
+	start = len;
+	for (;;) {
+		found = evbuffer_search_range(out, "HTTP/1.", 7, &pos, &page);
+		if (found.pos == -1)
+			break;
+		start = (size_t)found.pos;
+		if (evbuffer_ptr_set(out, &pos, start + 1, EVBUFFER_PTR_SET) != 0)
+			break;
+	}
+	if (start == len || evbuffer_ptr_set(out, &pos, start, EVBUFFER_PTR_SET) != 0 ||
+	    evbuffer_copyout_from(out, &pos, line, 12) != 12)
+		goto out;
+	line[12] = '\0';		/* "HTTP/1.1 413" */
+	status = atoi(line + 9);
+	if (status == 413)
+		e = &http_err_body;
+	else if (status >= 500)
+		e = &http_err_internal;
+	else
+		e = &http_err_headers;
+	if (json_reply_error(e->code, e->message, 0, NULL, &body) != 0)
+		goto out;	/* out of memory: the HTML goes out */
+
+	h->rewriting = 1;
+	prefix = xmalloc(start + 1);	/* earlier answers, not yet written */
+	evbuffer_remove(out, prefix, start);
+	evbuffer_drain(out, evbuffer_get_length(out));
+	evbuffer_add(out, prefix, start);
+	status = status == 413 ? e->status : status >= 500 ? 500 : status;
+	evbuffer_add_printf(out, "HTTP/1.%c %d %s\r\nContent-Type: application/json\r\n"
+	    "%sConnection: close\r\nContent-Length: %zu\r\n\r\n%s", line[7], status,
+	    status == 400 ? "Bad Request" : status == 417 ? "Expectation Failed" :
+	    status == 500 ? "Internal Server Error" : "Error",
+	    status < 500 ? "x-should-retry: false\r\n" : "", strlen(body), body);
+	h->rewriting = 0;
+	log_debug("evhttp refused a request (%s): answered %d/%d", line + 9, status,
+	    e->code);
+	http_count(h, HTTP_R_NONE, status, http_now());
+ out:
+	evbuffer_freeze(out, 1);
+	free(prefix);
+	free(body);
+}
+
+/* Every connection's bufferevent: a plain socket one, its output watched by http_page_cb. */
+static struct bufferevent *
+http_bevcb(struct event_base *base, void *arg)
+{
+	struct bufferevent	*bev;
+
+	if ((bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE)) == NULL)
+		return (NULL);		/* evhttp makes its own */
+	if (evbuffer_add_cb(bufferevent_get_output(bev), http_page_cb, arg) == NULL) {
+		bufferevent_free(bev);
+		return (NULL);
+	}
+	return (bev);
+}
+
 /*
  * The router: every request comes here (evhttp_set_gencb), because paths carry
  * parameters. Order: route and zone syntax (400 7003/7000), method (405),
@@ -745,6 +1062,31 @@ http_dispatch(struct evhttp_request *req, void *arg)
 			http_send_bad_method(h, req, "GET, DELETE", t0);
 			return;
 		}
+	} else if (strcmp(rest, "/custom_hostnames") == 0) {
+		*id = '\0';
+		if (cmd == EVHTTP_REQ_POST)
+			route = HTTP_R_HN_CREATE;
+		else if (cmd == EVHTTP_REQ_GET)
+			route = HTTP_R_HN_LIST;
+		else {
+			http_send_bad_method(h, req, "GET, POST", t0);
+			return;
+		}
+	} else if (strncmp(rest, "/custom_hostnames/", 18) == 0 && rest[18] != '\0' &&
+	    strchr(rest + 18, '/') == NULL) {
+		/* Anything that is not a UUID is answered 1436 after authentication. */
+		snprintf(id, sizeof(id), "%s", strlen(rest + 18) < sizeof(id) ?
+		    rest + 18 : "-");
+		if (cmd == EVHTTP_REQ_GET)
+			route = HTTP_R_HN_GET;
+		else if (cmd == EVHTTP_REQ_PATCH)
+			route = HTTP_R_HN_UPDATE;
+		else if (cmd == EVHTTP_REQ_DELETE)
+			route = HTTP_R_HN_DELETE;
+		else {
+			http_send_bad_method(h, req, "GET, PATCH, DELETE", t0);
+			return;
+		}
 	} else
 		goto no_route;
 
@@ -752,7 +1094,7 @@ http_dispatch(struct evhttp_request *req, void *arg)
 		http_send_err(h, req, route, t0, e);
 		return;
 	}
-	if (!cred_allows(cred, zone, route == HTTP_R_CREATE || route == HTTP_R_DELETE)) {
+	if (!cred_allows(cred, zone, http_route_writes(route))) {
 		http_send_err(h, req, route, t0, &http_err_token);
 		return;
 	}
@@ -763,8 +1105,21 @@ http_dispatch(struct evhttp_request *req, void *arg)
 	case HTTP_R_LIST:
 		http_list(h, req, cred, zone, t0);
 		break;
-	default:
+	case HTTP_R_GET:
+	case HTTP_R_DELETE:
 		http_get_or_delete(h, req, cred, route, zone, id, t0);
+		break;
+	case HTTP_R_HN_CREATE:
+		http_hn_create(h, req, cred, zone, t0);
+		break;
+	case HTTP_R_HN_LIST:
+		http_hn_list(h, req, cred, zone, t0);
+		break;
+	case HTTP_R_HN_UPDATE:
+		http_hn_update(h, req, cred, zone, id, t0);
+		break;
+	default:
+		http_hn_get_or_delete(h, req, cred, route, zone, id, t0);
 		break;
 	}
 	return;
@@ -792,11 +1147,14 @@ http_new(struct event_base *base, const struct http_config *conf, struct cred_ta
 	    EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
 	    EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
 	/*
-	 * Bodies up to HTTP_BODY_HARD are read and those over HTTP_BODY_MAX answered 400/1400
-	 * in JSON by us; XXX above HTTP_BODY_HARD evhttp (2.1 has no hook before the body)
-	 * answers its own 413.
+	 * evhttp refuses bodies over HTTP_BODY_MAX itself, chunked ones included, and
+	 * http_page_cb() turns its 413 into our 400/1400. Lingering close: a body with a
+	 * Content-Length is read to its end (and dropped) before that answer, so that the
+	 * client, still sending, does not get a reset instead of it.
 	 */
-	evhttp_set_max_body_size(h->evh, HTTP_BODY_HARD);
+	evhttp_set_max_body_size(h->evh, HTTP_BODY_MAX);
+	evhttp_set_flags(h->evh, EVHTTP_SERVER_LINGERING_CLOSE);
+	evhttp_set_bevcb(h->evh, http_bevcb, h);
 	evhttp_set_max_headers_size(h->evh, HTTP_HEADERS_MAX);
 	tv.tv_sec = conf->http_timeout_s > 0 ? conf->http_timeout_s : 30;
 	tv.tv_usec = 0;

@@ -48,6 +48,30 @@ json_depth(const json_t *v, int limit)
 }
 
 /*
+ * Parse body into a JSON object (duplicate keys and excessive depth refused).
+ * @param rootp on success, caller releases with json_decref()
+ */
+static int
+json_load_object(const char *body, size_t len, json_t **rootp)
+{
+	json_error_t	 jerr;
+	json_t		*root;
+
+	*rootp = NULL;
+	if (body == NULL)
+		return (KC_ERR_INVALID);
+	if ((root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr)) == NULL)
+		return (json_error_code(&jerr) == json_error_out_of_memory ?
+		    KC_ERR_NOMEM : KC_ERR_INVALID);
+	if (!json_is_object(root) || json_depth(root, JSON_MAX_DEPTH) > JSON_MAX_DEPTH) {
+		json_decref(root);
+		return (KC_ERR_INVALID);
+	}
+	*rootp = root;
+	return (0);
+}
+
+/*
  * Copy the string member key of obj into *dst. Absent or null leaves *dst NULL; any other
  * type is KC_ERR_INVALID.
  */
@@ -98,23 +122,12 @@ int
 json_create_csr_request(const char *body, size_t len, Keycustody__CreateCsrRequest **reqp)
 {
 	Keycustody__CreateCsrRequest	*m = NULL;
-	json_error_t			 jerr;
 	json_t				*root = NULL;
 	int				 r;
 
 	*reqp = NULL;
-	if (body == NULL)
-		return (KC_ERR_INVALID);
-	root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
-	if (root == NULL) {
-		r = json_error_code(&jerr) == json_error_out_of_memory ?
-		    KC_ERR_NOMEM : KC_ERR_INVALID;
+	if ((r = json_load_object(body, len, &root)) != 0)
 		goto out;
-	}
-	if (!json_is_object(root) || json_depth(root, JSON_MAX_DEPTH) > JSON_MAX_DEPTH) {
-		r = KC_ERR_INVALID;
-		goto out;
-	}
 	if ((m = calloc(1, sizeof(*m))) == NULL) {
 		r = KC_ERR_NOMEM;
 		goto out;
@@ -138,6 +151,94 @@ json_create_csr_request(const char *body, size_t len, Keycustody__CreateCsrReque
  out:
 	if (m != NULL)
 		keycustody__create_csr_request__free_unpacked(m, NULL);
+	json_decref(root);
+	return (r);
+}
+
+/*
+ * The ssl member of a custom hostname body. Absent or null leaves *sslp NULL; an ssl that
+ * is not an object, or a known member of the wrong type, is KC_ERR_INVALID. custom_key
+ * (any value, null included) is only flagged: the daemon refuses it with 1434.
+ */
+static int
+json_get_ssl(const json_t *obj, Keycustody__SslInput **sslp)
+{
+	Keycustody__SslInput	*ssl;
+	json_t			*v;
+	int			 r;
+
+	*sslp = NULL;
+	if ((v = json_object_get(obj, "ssl")) == NULL || json_is_null(v))
+		return (0);
+	if (!json_is_object(v))
+		return (KC_ERR_INVALID);
+	if ((ssl = calloc(1, sizeof(*ssl))) == NULL)
+		return (KC_ERR_NOMEM);
+	keycustody__ssl_input__init(ssl);
+	if ((r = json_get_string(v, "custom_csr_id", &ssl->custom_csr_id)) != 0 ||
+	    (r = json_get_string(v, "custom_certificate",
+	    &ssl->custom_certificate)) != 0 ||
+	    (r = json_get_string(v, "bundle_method", &ssl->bundle_method)) != 0) {
+		keycustody__ssl_input__free_unpacked(ssl, NULL);
+		return (r);
+	}
+	if (json_object_get(v, "custom_key") != NULL)
+		ssl->has_custom_key_given = ssl->custom_key_given = 1;
+	*sslp = ssl;
+	return (0);
+}
+
+int
+json_create_hostname_request(const char *body, size_t len,
+    Keycustody__CreateHostnameRequest **reqp)
+{
+	Keycustody__CreateHostnameRequest	*m = NULL;
+	json_t					*root = NULL;
+	int					 r;
+
+	*reqp = NULL;
+	if ((r = json_load_object(body, len, &root)) != 0)
+		goto out;
+	if ((m = calloc(1, sizeof(*m))) == NULL) {
+		r = KC_ERR_NOMEM;
+		goto out;
+	}
+	keycustody__create_hostname_request__init(m);
+	if ((r = json_get_string(root, "hostname", &m->hostname)) != 0 ||
+	    (r = json_get_ssl(root, &m->ssl)) != 0)
+		goto out;
+	*reqp = m;
+	m = NULL;
+ out:
+	if (m != NULL)
+		keycustody__create_hostname_request__free_unpacked(m, NULL);
+	json_decref(root);
+	return (r);
+}
+
+int
+json_update_hostname_request(const char *body, size_t len,
+    Keycustody__UpdateHostnameRequest **reqp)
+{
+	Keycustody__UpdateHostnameRequest	*m = NULL;
+	json_t					*root = NULL;
+	int					 r;
+
+	*reqp = NULL;
+	if ((r = json_load_object(body, len, &root)) != 0)
+		goto out;
+	if ((m = calloc(1, sizeof(*m))) == NULL) {
+		r = KC_ERR_NOMEM;
+		goto out;
+	}
+	keycustody__update_hostname_request__init(m);
+	if ((r = json_get_ssl(root, &m->ssl)) != 0)
+		goto out;
+	*reqp = m;
+	m = NULL;
+ out:
+	if (m != NULL)
+		keycustody__update_hostname_request__free_unpacked(m, NULL);
 	json_decref(root);
 	return (r);
 }
@@ -292,24 +393,150 @@ json_id(const char *id, char **out)
 	return (json_dump_out(json_pack("{s:s}", "id", id != NULL ? id : ""), out));
 }
 
+/* The result_info object of a list page (API.md "Envelope"). */
+static json_t *
+json_result_info(uint32_t page, uint32_t per_page, size_t count, uint64_t total)
+{
+	uint64_t	 pages = 0;
+
+	if (per_page > 0)
+		pages = (total + per_page - 1) / per_page;
+	return (json_pack("{s:I,s:I,s:I,s:I,s:I}",
+	    "page", (json_int_t)page,
+	    "per_page", (json_int_t)per_page,
+	    "count", (json_int_t)count,
+	    "total_count", (json_int_t)total,
+	    "total_pages", (json_int_t)pages));
+}
+
 int
 json_reply_csr_list(const Keycustody__ListCsrsResponse *l, char **out)
 {
-	json_t		*a, *info;
-	uint64_t	 pages = 0;
+	json_t	*a, *info;
 
 	*out = NULL;
 	if ((a = json_csr_array(l)) == NULL)
 		return (KC_ERR_NOMEM);
-	if (l->per_page > 0)
-		pages = (l->total_count + l->per_page - 1) / l->per_page;
-	info = json_pack("{s:I,s:I,s:I,s:I,s:I}",
-	    "page", (json_int_t)l->page,
-	    "per_page", (json_int_t)l->per_page,
-	    "count", (json_int_t)l->n_csrs,
-	    "total_count", (json_int_t)l->total_count,
-	    "total_pages", (json_int_t)pages);
-	if (info == NULL) {
+	if ((info = json_result_info(l->page, l->per_page, l->n_csrs,
+	    l->total_count)) == NULL) {
+		json_decref(a);
+		return (KC_ERR_NOMEM);
+	}
+	return (json_dump_out(json_envelope(a, info), out));
+}
+
+/* The ssl object of a custom hostname (API.md; certificate_authority left out). */
+static json_t *
+json_hostname_ssl_object(const Keycustody__CustomHostnameSsl *ssl)
+{
+	json_t	*o, *hosts = NULL;
+	char	 uploaded[40], expires[40];
+	size_t	 i;
+	int	 r;
+
+	if ((o = json_object()) == NULL)
+		return (NULL);
+	proto_time_format(ssl->uploaded_on_us, 1, uploaded, sizeof(uploaded));
+	proto_time_format(ssl->expires_on_us, 0, expires, sizeof(expires));
+	if ((r = json_set_str(o, "id", ssl->id)) != 0 ||
+	    (r = json_set_str(o, "type", "dv")) != 0 ||
+	    (r = json_set_str(o, "method", "http")) != 0 ||
+	    (r = json_set_str(o, "status", ssl->status)) != 0 ||
+	    (r = json_set_str(o, "bundle_method", ssl->bundle_method)) != 0 ||
+	    (r = json_set_str(o, "custom_csr_id", ssl->custom_csr_id)) != 0 ||
+	    (r = json_set_str(o, "issuer", ssl->issuer)) != 0 ||
+	    (r = json_set_str(o, "serial_number", ssl->serial_number)) != 0 ||
+	    (r = json_set_str(o, "signature", ssl->signature)) != 0 ||
+	    (r = json_set_str(o, "uploaded_on", uploaded)) != 0 ||
+	    (r = json_set_str(o, "expires_on", expires)) != 0)
+		goto fail;
+	if ((hosts = json_array()) == NULL)
+		goto fail;
+	for (i = 0; i < ssl->n_hosts; i++) {
+		if (json_array_append_new(hosts, json_string(ssl->hosts[i])) != 0)
+			goto fail;
+	}
+	r = json_set(o, "hosts", hosts);
+	hosts = NULL;
+	if (r != 0 ||
+	    (r = json_set_str(o, "custom_certificate", ssl->custom_certificate)) != 0)
+		goto fail;
+	return (o);
+ fail:
+	json_decref(hosts);
+	json_decref(o);
+	return (NULL);
+}
+
+/* The API object of a custom hostname (no zone_id). */
+static json_t *
+json_hostname_object(const Keycustody__CustomHostname *hn)
+{
+	json_t	*o, *ssl;
+	char	 created[40];
+
+	if (hn->ssl == NULL || (o = json_object()) == NULL)
+		return (NULL);
+	proto_time_format(hn->created_at_us, 1, created, sizeof(created));
+	if (json_set_str(o, "id", hn->id) != 0 ||
+	    json_set_str(o, "hostname", hn->hostname) != 0 ||
+	    json_set_str(o, "created_at", created) != 0 ||
+	    json_set_str(o, "status", "active") != 0 ||
+	    (ssl = json_hostname_ssl_object(hn->ssl)) == NULL ||
+	    json_set(o, "ssl", ssl) != 0) {
+		json_decref(o);
+		return (NULL);
+	}
+	return (o);
+}
+
+int
+json_hostname(const Keycustody__CustomHostname *hn, char **out)
+{
+	return (json_dump_out(json_hostname_object(hn), out));
+}
+
+int
+json_reply_hostname(const Keycustody__CustomHostname *hn, char **out)
+{
+	return (json_dump_out(json_envelope(json_hostname_object(hn), NULL), out));
+}
+
+/* The array of API objects of a page of custom hostnames. */
+static json_t *
+json_hostname_array(const Keycustody__ListHostnamesResponse *l)
+{
+	json_t	*a, *o;
+	size_t	 i;
+
+	if ((a = json_array()) == NULL)
+		return (NULL);
+	for (i = 0; i < l->n_hostnames; i++) {
+		if ((o = json_hostname_object(l->hostnames[i])) == NULL ||
+		    json_array_append_new(a, o) != 0) {
+			json_decref(a);
+			return (NULL);
+		}
+	}
+	return (a);
+}
+
+int
+json_hostname_list(const Keycustody__ListHostnamesResponse *l, char **out)
+{
+	return (json_dump_out(json_hostname_array(l), out));
+}
+
+int
+json_reply_hostname_list(const Keycustody__ListHostnamesResponse *l, char **out)
+{
+	json_t	*a, *info;
+
+	*out = NULL;
+	if ((a = json_hostname_array(l)) == NULL)
+		return (KC_ERR_NOMEM);
+	if ((info = json_result_info(l->page, l->per_page, l->n_hostnames,
+	    l->total_count)) == NULL) {
 		json_decref(a);
 		return (KC_ERR_NOMEM);
 	}

@@ -33,6 +33,30 @@ int	 json_create_csr_request(const char *body, size_t len,
 	    Keycustody__CreateCsrRequest **reqp);
 
 /**
+ * Map a create-custom-hostname body ({"hostname", "ssl": {"custom_csr_id",
+ * "custom_certificate", "bundle_method"}}) to a request message. Absent or null fields stay
+ * absent (NULL); an "ssl" member "custom_key", whatever its value, sets
+ * ssl->custom_key_given (the daemon refuses it, 1434). Content is the daemon's to check.
+ * @param body request body, need not be NUL-terminated
+ * @param reqp on success, caller frees with
+ *	keycustody__create_hostname_request__free_unpacked(*reqp, NULL); zone_id is left NULL
+ * @retval 0, KC_ERR_INVALID (undecodable, not an object, duplicate key, too deep, ssl not
+ *	an object, a known field of the wrong type), KC_ERR_NOMEM
+ */
+int	 json_create_hostname_request(const char *body, size_t len,
+	    Keycustody__CreateHostnameRequest **reqp);
+
+/**
+ * Map an update-custom-hostname (PATCH) body ({"ssl": {...}}) as
+ * json_create_hostname_request() does; a top-level "hostname" is ignored.
+ * @param reqp on success, caller frees with
+ *	keycustody__update_hostname_request__free_unpacked(*reqp, NULL); zone_id and id are
+ *	left NULL
+ */
+int	 json_update_hostname_request(const char *body, size_t len,
+	    Keycustody__UpdateHostnameRequest **reqp);
+
+/**
  * The API object of a CSR, without envelope (no zone_id, no key_uri, no key_id).
  * @param out caller frees
  */
@@ -41,7 +65,30 @@ int	 json_csr(const Keycustody__Csr *csr, char **out);
 /** A JSON array of the API objects of a page of CSRs (no envelope). @param out caller frees */
 int	 json_csr_list(const Keycustody__ListCsrsResponse *list, char **out);
 
-/** The object {"id": id} (no envelope). @param out caller frees */
+/**
+ * The API object of a custom hostname, without envelope: id, hostname, created_at, status
+ * and the ssl object (no zone_id, no certificate_authority). created_at and
+ * ssl.uploaded_on carry microseconds, ssl.expires_on is whole seconds.
+ * @param out caller frees
+ */
+int	 json_hostname(const Keycustody__CustomHostname *hn, char **out);
+
+/** A JSON array of the API objects of a page of custom hostnames. @param out caller frees */
+int	 json_hostname_list(const Keycustody__ListHostnamesResponse *list, char **out);
+
+/** Success envelope around one custom hostname. @param out caller frees */
+int	 json_reply_hostname(const Keycustody__CustomHostname *hn, char **out);
+
+/**
+ * Success envelope around a page of custom hostnames, with result_info.
+ * @param out caller frees
+ */
+int	 json_reply_hostname_list(const Keycustody__ListHostnamesResponse *list, char **out);
+
+/**
+ * The object {"id": id} (no envelope): also the whole body of a custom hostname DELETE.
+ * @param out caller frees
+ */
 int	 json_id(const char *id, char **out);
 
 /** Success envelope around one CSR. @param out caller frees */

@@ -20,7 +20,7 @@
 
 #define nitems(a)	(sizeof(a) / sizeof((a)[0]))
 
-enum conf_type { CONF_STR, CONF_UINT, CONF_SIGNER };
+enum conf_type { CONF_STR, CONF_UINT, CONF_SIGNER, CONF_BOOL, CONF_LIST };
 
 static const struct conf_key {
 	const char	*name;
@@ -34,10 +34,13 @@ static const struct conf_key {
 	{ "socket",	 CONF_STR,	offsetof(struct kc_conf, socket_path), 0, 0 },
 	{ "store",	 CONF_STR,	offsetof(struct kc_conf, store_path), 0, 0 },
 	{ "engine",	 CONF_STR,	offsetof(struct kc_conf, engine_path), 0, 0 },
+	{ "audit_log",	 CONF_STR,	offsetof(struct kc_conf, audit_log), 0, 0 },
 	{ "signer",	 CONF_SIGNER,	offsetof(struct kc_conf, signer), 0, 0 },
 	{ "workers",	 CONF_UINT,	offsetof(struct kc_conf, workers), 1, CONF_MAX_WORKERS },
 	{ "queue_limit", CONF_UINT,	offsetof(struct kc_conf, queue_limit), 1, 100000 },
 	{ "max_connections", CONF_UINT,	offsetof(struct kc_conf, max_conns), 1, 100000 },
+	{ "trust_system", CONF_BOOL,	offsetof(struct kc_conf, trust_system), 0, 0 },
+	{ "trust_bundle", CONF_LIST,	offsetof(struct kc_conf, trust_bundles), 0, 0 },
 };
 
 void
@@ -49,11 +52,13 @@ conf_init(struct kc_conf *c)
 	c->socket_path = xstrdup(KC_DEFAULT_SOCKET);
 	c->store_path = xstrdup(CONF_DEFAULT_STORE);
 	c->engine_path = xstrdup(KC_DEFAULT_ENGINE);
+	c->audit_log = xstrdup(CONF_DEFAULT_AUDIT);
 	c->pin_fd = -1;
 	c->signer = HSM_SIGNER_DIRECT;
 	c->workers = 2;
 	c->queue_limit = 256;
 	c->max_conns = 256;
+	c->trust_system = 1;
 }
 
 void
@@ -65,6 +70,10 @@ conf_free(struct kc_conf *c)
 	free(c->socket_path);
 	free(c->store_path);
 	free(c->engine_path);
+	free(c->audit_log);
+	while (c->ntrust_bundles > 0)
+		free(c->trust_bundles[--c->ntrust_bundles]);
+	free(c->trust_bundles);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -103,6 +112,26 @@ conf_set(struct kc_conf *c, const char *key, const char *value, char **cause)
 			return KC_ERR_INVALID;
 		}
 		*(unsigned int *)((char *)c + k->off) = (unsigned int)ul;
+		break;
+	case CONF_BOOL:
+		if (strcmp(value, "yes") == 0 || strcmp(value, "true") == 0)
+			*(int *)((char *)c + k->off) = 1;
+		else if (strcmp(value, "no") == 0 || strcmp(value, "false") == 0)
+			*(int *)((char *)c + k->off) = 0;
+		else {
+			xasprintf(cause, "%s: \"%s\" is neither yes nor no", key, value);
+			return KC_ERR_INVALID;
+		}
+		break;
+	case CONF_LIST:
+		/* Only trust_bundle so far: repeatable, each line adds a file. */
+		if (*value == '\0') {
+			xasprintf(cause, "%s: empty value", key);
+			return KC_ERR_INVALID;
+		}
+		c->trust_bundles = xreallocarray(c->trust_bundles, c->ntrust_bundles + 1,
+		    sizeof(*c->trust_bundles));
+		c->trust_bundles[c->ntrust_bundles++] = xstrdup(value);
 		break;
 	case CONF_SIGNER:
 		if (strcmp(value, "direct") == 0)

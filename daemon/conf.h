@@ -10,6 +10,7 @@
 
 #define CONF_DEFAULT_PATH	"/etc/keycustody/keycustodyd.conf"
 #define CONF_DEFAULT_STORE	"/var/lib/keycustody/keycustody.db"
+#define CONF_DEFAULT_AUDIT	"/var/log/keycustody/audit.log"
 #define CONF_DEFAULT_TOKEN	"keycustody"
 #define CONF_MAX_WORKERS	64
 
@@ -21,10 +22,14 @@ struct kc_conf {
 	char		*socket_path;
 	char		*store_path;
 	char		*engine_path;
+	char		*audit_log;
 	int		 signer;	/* enum hsm_signer */
 	unsigned int	 workers;
 	unsigned int	 queue_limit;
 	unsigned int	 max_conns;
+	int		 trust_system;	/* use the system CA bundle */
+	char	       **trust_bundles;	/* more CA bundle files */
+	size_t		 ntrust_bundles;
 };
 
 /** Fill the defaults. Free with conf_free(). */

@@ -38,9 +38,7 @@ struct conn {
 	struct control		*ctl;
 	struct bufferevent	*bev;
 	uint64_t		 serial;
-	uid_t			 uid;
-	gid_t			 gid;
-	pid_t			 pid;
+	struct pool_peer	 peer;
 	unsigned int		 refs;		/* the connection itself + one per job */
 	unsigned int		 inflight;
 	int			 lost;
@@ -205,9 +203,9 @@ control_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa
 	conn = xcalloc(1, sizeof(*conn));
 	conn->ctl = c;
 	conn->serial = ++c->serial;
-	conn->uid = cred.uid;
-	conn->gid = cred.gid;
-	conn->pid = cred.pid;
+	conn->peer.uid = cred.uid;
+	conn->peer.gid = cred.gid;
+	conn->peer.pid = cred.pid;
 	conn->refs = 1;
 	conn->bev = bufferevent_socket_new(c->kcd->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (conn->bev == NULL) {
@@ -221,8 +219,8 @@ control_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa
 	TAILQ_INSERT_TAIL(&c->conns, conn, entry);
 	c->nconns++;
 	log_debug("connection %llu from uid %ld gid %ld pid %ld",
-	    (unsigned long long)conn->serial, (long)conn->uid, (long)conn->gid,
-	    (long)conn->pid);
+	    (unsigned long long)conn->serial, (long)conn->peer.uid, (long)conn->peer.gid,
+	    (long)conn->peer.pid);
 }
 
 /* Read every complete frame and dispatch it. */
@@ -248,8 +246,8 @@ conn_read(struct bufferevent *bev, void *arg)
 		if (proto_frame_len(hdr, &len) != 0) {
 			log_warnx("connection %llu (uid %ld pid %ld): frame of %u bytes "
 			    "exceeds the limit; closing",
-			    (unsigned long long)conn->serial, (long)conn->uid,
-			    (long)conn->pid, (unsigned)(hdr[0] << 24 | hdr[1] << 16 |
+			    (unsigned long long)conn->serial, (long)conn->peer.uid,
+			    (long)conn->peer.pid, (unsigned)(hdr[0] << 24 | hdr[1] << 16 |
 			    hdr[2] << 8 | hdr[3]));
 			conn_lost(conn);
 			return;
@@ -267,7 +265,7 @@ conn_read(struct bufferevent *bev, void *arg)
 		if (r == KC_ERR_BAD_VERSION) {
 			log_warnx("connection %llu (uid %ld pid %ld): protocol version %u, "
 			    "expected %u; closing", (unsigned long long)conn->serial,
-			    (long)conn->uid, (long)conn->pid, req->version, KC_PROTO_VERSION);
+			    (long)conn->peer.uid, (long)conn->peer.pid, req->version, KC_PROTO_VERSION);
 			kc_error_set(&err, KC_STATUS_INVALID_ARGUMENT, KC_API_INTERNAL,
 			    "protocol version %u is not supported (expected %u)",
 			    req->version, KC_PROTO_VERSION);
@@ -279,8 +277,8 @@ conn_read(struct bufferevent *bev, void *arg)
 		}
 		if (r != 0) {
 			log_warnx("connection %llu (uid %ld pid %ld): %s request; closing",
-			    (unsigned long long)conn->serial, (long)conn->uid,
-			    (long)conn->pid, r == KC_ERR_BAD_MESSAGE && req != NULL ?
+			    (unsigned long long)conn->serial, (long)conn->peer.uid,
+			    (long)conn->peer.pid, r == KC_ERR_BAD_MESSAGE && req != NULL ?
 			    "unknown" : "malformed");
 			if (req != NULL)
 				keycustody__request__free_unpacked(req, NULL);
@@ -299,7 +297,7 @@ conn_read(struct bufferevent *bev, void *arg)
 		conn->refs++;
 		conn->inflight++;
 		c->inflight++;
-		if (pool_submit(c->kcd->pool, req, conn_job_done, conn) != 0) {
+		if (pool_submit(c->kcd->pool, req, &conn->peer, conn_job_done, conn) != 0) {
 			conn->refs--;
 			conn->inflight--;
 			c->inflight--;

@@ -19,6 +19,8 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "answer.h"
+#include "audit.h"
 #include "csr.h"
 #include "dispatch.h"
 #include "hsm.h"
@@ -34,9 +36,6 @@
 #define nitems(a)	(sizeof(a) / sizeof((a)[0]))
 
 #define DISP_LOOP	0x01	/* answered on the event loop: no I/O, no HSM */
-
-typedef int (*disp_fn)(struct worker *, const Keycustody__Request *,
-    Keycustody__Response *, struct kc_error *);
 
 static int	answer_create_csr(struct worker *, const Keycustody__Request *,
 		    Keycustody__Response *, struct kc_error *);
@@ -57,6 +56,11 @@ static const struct disp_entry {
 	{ KEYCUSTODY__REQUEST__BODY_LIST_CSRS,	0, answer_list_csrs },
 	{ KEYCUSTODY__REQUEST__BODY_GET_CSR,	0, answer_get_csr },
 	{ KEYCUSTODY__REQUEST__BODY_DELETE_CSR,	0, answer_delete_csr },
+	{ KEYCUSTODY__REQUEST__BODY_CREATE_HOSTNAME, 0, answer_create_hostname },
+	{ KEYCUSTODY__REQUEST__BODY_LIST_HOSTNAMES, 0, answer_list_hostnames },
+	{ KEYCUSTODY__REQUEST__BODY_GET_HOSTNAME, 0, answer_get_hostname },
+	{ KEYCUSTODY__REQUEST__BODY_UPDATE_HOSTNAME, 0, answer_update_hostname },
+	{ KEYCUSTODY__REQUEST__BODY_DELETE_HOSTNAME, 0, answer_delete_hostname },
 };
 
 static const struct disp_entry *
@@ -173,6 +177,8 @@ disp_answer_loop(struct kcd *kcd, const Keycustody__Request *req, uint8_t **fram
 	h->records_missing_key = atomic_load(&kcd->records_missing_key);
 	h->has_orphan_keys = 1;
 	h->orphan_keys = atomic_load(&kcd->orphan_keys);
+	h->has_audit_ok = 1;
+	h->audit_ok = audit_ok(kcd->audit);
 	resp->body_case = KEYCUSTODY__RESPONSE__BODY_HEALTH;
 	resp->health = h;
 	disp_finish(resp, frame, len);
@@ -205,8 +211,7 @@ disp_answer_worker(struct worker *w, const Keycustody__Request *req, uint8_t **f
 	disp_finish(resp, frame, len);
 }
 
-/* Write a lowercase random (version 4) UUID. */
-static int
+int
 disp_uuid(char out[STORE_ID_LEN + 1])
 {
 	uint8_t	 b[16];
@@ -222,7 +227,7 @@ disp_uuid(char out[STORE_ID_LEN + 1])
 	return 0;
 }
 
-static int64_t
+int64_t
 disp_now_us(void)
 {
 	struct timespec	 ts;
@@ -231,7 +236,7 @@ disp_now_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static void
+void
 disp_hex(const uint8_t *b, size_t n, char *out)
 {
 	static const char	 hex[] = "0123456789abcdef";
@@ -285,7 +290,7 @@ disp_csr_msg(struct worker *w, const struct store_csr *c)
 	return m;
 }
 
-static int
+int
 disp_check_zone(const char *zone, struct kc_error *err)
 {
 	if (zone == NULL || !val_zone_id(zone)) {
@@ -333,18 +338,38 @@ disp_make_csr(struct worker *w, const struct csr_subject *subj, const struct hsm
 	return r;
 }
 
-static void
-disp_audit(const Keycustody__Request *req, const char *op, const char *zone,
-    const char *id, const uint8_t *key_id, int r)
+int
+disp_audit(struct worker *w, const Keycustody__Request *req, const char *op,
+    const char *zone, const char *id, const uint8_t *key_id, int r,
+    const struct kc_error *err)
 {
-	char	 keyhex[2 * STORE_KEY_ID_LEN + 1] = "-";
+	struct audit_event	 ev;
+	struct kc_error		 e;
+	int			 ar;
 
-	if (key_id != NULL)
-		disp_hex(key_id, STORE_KEY_ID_LEN, keyhex);
-	log_info("audit: actor=%s op=%s zone=%s id=%s key_id=%s result=%s",
-	    req->actor != NULL && *req->actor != '\0' ? req->actor : "-", op,
-	    zone != NULL ? zone : "-", id != NULL ? id : "-", keyhex,
-	    r == 0 ? "ok" : kc_strerror(r));
+	memset(&ev, 0, sizeof(ev));
+	ev.op = op;
+	if (w->peer != NULL) {
+		ev.uid = w->peer->uid;
+		ev.pid = w->peer->pid;
+	}
+	ev.credential = req->actor != NULL && *req->actor != '\0' ? req->actor : NULL;
+	ev.zone = zone;
+	ev.id = id;
+	ev.key_id = key_id;
+	ev.key_id_len = key_id != NULL ? STORE_KEY_ID_LEN : 0;
+	if (r != 0) {
+		if (err == NULL || err->status == KC_STATUS_OK) {
+			kc_error_from(&e, r);
+			err = &e;
+		}
+		ev.error = err;
+	}
+	if ((ar = audit_record(w->kcd->audit, &ev)) != 0) {
+		log_warnx("audit log: %s not recorded (%s); refusing", op, kc_strerror(ar));
+		return KC_ERR_UNAVAILABLE;
+	}
+	return 0;
 }
 
 static int
@@ -360,7 +385,7 @@ answer_create_csr(struct worker *w, const Keycustody__Request *req,
 	uint8_t					*der = NULL;
 	size_t					 derlen;
 	char					*pem = NULL, country[3];
-	int					 r, inserted = 0, generated = 0;
+	int					 r, begun = 0, inserted = 0, generated = 0;
 
 	memset(&rec, 0, sizeof(rec));
 	if ((r = disp_check_zone(m->zone_id, err)) != 0)
@@ -382,11 +407,17 @@ answer_create_csr(struct worker *w, const Keycustody__Request *req,
 	if ((r = hsm_keytype_parse(m->key_type != NULL ? m->key_type : "rsa2048", &kt)) != 0)
 		return r;
 
-	/* Step 1: the record, state CREATING, key id chosen. */
 	if ((r = disp_uuid(rec.id)) != 0 || RAND_bytes(rec.key_id, sizeof(rec.key_id)) != 1) {
 		r = KC_ERR_CRYPTO;
 		goto out;
 	}
+	/* The intent is on record before anything is made (fail closed). */
+	if ((r = disp_audit(w, req, "create_csr.begin", m->zone_id, rec.id, rec.key_id, 0,
+	    NULL)) != 0)
+		goto out;
+	begun = 1;
+
+	/* Step 1: the record, state CREATING, key id chosen. */
 	snprintf(rec.zone_id, sizeof(rec.zone_id), "%s", m->zone_id);
 	rec.created_at_us = disp_now_us();
 	rec.state = STORE_CSR_CREATING;
@@ -446,8 +477,9 @@ answer_create_csr(struct worker *w, const Keycustody__Request *req,
 	else if (r != 0 && inserted && store_csr_remove(w->st, rec.id) != 0)
 		log_warnx("create %s: record left in state creating; start-up "
 		    "reconciliation will remove it", rec.id);
-	if (inserted)
-		disp_audit(req, "create_csr", m->zone_id, rec.id, rec.key_id, r);
+	if (begun)
+		(void)disp_audit(w, req, "create_csr", m->zone_id, rec.id, rec.key_id,
+		    r, err);
 	hsm_key_free(key);
 	free(pem);
 	free(der);
@@ -468,16 +500,8 @@ answer_list_csrs(struct worker *w, const Keycustody__Request *req,
 
 	if ((r = disp_check_zone(m->zone_id, err)) != 0)
 		return r;
-	page = m->has_page ? m->page : 0;
-	per_page = m->has_per_page ? m->per_page : 0;
-	if (m->has_page && page == 0) {
-		kc_error_set(err, KC_STATUS_INVALID_ARGUMENT, 6008,
-		    "page variable must be a number greater than or equal to 1");
-		return KC_ERR_INVALID;
-	}
-	if (m->has_per_page && per_page == 0)
-		per_page = 1;	/* explicit 0 is out of range, not "default" */
-	if ((r = val_pagination(&page, &per_page, err)) != 0)
+	if ((r = disp_pagination(m->has_page, m->page, m->has_per_page, m->per_page, &page,
+	    &per_page, err)) != 0)
 		return r;
 	if ((r = store_csr_list(w->st, m->zone_id, page, per_page,
 	    m->has_descending && m->descending, &v, &n, &total)) != 0)
@@ -496,6 +520,27 @@ answer_list_csrs(struct worker *w, const Keycustody__Request *req,
 	store_csr_free_array(v, n);
 	resp->body_case = KEYCUSTODY__RESPONSE__BODY_LIST_CSRS;
 	resp->list_csrs = l;
+	return 0;
+}
+
+int
+disp_pagination(int has_page, uint32_t page, int has_per_page, uint32_t per_page,
+    unsigned int *pagep, unsigned int *per_pagep, struct kc_error *err)
+{
+	unsigned int	 pg = has_page ? page : 0, pp = has_per_page ? per_page : 0;
+	int		 r;
+
+	if (has_page && pg == 0) {
+		kc_error_set(err, KC_STATUS_INVALID_ARGUMENT, 6008,
+		    "page variable must be a number greater than or equal to 1");
+		return KC_ERR_INVALID;
+	}
+	if (has_per_page && pp == 0)
+		pp = 1;		/* an explicit 0 is out of range, not "the default" */
+	if ((r = val_pagination(&pg, &pp, err)) != 0)
+		return r;
+	*pagep = pg;
+	*per_pagep = pp;
 	return 0;
 }
 
@@ -554,6 +599,8 @@ answer_delete_csr(struct worker *w, const Keycustody__Request *req,
 	memcpy(key_id, c->key_id, sizeof(key_id));
 	store_csr_free(c);
 
+	if ((r = disp_audit(w, req, "delete_csr.begin", m->zone_id, m->id, key_id, 0, NULL)) != 0)
+		return r;
 	/* Step 1: DELETING, unless a custom hostname still uses it. */
 	r = store_csr_set_deleting(w->st, m->zone_id, m->id);
 	if (r == KC_ERR_NOT_FOUND)
@@ -581,7 +628,7 @@ answer_delete_csr(struct worker *w, const Keycustody__Request *req,
 	resp->body_case = KEYCUSTODY__RESPONSE__BODY_DELETE_CSR;
 	resp->delete_csr = d;
  out:
-	disp_audit(req, "delete_csr", m->zone_id, m->id, key_id, r);
+	(void)disp_audit(w, req, "delete_csr", m->zone_id, m->id, key_id, r, err);
 	return r;
  notfound:
 	kc_error_set(err, KC_STATUS_NOT_FOUND, 1419, "The custom CSR was not found.");

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/bn.h>
@@ -68,6 +69,10 @@ struct hsm_session {
 	struct hsm			*h;	/* NULL once hsm_close() detached us */
 	CK_SESSION_HANDLE		 sh;
 	int				 open;
+	unsigned int			 modepoch;	/* h->modepoch when sh was opened */
+	struct timespec			 op_start;	/* CLOCK_MONOTONIC */
+	struct timespec			 deadline;
+	int				 has_deadline;
 	TAILQ_ENTRY(hsm_session)	 entry;
 };
 
@@ -77,8 +82,32 @@ struct hsm {
 	int			 initialized;	/* our C_Initialize succeeded */
 	CK_SLOT_ID		 slot;
 	char			*label;
+	char			*module;	/* for the engine, again after recovery */
+	char			*engine_path;
 	enum hsm_signer		 signer;
 	int			 state;		/* enum hsm_state, atomic */
+	int			 login_err;	/* KC_ERR_PIN_* once LOGIN_FAILED */
+	unsigned int		 op_timeout_ms;
+
+	/*
+	 * The module's lifetime against re-initialization. Every operation holds it shared
+	 * from its first C_* call to its last; hsm_recover() takes it exclusively (and only
+	 * when nobody is inside: it never waits). modepoch counts re-initializations: a
+	 * session opened in an older one has a dead handle that may even equal a live one,
+	 * so it is never used again, only reopened.
+	 */
+	pthread_rwlock_t	 modlock;
+	unsigned int		 modepoch;
+
+	pthread_mutex_t		 rlock;		/* recovery bookkeeping below */
+	int			 recovering;
+	struct timespec		 next_try;	/* CLOCK_MONOTONIC */
+	unsigned int		 backoff_ms;
+	unsigned int		 backoff_min;
+	unsigned int		 backoff_max;
+	unsigned int		 attempts;	/* failed since the token went down */
+
+	struct hsm_stats	 stats;		/* atomic counters */
 
 	CK_SESSION_HANDLE	 login_sh;	/* keeps the login alive */
 	int			 login_open;
@@ -316,6 +345,47 @@ hsm_set_state(struct hsm *h, enum hsm_state st)
 	__atomic_store_n(&h->state, (int)st, __ATOMIC_SEQ_CST);
 }
 
+#define hsm_stat_inc(h, field)	__atomic_add_fetch(&(h)->stats.field, 1, __ATOMIC_RELAXED)
+
+void
+hsm_get_stats(const struct hsm *h, struct hsm_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	if (h == NULL)
+		return;
+	st->module_failures = __atomic_load_n(&h->stats.module_failures, __ATOMIC_RELAXED);
+	st->recoveries = __atomic_load_n(&h->stats.recoveries, __ATOMIC_RELAXED);
+	st->recovery_failures = __atomic_load_n(&h->stats.recovery_failures,
+	    __ATOMIC_RELAXED);
+	st->session_repairs = __atomic_load_n(&h->stats.session_repairs, __ATOMIC_RELAXED);
+	st->timeouts = __atomic_load_n(&h->stats.timeouts, __ATOMIC_RELAXED);
+}
+
+static void
+hsm_now(struct timespec *ts)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+}
+
+static void
+hsm_ts_add_ms(struct timespec *ts, unsigned int ms)
+{
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+/* Milliseconds from a to b (negative when b is earlier). */
+static long long
+hsm_ts_diff_ms(const struct timespec *a, const struct timespec *b)
+{
+	return (long long)(b->tv_sec - a->tv_sec) * 1000 +
+	    (b->tv_nsec - a->tv_nsec) / 1000000L;
+}
+
 enum hsm_state
 hsm_get_state(const struct hsm *h)
 {
@@ -374,7 +444,42 @@ hsm_ckr_is_module(CK_RV rv)
 {
 	return rv == CKR_DEVICE_ERROR || rv == CKR_DEVICE_REMOVED ||
 	    rv == CKR_TOKEN_NOT_PRESENT || rv == CKR_CRYPTOKI_NOT_INITIALIZED ||
-	    rv == CKR_GENERAL_ERROR;
+	    rv == CKR_GENERAL_ERROR || rv == CKR_DEVICE_MEMORY;
+}
+
+/* The login failed for good: no call, recovery included, logs in again. */
+static void
+hsm_login_failed(struct hsm *h, CK_RV rv, const char *what)
+{
+	h->login_err = rv == CKR_PIN_LOCKED ? KC_ERR_PIN_LOCKED : KC_ERR_PIN_INCORRECT;
+	if (hsm_get_state(h) != HSM_STATE_LOGIN_FAILED)
+		log_warnx("hsm: %s on token \"%s\": %s; login will not be retried", what,
+		    h->label, hsm_ckr_name(rv));
+	hsm_set_state(h, HSM_STATE_LOGIN_FAILED);
+}
+
+/*
+ * The module failed: mark the token down (once) and schedule the first recovery attempt.
+ * Requests fail fast from now on.
+ */
+static void
+hsm_mark_down(struct hsm *h, CK_RV rv, const char *what)
+{
+	struct timespec	now;
+
+	pthread_mutex_lock(&h->rlock);
+	if (hsm_get_state(h) == HSM_STATE_OK) {
+		hsm_now(&now);
+		h->backoff_ms = h->backoff_min;
+		h->attempts = 0;
+		h->next_try = now;
+		hsm_ts_add_ms(&h->next_try, h->backoff_ms);
+		hsm_set_state(h, HSM_STATE_DOWN);
+		hsm_stat_inc(h, module_failures);
+		log_warnx("hsm: %s: %s; token \"%s\" marked down, re-initializing in %u ms",
+		    what, hsm_ckr_name(rv), h->label, h->backoff_ms);
+	}
+	pthread_mutex_unlock(&h->rlock);
 }
 
 /*
@@ -398,37 +503,28 @@ hsm_result(struct hsm *h, CK_RV rv, const char *what)
 		return KC_ERR_NOT_FOUND;
 	case CKR_PIN_INCORRECT:
 	case CKR_PIN_LOCKED:
-		hsm_set_state(h, HSM_STATE_LOGIN_FAILED);
-		log_warnx("hsm: %s: %s; login will not be retried", what,
-		    hsm_ckr_name(rv));
-		return rv == CKR_PIN_LOCKED ? KC_ERR_PIN_LOCKED :
-		    KC_ERR_PIN_INCORRECT;
+		hsm_login_failed(h, rv, what);
+		return h->login_err;
 	}
 	if (hsm_ckr_is_module(rv)) {
-		/* XXX nothing re-initializes the module yet: DOWN lasts until restart. */
-		if (hsm_get_state(h) == HSM_STATE_OK)
-			log_warnx("hsm: %s: %s; token \"%s\" marked down", what,
-			    hsm_ckr_name(rv), h->label);
-		hsm_set_state(h, HSM_STATE_DOWN);
+		hsm_mark_down(h, rv, what);
 		return KC_ERR_UNAVAILABLE;
 	}
+	/* A session error that one repair did not cure, while the module went down. */
+	if (hsm_ckr_is_session(rv) && hsm_get_state(h) != HSM_STATE_OK)
+		return KC_ERR_UNAVAILABLE;
 	log_warnx("hsm: %s: %s", what, hsm_ckr_name(rv));
 	return KC_ERR_HSM;
 }
 
-/* Fail fast while the token is down or the login failed. */
-static int
-hsm_check_up(struct hsm *h)
-{
-	return hsm_get_state(h) == HSM_STATE_OK ? 0 : KC_ERR_UNAVAILABLE;
-}
-
-/* Log in on sh with the kept PIN copy, if there is one. */
+/* Log in on sh with the kept PIN copy, if there is one; never after a PIN failure. */
 static CK_RV
 hsm_relogin(struct hsm *h, CK_SESSION_HANDLE sh)
 {
 	CK_RV	rv;
 
+	if (hsm_get_state(h) == HSM_STATE_LOGIN_FAILED)
+		return CKR_PIN_INCORRECT;
 	if (h->pin == NULL)
 		return CKR_USER_NOT_LOGGED_IN;
 	rv = h->f->C_Login(sh, CKU_USER, (CK_UTF8CHAR_PTR)h->pin, h->pinlen);
@@ -450,7 +546,8 @@ hsm_session_recover(struct hsm_session *s, CK_RV failed)
 
 	if (!hsm_ckr_is_session(failed))
 		return 0;
-	log_debug("hsm: %s: reopening the session", hsm_ckr_name(failed));
+	log_info("hsm: %s: reopening the session", hsm_ckr_name(failed));
+	hsm_stat_inc(h, session_repairs);
 	if (s->open)
 		(void)h->f->C_CloseSession(s->sh);
 	s->open = 0;
@@ -461,6 +558,7 @@ hsm_session_recover(struct hsm_session *s, CK_RV failed)
 		return 0;
 	}
 	s->open = 1;
+	s->modepoch = h->modepoch;
 	rv = h->f->C_GetSessionInfo(s->sh, &info);
 	if (rv != CKR_OK) {
 		(void)hsm_result(h, rv, "C_GetSessionInfo");
@@ -692,16 +790,24 @@ hsm_open(const struct hsm_config *cfg, const char *pin, size_t pinlen, struct hs
 		hsm_cause(cause, "hsm: module, token label and PIN are required");
 		return KC_ERR_INVALID;
 	}
-	if ((h = calloc(1, sizeof(*h))) == NULL ||
-	    (h->label = strdup(cfg->token_label)) == NULL) {
-		free(h);
+	if ((h = calloc(1, sizeof(*h))) == NULL)
 		return KC_ERR_NOMEM;
-	}
 	h->signer = cfg->signer;
 	h->state = HSM_STATE_DOWN;
+	h->backoff_min = HSM_BACKOFF_MIN_MS;
+	h->backoff_max = HSM_BACKOFF_MAX_MS;
 	TAILQ_INIT(&h->sessions);
 	pthread_mutex_init(&h->lock, NULL);
 	pthread_mutex_init(&h->search_lock, NULL);
+	pthread_mutex_init(&h->rlock, NULL);
+	pthread_rwlock_init(&h->modlock, NULL);
+	if ((h->label = strdup(cfg->token_label)) == NULL ||
+	    (h->module = strdup(cfg->module)) == NULL ||
+	    (cfg->engine_path != NULL &&
+	    (h->engine_path = strdup(cfg->engine_path)) == NULL)) {
+		r = KC_ERR_NOMEM;
+		goto out;
+	}
 
 	if ((h->dl = dlopen(cfg->module, RTLD_NOW | RTLD_LOCAL)) == NULL) {
 		r = KC_ERR_HSM;
@@ -752,11 +858,12 @@ hsm_open(const struct hsm_config *cfg, const char *pin, size_t pinlen, struct hs
 		break;
 	case CKR_PIN_INCORRECT:
 		r = KC_ERR_PIN_INCORRECT;
-		hsm_cause(cause, "login to token \"%s\": PIN incorrect", h->label);
+		hsm_cause(cause, "login to token \"%s\": PIN incorrect; not retried",
+		    h->label);
 		goto out;
 	case CKR_PIN_LOCKED:
 		r = KC_ERR_PIN_LOCKED;
-		hsm_cause(cause, "login to token \"%s\": PIN locked", h->label);
+		hsm_cause(cause, "login to token \"%s\": PIN locked; not retried", h->label);
 		goto out;
 	case CKR_TOKEN_NOT_PRESENT:
 		r = KC_ERR_TOKEN_NOT_PRESENT;
@@ -799,7 +906,7 @@ hsm_close(struct hsm *h)
 	while ((s = TAILQ_FIRST(&h->sessions)) != NULL) {
 		log_warnx("hsm: closing a session its worker did not free");
 		TAILQ_REMOVE(&h->sessions, s, entry);
-		if (s->open)
+		if (s->open && s->modepoch == h->modepoch)
 			(void)h->f->C_CloseSession(s->sh);
 		s->open = 0;
 		s->h = NULL;
@@ -835,32 +942,301 @@ hsm_close(struct hsm *h)
 		EVP_PKEY_free(h->map[i].pkey);
 	free(h->map);
 	hsm_pin_wipe(h);
+	pthread_rwlock_destroy(&h->modlock);
+	pthread_mutex_destroy(&h->rlock);
 	pthread_mutex_destroy(&h->search_lock);
 	pthread_mutex_destroy(&h->lock);
 	free(h->label);
+	free(h->module);
+	free(h->engine_path);
 	free(h);
+}
+
+/*
+ * Re-initialize the module with nobody inside it (h->modlock held exclusively): every
+ * session handle dies with C_Finalize, so worker sessions are reopened lazily by
+ * hsm_op_begin() when they see the new modepoch.
+ */
+static int
+hsm_reinit_inlock(struct hsm *h, char **cause)
+{
+	struct hsm_config	 cfg;
+	struct hsm_session	*s;
+	CK_C_INITIALIZE_ARGS	 args;
+	CK_RV			 rv;
+	int			 r;
+
+	pthread_mutex_lock(&h->lock);
+	h->modepoch++;
+	TAILQ_FOREACH(s, &h->sessions, entry)
+		s->open = 0;
+	pthread_mutex_unlock(&h->lock);
+	h->login_open = 0;
+
+	/* libp11 shares the module and finalizes it when the engine finishes: it goes first. */
+	if (h->engine != NULL) {
+		ENGINE_finish(h->engine);
+		hsm_engine_forget_pin(h->engine);
+		ENGINE_free(h->engine);
+		h->engine = NULL;
+		ERR_clear_error();
+	}
+	(void)h->f->C_Finalize(NULL);
+	h->initialized = 0;
+
+	memset(&args, 0, sizeof(args));
+	args.flags = CKF_OS_LOCKING_OK;
+	rv = h->f->C_Initialize(&args);
+	if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+		hsm_cause(cause, "C_Initialize: %s", hsm_ckr_name(rv));
+		return KC_ERR_UNAVAILABLE;
+	}
+	h->initialized = rv == CKR_OK;
+
+	/* Slot ids may change across C_Initialize: find the token by its label again. */
+	if ((r = hsm_find_slot(h, h->label, cause)) != 0)
+		return r == KC_ERR_NOMEM ? r : KC_ERR_UNAVAILABLE;
+	rv = h->f->C_OpenSession(h->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL,
+	    &h->login_sh);
+	if (rv != CKR_OK) {
+		hsm_cause(cause, "C_OpenSession: %s", hsm_ckr_name(rv));
+		return KC_ERR_UNAVAILABLE;
+	}
+	h->login_open = 1;
+	if (h->pin == NULL) {
+		hsm_cause(cause, "no PIN copy was kept (mlock failed); restart the daemon");
+		return KC_ERR_UNAVAILABLE;
+	}
+	rv = hsm_relogin(h, h->login_sh);
+	if (rv == CKR_PIN_INCORRECT || rv == CKR_PIN_LOCKED) {
+		hsm_login_failed(h, rv, "C_Login (re-initialization)");
+		return h->login_err;
+	}
+	if (rv != CKR_OK) {
+		hsm_cause(cause, "C_Login: %s", hsm_ckr_name(rv));
+		return KC_ERR_UNAVAILABLE;
+	}
+	if (h->signer == HSM_SIGNER_ENGINE) {
+		memset(&cfg, 0, sizeof(cfg));
+		cfg.module = h->module;
+		cfg.token_label = h->label;
+		cfg.engine_path = h->engine_path;
+		cfg.signer = h->signer;
+		if ((r = hsm_engine_open(h, &cfg, h->pin, h->pinlen, cause)) != 0)
+			return r == KC_ERR_NOMEM ? r : KC_ERR_UNAVAILABLE;
+	}
+	/* Handles may have been renumbered: hsm_key_find() fills the map again. */
+	hsm_map_flush(h);
+	return 0;
+}
+
+void
+hsm_set_tuning(struct hsm *h, const struct hsm_tuning *t)
+{
+	if (h == NULL || t == NULL)
+		return;
+	__atomic_store_n(&h->op_timeout_ms, t->op_timeout_ms, __ATOMIC_RELAXED);
+	pthread_mutex_lock(&h->rlock);
+	h->backoff_min = t->backoff_min_ms ? t->backoff_min_ms : HSM_BACKOFF_MIN_MS;
+	h->backoff_max = t->backoff_max_ms ? t->backoff_max_ms : HSM_BACKOFF_MAX_MS;
+	if (h->backoff_max < h->backoff_min)
+		h->backoff_max = h->backoff_min;
+	pthread_mutex_unlock(&h->rlock);
+}
+
+int
+hsm_recover(struct hsm *h)
+{
+	struct timespec	 now;
+	char		*cause = NULL;
+	int		 r;
+
+	return_val_if_fail(h != NULL, KC_ERR_INVALID);
+	switch (hsm_get_state(h)) {
+	case HSM_STATE_OK:
+		return 0;
+	case HSM_STATE_LOGIN_FAILED:
+		return h->login_err;
+	default:
+		break;
+	}
+	hsm_now(&now);
+	pthread_mutex_lock(&h->rlock);
+	if (h->recovering || hsm_ts_diff_ms(&h->next_try, &now) < 0) {
+		pthread_mutex_unlock(&h->rlock);
+		return KC_ERR_UNAVAILABLE;
+	}
+	h->recovering = 1;
+	pthread_mutex_unlock(&h->rlock);
+
+	/* Requests still inside the old module (a slow call): look again shortly. */
+	if (pthread_rwlock_trywrlock(&h->modlock) != 0) {
+		pthread_mutex_lock(&h->rlock);
+		h->recovering = 0;
+		h->next_try = now;
+		hsm_ts_add_ms(&h->next_try, 100);
+		pthread_mutex_unlock(&h->rlock);
+		return KC_ERR_UNAVAILABLE;
+	}
+	r = hsm_reinit_inlock(h, &cause);
+	if (r == 0)
+		hsm_set_state(h, HSM_STATE_OK);
+	pthread_rwlock_unlock(&h->modlock);
+
+	pthread_mutex_lock(&h->rlock);
+	h->recovering = 0;
+	if (r == 0) {
+		hsm_stat_inc(h, recoveries);
+		log_info("hsm: token \"%s\" is back after %u failed attempt%s",
+		    h->label, h->attempts, h->attempts == 1 ? "" : "s");
+		h->attempts = 0;
+		h->backoff_ms = h->backoff_min;
+	} else if (hsm_get_state(h) == HSM_STATE_DOWN) {
+		hsm_stat_inc(h, recovery_failures);
+		h->attempts++;
+		h->backoff_ms = h->backoff_ms >= h->backoff_max / 2 ? h->backoff_max :
+		    h->backoff_ms * 2;
+		hsm_now(&h->next_try);
+		hsm_ts_add_ms(&h->next_try, h->backoff_ms);
+		log_warnx("hsm: re-initializing token \"%s\" failed (attempt %u): %s; next "
+		    "attempt in %u ms", h->label, h->attempts,
+		    cause != NULL ? cause : kc_strerror(r), h->backoff_ms);
+		r = KC_ERR_UNAVAILABLE;
+	}
+	pthread_mutex_unlock(&h->rlock);
+	free(cause);
+	return r;
+}
+
+unsigned int
+hsm_retry_after(struct hsm *h)
+{
+	struct timespec	 now, next;
+	long long	 ms;
+
+	if (h == NULL || hsm_get_state(h) != HSM_STATE_DOWN)
+		return 0;
+	hsm_now(&now);
+	pthread_mutex_lock(&h->rlock);
+	next = h->next_try;
+	pthread_mutex_unlock(&h->rlock);
+	ms = hsm_ts_diff_ms(&now, &next);
+	return ms <= 1000 ? 1 : (unsigned int)((ms + 999) / 1000);
+}
+
+/* Open s->sh in the current module epoch. Called with h->modlock held shared. */
+static CK_RV
+hsm_session_open(struct hsm_session *s)
+{
+	struct hsm	*h = s->h;
+	CK_RV		 rv;
+
+	if (s->open && s->modepoch == h->modepoch)
+		return CKR_OK;
+	if (s->open && s->modepoch != h->modepoch)
+		log_debug("hsm: the module was re-initialized; reopening a worker session");
+	s->open = 0;
+	rv = h->f->C_OpenSession(h->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL,
+	    &s->sh);
+	if (rv != CKR_OK)
+		return rv;
+	s->open = 1;
+	s->modepoch = h->modepoch;
+	return CKR_OK;
+}
+
+/*
+ * Enter an operation on s: fail fast while the token is down (after trying to bring it
+ * back when its backoff has elapsed), hold the module against re-initialization until
+ * hsm_op_end(), and reopen the session if the module was re-initialized since. An undo
+ * (cleanup) still runs while the token is DOWN, on the module instance that is loaded, and
+ * past the deadline. Every 0 return is paired with hsm_op_end().
+ */
+static int
+hsm_op_begin(struct hsm_session *s, int cleanup)
+{
+	struct hsm	*h = s->h;
+	CK_RV		 rv;
+	int		 r;
+
+	if ((r = hsm_recover(h)) != 0) {
+		if (!cleanup || hsm_get_state(h) != HSM_STATE_DOWN)
+			return KC_ERR_UNAVAILABLE;
+	}
+	hsm_now(&s->op_start);
+	if (!cleanup && s->has_deadline && hsm_ts_diff_ms(&s->deadline, &s->op_start) >= 0) {
+		hsm_stat_inc(h, timeouts);
+		return KC_ERR_TIMEOUT;
+	}
+	pthread_rwlock_rdlock(&h->modlock);
+	if ((rv = hsm_session_open(s)) != CKR_OK) {
+		r = hsm_result(h, rv, "C_OpenSession");
+		pthread_rwlock_unlock(&h->modlock);
+		return r;
+	}
+	return 0;
+}
+
+static void
+hsm_op_end(struct hsm_session *s)
+{
+	pthread_rwlock_unlock(&s->h->modlock);
+}
+
+/*
+ * Has the operation begun on s outlived its deadline (the session's, or op_timeout_ms
+ * since hsm_op_begin())? Its result must then be undone and KC_ERR_TIMEOUT returned: the
+ * client has been told the request timed out.
+ */
+static int
+hsm_late(struct hsm_session *s, const char *what)
+{
+	struct hsm	*h = s->h;
+	struct timespec	 now;
+	long long	 took;
+	unsigned int	 limit = __atomic_load_n(&h->op_timeout_ms, __ATOMIC_RELAXED);
+
+	hsm_now(&now);
+	took = hsm_ts_diff_ms(&s->op_start, &now);
+	if ((s->has_deadline && hsm_ts_diff_ms(&s->deadline, &now) >= 0) ||
+	    (limit != 0 && took >= (long long)limit)) {
+		hsm_stat_inc(h, timeouts);
+		log_warnx("hsm: %s returned after %lld ms, past its deadline; result "
+		    "discarded", what, took);
+		return 1;
+	}
+	return 0;
+}
+
+void
+hsm_session_set_deadline(struct hsm_session *s, unsigned int ms)
+{
+	if (s == NULL)
+		return;
+	if (ms == 0) {
+		s->has_deadline = 0;
+		return;
+	}
+	hsm_now(&s->deadline);
+	hsm_ts_add_ms(&s->deadline, ms);
+	s->has_deadline = 1;
 }
 
 int
 hsm_session_new(struct hsm *h, struct hsm_session **sp)
 {
 	struct hsm_session	*s;
-	CK_RV			 rv;
 	int			 r;
 
 	*sp = NULL;
-	if ((r = hsm_check_up(h)) != 0)
-		return r;
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return KC_ERR_NOMEM;
 	s->h = h;
-	rv = h->f->C_OpenSession(h->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL,
-	    NULL, &s->sh);
-	if (rv != CKR_OK) {
+	if ((r = hsm_op_begin(s, 0)) != 0) {
 		free(s);
-		return hsm_result(h, rv, "C_OpenSession");
+		return r;
 	}
-	s->open = 1;
+	hsm_op_end(s);
 	pthread_mutex_lock(&h->lock);
 	TAILQ_INSERT_TAIL(&h->sessions, s, entry);
 	pthread_mutex_unlock(&h->lock);
@@ -879,8 +1255,11 @@ hsm_session_free(struct hsm_session *s)
 		pthread_mutex_lock(&h->lock);
 		TAILQ_REMOVE(&h->sessions, s, entry);
 		pthread_mutex_unlock(&h->lock);
-		if (s->open)
+		/* A handle from an older module epoch is dead, or worse, someone else's. */
+		pthread_rwlock_rdlock(&h->modlock);
+		if (s->open && s->modepoch == h->modepoch)
 			(void)h->f->C_CloseSession(s->sh);
+		pthread_rwlock_unlock(&h->modlock);
 	}
 	free(s);
 }
@@ -1368,11 +1747,11 @@ hsm_keygen(struct hsm_session *s, enum hsm_keytype type, const uint8_t id[HSM_KE
 	return_val_if_fail(id != NULL && label != NULL && kp != NULL, KC_ERR_INVALID);
 	h = s->h;
 	*kp = NULL;
-	if ((r = hsm_check_up(h)) != 0)
-		return r;
-	if (asprintf(&fullabel, "%s%s", HSM_LABEL_PREFIX, label) == -1) {
-		fullabel = NULL;
+	if (asprintf(&fullabel, "%s%s", HSM_LABEL_PREFIX, label) == -1)
 		return KC_ERR_NOMEM;
+	if ((r = hsm_op_begin(s, 0)) != 0) {
+		free(fullabel);
+		return r;
 	}
 
 	for (retried = 0;; retried = 1) {
@@ -1402,6 +1781,11 @@ hsm_keygen(struct hsm_session *s, enum hsm_keytype type, const uint8_t id[HSM_KE
 		r = hsm_result(h, rv, "checking a new key pair");
 		goto out;
 	}
+	/* The client was told "timed out": the pair must not outlive the request. */
+	if (hsm_late(s, "C_GenerateKeyPair")) {
+		r = KC_ERR_TIMEOUT;
+		goto out;
+	}
 
 	if ((k = calloc(1, sizeof(*k))) == NULL) {
 		r = KC_ERR_NOMEM;
@@ -1424,6 +1808,7 @@ hsm_keygen(struct hsm_session *s, enum hsm_keytype type, const uint8_t id[HSM_KE
  out:
 	if (made)
 		hsm_destroy_pair(s, priv, pub);
+	hsm_op_end(s);
 	hsm_key_free(k);
 	EVP_PKEY_free(pkey);
 	free(fullabel);
@@ -1519,14 +1904,19 @@ hsm_key_find(struct hsm_session *s, const uint8_t id[HSM_KEY_ID_LEN], struct hsm
 	return_val_if_fail(s != NULL && s->h != NULL, KC_ERR_INVALID);
 	return_val_if_fail(id != NULL && kp != NULL, KC_ERR_INVALID);
 	*kp = NULL;
-	if ((r = hsm_check_up(s->h)) != 0)
-		return r;
 	if ((k = calloc(1, sizeof(*k))) == NULL)
 		return KC_ERR_NOMEM;
-	if ((rv = hsm_key_lookup(s, id, k)) != CKR_OK) {
+	if ((r = hsm_op_begin(s, 0)) != 0) {
 		hsm_key_free(k);
-		return hsm_result(s->h, rv, "finding a key");
+		return r;
 	}
+	if ((rv = hsm_key_lookup(s, id, k)) != CKR_OK) {
+		r = hsm_result(s->h, rv, "finding a key");
+		hsm_op_end(s);
+		hsm_key_free(k);
+		return r;
+	}
+	hsm_op_end(s);
 	*kp = k;
 	return 0;
 }
@@ -1644,7 +2034,7 @@ hsm_sign(struct hsm_session *s, const struct hsm_key *k, const uint8_t *tbs, siz
 	h = s->h;
 	*sig = NULL;
 	*siglen = 0;
-	if ((r = hsm_check_up(h)) != 0)
+	if ((r = hsm_op_begin(s, 0)) != 0)
 		return r;
 
 	if (hsm_keytypes[k->type].ckk == CKK_RSA) {
@@ -1655,7 +2045,8 @@ hsm_sign(struct hsm_session *s, const struct hsm_key *k, const uint8_t *tbs, siz
 		/* CKM_ECDSA signs a digest: hash here, sign there. */
 		if (!EVP_Digest(tbs, tbslen, md, &mdlen, EVP_sha256(), NULL)) {
 			ERR_clear_error();
-			return KC_ERR_CRYPTO;
+			r = KC_ERR_CRYPTO;
+			goto out;
 		}
 		m = CKM_ECDSA;
 		data = md;
@@ -1699,6 +2090,10 @@ hsm_sign(struct hsm_session *s, const struct hsm_key *k, const uint8_t *tbs, siz
 		r = hsm_result(h, rv, "C_Sign");
 		goto out;
 	}
+	if (hsm_late(s, "C_Sign")) {
+		r = KC_ERR_TIMEOUT;
+		goto out;
+	}
 	if (m == CKM_ECDSA) {
 		if ((r = hsm_ecdsa_der(raw, rawlen, sig, siglen)) != 0)
 			goto out;
@@ -1709,6 +2104,7 @@ hsm_sign(struct hsm_session *s, const struct hsm_key *k, const uint8_t *tbs, siz
 	}
 	r = 0;
  out:
+	hsm_op_end(s);
 	free(raw);
 	return r;
 }
@@ -1725,12 +2121,20 @@ hsm_engine_key(struct hsm_session *s, const struct hsm_key *k, struct evp_pkey_s
 	return_val_if_fail(pkey != NULL, KC_ERR_INVALID);
 	h = s->h;
 	*pkey = NULL;
-	if (h->signer != HSM_SIGNER_ENGINE || h->engine == NULL)
+	if (h->signer != HSM_SIGNER_ENGINE)
 		return KC_ERR_INVALID;
-	if ((r = hsm_check_up(h)) != 0)
-		return r;
 	if ((uri = hsm_key_uri(h, k->id)) == NULL)
 		return KC_ERR_NOMEM;
+	/* Shared hold: recovery replaces h->engine. */
+	if ((r = hsm_op_begin(s, 0)) != 0) {
+		free(uri);
+		return r;
+	}
+	if (h->engine == NULL) {
+		hsm_op_end(s);
+		free(uri);
+		return KC_ERR_UNAVAILABLE;
+	}
 	/* libp11 searches the token on every load. */
 	pthread_mutex_lock(&h->search_lock);
 	*pkey = ENGINE_load_private_key(h->engine, uri, NULL, NULL);
@@ -1753,6 +2157,7 @@ hsm_engine_key(struct hsm_session *s, const struct hsm_key *k, struct evp_pkey_s
 		log_warnx("hsm: engine cannot load %s: %s", uri, errs);
 		r = KC_ERR_HSM;
 	}
+	hsm_op_end(s);
 	free(uri);
 	return r;
 }
@@ -1768,7 +2173,7 @@ hsm_key_destroy(struct hsm_session *s, const uint8_t id[HSM_KEY_ID_LEN])
 
 	return_val_if_fail(s != NULL && s->h != NULL && id != NULL, KC_ERR_INVALID);
 	h = s->h;
-	if ((r = hsm_check_up(h)) != 0)
+	if ((r = hsm_op_begin(s, 1)) != 0)
 		return r;
 
 	if (hsm_map_del(h, id, &o[0], &o[1])) {
@@ -1777,8 +2182,11 @@ hsm_key_destroy(struct hsm_session *s, const uint8_t id[HSM_KEY_ID_LEN])
 			if (rv == CKR_OK || retried || !hsm_session_recover(s, rv))
 				break;
 		}
-		if (rv != CKR_OK)
-			return hsm_result(h, rv, "C_DestroyObject");
+		if (rv != CKR_OK) {
+			r = hsm_result(h, rv, "C_DestroyObject");
+			hsm_op_end(s);
+			return r;
+		}
 	}
 
 	/*
@@ -1796,7 +2204,9 @@ hsm_key_destroy(struct hsm_session *s, const uint8_t id[HSM_KEY_ID_LEN])
 		if (rv == CKR_OK || retried || !hsm_session_recover(s, rv))
 			break;
 	}
-	return hsm_result(h, rv, "destroying a key pair");
+	r = hsm_result(h, rv, "destroying a key pair");
+	hsm_op_end(s);
+	return r;
 }
 
 /* Collect the ids of our private keys. */
@@ -1890,14 +2300,16 @@ hsm_key_list(struct hsm_session *s, uint8_t **ids, size_t *n)
 	return_val_if_fail(ids != NULL && n != NULL, KC_ERR_INVALID);
 	*ids = NULL;
 	*n = 0;
-	if ((r = hsm_check_up(s->h)) != 0)
+	if ((r = hsm_op_begin(s, 0)) != 0)
 		return r;
 	for (retried = 0;; retried = 1) {
 		rv = hsm_key_list_once(s, ids, n);
 		if (rv == CKR_OK || retried || !hsm_session_recover(s, rv))
 			break;
 	}
-	return hsm_result(s->h, rv, "listing keys");
+	r = hsm_result(s->h, rv, "listing keys");
+	hsm_op_end(s);
+	return r;
 }
 
 char *

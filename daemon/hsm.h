@@ -29,10 +29,16 @@ enum hsm_signer {
 	HSM_SIGNER_ENGINE	/* libp11's OpenSSL engine, key loaded by its URI */
 };
 
-/* Health of the token as the daemon sees it. */
+/*
+ * Health of the token as the daemon sees it (DESIGN section 5). A per-module failure
+ * (CKR_DEVICE_ERROR, CKR_DEVICE_REMOVED, CKR_TOKEN_NOT_PRESENT, CKR_CRYPTOKI_NOT_INITIALIZED,
+ * CKR_GENERAL_ERROR, CKR_DEVICE_MEMORY) turns OK into DOWN: requests then fail fast with
+ * KC_ERR_UNAVAILABLE while hsm_recover() re-initializes the module with exponential backoff.
+ * CKR_PIN_INCORRECT and CKR_PIN_LOCKED turn any state into LOGIN_FAILED, which is final.
+ */
 enum hsm_state {
 	HSM_STATE_OK = 0,
-	HSM_STATE_DOWN,		/* module or token unavailable */
+	HSM_STATE_DOWN,		/* module or token unavailable; recovery under way */
 	HSM_STATE_LOGIN_FAILED	/* PIN incorrect or locked: never retried */
 };
 
@@ -41,6 +47,34 @@ struct hsm_config {
 	const char	*token_label;	/* token selected by label, never by slot number */
 	const char	*engine_path;	/* libp11 engine .so (engine signer only) */
 	enum hsm_signer	 signer;
+};
+
+#define HSM_BACKOFF_MIN_MS	500
+#define HSM_BACKOFF_MAX_MS	30000
+
+/*
+ * Deadlines and recovery pacing, set with hsm_set_tuning(); a zero field means the default.
+ * (Kept out of struct hsm_config so that existing positional initializers of it stay
+ * complete under -Wmissing-field-initializers.)
+ */
+struct hsm_tuning {
+	/*
+	 * Deadline of one hsm_keygen() or hsm_sign() call, 0 (the default) for none; see
+	 * hsm_session_set_deadline() for a deadline per request. A call whose C_* functions
+	 * return after it fails with KC_ERR_TIMEOUT and leaves nothing behind.
+	 */
+	unsigned int	 op_timeout_ms;
+	unsigned int	 backoff_min_ms;	/* first re-initialization delay */
+	unsigned int	 backoff_max_ms;	/* the delay doubles up to this */
+};
+
+/* Counters since hsm_open(), for health and the reliability report. */
+struct hsm_stats {
+	uint64_t	 module_failures;	/* times the token was marked down */
+	uint64_t	 recoveries;		/* successful re-initializations */
+	uint64_t	 recovery_failures;	/* failed re-initialization attempts */
+	uint64_t	 session_repairs;	/* sessions reopened after a per-session error */
+	uint64_t	 timeouts;		/* calls failed for passing their deadline */
 };
 
 struct hsm;			/* the module, the token, the login: one per daemon */
@@ -60,7 +94,36 @@ int	 hsm_open(const struct hsm_config *cfg, const char *pin, size_t pinlen,
 	    struct hsm **hp, char **cause);
 /** Log out, close every session, finalize the module. NULL is a no-op. */
 void	 hsm_close(struct hsm *h);
+/** Set deadlines and recovery pacing (t is copied); any thread, takes effect at once. */
+void	 hsm_set_tuning(struct hsm *h, const struct hsm_tuning *t);
+/** The token's state; any thread, never blocks. NULL is DOWN. */
 enum hsm_state hsm_get_state(const struct hsm *h);
+
+/**
+ * Bring a DOWN token back if its backoff has elapsed: C_Finalize, C_Initialize, find the
+ * token by label again, open the login session and log in with the kept PIN copy, empty the
+ * id -> handle map. Worker sessions notice the new module epoch and reopen themselves on
+ * their next call. A failed attempt doubles the backoff (HSM_BACKOFF_MIN_MS up to
+ * HSM_BACKOFF_MAX_MS by default); PIN_INCORRECT or PIN_LOCKED makes the state
+ * LOGIN_FAILED, never retried.
+ * Every call that finds the token DOWN runs this first, so requests alone bring the token
+ * back; the daemon should also call it periodically (about every 500 ms) so that health
+ * turns OK without traffic. Cheap when the token is up or the backoff has not elapsed. It
+ * never waits for requests still inside the module (it tries again 100 ms later); when it
+ * does run, it blocks for the module's C_Finalize/C_Initialize/C_Login, so call it from a
+ * worker or a thread of its own rather than the event loop if the module can be slow.
+ * Any thread.
+ * @retval 0 (the token is up), KC_ERR_UNAVAILABLE (still down), KC_ERR_PIN_INCORRECT or
+ *     KC_ERR_PIN_LOCKED (login failed: final)
+ */
+int	 hsm_recover(struct hsm *h);
+/**
+ * Seconds until the next recovery attempt while DOWN (at least 1), for Retry-After;
+ * 0 when the token is up or the login failed (no retry will come).
+ */
+unsigned int hsm_retry_after(struct hsm *h);
+/** Copy the counters; any thread. */
+void	 hsm_get_stats(const struct hsm *h, struct hsm_stats *st);
 /** Borrowed; valid until hsm_close(). */
 const char *hsm_token_label(const struct hsm *h);
 enum hsm_signer hsm_get_signer(const struct hsm *h);
@@ -71,6 +134,15 @@ enum hsm_signer hsm_get_signer(const struct hsm *h);
  */
 int	 hsm_session_new(struct hsm *h, struct hsm_session **sp);
 void	 hsm_session_free(struct hsm_session *s);
+/**
+ * Give the request now running on s a deadline ms milliseconds from now (0 clears it; then
+ * only the per-call op_timeout_ms applies). hsm_keygen() and hsm_sign() fail with
+ * KC_ERR_TIMEOUT once it has passed, and a key pair whose generation returned after it is
+ * destroyed before hsm_keygen() returns; hsm_key_destroy() ignores it (undo must run).
+ * Set it to what is left of the request's reply deadline, so that a request whose client
+ * was told "timed out" is never completed behind its back.
+ */
+void	 hsm_session_set_deadline(struct hsm_session *s, unsigned int ms);
 
 /**
  * Generate a key pair in the token: private key token/private/sensitive/sign-only, never
@@ -112,7 +184,9 @@ int	 hsm_engine_key(struct hsm_session *s, const struct hsm_key *k,
 	    struct evp_pkey_st **pkey);
 
 /**
- * Destroy both objects of the pair with this CKA_ID and forget it in the map.
+ * Destroy both objects of the pair with this CKA_ID and forget it in the map. This is the
+ * undo path of a failed create: it is tried even while the token is DOWN (on the module
+ * instance still loaded) and past the session's deadline.
  * @retval 0 (also when no object was there), or KC_ERR_*
  */
 int	 hsm_key_destroy(struct hsm_session *s, const uint8_t id[HSM_KEY_ID_LEN]);

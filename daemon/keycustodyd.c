@@ -26,6 +26,8 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
+#include "audit.h"
+#include "cert.h"
 #include "conf.h"
 #include "control.h"
 #include "hsm.h"
@@ -351,6 +353,13 @@ main(int argc, char *argv[])
 	log_info("token \"%s\" open, signer %s", conf.token_label,
 	    conf.signer == HSM_SIGNER_ENGINE ? "engine" : "direct");
 
+	if ((r = cert_store_new(conf.trust_system, (const char *const *)conf.trust_bundles,
+	    conf.ntrust_bundles, &kcd.certs, &cause)) != 0)
+		fatalx("trust store: %s", cause);
+
+	if ((r = audit_open(conf.audit_log, &kcd.audit, &cause)) != 0)
+		fatalx("audit log: %s", cause);
+
 	if ((r = reconcile(&kcd)) != 0)
 		fatalx("start-up reconciliation failed: %s", kc_strerror(r));
 	kcd.store_ok = 1;
@@ -381,6 +390,8 @@ main(int argc, char *argv[])
 	event_free(ev_int);
 	event_base_free(kcd.base);
 	hsm_close(kcd.hsm);
+	audit_close(kcd.audit);
+	cert_store_free(kcd.certs);
 	conf_free(&conf);
 	return 0;
 }

@@ -11,6 +11,8 @@
 #include <time.h>
 
 struct event_base;
+struct audit;
+struct cert_store;
 struct hsm;
 struct kc_conf;
 struct pool;
@@ -20,6 +22,8 @@ struct kcd {
 	const struct kc_conf	*conf;
 	const char		*store_path;
 	struct hsm		*hsm;
+	struct audit		*audit;		/* the tamper-evident audit log */
+	struct cert_store	*certs;		/* trust store for uploads */
 	struct event_base	*base;
 	struct pool		*pool;
 	struct control		*control;

@@ -27,6 +27,7 @@
 struct pool_job {
 	TAILQ_ENTRY(pool_job)	 entry;
 	Keycustody__Request	*req;
+	struct pool_peer	 peer;
 	pool_done_fn		 done;
 	void			*arg;
 	uint8_t			*frame;
@@ -104,7 +105,8 @@ pool_new(struct kcd *kcd, unsigned int nworkers, unsigned int limit, char **caus
 }
 
 int
-pool_submit(struct pool *p, Keycustody__Request *req, pool_done_fn done, void *arg)
+pool_submit(struct pool *p, Keycustody__Request *req, const struct pool_peer *peer,
+    pool_done_fn done, void *arg)
 {
 	struct pool_job	*job;
 
@@ -115,6 +117,7 @@ pool_submit(struct pool *p, Keycustody__Request *req, pool_done_fn done, void *a
 	}
 	job = xcalloc(1, sizeof(*job));
 	job->req = req;
+	job->peer = *peer;
 	job->done = done;
 	job->arg = arg;
 	TAILQ_INSERT_TAIL(&p->todo, job, entry);
@@ -164,7 +167,9 @@ pool_thread(void *arg)
 		TAILQ_REMOVE(&p->todo, job, entry);
 		pthread_mutex_unlock(&p->lock);
 
+		w->peer = &job->peer;
 		disp_answer_worker(w, job->req, &job->frame, &job->len);
+		w->peer = NULL;
 		keycustody__request__free_unpacked(job->req, NULL);
 		job->req = NULL;
 

@@ -7,6 +7,8 @@
 #ifndef KC_POOL_H
 #define KC_POOL_H
 
+#include <sys/types.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,12 +20,21 @@ struct store;
 
 struct pool;
 
+/* Who sent a request: the connection's SO_PEERCRED and the role it was given. */
+struct pool_peer {
+	uid_t			 uid;
+	gid_t			 gid;
+	pid_t			 pid;
+	int			 role;		/* enum ctl_role */
+};
+
 struct worker {
 	struct kcd		*kcd;
 	struct pool		*pool;
 	struct hsm_session	*hs;
 	struct store		*st;
 	unsigned int		 index;
+	const struct pool_peer	*peer;		/* of the job being answered */
 };
 
 /*
@@ -43,8 +54,8 @@ struct pool	*pool_new(struct kcd *kcd, unsigned int nworkers, unsigned int limit
  * Queue req for a worker; the pool takes ownership of req on success.
  * @retval 0, or KC_ERR_UNAVAILABLE when the queue is full or the pool is stopping
  */
-int		 pool_submit(struct pool *p, Keycustody__Request *req, pool_done_fn done,
-		    void *arg);
+int		 pool_submit(struct pool *p, Keycustody__Request *req,
+		    const struct pool_peer *peer, pool_done_fn done, void *arg);
 
 /** Jobs queued or running. */
 unsigned int	 pool_depth(struct pool *p);

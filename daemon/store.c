@@ -93,6 +93,18 @@ static const char *const store_migrations[] = {
 	"CREATE INDEX custom_hostnames_list\n"
 	"  ON custom_hostnames (zone_id, created_at_us, id);\n"
 	"PRAGMA user_version = 1;\n",
+
+	/*
+	 * 2: a certificate's notBefore. The list filtered by CSR gets an index in its own
+	 * order; it also serves the foreign key and the in-use check, so the index on csr_id
+	 * alone goes.
+	 */
+	"ALTER TABLE custom_hostnames\n"
+	"  ADD COLUMN not_before_us INTEGER NOT NULL DEFAULT 0;\n"
+	"CREATE INDEX custom_hostnames_zone_csr\n"
+	"  ON custom_hostnames (zone_id, csr_id, created_at_us, id);\n"
+	"DROP INDEX custom_hostnames_csr;\n"
+	"PRAGMA user_version = 2;\n",
 };
 
 /* Every column of a CSR record, in the order store_csr_from_row() reads them. */
@@ -101,6 +113,25 @@ static const char *const store_migrations[] = {
 	"country, state_name, locality, organization, "			\
 	"organizational_unit, common_name, sans, name, description, "	\
 	"pubkey, csr_pem"
+
+/* Every column of a custom hostname, in the order store_hostname_from_row() reads them. */
+#define STORE_HOST_COLUMNS						\
+	"id, zone_id, hostname, csr_id, created_at_us, ssl_id, "	\
+	"bundle_method, certificate_pem, issuer, serial_number, "	\
+	"signature_alg, uploaded_on_us, not_before_us, expires_on_us, hosts"
+
+/*
+ * The custom hostname list comes in three variants, each with its own index: the whole
+ * zone (custom_hostnames_list), one CSR's (custom_hostnames_zone_csr) and one hostname's
+ * (the UNIQUE (zone_id, hostname) index: at most one row, so the order is moot). Their
+ * bind indexes agree: ?1 zone, ?2 hostname, ?3 csr_id (NULL: any), ?4 limit, ?5 offset.
+ */
+#define STORE_HOST_ZONE		"WHERE zone_id = ?1 "
+#define STORE_HOST_CSR		"WHERE zone_id = ?1 AND csr_id = ?3 "
+#define STORE_HOST_NAME		\
+	"WHERE zone_id = ?1 AND hostname = ?2 AND (?3 IS NULL OR csr_id = ?3) "
+#define STORE_HOST_ASC		"ORDER BY created_at_us ASC, id ASC LIMIT ?4 OFFSET ?5"
+#define STORE_HOST_DESC		"ORDER BY created_at_us DESC, id DESC LIMIT ?4 OFFSET ?5"
 
 enum store_stmt {
 	STMT_BEGIN,
@@ -121,6 +152,19 @@ enum store_stmt {
 	STMT_CSR_UNFINISHED,
 	STMT_CSR_KEY_IDS,
 	STMT_CSR_COUNT,
+	STMT_HOST_INSERT,
+	STMT_HOST_UPDATE,
+	STMT_HOST_GET,
+	STMT_HOST_DELETE,
+	STMT_HOST_COUNT_ZONE,
+	STMT_HOST_LIST_ZONE_ASC,
+	STMT_HOST_LIST_ZONE_DESC,
+	STMT_HOST_COUNT_CSR,
+	STMT_HOST_LIST_CSR_ASC,
+	STMT_HOST_LIST_CSR_DESC,
+	STMT_HOST_COUNT_NAME,
+	STMT_HOST_LIST_NAME_ASC,
+	STMT_HOST_LIST_NAME_DESC,
 	STMT_MAX
 };
 
@@ -142,7 +186,7 @@ static const char *const store_sql[STMT_MAX] = {
 	[STMT_CSR_STATE_IN_ZONE] =
 	    "SELECT state FROM csrs WHERE id = ?1 AND zone_id = ?2",
 	[STMT_CSR_IN_USE] =
-	    "SELECT 1 FROM custom_hostnames WHERE csr_id = ?1 LIMIT 1",
+	    "SELECT 1 FROM custom_hostnames WHERE zone_id = ?1 AND csr_id = ?2 LIMIT 1",
 	[STMT_CSR_SET_DELETING] =
 	    "UPDATE csrs SET state = ?1 WHERE id = ?2 AND state = ?3",
 	[STMT_CSR_REMOVE] =
@@ -167,6 +211,63 @@ static const char *const store_sql[STMT_MAX] = {
 	    "SELECT key_id FROM csrs",
 	[STMT_CSR_COUNT] =
 	    "SELECT count(*) FROM csrs WHERE state = ?1",
+	/* The certificate's fields are ?1 to ?11 in both, the row ?12 and ?13. */
+	[STMT_HOST_INSERT] =
+	    "INSERT INTO custom_hostnames (csr_id, ssl_id, bundle_method, certificate_pem, "
+	    "issuer, serial_number, signature_alg, uploaded_on_us, not_before_us, "
+	    "expires_on_us, hosts, id, zone_id, hostname, created_at_us) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+	[STMT_HOST_UPDATE] =
+	    "UPDATE custom_hostnames SET csr_id = ?1, ssl_id = ?2, bundle_method = ?3, "
+	    "certificate_pem = ?4, issuer = ?5, serial_number = ?6, signature_alg = ?7, "
+	    "uploaded_on_us = ?8, not_before_us = ?9, expires_on_us = ?10, hosts = ?11 "
+	    "WHERE id = ?12 AND zone_id = ?13",
+	[STMT_HOST_GET] =
+	    "SELECT " STORE_HOST_COLUMNS " FROM custom_hostnames "
+	    "WHERE id = ?1 AND zone_id = ?2",
+	[STMT_HOST_DELETE] =
+	    "DELETE FROM custom_hostnames WHERE id = ?1 AND zone_id = ?2",
+	[STMT_HOST_COUNT_ZONE] =
+	    "SELECT count(*) FROM custom_hostnames " STORE_HOST_ZONE,
+	[STMT_HOST_LIST_ZONE_ASC] =
+	    "SELECT " STORE_HOST_COLUMNS " FROM custom_hostnames "
+	    STORE_HOST_ZONE STORE_HOST_ASC,
+	[STMT_HOST_LIST_ZONE_DESC] =
+	    "SELECT " STORE_HOST_COLUMNS " FROM custom_hostnames "
+	    STORE_HOST_ZONE STORE_HOST_DESC,
+	[STMT_HOST_COUNT_CSR] =
+	    "SELECT count(*) FROM custom_hostnames " STORE_HOST_CSR,
+	[STMT_HOST_LIST_CSR_ASC] =
+	    "SELECT " STORE_HOST_COLUMNS " FROM custom_hostnames "
+	    STORE_HOST_CSR STORE_HOST_ASC,
+	[STMT_HOST_LIST_CSR_DESC] =
+	    "SELECT " STORE_HOST_COLUMNS " FROM custom_hostnames "
+	    STORE_HOST_CSR STORE_HOST_DESC,
+	[STMT_HOST_COUNT_NAME] =
+	    "SELECT count(*) FROM custom_hostnames " STORE_HOST_NAME,
+	[STMT_HOST_LIST_NAME_ASC] =
+	    "SELECT " STORE_HOST_COLUMNS " FROM custom_hostnames "
+	    STORE_HOST_NAME STORE_HOST_ASC,
+	[STMT_HOST_LIST_NAME_DESC] =
+	    "SELECT " STORE_HOST_COLUMNS " FROM custom_hostnames "
+	    STORE_HOST_NAME STORE_HOST_DESC,
+};
+
+/* The statements of one variant of the custom hostname list. */
+struct store_host_query {
+	enum store_stmt	 count;
+	enum store_stmt	 asc;
+	enum store_stmt	 desc;
+};
+
+static const struct store_host_query store_host_by_zone = {
+	STMT_HOST_COUNT_ZONE, STMT_HOST_LIST_ZONE_ASC, STMT_HOST_LIST_ZONE_DESC
+};
+static const struct store_host_query store_host_by_csr = {
+	STMT_HOST_COUNT_CSR, STMT_HOST_LIST_CSR_ASC, STMT_HOST_LIST_CSR_DESC
+};
+static const struct store_host_query store_host_by_name = {
+	STMT_HOST_COUNT_NAME, STMT_HOST_LIST_NAME_ASC, STMT_HOST_LIST_NAME_DESC
 };
 
 struct store {
@@ -183,14 +284,23 @@ static void	store_rollback(struct store *);
 static int	store_bind_text(sqlite3_stmt *, int, const char *);
 static int	store_bind_blob(sqlite3_stmt *, int, const void *, size_t);
 static int	store_bind_int64(sqlite3_stmt *, int, int64_t);
-static int	store_sans_join(const struct store_csr *, char **);
-static int	store_sans_split(const char *, char ***, size_t *);
+static int	store_lines_join(char *const *, size_t, const char *, const char *,
+		    char **);
+static int	store_lines_split(const char *, char ***, size_t *);
 static int	store_col_text(sqlite3_stmt *, int, int, char **);
 static int	store_col_fixed(sqlite3_stmt *, int, char *, size_t);
 static int	store_csr_from_row(sqlite3_stmt *, struct store_csr **);
 static int	store_csr_rows(struct store *, sqlite3_stmt *, size_t,
 		    struct store_csr ***, size_t *);
+static int	store_csr_ready_inlock(struct store *, const char *, const char *);
+static bool	store_hostname_complete(const struct store_hostname *);
+static int	store_hostname_bind(sqlite3_stmt *, const struct store_hostname *,
+		    const char *);
+static int	store_hostname_from_row(sqlite3_stmt *, struct store_hostname **);
+static int	store_hostname_rows(struct store *, sqlite3_stmt *, size_t,
+		    struct store_hostname ***, size_t *);
 static int	store_count(struct store *, enum store_stmt, const char *, uint64_t *);
+static bool	store_page(unsigned int, unsigned int, uint64_t, uint64_t *, size_t *);
 static int	store_user_version(sqlite3 *, int *);
 static int	store_wal(sqlite3 *, const char *, char **);
 static int	store_migrate(sqlite3 *, char **);
@@ -301,28 +411,31 @@ store_bind_int64(sqlite3_stmt *st, int idx, int64_t v)
 	return (sqlite3_bind_int64(st, idx, v));
 }
 
-/* The SANs of c, newline-joined; NULL when there are none. */
+/*
+ * The n lines of v (a record's SANs or hosts), newline-joined; NULL when there are none.
+ * what and id name the record in the log.
+ */
 static int
-store_sans_join(const struct store_csr *c, char **out)
+store_lines_join(char *const *v, size_t n, const char *what, const char *id, char **out)
 {
 	char	*buf = NULL, *p;
 	size_t	 i, len, total = 0;
 	int	 r = KC_ERR_INVALID;
 
 	*out = NULL;
-	if (c->nsans == 0) {
+	if (n == 0) {
 		r = 0;
 		goto out;
 	}
-	if (c->sans == NULL)
+	if (v == NULL)
 		goto out;
-	for (i = 0; i < c->nsans; i++) {
-		if (c->sans[i] == NULL || strchr(c->sans[i], '\n') != NULL) {
-			log_warnx("store: csr %s: SAN %zu is missing or has a newline",
-			    c->id, i);
+	for (i = 0; i < n; i++) {
+		if (v[i] == NULL || strchr(v[i], '\n') != NULL) {
+			log_warnx("store: %s %s: name %zu is missing or has a newline",
+			    what, id, i);
 			goto out;
 		}
-		len = strlen(c->sans[i]);
+		len = strlen(v[i]);
 		if (len > SIZE_MAX - total - 1)
 			goto out;
 		total += len + 1;	/* '\n' or the final NUL */
@@ -331,11 +444,11 @@ store_sans_join(const struct store_csr *c, char **out)
 		r = KC_ERR_NOMEM;
 		goto out;
 	}
-	for (i = 0, p = buf; i < c->nsans; i++) {
-		len = strlen(c->sans[i]);
-		memcpy(p, c->sans[i], len);
+	for (i = 0, p = buf; i < n; i++) {
+		len = strlen(v[i]);
+		memcpy(p, v[i], len);
 		p += len;
-		*p++ = (i + 1 < c->nsans) ? '\n' : '\0';
+		*p++ = (i + 1 < n) ? '\n' : '\0';
 	}
 	*out = buf;
 	buf = NULL;
@@ -345,9 +458,9 @@ store_sans_join(const struct store_csr *c, char **out)
 	return (r);
 }
 
-/* Undo store_sans_join(); joined NULL gives no SANs. */
+/* Undo store_lines_join(); joined NULL gives no lines. */
 static int
-store_sans_split(const char *joined, char ***sansp, size_t *np)
+store_lines_split(const char *joined, char ***sansp, size_t *np)
 {
 	char		**sans = NULL;
 	const char	 *p, *nl;
@@ -455,7 +568,7 @@ store_csr_from_row(sqlite3_stmt *st, struct store_csr **cp)
 	    (r = store_col_text(st, 10, 1, &c->organizational_unit)) != 0 ||
 	    (r = store_col_text(st, 11, 0, &c->common_name)) != 0 ||
 	    (r = store_col_text(st, 12, 1, &sans)) != 0 ||
-	    (r = store_sans_split(sans, &c->sans, &c->nsans)) != 0 ||
+	    (r = store_lines_split(sans, &c->sans, &c->nsans)) != 0 ||
 	    (r = store_col_text(st, 13, 1, &c->name)) != 0 ||
 	    (r = store_col_text(st, 14, 1, &c->description)) != 0 ||
 	    (r = store_col_text(st, 16, 1, &c->csr_pem)) != 0)
@@ -546,6 +659,156 @@ store_count(struct store *s, enum store_stmt which, const char *what, uint64_t *
 	*n = (uint64_t)v;
  out:
 	store_done(st);
+	return (r);
+}
+
+/*
+ * Where a page (from 1) starts, and how many rows it can hold at most; false past the end.
+ * (page - 1) * per_page cannot overflow 64 bits, but may exceed SQLite's int64.
+ */
+static bool
+store_page(unsigned int page, unsigned int per_page, uint64_t count, uint64_t *skip,
+    size_t *rows)
+{
+	*skip = (uint64_t)(page - 1) * per_page;
+	*rows = 0;
+	if (*skip >= count || *skip > INT64_MAX)
+		return (false);
+	*rows = count - *skip < per_page ? (size_t)(count - *skip) : per_page;
+	return (true);
+}
+
+/*
+ * Within the caller's transaction: is id a READY record of zone_id?
+ * @retval 0, KC_ERR_NOT_FOUND, or the SQLite error
+ */
+static int
+store_csr_ready_inlock(struct store *s, const char *zone_id, const char *id)
+{
+	sqlite3_stmt	*st = s->stmt[STMT_CSR_STATE_IN_ZONE];
+	int		 rc, r;
+
+	if ((rc = store_bind_text(st, 1, id)) != SQLITE_OK ||
+	    (rc = store_bind_text(st, 2, zone_id)) != SQLITE_OK ||
+	    ((rc = sqlite3_step(st)) != SQLITE_ROW && rc != SQLITE_DONE))
+		r = store_error(s, rc, "csr state");
+	else if (rc == SQLITE_DONE || sqlite3_column_int64(st, 0) != STORE_CSR_READY)
+		r = KC_ERR_NOT_FOUND;
+	else
+		r = 0;
+	store_done(st);
+	return (r);
+}
+
+/*
+ * Are the certificate's fields all there? A certificate covers its hostname, so it has DNS
+ * names: hosts is never empty (and its column is NOT NULL).
+ */
+static bool
+store_hostname_complete(const struct store_hostname *h)
+{
+	return (h->bundle_method != NULL && h->certificate_pem != NULL && h->issuer != NULL &&
+	    h->serial_number != NULL && h->signature_alg != NULL && h->nhosts > 0);
+}
+
+/* Bind ?1 to ?13 of STMT_HOST_INSERT and STMT_HOST_UPDATE; hosts is h's, joined. */
+static int
+store_hostname_bind(sqlite3_stmt *st, const struct store_hostname *h, const char *hosts)
+{
+	int	 rc;
+
+	if ((rc = store_bind_text(st, 1, h->csr_id)) != SQLITE_OK ||
+	    (rc = store_bind_text(st, 2, h->ssl_id)) != SQLITE_OK ||
+	    (rc = store_bind_text(st, 3, h->bundle_method)) != SQLITE_OK ||
+	    (rc = store_bind_text(st, 4, h->certificate_pem)) != SQLITE_OK ||
+	    (rc = store_bind_text(st, 5, h->issuer)) != SQLITE_OK ||
+	    (rc = store_bind_text(st, 6, h->serial_number)) != SQLITE_OK ||
+	    (rc = store_bind_text(st, 7, h->signature_alg)) != SQLITE_OK ||
+	    (rc = store_bind_int64(st, 8, h->uploaded_on_us)) != SQLITE_OK ||
+	    (rc = store_bind_int64(st, 9, h->not_before_us)) != SQLITE_OK ||
+	    (rc = store_bind_int64(st, 10, h->expires_on_us)) != SQLITE_OK ||
+	    (rc = store_bind_text(st, 11, hosts)) != SQLITE_OK ||
+	    (rc = store_bind_text(st, 12, h->id)) != SQLITE_OK ||
+	    (rc = store_bind_text(st, 13, h->zone_id)) != SQLITE_OK)
+		return (rc);
+	return (SQLITE_OK);
+}
+
+/* Build a custom hostname from the current row of a statement selecting STORE_HOST_COLUMNS. */
+static int
+store_hostname_from_row(sqlite3_stmt *st, struct store_hostname **hp)
+{
+	struct store_hostname	*h = NULL;
+	char			*hosts = NULL;
+	int			 r = KC_ERR_NOMEM;
+
+	*hp = NULL;
+	if ((h = calloc(1, sizeof(*h))) == NULL)
+		goto out;
+	h->created_at_us = sqlite3_column_int64(st, 4);
+	h->uploaded_on_us = sqlite3_column_int64(st, 11);
+	h->not_before_us = sqlite3_column_int64(st, 12);
+	h->expires_on_us = sqlite3_column_int64(st, 13);
+	if ((r = store_col_fixed(st, 0, h->id, sizeof(h->id))) != 0 ||
+	    (r = store_col_fixed(st, 1, h->zone_id, sizeof(h->zone_id))) != 0 ||
+	    (r = store_col_text(st, 2, 0, &h->hostname)) != 0 ||
+	    (r = store_col_fixed(st, 3, h->csr_id, sizeof(h->csr_id))) != 0 ||
+	    (r = store_col_fixed(st, 5, h->ssl_id, sizeof(h->ssl_id))) != 0 ||
+	    (r = store_col_text(st, 6, 0, &h->bundle_method)) != 0 ||
+	    (r = store_col_text(st, 7, 0, &h->certificate_pem)) != 0 ||
+	    (r = store_col_text(st, 8, 0, &h->issuer)) != 0 ||
+	    (r = store_col_text(st, 9, 0, &h->serial_number)) != 0 ||
+	    (r = store_col_text(st, 10, 0, &h->signature_alg)) != 0 ||
+	    (r = store_col_text(st, 14, 0, &hosts)) != 0 ||
+	    (r = store_lines_split(hosts, &h->hosts, &h->nhosts)) != 0)
+		goto out;
+	*hp = h;
+	h = NULL;
+	r = 0;
+ out:
+	if (r == KC_ERR_STORE)
+		log_warnx("store: damaged custom hostname row");
+	free(hosts);
+	store_hostname_free(h);
+	return (r);
+}
+
+/* As store_csr_rows(), for statements selecting STORE_HOST_COLUMNS. */
+static int
+store_hostname_rows(struct store *s, sqlite3_stmt *st, size_t hint,
+    struct store_hostname ***vp, size_t *np)
+{
+	struct store_hostname	**v = NULL, **nv, *h;
+	size_t			  n = 0, cap = 0, ncap;
+	int			  rc, r = 0;
+
+	*vp = NULL;
+	*np = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == cap) {
+			ncap = cap == 0 ? (hint > 0 && hint < 1024 ? hint : 16) : cap * 2;
+			if (ncap > SIZE_MAX / sizeof(*v) ||
+			    (nv = realloc(v, ncap * sizeof(*v))) == NULL) {
+				r = KC_ERR_NOMEM;
+				goto out;
+			}
+			v = nv;
+			cap = ncap;
+		}
+		if ((r = store_hostname_from_row(st, &h)) != 0)
+			goto out;
+		v[n++] = h;
+	}
+	if (rc != SQLITE_DONE) {
+		r = store_error(s, rc, "read custom hostnames");
+		goto out;
+	}
+	*vp = v;
+	*np = n;
+	v = NULL;
+	n = 0;
+ out:
+	store_hostname_free_array(v, n);
 	return (r);
 }
 
@@ -784,7 +1047,7 @@ store_csr_insert(struct store *s, const struct store_csr *c)
 
 	return_val_if_fail(s != NULL && c != NULL, KC_ERR_INVALID);
 	st = s->stmt[STMT_CSR_INSERT];
-	if ((r = store_sans_join(c, &sans)) != 0)
+	if ((r = store_lines_join(c->sans, c->nsans, "csr", c->id, &sans)) != 0)
 		goto out;
 	if ((rc = store_bind_text(st, 1, c->id)) != SQLITE_OK ||
 	    (rc = store_bind_text(st, 2, c->zone_id)) != SQLITE_OK ||
@@ -847,29 +1110,13 @@ store_csr_set_deleting(struct store *s, const char *zone_id, const char *id)
 	/* IMMEDIATE: no hostname can start using the record between check and update. */
 	if ((r = store_begin(s, STMT_BEGIN_IMMEDIATE)) != 0)
 		return (r);
+	if ((r = store_csr_ready_inlock(s, zone_id, id)) != 0)
+		goto out;
 
-	st = s->stmt[STMT_CSR_STATE_IN_ZONE];
-	if ((rc = store_bind_text(st, 1, id)) != SQLITE_OK ||
-	    (rc = store_bind_text(st, 2, zone_id)) != SQLITE_OK) {
-		r = store_error(s, rc, "csr state");
-		goto out;
-	}
-	if ((rc = sqlite3_step(st)) == SQLITE_DONE) {
-		r = KC_ERR_NOT_FOUND;
-		goto out;
-	}
-	if (rc != SQLITE_ROW) {
-		r = store_error(s, rc, "csr state");
-		goto out;
-	}
-	if (sqlite3_column_int64(st, 0) != STORE_CSR_READY) {
-		r = KC_ERR_NOT_FOUND;
-		goto out;
-	}
-	store_done(st);
-
+	/* The foreign key keeps hostnames in their CSR's zone. */
 	st = s->stmt[STMT_CSR_IN_USE];
-	if ((rc = store_bind_text(st, 1, id)) != SQLITE_OK ||
+	if ((rc = store_bind_text(st, 1, zone_id)) != SQLITE_OK ||
+	    (rc = store_bind_text(st, 2, id)) != SQLITE_OK ||
 	    ((rc = sqlite3_step(st)) != SQLITE_ROW && rc != SQLITE_DONE)) {
 		r = store_error(s, rc, "csr in use");
 		goto out;
@@ -956,6 +1203,7 @@ store_csr_list(struct store *s, const char *zone_id, unsigned int page, unsigned
 {
 	sqlite3_stmt	*st = NULL;
 	uint64_t	 count, skip;
+	size_t		 rows;
 	int		 rc, r;
 
 	return_val_if_fail(vp != NULL && n != NULL && total != NULL, KC_ERR_INVALID);
@@ -977,9 +1225,7 @@ store_csr_list(struct store *s, const char *zone_id, unsigned int page, unsigned
 	if ((r = store_count(s, STMT_CSR_COUNT_ZONE, "count csrs", &count)) != 0)
 		goto out;
 
-	/* (page - 1) * per_page cannot overflow 64 bits, but may exceed SQLite's int64. */
-	skip = (uint64_t)(page - 1) * per_page;
-	if (skip >= count || skip > INT64_MAX) {
+	if (!store_page(page, per_page, count, &skip, &rows)) {
 		st = NULL;
 		r = store_commit(s);
 		goto out;
@@ -992,8 +1238,7 @@ store_csr_list(struct store *s, const char *zone_id, unsigned int page, unsigned
 		r = store_error(s, rc, "list csrs");
 		goto out;
 	}
-	if ((r = store_csr_rows(s, st, count - skip < per_page ? count - skip : per_page,
-	    vp, n)) != 0)
+	if ((r = store_csr_rows(s, st, rows, vp, n)) != 0)
 		goto out;
 	store_done(st);
 	st = NULL;
@@ -1110,6 +1355,228 @@ store_ping(struct store *s)
 		r = store_error(s, rc, "ping");
 	store_done(st);
 	return (r);
+}
+
+int
+store_hostname_insert(struct store *s, const struct store_hostname *h)
+{
+	sqlite3_stmt	*st = NULL;
+	char		*hosts = NULL;
+	int		 rc, r;
+
+	return_val_if_fail(s != NULL && h != NULL && h->hostname != NULL, KC_ERR_INVALID);
+	return_val_if_fail(store_hostname_complete(h), KC_ERR_INVALID);
+	if ((r = store_lines_join(h->hosts, h->nhosts, "custom hostname", h->id, &hosts)) != 0)
+		return (r);
+	/* IMMEDIATE: the CSR cannot leave READY between the check and the insert. */
+	if ((r = store_begin(s, STMT_BEGIN_IMMEDIATE)) != 0 ||
+	    (r = store_csr_ready_inlock(s, h->zone_id, h->csr_id)) != 0)
+		goto out;
+	st = s->stmt[STMT_HOST_INSERT];
+	if ((rc = store_hostname_bind(st, h, hosts)) != SQLITE_OK ||
+	    (rc = store_bind_text(st, 14, h->hostname)) != SQLITE_OK ||
+	    (rc = store_bind_int64(st, 15, h->created_at_us)) != SQLITE_OK ||
+	    (rc = sqlite3_step(st)) != SQLITE_DONE) {
+		/* The hostname in the zone, the id or the ssl id taken: KC_ERR_CONFLICT. */
+		r = store_error(s, rc, "insert custom hostname");
+		goto out;
+	}
+	store_done(st);
+	st = NULL;
+	r = store_commit(s);
+ out:
+	if (st != NULL)
+		store_done(st);
+	if (r != 0)
+		store_rollback(s);
+	free(hosts);
+	return (r);
+}
+
+int
+store_hostname_update(struct store *s, const struct store_hostname *h)
+{
+	sqlite3_stmt	*st = NULL;
+	char		*hosts = NULL;
+	int		 rc, r;
+
+	return_val_if_fail(s != NULL && h != NULL, KC_ERR_INVALID);
+	return_val_if_fail(store_hostname_complete(h), KC_ERR_INVALID);
+	if ((r = store_lines_join(h->hosts, h->nhosts, "custom hostname", h->id, &hosts)) != 0)
+		return (r);
+	if ((r = store_begin(s, STMT_BEGIN_IMMEDIATE)) != 0 ||
+	    (r = store_csr_ready_inlock(s, h->zone_id, h->csr_id)) != 0)
+		goto out;
+	st = s->stmt[STMT_HOST_UPDATE];
+	if ((rc = store_hostname_bind(st, h, hosts)) != SQLITE_OK ||
+	    (rc = sqlite3_step(st)) != SQLITE_DONE) {
+		r = store_error(s, rc, "update custom hostname");
+		goto out;
+	}
+	if (sqlite3_changes(s->db) != 1) {
+		r = KC_ERR_NOT_FOUND;
+		goto out;
+	}
+	store_done(st);
+	st = NULL;
+	r = store_commit(s);
+ out:
+	if (st != NULL)
+		store_done(st);
+	if (r != 0)
+		store_rollback(s);
+	free(hosts);
+	return (r);
+}
+
+int
+store_hostname_get(struct store *s, const char *zone_id, const char *id,
+    struct store_hostname **hp)
+{
+	sqlite3_stmt	*st;
+	int		 rc, r;
+
+	return_val_if_fail(hp != NULL, KC_ERR_INVALID);
+	*hp = NULL;
+	return_val_if_fail(s != NULL && zone_id != NULL && id != NULL, KC_ERR_INVALID);
+	st = s->stmt[STMT_HOST_GET];
+	if ((rc = store_bind_text(st, 1, id)) != SQLITE_OK ||
+	    (rc = store_bind_text(st, 2, zone_id)) != SQLITE_OK) {
+		r = store_error(s, rc, "get custom hostname");
+		goto out;
+	}
+	if ((rc = sqlite3_step(st)) == SQLITE_DONE)
+		r = KC_ERR_NOT_FOUND;
+	else if (rc == SQLITE_ROW)
+		r = store_hostname_from_row(st, hp);
+	else
+		r = store_error(s, rc, "get custom hostname");
+ out:
+	store_done(st);
+	return (r);
+}
+
+int
+store_hostname_list(struct store *s, const char *zone_id, const char *hostname,
+    const char *csr_id, unsigned int page, unsigned int per_page, bool descending,
+    struct store_hostname ***vp, size_t *n, uint64_t *total)
+{
+	const struct store_host_query	*q;
+	sqlite3_stmt			*st = NULL;
+	uint64_t			 count, skip;
+	size_t				 rows;
+	int				 rc, r;
+
+	return_val_if_fail(vp != NULL && n != NULL && total != NULL, KC_ERR_INVALID);
+	*vp = NULL;
+	*n = 0;
+	*total = 0;
+	return_val_if_fail(s != NULL && zone_id != NULL, KC_ERR_INVALID);
+	return_val_if_fail(page >= 1 && per_page >= 1, KC_ERR_INVALID);
+
+	/* The variant is chosen by the filters, so it uses every bind index set below. */
+	if (hostname != NULL)
+		q = &store_host_by_name;
+	else if (csr_id != NULL)
+		q = &store_host_by_csr;
+	else
+		q = &store_host_by_zone;
+
+	/* One read transaction, so that the total and the page agree. */
+	if ((r = store_begin(s, STMT_BEGIN)) != 0)
+		return (r);
+	st = s->stmt[q->count];
+	if ((rc = store_bind_text(st, 1, zone_id)) != SQLITE_OK ||
+	    (hostname != NULL && (rc = store_bind_text(st, 2, hostname)) != SQLITE_OK) ||
+	    (csr_id != NULL && (rc = store_bind_text(st, 3, csr_id)) != SQLITE_OK)) {
+		r = store_error(s, rc, "count custom hostnames");
+		goto out;
+	}
+	if ((r = store_count(s, q->count, "count custom hostnames", &count)) != 0)
+		goto out;
+
+	if (!store_page(page, per_page, count, &skip, &rows)) {
+		st = NULL;
+		r = store_commit(s);
+		goto out;
+	}
+	st = s->stmt[descending ? q->desc : q->asc];
+	if ((rc = store_bind_text(st, 1, zone_id)) != SQLITE_OK ||
+	    (hostname != NULL && (rc = store_bind_text(st, 2, hostname)) != SQLITE_OK) ||
+	    (csr_id != NULL && (rc = store_bind_text(st, 3, csr_id)) != SQLITE_OK) ||
+	    (rc = store_bind_int64(st, 4, per_page)) != SQLITE_OK ||
+	    (rc = store_bind_int64(st, 5, (int64_t)skip)) != SQLITE_OK) {
+		r = store_error(s, rc, "list custom hostnames");
+		goto out;
+	}
+	if ((r = store_hostname_rows(s, st, rows, vp, n)) != 0)
+		goto out;
+	store_done(st);
+	st = NULL;
+	if ((r = store_commit(s)) != 0) {
+		store_hostname_free_array(*vp, *n);
+		*vp = NULL;
+		*n = 0;
+	}
+ out:
+	if (st != NULL)
+		store_done(st);
+	if (r != 0)
+		store_rollback(s);
+	else
+		*total = count;
+	return (r);
+}
+
+int
+store_hostname_delete(struct store *s, const char *zone_id, const char *id)
+{
+	sqlite3_stmt	*st;
+	int		 rc, r;
+
+	return_val_if_fail(s != NULL && zone_id != NULL && id != NULL, KC_ERR_INVALID);
+	st = s->stmt[STMT_HOST_DELETE];
+	if ((rc = store_bind_text(st, 1, id)) != SQLITE_OK ||
+	    (rc = store_bind_text(st, 2, zone_id)) != SQLITE_OK ||
+	    (rc = sqlite3_step(st)) != SQLITE_DONE) {
+		r = store_error(s, rc, "delete custom hostname");
+		goto out;
+	}
+	r = sqlite3_changes(s->db) == 1 ? 0 : KC_ERR_NOT_FOUND;
+ out:
+	store_done(st);
+	return (r);
+}
+
+void
+store_hostname_free(struct store_hostname *h)
+{
+	size_t	 i;
+
+	if (h == NULL)
+		return;
+	free(h->hostname);
+	free(h->bundle_method);
+	free(h->certificate_pem);
+	free(h->issuer);
+	free(h->serial_number);
+	free(h->signature_alg);
+	for (i = 0; i < h->nhosts && h->hosts != NULL; i++)
+		free(h->hosts[i]);
+	free(h->hosts);
+	free(h);
+}
+
+void
+store_hostname_free_array(struct store_hostname **v, size_t n)
+{
+	size_t	 i;
+
+	if (v == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		store_hostname_free(v[i]);
+	free(v);
 }
 
 void

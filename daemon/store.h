@@ -46,6 +46,26 @@ struct store_csr {
 	char			*csr_pem;	/* NULL while creating */
 };
 
+/* A custom hostname: a certificate uploaded for a custom CSR's key, for one hostname. */
+struct store_hostname {
+	char			 id[STORE_ID_LEN + 1];
+	char			 zone_id[STORE_ZONE_LEN + 1];
+	char			*hostname;
+	char			 csr_id[STORE_ID_LEN + 1];
+	int64_t			 created_at_us;
+	char			 ssl_id[STORE_ID_LEN + 1];
+	char			*bundle_method;
+	char			*certificate_pem;	/* leaf, then intermediates */
+	char			*issuer;
+	char			*serial_number;		/* decimal */
+	char			*signature_alg;
+	int64_t			 uploaded_on_us;
+	int64_t			 not_before_us;
+	int64_t			 expires_on_us;		/* the leaf's notAfter */
+	char		       **hosts;			/* the leaf's DNS SANs */
+	size_t			 nhosts;
+};
+
 struct store;
 
 /**
@@ -114,6 +134,38 @@ int	store_csr_count(struct store *s, uint64_t *n);
 
 /** Quick health probe (a trivial query). @retval 0 or KC_ERR_STORE */
 int	store_ping(struct store *s);
+
+/**
+ * Insert a custom hostname. The CSR must be READY in the same zone.
+ * @retval 0, KC_ERR_CONFLICT (hostname already in the zone), KC_ERR_NOT_FOUND (no READY CSR
+ *	csr_id in the zone), KC_ERR_STORE
+ */
+int	store_hostname_insert(struct store *s, const struct store_hostname *h);
+
+/**
+ * Replace the certificate of a hostname (renewal, or another READY CSR of the zone): every
+ * field but id, zone_id, hostname and created_at_us is taken from h.
+ * @retval 0, KC_ERR_NOT_FOUND (no such hostname, or the CSR is not READY in the zone)
+ */
+int	store_hostname_update(struct store *s, const struct store_hostname *h);
+
+/** @param hp caller frees with store_hostname_free(). @retval 0, KC_ERR_NOT_FOUND */
+int	store_hostname_get(struct store *s, const char *zone_id, const char *id,
+	    struct store_hostname **hp);
+
+/**
+ * A page of a zone's hostnames, ordered by created_at then id; filters may be NULL.
+ * @param vp caller frees with store_hostname_free_array()
+ */
+int	store_hostname_list(struct store *s, const char *zone_id, const char *hostname,
+	    const char *csr_id, unsigned int page, unsigned int per_page, bool descending,
+	    struct store_hostname ***vp, size_t *n, uint64_t *total);
+
+/** @retval 0, KC_ERR_NOT_FOUND */
+int	store_hostname_delete(struct store *s, const char *zone_id, const char *id);
+
+void	store_hostname_free(struct store_hostname *h);
+void	store_hostname_free_array(struct store_hostname **v, size_t n);
 
 void	store_csr_free(struct store_csr *c);
 void	store_csr_free_array(struct store_csr **v, size_t n);

@@ -125,6 +125,16 @@ proto_request_name(int body_case)
 		return "get_csr";
 	case KEYCUSTODY__REQUEST__BODY_DELETE_CSR:
 		return "delete_csr";
+	case KEYCUSTODY__REQUEST__BODY_CREATE_HOSTNAME:
+		return "create_hostname";
+	case KEYCUSTODY__REQUEST__BODY_LIST_HOSTNAMES:
+		return "list_hostnames";
+	case KEYCUSTODY__REQUEST__BODY_GET_HOSTNAME:
+		return "get_hostname";
+	case KEYCUSTODY__REQUEST__BODY_UPDATE_HOSTNAME:
+		return "update_hostname";
+	case KEYCUSTODY__REQUEST__BODY_DELETE_HOSTNAME:
+		return "delete_hostname";
 	default:
 		return "unknown";
 	}

@@ -49,6 +49,7 @@ check() { local d=$1; shift; if "$@" >"$KC_TMP/last.out" 2>&1; then ok "$d"; els
 # check_eq DESCRIPTION EXPECTED ACTUAL
 check_eq() { if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1: expected '$2', got '$3'"; fi; }
 kc_done() {
+	kc_stop_daemon	# its exit status and sanitizer output count too
 	echo "# $KC_CHECKS checks, $KC_FAILED failed"
 	[ "$KC_FAILED" -eq 0 ] && [ "$KC_CHECKS" -gt 0 ]
 	exit $?
@@ -70,6 +71,7 @@ socket = $KEYCUSTODY_SOCKET
 store = $KC_TMP/keycustody.db
 workers = 2
 signer = $KC_SIGNER
+audit_log = $KC_TMP/audit.log
 EOC
 }
 
@@ -89,11 +91,28 @@ kc_start_daemon() {
 	echo "# keycustodyd did not answer"; return 1
 }
 
+# Stop the daemon with SIGTERM: it must exit 0, and (in the sanitizer build) without any
+# AddressSanitizer, LeakSanitizer or UBSan report in its log.
 kc_stop_daemon() {
 	[ -n "$DAEMON_PID" ] || return 0
 	kill -TERM "$DAEMON_PID" 2>/dev/null
 	wait "$DAEMON_PID" 2>/dev/null
+	rc=$?
 	DAEMON_PID=
+	if [ "$rc" -ne 0 ]; then
+		not_ok "keycustodyd exited with status $rc after SIGTERM"
+		sed 's/^/#   /' "$KC_TMP/keycustodyd.log" | tail -30
+	fi
+	kc_check_sanitizer_log "$KC_TMP/keycustodyd.log" keycustodyd
+}
+
+# kc_check_sanitizer_log FILE NAME: fail on any sanitizer report in FILE.
+kc_check_sanitizer_log() {
+	if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$1" 2>/dev/null; then
+		not_ok "$2: sanitizer report"
+		grep -A30 -E 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$1" |
+		    sed 's/^/#   /' | head -60
+	fi
 }
 
 kc_setup() {

@@ -1,7 +1,8 @@
 # Copyright (c) 2026 The keycustody authors. SPDX-License-Identifier: ISC
 #
 # http-common.sh: helpers for the keycustody-http integration tests; sourced after common.sh
-# (kc_setup: token, daemon, KEYCUSTODY_SOCKET; KC_HTTP, KC_ZONE, KC_ZONE2, KC_TMP).
+# (kc_setup: token, daemon, KEYCUSTODY_SOCKET; KC_HTTP, KC_ZONE, KC_ZONE2, KC_TMP), and the
+# request and check helpers that the curl tests share.
 
 # A free TCP port on 127.0.0.1.
 kc_free_port()
@@ -50,4 +51,42 @@ kc_stop_http()
 		wait "$KC_HTTP_PID" 2>/dev/null
 		KC_HTTP_PID=
 	fi
+}
+
+# The checks below write the answer of the last request to $tmp/body and its headers to
+# $tmp/hdr: the test sets tmp. ok/not_ok come from common.sh.
+bad() { not_ok "$*"; echo "#   body: $(head -c 600 "$tmp/body" | tr '\n' ' ')"; }
+
+# req METHOD PATH [curl args]: sets $st; body in $tmp/body, headers in $tmp/hdr.
+req()
+{
+	m=$1; p=$2; shift 2
+	st=$(curl -sS -o "$tmp/body" -D "$tmp/hdr" -w '%{http_code}' -X "$m" "$KC_HTTP_URL$p" "$@")
+}
+W() { echo "Authorization: Bearer $KC_TOKEN_W"; }
+
+# expect STATUS CODE [CHAIN] DESCRIPTION: check status, first error code (and chain code),
+# the envelope and the headers that every answer must carry.
+expect()
+{
+	want=$1; code=$2; shift 2
+	chain=
+	case "${1:-}" in [0-9]*) chain=$1; shift;; esac
+	desc="$*"
+	if [ "$st" != "$want" ]; then bad "$desc: status $st, want $want"; return; fi
+	if ! grep -qi '^content-type: application/json' "$tmp/hdr"; then bad "$desc: content-type"; return; fi
+	if [ "$want" -ge 400 ] && [ "$want" -lt 500 ] && ! grep -qi '^x-should-retry: false' "$tmp/hdr"; then
+		bad "$desc: x-should-retry missing"; return
+	fi
+	if [ "$code" != - ]; then
+		got=$(jq -r '.errors[0].code' "$tmp/body" 2>/dev/null)
+		[ "$got" = "$code" ] || { bad "$desc: code $got, want $code"; return; }
+		jq -e '.success == false and .result == null and (.messages | type == "array")' \
+		    "$tmp/body" >/dev/null || { bad "$desc: failure envelope"; return; }
+	fi
+	if [ -n "$chain" ]; then
+		got=$(jq -r '.errors[0].error_chain[0].code' "$tmp/body")
+		[ "$got" = "$chain" ] || { bad "$desc: chain $got, want $chain"; return; }
+	fi
+	ok "$desc"
 }

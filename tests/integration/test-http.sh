@@ -23,42 +23,7 @@ cleanup()
 trap cleanup EXIT
 kc_start_http "$tmp" || exit 1
 
-# ok/not_ok/kc_done come from common.sh
-bad() { not_ok "$*"; echo "#   body: $(head -c 600 "$tmp/body" | tr '\n' ' ')"; }
-
-# req METHOD PATH [curl args]: sets $st; body in $tmp/body, headers in $tmp/hdr.
-req()
-{
-	m=$1; p=$2; shift 2
-	st=$(curl -sS -o "$tmp/body" -D "$tmp/hdr" -w '%{http_code}' -X "$m" "$KC_HTTP_URL$p" "$@")
-}
-W() { echo "Authorization: Bearer $KC_TOKEN_W"; }
-
-# expect STATUS CODE [CHAIN] DESCRIPTION: check status, first error code (and chain code),
-# the envelope and the headers that every answer must carry.
-expect()
-{
-	want=$1; code=$2; shift 2
-	chain=
-	case "${1:-}" in [0-9]*) chain=$1; shift;; esac
-	desc="$*"
-	if [ "$st" != "$want" ]; then bad "$desc: status $st, want $want"; return; fi
-	if ! grep -qi '^content-type: application/json' "$tmp/hdr"; then bad "$desc: content-type"; return; fi
-	if [ "$want" -ge 400 ] && [ "$want" -lt 500 ] && ! grep -qi '^x-should-retry: false' "$tmp/hdr"; then
-		bad "$desc: x-should-retry missing"; return
-	fi
-	if [ "$code" != - ]; then
-		got=$(jq -r '.errors[0].code' "$tmp/body" 2>/dev/null)
-		[ "$got" = "$code" ] || { bad "$desc: code $got, want $code"; return; }
-		jq -e '.success == false and .result == null and (.messages | type == "array")' \
-		    "$tmp/body" >/dev/null || { bad "$desc: failure envelope"; return; }
-	fi
-	if [ -n "$chain" ]; then
-		got=$(jq -r '.errors[0].error_chain[0].code' "$tmp/body")
-		[ "$got" = "$chain" ] || { bad "$desc: chain $got, want $chain"; return; }
-	fi
-	ok "$desc"
-}
+# ok/not_ok/kc_done come from common.sh; bad, req, W and expect from http-common.sh
 
 # verify_csr FILE: the CSR object in FILE (jq path .result or given) verifies.
 verify_csr()

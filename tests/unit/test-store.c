@@ -30,6 +30,9 @@
 #define ZONE_C	"00000000000000000000000000000000"
 
 #define NPAGED	23	/* READY records of zone A in the pagination test */
+#define NHOSTS	13	/* custom hostnames of zone A in the hostname list test */
+
+#define SCHEMA_VERSION	2	/* the newest migration of store.c */
 
 struct fixture {
 	char		 dir[PATH_MAX];
@@ -55,6 +58,19 @@ struct tcsr {
 static const uint8_t	 test_pubkey[] = { 0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x00, 0xff };
 static char		 test_pem[] =
     "-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n";
+
+/* A custom hostname with storage for its strings. */
+struct thost {
+	struct store_hostname h;
+	char		 hostname[64];
+	char		 bundle[16];
+	char		 pem[128];
+	char		 issuer[32];
+	char		 serial[48];
+	char		 sig[32];
+	char		 host[2][64];
+	char		*hosts[2];
+};
 
 /* Remove a database file and its WAL companions. */
 static void
@@ -113,6 +129,8 @@ fx_teardown(void **state)
 	snprintf(p, sizeof(p), "%s/fresh.db", fx->dir);
 	remove_db(p);
 	snprintf(p, sizeof(p), "%s/legacy.db", fx->dir);
+	remove_db(p);
+	snprintf(p, sizeof(p), "%s/v1.db", fx->dir);
 	remove_db(p);
 	rmdir(fx->dir);
 	free(fx);
@@ -596,7 +614,7 @@ test_persistence(void **state)
 	store_close(NULL);
 
 	db = raw_open(fx->path);
-	assert_int_equal(raw_int(db, "PRAGMA user_version"), 1);
+	assert_int_equal(raw_int(db, "PRAGMA user_version"), SCHEMA_VERSION);
 	assert_int_equal(raw_int(db, "SELECT count(*) FROM csrs"), 1);
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL),
 	    SQLITE_OK);
@@ -655,7 +673,7 @@ test_concurrent_open(void **state)
 	for (i = 0; i < 8; i++)
 		assert_int_equal(o[i].r, 0);
 	db = raw_open(path);
-	assert_int_equal(raw_int(db, "PRAGMA user_version"), 1);
+	assert_int_equal(raw_int(db, "PRAGMA user_version"), SCHEMA_VERSION);
 	assert_int_equal(sqlite3_close(db), SQLITE_OK);
 	remove_db(path);
 }
@@ -698,11 +716,11 @@ test_open_refused(void **state)
 	struct fixture	*fx = *state;
 	struct store	*s2 = NULL;
 	sqlite3		*db;
-	char		*cause = NULL;
+	char		*cause = NULL, sql[64];
 
 	db = raw_open(fx->path);
-	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 2", NULL, NULL, NULL),
-	    SQLITE_OK);
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", SCHEMA_VERSION + 1);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_close(db), SQLITE_OK);
 	assert_int_equal(store_open(fx->path, &s2, &cause), KC_ERR_STORE);
 	assert_null(s2);
@@ -742,6 +760,574 @@ test_busy(void **state)
 	assert_int_equal(store_csr_set_deleting(fx->s, ZONE_A, a.c.id), 0);
 }
 
+/*
+ * Custom hostname n using csr: scrambled ids (id order differs from insertion order), one
+ * or two hosts. name NULL gives "hN.example.net".
+ */
+static void
+thost_init(struct thost *t, const struct tcsr *csr, unsigned int n, const char *name,
+    int64_t created_at_us)
+{
+	memset(t, 0, sizeof(*t));
+	snprintf(t->h.id, sizeof(t->h.id), "%08x-1111-4000-8000-%012x",
+	    (n * 2246822519u) & 0xffffffffu, n);
+	snprintf(t->h.ssl_id, sizeof(t->h.ssl_id), "%08x-2222-4000-8000-%012x",
+	    (n * 3266489917u) & 0xffffffffu, n);
+	memcpy(t->h.zone_id, csr->c.zone_id, sizeof(t->h.zone_id));
+	memcpy(t->h.csr_id, csr->c.id, sizeof(t->h.csr_id));
+	if (name != NULL)
+		snprintf(t->hostname, sizeof(t->hostname), "%s", name);
+	else
+		snprintf(t->hostname, sizeof(t->hostname), "h%u.example.net", n);
+	snprintf(t->bundle, sizeof(t->bundle), "ubiquitous");
+	snprintf(t->pem, sizeof(t->pem),
+	    "-----BEGIN CERTIFICATE-----\nLEAF%u\n-----END CERTIFICATE-----\n", n);
+	snprintf(t->issuer, sizeof(t->issuer), "TestCAInc");
+	snprintf(t->serial, sizeof(t->serial), "12345678901234567890%u", n);
+	snprintf(t->sig, sizeof(t->sig), "ECDSAWithSHA256");
+	snprintf(t->host[0], sizeof(t->host[0]), "%s", t->hostname);
+	snprintf(t->host[1], sizeof(t->host[1]), "*.w%u.example.net", n);
+	t->hosts[0] = t->host[0];
+	t->hosts[1] = t->host[1];
+	t->h.hostname = t->hostname;
+	t->h.created_at_us = created_at_us;
+	t->h.bundle_method = t->bundle;
+	t->h.certificate_pem = t->pem;
+	t->h.issuer = t->issuer;
+	t->h.serial_number = t->serial;
+	t->h.signature_alg = t->sig;
+	t->h.uploaded_on_us = created_at_us + 5;
+	t->h.not_before_us = 1700000000000000LL + n;
+	t->h.expires_on_us = 1800000000000000LL + n;
+	t->h.hosts = t->hosts;
+	t->h.nhosts = 1 + n % 2;
+}
+
+static void
+assert_same_hostname(const struct store_hostname *a, const struct store_hostname *b)
+{
+	size_t	 i;
+
+	assert_string_equal(a->id, b->id);
+	assert_string_equal(a->zone_id, b->zone_id);
+	assert_string_equal(a->hostname, b->hostname);
+	assert_string_equal(a->csr_id, b->csr_id);
+	assert_int_equal(a->created_at_us, b->created_at_us);
+	assert_string_equal(a->ssl_id, b->ssl_id);
+	assert_string_equal(a->bundle_method, b->bundle_method);
+	assert_string_equal(a->certificate_pem, b->certificate_pem);
+	assert_string_equal(a->issuer, b->issuer);
+	assert_string_equal(a->serial_number, b->serial_number);
+	assert_string_equal(a->signature_alg, b->signature_alg);
+	assert_int_equal(a->uploaded_on_us, b->uploaded_on_us);
+	assert_int_equal(a->not_before_us, b->not_before_us);
+	assert_int_equal(a->expires_on_us, b->expires_on_us);
+	assert_int_equal(a->nhosts, b->nhosts);
+	for (i = 0; i < a->nhosts; i++)
+		assert_string_equal(a->hosts[i], b->hosts[i]);
+}
+
+/* Every field of a custom hostname goes in and comes back, in its zone only. */
+static void
+test_hostname_roundtrip(void **state)
+{
+	struct fixture		*fx = *state;
+	struct store_hostname	*got = NULL;
+	struct tcsr		 a;
+	struct thost		 one, two;
+
+	tcsr_init(&a, 0, 1, 1, 1);
+	insert_ready(fx->s, &a);
+	thost_init(&one, &a, 1, "app.example.net", 1700000000000001LL);
+	thost_init(&two, &a, 2, NULL, 1700000000000002LL);
+	assert_int_equal(one.h.nhosts, 2);
+	assert_int_equal(two.h.nhosts, 1);
+	assert_int_equal(store_hostname_insert(fx->s, &one.h), 0);
+	assert_int_equal(store_hostname_insert(fx->s, &two.h), 0);
+
+	assert_int_equal(store_hostname_get(fx->s, ZONE_A, one.h.id, &got), 0);
+	assert_non_null(got);
+	assert_same_hostname(&one.h, got);
+	store_hostname_free(got);
+	assert_int_equal(store_hostname_get(fx->s, ZONE_A, two.h.id, &got), 0);
+	assert_same_hostname(&two.h, got);
+	store_hostname_free(got);
+	got = NULL;
+
+	/* Another zone's, or an unknown, id is not found. */
+	assert_int_equal(store_hostname_get(fx->s, ZONE_B, one.h.id, &got), KC_ERR_NOT_FOUND);
+	assert_null(got);
+	assert_int_equal(store_hostname_get(fx->s, ZONE_A,
+	    "00000000-0000-4000-8000-000000000000", &got), KC_ERR_NOT_FOUND);
+	assert_null(got);
+
+	store_hostname_free(NULL);
+	store_hostname_free_array(NULL, 0);
+}
+
+/* The hostname is unique in its zone only; ids and ssl ids are unique everywhere. */
+static void
+test_hostname_conflict(void **state)
+{
+	struct fixture		*fx = *state;
+	struct store_hostname	**v = NULL;
+	struct tcsr		 a, b;
+	struct thost		 one, t;
+	uint64_t		 total;
+	size_t			 n;
+
+	tcsr_init(&a, 0, 1, 1, 1);
+	insert_ready(fx->s, &a);
+	tcsr_init(&b, 1, 2, 1, 1);
+	insert_ready(fx->s, &b);
+	thost_init(&one, &a, 1, "app.example.net", 10);
+	assert_int_equal(store_hostname_insert(fx->s, &one.h), 0);
+
+	/* Same hostname, same zone, new ids. */
+	thost_init(&t, &a, 2, "app.example.net", 11);
+	assert_int_equal(store_hostname_insert(fx->s, &t.h), KC_ERR_CONFLICT);
+	/* Same hostname in another zone is another hostname. */
+	thost_init(&t, &b, 3, "app.example.net", 12);
+	assert_int_equal(store_hostname_insert(fx->s, &t.h), 0);
+	/* Same id, or same ssl id, with a new hostname. */
+	thost_init(&t, &a, 4, NULL, 13);
+	memcpy(t.h.id, one.h.id, sizeof(t.h.id));
+	assert_int_equal(store_hostname_insert(fx->s, &t.h), KC_ERR_CONFLICT);
+	thost_init(&t, &a, 5, NULL, 14);
+	memcpy(t.h.ssl_id, one.h.ssl_id, sizeof(t.h.ssl_id));
+	assert_int_equal(store_hostname_insert(fx->s, &t.h), KC_ERR_CONFLICT);
+
+	/* Nothing half-written, and the handle still writes. */
+	assert_int_equal(store_hostname_list(fx->s, ZONE_A, NULL, NULL, 1, 50, false, &v, &n,
+	    &total), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(total, 1);
+	assert_same_hostname(&one.h, v[0]);
+	store_hostname_free_array(v, n);
+	thost_init(&t, &a, 6, NULL, 15);
+	assert_int_equal(store_hostname_insert(fx->s, &t.h), 0);
+}
+
+/* A hostname needs a READY CSR of its own zone, on insert and on update. */
+static void
+test_hostname_csr_checks(void **state)
+{
+	struct fixture		*fx = *state;
+	struct store_hostname	*got = NULL;
+	struct tcsr		 a, other, creating, deleting;
+	struct thost		 t, ok;
+
+	tcsr_init(&a, 0, 1, 1, 1);
+	insert_ready(fx->s, &a);
+	tcsr_init(&other, 1, 2, 1, 1);
+	insert_ready(fx->s, &other);
+	tcsr_init(&creating, 0, 3, 1, 1);
+	assert_int_equal(store_csr_insert(fx->s, &creating.c), 0);
+	tcsr_init(&deleting, 0, 4, 1, 1);
+	insert_ready(fx->s, &deleting);
+	assert_int_equal(store_csr_set_deleting(fx->s, ZONE_A, deleting.c.id), 0);
+
+	/* Another zone's CSR, named from this zone. */
+	thost_init(&t, &a, 1, NULL, 1);
+	memcpy(t.h.csr_id, other.c.id, sizeof(t.h.csr_id));
+	assert_int_equal(store_hostname_insert(fx->s, &t.h), KC_ERR_NOT_FOUND);
+	memcpy(t.h.csr_id, creating.c.id, sizeof(t.h.csr_id));
+	assert_int_equal(store_hostname_insert(fx->s, &t.h), KC_ERR_NOT_FOUND);
+	memcpy(t.h.csr_id, deleting.c.id, sizeof(t.h.csr_id));
+	assert_int_equal(store_hostname_insert(fx->s, &t.h), KC_ERR_NOT_FOUND);
+	snprintf(t.h.csr_id, sizeof(t.h.csr_id), "00000000-0000-4000-8000-000000000000");
+	assert_int_equal(store_hostname_insert(fx->s, &t.h), KC_ERR_NOT_FOUND);
+	assert_int_equal(store_hostname_get(fx->s, ZONE_A, t.h.id, &got), KC_ERR_NOT_FOUND);
+
+	/* The same checks when an update moves a hostname to another CSR. */
+	thost_init(&ok, &a, 2, NULL, 2);
+	assert_int_equal(store_hostname_insert(fx->s, &ok.h), 0);
+	memcpy(ok.h.csr_id, other.c.id, sizeof(ok.h.csr_id));
+	assert_int_equal(store_hostname_update(fx->s, &ok.h), KC_ERR_NOT_FOUND);
+	memcpy(ok.h.csr_id, creating.c.id, sizeof(ok.h.csr_id));
+	assert_int_equal(store_hostname_update(fx->s, &ok.h), KC_ERR_NOT_FOUND);
+	memcpy(ok.h.csr_id, deleting.c.id, sizeof(ok.h.csr_id));
+	assert_int_equal(store_hostname_update(fx->s, &ok.h), KC_ERR_NOT_FOUND);
+	assert_int_equal(store_hostname_get(fx->s, ZONE_A, ok.h.id, &got), 0);
+	assert_string_equal(got->csr_id, a.c.id);
+	store_hostname_free(got);
+
+	/* Misuse: no hosts, a newline in a host, a missing field. */
+	thost_init(&t, &a, 3, NULL, 3);
+	t.h.nhosts = 0;
+	assert_int_equal(store_hostname_insert(fx->s, &t.h), KC_ERR_INVALID);
+	thost_init(&t, &a, 3, NULL, 3);
+	snprintf(t.host[0], sizeof(t.host[0]), "a.example.net\nb.example.net");
+	assert_int_equal(store_hostname_insert(fx->s, &t.h), KC_ERR_INVALID);
+	assert_int_equal(store_hostname_update(fx->s, &t.h), KC_ERR_INVALID);
+	thost_init(&t, &a, 3, NULL, 3);
+	t.h.issuer = NULL;
+	assert_int_equal(store_hostname_insert(fx->s, &t.h), KC_ERR_INVALID);
+	thost_init(&t, &a, 3, NULL, 3);
+	assert_int_equal(store_hostname_insert(fx->s, &t.h), 0);
+}
+
+/* An update replaces the certificate and keeps the hostname's identity. */
+static void
+test_hostname_update(void **state)
+{
+	struct fixture		*fx = *state;
+	struct store_hostname	*got = NULL;
+	struct tcsr		 a, b;
+	struct thost		 one, two, renew;
+
+	tcsr_init(&a, 0, 1, 1, 1);
+	insert_ready(fx->s, &a);
+	tcsr_init(&b, 0, 2, 2, 1);
+	insert_ready(fx->s, &b);
+	thost_init(&one, &a, 1, "app.example.net", 100);
+	assert_int_equal(store_hostname_insert(fx->s, &one.h), 0);
+	thost_init(&two, &a, 2, "api.example.net", 200);
+	assert_int_equal(store_hostname_insert(fx->s, &two.h), 0);
+
+	/* Another certificate, for b's key; the hostname and created_at passed are ignored. */
+	thost_init(&renew, &b, 7, "ignored.example.net", 999);
+	memcpy(renew.h.id, one.h.id, sizeof(renew.h.id));
+	snprintf(renew.bundle, sizeof(renew.bundle), "force");
+	renew.h.nhosts = 2;
+	assert_int_equal(store_hostname_update(fx->s, &renew.h), 0);
+	assert_int_equal(store_hostname_get(fx->s, ZONE_A, one.h.id, &got), 0);
+	assert_string_equal(got->hostname, "app.example.net");
+	assert_int_equal(got->created_at_us, 100);
+	renew.h.hostname = one.h.hostname;
+	renew.h.created_at_us = one.h.created_at_us;
+	assert_same_hostname(&renew.h, got);
+	store_hostname_free(got);
+	got = NULL;
+	/* The other hostname is untouched. */
+	assert_int_equal(store_hostname_get(fx->s, ZONE_A, two.h.id, &got), 0);
+	assert_same_hostname(&two.h, got);
+	store_hostname_free(got);
+	got = NULL;
+
+	/* Renewal of the same certificate fields: still one row changed. */
+	assert_int_equal(store_hostname_update(fx->s, &renew.h), 0);
+
+	/* Another hostname's ssl id. */
+	memcpy(renew.h.ssl_id, two.h.ssl_id, sizeof(renew.h.ssl_id));
+	assert_int_equal(store_hostname_update(fx->s, &renew.h), KC_ERR_CONFLICT);
+
+	/* Unknown id, or the id named in another zone. */
+	thost_init(&renew, &a, 8, NULL, 1);
+	assert_int_equal(store_hostname_update(fx->s, &renew.h), KC_ERR_NOT_FOUND);
+	thost_init(&renew, &a, 9, NULL, 1);
+	memcpy(renew.h.id, one.h.id, sizeof(renew.h.id));
+	memcpy(renew.h.zone_id, ZONE_B, sizeof(renew.h.zone_id));
+	assert_int_equal(store_hostname_update(fx->s, &renew.h), KC_ERR_NOT_FOUND);
+	assert_int_equal(store_hostname_get(fx->s, ZONE_A, one.h.id, &got), 0);
+	assert_string_equal(got->csr_id, b.c.id);
+	assert_string_equal(got->bundle_method, "force");
+	store_hostname_free(got);
+}
+
+static int
+cmp_host(const void *x, const void *y)
+{
+	const struct store_hostname	*a = *(const struct store_hostname *const *)x;
+	const struct store_hostname	*b = *(const struct store_hostname *const *)y;
+
+	if (a->created_at_us != b->created_at_us)
+		return (a->created_at_us < b->created_at_us ? -1 : 1);
+	return (strcmp(a->id, b->id));
+}
+
+/* Walk a list in pages of 4 and compare with the expected order. */
+static void
+check_host_pages(struct store *s, const char *hostname, const char *csr_id,
+    struct store_hostname **order, size_t norder)
+{
+	struct store_hostname	**v = NULL;
+	uint64_t		  total;
+	size_t			  n, i, k;
+	unsigned int		  page;
+	int			  desc;
+
+	for (desc = 0; desc <= 1; desc++) {
+		k = 0;
+		for (page = 1; page <= norder / 4 + 1; page++) {
+			assert_int_equal(store_hostname_list(s, ZONE_A, hostname, csr_id, page,
+			    4, desc, &v, &n, &total), 0);
+			assert_int_equal(total, norder);
+			assert_int_equal(n, norder - k < 4 ? norder - k : 4);
+			for (i = 0; i < n; i++, k++)
+				assert_same_hostname(order[desc ? norder - 1 - k : k], v[i]);
+			store_hostname_free_array(v, n);
+			v = NULL;
+		}
+		assert_int_equal(k, norder);
+	}
+}
+
+/* The zone's hostnames in pages, both directions, with each filter. */
+static void
+test_hostname_list(void **state)
+{
+	struct fixture		*fx = *state;
+	struct store_hostname	**v = NULL, *order[NHOSTS], *by_csr[NHOSTS], *one[1];
+	struct tcsr		 a, b, c;
+	struct thost		 t[NHOSTS], other[3];
+	uint64_t		 total;
+	size_t			 n, i, ncsr = 0;
+
+	tcsr_init(&a, 0, 1, 1, 1);
+	insert_ready(fx->s, &a);
+	tcsr_init(&b, 0, 2, 1, 1);
+	insert_ready(fx->s, &b);
+	tcsr_init(&c, 1, 3, 1, 1);
+	insert_ready(fx->s, &c);
+	for (i = 0; i < NHOSTS; i++) {
+		/* Groups of three share a timestamp; every third uses b. */
+		thost_init(&t[i], i % 3 == 1 ? &b : &a, (unsigned int)i, NULL,
+		    5000 + (int64_t)(i / 3));
+		assert_int_equal(store_hostname_insert(fx->s, &t[i].h), 0);
+		order[i] = &t[i].h;
+	}
+	/* Zone B: the same hostnames, which must not show up in zone A's lists. */
+	for (i = 0; i < 3; i++) {
+		thost_init(&other[i], &c, 100 + (unsigned int)i, t[i].hostname, 1);
+		assert_int_equal(store_hostname_insert(fx->s, &other[i].h), 0);
+	}
+	qsort(order, NHOSTS, sizeof(order[0]), cmp_host);
+	assert_true(strcmp(order[0]->id, t[0].h.id) != 0 ||
+	    strcmp(order[1]->id, t[1].h.id) != 0 || strcmp(order[2]->id, t[2].h.id) != 0);
+	for (i = 0; i < NHOSTS; i++)
+		if (strcmp(order[i]->csr_id, b.c.id) == 0)
+			by_csr[ncsr++] = order[i];
+	assert_int_equal(ncsr, 4);
+
+	check_host_pages(fx->s, NULL, NULL, order, NHOSTS);
+	check_host_pages(fx->s, NULL, b.c.id, by_csr, ncsr);
+	/* t[4] uses b: the hostname filter alone, and with its CSR. */
+	one[0] = &t[4].h;
+	check_host_pages(fx->s, t[4].hostname, NULL, one, 1);
+	check_host_pages(fx->s, t[4].hostname, b.c.id, one, 1);
+
+	/* Filters that match nothing: no rows, total 0. */
+	assert_int_equal(store_hostname_list(fx->s, ZONE_A, t[4].hostname, a.c.id, 1, 4,
+	    false, &v, &n, &total), 0);
+	assert_int_equal(n, 0);
+	assert_null(v);
+	assert_int_equal(total, 0);
+	assert_int_equal(store_hostname_list(fx->s, ZONE_A, "nowhere.example.net", NULL, 1, 4,
+	    false, &v, &n, &total), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(total, 0);
+	assert_int_equal(store_hostname_list(fx->s, ZONE_A, NULL, c.c.id, 1, 4, false, &v, &n,
+	    &total), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(total, 0);
+	/* Zone B sees its own only, filters included. */
+	assert_int_equal(store_hostname_list(fx->s, ZONE_B, t[0].hostname, NULL, 1, 4, false,
+	    &v, &n, &total), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(total, 1);
+	assert_same_hostname(&other[0].h, v[0]);
+	store_hostname_free_array(v, n);
+	assert_int_equal(store_hostname_list(fx->s, ZONE_B, NULL, NULL, 1, 50, false, &v, &n,
+	    &total), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(total, 3);
+	store_hostname_free_array(v, n);
+	assert_int_equal(store_hostname_list(fx->s, ZONE_C, NULL, NULL, 1, 50, true, &v, &n,
+	    &total), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(total, 0);
+
+	/* Past the end, and pages that would overflow: no rows, still the total. */
+	assert_int_equal(store_hostname_list(fx->s, ZONE_A, NULL, NULL, 5, 4, false, &v, &n,
+	    &total), 0);
+	assert_int_equal(n, 0);
+	assert_null(v);
+	assert_int_equal(total, NHOSTS);
+	assert_int_equal(store_hostname_list(fx->s, ZONE_A, NULL, b.c.id, UINT_MAX, UINT_MAX,
+	    true, &v, &n, &total), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(total, ncsr);
+	assert_int_equal(store_hostname_list(fx->s, ZONE_A, t[4].hostname, NULL, UINT_MAX, 50,
+	    false, &v, &n, &total), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(total, 1);
+	assert_int_equal(store_hostname_list(fx->s, ZONE_A, NULL, NULL, 1, UINT_MAX, false, &v,
+	    &n, &total), 0);
+	assert_int_equal(n, NHOSTS);
+	store_hostname_free_array(v, n);
+	assert_int_equal(store_hostname_list(fx->s, ZONE_A, NULL, NULL, 0, 5, false, &v, &n,
+	    &total), KC_ERR_INVALID);
+	assert_int_equal(store_hostname_list(fx->s, ZONE_A, NULL, NULL, 1, 0, false, &v, &n,
+	    &total), KC_ERR_INVALID);
+}
+
+/* Issue 4: the CSR delete is refused until its last hostname is deleted. */
+static void
+test_hostname_delete(void **state)
+{
+	struct fixture		*fx = *state;
+	struct store_hostname	*got = NULL;
+	struct tcsr		 a;
+	struct thost		 one, two;
+
+	tcsr_init(&a, 0, 1, 1, 1);
+	insert_ready(fx->s, &a);
+	thost_init(&one, &a, 1, NULL, 1);
+	assert_int_equal(store_hostname_insert(fx->s, &one.h), 0);
+	thost_init(&two, &a, 2, NULL, 2);
+	assert_int_equal(store_hostname_insert(fx->s, &two.h), 0);
+
+	assert_int_equal(store_csr_set_deleting(fx->s, ZONE_A, a.c.id), KC_ERR_CONFLICT);
+	/* Not this zone's, not known. */
+	assert_int_equal(store_hostname_delete(fx->s, ZONE_B, one.h.id), KC_ERR_NOT_FOUND);
+	assert_int_equal(store_hostname_delete(fx->s, ZONE_A,
+	    "00000000-0000-4000-8000-000000000000"), KC_ERR_NOT_FOUND);
+
+	assert_int_equal(store_hostname_delete(fx->s, ZONE_A, one.h.id), 0);
+	assert_int_equal(store_hostname_delete(fx->s, ZONE_A, one.h.id), KC_ERR_NOT_FOUND);
+	assert_int_equal(store_hostname_get(fx->s, ZONE_A, one.h.id, &got), KC_ERR_NOT_FOUND);
+	assert_null(got);
+	/* One hostname left: still in use. */
+	assert_int_equal(store_csr_set_deleting(fx->s, ZONE_A, a.c.id), KC_ERR_CONFLICT);
+	assert_int_equal(store_hostname_delete(fx->s, ZONE_A, two.h.id), 0);
+	assert_int_equal(store_csr_set_deleting(fx->s, ZONE_A, a.c.id), 0);
+	/* A DELETING CSR takes no new hostname. */
+	thost_init(&one, &a, 3, NULL, 3);
+	assert_int_equal(store_hostname_insert(fx->s, &one.h), KC_ERR_NOT_FOUND);
+	assert_int_equal(store_csr_remove(fx->s, a.c.id), 0);
+}
+
+/*
+ * The schema as version 1 shipped it (migration 1 of store.c, frozen here): a file written
+ * by that program must open and migrate.
+ */
+static const char v1_schema[] =
+	"CREATE TABLE csrs (\n"
+	"  id                  TEXT PRIMARY KEY NOT NULL,\n"
+	"  zone_id             TEXT NOT NULL,\n"
+	"  created_at_us       INTEGER NOT NULL,\n"
+	"  state               INTEGER NOT NULL CHECK (state IN (0, 1, 2)),\n"
+	"  key_type            TEXT NOT NULL,\n"
+	"  key_id              BLOB NOT NULL UNIQUE\n"
+	"                      CHECK (typeof(key_id) = 'blob' AND length(key_id) = 16),\n"
+	"  country             TEXT NOT NULL,\n"
+	"  state_name          TEXT NOT NULL,\n"
+	"  locality            TEXT NOT NULL,\n"
+	"  organization        TEXT NOT NULL,\n"
+	"  organizational_unit TEXT,\n"
+	"  common_name         TEXT NOT NULL,\n"
+	"  sans                TEXT,\n"
+	"  name                TEXT,\n"
+	"  description         TEXT,\n"
+	"  pubkey              BLOB,\n"
+	"  csr_pem             TEXT,\n"
+	"  UNIQUE (zone_id, id),\n"
+	"  CHECK (state <> 1 OR (pubkey IS NOT NULL AND csr_pem IS NOT NULL))\n"
+	");\n"
+	"CREATE INDEX csrs_zone_list ON csrs (zone_id, state, created_at_us, id);\n"
+	"CREATE TABLE custom_hostnames (\n"
+	"  id                  TEXT PRIMARY KEY NOT NULL,\n"
+	"  zone_id             TEXT NOT NULL,\n"
+	"  hostname            TEXT NOT NULL,\n"
+	"  csr_id              TEXT NOT NULL,\n"
+	"  created_at_us       INTEGER NOT NULL,\n"
+	"  ssl_id              TEXT NOT NULL UNIQUE,\n"
+	"  bundle_method       TEXT NOT NULL,\n"
+	"  certificate_pem     TEXT NOT NULL,\n"
+	"  issuer              TEXT NOT NULL,\n"
+	"  serial_number       TEXT NOT NULL,\n"
+	"  signature_alg       TEXT NOT NULL,\n"
+	"  uploaded_on_us      INTEGER NOT NULL,\n"
+	"  expires_on_us       INTEGER NOT NULL,\n"
+	"  hosts               TEXT NOT NULL,\n"
+	"  UNIQUE (zone_id, hostname),\n"
+	"  FOREIGN KEY (zone_id, csr_id) REFERENCES csrs (zone_id, id)\n"
+	");\n"
+	"CREATE INDEX custom_hostnames_csr ON custom_hostnames (csr_id);\n"
+	"CREATE INDEX custom_hostnames_list\n"
+	"  ON custom_hostnames (zone_id, created_at_us, id);\n"
+	"PRAGMA user_version = 1;\n";
+
+/* A version-1 file with a CSR and a hostname in use migrates to 2 and keeps both. */
+static void
+test_migrate_v1(void **state)
+{
+	struct fixture		*fx = *state;
+	struct store		*s = NULL;
+	struct store_hostname	*got = NULL, **v = NULL;
+	struct store_csr	*csr = NULL;
+	struct tcsr		 a;
+	struct thost		 t;
+	sqlite3			*db;
+	uint64_t		 total;
+	size_t			 n;
+	char			 path[PATH_MAX + 64], *cause = NULL;
+
+	snprintf(path, sizeof(path), "%s/v1.db", fx->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, v1_schema, NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_close(db), SQLITE_OK);
+
+	/* The CSR through a store on the v1 file would migrate it: write it raw instead. */
+	tcsr_init(&a, 0, 1, 1, 1);
+	db = raw_open(path);
+	assert_int_equal(sqlite3_exec(db,
+	    "INSERT INTO csrs (id, zone_id, created_at_us, state, key_type, key_id, country, "
+	    "state_name, locality, organization, common_name, sans, pubkey, csr_pem) "
+	    "VALUES ('aaaaaaaa-0000-4000-8000-000000000001', '" ZONE_A "', 1, 1, 'p256v1', "
+	    "x'000102030405060708090a0b0c0d0e0f', 'US', 'CA', 'SF', 'Example Inc', "
+	    "'a.example.net', 'a.example.net', x'3059', 'PEM')", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(raw_add_hostname(db, "11111111-1111-4111-8111-111111111111", ZONE_A,
+	    "aaaaaaaa-0000-4000-8000-000000000001"), SQLITE_DONE);
+	assert_int_equal(raw_int(db, "PRAGMA user_version"), 1);
+	assert_int_equal(sqlite3_close(db), SQLITE_OK);
+
+	assert_int_equal(store_open(path, &s, &cause), 0);
+	assert_null(cause);
+
+	/* The old row reads back, notBefore unknown (0). */
+	assert_int_equal(store_hostname_get(s, ZONE_A, "11111111-1111-4111-8111-111111111111",
+	    &got), 0);
+	assert_string_equal(got->hostname, "app.example.net");
+	assert_string_equal(got->csr_id, "aaaaaaaa-0000-4000-8000-000000000001");
+	assert_int_equal(got->not_before_us, 0);
+	assert_int_equal(got->expires_on_us, 2);
+	assert_int_equal(got->nhosts, 1);
+	assert_string_equal(got->hosts[0], "app.example.net");
+	store_hostname_free(got);
+	got = NULL;
+	/* The old CSR is in use; new hostnames go in beside the old one. */
+	assert_int_equal(store_csr_get(s, ZONE_A, "aaaaaaaa-0000-4000-8000-000000000001",
+	    &csr), 0);
+	store_csr_free(csr);
+	assert_int_equal(store_csr_set_deleting(s, ZONE_A,
+	    "aaaaaaaa-0000-4000-8000-000000000001"), KC_ERR_CONFLICT);
+	snprintf(a.c.id, sizeof(a.c.id), "aaaaaaaa-0000-4000-8000-000000000001");
+	thost_init(&t, &a, 5, NULL, 3);
+	assert_int_equal(store_hostname_insert(s, &t.h), 0);
+	assert_int_equal(store_hostname_list(s, ZONE_A, NULL, a.c.id, 1, 10, false, &v, &n,
+	    &total), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(total, 2);
+	assert_int_equal(v[0]->not_before_us, 0);
+	assert_same_hostname(&t.h, v[1]);
+	store_hostname_free_array(v, n);
+	store_close(s);
+
+	db = raw_open(path);
+	assert_int_equal(raw_int(db, "PRAGMA user_version"), SCHEMA_VERSION);
+	assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' "
+	    "AND name = 'custom_hostnames_zone_csr'"), 1);
+	assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' "
+	    "AND name = 'custom_hostnames_csr'"), 0);
+	assert_int_equal(raw_int(db, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
+	assert_int_equal(sqlite3_close(db), SQLITE_OK);
+	remove_db(path);
+}
+
 int
 main(void)
 {
@@ -758,6 +1344,13 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_open_while_locked, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_open_refused, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_busy, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_hostname_roundtrip, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_hostname_conflict, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_hostname_csr_checks, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_hostname_update, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_hostname_list, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_hostname_delete, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_migrate_v1, fx_setup, fx_teardown),
 	};
 
 	return (cmocka_run_group_tests(tests, NULL, NULL));

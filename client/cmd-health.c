@@ -1,0 +1,64 @@
+/*
+ * Copyright (c) 2026 The keycustody authors. SPDX-License-Identifier: ISC
+ *
+ * cmd-health.c: keycustodyctl health.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+#include "json.h"
+#include "kc-err.h"
+#include "kc-proto.h"
+#include "keycustody.h"
+#include "log.h"
+#include "xmalloc.h"
+
+int
+cmd_health(struct ctl_opts *o, int argc, char **argv)
+{
+	Keycustody__Request		 req = KEYCUSTODY__REQUEST__INIT;
+	Keycustody__HealthRequest	 h = KEYCUSTODY__HEALTH_REQUEST__INIT;
+	Keycustody__Response		*resp;
+	const Keycustody__HealthResponse *hr = NULL;
+	char				*s;
+	int				 rc = 0, healthy;
+
+	if (argc != 1)
+		cmd_usage("health", NULL);
+	req.body_case = KEYCUSTODY__REQUEST__BODY_HEALTH;
+	req.health = &h;
+	resp = ctl_call(o, &req);
+	if (resp->error != NULL)
+		rc = ctl_error(o, resp->error);
+	else if ((hr = resp->health) == NULL)
+		fatalx("health: empty answer");
+	else if (o->json) {
+		if (json_health(hr, &healthy, &s) != 0)
+			fatalx("out of memory");
+		printf("%s\n", s);
+		free(s);
+	} else {
+		printf("hsm:                 %s\n", hr->hsm_state);
+		printf("store:               %s\n", hr->store_ok ? "ok" : "failing");
+		printf("token:               %s\n", hr->token_label ? hr->token_label : "-");
+		printf("signer:              %s\n", hr->signer ? hr->signer : "-");
+		printf("keys in custody:     %llu\n", (unsigned long long)hr->keys_in_custody);
+		printf("queue:               %u / %u\n", hr->queue_depth, hr->queue_limit);
+		printf("workers:             %u\n", hr->workers);
+		printf("records missing key: %llu\n",
+		    (unsigned long long)hr->records_missing_key);
+		printf("orphan keys:         %llu\n", (unsigned long long)hr->orphan_keys);
+		printf("uptime:              %llus\n", (unsigned long long)hr->uptime_seconds);
+		printf("version:             %s\n", hr->version ? hr->version : "-");
+	}
+	if (rc == 0 && hr != NULL && strcmp(hr->hsm_state, "ok") != 0)
+		rc = EXIT_CONN;
+	keycustody__response__free_unpacked(resp, NULL);
+	return rc;
+}

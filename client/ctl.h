@@ -1,0 +1,48 @@
+/*
+ * Copyright (c) 2026 The keycustody authors. SPDX-License-Identifier: ISC
+ *
+ * ctl.h: what keycustodyctl's command files (cmd-*.c) share.
+ */
+#ifndef KC_CTL_H
+#define KC_CTL_H
+
+#include "kc-proto.h"
+
+#ifndef __dead
+#define __dead __attribute__((__noreturn__))
+#endif
+
+#define EXIT_API	1	/* the daemon answered with an error */
+#define EXIT_USAGE	2
+#define EXIT_CONN	3	/* no answer from the daemon, or it is unavailable */
+
+struct ctl_opts {
+	const char	*socket;
+	int		 json;
+	int		 timeout_ms;
+};
+
+/** One call to the daemon; exits on transport failure. Caller frees the response. */
+Keycustody__Response *ctl_call(struct ctl_opts *o, Keycustody__Request *req);
+/** Print the daemon's error (the API's error envelope with --json). @retval exit code */
+int		 ctl_error(struct ctl_opts *o, const Keycustody__Error *e);
+/** Parse a non-negative number or exit with a usage error naming flag. */
+unsigned int	 ctl_uint(const char *flag, const char *s);
+/** Parse "--zone ZONE ID" for get and delete commands. */
+void		 ctl_zone_id(int argc, char **argv, const char *noun, const char *verb,
+		    const char **zone, const char **id);
+/** Print the usage of noun [verb] and exit 2. */
+__dead void	 cmd_usage(const char *noun, const char *verb);
+
+int	cmd_health(struct ctl_opts *, int, char **);
+int	cmd_csr_create(struct ctl_opts *, int, char **);
+int	cmd_csr_list(struct ctl_opts *, int, char **);
+int	cmd_csr_get(struct ctl_opts *, int, char **);
+int	cmd_csr_delete(struct ctl_opts *, int, char **);
+int	cmd_hostname_create(struct ctl_opts *, int, char **);
+int	cmd_hostname_list(struct ctl_opts *, int, char **);
+int	cmd_hostname_get(struct ctl_opts *, int, char **);
+int	cmd_hostname_update(struct ctl_opts *, int, char **);
+int	cmd_hostname_delete(struct ctl_opts *, int, char **);
+
+#endif /* KC_CTL_H */

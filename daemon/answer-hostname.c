@@ -1,0 +1,401 @@
+/*
+ * Copyright (c) 2026 The keycustody authors. SPDX-License-Identifier: ISC
+ *
+ * answer-hostname.c: the custom hostname handlers: a certificate uploaded for a custom
+ * CSR's key is checked (cert.c) and bound to one hostname of the zone. The checks run in the
+ * order of API.md's table, so a request with several faults gets the first one's code.
+ */
+#include "config.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "answer.h"
+#include "cert.h"
+#include "kc-err.h"
+#include "kc-proto.h"
+#include "keycustodyd.h"
+#include "log.h"
+#include "pool.h"
+#include "store.h"
+#include "validate.h"
+#include "xmalloc.h"
+
+#define BUNDLE_DEFAULT	"ubiquitous"
+
+static const char *const hostname_bundle_methods[] = { "ubiquitous", "optimal", "force" };
+
+/* Hostname rules: the SAN rules of API.md with this table's codes. */
+static int
+hostname_check(const char *name, struct kc_error *err)
+{
+	char	 reason[256] = "";
+
+	if (name == NULL || *name == '\0') {
+		kc_error_set(err, KC_STATUS_INVALID_ARGUMENT, 1407,
+		    "The custom hostname is required. Check your input and try again.");
+		return KC_ERR_INVALID;
+	}
+	switch (val_dns_name(name, true, reason, sizeof(reason))) {
+	case VAL_NAME_OK:
+		return 0;
+	case VAL_NAME_NONASCII:
+		kc_error_set(err, KC_STATUS_INVALID_ARGUMENT, 1408, "Custom hostnames with "
+		    "non-ASCII characters are not supported. Check your input and try again.");
+		break;
+	case VAL_NAME_RESERVED:
+		kc_error_set(err, KC_STATUS_INVALID_ARGUMENT, 1409, "Custom hostnames in a "
+		    "reserved top level domain, such as 'test', 'example', 'invalid' or "
+		    "'localhost', are not supported.");
+		break;
+	case VAL_NAME_SUFFIX:
+		kc_error_set(err, KC_STATUS_INVALID_ARGUMENT, 1410,
+		    "Unable to parse the custom hostname - %s.", reason);
+		break;
+	case VAL_NAME_EXAMPLE:
+		kc_error_set(err, KC_STATUS_INVALID_ARGUMENT, 1411, "Custom hostnames ending "
+		    "in example.com, example.net, or example.org are prohibited.");
+		break;
+	default:
+		kc_error_set(err, KC_STATUS_INVALID_ARGUMENT, 1407, "The custom hostname is "
+		    "invalid: it must be a DNS name of letters, digits and hyphens, smaller "
+		    "than 256 characters, and not an IP address. Check your input and try "
+		    "again.");
+		break;
+	}
+	return KC_ERR_INVALID;
+}
+
+static int
+hostname_csr_id_check(const char *id, struct kc_error *err)
+{
+	if (id == NULL || !val_uuid(id)) {
+		kc_error_set(err, KC_STATUS_INVALID_ARGUMENT, 1430,
+		    "The custom CSR ID is invalid.");
+		return KC_ERR_INVALID;
+	}
+	return 0;
+}
+
+static int
+hostname_csr_not_found(struct kc_error *err)
+{
+	kc_error_set(err, KC_STATUS_NOT_FOUND, 1431, "The custom CSR was not found.");
+	return KC_ERR_NOT_FOUND;
+}
+
+static int
+hostname_not_found(struct kc_error *err)
+{
+	kc_error_set(err, KC_STATUS_NOT_FOUND, 1436, "The custom hostname was not found.");
+	return KC_ERR_NOT_FOUND;
+}
+
+static int
+hostname_bundle_check(const char *bm, struct kc_error *err)
+{
+	size_t	 i;
+
+	for (i = 0; i < sizeof(hostname_bundle_methods) / sizeof(*hostname_bundle_methods);
+	    i++)
+		if (strcmp(bm, hostname_bundle_methods[i]) == 0)
+			return 0;
+	kc_error_set(err, KC_STATUS_INVALID_ARGUMENT, 1449, "The bundle method is invalid. "
+	    "Only 'ubiquitous', 'optimal' or 'force' is accepted.");
+	return KC_ERR_INVALID;
+}
+
+/*
+ * The certificate part of a create or update: the CSR (1430, 1431), the certificate
+ * (1427, 1434, 1426, 1445/1444, 1429, 1447, 1441, 1446) and the bundle method (1449).
+ * Fills the certificate fields of h.
+ */
+static int
+hostname_check_ssl(struct worker *w, const char *zone, const char *hostname,
+    const Keycustody__SslInput *ssl, const char *csr_id, const char *bundle_method,
+    struct store_hostname *h, struct kc_error *err)
+{
+	struct store_csr	*csr = NULL;
+	struct cert_info	*ci = NULL;
+	const char		*pem;
+	int			 r;
+
+	if ((r = hostname_csr_id_check(csr_id, err)) != 0)
+		return r;
+	if ((r = store_csr_get(w->st, zone, csr_id, &csr)) == KC_ERR_NOT_FOUND)
+		return hostname_csr_not_found(err);
+	if (r != 0)
+		return r;
+	pem = ssl != NULL ? ssl->custom_certificate : NULL;
+	if (pem == NULL || pem[strspn(pem, " \t\r\n")] == '\0') {
+		kc_error_set(err, KC_STATUS_INVALID_ARGUMENT, 1427,
+		    "The certificate that you uploaded is empty.");
+		r = KC_ERR_INVALID;
+		goto out;
+	}
+	if (ssl->has_custom_key_given && ssl->custom_key_given) {
+		kc_error_set(err, KC_STATUS_INVALID_ARGUMENT, 1434, "The SSL attribute is "
+		    "invalid. A custom_key cannot be uploaded: the key of a custom CSR is "
+		    "generated in the HSM and never leaves it.");
+		r = KC_ERR_INVALID;
+		goto out;
+	}
+	if ((r = cert_check(w->kcd->certs, pem, strlen(pem), csr->pubkey_der, csr->pubkey_len,
+	    hostname, disp_now_us(), &ci, err)) != 0)
+		goto out;
+	if ((r = hostname_bundle_check(bundle_method, err)) != 0)
+		goto out;
+
+	snprintf(h->csr_id, sizeof(h->csr_id), "%s", csr_id);
+	h->bundle_method = xstrdup(bundle_method);
+	h->certificate_pem = ci->chain_pem;
+	ci->chain_pem = NULL;
+	h->issuer = ci->issuer;
+	ci->issuer = NULL;
+	h->serial_number = ci->serial;
+	ci->serial = NULL;
+	h->signature_alg = ci->signature;
+	ci->signature = NULL;
+	h->hosts = ci->hosts;
+	h->nhosts = ci->nhosts;
+	ci->hosts = NULL;
+	ci->nhosts = 0;
+	h->not_before_us = ci->not_before_us;
+	h->expires_on_us = ci->not_after_us;
+	h->uploaded_on_us = disp_now_us();
+ out:
+	cert_info_free(ci);
+	store_csr_free(csr);
+	return r;
+}
+
+/* Free what hostname_check_ssl() and the handlers put in a stack record. */
+static void
+hostname_clear(struct store_hostname *h)
+{
+	size_t	 i;
+
+	free(h->hostname);
+	free(h->bundle_method);
+	free(h->certificate_pem);
+	free(h->issuer);
+	free(h->serial_number);
+	free(h->signature_alg);
+	for (i = 0; i < h->nhosts; i++)
+		free(h->hosts[i]);
+	free(h->hosts);
+	memset(h, 0, sizeof(*h));
+}
+
+/* The CustomHostname message of a record. */
+static Keycustody__CustomHostname *
+hostname_msg(const struct store_hostname *h)
+{
+	Keycustody__CustomHostname	*m = xcalloc(1, sizeof(*m));
+	Keycustody__CustomHostnameSsl	*s = xcalloc(1, sizeof(*s));
+	size_t				 i;
+
+	keycustody__custom_hostname__init(m);
+	keycustody__custom_hostname_ssl__init(s);
+	m->id = xstrdup(h->id);
+	m->zone_id = xstrdup(h->zone_id);
+	m->hostname = xstrdup(h->hostname);
+	m->created_at_us = h->created_at_us;
+	s->id = xstrdup(h->ssl_id);
+	s->status = xstrdup(disp_now_us() < h->expires_on_us ? "active" : "expired");
+	s->bundle_method = xstrdup(h->bundle_method);
+	s->custom_csr_id = xstrdup(h->csr_id);
+	s->issuer = xstrdup(h->issuer);
+	s->serial_number = xstrdup(h->serial_number);
+	s->signature = xstrdup(h->signature_alg);
+	s->uploaded_on_us = h->uploaded_on_us;
+	s->expires_on_us = h->expires_on_us;
+	s->not_before_us = h->not_before_us;
+	s->custom_certificate = xstrdup(h->certificate_pem);
+	if (h->nhosts > 0) {
+		s->hosts = xcalloc(h->nhosts, sizeof(*s->hosts));
+		for (i = 0; i < h->nhosts; i++)
+			s->hosts[i] = xstrdup(h->hosts[i]);
+		s->n_hosts = h->nhosts;
+	}
+	m->ssl = s;
+	return m;
+}
+
+int
+answer_create_hostname(struct worker *w, const Keycustody__Request *req,
+    Keycustody__Response *resp, struct kc_error *err)
+{
+	const Keycustody__CreateHostnameRequest	*m = req->create_hostname;
+	const Keycustody__SslInput		*ssl = m->ssl;
+	struct store_hostname			 h;
+	const char				*bm;
+	int					 r;
+
+	memset(&h, 0, sizeof(h));
+	if ((r = disp_check_zone(m->zone_id, err)) != 0 ||
+	    (r = hostname_check(m->hostname, err)) != 0)
+		return r;
+	bm = ssl != NULL && ssl->bundle_method != NULL ? ssl->bundle_method : BUNDLE_DEFAULT;
+	if ((r = hostname_check_ssl(w, m->zone_id, m->hostname, ssl,
+	    ssl != NULL ? ssl->custom_csr_id : NULL, bm, &h, err)) != 0)
+		goto out;
+	if ((r = disp_uuid(h.id)) != 0 || (r = disp_uuid(h.ssl_id)) != 0)
+		goto out;
+	snprintf(h.zone_id, sizeof(h.zone_id), "%s", m->zone_id);
+	h.hostname = xstrdup(m->hostname);
+	h.created_at_us = h.uploaded_on_us;
+	if ((r = disp_audit(w, req, "create_hostname.begin", m->zone_id, h.id, NULL, 0, NULL)) != 0)
+		goto out;
+	r = store_hostname_insert(w->st, &h);
+	if (r == KC_ERR_CONFLICT)
+		kc_error_set(err, KC_STATUS_CONFLICT, 1406, "Duplicate custom hostname found.");
+	else if (r == KC_ERR_NOT_FOUND)
+		(void)hostname_csr_not_found(err);
+	if (r != 0)
+		goto out;
+	resp->body_case = KEYCUSTODY__RESPONSE__BODY_HOSTNAME;
+	resp->hostname = hostname_msg(&h);
+ out:
+	if (h.hostname != NULL)
+		(void)disp_audit(w, req, "create_hostname", m->zone_id, h.id, NULL, r,
+		    err);
+	hostname_clear(&h);
+	return r;
+}
+
+int
+answer_update_hostname(struct worker *w, const Keycustody__Request *req,
+    Keycustody__Response *resp, struct kc_error *err)
+{
+	const Keycustody__UpdateHostnameRequest	*m = req->update_hostname;
+	const Keycustody__SslInput		*ssl = m->ssl;
+	struct store_hostname			*old = NULL, h;
+	const char				*csr_id, *bm;
+	int					 r;
+
+	memset(&h, 0, sizeof(h));
+	if ((r = disp_check_zone(m->zone_id, err)) != 0)
+		return r;
+	if (m->id == NULL || !val_uuid(m->id))
+		return hostname_not_found(err);
+	if ((r = store_hostname_get(w->st, m->zone_id, m->id, &old)) == KC_ERR_NOT_FOUND)
+		return hostname_not_found(err);
+	if (r != 0)
+		return r;
+	csr_id = ssl != NULL && ssl->custom_csr_id != NULL ? ssl->custom_csr_id : old->csr_id;
+	bm = ssl != NULL && ssl->bundle_method != NULL ? ssl->bundle_method :
+	    old->bundle_method;
+	if ((r = hostname_check_ssl(w, m->zone_id, old->hostname, ssl, csr_id, bm, &h,
+	    err)) != 0)
+		goto out;
+	/* The record keeps its identity; the certificate pack keeps its id too. */
+	memcpy(h.id, old->id, sizeof(h.id));
+	memcpy(h.zone_id, old->zone_id, sizeof(h.zone_id));
+	memcpy(h.ssl_id, old->ssl_id, sizeof(h.ssl_id));
+	h.hostname = xstrdup(old->hostname);
+	h.created_at_us = old->created_at_us;
+	if ((r = disp_audit(w, req, "update_hostname.begin", m->zone_id, h.id, NULL, 0, NULL)) != 0)
+		goto out;
+	if ((r = store_hostname_update(w->st, &h)) == KC_ERR_NOT_FOUND) {
+		/* The hostname or the CSR went away meanwhile. */
+		(void)hostname_csr_not_found(err);
+		goto out;
+	}
+	if (r != 0)
+		goto out;
+	resp->body_case = KEYCUSTODY__RESPONSE__BODY_HOSTNAME;
+	resp->hostname = hostname_msg(&h);
+ out:
+	(void)disp_audit(w, req, "update_hostname", m->zone_id, m->id, NULL, r, err);
+	store_hostname_free(old);
+	hostname_clear(&h);
+	return r;
+}
+
+int
+answer_get_hostname(struct worker *w, const Keycustody__Request *req,
+    Keycustody__Response *resp, struct kc_error *err)
+{
+	const Keycustody__GetHostnameRequest	*m = req->get_hostname;
+	struct store_hostname			*h = NULL;
+	int					 r;
+
+	if ((r = disp_check_zone(m->zone_id, err)) != 0)
+		return r;
+	if (m->id == NULL || !val_uuid(m->id))
+		return hostname_not_found(err);
+	if ((r = store_hostname_get(w->st, m->zone_id, m->id, &h)) == KC_ERR_NOT_FOUND)
+		return hostname_not_found(err);
+	if (r != 0)
+		return r;
+	resp->body_case = KEYCUSTODY__RESPONSE__BODY_HOSTNAME;
+	resp->hostname = hostname_msg(h);
+	store_hostname_free(h);
+	return 0;
+}
+
+int
+answer_list_hostnames(struct worker *w, const Keycustody__Request *req,
+    Keycustody__Response *resp, struct kc_error *err)
+{
+	const Keycustody__ListHostnamesRequest	*m = req->list_hostnames;
+	Keycustody__ListHostnamesResponse	*l;
+	struct store_hostname			**v = NULL;
+	size_t					 n = 0, i;
+	uint64_t				 total = 0;
+	unsigned int				 page, per_page;
+	int					 r;
+
+	if ((r = disp_check_zone(m->zone_id, err)) != 0 ||
+	    (r = disp_pagination(m->has_page, m->page, m->has_per_page, m->per_page, &page,
+	    &per_page, err)) != 0)
+		return r;
+	if ((r = store_hostname_list(w->st, m->zone_id, m->hostname, m->custom_csr_id, page,
+	    per_page, m->has_descending && m->descending, &v, &n, &total)) != 0)
+		return r;
+	l = xcalloc(1, sizeof(*l));
+	keycustody__list_hostnames_response__init(l);
+	l->page = page;
+	l->per_page = per_page;
+	l->total_count = total;
+	if (n > 0) {
+		l->hostnames = xcalloc(n, sizeof(*l->hostnames));
+		for (i = 0; i < n; i++)
+			l->hostnames[i] = hostname_msg(v[i]);
+		l->n_hostnames = n;
+	}
+	store_hostname_free_array(v, n);
+	resp->body_case = KEYCUSTODY__RESPONSE__BODY_LIST_HOSTNAMES;
+	resp->list_hostnames = l;
+	return 0;
+}
+
+int
+answer_delete_hostname(struct worker *w, const Keycustody__Request *req,
+    Keycustody__Response *resp, struct kc_error *err)
+{
+	const Keycustody__DeleteHostnameRequest	*m = req->delete_hostname;
+	Keycustody__DeleteHostnameResponse	*d;
+	int					 r;
+
+	if ((r = disp_check_zone(m->zone_id, err)) != 0)
+		return r;
+	if (m->id == NULL || !val_uuid(m->id))
+		return hostname_not_found(err);
+	if ((r = disp_audit(w, req, "delete_hostname.begin", m->zone_id, m->id, NULL, 0, NULL)) != 0)
+		return r;
+	if ((r = store_hostname_delete(w->st, m->zone_id, m->id)) == KC_ERR_NOT_FOUND)
+		(void)hostname_not_found(err);
+	(void)disp_audit(w, req, "delete_hostname", m->zone_id, m->id, NULL, r, err);
+	if (r != 0)
+		return r;
+	d = xcalloc(1, sizeof(*d));
+	keycustody__delete_hostname_response__init(d);
+	d->id = xstrdup(m->id);
+	resp->body_case = KEYCUSTODY__RESPONSE__BODY_DELETE_HOSTNAME;
+	resp->delete_hostname = d;
+	return 0;
+}

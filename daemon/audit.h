@@ -1,0 +1,86 @@
+/*
+ * Copyright (c) 2026 The keycustody authors. SPDX-License-Identifier: ISC
+ *
+ * audit.h: the tamper-evident audit log (DESIGN.md section 3): append-only JSON lines, each
+ * carrying the SHA-256 of the line before it, written and synced before the reply.
+ */
+#ifndef KC_AUDIT_H
+#define KC_AUDIT_H
+
+#include <sys/types.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct kc_error;
+
+struct audit;
+
+/*
+ * One event. Every pointer is borrowed for the duration of audit_record(); NULL (or 0 for
+ * key_id_len) leaves the field out of the line.
+ */
+struct audit_event {
+	const char		*op;		/* required: "create_csr", ... */
+	uid_t			 uid;		/* peer credentials (SO_PEERCRED) */
+	pid_t			 pid;
+	const char		*credential;	/* the gateway's credential name */
+	const char		*zone;
+	const char		*id;
+	const uint8_t		*key_id;	/* written in hex */
+	size_t			 key_id_len;
+	const struct kc_error	*error;		/* NULL: the result is "ok" */
+};
+
+/**
+ * Open (or create, mode 0600) the log at path for appending and recover the chain head
+ * (hash and seq of the last line). A new or empty file gets a genesis record. Refuses a file
+ * whose last line is torn or is not an audit record: the operator must look at it
+ * (keycustodyctl audit verify) before the daemon appends to it.
+ * @param ap	out: the log; caller closes it with audit_close()
+ * @param cause	out on failure: what is wrong, caller frees
+ * @retval 0, KC_ERR_IO (cannot open, read or write), KC_ERR_BAD_MESSAGE (torn or corrupt
+ *	last line), KC_ERR_NOMEM
+ */
+int	audit_open(const char *path, struct audit **ap, char **cause);
+
+/**
+ * Append one record and fdatasync it. Thread-safe; records are serialized so the chain
+ * stays linear. On failure nothing is left in the file and the chain head does not move:
+ * the caller must refuse the operation (fail closed).
+ * @retval 0; KC_ERR_IO when the line could not be written or synced (audit_ok() is then
+ *	false until a write succeeds); KC_ERR_INVALID for a missing op or a line over
+ *	AUDIT_MAX_LINE bytes; KC_ERR_NOMEM
+ */
+int	audit_record(struct audit *a, const struct audit_event *ev);
+
+/**
+ * Rotate: rename the current file to "<path>.<UTC timestamp>" and start a new file whose
+ * first line is a rotate record carrying the previous file's name and, as prev, the hash of
+ * its last line, so the chain continues. Thread-safe. On failure the old file is kept.
+ * @param rotated_out	out, may be NULL: the new name of the old file, caller frees
+ * @retval 0, KC_ERR_IO, KC_ERR_NOMEM
+ */
+int	audit_rotate(struct audit *a, char **rotated_out);
+
+/** Health: false after a failed write until a write succeeds again. Thread-safe. */
+bool	audit_ok(struct audit *a);
+
+/**
+ * Head of the chain (hash of the last line written) and its seq, for logging and for
+ * anchoring outside the file.
+ * @param hash	out: AUDIT_HASH_LEN + 1 bytes
+ */
+void	audit_head(struct audit *a, char *hash, uint64_t *seq);
+
+/** Close the log (logs the chain head). NULL is a no-op. */
+void	audit_close(struct audit *a);
+
+/**
+ * Test hook only: replace the descriptor records are written to.
+ * @retval the previous descriptor; the caller owns it
+ */
+int	audit_test_set_fd(struct audit *a, int fd);
+
+#endif /* KC_AUDIT_H */

@@ -1,0 +1,838 @@
+/*
+ * Copyright (c) 2026 The keycustody authors. SPDX-License-Identifier: ISC
+ *
+ * cert.c: the trust store and the checks of an uploaded certificate chain (PEM framing,
+ * leaf, key, signature algorithms, path validation, hostname). The only X509 parser.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/asn1.h>
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/objects.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
+
+#include "kc-err.h"
+#include "cert.h"
+
+/* The system CA bundle on Debian; X509_get_default_cert_file() when it is absent. */
+#define CERT_SYSTEM_BUNDLE	"/etc/ssl/certs/ca-certificates.crt"
+
+#define CERT_MSG_EMPTY		"The certificate that you uploaded is empty."
+#define CERT_MSG_PARSE		"The certificate that you uploaded cannot be parsed."
+#define CERT_MSG_NO_LEAF	"The certificate chain that you uploaded does not contain " \
+				    "a leaf certificate."
+#define CERT_MSG_TWO_LEAVES	"The certificate chain that you uploaded contains more " \
+				    "than one leaf certificate."
+#define CERT_MSG_KEY		"The private key you uploaded does not match the " \
+				    "certificate."
+#define CERT_MSG_BUNDLE		"The certificate that you uploaded is having trouble " \
+				    "bundling against the public trust store."
+
+struct cert_store {
+	X509_STORE	*store;
+};
+
+/* The accepted signature algorithms and the names the API reports them by. */
+static const struct cert_sigalg {
+	int		 nid;
+	const char	*name;
+} cert_sigalgs[] = {
+	{ NID_sha256WithRSAEncryption,	"SHA256WithRSA" },
+	{ NID_sha384WithRSAEncryption,	"SHA384WithRSA" },
+	{ NID_sha512WithRSAEncryption,	"SHA512WithRSA" },
+	{ NID_ecdsa_with_SHA256,	"ECDSAWithSHA256" },
+	{ NID_ecdsa_with_SHA384,	"ECDSAWithSHA384" },
+	{ NID_ecdsa_with_SHA512,	"ECDSAWithSHA512" },
+};
+
+static void	cert_cause(char **, const char *, ...)
+		    __attribute__((__format__(__printf__, 2, 3)));
+static int	cert_reject(struct kc_error *, int, const char *, ...)
+		    __attribute__((__format__(__printf__, 3, 4)));
+
+/* Allocate *cause when cause is not NULL and nothing was said yet. */
+static void
+cert_cause(char **cause, const char *fmt, ...)
+{
+	va_list	ap;
+
+	if (cause == NULL || *cause != NULL)
+		return;
+	va_start(ap, fmt);
+	if (vasprintf(cause, fmt, ap) == -1)
+		*cause = NULL;
+	va_end(ap);
+}
+
+/* Fill err with an INVALID_ARGUMENT answer carrying an API code; returns KC_ERR_INVALID. */
+static int
+cert_reject(struct kc_error *err, int code, const char *fmt, ...)
+{
+	va_list	ap;
+	char	buf[sizeof(err->message)];
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	kc_error_set(err, KC_STATUS_INVALID_ARGUMENT, code, "%s", buf);
+	return KC_ERR_INVALID;
+}
+
+/*
+ * Drain this thread's OpenSSL error queue; true when an allocation failure was among the
+ * errors, so that out-of-memory is not reported as bad input.
+ */
+static int
+cert_ossl_nomem(void)
+{
+	unsigned long	e;
+	int		nomem = 0;
+
+	while ((e = ERR_get_error()) != 0)
+		if (ERR_GET_REASON(e) == ERR_R_MALLOC_FAILURE)
+			nomem = 1;
+	return nomem;
+}
+
+/* The answer for an unexpected OpenSSL failure: NOMEM when it says so, else INTERNAL. */
+static int
+cert_ossl_fail(struct kc_error *err)
+{
+	int	r;
+
+	r = cert_ossl_nomem() ? KC_ERR_NOMEM : KC_ERR_INTERNAL;
+	kc_error_from(err, r);
+	return r;
+}
+
+/* Add every certificate of one PEM bundle file to the store; at least one is required. */
+static int
+cert_store_load(X509_STORE *store, const char *path, char **cause)
+{
+	STACK_OF(X509_INFO)	*infos = NULL;
+	X509_INFO		*xi;
+	BIO			*bio = NULL;
+	FILE			*fp;
+	int			 i, n = 0, r;
+
+	/* Open with stdio first so that an unreadable file is told by errno. */
+	if ((fp = fopen(path, "r")) == NULL) {
+		cert_cause(cause, "%s: %s", path, strerror(errno));
+		return KC_ERR_IO;
+	}
+	if ((bio = BIO_new_fp(fp, BIO_CLOSE)) == NULL) {
+		fclose(fp);
+		r = KC_ERR_NOMEM;
+		cert_cause(cause, "%s: out of memory", path);
+		goto out;
+	}
+	ERR_clear_error();
+	if ((infos = PEM_X509_INFO_read_bio(bio, NULL, NULL, NULL)) == NULL) {
+		if (cert_ossl_nomem()) {
+			r = KC_ERR_NOMEM;
+			cert_cause(cause, "%s: out of memory", path);
+		} else {
+			r = KC_ERR_INVALID;
+			cert_cause(cause, "%s: not a PEM certificate bundle", path);
+		}
+		goto out;
+	}
+	for (i = 0; i < sk_X509_INFO_num(infos); i++) {
+		xi = sk_X509_INFO_value(infos, i);
+		if (xi->x509 == NULL)
+			continue;
+		if (!X509_STORE_add_cert(store, xi->x509)) {
+			r = cert_ossl_nomem() ? KC_ERR_NOMEM : KC_ERR_INVALID;
+			cert_cause(cause, "%s: cannot add certificate %d to the trust store",
+			    path, n + 1);
+			goto out;
+		}
+		n++;
+	}
+	if (n == 0) {
+		r = KC_ERR_INVALID;
+		cert_cause(cause, "%s: no certificate in the file", path);
+		goto out;
+	}
+	r = 0;
+ out:
+	ERR_clear_error();
+	sk_X509_INFO_pop_free(infos, X509_INFO_free);
+	BIO_free(bio);
+	return r;
+}
+
+/*
+ * Build the trust store. Bundles are read here rather than with X509_STORE_load_file() so
+ * that an unreadable file (KC_ERR_IO) and a file without certificates (KC_ERR_INVALID) are
+ * told apart; CRLs in a bundle are ignored (revocation is not checked).
+ */
+int
+cert_store_new(bool use_system, const char *const *bundles, size_t nbundles,
+    struct cert_store **sp, char **cause)
+{
+	struct cert_store	*s;
+	const char		*sys;
+	size_t			 i;
+	int			 r;
+
+	*sp = NULL;
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		cert_cause(cause, "out of memory");
+		return KC_ERR_NOMEM;
+	}
+	if ((s->store = X509_STORE_new()) == NULL) {
+		r = KC_ERR_NOMEM;
+		cert_cause(cause, "out of memory");
+		goto out;
+	}
+	if (use_system) {
+		sys = CERT_SYSTEM_BUNDLE;
+		if (access(sys, R_OK) == -1)
+			sys = X509_get_default_cert_file();
+		if ((r = cert_store_load(s->store, sys, cause)) != 0)
+			goto out;
+	}
+	for (i = 0; i < nbundles; i++) {
+		if (bundles[i] == NULL) {
+			r = KC_ERR_INVALID;
+			cert_cause(cause, "trust bundle %zu has no file name", i);
+			goto out;
+		}
+		if ((r = cert_store_load(s->store, bundles[i], cause)) != 0)
+			goto out;
+	}
+	*sp = s;
+	s = NULL;
+	r = 0;
+ out:
+	cert_store_free(s);
+	return r;
+}
+
+void
+cert_store_free(struct cert_store *s)
+{
+	if (s == NULL)
+		return;
+	X509_STORE_free(s->store);
+	free(s);
+}
+
+void
+cert_info_free(struct cert_info *info)
+{
+	size_t	i;
+
+	if (info == NULL)
+		return;
+	free(info->issuer);
+	free(info->serial);
+	free(info->signature);
+	for (i = 0; i < info->nhosts; i++)
+		free(info->hosts[i]);
+	free(info->hosts);
+	free(info->chain_pem);
+	free(info);
+}
+
+/* ASCII whitespace between and around PEM blocks. */
+static int
+cert_isblank(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* How many of the len bytes at p are leading whitespace. */
+static size_t
+cert_blanks(const char *p, size_t len)
+{
+	size_t	i;
+
+	for (i = 0; i < len && cert_isblank(p[i]); i++)
+		;
+	return i;
+}
+
+/*
+ * True when p starts with a line that is exactly "-----BEGIN CERTIFICATE-----". Any other
+ * line would be skipped by PEM_read_bio(), which looks for the next BEGIN line.
+ */
+static int
+cert_begin_line(const char *p, size_t len)
+{
+	static const char	begin[] = "-----BEGIN " PEM_STRING_X509 "-----";
+	size_t			n = sizeof(begin) - 1;
+
+	if (len < n || memcmp(p, begin, n) != 0)
+		return 0;
+	if (len > n && p[n] == '\r')
+		n++;
+	return len == n || p[n] == '\n';
+}
+
+/*
+ * Split the upload into certificates. PEM_read_bio_X509() would skip text between blocks
+ * and blocks of other types (a PRIVATE KEY), so the framing is checked here: only
+ * whitespace around "CERTIFICATE" blocks, no encapsulated headers (encryption), and each
+ * block exactly one DER certificate. Returns 0, KC_ERR_INVALID (1426) or KC_ERR_NOMEM.
+ */
+static int
+cert_parse(const char *pem, size_t pemlen, STACK_OF(X509) **chainp, struct kc_error *err)
+{
+	STACK_OF(X509)		*chain = NULL;
+	X509			*x = NULL;
+	BIO			*bio = NULL;
+	char			*name = NULL, *header = NULL, *rest, skip[256];
+	unsigned char		*data = NULL;
+	const unsigned char	*p;
+	long			 len, restlen;
+	size_t			 ws;
+	int			 n, r;
+
+	*chainp = NULL;
+	if (pemlen > INT_MAX) {
+		r = cert_reject(err, 1426, CERT_MSG_PARSE);
+		goto out;
+	}
+	if ((bio = BIO_new_mem_buf(pem, (int)pemlen)) == NULL ||
+	    (chain = sk_X509_new_null()) == NULL) {
+		r = cert_ossl_fail(err);
+		goto out;
+	}
+	for (;;) {
+		/* A read-only memory BIO reports what is left to read. */
+		if ((restlen = BIO_get_mem_data(bio, &rest)) <= 0)
+			break;
+		if ((ws = cert_blanks(rest, (size_t)restlen)) == (size_t)restlen)
+			break;
+		/* Consume the whitespace so that PEM_read_bio() starts at the BEGIN line. */
+		rest += ws;
+		restlen -= (long)ws;
+		while (ws > 0) {
+			n = BIO_read(bio, skip, ws < sizeof(skip) ? (int)ws : (int)sizeof(skip));
+			if (n <= 0) {
+				r = cert_ossl_fail(err);
+				goto out;
+			}
+			ws -= (size_t)n;
+		}
+		if (!cert_begin_line(rest, (size_t)restlen) ||
+		    sk_X509_num(chain) >= CERT_MAX_CHAIN) {
+			r = cert_reject(err, 1426, CERT_MSG_PARSE);
+			goto out;
+		}
+		if (!PEM_read_bio(bio, &name, &header, &data, &len)) {
+			if (cert_ossl_nomem()) {
+				r = KC_ERR_NOMEM;
+				kc_error_from(err, r);
+			} else
+				r = cert_reject(err, 1426, CERT_MSG_PARSE);
+			goto out;
+		}
+		p = data;
+		if (strcmp(name, PEM_STRING_X509) != 0 || header[0] != '\0' ||
+		    (x = d2i_X509(NULL, &p, len)) == NULL || p != data + len) {
+			if (cert_ossl_nomem()) {
+				r = KC_ERR_NOMEM;
+				kc_error_from(err, r);
+			} else
+				r = cert_reject(err, 1426, CERT_MSG_PARSE);
+			goto out;
+		}
+		if (!sk_X509_push(chain, x)) {
+			r = cert_ossl_fail(err);
+			goto out;
+		}
+		x = NULL;
+		OPENSSL_free(name);
+		OPENSSL_free(header);
+		OPENSSL_free(data);
+		name = header = NULL;
+		data = NULL;
+	}
+	if (sk_X509_num(chain) == 0) {
+		r = cert_reject(err, 1426, CERT_MSG_PARSE);
+		goto out;
+	}
+	*chainp = chain;
+	chain = NULL;
+	r = 0;
+ out:
+	X509_free(x);
+	OPENSSL_free(name);
+	OPENSSL_free(header);
+	OPENSSL_free(data);
+	sk_X509_pop_free(chain, X509_free);
+	BIO_free(bio);
+	ERR_clear_error();
+	return r;
+}
+
+/*
+ * Find the one leaf (no basicConstraints CA:TRUE) and move it to the front, the other
+ * certificates keeping their upload order. Certificates whose extensions do not decode are
+ * unparseable (1426).
+ */
+static int
+cert_find_leaf(STACK_OF(X509) *chain, struct kc_error *err)
+{
+	X509		*x;
+	uint32_t	 flags;
+	int		 i, leaf = -1;
+
+	for (i = 0; i < sk_X509_num(chain); i++) {
+		flags = X509_get_extension_flags(sk_X509_value(chain, i));
+		if (flags & EXFLAG_INVALID)
+			return cert_reject(err, 1426, CERT_MSG_PARSE);
+		if (flags & EXFLAG_CA)
+			continue;
+		if (leaf != -1)
+			return cert_reject(err, 1444, CERT_MSG_TWO_LEAVES);
+		leaf = i;
+	}
+	ERR_clear_error();
+	if (leaf == -1)
+		return cert_reject(err, 1445, CERT_MSG_NO_LEAF);
+	if (leaf != 0) {
+		x = sk_X509_delete(chain, leaf);
+		if (!sk_X509_unshift(chain, x)) {
+			X509_free(x);
+			return cert_ossl_fail(err);
+		}
+	}
+	return 0;
+}
+
+/*
+ * The leaf's key against the CSR's SubjectPublicKeyInfo: the DER encodings are compared
+ * first; when they differ the decoded keys are (the same EC point may be encoded
+ * compressed), so that only a different key is refused.
+ */
+static int
+cert_check_key(X509 *leaf, const uint8_t *spki, size_t spkilen, struct kc_error *err)
+{
+	EVP_PKEY		*pub, *csrkey = NULL;
+	unsigned char		*der = NULL;
+	const unsigned char	*p;
+	int			 len, r;
+
+	if (spki == NULL || spkilen == 0 || spkilen > LONG_MAX ||
+	    (pub = X509_get0_pubkey(leaf)) == NULL) {
+		r = cert_reject(err, 1429, CERT_MSG_KEY);
+		goto out;
+	}
+	if ((len = i2d_PUBKEY(pub, &der)) <= 0) {
+		r = cert_ossl_fail(err);
+		goto out;
+	}
+	if ((size_t)len == spkilen && memcmp(der, spki, spkilen) == 0) {
+		r = 0;
+		goto out;
+	}
+	p = spki;
+	if ((csrkey = d2i_PUBKEY(NULL, &p, (long)spkilen)) == NULL ||
+	    p != spki + spkilen || EVP_PKEY_eq(pub, csrkey) != 1) {
+		if (cert_ossl_nomem()) {
+			r = KC_ERR_NOMEM;
+			kc_error_from(err, r);
+		} else
+			r = cert_reject(err, 1429, CERT_MSG_KEY);
+		goto out;
+	}
+	r = 0;
+ out:
+	ERR_clear_error();
+	OPENSSL_free(der);
+	EVP_PKEY_free(csrkey);
+	return r;
+}
+
+/* The API name of a certificate's signature algorithm, NULL when it is not accepted. */
+static const char *
+cert_sigalg_name(X509 *x)
+{
+	size_t	i;
+	int	nid;
+
+	nid = X509_get_signature_nid(x);
+	for (i = 0; i < sizeof(cert_sigalgs) / sizeof(cert_sigalgs[0]); i++)
+		if (cert_sigalgs[i].nid == nid)
+			return cert_sigalgs[i].name;
+	return NULL;
+}
+
+/* Every uploaded certificate must be signed with an accepted algorithm (1447). */
+static int
+cert_check_sigalgs(STACK_OF(X509) *chain, struct kc_error *err)
+{
+	const X509_ALGOR	*alg;
+	const ASN1_OBJECT	*obj;
+	X509			*x;
+	char			 oid[128];
+	int			 i;
+
+	for (i = 0; i < sk_X509_num(chain); i++) {
+		x = sk_X509_value(chain, i);
+		if (cert_sigalg_name(x) != NULL)
+			continue;
+		X509_get0_signature(NULL, &alg, x);
+		X509_ALGOR_get0(&obj, NULL, NULL, alg);
+		if (obj == NULL || OBJ_obj2txt(oid, sizeof(oid), obj, 0) <= 0)
+			snprintf(oid, sizeof(oid), "unknown");
+		ERR_clear_error();
+		return cert_reject(err, 1447, "The certificate that you uploaded uses an "
+		    "unsupported signature algorithm (%s). Only SHA-256, SHA-384 or SHA-512 "
+		    "with RSA (PKCS#1 v1.5) or ECDSA are accepted.", oid);
+	}
+	return 0;
+}
+
+/*
+ * Path validation against the trust store at now_us, the other uploaded certificates as
+ * untrusted intermediates, for a TLS server (the leaf's extendedKeyUsage, if any, must
+ * allow serverAuth). A fresh X509_STORE_CTX per call: the store itself is only read.
+ * Partial chains are not accepted: the chain must end at a root of the store.
+ */
+static int
+cert_verify(const struct cert_store *s, STACK_OF(X509) *chain, int64_t now_us,
+    struct kc_error *err)
+{
+	X509_STORE_CTX		*ctx = NULL;
+	STACK_OF(X509)		*untrusted = NULL;
+	X509_VERIFY_PARAM	*param;
+	int			 i, e, r;
+
+	if ((ctx = X509_STORE_CTX_new()) == NULL ||
+	    (untrusted = sk_X509_new_null()) == NULL) {
+		r = cert_ossl_fail(err);
+		goto out;
+	}
+	for (i = 1; i < sk_X509_num(chain); i++) {
+		if (!sk_X509_push(untrusted, sk_X509_value(chain, i))) {
+			r = cert_ossl_fail(err);
+			goto out;
+		}
+	}
+	if (!X509_STORE_CTX_init(ctx, s->store, sk_X509_value(chain, 0), untrusted) ||
+	    !X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_SERVER)) {
+		r = cert_ossl_fail(err);
+		goto out;
+	}
+	param = X509_STORE_CTX_get0_param(ctx);
+	X509_VERIFY_PARAM_clear_flags(param, X509_V_FLAG_PARTIAL_CHAIN);
+	X509_VERIFY_PARAM_set_time(param, (time_t)(now_us / 1000000));
+	if (X509_verify_cert(ctx) == 1) {
+		r = 0;
+		goto out;
+	}
+	e = X509_STORE_CTX_get_error(ctx);
+	if (e == X509_V_ERR_OUT_OF_MEM) {
+		r = KC_ERR_NOMEM;
+		kc_error_from(err, r);
+		goto out;
+	}
+	if (e == X509_V_OK)
+		e = X509_V_ERR_UNSPECIFIED;
+	r = cert_reject(err, 1441, CERT_MSG_BUNDLE " (%s)", X509_verify_cert_error_string(e));
+ out:
+	ERR_clear_error();
+	/* The stack borrows the certificates of chain. */
+	sk_X509_free(untrusted);
+	X509_STORE_CTX_free(ctx);
+	return r;
+}
+
+/* True when the DNS name (len bytes, not NUL-terminated) equals host, ignoring case. */
+static int
+cert_name_eq(const unsigned char *name, int len, const char *host)
+{
+	return len >= 0 && (size_t)len == strlen(host) &&
+	    memchr(name, '\0', len) == NULL &&
+	    strncasecmp((const char *)name, host, len) == 0;
+}
+
+/*
+ * Does the leaf cover hostname? Only dNSName subjectAltNames count (never the subject CN).
+ * A concrete hostname is matched by X509_check_host(): RFC 6125 wildcards, one whole
+ * left-most label ("*.acme-corp.co.uk" covers "shop.acme-corp.co.uk", neither
+ * "a.b.acme-corp.co.uk" nor "acme-corp.co.uk", never partial "f*.example.com"). A wildcard
+ * hostname ("*.shop.acme-corp.co.uk") is covered by the identical wildcard name only:
+ * X509_check_host() never matches a '*' of the reference name. A leading '.' would ask
+ * X509_check_host() for any subdomain, so such a name is covered by nothing.
+ */
+static int
+cert_check_host(X509 *leaf, const char *hostname, struct kc_error *err)
+{
+	GENERAL_NAMES	*gens = NULL;
+	GENERAL_NAME	*gn;
+	ASN1_IA5STRING	*dns;
+	int		 i, type, covered = 0, r;
+
+	if (hostname == NULL || *hostname == '\0' || *hostname == '.') {
+		covered = 0;
+	} else if (strchr(hostname, '*') != NULL) {
+		gens = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
+		for (i = 0; i < sk_GENERAL_NAME_num(gens) && !covered; i++) {
+			gn = sk_GENERAL_NAME_value(gens, i);
+			dns = GENERAL_NAME_get0_value(gn, &type);
+			if (type == GEN_DNS && cert_name_eq(ASN1_STRING_get0_data(dns),
+			    ASN1_STRING_length(dns), hostname))
+				covered = 1;
+		}
+	} else {
+		ERR_clear_error();
+		r = X509_check_host(leaf, hostname, strlen(hostname),
+		    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS | X509_CHECK_FLAG_NEVER_CHECK_SUBJECT,
+		    NULL);
+		if (r < 0 && cert_ossl_nomem()) {
+			r = KC_ERR_NOMEM;
+			kc_error_from(err, r);
+			goto out;
+		}
+		covered = r == 1;
+	}
+	if (!covered) {
+		r = cert_reject(err, 1446, "The certificate that you uploaded does not include "
+		    "the custom hostname - %s.", hostname != NULL ? hostname : "");
+		goto out;
+	}
+	r = 0;
+ out:
+	ERR_clear_error();
+	GENERAL_NAMES_free(gens);
+	return r;
+}
+
+/* Copy an OpenSSL-allocated string into a malloc'ed one (callers free with free()). */
+static char *
+cert_strdup_ossl(char *s)
+{
+	char	*p;
+
+	if (s == NULL)
+		return NULL;
+	p = strdup(s);
+	OPENSSL_free(s);
+	return p;
+}
+
+/* One attribute of name as UTF-8, ASCII whitespace removed; *out NULL if absent or empty. */
+static int
+cert_name_attr(const X509_NAME *name, int nid, char **out)
+{
+	X509_NAME_ENTRY	*ne;
+	unsigned char	*utf8 = NULL;
+	char		*s, *d;
+	int		 i, len;
+
+	*out = NULL;
+	if ((i = X509_NAME_get_index_by_NID(name, nid, -1)) < 0)
+		return 0;
+	ne = X509_NAME_get_entry(name, i);
+	if ((len = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(ne))) < 0) {
+		/* Not convertible: treat as absent unless memory ran out. */
+		return cert_ossl_nomem() ? KC_ERR_NOMEM : 0;
+	}
+	if ((s = malloc((size_t)len + 1)) == NULL) {
+		OPENSSL_free(utf8);
+		return KC_ERR_NOMEM;
+	}
+	d = s;
+	for (i = 0; i < len && utf8[i] != '\0'; i++)
+		if (utf8[i] != ' ' && (utf8[i] < '\t' || utf8[i] > '\r'))
+			*d++ = (char)utf8[i];
+	*d = '\0';
+	OPENSSL_free(utf8);
+	if (*s == '\0') {
+		free(s);
+		return 0;
+	}
+	*out = s;
+	return 0;
+}
+
+/* An ASN1_TIME as microseconds since the epoch. */
+static int
+cert_time_us(const ASN1_TIME *t, int64_t *us)
+{
+	struct tm	tm;
+	time_t		secs;
+
+	memset(&tm, 0, sizeof(tm));
+	if (t == NULL || !ASN1_TIME_to_tm(t, &tm))
+		return KC_ERR_INVALID;
+	secs = timegm(&tm);
+	*us = (int64_t)secs * 1000000;
+	return 0;
+}
+
+/* The leaf's dNSName subjectAltNames in certificate order (names holding a NUL skipped). */
+static int
+cert_info_hosts(X509 *leaf, struct cert_info *ci)
+{
+	GENERAL_NAMES	*gens;
+	GENERAL_NAME	*gn;
+	ASN1_IA5STRING	*dns;
+	const char	*p;
+	int		 i, n, type, len, r = 0;
+
+	gens = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
+	if ((n = sk_GENERAL_NAME_num(gens)) <= 0)
+		goto out;
+	if ((ci->hosts = calloc((size_t)n, sizeof(*ci->hosts))) == NULL) {
+		r = KC_ERR_NOMEM;
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		gn = sk_GENERAL_NAME_value(gens, i);
+		dns = GENERAL_NAME_get0_value(gn, &type);
+		if (type != GEN_DNS)
+			continue;
+		p = (const char *)ASN1_STRING_get0_data(dns);
+		len = ASN1_STRING_length(dns);
+		if (len < 0 || memchr(p, '\0', (size_t)len) != NULL)
+			continue;
+		if ((ci->hosts[ci->nhosts] = strndup(p, (size_t)len)) == NULL) {
+			r = KC_ERR_NOMEM;
+			goto out;
+		}
+		ci->nhosts++;
+	}
+ out:
+	ERR_clear_error();
+	GENERAL_NAMES_free(gens);
+	return r;
+}
+
+/* The chain as normalized PEM, leaf first, in a malloc'ed NUL-terminated string. */
+static int
+cert_info_pem(STACK_OF(X509) *chain, struct cert_info *ci)
+{
+	BIO	*bio;
+	char	*data;
+	long	 len;
+	int	 i, r = KC_ERR_NOMEM;
+
+	if ((bio = BIO_new(BIO_s_mem())) == NULL)
+		return KC_ERR_NOMEM;
+	for (i = 0; i < sk_X509_num(chain); i++)
+		if (!PEM_write_bio_X509(bio, sk_X509_value(chain, i)))
+			goto out;
+	if ((len = BIO_get_mem_data(bio, &data)) <= 0 ||
+	    (ci->chain_pem = malloc((size_t)len + 1)) == NULL)
+		goto out;
+	memcpy(ci->chain_pem, data, (size_t)len);
+	ci->chain_pem[len] = '\0';
+	r = 0;
+ out:
+	ERR_clear_error();
+	BIO_free(bio);
+	return r;
+}
+
+/* What the API reports about the accepted chain (leaf first). */
+static int
+cert_info_make(STACK_OF(X509) *chain, struct cert_info **infop, struct kc_error *err)
+{
+	struct cert_info	*ci;
+	X509			*leaf = sk_X509_value(chain, 0);
+	const X509_NAME		*issuer = X509_get_issuer_name(leaf);
+	BIGNUM			*bn = NULL;
+	const char		*sig;
+	int			 r;
+
+	if ((ci = calloc(1, sizeof(*ci))) == NULL) {
+		r = KC_ERR_NOMEM;
+		goto out;
+	}
+	if ((r = cert_name_attr(issuer, NID_organizationName, &ci->issuer)) != 0 ||
+	    (ci->issuer == NULL &&
+	    (r = cert_name_attr(issuer, NID_commonName, &ci->issuer)) != 0))
+		goto out;
+	if (ci->issuer == NULL && (ci->issuer = strdup("Unknown")) == NULL) {
+		r = KC_ERR_NOMEM;
+		goto out;
+	}
+	if ((bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(leaf), NULL)) == NULL ||
+	    (ci->serial = cert_strdup_ossl(BN_bn2dec(bn))) == NULL) {
+		r = KC_ERR_NOMEM;
+		goto out;
+	}
+	/* Checked by cert_check_sigalgs() already. */
+	sig = cert_sigalg_name(leaf);
+	if ((ci->signature = strdup(sig != NULL ? sig : "Unknown")) == NULL) {
+		r = KC_ERR_NOMEM;
+		goto out;
+	}
+	if (cert_time_us(X509_get0_notBefore(leaf), &ci->not_before_us) != 0 ||
+	    cert_time_us(X509_get0_notAfter(leaf), &ci->not_after_us) != 0) {
+		r = cert_reject(err, 1426, CERT_MSG_PARSE);
+		goto out;
+	}
+	if ((r = cert_info_hosts(leaf, ci)) != 0 ||
+	    (r = cert_info_pem(chain, ci)) != 0)
+		goto out;
+	*infop = ci;
+	ci = NULL;
+	r = 0;
+ out:
+	if (r == KC_ERR_NOMEM)
+		kc_error_from(err, r);
+	ERR_clear_error();
+	BN_free(bn);
+	cert_info_free(ci);
+	return r;
+}
+
+/*
+ * Check an uploaded chain in the order of cert.h, the first failure answering. A NULL
+ * store or info is API misuse (KC_ERR_INTERNAL).
+ */
+int
+cert_check(const struct cert_store *s, const char *pem, size_t pemlen,
+    const uint8_t *spki, size_t spkilen, const char *hostname, int64_t now_us,
+    struct cert_info **info, struct kc_error *err)
+{
+	STACK_OF(X509)	*chain = NULL;
+	int		 r;
+
+	if (info != NULL)
+		*info = NULL;
+	if (s == NULL || info == NULL) {
+		kc_error_from(err, KC_ERR_INTERNAL);
+		return KC_ERR_INTERNAL;
+	}
+	if (pem == NULL || cert_blanks(pem, pemlen) == pemlen)
+		return cert_reject(err, 1427, CERT_MSG_EMPTY);
+	ERR_clear_error();
+	if ((r = cert_parse(pem, pemlen, &chain, err)) != 0 ||
+	    (r = cert_find_leaf(chain, err)) != 0 ||
+	    (r = cert_check_key(sk_X509_value(chain, 0), spki, spkilen, err)) != 0 ||
+	    (r = cert_check_sigalgs(chain, err)) != 0 ||
+	    (r = cert_verify(s, chain, now_us, err)) != 0 ||
+	    (r = cert_check_host(sk_X509_value(chain, 0), hostname, err)) != 0 ||
+	    (r = cert_info_make(chain, info, err)) != 0)
+		goto out;
+	r = 0;
+ out:
+	ERR_clear_error();
+	sk_X509_pop_free(chain, X509_free);
+	return r;
+}

@@ -1,0 +1,62 @@
+/*
+ * Copyright (c) 2026 The keycustody authors. SPDX-License-Identifier: ISC
+ *
+ * cert.h: checking uploaded certificate chains against a custom CSR's key, the trust store
+ * and the custom hostname (API.md "custom hostnames"). cert.c is the only code that parses
+ * or verifies X509 certificates. Pure apart from reading the trust bundles at start-up.
+ */
+#ifndef KC_CERT_H
+#define KC_CERT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct kc_error;
+
+#define CERT_MAX_CHAIN		16	/* certificates in one upload */
+
+struct cert_store;	/* trusted roots; shared read-only by every worker thread */
+
+/* What the API reports about an accepted certificate. */
+struct cert_info {
+	char		 *issuer;	/* issuer O without spaces, else its CN */
+	char		 *serial;	/* decimal */
+	char		 *signature;	/* "SHA256WithRSA", "ECDSAWithSHA384", ... */
+	int64_t		  not_before_us;
+	int64_t		  not_after_us;
+	char		**hosts;	/* the leaf's DNS subjectAltNames */
+	size_t		  nhosts;
+	char		 *chain_pem;	/* leaf then intermediates, normalized PEM */
+};
+
+/**
+ * Build the trust store: the system CA bundle when use_system, plus each bundle file.
+ * @param cause on failure, which file and why (caller frees)
+ * @retval 0, KC_ERR_IO (unreadable file), KC_ERR_INVALID (no certificate in a file)
+ */
+int	cert_store_new(bool use_system, const char *const *bundles, size_t nbundles,
+	    struct cert_store **sp, char **cause);
+void	cert_store_free(struct cert_store *s);
+
+/**
+ * Check an uploaded chain, in this order, the first failure filling err (status
+ * INVALID_ARGUMENT, the code and message of API.md):
+ *   1427 empty; 1426 not parseable PEM (or more than CERT_MAX_CHAIN certificates);
+ *   1445 no leaf (every certificate is a CA) / 1444 more than one leaf;
+ *   1429 the leaf's SubjectPublicKeyInfo differs from spki (the CSR's key);
+ *   1447 signature algorithm not SHA-256/384/512 with RSA PKCS#1 v1.5 or ECDSA (leaf and
+ *        intermediates);
+ *   1441 does not verify against the trust store with the intermediates given (self-signed,
+ *        expired, not yet valid at now_us, untrusted), the reason appended;
+ *   1446 hostname not covered by the leaf's DNS names (RFC 6125 wildcards, no CN fallback).
+ * @param info on success, caller frees with cert_info_free()
+ * @retval 0, KC_ERR_INVALID, KC_ERR_NOMEM
+ */
+int	cert_check(const struct cert_store *s, const char *pem, size_t pemlen,
+	    const uint8_t *spki, size_t spkilen, const char *hostname, int64_t now_us,
+	    struct cert_info **info, struct kc_error *err);
+
+void	cert_info_free(struct cert_info *info);
+
+#endif /* KC_CERT_H */

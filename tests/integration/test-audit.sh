@@ -1,0 +1,50 @@
+#!/bin/sh
+# Copyright (c) 2026 The keycustody authors. SPDX-License-Identifier: ISC
+#
+# test-audit.sh: the daemon's audit trail: every operation leaves a hash-chained line
+# (intent before the work, outcome after), `keycustodyctl audit verify` accepts the log as
+# written and reports the first edited or removed line, and the chain survives a restart.
+
+. "$(dirname "$0")/common.sh"
+kc_setup
+
+log=$KC_TMP/audit.log
+kc_csr p256v1 audit.acme-corp.co.uk audit.acme-corp.co.uk >"$KC_TMP/c1.json" 2>&1
+id=$(jget .id <"$KC_TMP/c1.json")
+ctl csr create --zone $KC_ZONE --country US --state MA --locality Boston \
+    --organization O --common-name x.acme-corp.co.uk --san x.example.com >/dev/null 2>&1
+check "delete" ctl csr delete --zone $KC_ZONE "$id"
+
+check_eq "first line is the genesis record" true "$(head -1 "$log" | jget .genesis)"
+check_eq "create intent recorded" 1 "$(grep -c '"op":"create_csr.begin"' "$log")"
+check_eq "create outcome recorded with the CSR id" "$id" \
+    "$(grep '"op":"create_csr"' "$log" | head -1 | jget .id)"
+check_eq "the actor's uid is recorded" "$(id -u)" \
+    "$(grep '"op":"delete_csr"' "$log" | jget .actor.uid)"
+check_eq "delete outcome ok" ok "$(grep '"op":"delete_csr"' "$log" | jget .result)"
+check "audit verify accepts the log" ctl audit verify "$log"
+if grep -q "$KC_PIN" "$log"; then not_ok "the PIN appears in the audit log"; else
+	ok "no PIN in the audit log"; fi
+
+# The chain continues across a restart.
+kc_stop_daemon
+kc_start_daemon || not_ok "restart"
+kc_csr p256v1 audit2.acme-corp.co.uk audit2.acme-corp.co.uk >/dev/null 2>&1
+check "after a restart the log still verifies" ctl audit verify "$log"
+n=$(wc -l <"$log")
+
+# Tampering is detected: an edited line, a removed line, a torn last line.
+cp "$log" "$KC_TMP/edited.log"
+sed -i '3s/"zone":"[0-9a-f]*"/"zone":"ffffffffffffffffffffffffffffffff"/' "$KC_TMP/edited.log"
+out=$(ctl audit verify "$KC_TMP/edited.log" 2>&1)
+check_eq "an edited line fails verification" 1 "$?"
+case $out in *"line 3"*) ok "the edited line is named" ;; *) not_ok "edited: $out" ;; esac
+sed '4d' "$log" >"$KC_TMP/removed.log"
+ctl audit verify "$KC_TMP/removed.log" >/dev/null 2>&1
+check_eq "a removed line fails verification" 1 "$?"
+head -c -20 "$log" >"$KC_TMP/torn.log"
+ctl audit verify "$KC_TMP/torn.log" >/dev/null 2>&1
+check_eq "a torn last line fails verification" 1 "$?"
+check_eq "the daemon's log was not changed by the checks" "$n" "$(wc -l <"$log")"
+
+kc_done
