@@ -27,20 +27,29 @@ static const struct conf_key {
 	enum conf_type	 type;
 	size_t		 off;
 	unsigned int	 min, max;
+	size_t		 cnt_off;	/* CONF_LIST: where the count lives */
 } conf_keys[] = {
-	{ "module",	 CONF_STR,	offsetof(struct kc_conf, module), 0, 0 },
-	{ "token_label", CONF_STR,	offsetof(struct kc_conf, token_label), 0, 0 },
-	{ "pin_file",	 CONF_STR,	offsetof(struct kc_conf, pin_file), 0, 0 },
-	{ "socket",	 CONF_STR,	offsetof(struct kc_conf, socket_path), 0, 0 },
-	{ "store",	 CONF_STR,	offsetof(struct kc_conf, store_path), 0, 0 },
-	{ "engine",	 CONF_STR,	offsetof(struct kc_conf, engine_path), 0, 0 },
-	{ "audit_log",	 CONF_STR,	offsetof(struct kc_conf, audit_log), 0, 0 },
-	{ "signer",	 CONF_SIGNER,	offsetof(struct kc_conf, signer), 0, 0 },
-	{ "workers",	 CONF_UINT,	offsetof(struct kc_conf, workers), 1, CONF_MAX_WORKERS },
-	{ "queue_limit", CONF_UINT,	offsetof(struct kc_conf, queue_limit), 1, 100000 },
-	{ "max_connections", CONF_UINT,	offsetof(struct kc_conf, max_conns), 1, 100000 },
-	{ "trust_system", CONF_BOOL,	offsetof(struct kc_conf, trust_system), 0, 0 },
-	{ "trust_bundle", CONF_LIST,	offsetof(struct kc_conf, trust_bundles), 0, 0 },
+	{ "module",	 CONF_STR,	offsetof(struct kc_conf, module), 0, 0, 0 },
+	{ "token_label", CONF_STR,	offsetof(struct kc_conf, token_label), 0, 0, 0 },
+	{ "pin_file",	 CONF_STR,	offsetof(struct kc_conf, pin_file), 0, 0, 0 },
+	{ "socket",	 CONF_STR,	offsetof(struct kc_conf, socket_path), 0, 0, 0 },
+	{ "socket_group", CONF_STR,	offsetof(struct kc_conf, socket_group), 0, 0, 0 },
+	{ "store",	 CONF_STR,	offsetof(struct kc_conf, store_path), 0, 0, 0 },
+	{ "engine",	 CONF_STR,	offsetof(struct kc_conf, engine_path), 0, 0, 0 },
+	{ "audit_log",	 CONF_STR,	offsetof(struct kc_conf, audit_log), 0, 0, 0 },
+	{ "signer",	 CONF_SIGNER,	offsetof(struct kc_conf, signer), 0, 0, 0 },
+	{ "workers",	 CONF_UINT,	offsetof(struct kc_conf, workers), 1, CONF_MAX_WORKERS, 0 },
+	{ "queue_limit", CONF_UINT,	offsetof(struct kc_conf, queue_limit), 1, 100000, 0 },
+	{ "max_connections", CONF_UINT,	offsetof(struct kc_conf, max_conns), 1, 100000, 0 },
+	{ "trust_system", CONF_BOOL,	offsetof(struct kc_conf, trust_system), 0, 0, 0 },
+	{ "trust_bundle", CONF_LIST,	offsetof(struct kc_conf, trust_bundles), 0, 0,
+	    offsetof(struct kc_conf, ntrust_bundles) },
+	{ "admin",	 CONF_LIST,	offsetof(struct kc_conf, roles[0]), 0, 0,
+	    offsetof(struct kc_conf, nroles[0]) },
+	{ "gateway",	 CONF_LIST,	offsetof(struct kc_conf, roles[1]), 0, 0,
+	    offsetof(struct kc_conf, nroles[1]) },
+	{ "reader",	 CONF_LIST,	offsetof(struct kc_conf, roles[2]), 0, 0,
+	    offsetof(struct kc_conf, nroles[2]) },
 };
 
 void
@@ -64,16 +73,24 @@ conf_init(struct kc_conf *c)
 void
 conf_free(struct kc_conf *c)
 {
+	size_t	 i;
+
 	free(c->module);
 	free(c->token_label);
 	free(c->pin_file);
 	free(c->socket_path);
+	free(c->socket_group);
 	free(c->store_path);
 	free(c->engine_path);
 	free(c->audit_log);
 	while (c->ntrust_bundles > 0)
 		free(c->trust_bundles[--c->ntrust_bundles]);
 	free(c->trust_bundles);
+	for (i = 0; i < 3; i++) {
+		while (c->nroles[i] > 0)
+			free(c->roles[i][--c->nroles[i]]);
+		free(c->roles[i]);
+	}
 	memset(c, 0, sizeof(*c));
 }
 
@@ -83,7 +100,7 @@ conf_set(struct kc_conf *c, const char *key, const char *value, char **cause)
 	const struct conf_key	*k = NULL;
 	unsigned long		 ul;
 	char			*end, **sp;
-	size_t			 i;
+	size_t			 i, *np;
 
 	for (i = 0; i < nitems(conf_keys); i++)
 		if (strcmp(conf_keys[i].name, key) == 0)
@@ -124,14 +141,16 @@ conf_set(struct kc_conf *c, const char *key, const char *value, char **cause)
 		}
 		break;
 	case CONF_LIST:
-		/* Only trust_bundle so far: repeatable, each line adds a file. */
+		/* Repeatable: each line adds one value. */
 		if (*value == '\0') {
 			xasprintf(cause, "%s: empty value", key);
 			return KC_ERR_INVALID;
 		}
-		c->trust_bundles = xreallocarray(c->trust_bundles, c->ntrust_bundles + 1,
-		    sizeof(*c->trust_bundles));
-		c->trust_bundles[c->ntrust_bundles++] = xstrdup(value);
+		sp = *(char ***)((char *)c + k->off);
+		np = (size_t *)((char *)c + k->cnt_off);
+		sp = xreallocarray(sp, *np + 1, sizeof(*sp));
+		sp[(*np)++] = xstrdup(value);
+		*(char ***)((char *)c + k->off) = sp;
 		break;
 	case CONF_SIGNER:
 		if (strcmp(value, "direct") == 0)

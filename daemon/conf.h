@@ -20,6 +20,7 @@ struct kc_conf {
 	char		*pin_file;
 	int		 pin_fd;	/* -1: use pin_file */
 	char		*socket_path;
+	char		*socket_group;	/* group of the socket (mode 0660) */
 	char		*store_path;
 	char		*engine_path;
 	char		*audit_log;
@@ -27,6 +28,8 @@ struct kc_conf {
 	unsigned int	 workers;
 	unsigned int	 queue_limit;
 	unsigned int	 max_conns;
+	char	       **roles[3];	/* admin, gateway, reader: user, uid or @group */
+	size_t		 nroles[3];
 	int		 trust_system;	/* use the system CA bundle */
 	char	       **trust_bundles;	/* more CA bundle files */
 	size_t		 ntrust_bundles;

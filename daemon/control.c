@@ -13,6 +13,8 @@
 #include <sys/un.h>
 
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -22,6 +24,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "conf.h"
 #include "control.h"
 #include "dispatch.h"
 #include "kc-err.h"
@@ -46,8 +49,20 @@ struct conn {
 };
 TAILQ_HEAD(connq, conn);
 
+/* One configured role grant: a uid, or a group (its gid and its members' uids). */
+struct role_rule {
+	int			 role;
+	int			 is_group;
+	uid_t			 uid;
+	gid_t			 gid;
+	uid_t			*members;
+	size_t			 nmembers;
+};
+
 struct control {
 	struct kcd		*kcd;
+	struct role_rule	*rules;
+	size_t			 nrules;
 	struct evconnlistener	*listener;
 	struct event		*resume_ev;	/* accept backoff */
 	char			*path;
@@ -70,6 +85,116 @@ static void	conn_unref(struct conn *);
 static void	conn_job_done(void *, uint8_t *, size_t);
 static void	conn_send(struct conn *, uint8_t *, size_t);
 
+const char *
+control_role_name(int role)
+{
+	switch (role) {
+	case CTL_ROLE_ADMIN:
+		return "admin";
+	case CTL_ROLE_GATEWAY:
+		return "gateway";
+	case CTL_ROLE_READER:
+		return "reader";
+	default:
+		return "none";
+	}
+}
+
+static void
+control_add_rule(struct control *c, int role, int is_group, uid_t uid, gid_t gid)
+{
+	struct role_rule	*r;
+
+	c->rules = xreallocarray(c->rules, c->nrules + 1, sizeof(*c->rules));
+	r = &c->rules[c->nrules++];
+	memset(r, 0, sizeof(*r));
+	r->role = role;
+	r->is_group = is_group;
+	r->uid = uid;
+	r->gid = gid;
+}
+
+/*
+ * Resolve one role grant: "name" or a uid, or "@group" / "@gid". Group members are looked
+ * up now, at start-up, so that accepting a connection never waits on NSS.
+ */
+static int
+control_resolve(struct control *c, int role, const char *spec, char **cause)
+{
+	struct passwd	*pw;
+	struct group	*gr;
+	struct role_rule *r;
+	unsigned long	 ul;
+	char		*end;
+	size_t		 i;
+
+	errno = 0;
+	if (*spec == '@') {
+		ul = strtoul(spec + 1, &end, 10);
+		gr = spec[1] != '\0' && *end == '\0' ? getgrgid((gid_t)ul) : getgrnam(spec + 1);
+		if (gr == NULL) {
+			xasprintf(cause, "%s: unknown group %s", control_role_name(role), spec + 1);
+			return KC_ERR_INVALID;
+		}
+		control_add_rule(c, role, 1, 0, gr->gr_gid);
+		r = &c->rules[c->nrules - 1];
+		for (i = 0; gr->gr_mem[i] != NULL; i++)
+			if ((pw = getpwnam(gr->gr_mem[i])) != NULL) {
+				r->members = xreallocarray(r->members, r->nmembers + 1,
+				    sizeof(*r->members));
+				r->members[r->nmembers++] = pw->pw_uid;
+			}
+		return 0;
+	}
+	ul = strtoul(spec, &end, 10);
+	if (*spec != '\0' && *end == '\0') {
+		control_add_rule(c, role, 0, (uid_t)ul, 0);
+		return 0;
+	}
+	if ((pw = getpwnam(spec)) == NULL) {
+		xasprintf(cause, "%s: unknown user %s", control_role_name(role), spec);
+		return KC_ERR_INVALID;
+	}
+	control_add_rule(c, role, 0, pw->pw_uid, 0);
+	return 0;
+}
+
+/* The highest role that any rule grants this peer. */
+static int
+control_peer_role(const struct control *c, uid_t uid, gid_t gid)
+{
+	const struct role_rule	*r;
+	size_t			 i, j;
+	int			 role = CTL_ROLE_NONE;
+
+	for (i = 0; i < c->nrules; i++) {
+		r = &c->rules[i];
+		if (r->role <= role)
+			continue;
+		if (!r->is_group && r->uid == uid)
+			role = r->role;
+		else if (r->is_group && r->gid == gid)
+			role = r->role;
+		else if (r->is_group)
+			for (j = 0; j < r->nmembers; j++)
+				if (r->members[j] == uid)
+					role = r->role;
+	}
+	return role;
+}
+
+static void
+control_free_rules(struct control *c)
+{
+	size_t	 i;
+
+	for (i = 0; i < c->nrules; i++)
+		free(c->rules[i].members);
+	free(c->rules);
+	c->rules = NULL;
+	c->nrules = 0;
+}
+
 /* Whether a daemon answers on path. */
 static int
 control_in_use(const char *path)
@@ -88,39 +213,54 @@ control_in_use(const char *path)
 }
 
 struct control *
-control_new(struct kcd *kcd, const char *path, unsigned int max_conns, char **cause)
+control_new(struct kcd *kcd, const struct kc_conf *conf, char **cause)
 {
+	static const int	 roles[3] = { CTL_ROLE_ADMIN, CTL_ROLE_GATEWAY,
+				    CTL_ROLE_READER };
+	const char		*path = conf->socket_path;
 	struct control		*c;
 	struct sockaddr_un	 sun;
 	struct stat		 sb;
+	struct group		*gr;
 	mode_t			 old_umask;
+	size_t			 i, j;
 	int			 fd;
+
+	c = xcalloc(1, sizeof(*c));
+	for (i = 0; i < 3; i++)
+		for (j = 0; j < conf->nroles[i]; j++)
+			if (control_resolve(c, roles[i], conf->roles[i][j], cause) != 0)
+				goto fail;
+	if (c->nrules == 0) {
+		control_add_rule(c, CTL_ROLE_ADMIN, 0, 0, 0);
+		control_add_rule(c, CTL_ROLE_ADMIN, 0, geteuid(), 0);
+	}
 
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
 	if (strlen(path) >= sizeof(sun.sun_path)) {
 		xasprintf(cause, "socket path too long: %s", path);
-		return NULL;
+		goto fail;
 	}
 	strncpy(sun.sun_path, path, sizeof(sun.sun_path) - 1);
 	if (lstat(path, &sb) == 0) {
 		if (!S_ISSOCK(sb.st_mode)) {
 			xasprintf(cause, "%s exists and is not a socket", path);
-			return NULL;
+			goto fail;
 		}
 		if (control_in_use(path)) {
 			xasprintf(cause, "%s: another keycustodyd is already answering there",
 			    path);
-			return NULL;
+			goto fail;
 		}
 		if (unlink(path) == -1) {
 			xasprintf(cause, "unlink %s: %s", path, strerror(errno));
-			return NULL;
+			goto fail;
 		}
 	}
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) == -1) {
 		xasprintf(cause, "socket: %s", strerror(errno));
-		return NULL;
+		goto fail;
 	}
 	/* Never a moment with a looser mode than 0660. */
 	old_umask = umask(S_IXUSR | S_IXGRP | S_IRWXO);
@@ -128,20 +268,33 @@ control_new(struct kcd *kcd, const char *path, unsigned int max_conns, char **ca
 		xasprintf(cause, "bind %s: %s", path, strerror(errno));
 		umask(old_umask);
 		close(fd);
-		return NULL;
+		goto fail;
 	}
 	umask(old_umask);
+	if (conf->socket_group != NULL) {
+		if ((gr = getgrnam(conf->socket_group)) == NULL) {
+			xasprintf(cause, "socket_group: unknown group %s", conf->socket_group);
+			unlink(path);
+			close(fd);
+			goto fail;
+		}
+		if (chown(path, (uid_t)-1, gr->gr_gid) == -1) {
+			xasprintf(cause, "chown %s: %s", path, strerror(errno));
+			unlink(path);
+			close(fd);
+			goto fail;
+		}
+	}
 	if (chmod(path, 0660) == -1) {
 		xasprintf(cause, "chmod %s: %s", path, strerror(errno));
 		unlink(path);
 		close(fd);
-		return NULL;
+		goto fail;
 	}
 
-	c = xcalloc(1, sizeof(*c));
 	c->kcd = kcd;
 	c->path = xstrdup(path);
-	c->max_conns = max_conns;
+	c->max_conns = conf->max_conns;
 	TAILQ_INIT(&c->conns);
 	c->listener = evconnlistener_new(kcd->base, control_accept, c,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 128, fd);
@@ -149,14 +302,17 @@ control_new(struct kcd *kcd, const char *path, unsigned int max_conns, char **ca
 		xasprintf(cause, "listen %s: %s", path, strerror(errno));
 		unlink(path);
 		close(fd);
-		free(c->path);
-		free(c);
-		return NULL;
+		goto fail;
 	}
 	evconnlistener_set_error_cb(c->listener, control_accept_error);
 	if ((c->resume_ev = evtimer_new(kcd->base, control_resume, c)) == NULL)
 		fatalx("evtimer_new");
 	return c;
+ fail:
+	control_free_rules(c);
+	free(c->path);
+	free(c);
+	return NULL;
 }
 
 /* accept(2) failed (EMFILE, ENFILE, ENOBUFS): pause accepting for a second. */
@@ -188,9 +344,16 @@ control_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa
 	struct conn	*conn;
 	struct ucred	 cred;
 	socklen_t	 len = sizeof(cred);
+	int		 role;
 
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1) {
 		log_warn("getsockopt SO_PEERCRED");
+		close(fd);
+		return;
+	}
+	if ((role = control_peer_role(c, cred.uid, cred.gid)) == CTL_ROLE_NONE) {
+		log_warnx("refusing connection from uid %ld gid %ld pid %ld: no role",
+		    (long)cred.uid, (long)cred.gid, (long)cred.pid);
 		close(fd);
 		return;
 	}
@@ -206,6 +369,7 @@ control_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa
 	conn->peer.uid = cred.uid;
 	conn->peer.gid = cred.gid;
 	conn->peer.pid = cred.pid;
+	conn->peer.role = role;
 	conn->refs = 1;
 	conn->bev = bufferevent_socket_new(c->kcd->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (conn->bev == NULL) {
@@ -218,9 +382,9 @@ control_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa
 	bufferevent_enable(conn->bev, EV_READ | EV_WRITE);
 	TAILQ_INSERT_TAIL(&c->conns, conn, entry);
 	c->nconns++;
-	log_debug("connection %llu from uid %ld gid %ld pid %ld",
+	log_debug("connection %llu from uid %ld gid %ld pid %ld, role %s",
 	    (unsigned long long)conn->serial, (long)conn->peer.uid, (long)conn->peer.gid,
-	    (long)conn->peer.pid);
+	    (long)conn->peer.pid, control_role_name(role));
 }
 
 /* Read every complete frame and dispatch it. */
@@ -288,6 +452,16 @@ conn_read(struct bufferevent *bev, void *arg)
 		log_debug("connection %llu: request %llu %s",
 		    (unsigned long long)conn->serial, (unsigned long long)req->id,
 		    proto_request_name(req->body_case));
+		if (disp_permitted(req, conn->peer.role, &err) != 0) {
+			log_warnx("connection %llu (uid %ld pid %ld, role %s): %s refused",
+			    (unsigned long long)conn->serial, (long)conn->peer.uid,
+			    (long)conn->peer.pid, control_role_name(conn->peer.role),
+			    proto_request_name(req->body_case));
+			disp_error_frame(req->id, &err, &frame, &flen);
+			keycustody__request__free_unpacked(req, NULL);
+			conn_send(conn, frame, flen);
+			continue;
+		}
 		if (disp_in_loop(req)) {
 			disp_answer_loop(c->kcd, req, &frame, &flen);
 			keycustody__request__free_unpacked(req, NULL);
@@ -429,6 +603,7 @@ control_free(struct control *c)
 	event_free(c->resume_ev);
 	if (unlink(c->path) == -1 && errno != ENOENT)
 		log_warn("unlink %s", c->path);
+	control_free_rules(c);
 	free(c->path);
 	free(c);
 }

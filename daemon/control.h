@@ -7,15 +7,28 @@
 #define KC_CONTROL_H
 
 struct kcd;
+struct kc_conf;
 struct control;
 
+/* What a peer may do, from its SO_PEERCRED uid/gid and the configuration. */
+enum ctl_role {
+	CTL_ROLE_NONE = 0,	/* refused at connect */
+	CTL_ROLE_READER,	/* health, list, get */
+	CTL_ROLE_GATEWAY,	/* every CSR and hostname operation, naming the actor */
+	CTL_ROLE_ADMIN		/* everything */
+};
+
+/** "admin", "gateway", "reader", "none". */
+const char	*control_role_name(int role);
+
 /**
- * Bind the socket (refusing to start if another daemon answers on it), mode 0660, and
- * start accepting on kcd->base.
+ * Resolve the roles of the configuration (admin, gateway, reader: a user name, a uid or
+ * @group; none configured: root and the daemon's own user are admin), bind the socket
+ * (refusing to start if another daemon answers on it), mode 0660, group socket_group when
+ * set, and start accepting on kcd->base.
  * @retval NULL with cause set on failure (caller frees cause)
  */
-struct control	*control_new(struct kcd *kcd, const char *path, unsigned int max_conns,
-		    char **cause);
+struct control	*control_new(struct kcd *kcd, const struct kc_conf *conf, char **cause);
 /** Stop accepting new connections (shutdown). */
 void		 control_stop_accepting(struct control *c);
 /** Connections open. */

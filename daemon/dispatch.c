@@ -21,6 +21,7 @@
 
 #include "answer.h"
 #include "audit.h"
+#include "control.h"
 #include "csr.h"
 #include "dispatch.h"
 #include "hsm.h"
@@ -36,6 +37,7 @@
 #define nitems(a)	(sizeof(a) / sizeof((a)[0]))
 
 #define DISP_LOOP	0x01	/* answered on the event loop: no I/O, no HSM */
+#define DISP_ACTOR	0x02	/* a gateway must name the acting credential */
 
 static int	answer_create_csr(struct worker *, const Keycustody__Request *,
 		    Keycustody__Response *, struct kc_error *);
@@ -46,21 +48,31 @@ static int	answer_get_csr(struct worker *, const Keycustody__Request *,
 static int	answer_delete_csr(struct worker *, const Keycustody__Request *,
 		    Keycustody__Response *, struct kc_error *);
 
+/* One row per request type: the least role that may make it, flags, the handler. */
 static const struct disp_entry {
 	int		 type;
+	int		 role;
 	int		 flags;
 	disp_fn		 fn;
 } disp_table[] = {
-	{ KEYCUSTODY__REQUEST__BODY_HEALTH,	DISP_LOOP, NULL },
-	{ KEYCUSTODY__REQUEST__BODY_CREATE_CSR,	0, answer_create_csr },
-	{ KEYCUSTODY__REQUEST__BODY_LIST_CSRS,	0, answer_list_csrs },
-	{ KEYCUSTODY__REQUEST__BODY_GET_CSR,	0, answer_get_csr },
-	{ KEYCUSTODY__REQUEST__BODY_DELETE_CSR,	0, answer_delete_csr },
-	{ KEYCUSTODY__REQUEST__BODY_CREATE_HOSTNAME, 0, answer_create_hostname },
-	{ KEYCUSTODY__REQUEST__BODY_LIST_HOSTNAMES, 0, answer_list_hostnames },
-	{ KEYCUSTODY__REQUEST__BODY_GET_HOSTNAME, 0, answer_get_hostname },
-	{ KEYCUSTODY__REQUEST__BODY_UPDATE_HOSTNAME, 0, answer_update_hostname },
-	{ KEYCUSTODY__REQUEST__BODY_DELETE_HOSTNAME, 0, answer_delete_hostname },
+	{ KEYCUSTODY__REQUEST__BODY_HEALTH, CTL_ROLE_READER, DISP_LOOP, NULL },
+	{ KEYCUSTODY__REQUEST__BODY_CREATE_CSR, CTL_ROLE_GATEWAY, DISP_ACTOR,
+	    answer_create_csr },
+	{ KEYCUSTODY__REQUEST__BODY_LIST_CSRS, CTL_ROLE_READER, DISP_ACTOR,
+	    answer_list_csrs },
+	{ KEYCUSTODY__REQUEST__BODY_GET_CSR, CTL_ROLE_READER, DISP_ACTOR, answer_get_csr },
+	{ KEYCUSTODY__REQUEST__BODY_DELETE_CSR, CTL_ROLE_GATEWAY, DISP_ACTOR,
+	    answer_delete_csr },
+	{ KEYCUSTODY__REQUEST__BODY_CREATE_HOSTNAME, CTL_ROLE_GATEWAY, DISP_ACTOR,
+	    answer_create_hostname },
+	{ KEYCUSTODY__REQUEST__BODY_LIST_HOSTNAMES, CTL_ROLE_READER, DISP_ACTOR,
+	    answer_list_hostnames },
+	{ KEYCUSTODY__REQUEST__BODY_GET_HOSTNAME, CTL_ROLE_READER, DISP_ACTOR,
+	    answer_get_hostname },
+	{ KEYCUSTODY__REQUEST__BODY_UPDATE_HOSTNAME, CTL_ROLE_GATEWAY, DISP_ACTOR,
+	    answer_update_hostname },
+	{ KEYCUSTODY__REQUEST__BODY_DELETE_HOSTNAME, CTL_ROLE_GATEWAY, DISP_ACTOR,
+	    answer_delete_hostname },
 };
 
 static const struct disp_entry *
@@ -72,6 +84,26 @@ disp_lookup(int type)
 		if (disp_table[i].type == type)
 			return &disp_table[i];
 	return NULL;
+}
+
+int
+disp_permitted(const Keycustody__Request *req, int role, struct kc_error *err)
+{
+	const struct disp_entry	*e = disp_lookup(req->body_case);
+
+	if (e == NULL || role < e->role) {
+		kc_error_set(err, KC_STATUS_PERMISSION_DENIED, 10000, "Authentication error: "
+		    "the %s role may not make %s requests", control_role_name(role),
+		    proto_request_name(req->body_case));
+		return KC_ERR_DENIED;
+	}
+	if (role == CTL_ROLE_GATEWAY && (e->flags & DISP_ACTOR) &&
+	    (req->actor == NULL || *req->actor == '\0')) {
+		kc_error_set(err, KC_STATUS_PERMISSION_DENIED, 10000, "Authentication error: "
+		    "a gateway must name the acting credential");
+		return KC_ERR_DENIED;
+	}
+	return 0;
 }
 
 int

@@ -16,6 +16,13 @@ struct kc_error;
 struct worker;
 
 /**
+ * Whether a peer with this role (enum ctl_role) may make the request; a gateway must name
+ * the acting credential (Request.actor).
+ * @retval 0, or KC_ERR_DENIED with err set (status PERMISSION_DENIED)
+ */
+int	disp_permitted(const Keycustody__Request *req, int role, struct kc_error *err);
+
+/**
  * Whether the request is answered on the event loop (cheap, no I/O) rather than by a worker.
  */
 int	disp_in_loop(const Keycustody__Request *req);

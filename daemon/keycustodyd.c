@@ -370,7 +370,7 @@ main(int argc, char *argv[])
 		fatalx("event_base_new");
 	if ((kcd.pool = pool_new(&kcd, conf.workers, conf.queue_limit, &cause)) == NULL)
 		fatalx("%s", cause);
-	if ((kcd.control = control_new(&kcd, conf.socket_path, conf.max_conns, &cause)) == NULL)
+	if ((kcd.control = control_new(&kcd, &conf, &cause)) == NULL)
 		fatalx("%s", cause);
 	ev_term = evsignal_new(kcd.base, SIGTERM, on_signal, &kcd);
 	ev_int = evsignal_new(kcd.base, SIGINT, on_signal, &kcd);
