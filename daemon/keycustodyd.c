@@ -230,6 +230,21 @@ on_signal(evutil_socket_t sig, short ev, void *arg)
 	drain_check(-1, 0, kcd);
 }
 
+/* SIGHUP: rotate the audit log; the new file's first line links to the old file's last. */
+static void
+on_hup(evutil_socket_t sig, short ev, void *arg)
+{
+	struct kcd	*kcd = arg;
+	char		*rotated = NULL;
+	int		 r;
+
+	if ((r = audit_rotate(kcd->audit, &rotated)) != 0)
+		log_warnx("audit log rotation failed: %s", kc_strerror(r));
+	else
+		log_info("audit log rotated to %s", rotated);
+	free(rotated);
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -242,7 +257,7 @@ main(int argc, char *argv[])
 	struct kcd	 kcd;
 	struct hsm_config hc;
 	struct rlimit	 rl = { 0, 0 };
-	struct event	*ev_term, *ev_int;
+	struct event	*ev_term, *ev_int, *ev_hup;
 	const char	*conffile = NULL;
 	char		*cause = NULL, *pin, *end;
 	size_t		 pinlen = 0;
@@ -374,8 +389,10 @@ main(int argc, char *argv[])
 		fatalx("%s", cause);
 	ev_term = evsignal_new(kcd.base, SIGTERM, on_signal, &kcd);
 	ev_int = evsignal_new(kcd.base, SIGINT, on_signal, &kcd);
-	if (ev_term == NULL || ev_int == NULL || evsignal_add(ev_term, NULL) == -1 ||
-	    evsignal_add(ev_int, NULL) == -1)
+	ev_hup = evsignal_new(kcd.base, SIGHUP, on_hup, &kcd);
+	if (ev_term == NULL || ev_int == NULL || ev_hup == NULL ||
+	    evsignal_add(ev_term, NULL) == -1 || evsignal_add(ev_int, NULL) == -1 ||
+	    evsignal_add(ev_hup, NULL) == -1)
 		fatalx("signal events");
 	log_info("listening on %s with %u worker(s)", conf.socket_path, conf.workers);
 
@@ -388,6 +405,7 @@ main(int argc, char *argv[])
 		event_free(drain_ev);
 	event_free(ev_term);
 	event_free(ev_int);
+	event_free(ev_hup);
 	event_base_free(kcd.base);
 	hsm_close(kcd.hsm);
 	audit_close(kcd.audit);

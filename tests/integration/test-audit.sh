@@ -3,7 +3,8 @@
 #
 # test-audit.sh: the daemon's audit trail: every operation leaves a hash-chained line
 # (intent before the work, outcome after), `keycustodyctl audit verify` accepts the log as
-# written and reports the first edited or removed line, and the chain survives a restart.
+# written and reports the first edited or removed line; the chain survives a restart and
+# a rotation (SIGHUP).
 
 . "$(dirname "$0")/common.sh"
 kc_setup
@@ -31,6 +32,21 @@ kc_stop_daemon
 kc_start_daemon || not_ok "restart"
 kc_csr p256v1 audit2.acme-corp.co.uk audit2.acme-corp.co.uk >/dev/null 2>&1
 check "after a restart the log still verifies" ctl audit verify "$log"
+
+# SIGHUP rotates the log; the rotated set verifies in order, and the new file links to it.
+kill -HUP "$DAEMON_PID"
+i=0
+while [ "$(ls "$KC_TMP"/audit.log.* 2>/dev/null | wc -l)" -eq 0 ] && [ $i -lt 50 ]; do
+	sleep 0.1; i=$((i + 1))
+done
+rotated=$(ls "$KC_TMP"/audit.log.* 2>/dev/null | head -1)
+check "SIGHUP rotated the audit log" test -n "$rotated"
+kc_csr p256v1 audit3.acme-corp.co.uk audit3.acme-corp.co.uk >/dev/null 2>&1
+check_eq "the new file starts with a rotate record" rotate "$(head -1 "$log" | jget .op)"
+check "the rotated set verifies in order" ctl audit verify "$rotated" "$log"
+ctl audit verify "$log" "$rotated" >/dev/null 2>&1
+check_eq "the wrong order is reported" 1 "$?"
+log=$rotated
 n=$(wc -l <"$log")
 
 # Tampering is detected: an edited line, a removed line, a torn last line.
