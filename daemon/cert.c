@@ -386,30 +386,49 @@ cert_parse(const char *pem, size_t pemlen, STACK_OF(X509) **chainp, struct kc_er
 }
 
 /*
+ * Is x a CA (basicConstraints CA:TRUE)? A basicConstraints extension that does not decode,
+ * or appears twice, makes the certificate unparseable (-1). Other inconsistent extensions
+ * are left to path validation, which names them.
+ */
+static int
+cert_is_ca(X509 *x)
+{
+	BASIC_CONSTRAINTS	*bc;
+	int			 crit, ca;
+
+	if ((bc = X509_get_ext_d2i(x, NID_basic_constraints, &crit, NULL)) == NULL)
+		return crit == -1 ? 0 : -1;
+	ca = bc->ca != 0;
+	BASIC_CONSTRAINTS_free(bc);
+	return ca;
+}
+
+/*
  * Find the one leaf (no basicConstraints CA:TRUE) and move it to the front, the other
- * certificates keeping their upload order. Certificates whose extensions do not decode are
- * unparseable (1426).
+ * certificates keeping their upload order.
  */
 static int
 cert_find_leaf(STACK_OF(X509) *chain, struct kc_error *err)
 {
-	X509		*x;
-	uint32_t	 flags;
-	int		 i, leaf = -1;
+	X509	*x;
+	int	 i, ca, leaf = -1, nleaves = 0;
 
 	for (i = 0; i < sk_X509_num(chain); i++) {
-		flags = X509_get_extension_flags(sk_X509_value(chain, i));
-		if (flags & EXFLAG_INVALID)
+		if ((ca = cert_is_ca(sk_X509_value(chain, i))) == -1) {
+			if (cert_ossl_nomem()) {
+				kc_error_from(err, KC_ERR_NOMEM);
+				return KC_ERR_NOMEM;
+			}
 			return cert_reject(err, 1426, CERT_MSG_PARSE);
-		if (flags & EXFLAG_CA)
-			continue;
-		if (leaf != -1)
-			return cert_reject(err, 1444, CERT_MSG_TWO_LEAVES);
-		leaf = i;
+		}
+		if (!ca && nleaves++ == 0)
+			leaf = i;
 	}
 	ERR_clear_error();
-	if (leaf == -1)
+	if (nleaves == 0)
 		return cert_reject(err, 1445, CERT_MSG_NO_LEAF);
+	if (nleaves > 1)
+		return cert_reject(err, 1444, CERT_MSG_TWO_LEAVES);
 	if (leaf != 0) {
 		x = sk_X509_delete(chain, leaf);
 		if (!sk_X509_unshift(chain, x)) {
@@ -573,9 +592,10 @@ cert_name_eq(const unsigned char *name, int len, const char *host)
  * A concrete hostname is matched by X509_check_host(): RFC 6125 wildcards, one whole
  * left-most label ("*.acme-corp.co.uk" covers "shop.acme-corp.co.uk", neither
  * "a.b.acme-corp.co.uk" nor "acme-corp.co.uk", never partial "f*.example.com"). A wildcard
- * hostname ("*.shop.acme-corp.co.uk") is covered by the identical wildcard name only:
- * X509_check_host() never matches a '*' of the reference name. A leading '.' would ask
- * X509_check_host() for any subdomain, so such a name is covered by nothing.
+ * hostname ("*.shop.acme-corp.co.uk") is covered by the identical name only, compared here
+ * (ignoring case): OpenSSL 3.0 happens to compare names literally before trying wildcards,
+ * but does not document it. A leading '.' asks X509_check_host() for any subdomain, so
+ * such a name is covered by nothing.
  */
 static int
 cert_check_host(X509 *leaf, const char *hostname, struct kc_error *err)

@@ -38,6 +38,7 @@
 #define TEST_HOST	"shop.acme-corp.co.uk"
 #define TEST_SANS	"DNS:shop.acme-corp.co.uk,DNS:www.acme-corp.co.uk,IP:192.0.2.1," \
 			    "DNS:*.shop.acme-corp.co.uk"
+#define TEST_END	((X509 *)NULL)		/* ends test_pem()'s list */
 #define TEST_SERIAL	"123456789012345678901234567890123456789"
 
 /* How to make one certificate. */
@@ -204,7 +205,7 @@ test_inter(EVP_PKEY *key, const char *o, const char *cn, const EVP_MD *md)
 	return test_cert(&sp);
 }
 
-/* The PEM of the certificates given, NULL-terminated; caller frees. */
+/* The PEM of the certificates given, the list ended by TEST_END; caller frees. */
 static char *
 test_pem(X509 *x, ...)
 {
@@ -331,7 +332,7 @@ test_setup(void **state)
 
 	snprintf(fix.bundle, sizeof(fix.bundle), "/tmp/test-cert.XXXXXX");
 	assert_true((fd = mkstemp(fix.bundle)) != -1);
-	pem = test_pem(fix.root, NULL);
+	pem = test_pem(fix.root, TEST_END);
 	assert_int_equal(write(fd, pem, strlen(pem)), (ssize_t)strlen(pem));
 	close(fd);
 	free(pem);
@@ -418,7 +419,7 @@ test_cert_store(void **state)
 			unsigned char		*spki = NULL;
 			int			 n;
 
-			pem = test_pem(fix.leaf_ec, fix.iec, NULL);
+			pem = test_pem(fix.leaf_ec, fix.iec, TEST_END);
 			n = i2d_PUBKEY(fix.leaf_ec_key, &spki);
 			assert_int_equal(cert_check(s, pem, strlen(pem), spki, (size_t)n,
 			    TEST_HOST, TEST_NOW_US, &ci, &err), KC_ERR_INVALID);
@@ -458,7 +459,7 @@ test_cert_unparseable(void **state)
 	unsigned char	*der = NULL, *der2;
 	int		 n, i;
 
-	chain = test_pem(fix.leaf_ec, fix.iec, NULL);
+	chain = test_pem(fix.leaf_ec, fix.iec, TEST_END);
 
 	test_reject("hello", fix.leaf_ec_key, TEST_HOST, 1426, msg);
 	test_reject("-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n",
@@ -475,8 +476,8 @@ test_cert_unparseable(void **state)
 	free(s);
 
 	/* Garbage between blocks; a BEGIN line that is not one; an indented block is fine. */
-	t = test_pem(fix.leaf_ec, NULL);
-	key = test_pem(fix.iec, NULL);
+	t = test_pem(fix.leaf_ec, TEST_END);
+	key = test_pem(fix.iec, TEST_END);
 	n = (int)(strlen(t) + strlen(key) + 64);
 	assert_non_null(s = malloc((size_t)n));
 	snprintf(s, (size_t)n, "%sjunk\n%s", t, key);
@@ -509,6 +510,21 @@ test_cert_unparseable(void **state)
 	free(s);
 	free(t);
 	free(key);
+
+	/* Two basicConstraints extensions: which one is meant cannot be told. */
+	{
+		X509		*x;
+		X509V3_CTX	 ctx;
+
+		x = test_leaf(fix.leaf_ec_key, fix.iec, fix.iec_key, EVP_sha256(), TEST_SANS);
+		X509V3_set_ctx(&ctx, fix.iec, x, NULL, NULL, 0);
+		test_ext(x, &ctx, NID_basic_constraints, "critical,CA:TRUE");
+		assert_true(X509_sign(x, fix.iec_key, EVP_sha256()) > 0);
+		s = test_pem(x, fix.iec, TEST_END);
+		test_reject(s, fix.leaf_ec_key, TEST_HOST, 1426, msg);
+		free(s);
+		X509_free(x);
+	}
 
 	/* Truncated: no END line. */
 	assert_non_null(s = strdup(chain));
@@ -556,7 +572,7 @@ test_cert_unparseable(void **state)
 
 	/* The leaf and 15, then 16, copies of the intermediate. */
 	assert_non_null(s = strdup(chain));
-	t = test_pem(fix.iec, NULL);
+	t = test_pem(fix.iec, TEST_END);
 	for (i = 0; i < 14; i++) {
 		key = test_cat(s, t);
 		free(s);
@@ -585,11 +601,11 @@ test_cert_leaves(void **state)
 {
 	char	*s;
 
-	s = test_pem(fix.iec, fix.root, NULL);
+	s = test_pem(fix.iec, fix.root, TEST_END);
 	test_reject(s, fix.leaf_ec_key, TEST_HOST, 1445, "The certificate chain that you "
 	    "uploaded does not contain a leaf certificate.");
 	free(s);
-	s = test_pem(fix.leaf_ec, fix.leaf_rsa, fix.iec, fix.irsa, NULL);
+	s = test_pem(fix.leaf_ec, fix.leaf_rsa, fix.iec, fix.irsa, TEST_END);
 	test_reject(s, fix.leaf_ec_key, TEST_HOST, 1444, "The certificate chain that you "
 	    "uploaded contains more than one leaf certificate.");
 	free(s);
@@ -605,7 +621,7 @@ test_cert_key_mismatch(void **state)
 	const char		*msg = "The private key you uploaded does not match the "
 				    "certificate.";
 
-	s = test_pem(fix.leaf_ec, fix.iec, NULL);
+	s = test_pem(fix.leaf_ec, fix.iec, TEST_END);
 	test_reject(s, fix.other_key, TEST_HOST, 1429, msg);
 	test_reject(s, fix.leaf_rsa_key, TEST_HOST, 1429, msg);
 	/* No SPKI at all, or bytes that are not one. */
@@ -628,7 +644,7 @@ test_cert_sigalg(void **state)
 	char			*s;
 
 	x = test_leaf(fix.leaf_rsa_key, fix.irsa, fix.irsa_key, EVP_sha1(), TEST_SANS);
-	s = test_pem(x, fix.irsa, NULL);
+	s = test_pem(x, fix.irsa, TEST_END);
 	test_reject(s, fix.leaf_rsa_key, TEST_HOST, 1447, "The certificate that you "
 	    "uploaded uses an unsupported signature algorithm (sha1WithRSAEncryption).");
 	free(s);
@@ -645,7 +661,7 @@ test_cert_sigalg(void **state)
 	sp.nb = -TEST_DAY;
 	sp.na = TEST_DAY;
 	x = test_cert(&sp);
-	s = test_pem(x, fix.irsa, NULL);
+	s = test_pem(x, fix.irsa, TEST_END);
 	test_reject(s, fix.leaf_rsa_key, TEST_HOST, 1447, "The certificate that you "
 	    "uploaded uses an unsupported signature algorithm (rsassaPss).");
 	free(s);
@@ -653,7 +669,7 @@ test_cert_sigalg(void **state)
 
 	/* ECDSA with SHA-1 on the leaf. */
 	x = test_leaf(fix.leaf_ec_key, fix.iec, fix.iec_key, EVP_sha1(), TEST_SANS);
-	s = test_pem(x, fix.iec, NULL);
+	s = test_pem(x, fix.iec, TEST_END);
 	test_reject(s, fix.leaf_ec_key, TEST_HOST, 1447, "The certificate that you "
 	    "uploaded uses an unsupported signature algorithm (ecdsa-with-SHA1).");
 	free(s);
@@ -662,7 +678,7 @@ test_cert_sigalg(void **state)
 	/* A SHA-1 intermediate under a good leaf. */
 	inter = test_inter(fix.iec_key, "Example EC Trust Services", "Example EC CA",
 	    EVP_sha1());
-	s = test_pem(fix.leaf_ec, inter, NULL);
+	s = test_pem(fix.leaf_ec, inter, TEST_END);
 	test_reject(s, fix.leaf_ec_key, TEST_HOST, 1447, NULL);
 	free(s);
 	X509_free(inter);
@@ -676,7 +692,7 @@ test_cert_sigalg(void **state)
 	sp.nb = -TEST_DAY;
 	sp.na = TEST_DAY;
 	x = test_cert(&sp);
-	s = test_pem(x, NULL);
+	s = test_pem(x, TEST_END);
 	test_reject(s, fix.leaf_ec_key, TEST_HOST, 1447, NULL);
 	free(s);
 	X509_free(x);
@@ -699,17 +715,17 @@ test_cert_trust(void **state)
 	sp.nb = -TEST_DAY;
 	sp.na = TEST_DAY;
 	x = test_cert(&sp);
-	s = test_pem(x, NULL);
+	s = test_pem(x, TEST_END);
 	test_reject_1441(s, fix.leaf_ec_key, "self-signed certificate");
 	free(s);
 	X509_free(x);
 
 	x = test_leaf(fix.leaf_ec_key, fix.rogue, fix.rogue_key, EVP_sha256(), TEST_SANS);
-	s = test_pem(x, NULL);
+	s = test_pem(x, TEST_END);
 	test_reject_1441(s, fix.leaf_ec_key, "unable to get local issuer certificate");
 	free(s);
 	/* With the untrusted root sent along. */
-	s = test_pem(x, fix.rogue, NULL);
+	s = test_pem(x, fix.rogue, TEST_END);
 	test_reject_1441(s, fix.leaf_ec_key, "self-signed certificate in certificate chain");
 	free(s);
 	X509_free(x);
@@ -719,7 +735,7 @@ test_cert_trust(void **state)
 	sp.nb = -100 * TEST_DAY;
 	sp.na = -TEST_DAY;
 	x = test_cert(&sp);
-	s = test_pem(x, fix.iec, NULL);
+	s = test_pem(x, fix.iec, TEST_END);
 	test_reject_1441(s, fix.leaf_ec_key, "certificate has expired");
 	free(s);
 	X509_free(x);
@@ -727,16 +743,16 @@ test_cert_trust(void **state)
 	sp.nb = TEST_DAY;
 	sp.na = 100 * TEST_DAY;
 	x = test_cert(&sp);
-	s = test_pem(x, fix.iec, NULL);
+	s = test_pem(x, fix.iec, TEST_END);
 	test_reject_1441(s, fix.leaf_ec_key, "certificate is not yet valid");
 	free(s);
 	X509_free(x);
 
 	/* Missing intermediate, and the wrong one. */
-	s = test_pem(fix.leaf_ec, NULL);
+	s = test_pem(fix.leaf_ec, TEST_END);
 	test_reject_1441(s, fix.leaf_ec_key, "unable to get local issuer certificate");
 	free(s);
-	s = test_pem(fix.leaf_ec, fix.irsa, NULL);
+	s = test_pem(fix.leaf_ec, fix.irsa, TEST_END);
 	test_reject_1441(s, fix.leaf_ec_key, "unable to get local issuer certificate");
 	free(s);
 
@@ -745,7 +761,7 @@ test_cert_trust(void **state)
 	sp.na = TEST_DAY;
 	sp.eku = "clientAuth";
 	x = test_cert(&sp);
-	s = test_pem(x, fix.iec, NULL);
+	s = test_pem(x, fix.iec, TEST_END);
 	test_reject_1441(s, fix.leaf_ec_key, "unsuitable certificate purpose");
 	free(s);
 	X509_free(x);
@@ -755,7 +771,7 @@ test_cert_trust(void **state)
 	sp.nb = -100 * TEST_DAY;
 	sp.na = -TEST_DAY;
 	x = test_cert(&sp);
-	s = test_pem(x, fix.iec, NULL);
+	s = test_pem(x, fix.iec, TEST_END);
 	test_reject(s, fix.leaf_ec_key, "other.example.org", 1441, NULL);
 	free(s);
 	X509_free(x);
@@ -772,7 +788,7 @@ test_covers(const char *sans, const char *host)
 	int			 r;
 
 	x = test_leaf(fix.leaf_ec_key, fix.iec, fix.iec_key, EVP_sha256(), sans);
-	s = test_pem(x, fix.iec, NULL);
+	s = test_pem(x, fix.iec, TEST_END);
 	r = test_check(s, strlen(s), fix.leaf_ec_key, host, &ci, &err);
 	if (r != 0) {
 		assert_int_equal(r, KC_ERR_INVALID);
@@ -832,7 +848,7 @@ test_cert_ok_rsa(void **state)
 	struct kc_error		 err;
 	char			*s, *want;
 
-	s = test_pem(fix.irsa, fix.leaf_rsa, NULL);
+	s = test_pem(fix.irsa, fix.leaf_rsa, TEST_END);
 	assert_int_equal(test_check(s, strlen(s), fix.leaf_rsa_key, TEST_HOST, &ci, &err),
 	    0);
 	assert_non_null(ci);
@@ -845,7 +861,7 @@ test_cert_ok_rsa(void **state)
 	assert_string_equal(ci->hosts[0], "shop.acme-corp.co.uk");
 	assert_string_equal(ci->hosts[1], "www.acme-corp.co.uk");
 	assert_string_equal(ci->hosts[2], "*.shop.acme-corp.co.uk");
-	want = test_pem(fix.leaf_rsa, fix.irsa, NULL);
+	want = test_pem(fix.leaf_rsa, fix.irsa, TEST_END);
 	assert_string_equal(ci->chain_pem, want);
 	free(want);
 	cert_info_free(ci);
@@ -855,7 +871,7 @@ test_cert_ok_rsa(void **state)
 	{
 		char	*crlf, *p, *q;
 
-		s = test_pem(fix.leaf_rsa, fix.irsa, fix.root, NULL);
+		s = test_pem(fix.leaf_rsa, fix.irsa, fix.root, TEST_END);
 		assert_non_null(crlf = malloc(strlen(s) * 2 + 1));
 		for (p = s, q = crlf; *p != '\0'; p++) {
 			if (*p == '\n')
@@ -901,7 +917,7 @@ test_cert_ok_variants(void **state)
 		inter = t[i].ec ? fix.iec : fix.irsa;
 		x = test_leaf(fix.leaf_ec_key, inter, t[i].ec ? fix.iec_key : fix.irsa_key, md,
 		    "DNS:b.acme-corp.co.uk,DNS:a.acme-corp.co.uk");
-		s = test_pem(x, inter, NULL);
+		s = test_pem(x, inter, TEST_END);
 		assert_int_equal(test_check(s, strlen(s), fix.leaf_ec_key, "a.acme-corp.co.uk",
 		    &ci, &err), 0);
 		assert_string_equal(ci->signature, t[i].want);
@@ -918,7 +934,7 @@ test_cert_ok_variants(void **state)
 	}
 
 	/* The fixture's P-256 leaf, signed by the P-384 intermediate with SHA-384. */
-	s = test_pem(fix.leaf_ec, fix.iec, NULL);
+	s = test_pem(fix.leaf_ec, fix.iec, TEST_END);
 	assert_int_equal(test_check(s, strlen(s), fix.leaf_ec_key, TEST_HOST, &ci, &err),
 	    0);
 	assert_string_equal(ci->signature, "ECDSAWithSHA384");
@@ -930,7 +946,7 @@ test_cert_ok_variants(void **state)
 	/* Issuer without O: its CN; without either: "Unknown". Small serial. */
 	inter = test_inter(fix.iec_key, NULL, "Acme Fallback CA", EVP_sha256());
 	x = test_leaf(fix.leaf_ec_key, inter, fix.iec_key, EVP_sha256(), TEST_SANS);
-	s = test_pem(x, inter, NULL);
+	s = test_pem(x, inter, TEST_END);
 	assert_int_equal(test_check(s, strlen(s), fix.leaf_ec_key, TEST_HOST, &ci, &err),
 	    0);
 	assert_string_equal(ci->issuer, "AcmeFallbackCA");
@@ -950,7 +966,7 @@ test_cert_ok_variants(void **state)
 
 		x = test_cert(&sp);
 	}
-	s = test_pem(x, inter, NULL);
+	s = test_pem(x, inter, TEST_END);
 	assert_int_equal(test_check(s, strlen(s), fix.leaf_ec_key, TEST_HOST, &ci, &err),
 	    0);
 	assert_string_equal(ci->issuer, "Unknown");
@@ -1004,8 +1020,8 @@ test_cert_threads(void **state)
 	char			*good, *bad;
 	int			 i, n;
 
-	good = test_pem(fix.leaf_ec, fix.iec, NULL);
-	bad = test_pem(fix.leaf_ec, NULL);
+	good = test_pem(fix.leaf_ec, fix.iec, TEST_END);
+	bad = test_pem(fix.leaf_ec, TEST_END);
 	assert_true((n = i2d_PUBKEY(fix.leaf_ec_key, &spki)) > 0);
 	for (i = 0; i < 4; i++) {
 		t[i].good = good;
@@ -1108,10 +1124,10 @@ test_cert_mutations(void **state)
 	BIO			*bio;
 	long			 blen;
 
-	orig = test_pem(fix.leaf_ec, fix.iec, NULL);
+	orig = test_pem(fix.leaf_ec, fix.iec, TEST_END);
 	olen = strlen(orig);
-	pem[0] = test_pem(fix.leaf_ec, NULL);
-	pem[1] = test_pem(fix.iec, NULL);
+	pem[0] = test_pem(fix.leaf_ec, TEST_END);
+	pem[1] = test_pem(fix.iec, TEST_END);
 	assert_true((n = i2d_X509(fix.leaf_ec, &der[0])) > 0);
 	dlen[0] = (size_t)n;
 	assert_true((n = i2d_X509(fix.iec, &der[1])) > 0);
