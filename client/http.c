@@ -7,15 +7,18 @@
 #include "config.h"
 
 #include <sys/queue.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -69,6 +72,23 @@ static const char *const http_route_names[HTTP_R_MAX] = {
 #define HTTP_PAGE_TAIL		"</BODY></HTML>\n"
 #define HTTP_PAGE_HEAD		"\r\n\r\n<HTML><HEAD>\n<TITLE>"
 #define HTTP_PAGE_HEADERS_MAX	1024	/* evhttp's header lines of such a page */
+#define HTTP_LINGER_S		5		/* reading what follows such a page, at most */
+#define HTTP_LINGER_MAX		(64 * 1024 * 1024)	/* ... and this much */
+
+/*
+ * The socket of a connection that evhttp ends after one of its pages, kept open (a dup) to
+ * read and drop what the client still sends: closed with unread data, it would be reset,
+ * and the client could lose the answer (evhttp lingers only for Content-Length bodies).
+ */
+struct http_linger {
+	TAILQ_ENTRY(http_linger) entry;
+	struct http		*h;
+	struct bufferevent	*bev;		/* until the answer is written, then NULL */
+	struct event		*ev;
+	int			 fd;
+	size_t			 left;
+};
+TAILQ_HEAD(http_lingers, http_linger);
 
 /* Prometheus histogram buckets, in seconds. */
 static const double http_buckets[] = {
@@ -103,9 +123,15 @@ struct http {
 	struct kcc_async	*daemon;
 	struct cred_table	*creds;
 	int			 metrics_on;
-	int			 rewriting;	/* in http_page_cb(), editing */
+	struct http_lingers	 lingers;
 	struct http_metrics	 m;
 };
+
+/*
+ * The server, for the callbacks of evhttp's connection buffers, whose one argument is taken
+ * by their bufferevent. There is one per process.
+ */
+static struct http	*http_self;
 
 /* Query parameters of a list route. Strings are borrowed from the parsed query. */
 struct http_list_query {
@@ -889,6 +915,81 @@ http_route_writes(enum http_route route)
 	}
 }
 
+static void
+http_linger_free(struct http_linger *l)
+{
+	TAILQ_REMOVE(&l->h->lingers, l, entry);
+	event_free(l->ev);
+	close(l->fd);
+	free(l);
+}
+
+/* Drop what arrives on a lingering socket; close it at EOF, on error, or when time is up. */
+static void
+http_linger_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_linger	*l = arg;
+	char			 buf[16384];
+	ssize_t			 n;
+
+	if (what & EV_TIMEOUT) {
+		http_linger_free(l);
+		return;
+	}
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		if ((size_t)n >= l->left) {
+			http_linger_free(l);
+			return;
+		}
+		l->left -= (size_t)n;
+	}
+	if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+		http_linger_free(l);
+}
+
+/* Start lingering on bev's socket (best effort: on failure, evhttp's plain close). */
+static void
+http_linger_start(struct http *h, struct bufferevent *bev)
+{
+	struct http_linger	*l;
+	struct timeval		 tv = { HTTP_LINGER_S, 0 };
+	int			 fd;
+
+	if ((fd = bufferevent_getfd(bev)) == -1 || (fd = dup(fd)) == -1)
+		return;
+	l = xcalloc(1, sizeof(*l));
+	l->h = h;
+	l->bev = bev;
+	l->fd = fd;
+	l->left = HTTP_LINGER_MAX;
+	if ((l->ev = event_new(h->base, fd, EV_READ | EV_PERSIST, http_linger_cb,
+	    l)) == NULL || event_add(l->ev, &tv) != 0) {
+		if (l->ev != NULL)
+			event_free(l->ev);
+		close(fd);
+		free(l);
+		return;
+	}
+	TAILQ_INSERT_TAIL(&h->lingers, l, entry);
+}
+
+/*
+ * bev's output has just been written out: if its connection lingers, its answer is sent,
+ * and the client may see the end of it (evhttp closes its own descriptor next).
+ */
+static void
+http_linger_flushed(struct http *h, struct bufferevent *bev)
+{
+	struct http_linger	*l;
+
+	TAILQ_FOREACH(l, &h->lingers, entry) {
+		if (l->bev == bev) {
+			l->bev = NULL;
+			shutdown(l->fd, SHUT_WR);
+		}
+	}
+}
+
 /*
  * XXX libevent 2.1 answers some requests by itself with an HTML page, before any callback
  * of ours runs: 413 for a body over the size limit (Content-Length or chunked), 400 for a
@@ -898,31 +999,42 @@ http_route_writes(enum http_route route)
  * has just been queued, and before a byte of it is written, it is replaced by the JSON
  * envelope (413 becomes API.md's 400/1400). evhttp sends these pages with Connection:
  * close, last on their connection; their header lines are evhttp's own, so the last
- * "HTTP/1." before the page body starts it. Drop this with libevent 2.1.
+ * "HTTP/1." before the page body starts it. The connection then lingers (http_linger_*).
+ * Drop this with libevent 2.1. Our own edits of the buffer call us again: harmless, as
+ * they neither end with such a page nor empty it by a write.
  */
 static void
 http_page_cb(struct evbuffer *out, const struct evbuffer_cb_info *info, void *arg)
 {
 	static const char	 tail[] = HTTP_PAGE_TAIL, head[] = HTTP_PAGE_HEAD;
-	struct http		*h = arg;
+	struct http		*h = http_self;
+	struct bufferevent	*bev = arg;
 	const struct http_err	*e;
+	struct evbuffer		*prefix = NULL;
 	struct evbuffer_ptr	 pos, page, found;
-	char			 buf[sizeof(tail)], line[16], *prefix = NULL, *body = NULL;
+	char			 buf[sizeof(tail)], line[16], *body = NULL;
 	size_t			 len, start;
-	int			 status;
+	ev_ssize_t		 n;
+	int			 status, frozen = 0;
 
-	if (h->rewriting || info->n_added == 0 ||
-	    (len = evbuffer_get_length(out)) < sizeof(tail) - 1)
+	len = evbuffer_get_length(out);
+	if (info->n_deleted > 0 && len == 0 && !TAILQ_EMPTY(&h->lingers)) {
+		http_linger_flushed(h, bev);
+		return;
+	}
+	if (info->n_added == 0 || len < sizeof(tail) - 1 ||
+	    evbuffer_ptr_set(out, &pos, len - (sizeof(tail) - 1), EVBUFFER_PTR_SET) != 0)
 		return;
 	/*
 	 * A socket bufferevent keeps the start of its output frozen between writes (it thaws
-	 * it around each one), and a frozen start fails the copies and the drain below. It
-	 * is frozen again on the way out, as the bufferevent keeps it.
+	 * it around each one), which fails the copies and the drain below: thaw it meanwhile.
 	 */
-	evbuffer_unfreeze(out, 1);
-	if (evbuffer_ptr_set(out, &pos, len - (sizeof(tail) - 1), EVBUFFER_PTR_SET) != 0 ||
-	    evbuffer_copyout_from(out, &pos, buf, sizeof(tail) - 1) !=
-	    (ev_ssize_t)(sizeof(tail) - 1) || memcmp(buf, tail, sizeof(tail) - 1) != 0)
+	if ((n = evbuffer_copyout_from(out, &pos, buf, sizeof(tail) - 1)) == -1) {
+		evbuffer_unfreeze(out, 1);
+		frozen = 1;
+		n = evbuffer_copyout_from(out, &pos, buf, sizeof(tail) - 1);
+	}
+	if (n != (ev_ssize_t)(sizeof(tail) - 1) || memcmp(buf, tail, sizeof(tail) - 1) != 0)
 		goto out;
 	page = evbuffer_search(out, head, sizeof(head) - 1, NULL);
 	if (page.pos == -1)
@@ -950,27 +1062,29 @@ http_page_cb(struct evbuffer *out, const struct evbuffer_cb_info *info, void *ar
 		e = &http_err_internal;
 	else
 		e = &http_err_headers;
-	if (json_reply_error(e->code, e->message, 0, NULL, &body) != 0)
+	if (json_reply_error(e->code, e->message, 0, NULL, &body) != 0 ||
+	    (prefix = evbuffer_new()) == NULL)
 		goto out;	/* out of memory: the HTML goes out */
 
-	h->rewriting = 1;
-	prefix = xmalloc(start + 1);	/* earlier answers, not yet written */
-	evbuffer_remove(out, prefix, start);
+	/* Keep the earlier answers not yet written, drop the page. */
+	evbuffer_remove_buffer(out, prefix, start);
 	evbuffer_drain(out, evbuffer_get_length(out));
-	evbuffer_add(out, prefix, start);
+	evbuffer_add_buffer(out, prefix);
 	status = status == 413 ? e->status : status >= 500 ? 500 : status;
 	evbuffer_add_printf(out, "HTTP/1.%c %d %s\r\nContent-Type: application/json\r\n"
 	    "%sConnection: close\r\nContent-Length: %zu\r\n\r\n%s", line[7], status,
 	    status == 400 ? "Bad Request" : status == 417 ? "Expectation Failed" :
 	    status == 500 ? "Internal Server Error" : "Error",
 	    status < 500 ? "x-should-retry: false\r\n" : "", strlen(body), body);
-	h->rewriting = 0;
 	log_debug("evhttp refused a request (%s): answered %d/%d", line + 9, status,
 	    e->code);
 	http_count(h, HTTP_R_NONE, status, http_now());
+	http_linger_start(h, bev);
  out:
-	evbuffer_freeze(out, 1);
-	free(prefix);
+	if (frozen)
+		evbuffer_freeze(out, 1);
+	if (prefix != NULL)
+		evbuffer_free(prefix);
 	free(body);
 }
 
@@ -978,11 +1092,12 @@ http_page_cb(struct evbuffer *out, const struct evbuffer_cb_info *info, void *ar
 static struct bufferevent *
 http_bevcb(struct event_base *base, void *arg)
 {
+	/* arg, the server, is http_self: the callback of the buffer gets bev */
 	struct bufferevent	*bev;
 
 	if ((bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE)) == NULL)
 		return (NULL);		/* evhttp makes its own */
-	if (evbuffer_add_cb(bufferevent_get_output(bev), http_page_cb, arg) == NULL) {
+	if (evbuffer_add_cb(bufferevent_get_output(bev), http_page_cb, bev) == NULL) {
 		bufferevent_free(bev);
 		return (NULL);
 	}
@@ -1134,8 +1249,14 @@ http_new(struct event_base *base, const struct http_config *conf, struct cred_ta
 	struct http	*h;
 	struct timeval	 tv;
 
+	if (http_self != NULL) {
+		xasprintf(cause, "one server per process");
+		return (NULL);
+	}
 	h = xcalloc(1, sizeof(*h));
 	h->base = base;
+	TAILQ_INIT(&h->lingers);
+	http_self = h;
 	h->creds = creds;
 	h->metrics_on = conf->metrics;
 	if ((h->evh = evhttp_new(base)) == NULL) {
@@ -1189,6 +1310,10 @@ http_free(struct http *h)
 	kcc_async_free(h->daemon);
 	if (h->evh != NULL)
 		evhttp_free(h->evh);
+	while (!TAILQ_EMPTY(&h->lingers))
+		http_linger_free(TAILQ_FIRST(&h->lingers));
 	cred_table_free(h->creds);
+	if (http_self == h)
+		http_self = NULL;
 	free(h);
 }

@@ -196,7 +196,7 @@ control_free_rules(struct control *c)
 }
 
 /* Whether a daemon answers on path. */
-static int
+int
 control_in_use(const char *path)
 {
 	struct sockaddr_un	 sun;

@@ -29,6 +29,8 @@ const char	*control_role_name(int role);
  * @retval NULL with cause set on failure (caller frees cause)
  */
 struct control	*control_new(struct kcd *kcd, const struct kc_conf *conf, char **cause);
+/** Whether a daemon answers on the socket at path (checked before start-up touches anything). */
+int		 control_in_use(const char *path);
 /** Stop accepting new connections (shutdown). */
 void		 control_stop_accepting(struct control *c);
 /** Connections open. */

@@ -116,6 +116,50 @@ read_pin(const struct kc_conf *conf, char *pin, size_t *pinlen, char **cause)
 	return r;
 }
 
+/*
+ * A file the daemon will write (store, audit log): an existing regular file that opens for
+ * writing, or a writable directory to create it in. Checked before anything is opened or
+ * created, so that a start-up that must fail changes nothing.
+ */
+static int
+preflight_writable(const char *what, const char *path, char **cause)
+{
+	struct stat	 sb;
+	char		*dir, *slash;
+	int		 fd;
+
+	if (stat(path, &sb) == 0) {
+		if (!S_ISREG(sb.st_mode)) {
+			xasprintf(cause, "%s %s: not a regular file", what, path);
+			return KC_ERR_IO;
+		}
+		if ((fd = open(path, O_RDWR | O_CLOEXEC)) == -1) {
+			xasprintf(cause, "%s %s: %s", what, path, strerror(errno));
+			return KC_ERR_IO;
+		}
+		close(fd);
+		return 0;
+	}
+	if (errno != ENOENT) {
+		xasprintf(cause, "%s %s: %s", what, path, strerror(errno));
+		return KC_ERR_IO;
+	}
+	dir = xstrdup(path);
+	if ((slash = strrchr(dir, '/')) == NULL)
+		memcpy(dir, ".", 2);	/* path is not empty: dir has room */
+	else if (slash == dir)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	if (access(dir, W_OK | X_OK) == -1) {
+		xasprintf(cause, "%s %s: directory %s: %s", what, path, dir, strerror(errno));
+		free(dir);
+		return KC_ERR_IO;
+	}
+	free(dir);
+	return 0;
+}
+
 static int
 cmp_key_id(const void *a, const void *b)
 {
@@ -339,6 +383,17 @@ main(int argc, char *argv[])
 	log_init(debug, LOG_DAEMON);
 	log_setverbose(debug > 1);
 	signal(SIGPIPE, SIG_IGN);
+
+	/*
+	 * Refuse before touching the token, the store or the audit log: a second daemon must
+	 * not reconcile (undo) the first one's work in flight, and a start that cannot succeed
+	 * must not create files.
+	 */
+	if (control_in_use(conf.socket_path))
+		fatalx("%s: another keycustodyd is already answering there", conf.socket_path);
+	if (preflight_writable("store", conf.store_path, &cause) != 0 ||
+	    preflight_writable("audit log", conf.audit_log, &cause) != 0)
+		fatalx("%s", cause);
 
 	/* The PIN: read once, used for C_Login, wiped. */
 	if ((pin = mmap(NULL, PIN_MAX + 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,

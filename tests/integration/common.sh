@@ -17,7 +17,7 @@ KEYCUSTODYCTL="$top_builddir/keycustodyctl"
 KC_HTTP="$top_builddir/keycustody-http"
 KC_ZONE=023e105f4ecef8ad9ca31a8372d0c353
 KC_ZONE2=372e67954025e0ba6aaa6d586b9e0b59
-KC_PIN=1234
+: "${KC_PIN:=1234}"
 KC_LABEL=kc-test
 
 command -v softhsm2-util >/dev/null 2>&1 || { echo "SKIP: softhsm2-util missing"; exit 77; }

@@ -124,6 +124,78 @@ req POST $CSRS -H "$(W)" --data-binary @"$tmp/big.json"; expect 400 1400 "body o
 printf '{"country":"US","x":"\\u0000"}' >"$tmp/nul.json"
 req POST $CSRS -H "$(W)" --data-binary @"$tmp/nul.json"; expect 400 1400 "NUL in a string"
 
+echo "# == bodies over 1 MiB, and requests that evhttp refuses by itself: JSON all the same"
+python3 -c 'import sys; sys.stdout.write("{\"x\":\"" + "a" * (3 << 20) + "\"}")' >"$tmp/3m.json"
+python3 -c 'import sys; sys.stdout.write("{\"x\":\"" + "a" * (3 << 19) + "\"}")' >"$tmp/1.5m.json"
+req POST $CSRS -H "$(W)" --data-binary @"$tmp/3m.json"; expect 400 1400 "a body of 3 MiB"
+req POST $CSRS -H "$(W)" -H 'Expect:' --data-binary @"$tmp/3m.json"; expect 400 1400 "a body of 3 MiB, no Expect"
+req POST $CSRS -H "$(W)" --data-binary @"$tmp/1.5m.json"; expect 400 1400 "a body of 1.5 MiB"
+req POST $CSRS -H "$(W)" -H 'Transfer-Encoding: chunked' --data-binary @"$tmp/3m.json"
+expect 400 1400 "chunked 3 MiB body"
+req POST $CSRS -H "$(W)" -H 'Transfer-Encoding: chunked' --data-binary @"$tmp/1.5m.json"
+expect 400 1400 "chunked 1.5 MiB body"
+req POST /zones/$Z/custom_hostnames -H "$(W)" --data-binary @"$tmp/3m.json"
+expect 400 1400 "a body of 3 MiB, custom hostnames"
+req PATCH /zones/$Z/custom_hostnames/00000000-0000-4000-8000-000000000000 -H "$(W)" \
+    -H 'Transfer-Encoding: chunked' --data-binary @"$tmp/3m.json"
+expect 400 1400 "chunked 3 MiB body, custom hostname PATCH"
+req POST $CSRS -H "$(W)" -H 'Transfer-Encoding: chunked' -d "$(mkdel country)"
+expect 400 1405 "a small chunked body reaches the daemon"
+# Raw requests: each answer must be JSON, with x-should-retry: false on a 4xx.
+cat >"$tmp/raw.py" <<'EOF'
+import json, socket, sys
+port, zone = int(sys.argv[1]), sys.argv[2].encode()
+cases = [
+    ("malformed request line", b"BLAH\r\n\r\n", 400, 6003),
+    ("header block over the limit", b"GET /client/v4/healthz HTTP/1.1\r\nHost: x\r\nX-Big: "
+        + b"a" * 20000 + b"\r\n\r\n", 400, 6003),
+    ("bad Content-Length", b"POST /client/v4/zones/" + zone + b"/custom_csrs HTTP/1.1\r\n"
+        b"Host: x\r\nContent-Length: abc\r\n\r\n{}", 400, 6003),
+    ("unknown Expect", b"POST /client/v4/zones/" + zone + b"/custom_csrs HTTP/1.1\r\n"
+        b"Host: x\r\nExpect: tea\r\nContent-Length: 2\r\n\r\n{}", 417, 6003),
+    ("corrupt chunk", b"POST /client/v4/zones/" + zone + b"/custom_csrs HTTP/1.1\r\n"
+        b"Host: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400, 1400),
+    ("HTTP/1.0 body over 1 MiB", b"POST /client/v4/zones/" + zone + b"/custom_csrs HTTP/1.0\r\n"
+        b"Content-Length: 3000000\r\n\r\n" + b"a" * 3000000, 400, 1400),
+    ("pipelined after a good request", b"GET /client/v4/healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"POST /client/v4/zones/" + zone + b"/custom_csrs HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Length: 3000000\r\n\r\n" + b"a" * 3000000, 400, 1400),
+]
+failed = 0
+for name, data, status, code in cases:
+    s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(10)
+    out = b""
+    try:
+        s.sendall(data)
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            out += b
+    except OSError:
+        pass
+    s.close()
+    last = out[out.rfind(b"HTTP/1."):]
+    head, _, body = last.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").lower().split("\r\n")
+    try:
+        got = (int(lines[0].split()[1]), json.loads(body)["errors"][0]["code"])
+        good = (got == (status, code) and "content-type: application/json" in lines
+                and "x-should-retry: false" in lines)
+    except (ValueError, IndexError, KeyError):
+        got, good = None, False
+    print("%s - %s: %r" % ("ok" if good else "FAIL", name, got if good else out[:300]))
+    failed += not good
+sys.exit(failed != 0)
+EOF
+port=${KC_HTTP_URL#http://127.0.0.1:}
+python3 "$tmp/raw.py" "${port%%/*}" "$Z" >"$tmp/raw.out" 2>&1
+while read -r line; do
+	case $line in ok*) ok "${line#ok - }";; *) not_ok "$line";; esac
+done <"$tmp/raw.out"
+req GET /healthz; expect 200 - "healthz after the refused requests"
+
 echo "# == create: validation by the daemon (1405..1417)"
 req POST $CSRS -H "$(W)" -d "$(mkdel country)"; expect 400 1405 "no country"
 req POST $CSRS -H "$(W)" -d "$(mk 'country: "USA"')"; expect 400 1405 "country of 3 letters"

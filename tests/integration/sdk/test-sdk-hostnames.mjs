@@ -1,0 +1,151 @@
+// Copyright (c) 2026 The keycustody authors. SPDX-License-Identifier: ISC
+//
+// test-sdk-hostnames.mjs: the custom hostname routes of keycustody-http driven by the official
+// Cloudflare TypeScript SDK (npm `cloudflare` v7) (issue 4). Needs KC_HTTP_URL, KC_ZONE,
+// KC_TOKEN (write) and KC_CA_DIR, which holds inter.pem and inter.key: an intermediate CA
+// that the daemon trusts (its root is the daemon's trust_bundle). The CSR is signed with the
+// openssl command, as a customer's CA would.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Cloudflare, { BadRequestError, ConflictError, NotFoundError } from 'cloudflare';
+
+const url = process.env.KC_HTTP_URL;
+const zone_id = process.env.KC_ZONE;
+const token = process.env.KC_TOKEN;
+const ca = process.env.KC_CA_DIR;
+if (!url || !zone_id || !token || !ca) {
+	console.error('KC_HTTP_URL, KC_ZONE, KC_TOKEN and KC_CA_DIR are required');
+	process.exit(2);
+}
+
+const client = new Cloudflare({ apiToken: token, baseURL: url, maxRetries: 0 });
+const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+const work = mkdtempSync(join(tmpdir(), 'kc-sdk-'));
+let checks = 0;
+
+// The intermediate signs csrPem for the DNS names given; returns leaf + intermediate.
+function sign(csrPem, names, serial) {
+	const csr = join(work, `${serial}.csr`), ext = join(work, `${serial}.ext`);
+	const out = join(work, `${serial}.pem`);
+	writeFileSync(csr, csrPem);
+	writeFileSync(ext, 'basicConstraints=critical,CA:FALSE\n' +
+	    'keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n' +
+	    `subjectAltName=${names.map((n) => `DNS:${n}`).join(',')}\n`);
+	execFileSync('openssl', ['x509', '-req', '-in', csr, '-CA', join(ca, 'inter.pem'),
+	    '-CAkey', join(ca, 'inter.key'), '-set_serial', String(serial), '-days', '30',
+	    '-sha256', '-extfile', ext, '-out', out], { stdio: ['ignore', 'ignore', 'pipe'] });
+	return readFileSync(out, 'utf8') + readFileSync(join(ca, 'inter.pem'), 'utf8');
+}
+
+// A custom CSR, signed by the customer's CA.
+const csr = await client.customCsrs.create({
+	zone_id, country: 'US', state: 'MA', locality: 'Boston', organization: 'City of Boston',
+	common_name: 'store.acme-corp.co.uk',
+	sans: ['store.acme-corp.co.uk', 'cart.acme-corp.co.uk'], key_type: 'p256v1',
+});
+const chain = sign(csr.csr, ['store.acme-corp.co.uk', 'cart.acme-corp.co.uk'], 7001);
+
+// create with ssl.custom_csr_id + ssl.custom_certificate
+const hn = await client.customHostnames.create({
+	zone_id, hostname: 'store.acme-corp.co.uk',
+	ssl: { custom_csr_id: csr.id, custom_certificate: chain, method: 'http', type: 'dv' },
+});
+assert.match(hn.id, uuid);
+assert.equal(hn.hostname, 'store.acme-corp.co.uk');
+assert.equal(hn.status, 'active');
+assert.equal(hn.ssl.status, 'active');
+assert.equal(hn.ssl.custom_csr_id, csr.id);
+assert.equal(hn.ssl.serial_number, '7001');
+assert.equal(hn.ssl.signature, 'SHA256WithRSA');
+assert.equal(hn.ssl.issuer, 'AcmeCorpIssuing');
+assert.equal(hn.ssl.bundle_method, 'ubiquitous');
+assert.deepEqual(hn.ssl.hosts, ['store.acme-corp.co.uk', 'cart.acme-corp.co.uk']);
+assert.match(hn.ssl.uploaded_on, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
+assert.match(hn.ssl.expires_on, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+assert.equal(hn.zone_id, undefined);
+checks++;
+const hn2 = await client.customHostnames.create({
+	zone_id, hostname: 'cart.acme-corp.co.uk',
+	ssl: { custom_csr_id: csr.id, custom_certificate: chain, bundle_method: 'force' },
+});
+assert.equal(hn2.ssl.bundle_method, 'force');
+checks++;
+
+// get, list (auto-paginating), edit (renewal)
+const got = await client.customHostnames.get(hn.id, { zone_id });
+assert.deepEqual(got, hn);
+checks++;
+const seen = [];
+for await (const h of client.customHostnames.list({ zone_id, per_page: 5 }))
+	seen.push(h.id);
+assert.ok(seen.includes(hn.id) && seen.includes(hn2.id), `list saw ${seen}`);
+checks++;
+const renewed = await client.customHostnames.edit(hn.id, {
+	zone_id,
+	ssl: { custom_certificate: sign(csr.csr, ['store.acme-corp.co.uk'], 7002) },
+});
+assert.equal(renewed.id, hn.id);
+assert.equal(renewed.ssl.serial_number, '7002');
+assert.deepEqual(renewed.ssl.hosts, ['store.acme-corp.co.uk']);
+checks++;
+
+// a rejected upload surfaces as BadRequestError with the API code in errors
+const rejected = [
+	[{ custom_csr_id: csr.id, custom_certificate: 'not a certificate' }, 1426],
+	[{ custom_csr_id: csr.id, custom_certificate: '' }, 1427],
+	[{ custom_csr_id: 'nope', custom_certificate: chain }, 1430],
+	[{ custom_csr_id: csr.id, custom_certificate: chain, custom_key: 'k' }, 1434],
+	[{ custom_csr_id: csr.id, custom_certificate: chain, bundle_method: 'fast' }, 1449],
+];
+for (const [ssl, code] of rejected) {
+	await assert.rejects(client.customHostnames.create({
+		zone_id, hostname: 'cart.acme-corp.co.uk', ssl }), (e) => {
+		assert.ok(e instanceof BadRequestError, `${code}: got ${e?.constructor?.name}`);
+		assert.equal(e.status, 400);
+		assert.equal(e.errors[0].code, code);
+		return true;
+	});
+	checks++;
+}
+await assert.rejects(client.customHostnames.create({
+	zone_id, hostname: 'other.acme-corp.co.uk',
+	ssl: { custom_csr_id: csr.id, custom_certificate: chain } }), (e) => {
+	assert.ok(e instanceof BadRequestError);
+	assert.equal(e.errors[0].code, 1446);
+	assert.match(e.errors[0].message, /other\.acme-corp\.co\.uk/);
+	return true;
+});
+checks++;
+await assert.rejects(client.customHostnames.create({
+	zone_id, hostname: 'cart.acme-corp.co.uk',
+	ssl: { custom_csr_id: csr.id, custom_certificate: chain } }), (e) => {
+	assert.ok(e instanceof ConflictError, `got ${e?.constructor?.name}`);
+	assert.equal(e.errors[0].code, 1406);
+	return true;
+});
+checks++;
+
+// the CSR is in use; delete (bare {"id"} body), then the CSR goes
+await assert.rejects(client.customCsrs.delete(csr.id, { zone_id }), (e) => {
+	assert.ok(e instanceof ConflictError);
+	assert.equal(e.errors[0].code, 1420);
+	return true;
+});
+checks++;
+for (const h of [hn, hn2]) {
+	const del = await client.customHostnames.delete(h.id, { zone_id });
+	assert.deepEqual(del, { id: h.id });
+	checks++;
+}
+await assert.rejects(client.customHostnames.get(hn.id, { zone_id }), (e) => {
+	assert.ok(e instanceof NotFoundError, `got ${e?.constructor?.name}`);
+	assert.equal(e.errors[0].code, 1436);
+	return true;
+});
+checks++;
+assert.equal((await client.customCsrs.delete(csr.id, { zone_id })).id, csr.id);
+checks++;
+console.log(`sdk hostnames: ${checks} checks passed`);
