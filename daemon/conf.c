@@ -41,6 +41,7 @@ static const struct conf_key {
 	{ "workers",	 CONF_UINT,	offsetof(struct kc_conf, workers), 1, CONF_MAX_WORKERS, 0 },
 	{ "queue_limit", CONF_UINT,	offsetof(struct kc_conf, queue_limit), 1, 100000, 0 },
 	{ "max_connections", CONF_UINT,	offsetof(struct kc_conf, max_conns), 1, 100000, 0 },
+	{ "request_timeout", CONF_UINT,	offsetof(struct kc_conf, request_timeout), 1, 3600, 0 },
 	{ "trust_system", CONF_BOOL,	offsetof(struct kc_conf, trust_system), 0, 0, 0 },
 	{ "trust_bundle", CONF_LIST,	offsetof(struct kc_conf, trust_bundles), 0, 0,
 	    offsetof(struct kc_conf, ntrust_bundles) },
@@ -67,6 +68,7 @@ conf_init(struct kc_conf *c)
 	c->workers = 2;
 	c->queue_limit = 256;
 	c->max_conns = 256;
+	c->request_timeout = 30;
 	c->trust_system = 1;
 }
 

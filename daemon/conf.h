@@ -28,6 +28,7 @@ struct kc_conf {
 	unsigned int	 workers;
 	unsigned int	 queue_limit;
 	unsigned int	 max_conns;
+	unsigned int	 request_timeout;	/* seconds before a request is given up */
 	char	       **roles[3];	/* admin, gateway, reader: user, uid or @group */
 	size_t		 nroles[3];
 	int		 trust_system;	/* use the system CA bundle */

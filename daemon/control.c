@@ -36,6 +36,15 @@
 
 #define CONN_MAX_INFLIGHT	64	/* per connection; reading pauses beyond it */
 
+/* A request handed to the pool, with its deadline. */
+struct conn_req {
+	struct conn		*conn;
+	struct pool_job		*job;
+	struct event		*timer;
+	uint64_t		 id;
+	int			 timed_out;	/* answered already; drop the worker's reply */
+};
+
 struct conn {
 	TAILQ_ENTRY(conn)	 entry;
 	struct control		*ctl;
@@ -71,6 +80,7 @@ struct control {
 	unsigned int		 max_conns;
 	unsigned int		 inflight;
 	uint64_t		 serial;
+	struct timeval		 timeout;	/* request deadline */
 };
 
 static void	control_accept(struct evconnlistener *, evutil_socket_t, struct sockaddr *,
@@ -84,6 +94,7 @@ static void	conn_lost(struct conn *);
 static void	conn_unref(struct conn *);
 static void	conn_job_done(void *, uint8_t *, size_t);
 static void	conn_send(struct conn *, uint8_t *, size_t);
+static void	conn_req_timeout(evutil_socket_t, short, void *);
 
 const char *
 control_role_name(int role)
@@ -295,6 +306,7 @@ control_new(struct kcd *kcd, const struct kc_conf *conf, char **cause)
 	c->kcd = kcd;
 	c->path = xstrdup(path);
 	c->max_conns = conf->max_conns;
+	c->timeout.tv_sec = conf->request_timeout;
 	TAILQ_INIT(&c->conns);
 	c->listener = evconnlistener_new(kcd->base, control_accept, c,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 128, fd);
@@ -396,6 +408,7 @@ conn_read(struct bufferevent *bev, void *arg)
 	struct evbuffer		*in = bufferevent_get_input(bev);
 	Keycustody__Request	*req;
 	struct kc_error		 err;
+	struct conn_req		*cr;
 	uint8_t			 hdr[KC_FRAME_HDR], *body, *frame;
 	size_t			 len, flen;
 	int			 r;
@@ -468,10 +481,20 @@ conn_read(struct bufferevent *bev, void *arg)
 			conn_send(conn, frame, flen);
 			continue;
 		}
+		cr = xcalloc(1, sizeof(*cr));
+		cr->conn = conn;
+		cr->id = req->id;
+		if ((cr->timer = evtimer_new(c->kcd->base, conn_req_timeout, cr)) == NULL)
+			fatalx("evtimer_new");
 		conn->refs++;
 		conn->inflight++;
 		c->inflight++;
-		if (pool_submit(c->kcd->pool, req, &conn->peer, conn_job_done, conn) != 0) {
+		if (pool_submit(c->kcd->pool, req, &conn->peer, conn_job_done, cr,
+		    &cr->job) == 0)
+			evtimer_add(cr->timer, &c->timeout);
+		else {
+			event_free(cr->timer);
+			free(cr);
 			conn->refs--;
 			conn->inflight--;
 			c->inflight--;
@@ -503,15 +526,46 @@ conn_send(struct conn *conn, uint8_t *frame, size_t len)
 	free(frame);
 }
 
-/* On the loop: a worker's reply for conn. */
+/*
+ * The deadline of a request passed: answer "unavailable" now; the worker undoes what the
+ * request still makes, and its late reply is dropped.
+ */
+static void
+conn_req_timeout(evutil_socket_t fd, short ev, void *arg)
+{
+	struct conn_req	*cr = arg;
+	struct conn	*conn = cr->conn;
+	struct kc_error	 err;
+	uint8_t		*frame;
+	size_t		 flen;
+
+	cr->timed_out = 1;
+	pool_abandon(cr->job);
+	if (conn->lost)
+		return;
+	log_warnx("connection %llu: request %llu not answered within %lds; giving up",
+	    (unsigned long long)conn->serial, (unsigned long long)cr->id,
+	    (long)conn->ctl->timeout.tv_sec);
+	kc_error_set(&err, KC_STATUS_UNAVAILABLE, KC_API_UNAVAILABLE, "Service Unavailable: "
+	    "the HSM did not answer within %ld seconds; nothing was changed. Please try again "
+	    "later.", (long)conn->ctl->timeout.tv_sec);
+	disp_error_frame(cr->id, &err, &frame, &flen);
+	conn_send(conn, frame, flen);
+}
+
+/* On the loop: a worker's reply for a request of conn. */
 static void
 conn_job_done(void *arg, uint8_t *frame, size_t len)
 {
-	struct conn	*conn = arg;
+	struct conn_req	*cr = arg;
+	struct conn	*conn = cr->conn;
+	int		 timed_out = cr->timed_out;
 
+	event_free(cr->timer);
+	free(cr);
 	conn->inflight--;
 	conn->ctl->inflight--;
-	if (conn->lost)
+	if (conn->lost || timed_out)
 		free(frame);
 	else {
 		conn_send(conn, frame, len);

@@ -218,9 +218,42 @@ disp_answer_loop(struct kcd *kcd, const Keycustody__Request *req, uint8_t **fram
 
 /* --- on a worker --- */
 
+/*
+ * The requester gave up before the answer: undo what a create made, so that a request that
+ * "failed" made nothing. Deletions are not undone: the client may retry them.
+ */
+static void
+disp_undo(struct worker *w, const Keycustody__Request *req, const Keycustody__Response *resp)
+{
+	struct store_csr	*c = NULL;
+	int			 r = 0;
+
+	if (resp->body_case == KEYCUSTODY__RESPONSE__BODY_CSR &&
+	    req->body_case == KEYCUSTODY__REQUEST__BODY_CREATE_CSR) {
+		if ((r = store_csr_get(w->st, resp->csr->zone_id, resp->csr->id, &c)) == 0 &&
+		    (r = store_csr_set_deleting(w->st, resp->csr->zone_id, resp->csr->id)) == 0 &&
+		    (r = hsm_key_destroy(w->hs, c->key_id)) == 0 &&
+		    (r = store_csr_remove(w->st, resp->csr->id)) == 0)
+			atomic_fetch_sub(&w->kcd->keys_in_custody, 1);
+		store_csr_free(c);
+	} else if (resp->body_case == KEYCUSTODY__RESPONSE__BODY_HOSTNAME &&
+	    req->body_case == KEYCUSTODY__REQUEST__BODY_CREATE_HOSTNAME)
+		r = store_hostname_delete(w->st, resp->hostname->zone_id, resp->hostname->id);
+	else
+		return;
+	if (r != 0)
+		log_warnx("request %llu %s: deadline passed, undoing failed (%s); a record in "
+		    "state deleting is finished at start-up", (unsigned long long)req->id,
+		    proto_request_name(req->body_case), kc_strerror(r));
+	else
+		log_warnx("request %llu %s: deadline passed; what it made is undone",
+		    (unsigned long long)req->id, proto_request_name(req->body_case));
+	(void)disp_audit(w, req, "undo_after_deadline", NULL, NULL, NULL, r, NULL);
+}
+
 void
-disp_answer_worker(struct worker *w, const Keycustody__Request *req, uint8_t **frame,
-    size_t *len)
+disp_answer_worker(struct worker *w, const Keycustody__Request *req,
+    const atomic_int *abandoned, uint8_t **frame, size_t *len)
 {
 	const struct disp_entry	*e = disp_lookup(req->body_case);
 	Keycustody__Response	*resp = disp_response_new(req->id);
@@ -232,6 +265,11 @@ disp_answer_worker(struct worker *w, const Keycustody__Request *req, uint8_t **f
 		r = KC_ERR_BAD_MESSAGE;
 	else
 		r = e->fn(w, req, resp, &err);
+	if (r == 0 && abandoned != NULL && atomic_load(abandoned)) {
+		disp_undo(w, req, resp);
+		r = KC_ERR_TIMEOUT;
+		memset(&err, 0, sizeof(err));
+	}
 	if (r != 0) {
 		if (err.status == KC_STATUS_OK)
 			kc_error_from(&err, r);

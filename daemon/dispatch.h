@@ -6,6 +6,7 @@
 #ifndef KC_DISPATCH_H
 #define KC_DISPATCH_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,9 +35,13 @@ int	disp_in_loop(const Keycustody__Request *req);
 void	disp_answer_loop(struct kcd *kcd, const Keycustody__Request *req, uint8_t **frame,
 	    size_t *len);
 
-/** Answer a request on a worker thread (the handler of its row in the table). */
-void	disp_answer_worker(struct worker *w, const Keycustody__Request *req, uint8_t **frame,
-	    size_t *len);
+/**
+ * Answer a request on a worker thread (the handler of its row in the table). When
+ * *abandoned is set by then (the requester's deadline passed), what the request made is
+ * undone and the reply says so.
+ */
+void	disp_answer_worker(struct worker *w, const Keycustody__Request *req,
+	    const atomic_int *abandoned, uint8_t **frame, size_t *len);
 
 /** Pack an error reply for request id. */
 void	disp_error_frame(uint64_t id, const struct kc_error *err, uint8_t **frame,

@@ -10,6 +10,7 @@
 #include <sys/queue.h>
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,6 +29,7 @@ struct pool_job {
 	TAILQ_ENTRY(pool_job)	 entry;
 	Keycustody__Request	*req;
 	struct pool_peer	 peer;
+	atomic_int		 abandoned;
 	pool_done_fn		 done;
 	void			*arg;
 	uint8_t			*frame;
@@ -106,7 +108,7 @@ pool_new(struct kcd *kcd, unsigned int nworkers, unsigned int limit, char **caus
 
 int
 pool_submit(struct pool *p, Keycustody__Request *req, const struct pool_peer *peer,
-    pool_done_fn done, void *arg)
+    pool_done_fn done, void *arg, struct pool_job **jobp)
 {
 	struct pool_job	*job;
 
@@ -120,11 +122,19 @@ pool_submit(struct pool *p, Keycustody__Request *req, const struct pool_peer *pe
 	job->peer = *peer;
 	job->done = done;
 	job->arg = arg;
+	atomic_init(&job->abandoned, 0);
 	TAILQ_INSERT_TAIL(&p->todo, job, entry);
 	p->depth++;
+	*jobp = job;
 	pthread_cond_signal(&p->cond);
 	pthread_mutex_unlock(&p->lock);
 	return 0;
+}
+
+void
+pool_abandon(struct pool_job *job)
+{
+	atomic_store(&job->abandoned, 1);
 }
 
 unsigned int
@@ -168,7 +178,7 @@ pool_thread(void *arg)
 		pthread_mutex_unlock(&p->lock);
 
 		w->peer = &job->peer;
-		disp_answer_worker(w, job->req, &job->frame, &job->len);
+		disp_answer_worker(w, job->req, &job->abandoned, &job->frame, &job->len);
 		w->peer = NULL;
 		keycustody__request__free_unpacked(job->req, NULL);
 		job->req = NULL;

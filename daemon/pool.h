@@ -50,12 +50,22 @@ typedef void (*pool_done_fn)(void *arg, uint8_t *frame, size_t len);
 struct pool	*pool_new(struct kcd *kcd, unsigned int nworkers, unsigned int limit,
 		    char **cause);
 
+struct pool_job;
+
 /**
  * Queue req for a worker; the pool takes ownership of req on success.
+ * @param jobp the job, for pool_abandon(); valid until done is called
  * @retval 0, or KC_ERR_UNAVAILABLE when the queue is full or the pool is stopping
  */
 int		 pool_submit(struct pool *p, Keycustody__Request *req,
-		    const struct pool_peer *peer, pool_done_fn done, void *arg);
+		    const struct pool_peer *peer, pool_done_fn done, void *arg,
+		    struct pool_job **jobp);
+
+/**
+ * The requester gave up waiting (deadline passed): whatever the job still makes is undone
+ * by the worker, and its reply is still delivered to done (which drops it). Loop thread.
+ */
+void		 pool_abandon(struct pool_job *job);
 
 /** Jobs queued or running. */
 unsigned int	 pool_depth(struct pool *p);
