@@ -1,0 +1,73 @@
+#!/bin/sh
+# Copyright (c) 2026 The keycustody authors. SPDX-License-Identifier: ISC
+#
+# test-bench-smoke.sh: the bench/ tools run with tiny counts and print their result lines:
+# p11-ceiling (CSRs and keygen-only), keycustody-bench over the socket and over HTTP,
+# baseline.sh and bench/run. Works-or-not only: no timing is asserted (issue 7).
+
+. "$(dirname "$0")/common.sh"
+. "$(dirname "$0")/http-common.sh"
+
+CEIL="$top_builddir/bench/p11-ceiling"
+BENCH="$top_builddir/bench/keycustody-bench"
+[ -x "$CEIL" ] && [ -x "$BENCH" ] || { echo "SKIP: bench tools not built"; exit 77; }
+
+cleanup() { kc_stop_http; kc_cleanup; }
+trap cleanup EXIT
+kc_setup
+
+# has_line FILE PATTERN KEY=VALUE...: FILE has a line matching PATTERN carrying each pair.
+has_line() {
+	f=$1 p=$2; shift 2
+	l=$(grep "$p" "$f" | head -1)
+	[ -n "$l" ] || return 1
+	for kv in "$@"; do
+		case " $l " in *" $kv "*) ;; *) return 1 ;; esac
+	done
+}
+
+check "p11-ceiling: 2 key pairs" sh -c '"$0" -G -n 2 -T 2 -l bench-fill- -p "$1" -t "$2" \
+    -m "$3" >"$4/ceil-g.out"' "$CEIL" "$KC_PIN" "$KC_LABEL" "$KC_MODULE" "$KC_TMP"
+check "p11-ceiling: keygen-only line" has_line "$KC_TMP/ceil-g.out" '^CEILING ' ok=2 failed=0
+check "p11-ceiling: 3 CSRs" sh -c '"$0" -n 3 -T 2 -p "$1" -t "$2" -m "$3" >"$4/ceil.out"' \
+    "$CEIL" "$KC_PIN" "$KC_LABEL" "$KC_MODULE" "$KC_TMP"
+check "p11-ceiling: CSR line" has_line "$KC_TMP/ceil.out" '^CEILING ' ok=3 failed=0 \
+    keygen_only=0
+
+check "bench over the socket: 3 creates" sh -c '"$0" -s "$1" -c 2 -n 3 -k p256v1 \
+    -p daemon="$2" -T smoke >"$3/b1.out"' "$BENCH" "$KEYCUSTODY_SOCKET" "$DAEMON_PID" "$KC_TMP"
+check "bench over the socket: result line" has_line "$KC_TMP/b1.out" '^BENCH ' mode=socket \
+    ok=3 errors=0
+check "bench over the socket: RSS line" grep -q '^rss daemon ' "$KC_TMP/b1.out"
+check "bench over the socket: list/get" sh -c '"$0" -s "$1" -c 3 -n 20 -m list=1,get=1 \
+    >"$2/b2.out"' "$BENCH" "$KEYCUSTODY_SOCKET" "$KC_TMP"
+check "bench list/get: result line" has_line "$KC_TMP/b2.out" '^BENCH ' ok=20 errors=0
+
+kc_start_http "$KC_TMP" || { not_ok "keycustody-http did not start"; kc_done; }
+base=${KC_HTTP_URL%/client/v4}
+check "bench over HTTP: 2 creates, 10 list/get" sh -c '"$0" -u "$1" -a "$2" -c 2 -n 12 \
+    -m create=1,list=2,get=2 -p shim="$3" >"$4/b3.out"' "$BENCH" "$base" "$KC_TOKEN_W" \
+    "$KC_HTTP_PID" "$KC_TMP"
+check "bench over HTTP: result line" has_line "$KC_TMP/b3.out" '^BENCH ' mode=http ok=12 \
+    errors=0
+check "bench over HTTP: a read-only token is refused, and counted" sh -c '! "$0" -u "$1" \
+    -a "$2" -n 2 >"$3/b4.out"' "$BENCH" "$base" "$KC_TOKEN_R" "$KC_TMP"
+check "bench: errors by HTTP status" grep -q '^error http:403 ' "$KC_TMP/b4.out"
+kc_stop_http
+
+if command -v pkcs11-tool >/dev/null 2>&1 && [ -f "${KC_ENGINE:-/usr/lib/x86_64-linux-gnu/engines-3/pkcs11.so}" ]; then
+	check "baseline.sh: 1 CSR" sh -c '"$0" -n 1 -p "$1" -t "$2" -m "$3" >"$4/base.out"' \
+	    "$top_srcdir/bench/baseline.sh" "$KC_PIN" "$KC_LABEL" "$KC_MODULE" "$KC_TMP"
+	check "baseline.sh: result line" has_line "$KC_TMP/base.out" '^BASELINE ' ok=1 failed=0
+else
+	echo "# pkcs11-tool or libp11's engine missing: baseline.sh not run"
+fi
+
+kc_stop_daemon
+check "bench/run: one tiny case" sh -c 'TMPDIR="$1" "$0" -B "$2" -d 1 -k p256v1 -f 3 \
+    -s direct -b 1 -L 3 -o "$1/run.out" >"$1/run.log" 2>&1' "$top_srcdir/bench/run" \
+    "$KC_TMP" "$top_builddir"
+check "bench/run: the ratio table" grep -q '^p256v1 *3 direct ' "$KC_TMP/run.out"
+check "bench/run: the list/get table" grep -q '^socket ' "$KC_TMP/run.out"
+[ "$KC_FAILED" -eq 0 ] || sed 's/^/#   /' "$KC_TMP/run.log" | tail -20
+kc_done
