@@ -136,7 +136,8 @@ disp_finish(Keycustody__Response *resp, uint8_t **frame, size_t *len)
 }
 
 static void
-disp_set_error(Keycustody__Response *resp, const struct kc_error *err)
+disp_set_error(Keycustody__Response *resp, const struct kc_error *err,
+    unsigned int retry_after)
 {
 	Keycustody__Error	*e = xcalloc(1, sizeof(*e));
 
@@ -146,7 +147,7 @@ disp_set_error(Keycustody__Response *resp, const struct kc_error *err)
 	e->message = xstrdup(err->message);
 	if (err->status == KC_STATUS_UNAVAILABLE) {
 		e->has_retry_after = 1;
-		e->retry_after = 1;
+		e->retry_after = retry_after > 0 ? retry_after : 1;
 	}
 	resp->error = e;
 }
@@ -156,7 +157,7 @@ disp_error_frame(uint64_t id, const struct kc_error *err, uint8_t **frame, size_
 {
 	Keycustody__Response	*resp = disp_response_new(id);
 
-	disp_set_error(resp, err);
+	disp_set_error(resp, err, 1);
 	disp_finish(resp, frame, len);
 }
 
@@ -276,7 +277,7 @@ disp_answer_worker(struct worker *w, const Keycustody__Request *req,
 		/* Drop a partly built body: only the error goes back. */
 		keycustody__response__free_unpacked(resp, NULL);
 		resp = disp_response_new(req->id);
-		disp_set_error(resp, &err);
+		disp_set_error(resp, &err, hsm_retry_after(w->kcd->hsm));
 	}
 	disp_finish(resp, frame, len);
 }

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,38 @@
 
 static struct event	*drain_ev;
 static time_t		 drain_started;
+
+/* The recovery thread: brings a DOWN token back without waiting for traffic. */
+static pthread_mutex_t	 recover_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t	 recover_cond = PTHREAD_COND_INITIALIZER;
+static int		 recover_stop;
+
+static void *
+recover_thread(void *arg)
+{
+	struct kcd	*kcd = arg;
+	struct timespec	 ts;
+
+	pthread_mutex_lock(&recover_lock);
+	while (!recover_stop) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 500 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&recover_cond, &recover_lock, &ts);
+		if (recover_stop)
+			break;
+		pthread_mutex_unlock(&recover_lock);
+		/* Cheap when the token is up or the backoff has not elapsed yet. */
+		if (hsm_get_state(kcd->hsm) == HSM_STATE_DOWN && hsm_recover(kcd->hsm) == 0)
+			log_info("token \"%s\" is back", hsm_token_label(kcd->hsm));
+		pthread_mutex_lock(&recover_lock);
+	}
+	pthread_mutex_unlock(&recover_lock);
+	return NULL;
+}
 
 static __dead void
 usage(void)
@@ -302,6 +335,7 @@ main(int argc, char *argv[])
 	struct hsm_config hc;
 	struct rlimit	 rl = { 0, 0 };
 	struct event	*ev_term, *ev_int, *ev_hup;
+	pthread_t	 recover_tid;
 	const char	*conffile = NULL;
 	char		*cause = NULL, *pin, *end;
 	size_t		 pinlen = 0;
@@ -438,7 +472,8 @@ main(int argc, char *argv[])
 		fatalx("evthread_use_pthreads");
 	if ((kcd.base = event_base_new()) == NULL)
 		fatalx("event_base_new");
-	if ((kcd.pool = pool_new(&kcd, conf.workers, conf.queue_limit, &cause)) == NULL)
+	if ((kcd.pool = pool_new(&kcd, conf.workers, conf.queue_limit,
+	    conf.request_timeout * 1000, &cause)) == NULL)
 		fatalx("%s", cause);
 	if ((kcd.control = control_new(&kcd, &conf, &cause)) == NULL)
 		fatalx("%s", cause);
@@ -449,11 +484,18 @@ main(int argc, char *argv[])
 	    evsignal_add(ev_term, NULL) == -1 || evsignal_add(ev_int, NULL) == -1 ||
 	    evsignal_add(ev_hup, NULL) == -1)
 		fatalx("signal events");
+	if ((r = pthread_create(&recover_tid, NULL, recover_thread, &kcd)) != 0)
+		fatalx("pthread_create: %s", strerror(r));
 	log_info("listening on %s with %u worker(s)", conf.socket_path, conf.workers);
 
 	event_base_dispatch(kcd.base);
 
 	log_info("shutting down");
+	pthread_mutex_lock(&recover_lock);
+	recover_stop = 1;
+	pthread_cond_signal(&recover_cond);
+	pthread_mutex_unlock(&recover_lock);
+	pthread_join(recover_tid, NULL);
 	pool_free(kcd.pool);
 	control_free(kcd.control);
 	if (drain_ev != NULL)

@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/event.h>
 
@@ -30,6 +31,7 @@ struct pool_job {
 	Keycustody__Request	*req;
 	struct pool_peer	 peer;
 	atomic_int		 abandoned;
+	struct timespec		 submitted;
 	pool_done_fn		 done;
 	void			*arg;
 	uint8_t			*frame;
@@ -45,6 +47,7 @@ struct pool {
 	struct pool_jobq	 done;		/* answered, waiting for the loop */
 	unsigned int		 depth;		/* queued + running */
 	unsigned int		 limit;
+	unsigned int		 timeout_ms;
 	int			 stopping;
 	struct event		*done_ev;
 	unsigned int		 nworkers;
@@ -56,7 +59,8 @@ static void	*pool_thread(void *);
 static void	 pool_done_cb(evutil_socket_t, short, void *);
 
 struct pool *
-pool_new(struct kcd *kcd, unsigned int nworkers, unsigned int limit, char **cause)
+pool_new(struct kcd *kcd, unsigned int nworkers, unsigned int limit, unsigned int timeout_ms,
+    char **cause)
 {
 	struct pool	*p;
 	struct worker	*w;
@@ -66,6 +70,7 @@ pool_new(struct kcd *kcd, unsigned int nworkers, unsigned int limit, char **caus
 	p = xcalloc(1, sizeof(*p));
 	p->kcd = kcd;
 	p->limit = limit;
+	p->timeout_ms = timeout_ms;
 	TAILQ_INIT(&p->todo);
 	TAILQ_INIT(&p->done);
 	pthread_mutex_init(&p->lock, NULL);
@@ -123,6 +128,7 @@ pool_submit(struct pool *p, Keycustody__Request *req, const struct pool_peer *pe
 	job->done = done;
 	job->arg = arg;
 	atomic_init(&job->abandoned, 0);
+	clock_gettime(CLOCK_MONOTONIC, &job->submitted);
 	TAILQ_INSERT_TAIL(&p->todo, job, entry);
 	p->depth++;
 	*jobp = job;
@@ -160,6 +166,21 @@ pool_workers(struct pool *p)
 	return p->nworkers;
 }
 
+/* Milliseconds the job has left before its requester is told it timed out (at least 1). */
+static unsigned int
+pool_time_left(const struct pool *p, const struct pool_job *job)
+{
+	struct timespec	 now;
+	int64_t		 spent;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	spent = (int64_t)(now.tv_sec - job->submitted.tv_sec) * 1000 +
+	    (now.tv_nsec - job->submitted.tv_nsec) / 1000000;
+	if (spent < 0)
+		spent = 0;
+	return spent >= (int64_t)p->timeout_ms ? 1 : p->timeout_ms - (unsigned int)spent;
+}
+
 /* A worker: take a job, answer it, hand the reply to the loop. */
 static void *
 pool_thread(void *arg)
@@ -178,7 +199,9 @@ pool_thread(void *arg)
 		pthread_mutex_unlock(&p->lock);
 
 		w->peer = &job->peer;
+		hsm_session_set_deadline(w->hs, pool_time_left(p, job));
 		disp_answer_worker(w, job->req, &job->abandoned, &job->frame, &job->len);
+		hsm_session_set_deadline(w->hs, 0);
 		w->peer = NULL;
 		keycustody__request__free_unpacked(job->req, NULL);
 		job->req = NULL;

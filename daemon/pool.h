@@ -44,11 +44,12 @@ struct worker {
 typedef void (*pool_done_fn)(void *arg, uint8_t *frame, size_t len);
 
 /**
- * Open one session and one store handle per worker and start the threads.
+ * Open one session and one store handle per worker and start the threads. Each job gets
+ * timeout_ms from its submission to finish in the HSM (hsm_session_set_deadline()).
  * @retval pool or NULL with cause set (caller frees cause)
  */
 struct pool	*pool_new(struct kcd *kcd, unsigned int nworkers, unsigned int limit,
-		    char **cause);
+		    unsigned int timeout_ms, char **cause);
 
 struct pool_job;
 
