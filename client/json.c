@@ -299,6 +299,10 @@ json_csr_object(const Keycustody__Csr *c)
 	if (c->description != NULL &&
 	    (r = json_set_str(o, "description", c->description)) != 0)
 		goto fail;
+	/* Extension: the key was lost from the token behind the daemon's back. */
+	if (c->has_key_missing && c->key_missing &&
+	    (r = json_set(o, "key_missing", json_true())) != 0)
+		goto fail;
 	return (o);
  fail:
 	json_decref(sans);

@@ -128,6 +128,13 @@ hostname_check_ssl(struct worker *w, const char *zone, const char *hostname,
 		return hostname_csr_not_found(err);
 	if (r != 0)
 		return r;
+	if (disp_key_missing(w, csr->key_id)) {
+		kc_error_set(err, KC_STATUS_CONFLICT, 1432, "The key of the custom CSR is "
+		    "missing from the HSM, so no certificate can be bound to it. Delete the "
+		    "custom CSR and create a new one.");
+		r = KC_ERR_CONFLICT;
+		goto out;
+	}
 	pem = ssl != NULL ? ssl->custom_certificate : NULL;
 	if (pem == NULL || pem[strspn(pem, " \t\r\n")] == '\0') {
 		kc_error_set(err, KC_STATUS_INVALID_ARGUMENT, 1427,

@@ -44,6 +44,8 @@ int	disp_check_zone(const char *zone, struct kc_error *err);
  */
 int	disp_pagination(int has_page, uint32_t page, int has_per_page, uint32_t per_page,
 	    unsigned int *pagep, unsigned int *per_pagep, struct kc_error *err);
+/** Whether the key of this CSR record was missing from the token at start-up. */
+int	disp_key_missing(const struct worker *w, const uint8_t *key_id);
 /** Record an operation in the audit trail. @retval 0, or KC_ERR_IO (fail closed) */
 int	disp_audit(struct worker *w, const Keycustody__Request *req, const char *op,
 	    const char *zone, const char *id, const uint8_t *key_id, int r,

@@ -320,6 +320,19 @@ disp_hex(const uint8_t *b, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
+static int
+disp_cmp_key_id(const void *a, const void *b)
+{
+	return memcmp(a, b, STORE_KEY_ID_LEN);
+}
+
+int
+disp_key_missing(const struct worker *w, const uint8_t *key_id)
+{
+	return w->kcd->nmissing > 0 && bsearch(key_id, w->kcd->missing_ids,
+	    w->kcd->nmissing, STORE_KEY_ID_LEN, disp_cmp_key_id) != NULL;
+}
+
 /* A copy of s, or NULL for NULL or "". */
 static char *
 disp_strdup_opt(const char *s)
@@ -358,6 +371,10 @@ disp_csr_msg(struct worker *w, const struct store_csr *c)
 	m->key_uri = hsm_key_uri(w->kcd->hsm, c->key_id);
 	disp_hex(c->key_id, STORE_KEY_ID_LEN, keyhex);
 	m->key_id = xstrdup(keyhex);
+	if (disp_key_missing(w, c->key_id)) {
+		m->has_key_missing = 1;
+		m->key_missing = 1;
+	}
 	return m;
 }
 

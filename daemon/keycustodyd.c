@@ -254,8 +254,15 @@ reconcile(struct kcd *kcd)
 			orphans++;
 	for (i = 0; i < nrec; i++)
 		if (ntok == 0 || bsearch(rec + i * HSM_KEY_ID_LEN, tok, ntok, HSM_KEY_ID_LEN,
-		    cmp_key_id) == NULL)
+		    cmp_key_id) == NULL) {
+			/* Remembered: such a record is flagged, never served as healthy. */
+			kcd->missing_ids = xreallocarray(kcd->missing_ids, missing + 1,
+			    HSM_KEY_ID_LEN);
+			memcpy(kcd->missing_ids + missing * HSM_KEY_ID_LEN,
+			    rec + i * HSM_KEY_ID_LEN, HSM_KEY_ID_LEN);
 			missing++;
+		}
+	kcd->nmissing = missing;	/* sorted: rec was */
 	if (orphans > 0)
 		log_warnx("reconcile: %llu key(s) labelled %s* in the token have no record",
 		    (unsigned long long)orphans, HSM_LABEL_PREFIX);
@@ -507,6 +514,7 @@ main(int argc, char *argv[])
 	hsm_close(kcd.hsm);
 	audit_close(kcd.audit);
 	cert_store_free(kcd.certs);
+	free(kcd.missing_ids);
 	conf_free(&conf);
 	return 0;
 }

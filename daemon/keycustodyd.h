@@ -32,6 +32,8 @@ struct kcd {
 	_Atomic uint64_t	 keys_in_custody;	/* READY records */
 	_Atomic uint64_t	 records_missing_key;	/* found at start-up */
 	_Atomic uint64_t	 orphan_keys;		/* found at start-up */
+	uint8_t			*missing_ids;		/* sorted key ids of those records */
+	size_t			 nmissing;		/* read-only after start-up */
 };
 
 #endif /* KC_KEYCUSTODYD_H */

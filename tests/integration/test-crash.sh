@@ -183,9 +183,18 @@ if [ -n "$privf" ]; then
 	    not_ok "health --json status is ok with a key missing"
 	check "daemon log reports the record with no key" \
 	    grep -q 'record(s) have no key in the token' "$KC_TMP/keycustodyd.log"
-	# The record must not be served as if it could sign: no CSR with this key.
+	# The record is not served as healthy: flagged, and no certificate can be bound to it.
 	ctl --json csr get --zone "$KC_ZONE" "$lose_id" >"$KC_TMP/lose-get.json" 2>&1
-	echo "# get of the record whose key is gone: $(head -c 200 "$KC_TMP/lose-get.json")"
+	check_eq "the record is served flagged key_missing" true \
+	    "$(jq -r .key_missing <"$KC_TMP/lose-get.json")"
+	ctl --json csr list --zone "$KC_ZONE" --per-page 50 >"$KC_TMP/lose-list.json" 2>&1
+	check_eq "the listing flags it too" true "$(jq -r --arg id "$lose_id" \
+	    '.[] | select(.id == $id) | .key_missing' <"$KC_TMP/lose-list.json")"
+	printf 'not a certificate' >"$KC_TMP/lose.pem"
+	out=$(ctl --json hostname create --zone "$KC_ZONE" --hostname lose.acme-corp.co.uk \
+	    --csr "$lose_id" --cert "$KC_TMP/lose.pem" 2>&1)
+	check_eq "no certificate can be bound to it (409/1432)" 1432 \
+	    "$(printf '%s' "$out" | jq -r '.errors[0].code')"
 	kc_stop_daemon
 else
 	not_ok "found the private key's file"
