@@ -126,11 +126,13 @@ struct hsm {
 
 	pthread_mutex_t		 lock;		/* map, sessions */
 	/*
-	 * Serializes every token search (and engine key load, which searches) against key
-	 * creation and destruction: SoftHSM 2.6.1 fails searches with CKR_GENERAL_ERROR while
-	 * another thread creates keys (SoftHSMv2 issue 573).
+	 * Serializes every token search (and engine key load, which searches) and every
+	 * destruction against key creation: SoftHSM 2.6.1 fails searches with
+	 * CKR_GENERAL_ERROR while another thread creates keys (SoftHSMv2 issue 573). Key
+	 * generations take it shared, so that they run in parallel (the token's ceiling);
+	 * searches and destructions take it exclusive.
 	 */
-	pthread_mutex_t		 search_lock;
+	pthread_rwlock_t	 search_lock;
 
 	struct hsm_map_entry	*map;
 	size_t			 nmap;
@@ -798,7 +800,7 @@ hsm_open(const struct hsm_config *cfg, const char *pin, size_t pinlen, struct hs
 	h->backoff_max = HSM_BACKOFF_MAX_MS;
 	TAILQ_INIT(&h->sessions);
 	pthread_mutex_init(&h->lock, NULL);
-	pthread_mutex_init(&h->search_lock, NULL);
+	pthread_rwlock_init(&h->search_lock, NULL);
 	pthread_mutex_init(&h->rlock, NULL);
 	pthread_rwlock_init(&h->modlock, NULL);
 	if ((h->label = strdup(cfg->token_label)) == NULL ||
@@ -944,7 +946,7 @@ hsm_close(struct hsm *h)
 	hsm_pin_wipe(h);
 	pthread_rwlock_destroy(&h->modlock);
 	pthread_mutex_destroy(&h->rlock);
-	pthread_mutex_destroy(&h->search_lock);
+	pthread_rwlock_destroy(&h->search_lock);
 	pthread_mutex_destroy(&h->lock);
 	free(h->label);
 	free(h->module);
@@ -1628,10 +1630,10 @@ hsm_generate(struct hsm_session *s, enum hsm_keytype type, const uint8_t *id,
 		hsm_attr(pubt, &npub, CKA_EC_PARAMS, d->oid, d->oidlen);
 	}
 
-	pthread_mutex_lock(&s->h->search_lock);
+	pthread_rwlock_rdlock(&s->h->search_lock);
 	rv = s->h->f->C_GenerateKeyPair(s->sh, &mech, pubt, npub, privt, npriv, pubh,
 	    privh);
-	pthread_mutex_unlock(&s->h->search_lock);
+	pthread_rwlock_unlock(&s->h->search_lock);
 	return rv;
 }
 
@@ -1699,7 +1701,7 @@ hsm_destroy_handles(struct hsm_session *s, const CK_OBJECT_HANDLE *o, size_t n)
 	CK_RV	rv, first = CKR_OK;
 	size_t	i;
 
-	pthread_mutex_lock(&s->h->search_lock);
+	pthread_rwlock_wrlock(&s->h->search_lock);
 	for (i = 0; i < n; i++) {
 		if (o[i] == CK_INVALID_HANDLE)
 			continue;
@@ -1707,7 +1709,7 @@ hsm_destroy_handles(struct hsm_session *s, const CK_OBJECT_HANDLE *o, size_t n)
 		if (rv != CKR_OK && rv != CKR_OBJECT_HANDLE_INVALID && first == CKR_OK)
 			first = rv;
 	}
-	pthread_mutex_unlock(&s->h->search_lock);
+	pthread_rwlock_unlock(&s->h->search_lock);
 	return first;
 }
 
@@ -1831,14 +1833,14 @@ hsm_find_by_id(struct hsm_session *s, CK_OBJECT_CLASS cls, const uint8_t *id,
 	hsm_attr(t, &nt, CKA_CLASS, &cls, sizeof(cls));
 	hsm_attr(t, &nt, CKA_ID, id, HSM_KEY_ID_LEN);
 	*n = 0;
-	pthread_mutex_lock(&s->h->search_lock);
+	pthread_rwlock_wrlock(&s->h->search_lock);
 	if ((rv = f->C_FindObjectsInit(s->sh, t, nt)) == CKR_OK) {
 		rv = f->C_FindObjects(s->sh, o, max, n);
 		rv2 = f->C_FindObjectsFinal(s->sh);
 		if (rv == CKR_OK)
 			rv = rv2;
 	}
-	pthread_mutex_unlock(&s->h->search_lock);
+	pthread_rwlock_unlock(&s->h->search_lock);
 	return rv;
 }
 
@@ -2136,7 +2138,7 @@ hsm_engine_key(struct hsm_session *s, const struct hsm_key *k, struct evp_pkey_s
 		return KC_ERR_UNAVAILABLE;
 	}
 	/* libp11 searches the token on every load. */
-	pthread_mutex_lock(&h->search_lock);
+	pthread_rwlock_wrlock(&h->search_lock);
 	*pkey = ENGINE_load_private_key(h->engine, uri, NULL, NULL);
 	/*
 	 * libp11 hands out the EVP_PKEY it caches for the key and ties it to the engine with a
@@ -2151,7 +2153,7 @@ hsm_engine_key(struct hsm_session *s, const struct hsm_key *k, struct evp_pkey_s
 		EVP_PKEY_free(*pkey);
 		*pkey = NULL;
 	}
-	pthread_mutex_unlock(&h->search_lock);
+	pthread_rwlock_unlock(&h->search_lock);
 	if (*pkey == NULL) {
 		hsm_ossl_errors(errs, sizeof(errs));
 		log_warnx("hsm: engine cannot load %s: %s", uri, errs);
@@ -2225,7 +2227,7 @@ hsm_key_list_once(struct hsm_session *s, uint8_t **ids, size_t *n)
 
 	*ids = NULL;
 	*n = 0;
-	pthread_mutex_lock(&s->h->search_lock);
+	pthread_rwlock_wrlock(&s->h->search_lock);
 	if ((rv = f->C_FindObjectsInit(s->sh, &t, 1)) != CKR_OK)
 		goto unlock;
 	for (;;) {
@@ -2282,7 +2284,7 @@ hsm_key_list_once(struct hsm_session *s, uint8_t **ids, size_t *n)
 	out = NULL;
 	rv = CKR_OK;
  unlock:
-	pthread_mutex_unlock(&s->h->search_lock);
+	pthread_rwlock_unlock(&s->h->search_lock);
 	free(lab);
 	free(id);
 	free(out);
