@@ -167,7 +167,7 @@ main(int argc, char *argv[])
 		{ NULL, 0, NULL, 0 }
 	};
 	struct ctl_opts	 o = { NULL, 0, 0 };
-	size_t		 i;
+	size_t		 i, j;
 	int		 ch, skip;
 
 	log_init(1, 0);
@@ -189,6 +189,20 @@ main(int argc, char *argv[])
 	}
 	argc -= optind;
 	argv += optind;
+	/* --json may also follow the command's own flags ("csr create ... --json"). */
+	for (i = j = 0; i < (size_t)argc; i++) {
+		if (strcmp(argv[i], "--") == 0) {
+			while (i < (size_t)argc)
+				argv[j++] = argv[i++];
+			break;
+		}
+		if (strcmp(argv[i], "--json") == 0)
+			o.json = 1;
+		else
+			argv[j++] = argv[i];
+	}
+	argc = (int)j;
+	argv[argc] = NULL;
 	if (argc < 1)
 		usage();
 	for (i = 0; i < nitems(cmd_table); i++) {

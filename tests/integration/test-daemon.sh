@@ -166,6 +166,14 @@ else
 	not_ok "openssl req -engine pkcs11: $(cat "$KC_TMP/interop.log")"
 fi
 
+# The command of the README and issue 2, with --json after the command's flags.
+ctl csr create --zone $KC_ZONE --country US --state MA --locality Boston \
+    --organization 'City of Boston' --common-name shop.acme-corp.co.uk \
+    --san shop.acme-corp.co.uk --san www.acme-corp.co.uk --key-type p256v1 --json \
+    >"$KC_TMP/readme.json" 2>&1
+jget .csr <"$KC_TMP/readme.json" >"$KC_TMP/readme.csr"
+check "--json after the flags: the CSR verifies" openssl req -in "$KC_TMP/readme.csr" -noout -verify
+
 # Health.
 check_eq "health says ok" ok "$(ctl --json health | jget .status)"
 
