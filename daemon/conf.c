@@ -16,6 +16,7 @@
 #include "hsm.h"
 #include "kc-err.h"
 #include "keycustody.h"
+#include "priv.h"
 #include "xmalloc.h"
 
 #define nitems(a)	(sizeof(a) / sizeof((a)[0]))
@@ -37,6 +38,9 @@ static const struct conf_key {
 	{ "store",	 CONF_STR,	offsetof(struct kc_conf, store_path), 0, 0, 0 },
 	{ "engine",	 CONF_STR,	offsetof(struct kc_conf, engine_path), 0, 0, 0 },
 	{ "audit_log",	 CONF_STR,	offsetof(struct kc_conf, audit_log), 0, 0, 0 },
+	{ "user",	 CONF_STR,	offsetof(struct kc_conf, user), 0, 0, 0 },
+	{ "group",	 CONF_STR,	offsetof(struct kc_conf, group), 0, 0, 0 },
+	{ "sandbox",	 CONF_STR,	offsetof(struct kc_conf, sandbox), 0, 0, 0 },
 	{ "signer",	 CONF_SIGNER,	offsetof(struct kc_conf, signer), 0, 0, 0 },
 	{ "workers",	 CONF_UINT,	offsetof(struct kc_conf, workers), 1, CONF_MAX_WORKERS, 0 },
 	{ "queue_limit", CONF_UINT,	offsetof(struct kc_conf, queue_limit), 1, 100000, 0 },
@@ -63,6 +67,7 @@ conf_init(struct kc_conf *c)
 	c->store_path = xstrdup(CONF_DEFAULT_STORE);
 	c->engine_path = xstrdup(KC_DEFAULT_ENGINE);
 	c->audit_log = xstrdup(CONF_DEFAULT_AUDIT);
+	c->sandbox = xstrdup("enforce");
 	c->pin_fd = -1;
 	c->signer = HSM_SIGNER_DIRECT;
 	c->workers = 2;
@@ -85,6 +90,9 @@ conf_free(struct kc_conf *c)
 	free(c->store_path);
 	free(c->engine_path);
 	free(c->audit_log);
+	free(c->user);
+	free(c->group);
+	free(c->sandbox);
 	while (c->ntrust_bundles > 0)
 		free(c->trust_bundles[--c->ntrust_bundles]);
 	free(c->trust_bundles);
@@ -228,6 +236,16 @@ conf_load(struct kc_conf *c, const char *path, char **cause)
 int
 conf_check(const struct kc_conf *c, char **cause)
 {
+	enum priv_sandbox_mode	 mode;
+
+	if (priv_sandbox_mode_parse(c->sandbox, &mode) != 0) {
+		xasprintf(cause, "sandbox must be enforce, log or off");
+		return KC_ERR_INVALID;
+	}
+	if (c->group != NULL && c->user == NULL) {
+		xasprintf(cause, "group is set but user is not");
+		return KC_ERR_INVALID;
+	}
 	if (c->pin_file == NULL && c->pin_fd < 0) {
 		xasprintf(cause, "no PIN source: set pin_file, or use -P FILE or --pin-fd N");
 		return KC_ERR_INVALID;

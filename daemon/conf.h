@@ -24,6 +24,9 @@ struct kc_conf {
 	char		*store_path;
 	char		*engine_path;
 	char		*audit_log;
+	char		*user;		/* drop to this user after start-up */
+	char		*group;		/* and group (default: the user's) */
+	char		*sandbox;	/* enforce (default), log or off */
 	int		 signer;	/* enum hsm_signer */
 	unsigned int	 workers;
 	unsigned int	 queue_limit;

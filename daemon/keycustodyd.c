@@ -36,6 +36,7 @@
 #include "keycustodyd.h"
 #include "log.h"
 #include "pool.h"
+#include "priv.h"
 #include "store.h"
 #include "xmalloc.h"
 
@@ -347,6 +348,7 @@ main(int argc, char *argv[])
 	char		*cause = NULL, *pin, *end;
 	size_t		 pinlen = 0;
 	long		 l;
+	enum priv_sandbox_mode sbmode;
 	int		 ch, debug = 0, noaction = 0, r;
 
 	/* No core dump, no ptrace by other users: the PIN is in this process. */
@@ -464,6 +466,25 @@ main(int argc, char *argv[])
 	log_info("token \"%s\" open, signer %s", conf.token_label,
 	    conf.signer == HSM_SIGNER_ENGINE ? "engine" : "direct");
 
+	if (evthread_use_pthreads() == -1)
+		fatalx("evthread_use_pthreads");
+	if ((kcd.base = event_base_new()) == NULL)
+		fatalx("event_base_new");
+	if ((kcd.control = control_new(&kcd, &conf, &cause)) == NULL)
+		fatalx("%s", cause);
+	/*
+	 * Token open and socket bound: give up root for good (DESIGN.md section 4), before
+	 * anything creates a file (store, audit log), so that those belong to the user.
+	 */
+	if (priv_sandbox_mode_parse(conf.sandbox, &sbmode) != 0)
+		fatalx("sandbox: \"%s\"", conf.sandbox);
+	if (conf.user == NULL && geteuid() == 0)
+		log_warnx("running as root: set user (and group) in the configuration");
+	if ((r = priv_drop(conf.user, conf.group, &cause)) != 0)
+		fatalx("dropping privileges: %s", cause);
+	if ((r = priv_harden(&cause)) != 0)
+		fatalx("hardening: %s", cause);
+
 	if ((r = cert_store_new(conf.trust_system, (const char *const *)conf.trust_bundles,
 	    conf.ntrust_bundles, &kcd.certs, &cause)) != 0)
 		fatalx("trust store: %s", cause);
@@ -475,14 +496,8 @@ main(int argc, char *argv[])
 		fatalx("start-up reconciliation failed: %s", kc_strerror(r));
 	kcd.store_ok = 1;
 
-	if (evthread_use_pthreads() == -1)
-		fatalx("evthread_use_pthreads");
-	if ((kcd.base = event_base_new()) == NULL)
-		fatalx("event_base_new");
 	if ((kcd.pool = pool_new(&kcd, conf.workers, conf.queue_limit,
 	    conf.request_timeout * 1000, &cause)) == NULL)
-		fatalx("%s", cause);
-	if ((kcd.control = control_new(&kcd, &conf, &cause)) == NULL)
 		fatalx("%s", cause);
 	ev_term = evsignal_new(kcd.base, SIGTERM, on_signal, &kcd);
 	ev_int = evsignal_new(kcd.base, SIGINT, on_signal, &kcd);
@@ -494,6 +509,10 @@ main(int argc, char *argv[])
 	if ((r = pthread_create(&recover_tid, NULL, recover_thread, &kcd)) != 0)
 		fatalx("pthread_create: %s", strerror(r));
 	log_info("listening on %s with %u worker(s)", conf.socket_path, conf.workers);
+
+	/* Nothing forbidden after this: every thread of the process is filtered. */
+	if ((r = priv_sandbox(PRIV_PROFILE_DAEMON, sbmode, &cause)) != 0)
+		fatalx("sandbox: %s", cause);
 
 	event_base_dispatch(kcd.base);
 

@@ -72,6 +72,7 @@ store = $KC_TMP/keycustody.db
 workers = 2
 signer = $KC_SIGNER
 audit_log = $KC_TMP/audit.log
+sandbox = ${KC_SANDBOX:-enforce}
 EOC
 }
 
