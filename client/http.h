@@ -20,18 +20,31 @@ struct http_config {
 	int		 daemon_timeout_ms;	/* per-call deadline */
 	int		 max_pending;		/* calls in flight before 503 */
 	int		 http_timeout_s;	/* idle connection timeout */
+	const char	*tls_cert;		/* PEM chain; NULL: plain HTTP */
+	const char	*tls_key;		/* PEM key, mode 0600 or tighter */
+	const char	*tls_client_ca;		/* NULL: no client certificate asked */
 };
 
 struct http;
 
 /**
- * Start serving on base: bind, connect the daemon pool.
+ * Start serving on base: load the TLS files if any (once: a renewed certificate needs a
+ * restart), bind, connect the daemon pool.
  * @param creds taken over on success (freed by http_free()); still the caller's on failure
  * @param cause on failure, why (caller frees)
  * @retval NULL on failure
  */
 struct http	*http_new(struct event_base *base, const struct http_config *conf,
 		    struct cred_table *creds, char **cause);
+
+/**
+ * Check conf's TLS settings as http_new() would (both files or neither, a client CA only
+ * with them, the key file's mode, the key matching the certificate), without serving:
+ * for -n.
+ * @param cause on failure, one line saying why (caller frees)
+ * @retval 0, or a negative KC_ERR_*
+ */
+int		 http_tls_check(const struct http_config *conf, char **cause);
 
 /** Stop serving: pending daemon calls are answered 503 first. NULL is a no-op. */
 void		 http_free(struct http *h);

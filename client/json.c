@@ -622,3 +622,9 @@ json_health(const Keycustody__HealthResponse *h, int *ok, char **out)
 		    (int)h->store_ok);
 	return (json_dump_out(o, out));
 }
+
+void
+json_init(void)
+{
+	json_object_seed(0);
+}

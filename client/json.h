@@ -129,4 +129,10 @@ int	 json_reply_daemon_error(const Keycustody__Error *err, int *http_status, cha
  */
 int	 json_health(const Keycustody__HealthResponse *health, int *ok, char **out);
 
+/**
+ * Seed jansson's hash tables now (it reads /dev/urandom on first use), before the
+ * sandbox takes open() away.
+ */
+void	 json_init(void);
+
 #endif /* KC_JSON_H */

@@ -1,19 +1,21 @@
 /*
  * Copyright (c) 2026 The keycustody authors. SPDX-License-Identifier: ISC
  *
- * keycustody-http.c: main of the HTTP shim: options, credentials, signals, the loop; and
- * the "credential add" subcommand.
+ * keycustody-http.c: main of the HTTP shim: options and configuration file, credentials,
+ * signals, the loop; and the "credential add" subcommand.
  */
 #include "config.h"
 
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,7 @@
 #include <openssl/crypto.h>
 
 #include <event2/event.h>
+#include <event2/util.h>
 
 #include "kc-err.h"
 #include "keycustody.h"
@@ -30,30 +33,194 @@
 #include "xmalloc.h"
 #include "cred.h"
 #include "http.h"
+#include "json.h"
+#include "priv.h"
+
+#define nitems(a)	(sizeof(a) / sizeof((a)[0]))
+
+/* Settings, from the command line or the configuration file; strings are owned. */
+struct main_conf {
+	char	*listen;
+	char	*socket;
+	char	*credentials;
+	char	*tls_cert;
+	char	*tls_key;
+	char	*tls_client_ca;
+	char	*user;
+	char	*group;
+	char	*sandbox;
+	int	 port;
+	int	 metrics;
+	int	 timeout_ms;
+	int	 connections;
+};
+
+enum main_type { MAIN_STR, MAIN_INT, MAIN_BOOL };
+
+/* One row per setting: its configuration file key is its long option, '-' made '_'. */
+static const struct main_key {
+	const char	*name;
+	enum main_type	 type;
+	size_t		 off;
+	int		 min, max;
+} main_keys[] = {
+	{ "listen",	   MAIN_STR,  offsetof(struct main_conf, listen), 0, 0 },
+	{ "port",	   MAIN_INT,  offsetof(struct main_conf, port), 1, 65535 },
+	{ "socket",	   MAIN_STR,  offsetof(struct main_conf, socket), 0, 0 },
+	{ "credentials",   MAIN_STR,  offsetof(struct main_conf, credentials), 0, 0 },
+	{ "tls_cert",	   MAIN_STR,  offsetof(struct main_conf, tls_cert), 0, 0 },
+	{ "tls_key",	   MAIN_STR,  offsetof(struct main_conf, tls_key), 0, 0 },
+	{ "tls_client_ca", MAIN_STR,  offsetof(struct main_conf, tls_client_ca), 0, 0 },
+	{ "user",	   MAIN_STR,  offsetof(struct main_conf, user), 0, 0 },
+	{ "group",	   MAIN_STR,  offsetof(struct main_conf, group), 0, 0 },
+	{ "sandbox",	   MAIN_STR,  offsetof(struct main_conf, sandbox), 0, 0 },
+	{ "metrics",	   MAIN_BOOL, offsetof(struct main_conf, metrics), 0, 0 },
+	{ "timeout_ms",	   MAIN_INT,  offsetof(struct main_conf, timeout_ms), 100,
+	    3600000 },
+	{ "connections",   MAIN_INT,  offsetof(struct main_conf, connections), 1, 64 },
+};
 
 static __dead void
 main_usage(void)
 {
 	fprintf(stderr,
-	    "usage: keycustody-http [-dn] [--no-metrics] [-c credentials] [-l address]\n"
-	    "                       [-p port] [-s socket] [-t timeout_ms] [-w connections]\n"
+	    "usage: keycustody-http [-dn] [--no-metrics] [-c credentials] [-f file]\n"
+	    "                       [-l address] [-p port] [-s socket] [-t timeout_ms]\n"
+	    "                       [-w connections] [--tls-cert file --tls-key file\n"
+	    "                       [--tls-client-ca file]]\n"
 	    "       keycustody-http credential add --name name --zone zone|* "
 	    "--access read|write\n"
 	    "                       [--email email] -c credentials\n");
 	exit(1);
 }
 
+/*
+ * Set key to value in mc.
+ * @param cause on failure, why (caller frees)
+ * @retval 0 or KC_ERR_INVALID
+ */
 static int
-main_parse_int(const char *s, int min, int max, const char *what)
+main_set(struct main_conf *mc, const char *key, const char *value, char **cause)
 {
-	char	*end;
-	long	 v;
+	const struct main_key	*k = NULL;
+	char			*end, **sp;
+	long			 v;
+	size_t			 i;
 
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (*s == '\0' || *end != '\0' || errno != 0 || v < min || v > max)
-		fatalx("%s must be a number between %d and %d", what, min, max);
-	return ((int)v);
+	for (i = 0; i < nitems(main_keys); i++)
+		if (strcmp(main_keys[i].name, key) == 0)
+			k = &main_keys[i];
+	if (k == NULL) {
+		xasprintf(cause, "unknown setting \"%s\"", key);
+		return (KC_ERR_INVALID);
+	}
+	switch (k->type) {
+	case MAIN_STR:
+		if (*value == '\0') {
+			xasprintf(cause, "%s: empty value", key);
+			return (KC_ERR_INVALID);
+		}
+		sp = (char **)((char *)mc + k->off);
+		free(*sp);
+		*sp = xstrdup(value);
+		break;
+	case MAIN_INT:
+		errno = 0;
+		v = strtol(value, &end, 10);
+		if (!isdigit((unsigned char)*value) || *end != '\0' || errno != 0 ||
+		    v < k->min || v > k->max) {
+			xasprintf(cause, "%s must be a number between %d and %d", key, k->min,
+			    k->max);
+			return (KC_ERR_INVALID);
+		}
+		*(int *)((char *)mc + k->off) = (int)v;
+		break;
+	case MAIN_BOOL:
+		if (strcmp(value, "yes") == 0)
+			*(int *)((char *)mc + k->off) = 1;
+		else if (strcmp(value, "no") == 0)
+			*(int *)((char *)mc + k->off) = 0;
+		else {
+			xasprintf(cause, "%s must be yes or no", key);
+			return (KC_ERR_INVALID);
+		}
+		break;
+	}
+	return (0);
+}
+
+/* Trim leading and trailing white space in place. */
+static char *
+main_trim(char *s)
+{
+	char	*e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return (s);
+}
+
+/*
+ * Read "key = value" lines from path into mc ('#' starts a comment), as keycustodyd.conf.
+ * @param cause on failure, "path:line: why" (caller frees)
+ * @retval 0, KC_ERR_IO or KC_ERR_INVALID
+ */
+static int
+main_conf_load(struct main_conf *mc, const char *path, char **cause)
+{
+	FILE	*f;
+	char	*line = NULL, *p, *eq, *why = NULL;
+	size_t	 cap = 0;
+	int	 lineno = 0, r = 0;
+
+	if ((f = fopen(path, "re")) == NULL) {
+		xasprintf(cause, "%s: %s", path, strerror(errno));
+		return (KC_ERR_IO);
+	}
+	while (getline(&line, &cap, f) != -1) {
+		lineno++;
+		if ((p = strchr(line, '#')) != NULL)
+			*p = '\0';
+		p = main_trim(line);
+		if (*p == '\0')
+			continue;
+		if ((eq = strchr(p, '=')) == NULL) {
+			xasprintf(cause, "%s:%d: expected \"key = value\"", path, lineno);
+			r = KC_ERR_INVALID;
+			break;
+		}
+		*eq = '\0';
+		if ((r = main_set(mc, main_trim(p), main_trim(eq + 1), &why)) != 0) {
+			xasprintf(cause, "%s:%d: %s", path, lineno, why);
+			free(why);
+			break;
+		}
+	}
+	if (r == 0 && ferror(f)) {
+		xasprintf(cause, "%s: read error", path);
+		r = KC_ERR_IO;
+	}
+	free(line);
+	fclose(f);
+	return (r);
+}
+
+static void
+main_conf_free(struct main_conf *mc)
+{
+	free(mc->listen);
+	free(mc->socket);
+	free(mc->credentials);
+	free(mc->tls_cert);
+	free(mc->tls_key);
+	free(mc->tls_client_ca);
+	free(mc->user);
+	free(mc->group);
+	free(mc->sandbox);
+	memset(mc, 0, sizeof(*mc));
 }
 
 /* keycustody-http credential add ...: append a new credential, print its secret once. */
@@ -149,17 +316,40 @@ main_signal(evutil_socket_t sig, short what, void *arg)
 int
 main(int argc, char **argv)
 {
+	/* Long options with a setting share its name ('-' for '_'); see main_keys. */
 	static const struct option opts[] = {
+		{ "credentials", required_argument, NULL, 'c' },
+		{ "config", required_argument, NULL, 'f' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "socket", required_argument, NULL, 's' },
+		{ "timeout-ms", required_argument, NULL, 't' },
+		{ "connections", required_argument, NULL, 'w' },
 		{ "no-metrics", no_argument, NULL, 'M' },
+		{ "tls-cert", required_argument, NULL, 'C' },
+		{ "tls-key", required_argument, NULL, 'K' },
+		{ "tls-client-ca", required_argument, NULL, 'A' },
+		{ "user", required_argument, NULL, 'u' },
+		{ "group", required_argument, NULL, 'g' },
+		{ "sandbox", required_argument, NULL, 'S' },
 		{ NULL, 0, NULL, 0 }
 	};
+	static const char	*const optkeys[] = {
+		['c'] = "credentials", ['l'] = "listen", ['p'] = "port", ['s'] = "socket",
+		['t'] = "timeout_ms", ['w'] = "connections", ['C'] = "tls_cert",
+		['K'] = "tls_key", ['A'] = "tls_client_ca", ['u'] = "user", ['g'] = "group",
+		['S'] = "sandbox"
+	};
+	static const char	 shortopts[] = "c:df:l:np:s:t:w:";
+	struct main_conf	 mc;
 	struct http_config	 conf;
 	struct event_base	*base;
 	struct event		*ev_int, *ev_term;
 	struct cred_table	*creds = NULL;
 	struct http		*h;
-	const char		*credfile = NULL;
+	const char		*file = NULL;
 	char			*cause = NULL;
+	enum priv_sandbox_mode	 sbmode = PRIV_SANDBOX_ENFORCE;
 	int			 ch, debug = 0, check = 0, r;
 
 	log_procinit("keycustody-http");
@@ -168,62 +358,86 @@ main(int argc, char **argv)
 		return (main_credential(argc - 1, argv + 1));
 	}
 
-	memset(&conf, 0, sizeof(conf));
-	conf.address = "127.0.0.1";
-	conf.port = 8080;
-	conf.metrics = 1;
-	conf.daemon_conns = 4;
-	conf.daemon_timeout_ms = 60000;
-	conf.max_pending = 256;
-	conf.http_timeout_s = 30;
-	while ((ch = getopt_long(argc, argv, "c:dl:np:s:t:w:", opts, NULL)) != -1) {
+	memset(&mc, 0, sizeof(mc));
+	mc.listen = xstrdup("127.0.0.1");
+	mc.port = 8080;
+	mc.metrics = 1;
+	mc.connections = 4;
+	mc.timeout_ms = 60000;
+
+	/* The file first, so that options override it: find -f, then read the rest. */
+	while ((ch = getopt_long(argc, argv, shortopts, opts, NULL)) != -1) {
 		switch (ch) {
-		case 'c':
-			credfile = optarg;
-			break;
 		case 'd':
 			debug++;
 			break;
-		case 'l':
-			conf.address = optarg;
+		case 'f':
+			file = optarg;
 			break;
-		case 'n':
-			check = 1;
-			break;
-		case 'p':
-			conf.port = main_parse_int(optarg, 1, 65535, "port");
-			break;
-		case 's':
-			conf.socket = optarg;
-			break;
-		case 't':
-			conf.daemon_timeout_ms = main_parse_int(optarg, 100, 3600000,
-			    "timeout");
-			break;
-		case 'w':
-			conf.daemon_conns = main_parse_int(optarg, 1, 64, "connections");
-			break;
-		case 'M':
-			conf.metrics = 0;
-			break;
-		default:
+		case '?':
 			main_usage();
 		}
 	}
 	if (optind != argc)
 		main_usage();
 	log_init(debug > 0 ? debug : 1, LOG_DAEMON);
-	if (credfile == NULL)
-		fatalx("no credentials file (-c)");
-	if ((r = cred_load(credfile, &creds, &cause)) != 0)
+	if (file != NULL && main_conf_load(&mc, file, &cause) != 0)
+		fatalx("%s", cause);
+	optind = 0;		/* glibc: start over */
+	while ((ch = getopt_long(argc, argv, shortopts, opts, NULL)) != -1) {
+		switch (ch) {
+		case 'd':
+		case 'f':
+			break;
+		case 'n':
+			check = 1;
+			break;
+		case 'M':
+			mc.metrics = 0;
+			break;
+		default:
+			if (ch < 0 || (size_t)ch >= nitems(optkeys) || optkeys[ch] == NULL)
+				main_usage();
+			if (main_set(&mc, optkeys[ch], optarg, &cause) != 0)
+				fatalx("%s", cause);
+			break;
+		}
+	}
+
+	if (mc.sandbox != NULL && priv_sandbox_mode_parse(mc.sandbox, &sbmode) != 0)
+		fatalx("sandbox must be enforce, log or off");
+	if (mc.group != NULL && mc.user == NULL)
+		fatalx("group is set but user is not");
+
+	memset(&conf, 0, sizeof(conf));
+	conf.address = mc.listen;
+	conf.port = mc.port;
+	conf.socket = mc.socket;
+	conf.metrics = mc.metrics;
+	conf.daemon_conns = mc.connections;
+	conf.daemon_timeout_ms = mc.timeout_ms;
+	conf.max_pending = 256;
+	conf.http_timeout_s = 30;
+	conf.tls_cert = mc.tls_cert;
+	conf.tls_key = mc.tls_key;
+	conf.tls_client_ca = mc.tls_client_ca;
+	if (mc.credentials == NULL)
+		fatalx("no credentials file (-c, or credentials in the configuration file)");
+	if ((r = cred_load(mc.credentials, &creds, &cause)) != 0)
 		fatalx("credentials: %s", cause != NULL ? cause : kc_strerror(r));
 	if (check) {
-		printf("configuration OK: %zu credential(s)\n", cred_count(creds));
+		if (http_tls_check(&conf, &cause) != 0)
+			fatalx("%s", cause);
+		printf("configuration OK: %zu credential(s)%s\n", cred_count(creds),
+		    conf.tls_cert != NULL ? conf.tls_client_ca != NULL ?
+		    ", TLS with client certificates" : ", TLS" : "");
 		cred_table_free(creds);
+		main_conf_free(&mc);
 		return (0);
 	}
 	if (cred_count(creds) == 0)
-		log_warnx("%s: no credentials: every API request will be refused", credfile);
+		log_warnx("%s: no credentials: every API request will be refused",
+		    mc.credentials);
 
 	signal(SIGPIPE, SIG_IGN);
 	if ((base = event_base_new()) == NULL)
@@ -236,11 +450,32 @@ main(int argc, char **argv)
 		fatalx("evsignal_new");
 	evsignal_add(ev_int, NULL);
 	evsignal_add(ev_term, NULL);
-	log_info("listening on %s port %d", conf.address, conf.port);
+	log_info("listening on %s port %d%s", conf.address, conf.port,
+	    conf.tls_cert != NULL ? conf.tls_client_ca != NULL ?
+	    " (TLS, client certificates required)" : " (TLS)" : "");
+	/*
+	 * Listener bound, credentials and TLS key read: no root, no new privileges, the
+	 * sandbox. The sandbox has no open(): load now what OpenSSL (its configuration) and
+	 * libevent and jansson (their random seeds) would otherwise open on first use.
+	 */
+	if (OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, NULL) != 1)
+		fatalx("OPENSSL_init_crypto failed");
+	if (evutil_secure_rng_init() == -1)
+		fatalx("evutil_secure_rng_init failed");
+	json_init();
+	if (mc.user == NULL && geteuid() == 0)
+		log_warnx("running as root: use --user (and --group)");
+	if ((r = priv_drop(mc.user, mc.group, &cause)) != 0)
+		fatalx("dropping privileges: %s", cause);
+	if ((r = priv_harden(&cause)) != 0)
+		fatalx("hardening: %s", cause);
+	if ((r = priv_sandbox(PRIV_PROFILE_SHIM, sbmode, &cause)) != 0)
+		fatalx("sandbox: %s", cause);
 	event_base_dispatch(base);
 	http_free(h);
 	event_free(ev_int);
 	event_free(ev_term);
 	event_base_free(base);
+	main_conf_free(&mc);
 	return (0);
 }

@@ -10,15 +10,20 @@ kc_free_port()
 	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# kc_start_http DIR: write credentials under DIR, start the shim on a free port, wait for it.
-# Exports KC_HTTP_URL (base .../client/v4), KC_ZONE, KC_ZONE2, KC_TOKEN_W (write, all
-# zones), KC_TOKEN_R (read, KC_ZONE), KC_TOKEN_Z2 (write, KC_ZONE2 only), KC_EMAIL/KC_KEY
-# (write, KC_ZONE) and KC_HTTP_PID.
+# kc_start_http DIR [ARGS...]: write credentials under DIR (kc_http_creds), then start the
+# shim on a free port with ARGS added (kc_http_run).
 kc_start_http()
 {
-	dir=$1
+	kc_http_creds "$1" && kc_http_run "$@"
+}
+
+# kc_http_creds DIR: write the test credentials to DIR/credentials, once per DIR.
+# Exports KC_ZONE, KC_ZONE2, KC_TOKEN_W (write, all zones), KC_TOKEN_R (read, KC_ZONE),
+# KC_TOKEN_Z2 (write, KC_ZONE2 only) and KC_EMAIL/KC_KEY (write, KC_ZONE).
+kc_http_creds()
+{
 	http=${KC_HTTP:-${top_builddir:-.}/keycustody-http}
-	creds=$dir/credentials
+	creds=$1/credentials
 	KC_ZONE=${KC_ZONE:-023e105f4ecef8ad9ca31a8372d0c353}
 	KC_ZONE2=${KC_ZONE2:-372e67954025e0ba6aaa6d586b9e0b59}
 	KC_EMAIL=ops@acme-corp.co.uk
@@ -26,18 +31,38 @@ kc_start_http()
 	KC_TOKEN_R=$("$http" credential add --name test-reader --zone $KC_ZONE --access read -c "$creds") || return 1
 	KC_TOKEN_Z2=$("$http" credential add --name test-zone2 --zone $KC_ZONE2 --access write -c "$creds") || return 1
 	KC_KEY=$("$http" credential add --name test-key --zone $KC_ZONE --access write --email $KC_EMAIL -c "$creds") || return 1
-	port=$(kc_free_port)
-	"$http" -d -l 127.0.0.1 -p "$port" -s "$KEYCUSTODY_SOCKET" -c "$creds" \
-	    >"$dir/http.log" 2>&1 &
+	export KC_ZONE KC_ZONE2 KC_TOKEN_W KC_TOKEN_R KC_TOKEN_Z2 KC_EMAIL KC_KEY
+}
+
+# kc_http_run DIR [ARGS...]: start the shim with DIR/credentials on a free port of
+# 127.0.0.1, ARGS added (options after these override them), log in DIR/http.log, and wait
+# until /healthz answers. With KC_HTTP_SCHEME=https, the URL is https and the probes add
+# $KC_CURL_TLS (--cacert FILE, a client certificate...; no blanks in the paths).
+# Exports KC_HTTP_URL (base .../client/v4), KC_HTTP_PORT and KC_HTTP_PID.
+kc_http_run()
+{
+	dir=$1
+	shift
+	http=${KC_HTTP:-${top_builddir:-.}/keycustody-http}
+	KC_HTTP_PORT=$(kc_free_port)
+	"$http" -d -l 127.0.0.1 -p "$KC_HTTP_PORT" -s "$KEYCUSTODY_SOCKET" -c "$dir/credentials" \
+	    --sandbox "${KC_SANDBOX:-enforce}" "$@" >"$dir/http.log" 2>&1 &
 	KC_HTTP_PID=$!
-	KC_HTTP_URL=http://127.0.0.1:$port/client/v4
-	export KC_HTTP_URL KC_ZONE KC_ZONE2 KC_TOKEN_W KC_TOKEN_R KC_TOKEN_Z2 KC_EMAIL KC_KEY KC_HTTP_PID
+	KC_HTTP_URL=${KC_HTTP_SCHEME:-http}://127.0.0.1:$KC_HTTP_PORT/client/v4
+	export KC_HTTP_URL KC_HTTP_PORT KC_HTTP_PID
+	kc_http_wait "$dir/http.log"
+}
+
+# kc_http_wait LOG: wait until the shim KC_HTTP_PID answers KC_HTTP_URL/healthz.
+kc_http_wait()
+{
 	i=0
-	until curl -fsS -o /dev/null "$KC_HTTP_URL/healthz" 2>/dev/null; do
+	# shellcheck disable=SC2086
+	until curl -fsS ${KC_CURL_TLS:-} -o /dev/null "$KC_HTTP_URL/healthz" 2>/dev/null; do
 		i=$((i + 1))
 		if [ $i -gt 100 ] || ! kill -0 $KC_HTTP_PID 2>/dev/null; then
 			echo "keycustody-http did not come up:" >&2
-			cat "$dir/http.log" >&2
+			cat "$1" >&2
 			return 1
 		fi
 		sleep 0.1
@@ -57,11 +82,14 @@ kc_stop_http()
 # $tmp/hdr: the test sets tmp. ok/not_ok come from common.sh.
 bad() { not_ok "$*"; echo "#   body: $(head -c 600 "$tmp/body" | tr '\n' ' ')"; }
 
-# req METHOD PATH [curl args]: sets $st; body in $tmp/body, headers in $tmp/hdr.
+# req METHOD PATH [curl args]: sets $st; body in $tmp/body, headers in $tmp/hdr. Over TLS,
+# $KC_CURL_TLS is added, as in kc_http_run.
 req()
 {
 	m=$1; p=$2; shift 2
-	st=$(curl -sS -o "$tmp/body" -D "$tmp/hdr" -w '%{http_code}' -X "$m" "$KC_HTTP_URL$p" "$@")
+	# shellcheck disable=SC2086
+	st=$(curl -sS ${KC_CURL_TLS:-} -o "$tmp/body" -D "$tmp/hdr" -w '%{http_code}' -X "$m" \
+	    "$KC_HTTP_URL$p" "$@")
 }
 W() { echo "Authorization: Bearer $KC_TOKEN_W"; }
 
