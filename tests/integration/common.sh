@@ -13,6 +13,14 @@ set -u
 export top_builddir top_srcdir KC_MODULE
 
 KEYCUSTODYD="$top_builddir/keycustodyd"
+# KC_VALGRIND=1: the daemon runs under valgrind; any error or definite leak makes it exit
+# non-zero, which kc_stop_daemon reports. The sandbox is off (valgrind's own mappings).
+if [ -n "${KC_VALGRIND:-}" ]; then
+	KC_WRAP="valgrind -q --error-exitcode=99 --leak-check=full"
+	KC_WRAP="$KC_WRAP --errors-for-leak-kinds=definite --show-leak-kinds=definite"
+	KC_WRAP="$KC_WRAP --suppressions=$top_srcdir/tests/valgrind.supp"
+	KC_SANDBOX=off
+fi
 KEYCUSTODYCTL="$top_builddir/keycustodyctl"
 KC_HTTP="$top_builddir/keycustody-http"
 KC_ZONE=023e105f4ecef8ad9ca31a8372d0c353
@@ -78,10 +86,12 @@ EOC
 
 # Start the daemon in the foreground (background job); wait until it answers.
 kc_start_daemon() {
-	"$KEYCUSTODYD" -d -f "$KC_TMP/keycustodyd.conf" "$@" >>"$KC_TMP/keycustodyd.log" 2>&1 &
+	# shellcheck disable=SC2086
+	${KC_WRAP:-} "$KEYCUSTODYD" -d -f "$KC_TMP/keycustodyd.conf" "$@" \
+	    >>"$KC_TMP/keycustodyd.log" 2>&1 &
 	DAEMON_PID=$!
 	local i=0
-	while [ $i -lt 200 ]; do
+	while [ $i -lt 600 ]; do
 		if "$KEYCUSTODYCTL" health >/dev/null 2>&1; then return 0; fi
 		if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
 			echo "# keycustodyd exited; its log:"; sed 's/^/#   /' "$KC_TMP/keycustodyd.log"
