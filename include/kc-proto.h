@@ -38,8 +38,9 @@ int	 proto_pack_response(const Keycustody__Response *resp, uint8_t **frame, size
 /**
  * Unpack a frame body. A request must also carry KC_PROTO_VERSION and a known body.
  * @param reqp caller frees with keycustody__request__free_unpacked(*reqp, NULL)
- * @retval 0, KC_ERR_BAD_MESSAGE (garbage, unknown body), KC_ERR_BAD_VERSION
- *	(*reqp is then set, so that the caller can answer with its id)
+ * @retval 0, KC_ERR_BAD_MESSAGE (garbage, or a request without a known body: then *reqp
+ *	is set), KC_ERR_BAD_VERSION (*reqp is set, so that the caller can answer its id);
+ *	whenever *reqp is set the caller frees it
  */
 int	 proto_unpack_request(const uint8_t *buf, size_t len, Keycustody__Request **reqp);
 int	 proto_unpack_response(const uint8_t *buf, size_t len, Keycustody__Response **respp);
