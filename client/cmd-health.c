@@ -46,6 +46,8 @@ cmd_health(struct ctl_opts *o, int argc, char **argv)
 	} else {
 		printf("hsm:                 %s\n", hr->hsm_state);
 		printf("store:               %s\n", hr->store_ok ? "ok" : "failing");
+		printf("audit log:           %s\n", !hr->has_audit_ok || hr->audit_ok ?
+		    "ok" : "failing: changes are refused");
 		printf("token:               %s\n", hr->token_label ? hr->token_label : "-");
 		printf("signer:              %s\n", hr->signer ? hr->signer : "-");
 		printf("keys in custody:     %llu\n", (unsigned long long)hr->keys_in_custody);

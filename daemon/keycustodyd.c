@@ -426,6 +426,8 @@ main(int argc, char *argv[])
 	log_init(debug, LOG_DAEMON);
 	log_setverbose(debug > 1);
 	signal(SIGPIPE, SIG_IGN);
+	/* A file size limit makes the write fail (EFBIG), which the audit log handles. */
+	signal(SIGXFSZ, SIG_IGN);
 
 	/*
 	 * Refuse before touching the token, the store or the audit log: a second daemon must

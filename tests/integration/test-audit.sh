@@ -33,6 +33,30 @@ kc_start_daemon || not_ok "restart"
 kc_csr p256v1 audit2.acme-corp.co.uk audit2.acme-corp.co.uk >/dev/null 2>&1
 check "after a restart the log still verifies" ctl audit verify "$log"
 
+# Fail closed: when the audit log cannot be written, changes are refused and nothing is
+# made; health says so; once it can be written again, changes go through.
+if command -v prlimit >/dev/null 2>&1; then
+	keys_before=$(p11tool --list-objects --type privkey 2>/dev/null | grep -c 'label: *keycustody:')
+	prlimit --pid "$DAEMON_PID" --fsize="$(stat -c %s "$log")":unlimited
+	out=$(kc_csr p256v1 refused.acme-corp.co.uk refused.acme-corp.co.uk 2>&1)
+	check_eq "audit log unwritable: the create is refused (1503)" 1503 \
+	    "$(printf '%s' "$out" | jget '.errors[0].code')"
+	check_eq "audit log unwritable: no key was made" "$keys_before" \
+	    "$(p11tool --list-objects --type privkey 2>/dev/null | grep -c 'label: *keycustody:')"
+	check "audit log unwritable: health says so" sh -c \
+	    "'$KEYCUSTODYCTL' health | grep -q 'audit log: *failing'"
+	check_eq "audit log unwritable: not in the list" 0 "$(ctl --json csr list --zone $KC_ZONE |
+	    jq '[.[] | select(.common_name == "refused.acme-corp.co.uk")] | length')"
+	prlimit --pid "$DAEMON_PID" --fsize=unlimited:unlimited
+	check "audit log writable again: the create goes through" \
+	    kc_csr p256v1 again.acme-corp.co.uk again.acme-corp.co.uk
+	check "audit log writable again: health ok" sh -c \
+	    "'$KEYCUSTODYCTL' health | grep -q 'audit log: *ok'"
+	check "the log still verifies after the refusal" ctl audit verify "$log"
+else
+	echo "# prlimit missing: fail-closed check skipped"
+fi
+
 # SIGHUP rotates the log; the rotated set verifies in order, and the new file links to it.
 kill -HUP "$DAEMON_PID"
 i=0
