@@ -12,7 +12,12 @@
 #   --deleted: lines "ok ZONE ID" (delete answered success), "gone ZONE ID" (1419 after an
 #              earlier attempt that got no answer: it may have completed), "lost ZONE ID"
 #              (1419 on the first attempt: a create that succeeded vanished)
+#              and "inuse ZONE ID" (409/1420: a hostname uses the CSR; it must stay)
 #   --listed:  lines "ZONE ID" of every record that keycustodyctl csr list returned
+#   --hn-tried:   lines "ZONE CSR HOST" of every hostname upload attempted
+#   --hn-created: lines "ZONE HNID HOST CSR" of every upload that got a success reply
+#   --hn-deleted: lines "ok|gone|lost|unfinished ZONE HNID" as for --deleted
+#   --hn-csrgone: lines "ZONE CSR" of uploads answered 404/1431 (the CSR was deleted first)
 import argparse
 import base64
 import json
@@ -112,6 +117,108 @@ def read_pairs(path, nfields):
     return res
 
 
+def cert_pubkey(pem, tmp, hid):
+    """DER SubjectPublicKeyInfo of the first certificate in pem, or None."""
+    f = os.path.join(tmp, f"cert-{hid}.pem")
+    with open(f, "w") as fh:
+        fh.write(pem)
+    p = subprocess.run(["openssl", "x509", "-in", f, "-noout", "-pubkey"],
+                       capture_output=True, text=True)
+    return pem_to_der(p.stdout) if p.returncode == 0 and p.stdout.strip() else None
+
+
+def check_hostnames(a, c, recs, priv, pub, tok_pubs, tmp, deleted, inuse):
+    """The custom hostname invariants against the store and what the uploader was told."""
+    db = sqlite3.connect(f"file:{a.db}?mode=ro", uri=True)
+    hrows = db.execute("SELECT id, zone_id, hostname, csr_id, certificate_pem "
+                       "FROM custom_hostnames").fetchall()
+    db.close()
+    hosts = {h[0]: h for h in hrows}
+    out("stat", f"hostnames|{len(hrows)}")
+
+    # Every hostname references a ready CSR of its own zone.
+    bad = []
+    for hid, z, name, csr, _ in hrows:
+        r = recs.get(csr)
+        if r is None:
+            bad.append(f"{name}: CSR {csr} has no record")
+        elif r[1] != z:
+            bad.append(f"{name} in {z}: CSR {csr} is in zone {r[1]}")
+        elif r[2] != 1:
+            bad.append(f"{name}: CSR {csr} is {STATE.get(r[2], r[2])}")
+    c.check(not bad, "every hostname references a ready CSR of its zone", "; ".join(bad[:10]))
+
+    # No CSR that a hostname references is missing its key (either object).
+    nokey = sorted({f"{csr} ({'private' if csr not in priv else 'public'})"
+                    for _, _, _, csr, _ in hrows if csr not in priv or csr not in pub})
+    c.check(not nokey, "no CSR that a hostname references is missing a key object",
+            ", ".join(nokey[:10]))
+
+    # The stored certificate carries the CSR's key: the one stored and the token's.
+    badkey = []
+    nmatched = 0
+    for hid, _, name, csr, pem in hrows:
+        r = recs.get(csr)
+        cp = cert_pubkey(pem or "", tmp, hid)
+        if cp is None:
+            badkey.append(f"{name}: stored certificate does not parse")
+        elif r is None:
+            continue  # reported above
+        elif cp != bytes(r[4] or b""):
+            badkey.append(f"{name}: certificate key != CSR {csr}'s stored key")
+        elif tok_pubs.get(csr) is not None and cp != tok_pubs[csr]:
+            badkey.append(f"{name}: certificate key != CSR {csr}'s token key")
+        else:
+            nmatched += 1
+    out("stat", f"hostname_certificates_matched|{nmatched}")
+    c.check(not badkey, "every stored certificate's public key is its CSR's key",
+            "; ".join(badkey[:10]))
+
+    tried = read_pairs(a.hn_tried, 3)
+    created = read_pairs(a.hn_created, 4)
+    hdel = read_pairs(a.hn_deleted, 3)
+    csrgone = read_pairs(a.hn_csrgone, 2)
+    ok_del = {d[2] for d in hdel if d[0] == "ok"}
+    maybe_del = {d[2] for d in hdel if d[0] in ("gone", "unfinished")}
+    lost = [d[2] for d in hdel if d[0] == "lost"]
+    out("stat", f"hostname_uploads_tried|{len(tried)}")
+    out("stat", f"hostname_uploads_acknowledged|{len(created)}")
+    out("stat", f"hostname_deletes_acknowledged|{len(ok_del)}")
+
+    # Every acknowledged upload is still there, as acknowledged, unless deleted.
+    missing = [f"{name} ({hid})" for _, hid, name, _ in created
+               if hid not in ok_del and hid not in maybe_del and hid not in hosts]
+    c.check(not missing and not lost, "every acknowledged hostname upload is still there "
+            "(unless deleted)", f"{len(missing) + len(lost)} vanished: "
+            f"{', '.join((missing + lost)[:10])}")
+    wrong = [f"{name}: stored as {hosts[hid][1]} {hosts[hid][2]} {hosts[hid][3]}"
+             for z, hid, name, csr in created
+             if hid in hosts and (hosts[hid][1], hosts[hid][2], hosts[hid][3]) != (z, name, csr)]
+    c.check(not wrong, "acknowledged uploads are stored with their zone, hostname and CSR",
+            "; ".join(wrong[:10]))
+    back = [hid for hid in ok_del if hid in hosts]
+    c.check(not back, "every acknowledged hostname delete is gone", ", ".join(back[:10]))
+
+    # Nothing stored that no upload asked for: every hostname was tried, with its CSR.
+    tried_set = {(z, csr, h) for z, csr, h in tried}
+    unasked = [f"{h[2]} ({h[3]})" for h in hrows if (h[1], h[3], h[2]) not in tried_set]
+    c.check(not unasked, "every stored hostname comes from an upload attempt",
+            ", ".join(unasked[:10]))
+
+    # A CSR delete refused as in use (1420) concerns a CSR an upload was tried for, and
+    # that CSR is still ready; a 1431 answer concerns a CSR whose delete was attempted.
+    tried_csrs = {csr for _, csr, _ in tried}
+    bad1420 = [csr for csr in inuse if csr not in tried_csrs]
+    gone1420 = [csr for csr in inuse if csr not in recs or recs[csr][2] != 1]
+    c.check(not bad1420 and not gone1420, "every CSR delete refused as in use (1420) had a "
+            "hostname upload and is still ready", f"no upload: {bad1420[:5]}, "
+            f"not ready: {gone1420[:5]}")
+    del_tried = {d[2] for d in deleted if d[0] in ("ok", "gone", "unfinished")}
+    bad1431 = [csr for _, csr in csrgone if csr not in del_tried]
+    c.check(not bad1431, "every upload answered 1431 (CSR not found) was for a deleted CSR",
+            ", ".join(bad1431[:10]))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--db", required=True)
@@ -123,6 +230,10 @@ def main():
     ap.add_argument("--deleted")
     ap.add_argument("--listed")
     ap.add_argument("--tmp")
+    ap.add_argument("--hn-tried")
+    ap.add_argument("--hn-created")
+    ap.add_argument("--hn-deleted")
+    ap.add_argument("--hn-csrgone")
     a = ap.parse_args()
     c = Checker()
     tmp = a.tmp or tempfile.mkdtemp()
@@ -185,6 +296,7 @@ def main():
     # store's copy of it).
     badcsr = []
     nverified = 0
+    tok_pubs = {}
     for rid, r in recs.items():
         if r[2] != 1:
             continue
@@ -196,6 +308,7 @@ def main():
             badcsr.append(f"{rid}: openssl req -verify fails")
             continue
         tok_pub = read_pubkey(a, pin, r[3].lower(), tmp)
+        tok_pubs[rid] = tok_pub
         if tok_pub is None:
             badcsr.append(f"{rid}: public key not readable from the token")
         elif tok_pub != csr_pub:
@@ -214,9 +327,12 @@ def main():
     ok_del = {d[2] for d in deleted if d[0] == "ok"}
     maybe_del = {d[2] for d in deleted if d[0] in ("gone", "unfinished")}
     lost = [d[2] for d in deleted if d[0] == "lost"]
+    inuse = {d[2] for d in deleted if d[0] == "inuse"}
     out("stat", f"creates_acknowledged|{len(created)}")
     out("stat", f"deletes_acknowledged|{len(ok_del)}")
     out("stat", f"deletes_unanswered_then_gone|{len(maybe_del)}")
+    if a.hn_created:
+        out("stat", f"deletes_refused_in_use|{len(inuse)}")
     if a.created:
         missing = [rid for _, rid in created
                    if rid not in ok_del and rid not in maybe_del
@@ -240,6 +356,9 @@ def main():
         c.check(listed == ready, "csr list over all zones shows exactly the ready records",
                 f"listed-only {sorted(listed - ready)[:5]}, store-only "
                 f"{sorted(ready - listed)[:5]}")
+
+    if a.hn_created:
+        check_hostnames(a, c, recs, priv, pub, tok_pubs, tmp, deleted, inuse)
 
     # The audit trail: every acknowledged create has its create_csr ok line, every
     # acknowledged delete its delete_csr ok line.
