@@ -535,7 +535,8 @@ bench_report(struct bench *b)
 
 		if (l->n == 0 && b->errs[op] == 0)
 			continue;
-		qsort(l->v, l->n, sizeof(*l->v), bench_cmp_u32);
+		if (l->n > 0)
+			qsort(l->v, l->n, sizeof(*l->v), bench_cmp_u32);
 		for (j = 0; j < l->n; j++)
 			bench_lat_add(&all, l->v[j] / 1e6);
 		ok += l->n;
@@ -544,7 +545,8 @@ bench_report(struct bench *b)
 		    b->errs[op], l->n / el, bench_pct(l, 0.5), bench_pct(l, 0.9),
 		    bench_pct(l, 0.99), l->n ? l->v[l->n - 1] / 1e3 : 0.0);
 	}
-	qsort(all.v, all.n, sizeof(*all.v), bench_cmp_u32);
+	if (all.n > 0)
+		qsort(all.v, all.n, sizeof(*all.v), bench_cmp_u32);
 	printf("%-8s %9zu %7lu %10.1f %8.2f %8.2f %8.2f %8.2f\n", "all", all.n, err,
 	    all.n / el, bench_pct(&all, 0.5), bench_pct(&all, 0.9), bench_pct(&all, 0.99),
 	    all.n ? all.v[all.n - 1] / 1e3 : 0.0);
