@@ -215,7 +215,6 @@ cmd_csr_delete(struct ctl_opts *o, int argc, char **argv)
 	Keycustody__DeleteCsrRequest m = KEYCUSTODY__DELETE_CSR_REQUEST__INIT;
 	Keycustody__Response	*resp;
 	const char		*zone, *id;
-	char			*s;
 	int			 rc = 0;
 
 	ctl_zone_id(argc, argv, "csr", "delete", &zone, &id);
@@ -226,15 +225,8 @@ cmd_csr_delete(struct ctl_opts *o, int argc, char **argv)
 	resp = ctl_call(o, &req);
 	if (resp->error != NULL)
 		rc = ctl_error(o, resp->error);
-	else if (resp->delete_csr != NULL) {
-		if (o->json) {
-			if (json_id(resp->delete_csr->id, &s) != 0)
-				fatalx("out of memory");
-			printf("%s\n", s);
-			free(s);
-		} else
-			printf("deleted %s\n", resp->delete_csr->id);
-	}
+	else if (resp->delete_csr != NULL)
+		ctl_print_deleted(o, resp->delete_csr->id);
 	keycustody__response__free_unpacked(resp, NULL);
 	return rc;
 }

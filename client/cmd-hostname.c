@@ -294,7 +294,6 @@ cmd_hostname_delete(struct ctl_opts *o, int argc, char **argv)
 	Keycustody__DeleteHostnameRequest m = KEYCUSTODY__DELETE_HOSTNAME_REQUEST__INIT;
 	Keycustody__Response		*resp;
 	const char			*zone, *id;
-	char				*s;
 	int				 rc = 0;
 
 	ctl_zone_id(argc, argv, "hostname", "delete", &zone, &id);
@@ -305,15 +304,8 @@ cmd_hostname_delete(struct ctl_opts *o, int argc, char **argv)
 	resp = ctl_call(o, &req);
 	if (resp->error != NULL)
 		rc = ctl_error(o, resp->error);
-	else if (resp->delete_hostname != NULL) {
-		if (o->json) {
-			if (json_id(resp->delete_hostname->id, &s) != 0)
-				fatalx("out of memory");
-			printf("%s\n", s);
-			free(s);
-		} else
-			printf("deleted %s\n", resp->delete_hostname->id);
-	}
+	else if (resp->delete_hostname != NULL)
+		ctl_print_deleted(o, resp->delete_hostname->id);
 	keycustody__response__free_unpacked(resp, NULL);
 	return rc;
 }

@@ -31,6 +31,8 @@ unsigned int	 ctl_uint(const char *flag, const char *s);
 /** Parse "--zone ZONE ID" for get and delete commands. */
 void		 ctl_zone_id(int argc, char **argv, const char *noun, const char *verb,
 		    const char **zone, const char **id);
+/** Print the answer to a delete: the bare {"id": ...} with --json, a line otherwise. */
+void		 ctl_print_deleted(struct ctl_opts *o, const char *id);
 /** Print the usage of noun [verb] and exit 2. */
 __dead void	 cmd_usage(const char *noun, const char *verb);
 

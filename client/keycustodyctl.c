@@ -156,6 +156,21 @@ ctl_zone_id(int argc, char **argv, const char *noun, const char *verb, const cha
 	*id = argv[optind];
 }
 
+void
+ctl_print_deleted(struct ctl_opts *o, const char *id)
+{
+	char	*s;
+
+	if (!o->json) {
+		printf("deleted %s\n", id);
+		return;
+	}
+	if (json_id(id, &s) != 0)
+		fatalx("out of memory");
+	printf("%s\n", s);
+	free(s);
+}
+
 int
 main(int argc, char *argv[])
 {
