@@ -80,4 +80,14 @@ check "then the CSR can be deleted" ctl csr delete --zone $KC_ZONE "$csr"
 check_eq "and its key is gone from the token" 0 \
     "$(p11tool --list-objects 2>/dev/null | grep -c "label: *keycustody:$csr\$")"
 
+# Every hostname change is in the audit trail, which still verifies.
+check_eq "audit: both hostname creates recorded as ok" 2 \
+    "$(grep '"op":"create_hostname","' "$KC_TMP/audit.log" | grep -c '"result":"ok"')"
+check_eq "audit: the duplicate recorded with its code" 1 \
+    "$(grep '"op":"create_hostname","' "$KC_TMP/audit.log" | grep -c '"code":1406')"
+check_eq "audit: the renewal recorded" 1 "$(grep -c '"op":"update_hostname","' "$KC_TMP/audit.log")"
+check_eq "audit: both hostname deletes recorded" 2 \
+    "$(grep -c '"op":"delete_hostname","' "$KC_TMP/audit.log")"
+check "audit: the log verifies" ctl audit verify "$KC_TMP/audit.log"
+
 kc_done
