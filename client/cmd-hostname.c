@@ -213,12 +213,9 @@ cmd_hostname_get(struct ctl_opts *o, int argc, char **argv)
 int
 cmd_hostname_list(struct ctl_opts *o, int argc, char **argv)
 {
-	enum { O_ZONE = 256, O_PAGE, O_PER, O_DESC, O_HOST, O_CSR };
+	enum { O_HOST = CTL_O_MORE, O_CSR };
 	static const struct option longopts[] = {
-		{ "zone",	required_argument,	NULL, O_ZONE },
-		{ "page",	required_argument,	NULL, O_PAGE },
-		{ "per-page",	required_argument,	NULL, O_PER },
-		{ "desc",	no_argument,		NULL, O_DESC },
+		CTL_LIST_OPTIONS,
 		{ "hostname",	required_argument,	NULL, O_HOST },
 		{ "csr",	required_argument,	NULL, O_CSR },
 		{ NULL, 0, NULL, 0 }
@@ -229,26 +226,14 @@ cmd_hostname_list(struct ctl_opts *o, int argc, char **argv)
 	const Keycustody__ListHostnamesResponse *l;
 	char				 ts[32], *s;
 	size_t				 i;
+	struct ctl_list			 lo = { NULL, 0, 0, 0, 0, 0 };
 	int				 ch, rc = 0;
 
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		if (ctl_list_flag(&lo, ch, optarg))
+			continue;
 		switch (ch) {
-		case O_ZONE:
-			m.zone_id = optarg;
-			break;
-		case O_PAGE:
-			m.has_page = 1;
-			m.page = ctl_uint("--page", optarg);
-			break;
-		case O_PER:
-			m.has_per_page = 1;
-			m.per_page = ctl_uint("--per-page", optarg);
-			break;
-		case O_DESC:
-			m.has_descending = 1;
-			m.descending = 1;
-			break;
 		case O_HOST:
 			m.hostname = optarg;
 			break;
@@ -259,6 +244,12 @@ cmd_hostname_list(struct ctl_opts *o, int argc, char **argv)
 			cmd_usage("hostname", "list");
 		}
 	}
+	m.zone_id = (char *)lo.zone;
+	m.has_page = lo.has_page;
+	m.page = lo.page;
+	m.has_per_page = lo.has_per_page;
+	m.per_page = lo.per_page;
+	m.has_descending = m.descending = lo.desc;
 	if (optind != argc || m.zone_id == NULL)
 		cmd_usage("hostname", "list");
 	req.body_case = KEYCUSTODY__REQUEST__BODY_LIST_HOSTNAMES;

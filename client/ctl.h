@@ -31,6 +31,22 @@ unsigned int	 ctl_uint(const char *flag, const char *s);
 /** Parse "--zone ZONE ID" for get and delete commands. */
 void		 ctl_zone_id(int argc, char **argv, const char *noun, const char *verb,
 		    const char **zone, const char **id);
+/* The flags every list command takes; commands number their own from CTL_O_MORE. */
+enum { CTL_O_ZONE = 256, CTL_O_PAGE, CTL_O_PER_PAGE, CTL_O_DESC, CTL_O_MORE };
+#define CTL_LIST_OPTIONS						\
+	{ "zone",	required_argument,	NULL, CTL_O_ZONE },		\
+	{ "page",	required_argument,	NULL, CTL_O_PAGE },		\
+	{ "per-page",	required_argument,	NULL, CTL_O_PER_PAGE },	\
+	{ "desc",	no_argument,		NULL, CTL_O_DESC }
+
+struct ctl_list {
+	const char	*zone;
+	int		 has_page, has_per_page, desc;
+	unsigned int	 page, per_page;
+};
+
+/** Take one of the CTL_LIST_OPTIONS flags. @retval 1 if ch was one, else 0 */
+int		 ctl_list_flag(struct ctl_list *l, int ch, const char *arg);
 /** Print the answer to a delete: the bare {"id": ...} with --json, a line otherwise. */
 void		 ctl_print_deleted(struct ctl_opts *o, const char *id);
 /** Print the usage of noun [verb] and exit 2. */

@@ -156,6 +156,29 @@ ctl_zone_id(int argc, char **argv, const char *noun, const char *verb, const cha
 	*id = argv[optind];
 }
 
+int
+ctl_list_flag(struct ctl_list *l, int ch, const char *arg)
+{
+	switch (ch) {
+	case CTL_O_ZONE:
+		l->zone = arg;
+		return 1;
+	case CTL_O_PAGE:
+		l->has_page = 1;
+		l->page = ctl_uint("--page", arg);
+		return 1;
+	case CTL_O_PER_PAGE:
+		l->has_per_page = 1;
+		l->per_page = ctl_uint("--per-page", arg);
+		return 1;
+	case CTL_O_DESC:
+		l->desc = 1;
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 void
 ctl_print_deleted(struct ctl_opts *o, const char *id)
 {
