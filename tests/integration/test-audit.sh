@@ -6,6 +6,8 @@
 # written and reports the first edited or removed line; the chain survives a restart and
 # a rotation (SIGHUP).
 
+# A PIN that cannot turn up in a hash or an id by chance (not exported).
+KC_PIN=kc-audit-pin-5e0b71c94d2a
 . "$(dirname "$0")/common.sh"
 kc_setup
 
