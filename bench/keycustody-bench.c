@@ -8,6 +8,7 @@
  */
 #include "config.h"
 
+#include <sys/resource.h>
 #include <sys/time.h>
 
 #include <errno.h>
@@ -50,6 +51,7 @@ struct bench_pid {
 	const char	*name;
 	long		 pid;
 	long		 before_kb, after_kb;
+	double		 cpu_before, cpu_after;	/* seconds of CPU, user + system */
 };
 
 struct bench;
@@ -96,6 +98,7 @@ struct bench {
 	struct event		*tick;
 	unsigned int		 ticks;
 	const char		*tag;
+	double			 cpu_before, cpu_after;	/* this process's */
 };
 
 static void	bench_next(struct bench_client *);
@@ -107,6 +110,41 @@ bench_now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* CPU seconds (user + system) that process pid has used so far; -1 if unknown. */
+static double
+bench_cpu_s(long pid)
+{
+	char		 path[64], buf[1024], *p;
+	unsigned long	 ut, st;
+	long		 hz = sysconf(_SC_CLK_TCK);
+	FILE		*fp;
+	size_t		 n;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	if (hz <= 0 || (fp = fopen(path, "r")) == NULL)
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, fp);
+	fclose(fp);
+	buf[n] = '\0';
+	/* After the command name, in parentheses that it may itself contain: fields 3 on. */
+	if ((p = strrchr(buf, ')')) == NULL || sscanf(p + 1,
+	    " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+		return -1;
+	return (double)(ut + st) / (double)hz;
+}
+
+/* This process's own CPU seconds. */
+static double
+bench_self_cpu_s(void)
+{
+	struct rusage	ru;
+
+	if (getrusage(RUSAGE_SELF, &ru) != 0)
+		return -1;
+	return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+	    ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 }
 
 static void
@@ -557,6 +595,19 @@ bench_report(struct bench *b)
 		    b->pids[i].pid, b->pids[i].before_kb, b->pids[i].after_kb,
 		    b->pids[i].before_kb > 0 ? 100.0 * (b->pids[i].after_kb -
 		    b->pids[i].before_kb) / b->pids[i].before_kb : 0.0);
+	/*
+	 * CPU per request, from /proc (clock ticks): what a process costs whatever else runs
+	 * on the machine, so it compares across runs where the rate, on shared cores, cannot.
+	 */
+	for (i = 0; i < b->npids; i++)
+		if (b->pids[i].cpu_before >= 0 && b->pids[i].cpu_after >= 0 && all.n > 0)
+			printf("cpu %-8s %.3f core(s), %.1f us per request\n", b->pids[i].name,
+			    (b->pids[i].cpu_after - b->pids[i].cpu_before) / el,
+			    (b->pids[i].cpu_after - b->pids[i].cpu_before) * 1e6 / all.n);
+	if (all.n > 0)
+		printf("cpu %-8s %.3f core(s), %.1f us per request\n", "bench",
+		    (b->cpu_after - b->cpu_before) / el,
+		    (b->cpu_after - b->cpu_before) * 1e6 / all.n);
 
 	printf("BENCH tag=%s mode=%s conns=%u key=%s mix=create:%u,list:%u,get:%u secs=%.3f "
 	    "ok=%lu errors=%lu rate=%.2f p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f max_ms=%.3f",
@@ -571,6 +622,12 @@ bench_report(struct bench *b)
 	for (i = 0; i < b->npids; i++)
 		printf(" rss_%s_before_kb=%ld rss_%s_after_kb=%ld", b->pids[i].name,
 		    b->pids[i].before_kb, b->pids[i].name, b->pids[i].after_kb);
+	for (i = 0; i < b->npids; i++)
+		if (b->pids[i].cpu_before >= 0 && b->pids[i].cpu_after >= 0 && all.n > 0)
+			printf(" cpu_%s_us=%.1f", b->pids[i].name,
+			    (b->pids[i].cpu_after - b->pids[i].cpu_before) * 1e6 / all.n);
+	if (all.n > 0)
+		printf(" cpu_bench_us=%.1f", (b->cpu_after - b->cpu_before) * 1e6 / all.n);
 	printf("\n");
 	free(all.v);
 }
@@ -692,8 +749,11 @@ main(int argc, char *argv[])
 		    NULL, b.host, (unsigned short)b.port)) == NULL)
 			return 1;
 	}
-	for (i = 0; i < b.npids; i++)
+	for (i = 0; i < b.npids; i++) {
 		b.pids[i].before_kb = bench_rss_kb(b.pids[i].pid);
+		b.pids[i].cpu_before = bench_cpu_s(b.pids[i].pid);
+	}
+	b.cpu_before = bench_self_cpu_s();
 
 	b.t_start = bench_now();
 	for (i = 0; i < b.nconn && bench_more(&b); i++)
@@ -702,8 +762,11 @@ main(int argc, char *argv[])
 	if (b.t_end == 0)
 		b.t_end = bench_now();
 
-	for (i = 0; i < b.npids; i++)
+	b.cpu_after = bench_self_cpu_s();
+	for (i = 0; i < b.npids; i++) {
 		b.pids[i].after_kb = bench_rss_kb(b.pids[i].pid);
+		b.pids[i].cpu_after = bench_cpu_s(b.pids[i].pid);
+	}
 	bench_report(&b);
 
 	kcc_async_free(b.async);

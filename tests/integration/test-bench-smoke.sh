@@ -39,6 +39,8 @@ check "bench over the socket: 3 creates" sh -c '"$0" -s "$1" -c 2 -n 3 -k p256v1
 check "bench over the socket: result line" has_line "$KC_TMP/b1.out" '^BENCH ' mode=socket \
     ok=3 errors=0
 check "bench over the socket: RSS line" grep -q '^rss daemon ' "$KC_TMP/b1.out"
+check "bench over the socket: CPU per request" grep -q '^cpu daemon .* us per request' \
+    "$KC_TMP/b1.out"
 check "bench over the socket: list/get" sh -c '"$0" -s "$1" -c 3 -n 20 -m list=1,get=1 \
     >"$2/b2.out"' "$BENCH" "$KEYCUSTODY_SOCKET" "$KC_TMP"
 check "bench list/get: result line" has_line "$KC_TMP/b2.out" '^BENCH ' ok=20 errors=0
@@ -69,5 +71,11 @@ check "bench/run: one tiny case" sh -c 'TMPDIR="$1" "$0" -B "$2" -d 1 -k p256v1 
     "$KC_TMP" "$top_builddir"
 check "bench/run: the ratio table" grep -q '^p256v1 *3 direct ' "$KC_TMP/run.out"
 check "bench/run: the list/get table" grep -q '^socket ' "$KC_TMP/run.out"
-[ "$KC_FAILED" -eq 0 ] || sed 's/^/#   /' "$KC_TMP/run.log" | tail -20
+check "bench/ab: one tiny round, this build against itself" sh -c '"$0" -r 1 -d 1 -c 2 \
+    -f 3 -L 3 -o "$1/ab.out" "$2" "$2" >"$1/ab.log" 2>&1' "$top_srcdir/bench/ab" "$KC_TMP" \
+    "$top_builddir"
+check "bench/ab: a row per build and path" sh -c 'test "$(grep -c "^[AB] *1 \(socket\|http\) " \
+    "$0/ab.out")" -eq 4' "$KC_TMP"
+check "bench/ab: the medians" grep -q '^http *shim_us ' "$KC_TMP/ab.out"
+[ "$KC_FAILED" -eq 0 ] || sed 's/^/#   /' "$KC_TMP/run.log" "$KC_TMP/ab.log" | tail -30
 kc_done
