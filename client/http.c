@@ -255,22 +255,39 @@ http_count(struct http *h, enum http_route route, int status, double t0)
 	http_hist_add(&h->m.latency[route], http_now() - t0);
 }
 
+/* The answer when there is none: rendering failed (out of memory, a malformed reply). */
+static const char http_body_internal[] = "{\"result\":null,\"success\":false,\"errors\":"
+    "[{\"code\":1500,\"message\":\"Internal Server Error\"}],\"messages\":[]}";
+
+/* evbuffer_add_reference() cleanup: a body is freed once it has been written out. */
+static void
+http_body_free(const void *data, size_t len, void *arg)
+{
+	free((void *)data);
+}
+
 /*
  * Send body (a JSON text, may be NULL: then a fixed 500) with status; the one way out of
  * every request. 4xx carry x-should-retry: false, 503 carries Retry-After.
+ * @param body taken over: it goes into the reply buffer as it is, without a copy
  */
 static void
 http_send(struct http *h, struct evhttp_request *req, enum http_route route, double t0,
-    int status, const char *body, int retry_after)
+    int status, char *body, int retry_after)
 {
 	struct evkeyvalq	*hdr = evhttp_request_get_output_headers(req);
 	struct evbuffer		*buf = evhttp_request_get_output_buffer(req);
 	char			 ra[16];
 
+	if (body != NULL && evbuffer_add_reference(buf, body, strlen(body), http_body_free,
+	    NULL) != 0) {
+		free(body);
+		body = NULL;
+	}
 	if (body == NULL) {
 		status = 500;
-		body = "{\"result\":null,\"success\":false,\"errors\":[{\"code\":1500,"
-		    "\"message\":\"Internal Server Error\"}],\"messages\":[]}";
+		evbuffer_add_reference(buf, http_body_internal, sizeof(http_body_internal) - 1,
+		    NULL, NULL);
 	}
 	evhttp_remove_header(hdr, "Content-Type");
 	evhttp_add_header(hdr, "Content-Type", route == HTTP_R_METRICS ?
@@ -282,7 +299,6 @@ http_send(struct http *h, struct evhttp_request *req, enum http_route route, dou
 		    HTTP_RETRY_AFTER);
 		evhttp_add_header(hdr, "Retry-After", ra);
 	}
-	evbuffer_add(buf, body, strlen(body));
 	evhttp_send_reply(req, status, NULL, NULL);
 	http_count(h, route, status, t0);
 }
@@ -295,7 +311,6 @@ http_send_err(struct http *h, struct evhttp_request *req, enum http_route route,
 
 	json_reply_error(e->code, e->message, e->chain_code, e->chain_message, &body);
 	http_send(h, req, route, t0, e->status, body, 0);
-	free(body);
 }
 
 static void
@@ -308,7 +323,6 @@ http_send_no_route(struct http *h, struct evhttp_request *req, const char *path,
 		path += sizeof(HTTP_PREFIX) - 1;
 	json_reply_no_route(path, &body);
 	http_send(h, req, HTTP_R_NONE, t0, 400, body, 0);
-	free(body);
 }
 
 static void
@@ -320,7 +334,6 @@ http_send_bad_method(struct http *h, struct evhttp_request *req, const char *all
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
 	json_reply_error(7001, "Method not allowed for that URI.", 0, NULL, &body);
 	http_send(h, req, HTTP_R_NONE, t0, 405, body, 0);
-	free(body);
 }
 
 /* Visible ASCII without blanks, 1 to HTTP_TOKEN_MAX characters. */
@@ -487,7 +500,6 @@ http_reply_daemon(struct http *h, struct http_pending *p, Keycustody__Response *
 		body = NULL;
 	}
 	http_send(h, p->req, p->route, p->t0, status, body, retry);
-	free(body);
 	return;
  bad:
 	log_warnx("daemon answered %s with an unexpected body %d",
@@ -527,7 +539,6 @@ http_daemon_cb(int r, Keycustody__Response *resp, void *arg)
 
 			json_health(NULL, &ok, &body);
 			http_send(h, p->req, p->route, p->t0, 503, body, HTTP_RETRY_AFTER);
-			free(body);
 		} else
 			http_send_err(h, p->req, p->route, p->t0, r == KC_ERR_NOMEM ?
 			    &http_err_internal : &http_err_unavailable);
@@ -562,7 +573,6 @@ http_call(struct http *h, struct evhttp_request *req, enum http_route route, dou
 
 			json_health(NULL, &ok, &body);
 			http_send(h, req, route, t0, 503, body, HTTP_RETRY_AFTER);
-			free(body);
 			return;
 		}
 		http_send_err(h, req, route, t0, r == KC_ERR_UNAVAILABLE ?
@@ -916,7 +926,6 @@ http_metrics(struct http *h, struct evhttp_request *req, double t0)
 	text[len] = '\0';
 	evbuffer_free(b);
 	http_send(h, req, HTTP_R_METRICS, t0, 200, text, 0);
-	free(text);
 }
 
 /* Routes that change something: they need a write credential. */

@@ -1,7 +1,8 @@
 /*
  * Copyright (c) 2026 The keycustody authors. SPDX-License-Identifier: ISC
  *
- * json.c: the shim's JSON mapping, API.md bodies <-> protobuf. Owns jansson; pure (no I/O).
+ * json.c: the shim's JSON mapping, API.md bodies <-> protobuf. Owns jansson (request bodies
+ * in) and the output writer (every reply out); pure (no I/O).
  */
 #include "config.h"
 
@@ -243,355 +244,857 @@ json_update_hostname_request(const char *body, size_t len,
 	return (r);
 }
 
-/* Set obj[key] to a new value; takes ownership of v, NULL (allocation failure) included. */
-static int
-json_set(json_t *obj, const char *key, json_t *v)
+/*
+ * The output writer (json.h). Replies are written into one buffer as they go, rather than
+ * built as a jansson tree and dumped: the tree, its hash tables and the dump were half of
+ * the shim's CPU on list pages (docs/PERFORMANCE.md, section 5).
+ */
+
+#define JSON_W_MIN	256	/* first allocation when no hint was given */
+
+/* Record the first error; the writer does nothing from then on. */
+static void
+json_w_fail(struct json_w *w, int r)
 {
-	if (v == NULL) {
-		return (KC_ERR_NOMEM);
+	if (w->error == 0)
+		w->error = r;
+}
+
+/* Make room for n more bytes and a NUL (json_w_steal() always finds room for it). */
+static int
+json_w_grow(struct json_w *w, size_t n)
+{
+	size_t	 cap;
+	char	*p;
+
+	if (w->error != 0)
+		return (-1);
+	if (n > SIZE_MAX / 4 - w->len) {
+		json_w_fail(w, KC_ERR_NOMEM);
+		return (-1);
 	}
-	return (json_object_set_new(obj, key, v) == 0 ? 0 : KC_ERR_NOMEM);
+	cap = w->cap > 0 ? w->cap : JSON_W_MIN;
+	while (cap - w->len <= n)
+		cap *= 2;
+	if ((p = realloc(w->buf, cap)) == NULL) {
+		json_w_fail(w, KC_ERR_NOMEM);
+		return (-1);
+	}
+	w->buf = p;
+	w->cap = cap;
+	return (0);
 }
 
-/* Set obj[key] to the string s; a NULL s is set to "". */
 static int
-json_set_str(json_t *obj, const char *key, const char *s)
+json_w_reserve(struct json_w *w, size_t n)
 {
-	return (json_set(obj, key, json_string(s != NULL ? s : "")));
+	if (w->error == 0 && w->cap - w->len > n)
+		return (0);
+	return (json_w_grow(w, n));
 }
 
-static json_t *
-json_csr_object(const Keycustody__Csr *c)
+static void
+json_w_put(struct json_w *w, const char *s, size_t n)
 {
-	json_t	*o, *sans = NULL;
-	char	 created[32];
-	size_t	 i;
+	if (json_w_reserve(w, n) != 0)
+		return;
+	memcpy(w->buf + w->len, s, n);
+	w->len += n;
+}
+
+static void
+json_w_putc(struct json_w *w, char c)
+{
+	if (json_w_reserve(w, 1) != 0)
+		return;
+	w->buf[w->len++] = c;
+}
+
+/* A byte that goes out as it is: printable ASCII but '"' and '\\' (DEL included). */
+static int
+json_w_plain(unsigned char c)
+{
+	return (c >= 0x20 && c < 0x80 && c != '"' && c != '\\');
+}
+
+/*
+ * The length of the well-formed UTF-8 sequence that starts at s, a byte >= 0x80 (Unicode
+ * 15, table 3-7: no overlong forms, no surrogates, nothing above U+10FFFF); otherwise minus
+ * the length of its maximal ill-formed subpart (at least 1), which gets one U+FFFD. The NUL
+ * that ends s is never a continuation byte, so nothing past it is read.
+ */
+static int
+json_w_utf8(const unsigned char *s)
+{
+	unsigned char	 lo = 0x80, hi = 0xbf;
+	int		 i, n;
+
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		n = 2;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		n = 3;
+		if (s[0] == 0xe0)
+			lo = 0xa0;		/* overlong */
+		else if (s[0] == 0xed)
+			hi = 0x9f;		/* surrogates */
+	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		n = 4;
+		if (s[0] == 0xf0)
+			lo = 0x90;		/* overlong */
+		else if (s[0] == 0xf4)
+			hi = 0x8f;		/* above U+10FFFF */
+	} else
+		return (-1);			/* 80..c1, f5..ff: never a first byte */
+	for (i = 1; i < n; i++) {
+		if (s[i] < lo || s[i] > hi)
+			return (-i);
+		lo = 0x80;
+		hi = 0xbf;
+	}
+	return (n);
+}
+
+#define JSON_W_ONES	0x0101010101010101ULL
+#define JSON_W_HIGHS	0x8080808080808080ULL
+
+/*
+ * Whether any of the 8 bytes in v is not json_w_plain(): below 0x20, '"', '\\' or 0x80 and
+ * up (the zero- and less-than-byte tests of "Bit Twiddling Hacks", exact about whether one
+ * exists; byte order does not matter).
+ */
+static int
+json_w_special8(uint64_t v)
+{
+	uint64_t	 q = v ^ (JSON_W_ONES * '"'), b = v ^ (JSON_W_ONES * '\\');
+
+	return (((((v - JSON_W_ONES * 0x20) & ~v) | ((q - JSON_W_ONES) & ~q) |
+	    ((b - JSON_W_ONES) & ~b) | v) & JSON_W_HIGHS) != 0);
+}
+
+/* The escaped contents of the string str, without quotes. */
+static void
+json_w_escape(struct json_w *w, const char *str)
+{
+	static const char	 hex[] = "0123456789ABCDEF";
+	const unsigned char	*s = (const unsigned char *)str, *run = s, *end;
+	uint64_t		 v;
+	char			 e[6];
+	int			 n;
+
+	end = s + strlen(str);
+	for (;;) {
+		/*
+		 * Runs of bytes that need nothing are copied at once; they are looked for 8
+		 * bytes at a time (never past the NUL), then byte by byte.
+		 */
+		while (end - s >= 8) {
+			memcpy(&v, s, sizeof(v));
+			if (json_w_special8(v))
+				break;
+			s += 8;
+		}
+		while (json_w_plain(*s))
+			s++;
+		if (*s >= 0x80 && (n = json_w_utf8(s)) > 0) {
+			s += n;
+			continue;
+		}
+		if (s > run)
+			json_w_put(w, (const char *)run, (size_t)(s - run));
+		if (*s == '\0')
+			return;
+		if (*s >= 0x80) {
+			json_w_put(w, "\xef\xbf\xbd", 3);	/* U+FFFD */
+			s += -json_w_utf8(s);
+			run = s;
+			continue;
+		}
+		e[0] = '\\';
+		n = 2;
+		switch (*s) {
+		case '"':
+		case '\\':
+			e[1] = (char)*s;
+			break;
+		case '\b':
+			e[1] = 'b';
+			break;
+		case '\f':
+			e[1] = 'f';
+			break;
+		case '\n':
+			e[1] = 'n';
+			break;
+		case '\r':
+			e[1] = 'r';
+			break;
+		case '\t':
+			e[1] = 't';
+			break;
+		default:
+			e[1] = 'u';
+			e[2] = '0';
+			e[3] = '0';
+			e[4] = hex[*s >> 4];
+			e[5] = hex[*s & 0xf];
+			n = 6;
+			break;
+		}
+		json_w_put(w, e, (size_t)n);
+		run = ++s;
+	}
+}
+
+/* Whether the open container is an array. */
+static int
+json_w_in_array(const struct json_w *w)
+{
+	return (w->depth > 0 && (w->arrays & (uint64_t)1 << (w->depth - 1)) != 0);
+}
+
+/*
+ * Before a value: the ',' before an array element, or the check that an object member's
+ * key came first. Only one value at the top level.
+ * @retval 0, or -1 when nothing is to be written
+ */
+static int
+json_w_value(struct json_w *w)
+{
+	if (w->error != 0)
+		return (-1);
+	if (w->depth > 0 && !json_w_in_array(w)) {
+		if (!w->key) {
+			json_w_fail(w, KC_ERR_INVALID);
+			return (-1);
+		}
+		w->key = 0;
+		return (0);
+	}
+	if (w->comma) {
+		if (w->depth == 0) {
+			json_w_fail(w, KC_ERR_INVALID);
+			return (-1);
+		}
+		json_w_putc(w, ',');
+	}
+	w->comma = 1;
+	return (0);
+}
+
+void
+json_w_init(struct json_w *w, size_t hint)
+{
+	memset(w, 0, sizeof(*w));
+	if (hint > 0 && (w->buf = malloc(hint)) == NULL)
+		json_w_fail(w, KC_ERR_NOMEM);
+	else
+		w->cap = hint;
+}
+
+void
+json_w_uninit(struct json_w *w)
+{
+	free(w->buf);
+	memset(w, 0, sizeof(*w));
+}
+
+int
+json_w_steal(struct json_w *w, char **out, size_t *lenp)
+{
 	int	 r;
 
-	if ((o = json_object()) == NULL)
-		return (NULL);
-	proto_time_format(c->created_at_us, 0, created, sizeof(created));
-	if ((r = json_set_str(o, "id", c->id)) != 0 ||
-	    (r = json_set_str(o, "created_at", created)) != 0 ||
-	    (r = json_set_str(o, "key_type", c->key_type)) != 0 ||
-	    (r = json_set_str(o, "country", c->country)) != 0 ||
-	    (r = json_set_str(o, "state", c->state)) != 0 ||
-	    (r = json_set_str(o, "locality", c->locality)) != 0 ||
-	    (r = json_set_str(o, "organization", c->organization)) != 0)
-		goto fail;
-	if (c->organizational_unit != NULL && *c->organizational_unit != '\0' &&
-	    (r = json_set_str(o, "organizational_unit", c->organizational_unit)) != 0)
-		goto fail;
-	if ((r = json_set_str(o, "common_name", c->common_name)) != 0)
-		goto fail;
-	if ((sans = json_array()) == NULL)
-		goto fail;
-	for (i = 0; i < c->n_sans; i++) {
-		if (json_array_append_new(sans, json_string(c->sans[i])) != 0)
-			goto fail;
-	}
-	r = json_set(o, "sans", sans);
-	sans = NULL;
-	if (r != 0 || (r = json_set_str(o, "csr", c->csr)) != 0)
-		goto fail;
-	if (c->name != NULL && (r = json_set_str(o, "name", c->name)) != 0)
-		goto fail;
-	if (c->description != NULL &&
-	    (r = json_set_str(o, "description", c->description)) != 0)
-		goto fail;
-	/* Extension: the key was lost from the token behind the daemon's back. */
-	if (c->has_key_missing && c->key_missing &&
-	    (r = json_set(o, "key_missing", json_true())) != 0)
-		goto fail;
-	return (o);
- fail:
-	json_decref(sans);
-	json_decref(o);
-	return (NULL);
-}
-
-/* Serialize v (NULL: allocation failed earlier) into *out and release v. */
-static int
-json_dump_out(json_t *v, char **out)
-{
 	*out = NULL;
-	if (v == NULL)
-		return (KC_ERR_NOMEM);
-	*out = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	json_decref(v);
-	return (*out != NULL ? 0 : KC_ERR_NOMEM);
+	if (lenp != NULL)
+		*lenp = 0;
+	/* Not one complete value: nothing written, or something left open. */
+	if (w->depth != 0 || w->key || !w->comma)
+		json_w_fail(w, KC_ERR_INVALID);
+	if ((r = w->error) != 0) {
+		json_w_uninit(w);
+		return (r);
+	}
+	w->buf[w->len] = '\0';		/* json_w_reserve() kept room for it */
+	*out = w->buf;
+	if (lenp != NULL)
+		*lenp = w->len;
+	w->buf = NULL;
+	json_w_uninit(w);
+	return (0);
 }
 
-/* A success envelope around result (owned); extra (owned, may be NULL) is result_info. */
-static json_t *
-json_envelope(json_t *result, json_t *info)
+static void
+json_w_begin(struct json_w *w, int array)
 {
-	json_t	*e;
+	if (json_w_value(w) != 0)
+		return;
+	if (w->depth >= JSON_W_MAX_DEPTH) {
+		json_w_fail(w, KC_ERR_INVALID);
+		return;
+	}
+	if (array)
+		w->arrays |= (uint64_t)1 << w->depth;
+	else
+		w->arrays &= ~((uint64_t)1 << w->depth);
+	w->depth++;
+	w->comma = 0;
+	json_w_putc(w, array ? '[' : '{');
+}
 
-	if (result == NULL || (e = json_object()) == NULL)
-		goto fail;
-	if (json_set(e, "result", result) != 0) {
-		result = NULL;
-		goto fail2;
+static void
+json_w_end(struct json_w *w, int array)
+{
+	if (w->error != 0)
+		return;
+	if (w->depth == 0 || json_w_in_array(w) != array || w->key) {
+		json_w_fail(w, KC_ERR_INVALID);
+		return;
 	}
-	result = NULL;
-	if (json_set(e, "success", json_true()) != 0 ||
-	    json_set(e, "errors", json_array()) != 0 ||
-	    json_set(e, "messages", json_array()) != 0)
-		goto fail2;
-	if (info != NULL) {
-		if (json_set(e, "result_info", info) != 0) {
-			info = NULL;
-			goto fail2;
-		}
+	w->depth--;
+	w->comma = 1;		/* the container was a value of its parent */
+	json_w_putc(w, array ? ']' : '}');
+}
+
+void
+json_w_object_begin(struct json_w *w)
+{
+	json_w_begin(w, 0);
+}
+
+void
+json_w_object_end(struct json_w *w)
+{
+	json_w_end(w, 0);
+}
+
+void
+json_w_array_begin(struct json_w *w)
+{
+	json_w_begin(w, 1);
+}
+
+void
+json_w_array_end(struct json_w *w)
+{
+	json_w_end(w, 1);
+}
+
+void
+json_w_key(struct json_w *w, const char *key)
+{
+	if (w->error != 0)
+		return;
+	if (w->depth == 0 || json_w_in_array(w) || w->key) {
+		json_w_fail(w, KC_ERR_INVALID);
+		return;
 	}
-	return (e);
- fail2:
-	json_decref(e);
- fail:
-	json_decref(result);
-	json_decref(info);
-	return (NULL);
+	if (w->comma)
+		json_w_putc(w, ',');
+	w->comma = 1;
+	w->key = 1;
+	json_w_putc(w, '"');
+	json_w_escape(w, key != NULL ? key : "");
+	json_w_put(w, "\":", 2);
+}
+
+void
+json_w_string(struct json_w *w, const char *s)
+{
+	if (json_w_value(w) != 0)
+		return;
+	json_w_putc(w, '"');
+	json_w_escape(w, s != NULL ? s : "");
+	json_w_putc(w, '"');
+}
+
+/* A decimal integer: the magnitude v, with a '-' when neg. */
+static void
+json_w_number(struct json_w *w, uint64_t v, int neg)
+{
+	char	 d[21];		/* "-18446744073709551615" */
+	size_t	 i = sizeof(d);
+
+	do {
+		d[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	if (neg)
+		d[--i] = '-';
+	if (json_w_value(w) != 0)
+		return;
+	json_w_put(w, d + i, sizeof(d) - i);
+}
+
+void
+json_w_int(struct json_w *w, int64_t v)
+{
+	/* The magnitude in unsigned arithmetic: INT64_MIN has no positive int64_t. */
+	json_w_number(w, v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v, v < 0);
+}
+
+void
+json_w_uint(struct json_w *w, uint64_t v)
+{
+	json_w_number(w, v, 0);
+}
+
+void
+json_w_bool(struct json_w *w, int v)
+{
+	if (json_w_value(w) != 0)
+		return;
+	if (v)
+		json_w_put(w, "true", 4);
+	else
+		json_w_put(w, "false", 5);
+}
+
+void
+json_w_null(struct json_w *w)
+{
+	if (json_w_value(w) != 0)
+		return;
+	json_w_put(w, "null", 4);
+}
+
+/*
+ * The API objects and envelopes, on the writer. Members go in jansson's former order (the
+ * order API.md lists them); a NULL string is written as "", as it always was.
+ */
+
+/* proto_time_format()'s longest: "-2147481748-01-01T00:00:00.000000Z" and a NUL, rounded up. */
+#define JSON_TIME_LEN	40
+#define JSON_TIME_MAX	253402300799LL	/* 9999-12-31T23:59:59Z, in seconds */
+
+/* n decimal digits of v, zero-padded, at p. */
+static void
+json_time_digits(char *p, int64_t v, int n)
+{
+	while (n-- > 0) {
+		p[n] = (char)('0' + v % 10);
+		v /= 10;
+	}
+}
+
+/*
+ * proto_time_format(us, micro, buf, len) for the times of API objects, without gmtime_r(),
+ * strftime() and snprintf(), which were a sixth of the rendering of a list page (perf).
+ * Only 1970 to 9999 here (the date from the day number as in H. Hinnant's
+ * civil_from_days()); other times, never seen in practice, go to proto_time_format().
+ */
+static void
+json_time(int64_t us, int micro, char *buf, size_t len)
+{
+	int64_t	 t, days, secs, doe, yoe, doy, mp, y, m, d;
+
+	if (us < 0 || us / 1000000 > JSON_TIME_MAX ||
+	    len < sizeof("9999-12-31T23:59:59.999999Z")) {
+		proto_time_format(us, micro, buf, len);
+		return;
+	}
+	t = us / 1000000;
+	days = t / 86400;
+	secs = t % 86400;
+	/* Days since 0000-03-01 of the proleptic Gregorian calendar: March-based years. */
+	days += 719468;
+	doe = days % 146097;				/* day of the 400-year era */
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);	/* day of the year from March 1 */
+	mp = (5 * doy + 2) / 153;			/* month from March, 0-11 */
+	d = doy - (153 * mp + 2) / 5 + 1;
+	m = mp < 10 ? mp + 3 : mp - 9;
+	y = days / 146097 * 400 + yoe + (m <= 2);
+	json_time_digits(buf, y, 4);
+	buf[4] = '-';
+	json_time_digits(buf + 5, m, 2);
+	buf[7] = '-';
+	json_time_digits(buf + 8, d, 2);
+	buf[10] = 'T';
+	json_time_digits(buf + 11, secs / 3600, 2);
+	buf[13] = ':';
+	json_time_digits(buf + 14, secs / 60 % 60, 2);
+	buf[16] = ':';
+	json_time_digits(buf + 17, secs % 60, 2);
+	if (micro) {
+		buf[19] = '.';
+		json_time_digits(buf + 20, us % 1000000, 6);
+		memcpy(buf + 26, "Z", 2);
+	} else
+		memcpy(buf + 19, "Z", 2);
+}
+
+/* Buffer sizes to start with: one P-256 CSR object is about 0.9 kB, an RSA-4096 one 2.2. */
+#define JSON_CSR_HINT		1536
+#define JSON_HOSTNAME_HINT	4096	/* with a certificate chain */
+#define JSON_ENVELOPE_HINT	256
+
+/* A member whose value is the string s (NULL: ""). */
+static void
+json_w_kstr(struct json_w *w, const char *key, const char *s)
+{
+	json_w_key(w, key);
+	json_w_string(w, s);
+}
+
+static void
+json_w_kuint(struct json_w *w, const char *key, uint64_t v)
+{
+	json_w_key(w, key);
+	json_w_uint(w, v);
+}
+
+/* The API object of a CSR (no zone_id, no key_uri, no key_id). */
+static void
+json_w_csr(struct json_w *w, const Keycustody__Csr *c)
+{
+	char	 created[JSON_TIME_LEN];
+	size_t	 i;
+
+	json_time(c->created_at_us, 0, created, sizeof(created));
+	json_w_object_begin(w);
+	json_w_kstr(w, "id", c->id);
+	json_w_kstr(w, "created_at", created);
+	json_w_kstr(w, "key_type", c->key_type);
+	json_w_kstr(w, "country", c->country);
+	json_w_kstr(w, "state", c->state);
+	json_w_kstr(w, "locality", c->locality);
+	json_w_kstr(w, "organization", c->organization);
+	if (c->organizational_unit != NULL && *c->organizational_unit != '\0')
+		json_w_kstr(w, "organizational_unit", c->organizational_unit);
+	json_w_kstr(w, "common_name", c->common_name);
+	json_w_key(w, "sans");
+	json_w_array_begin(w);
+	for (i = 0; i < c->n_sans; i++)
+		json_w_string(w, c->sans[i]);
+	json_w_array_end(w);
+	json_w_kstr(w, "csr", c->csr);
+	if (c->name != NULL)
+		json_w_kstr(w, "name", c->name);
+	if (c->description != NULL)
+		json_w_kstr(w, "description", c->description);
+	/* Extension: the key was lost from the token behind the daemon's back. */
+	if (c->has_key_missing && c->key_missing) {
+		json_w_key(w, "key_missing");
+		json_w_bool(w, 1);
+	}
+	json_w_object_end(w);
+}
+
+/* result_info of a list page (API.md "Envelope"). */
+struct json_page {
+	uint32_t	 page;
+	uint32_t	 per_page;
+	size_t		 count;
+	uint64_t	 total;
+};
+
+/* Open a success envelope; the result comes next. */
+static void
+json_w_success_begin(struct json_w *w)
+{
+	json_w_object_begin(w);
+	json_w_key(w, "result");
+}
+
+/* Close a success envelope, with result_info when pg is not NULL. */
+static void
+json_w_success_end(struct json_w *w, const struct json_page *pg)
+{
+	uint64_t	 pages = 0;
+
+	json_w_key(w, "success");
+	json_w_bool(w, 1);
+	json_w_key(w, "errors");
+	json_w_array_begin(w);
+	json_w_array_end(w);
+	json_w_key(w, "messages");
+	json_w_array_begin(w);
+	json_w_array_end(w);
+	if (pg != NULL) {
+		if (pg->per_page > 0)
+			pages = pg->total / pg->per_page + (pg->total % pg->per_page != 0);
+		json_w_key(w, "result_info");
+		json_w_object_begin(w);
+		json_w_kuint(w, "page", pg->page);
+		json_w_kuint(w, "per_page", pg->per_page);
+		json_w_kuint(w, "count", pg->count);
+		json_w_kuint(w, "total_count", pg->total);
+		json_w_kuint(w, "total_pages", pages);
+		json_w_object_end(w);
+	}
+	json_w_object_end(w);
 }
 
 int
 json_csr(const Keycustody__Csr *csr, char **out)
 {
-	return (json_dump_out(json_csr_object(csr), out));
+	struct json_w	 w;
+
+	json_w_init(&w, JSON_CSR_HINT);
+	json_w_csr(&w, csr);
+	return (json_w_steal(&w, out, NULL));
 }
 
 int
 json_reply_csr(const Keycustody__Csr *csr, char **out)
 {
-	return (json_dump_out(json_envelope(json_csr_object(csr), NULL), out));
+	struct json_w	 w;
+
+	json_w_init(&w, JSON_ENVELOPE_HINT + JSON_CSR_HINT);
+	json_w_success_begin(&w);
+	json_w_csr(&w, csr);
+	json_w_success_end(&w, NULL);
+	return (json_w_steal(&w, out, NULL));
 }
 
 /* The array of API objects of a page of CSRs. */
-static json_t *
-json_csr_array(const Keycustody__ListCsrsResponse *l)
+static void
+json_w_csr_array(struct json_w *w, const Keycustody__ListCsrsResponse *l)
 {
-	json_t	*a, *o;
 	size_t	 i;
 
-	if ((a = json_array()) == NULL)
-		return (NULL);
-	for (i = 0; i < l->n_csrs; i++) {
-		if ((o = json_csr_object(l->csrs[i])) == NULL ||
-		    json_array_append_new(a, o) != 0) {
-			json_decref(a);
-			return (NULL);
-		}
-	}
-	return (a);
+	json_w_array_begin(w);
+	for (i = 0; i < l->n_csrs; i++)
+		json_w_csr(w, l->csrs[i]);
+	json_w_array_end(w);
 }
 
 int
 json_csr_list(const Keycustody__ListCsrsResponse *l, char **out)
 {
-	return (json_dump_out(json_csr_array(l), out));
-}
+	struct json_w	 w;
 
-int
-json_id(const char *id, char **out)
-{
-	return (json_dump_out(json_pack("{s:s}", "id", id != NULL ? id : ""), out));
-}
-
-/* The result_info object of a list page (API.md "Envelope"). */
-static json_t *
-json_result_info(uint32_t page, uint32_t per_page, size_t count, uint64_t total)
-{
-	uint64_t	 pages = 0;
-
-	if (per_page > 0)
-		pages = (total + per_page - 1) / per_page;
-	return (json_pack("{s:I,s:I,s:I,s:I,s:I}",
-	    "page", (json_int_t)page,
-	    "per_page", (json_int_t)per_page,
-	    "count", (json_int_t)count,
-	    "total_count", (json_int_t)total,
-	    "total_pages", (json_int_t)pages));
+	json_w_init(&w, JSON_ENVELOPE_HINT + l->n_csrs * JSON_CSR_HINT);
+	json_w_csr_array(&w, l);
+	return (json_w_steal(&w, out, NULL));
 }
 
 int
 json_reply_csr_list(const Keycustody__ListCsrsResponse *l, char **out)
 {
-	json_t	*a, *info;
+	struct json_w		 w;
+	struct json_page	 pg = { l->page, l->per_page, l->n_csrs, l->total_count };
 
-	*out = NULL;
-	if ((a = json_csr_array(l)) == NULL)
-		return (KC_ERR_NOMEM);
-	if ((info = json_result_info(l->page, l->per_page, l->n_csrs,
-	    l->total_count)) == NULL) {
-		json_decref(a);
-		return (KC_ERR_NOMEM);
-	}
-	return (json_dump_out(json_envelope(a, info), out));
+	json_w_init(&w, JSON_ENVELOPE_HINT + l->n_csrs * JSON_CSR_HINT);
+	json_w_success_begin(&w);
+	json_w_csr_array(&w, l);
+	json_w_success_end(&w, &pg);
+	return (json_w_steal(&w, out, NULL));
 }
 
-/* The ssl object of a custom hostname (API.md; certificate_authority left out). */
-static json_t *
-json_hostname_ssl_object(const Keycustody__CustomHostnameSsl *ssl)
+/* {"id": id}; a NULL id is "". */
+static void
+json_w_id(struct json_w *w, const char *id)
 {
-	json_t	*o, *hosts = NULL;
-	char	 uploaded[40], expires[40];
-	size_t	 i;
-	int	 r;
-
-	if ((o = json_object()) == NULL)
-		return (NULL);
-	proto_time_format(ssl->uploaded_on_us, 1, uploaded, sizeof(uploaded));
-	proto_time_format(ssl->expires_on_us, 0, expires, sizeof(expires));
-	if ((r = json_set_str(o, "id", ssl->id)) != 0 ||
-	    (r = json_set_str(o, "type", "dv")) != 0 ||
-	    (r = json_set_str(o, "method", "http")) != 0 ||
-	    (r = json_set_str(o, "status", ssl->status)) != 0 ||
-	    (r = json_set_str(o, "bundle_method", ssl->bundle_method)) != 0 ||
-	    (r = json_set_str(o, "custom_csr_id", ssl->custom_csr_id)) != 0 ||
-	    (r = json_set_str(o, "issuer", ssl->issuer)) != 0 ||
-	    (r = json_set_str(o, "serial_number", ssl->serial_number)) != 0 ||
-	    (r = json_set_str(o, "signature", ssl->signature)) != 0 ||
-	    (r = json_set_str(o, "uploaded_on", uploaded)) != 0 ||
-	    (r = json_set_str(o, "expires_on", expires)) != 0)
-		goto fail;
-	if ((hosts = json_array()) == NULL)
-		goto fail;
-	for (i = 0; i < ssl->n_hosts; i++) {
-		if (json_array_append_new(hosts, json_string(ssl->hosts[i])) != 0)
-			goto fail;
-	}
-	r = json_set(o, "hosts", hosts);
-	hosts = NULL;
-	if (r != 0 ||
-	    (r = json_set_str(o, "custom_certificate", ssl->custom_certificate)) != 0)
-		goto fail;
-	return (o);
- fail:
-	json_decref(hosts);
-	json_decref(o);
-	return (NULL);
-}
-
-/* The API object of a custom hostname (no zone_id). */
-static json_t *
-json_hostname_object(const Keycustody__CustomHostname *hn)
-{
-	json_t	*o, *ssl;
-	char	 created[40];
-
-	if (hn->ssl == NULL || (o = json_object()) == NULL)
-		return (NULL);
-	proto_time_format(hn->created_at_us, 1, created, sizeof(created));
-	if (json_set_str(o, "id", hn->id) != 0 ||
-	    json_set_str(o, "hostname", hn->hostname) != 0 ||
-	    json_set_str(o, "created_at", created) != 0 ||
-	    json_set_str(o, "status", "active") != 0 ||
-	    (ssl = json_hostname_ssl_object(hn->ssl)) == NULL ||
-	    json_set(o, "ssl", ssl) != 0) {
-		json_decref(o);
-		return (NULL);
-	}
-	return (o);
+	json_w_object_begin(w);
+	json_w_kstr(w, "id", id);
+	json_w_object_end(w);
 }
 
 int
-json_hostname(const Keycustody__CustomHostname *hn, char **out)
+json_id(const char *id, char **out)
 {
-	return (json_dump_out(json_hostname_object(hn), out));
-}
+	struct json_w	 w;
 
-int
-json_reply_hostname(const Keycustody__CustomHostname *hn, char **out)
-{
-	return (json_dump_out(json_envelope(json_hostname_object(hn), NULL), out));
-}
-
-/* The array of API objects of a page of custom hostnames. */
-static json_t *
-json_hostname_array(const Keycustody__ListHostnamesResponse *l)
-{
-	json_t	*a, *o;
-	size_t	 i;
-
-	if ((a = json_array()) == NULL)
-		return (NULL);
-	for (i = 0; i < l->n_hostnames; i++) {
-		if ((o = json_hostname_object(l->hostnames[i])) == NULL ||
-		    json_array_append_new(a, o) != 0) {
-			json_decref(a);
-			return (NULL);
-		}
-	}
-	return (a);
-}
-
-int
-json_hostname_list(const Keycustody__ListHostnamesResponse *l, char **out)
-{
-	return (json_dump_out(json_hostname_array(l), out));
-}
-
-int
-json_reply_hostname_list(const Keycustody__ListHostnamesResponse *l, char **out)
-{
-	json_t	*a, *info;
-
-	*out = NULL;
-	if ((a = json_hostname_array(l)) == NULL)
-		return (KC_ERR_NOMEM);
-	if ((info = json_result_info(l->page, l->per_page, l->n_hostnames,
-	    l->total_count)) == NULL) {
-		json_decref(a);
-		return (KC_ERR_NOMEM);
-	}
-	return (json_dump_out(json_envelope(a, info), out));
+	json_w_init(&w, JSON_ENVELOPE_HINT);
+	json_w_id(&w, id);
+	return (json_w_steal(&w, out, NULL));
 }
 
 int
 json_reply_id(const char *id, char **out)
 {
-	return (json_dump_out(json_envelope(json_pack("{s:s}", "id", id != NULL ? id : ""),
-	    NULL), out));
+	struct json_w	 w;
+
+	json_w_init(&w, JSON_ENVELOPE_HINT);
+	json_w_success_begin(&w);
+	json_w_id(&w, id);
+	json_w_success_end(&w, NULL);
+	return (json_w_steal(&w, out, NULL));
 }
 
-/* A failure envelope around errors (owned). */
-static json_t *
-json_failure(json_t *errors)
+/*
+ * The API object of a custom hostname (no zone_id), with its ssl object (no
+ * certificate_authority). A hostname without ssl is refused: never half an object.
+ */
+static void
+json_w_hostname(struct json_w *w, const Keycustody__CustomHostname *hn)
 {
-	if (errors == NULL)
-		return (NULL);
-	return (json_pack("{s:n,s:b,s:o,s:[]}", "result", "success", 0,
-	    "errors", errors, "messages"));
+	const Keycustody__CustomHostnameSsl	*ssl = hn->ssl;
+	char					 created[JSON_TIME_LEN];
+	char					 uploaded[JSON_TIME_LEN];
+	char					 expires[JSON_TIME_LEN];
+	size_t					 i;
+
+	if (ssl == NULL) {
+		json_w_fail(w, KC_ERR_INVALID);
+		return;
+	}
+	json_time(hn->created_at_us, 1, created, sizeof(created));
+	json_time(ssl->uploaded_on_us, 1, uploaded, sizeof(uploaded));
+	json_time(ssl->expires_on_us, 0, expires, sizeof(expires));
+	json_w_object_begin(w);
+	json_w_kstr(w, "id", hn->id);
+	json_w_kstr(w, "hostname", hn->hostname);
+	json_w_kstr(w, "created_at", created);
+	json_w_kstr(w, "status", "active");
+	json_w_key(w, "ssl");
+	json_w_object_begin(w);
+	json_w_kstr(w, "id", ssl->id);
+	json_w_kstr(w, "type", "dv");
+	json_w_kstr(w, "method", "http");
+	json_w_kstr(w, "status", ssl->status);
+	json_w_kstr(w, "bundle_method", ssl->bundle_method);
+	json_w_kstr(w, "custom_csr_id", ssl->custom_csr_id);
+	json_w_kstr(w, "issuer", ssl->issuer);
+	json_w_kstr(w, "serial_number", ssl->serial_number);
+	json_w_kstr(w, "signature", ssl->signature);
+	json_w_kstr(w, "uploaded_on", uploaded);
+	json_w_kstr(w, "expires_on", expires);
+	json_w_key(w, "hosts");
+	json_w_array_begin(w);
+	for (i = 0; i < ssl->n_hosts; i++)
+		json_w_string(w, ssl->hosts[i]);
+	json_w_array_end(w);
+	json_w_kstr(w, "custom_certificate", ssl->custom_certificate);
+	json_w_object_end(w);
+	json_w_object_end(w);
+}
+
+int
+json_hostname(const Keycustody__CustomHostname *hn, char **out)
+{
+	struct json_w	 w;
+
+	json_w_init(&w, JSON_HOSTNAME_HINT);
+	json_w_hostname(&w, hn);
+	return (json_w_steal(&w, out, NULL));
+}
+
+int
+json_reply_hostname(const Keycustody__CustomHostname *hn, char **out)
+{
+	struct json_w	 w;
+
+	json_w_init(&w, JSON_ENVELOPE_HINT + JSON_HOSTNAME_HINT);
+	json_w_success_begin(&w);
+	json_w_hostname(&w, hn);
+	json_w_success_end(&w, NULL);
+	return (json_w_steal(&w, out, NULL));
+}
+
+/* The array of API objects of a page of custom hostnames. */
+static void
+json_w_hostname_array(struct json_w *w, const Keycustody__ListHostnamesResponse *l)
+{
+	size_t	 i;
+
+	json_w_array_begin(w);
+	for (i = 0; i < l->n_hostnames; i++)
+		json_w_hostname(w, l->hostnames[i]);
+	json_w_array_end(w);
+}
+
+int
+json_hostname_list(const Keycustody__ListHostnamesResponse *l, char **out)
+{
+	struct json_w	 w;
+
+	json_w_init(&w, JSON_ENVELOPE_HINT + l->n_hostnames * JSON_HOSTNAME_HINT);
+	json_w_hostname_array(&w, l);
+	return (json_w_steal(&w, out, NULL));
+}
+
+int
+json_reply_hostname_list(const Keycustody__ListHostnamesResponse *l, char **out)
+{
+	struct json_w		 w;
+	struct json_page	 pg = { l->page, l->per_page, l->n_hostnames, l->total_count };
+
+	json_w_init(&w, JSON_ENVELOPE_HINT + l->n_hostnames * JSON_HOSTNAME_HINT);
+	json_w_success_begin(&w);
+	json_w_hostname_array(&w, l);
+	json_w_success_end(&w, &pg);
+	return (json_w_steal(&w, out, NULL));
+}
+
+/* Open a failure envelope: the error objects come next, in the errors array. */
+static void
+json_w_failure_begin(struct json_w *w)
+{
+	json_w_object_begin(w);
+	json_w_key(w, "result");
+	json_w_null(w);
+	json_w_key(w, "success");
+	json_w_bool(w, 0);
+	json_w_key(w, "errors");
+	json_w_array_begin(w);
+}
+
+static void
+json_w_failure_end(struct json_w *w)
+{
+	json_w_array_end(w);
+	json_w_key(w, "messages");
+	json_w_array_begin(w);
+	json_w_array_end(w);
+	json_w_object_end(w);
+}
+
+/* Open an error object {"code", "message" (NULL: "")}; more members may follow. */
+static void
+json_w_error_begin(struct json_w *w, int code, const char *message)
+{
+	json_w_object_begin(w);
+	json_w_key(w, "code");
+	json_w_int(w, code);
+	json_w_kstr(w, "message", message);
 }
 
 int
 json_reply_error(int code, const char *message, int chain_code, const char *chain_message,
     char **out)
 {
-	json_t	*err;
+	struct json_w	 w;
 
-	if (message == NULL)
-		message = "";
-	if (chain_code != 0)
-		err = json_pack("[{s:i,s:s,s:[{s:i,s:s}]}]", "code", code, "message",
-		    message, "error_chain", "code", chain_code, "message",
-		    chain_message != NULL ? chain_message : "");
-	else
-		err = json_pack("[{s:i,s:s}]", "code", code, "message", message);
-	return (json_dump_out(json_failure(err), out));
+	json_w_init(&w, JSON_ENVELOPE_HINT);
+	json_w_failure_begin(&w);
+	json_w_error_begin(&w, code, message);
+	if (chain_code != 0) {
+		json_w_key(&w, "error_chain");
+		json_w_array_begin(&w);
+		json_w_error_begin(&w, chain_code, chain_message);
+		json_w_object_end(&w);
+		json_w_array_end(&w);
+	}
+	json_w_object_end(&w);
+	json_w_failure_end(&w);
+	return (json_w_steal(&w, out, NULL));
 }
 
 int
 json_reply_no_route(const char *path, char **out)
 {
-	json_t	*err, *msg;
+	static const char	 pre[] = "\"Could not route to ";
+	static const char	 post[] = ", perhaps your object identifier is invalid?\"";
+	struct json_w		 w;
 
-	if ((msg = json_sprintf("Could not route to %s, perhaps your object identifier "
-	    "is invalid?", path != NULL ? path : "/")) == NULL)
-		return (KC_ERR_NOMEM);
-	err = json_pack("[{s:i,s:o},{s:i,s:s}]", "code", 7003, "message", msg,
-	    "code", 7000, "message", "No route for that URI");
-	return (json_dump_out(json_failure(err), out));
+	json_w_init(&w, JSON_ENVELOPE_HINT);
+	json_w_failure_begin(&w);
+	json_w_object_begin(&w);
+	json_w_key(&w, "code");
+	json_w_int(&w, 7003);
+	/* The message is one string of three parts; only the path needs escaping. */
+	json_w_key(&w, "message");
+	if (json_w_value(&w) == 0) {
+		json_w_put(&w, pre, sizeof(pre) - 1);
+		json_w_escape(&w, path != NULL ? path : "/");
+		json_w_put(&w, post, sizeof(post) - 1);
+	}
+	json_w_object_end(&w);
+	json_w_error_begin(&w, 7000, "No route for that URI");
+	json_w_object_end(&w);
+	json_w_failure_end(&w);
+	return (json_w_steal(&w, out, NULL));
 }
 
 int
@@ -608,19 +1111,25 @@ json_reply_daemon_error(const Keycustody__Error *e, int *http_status, char **out
 int
 json_health(const Keycustody__HealthResponse *h, int *ok, char **out)
 {
-	json_t	*o;
+	struct json_w	 w;
 
 	*ok = h != NULL && h->hsm_state != NULL && strcmp(h->hsm_state, "ok") == 0 &&
 	    h->store_ok;
+	json_w_init(&w, JSON_ENVELOPE_HINT);
+	json_w_object_begin(&w);
 	if (*ok)
-		o = json_pack("{s:s}", "status", "ok");
-	else if (h == NULL)
-		o = json_pack("{s:s,s:s}", "status", "unavailable", "daemon", "unreachable");
-	else
-		o = json_pack("{s:s,s:s,s:b}", "status", "unavailable", "hsm_state",
-		    h->hsm_state != NULL ? h->hsm_state : "unknown", "store_ok",
-		    (int)h->store_ok);
-	return (json_dump_out(o, out));
+		json_w_kstr(&w, "status", "ok");
+	else if (h == NULL) {
+		json_w_kstr(&w, "status", "unavailable");
+		json_w_kstr(&w, "daemon", "unreachable");
+	} else {
+		json_w_kstr(&w, "status", "unavailable");
+		json_w_kstr(&w, "hsm_state", h->hsm_state != NULL ? h->hsm_state : "unknown");
+		json_w_key(&w, "store_ok");
+		json_w_bool(&w, h->store_ok);
+	}
+	json_w_object_end(&w);
+	return (json_w_steal(&w, out, NULL));
 }
 
 void

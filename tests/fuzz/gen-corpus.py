@@ -297,9 +297,49 @@ def gen_conf():
     w("no-newline", "pin_file = /p")
 
 
+def gen_jsonw():
+    # Programs for fuzz-jsonw.c: a hint byte, then one byte per writer call: 0 { 1 } 2 [ 3 ]
+    # 4 key 5 string (each then a length byte and that many bytes), 6 int 7 uint (8 bytes,
+    # big-endian), 8 true 9 false 10 null.
+    def s(op, b):
+        if isinstance(b, str):
+            b = b.encode()
+        return bytes([op, len(b)]) + b
+    key = lambda b: s(4, b)
+    val = lambda b: s(5, b)
+    num = lambda op, n: bytes([op]) + (n & 0xffffffffffffffff).to_bytes(8, "big")
+    w = lambda n, d: write("jsonw", n, bytes([0]) + d)
+    w("csr", b"\x00" + key("id") + val(CSR_ID) + key("created_at") +
+      val("2026-11-26T15:16:25Z") + key("sans") + b"\x02" + val(HOST) +
+      val("*.keycustody-fuzz.com") + b"\x03" + key("csr") + val(LEAF[:250]) +
+      key("key_missing") + b"\x08" + b"\x01")
+    w("envelope", b"\x00" + key("result") + b"\x0a" + key("success") + b"\x09" +
+      key("errors") + b"\x02\x00" + key("code") + num(6, 1400) + key("message") +
+      val("Unable to decode the JSON request body.") + b"\x01\x03" + key("messages") +
+      b"\x02\x03" + key("result_info") + b"\x00" + key("total_count") +
+      num(7, 2 ** 53 + 1) + b"\x01\x01")
+    w("strings", b"\x02" + val(bytes(range(1, 0x80))) + val(b"\xc3\xa9\xe2\x82\xac"
+      b"\xf0\x9f\x94\x91\xe2\x80\xa8\xef\xbf\xbd") + val(b"\x80\xc0\x80\xc2\xe2\x82x"
+      b"\xed\xa0\x80\xf0\x9f\x98\xf4\x90\x80\x80\xf5\xff") + val("") + b"\x03")
+    w("keys", b"\x00" + key(b"\xff") + b"\x0a" + key(b"\xfe") + b"\x0a" +
+      key("\"\\/\n") + b"\x08" + key("a") + b"\x0a" + key("a") + b"\x09\x01")
+    w("numbers", b"\x02" + num(6, -2 ** 63) + num(6, -1) + num(6, 0) + num(6, 2 ** 63 - 1) +
+      num(7, 0) + num(7, 10 ** 18) + num(7, 2 ** 64 - 1) + b"\x03")
+    w("scalar", val("only a string"))
+    w("deep", b"\x02" * 64 + b"\x03" * 64)
+    w("too-deep", b"\x02" * 65 + b"\x03" * 65)
+    w("key-in-array", b"\x02" + key("k") + b"\x0a\x03")
+    w("value-without-key", b"\x00" + val("v") + b"\x01")
+    w("two-values", b"\x08\x09")
+    w("open", b"\x00" + key("k"))
+    w("mismatch", b"\x00\x03")
+    w("empty", b"")
+
+
 gen_frame()
 gen_json()
 gen_cert()
 gen_cred()
 gen_conf()
+gen_jsonw()
 print("corpora written under", corpus)

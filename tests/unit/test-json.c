@@ -1,7 +1,9 @@
 /*
  * Copyright (c) 2026 The keycustody authors. SPDX-License-Identifier: ISC
  *
- * test-json.c: client/json.c, the shim's JSON mapping (issues 3 and 4).
+ * test-json.c: client/json.c, the shim's JSON mapping (issues 3 and 4), and its output
+ * writer (struct json_w): escaping, ill-formed UTF-8, numbers, nesting, misuse, and what
+ * the renderers write parsed back with jansson.
  */
 #include "config.h"
 
@@ -14,6 +16,8 @@
 #include <string.h>
 
 #include <cmocka.h>
+
+#include <jansson.h>
 
 #include "kc-err.h"
 #include "kc-proto.h"
@@ -595,7 +599,7 @@ test_hostname_object(void **state)
 	free(out);
 
 	h.ssl = NULL;	/* a required submessage missing: never a half object */
-	assert_int_equal(json_hostname(&h, &out), KC_ERR_NOMEM);
+	assert_int_equal(json_hostname(&h, &out), KC_ERR_INVALID);
 	assert_null(out);
 }
 
@@ -683,6 +687,849 @@ test_hostname_daemon_errors(void **state)
 	}
 }
 
+/* --- the output writer --- */
+
+/* The one string s as the writer writes it, as a JSON text ("..."). */
+static char *
+w_string(const char *s)
+{
+	struct json_w	 w;
+	char		*out;
+	size_t		 len;
+
+	json_w_init(&w, 0);
+	json_w_string(&w, s);
+	assert_int_equal(json_w_steal(&w, &out, &len), 0);
+	assert_int_equal(len, strlen(out));
+	return (out);
+}
+
+/* What jansson's json_dumps() writes for s (valid UTF-8), or NULL when it refuses s. */
+static char *
+jansson_string(const char *s)
+{
+	json_t	*j;
+	char	*out;
+
+	if ((j = json_string(s)) == NULL)
+		return (NULL);
+	out = json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT);
+	json_decref(j);
+	assert_non_null(out);
+	return (out);
+}
+
+/* text must be a JSON string that jansson reads back as want. */
+static void
+assert_parses_to(const char *text, const char *want)
+{
+	json_error_t	 jerr;
+	json_t		*j;
+
+	j = json_loads(text, JSON_DECODE_ANY, &jerr);
+	if (j == NULL)
+		fail_msg("not JSON (%s): %s", jerr.text, text);
+	assert_true(json_is_string(j));
+	assert_string_equal(json_string_value(j), want);
+	json_decref(j);
+}
+
+/* Every byte from 1 to 0x7f, alone and between others: as jansson writes it. */
+static void
+test_w_ascii(void **state)
+{
+	static const char *const named[] = { "\b\\b", "\t\\t", "\n\\n", "\f\\f", "\r\\r",
+	    "\"\\\"", "\\\\\\" };
+	char	 s[4], want[16], *out, *ref;
+	size_t	 i;
+	int	 c;
+
+	for (c = 1; c < 0x80; c++) {
+		snprintf(s, sizeof(s), "a%cb", c);
+		out = w_string(s);
+		ref = jansson_string(s);
+		assert_string_equal(out, ref);
+		assert_parses_to(out, s);
+		if (c < 0x20) {
+			/* \b \t \n \f \r by name, the rest \u00XX in upper case */
+			snprintf(want, sizeof(want), "\"a\\u%04Xb\"", c);
+			for (i = 0; i < sizeof(named) / sizeof(named[0]); i++)
+				if (named[i][0] == c)
+					snprintf(want, sizeof(want), "\"a%sb\"", named[i] + 1);
+			assert_string_equal(out, want);
+		} else if (c != '"' && c != '\\') {
+			snprintf(want, sizeof(want), "\"a%cb\"", c);	/* '/' and DEL too */
+			assert_string_equal(out, want);
+		}
+		free(out);
+		free(ref);
+	}
+	out = w_string("\"\\/\"");
+	assert_string_equal(out, "\"\\\"\\\\/\\\"\"");
+	free(out);
+	out = w_string("");
+	assert_string_equal(out, "\"\"");
+	free(out);
+	out = w_string(NULL);		/* NULL is "" */
+	assert_string_equal(out, "\"\"");
+	free(out);
+}
+
+/* Escapes at every offset of the 8-byte scan, and long plain runs. */
+static void
+test_w_runs(void **state)
+{
+	char	 s[80], *out, *ref;
+	size_t	 len, pos;
+	int	 k;
+
+	static const char specials[] = { '\n', '"', '\\', 0x1f, 0x01, '\x80', '\xc3' };
+
+	for (len = 1; len < sizeof(s); len++) {
+		for (pos = 0; pos < len; pos++) {
+			for (k = 0; k < (int)sizeof(specials); k++) {
+				memset(s, 'x', len);
+				s[len] = '\0';
+				s[pos] = specials[k];
+				if ((unsigned char)specials[k] == 0xc3 && pos + 1 < len)
+					s[pos + 1] = '\xa9';		/* U+00E9 */
+				out = w_string(s);
+				if ((ref = jansson_string(s)) != NULL) {
+					assert_string_equal(out, ref);
+					assert_parses_to(out, s);
+				} else
+					assert_non_null(strstr(out, "\xef\xbf\xbd"));
+				free(out);
+				free(ref);
+			}
+		}
+	}
+}
+
+/* Well-formed UTF-8 passes unchanged, from U+0080 to U+10FFFF. */
+static void
+test_w_utf8(void **state)
+{
+	static const char *const good[] = {
+		"\xc2\x80", "\xc3\xa9t\xc3\xa9", "\xdf\xbf", "\xe0\xa0\x80", "\xe2\x82\xac",
+		"\xed\x9f\xbf", "\xee\x80\x80", "\xef\xbf\xbd", "\xef\xbf\xbf",
+		"\xe2\x80\xa8\xe2\x80\xa9",			/* U+2028, U+2029 */
+		"\xf0\x90\x80\x80", "\xf0\x9f\x98\x80", "\xf3\xbf\xbf\xbf", "\xf4\x8f\xbf\xbf",
+		"Z\xc3\xbcrich \xe6\x9d\xb1\xe4\xba\xac \xf0\x9f\x94\x91 -----BEGIN\n",
+	};
+	char	*out, *ref, want[64];
+	size_t	 i;
+
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		out = w_string(good[i]);
+		ref = jansson_string(good[i]);
+		assert_non_null(ref);
+		assert_string_equal(out, ref);
+		assert_parses_to(out, good[i]);
+		if (strchr(good[i], '\n') == NULL) {
+			snprintf(want, sizeof(want), "\"%s\"", good[i]);
+			assert_string_equal(out, want);
+		}
+		free(out);
+		free(ref);
+	}
+}
+
+/*
+ * Ill-formed UTF-8: each maximal ill-formed subpart becomes one U+FFFD, as Python's
+ * bytes.decode("utf-8", "replace") and WHATWG decode (the expectations come from Python).
+ */
+static void
+test_w_utf8_invalid(void **state)
+{
+#define R "\xef\xbf\xbd"
+	static const struct {
+		const char	*in;
+		const char	*want;
+	} cases[] = {
+		{ "\x80", R },
+		{ "\xbf", R },
+		{ "a\x80\x80z", "a" R R "z" },
+		{ "\xc0\x80", R R },			/* overlong NUL */
+		{ "\xc1\xbf", R R },			/* overlong */
+		{ "\xc2", R },				/* cut by the end */
+		{ "\xc2\xc2\x80", R "\xc2\x80" },
+		{ "\xe2\x82x", R "x" },			/* cut: one for both */
+		{ "\xe0\x80\xaf", R R R },		/* overlong */
+		{ "\xe0\xa0", R },
+		{ "\xed\xa0\x80", R R R },		/* surrogate U+D800 */
+		{ "\xed\xbf\xbf", R R R },		/* surrogate U+DFFF */
+		{ "\xf0\x9f\x98", R },
+		{ "\xf0\x90\x80", R },
+		{ "\xf0\x80\x80\x80", R R R R },	/* overlong */
+		{ "\xf4\x90\x80\x80", R R R R },	/* above U+10FFFF */
+		{ "\xf5\x80\x80\x80", R R R R },
+		{ "\xf8\x88\x80\x80\x80", R R R R R },
+		{ "\xfe", R },
+		{ "\xff", R },
+		{ "a\xf0\x9f\x98\x80\x80" "b", "a\xf0\x9f\x98\x80" R "b" },
+		{ "\xe2\x82\n", R "\\n" },
+		{ "x\xc3\"", "x" R "\\\"" },
+	};
+#undef R
+	char	*out, want[64];
+	size_t	 i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_null(jansson_string(cases[i].in));	/* jansson refuses them */
+		out = w_string(cases[i].in);
+		snprintf(want, sizeof(want), "\"%s\"", cases[i].want);
+		assert_string_equal(out, want);
+		free(out);
+	}
+}
+
+/* All strings of 1 to 3 bytes from bytes that matter to UTF-8: always valid JSON. */
+static void
+test_w_utf8_all(void **state)
+{
+	static const unsigned char bytes[] = { 0x01, 0x0a, 0x22, 0x41, 0x5c, 0x7f, 0x80, 0x8f,
+	    0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xc1, 0xc2, 0xdf, 0xe0, 0xe1, 0xec, 0xed, 0xee, 0xef,
+	    0xf0, 0xf1, 0xf3, 0xf4, 0xf5, 0xff };
+	json_error_t	 jerr;
+	json_t		*j;
+	char		 s[4], *out, *ref;
+	size_t		 n = sizeof(bytes), a, b, c, len;
+
+	for (a = 0; a < n; a++)
+		for (b = 0; b <= n; b++)
+			for (c = 0; c <= n; c++) {
+				if (b == n && c < n)
+					continue;
+				s[0] = (char)bytes[a];
+				s[1] = b < n ? (char)bytes[b] : '\0';
+				s[2] = c < n ? (char)bytes[c] : '\0';
+				s[3] = '\0';
+				out = w_string(s);
+				if ((j = json_loads(out, JSON_DECODE_ANY, &jerr)) == NULL)
+					fail_msg("not JSON: %s", out);
+				len = strlen(json_string_value(j));
+				assert_true(len >= strlen(s));	/* nothing dropped */
+				if ((ref = jansson_string(s)) != NULL) {
+					assert_string_equal(out, ref);
+					assert_string_equal(json_string_value(j), s);
+				}
+				json_decref(j);
+				free(ref);
+				free(out);
+			}
+}
+
+static void
+test_w_numbers(void **state)
+{
+	static const struct {
+		int64_t		 v;
+		const char	*want;
+	} ints[] = {
+		{ 0, "0" }, { 1, "1" }, { -1, "-1" }, { 9, "9" }, { 10, "10" }, { -10, "-10" },
+		{ 1500, "1500" }, { 2147483647, "2147483647" }, { -2147483648LL, "-2147483648" },
+		{ INT64_MAX, "9223372036854775807" },
+		{ INT64_MIN, "-9223372036854775808" },
+	};
+	static const struct {
+		uint64_t	 v;
+		const char	*want;
+	} uints[] = {
+		{ 0, "0" }, { 99, "99" }, { 100, "100" }, { 4294967295U, "4294967295" },
+		{ 9007199254740993ULL, "9007199254740993" },	/* 2^53 + 1 */
+		{ 10000000000000000000ULL, "10000000000000000000" },
+		{ UINT64_MAX, "18446744073709551615" },
+	};
+	struct json_w	 w;
+	json_t		*j;
+	char		*out;
+	size_t		 i;
+
+	for (i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+		json_w_init(&w, 0);
+		json_w_int(&w, ints[i].v);
+		assert_int_equal(json_w_steal(&w, &out, NULL), 0);
+		assert_string_equal(out, ints[i].want);
+		j = json_loads(out, JSON_DECODE_ANY, NULL);
+		assert_non_null(j);
+		assert_true(json_integer_value(j) == ints[i].v);
+		json_decref(j);
+		free(out);
+	}
+	for (i = 0; i < sizeof(uints) / sizeof(uints[0]); i++) {
+		json_w_init(&w, 0);
+		json_w_uint(&w, uints[i].v);
+		assert_int_equal(json_w_steal(&w, &out, NULL), 0);
+		assert_string_equal(out, uints[i].want);
+		free(out);
+	}
+	json_w_init(&w, 0);
+	json_w_array_begin(&w);
+	json_w_bool(&w, 1);
+	json_w_bool(&w, 0);
+	json_w_bool(&w, 42);
+	json_w_null(&w);
+	json_w_uint(&w, 7);
+	json_w_int(&w, -7);
+	json_w_array_end(&w);
+	assert_int_equal(json_w_steal(&w, &out, NULL), 0);
+	assert_string_equal(out, "[true,false,true,null,7,-7]");
+	free(out);
+}
+
+static void
+test_w_nesting(void **state)
+{
+	struct json_w	 w;
+	json_t		*j;
+	char		*out, want[2 * JSON_W_MAX_DEPTH + 1];
+	int		 i;
+
+	json_w_init(&w, 1);
+	json_w_object_begin(&w);
+	json_w_key(&w, "a");
+	json_w_array_begin(&w);
+	json_w_object_begin(&w);
+	json_w_object_end(&w);
+	json_w_array_begin(&w);
+	json_w_array_end(&w);
+	json_w_object_begin(&w);
+	json_w_key(&w, "k\"ey");
+	json_w_string(&w, "v");
+	json_w_key(&w, "n");
+	json_w_null(&w);
+	json_w_object_end(&w);
+	json_w_uint(&w, 1);
+	json_w_array_end(&w);
+	json_w_key(&w, "b");
+	json_w_object_begin(&w);
+	json_w_object_end(&w);
+	json_w_object_end(&w);
+	assert_int_equal(json_w_steal(&w, &out, NULL), 0);
+	assert_string_equal(out,
+	    "{\"a\":[{},[],{\"k\\\"ey\":\"v\",\"n\":null},1],\"b\":{}}");
+	j = json_loads(out, JSON_REJECT_DUPLICATES, NULL);
+	assert_non_null(j);
+	json_decref(j);
+	free(out);
+
+	/* JSON_W_MAX_DEPTH arrays deep is allowed, one more is not. */
+	json_w_init(&w, 0);
+	for (i = 0; i < JSON_W_MAX_DEPTH; i++)
+		json_w_array_begin(&w);
+	for (i = 0; i < JSON_W_MAX_DEPTH; i++)
+		json_w_array_end(&w);
+	assert_int_equal(json_w_steal(&w, &out, NULL), 0);
+	memset(want, '[', JSON_W_MAX_DEPTH);
+	memset(want + JSON_W_MAX_DEPTH, ']', JSON_W_MAX_DEPTH);
+	want[2 * JSON_W_MAX_DEPTH] = '\0';
+	assert_string_equal(out, want);
+	free(out);
+	json_w_init(&w, 0);
+	for (i = 0; i <= JSON_W_MAX_DEPTH; i++)
+		json_w_array_begin(&w);
+	for (i = 0; i <= JSON_W_MAX_DEPTH; i++)
+		json_w_array_end(&w);
+	assert_int_equal(json_w_steal(&w, &out, NULL), KC_ERR_INVALID);
+	assert_null(out);
+}
+
+/* Calls out of place: an error, sticky, and never half a text. */
+static void
+test_w_misuse(void **state)
+{
+	struct json_w	 w;
+	char		*out = (char *)"x";
+	size_t		 len = 1;
+	int		 i;
+
+	for (i = 0; i < 12; i++) {
+		json_w_init(&w, 0);
+		switch (i) {
+		case 0:		/* nothing written */
+			break;
+		case 1:		/* a key at the top */
+			json_w_key(&w, "k");
+			break;
+		case 2:		/* a key in an array */
+			json_w_array_begin(&w);
+			json_w_key(&w, "k");
+			json_w_array_end(&w);
+			break;
+		case 3:		/* a value in an object without its key */
+			json_w_object_begin(&w);
+			json_w_string(&w, "v");
+			json_w_object_end(&w);
+			break;
+		case 4:		/* two keys in a row */
+			json_w_object_begin(&w);
+			json_w_key(&w, "a");
+			json_w_key(&w, "b");
+			json_w_null(&w);
+			json_w_object_end(&w);
+			break;
+		case 5:		/* a key without its value */
+			json_w_object_begin(&w);
+			json_w_key(&w, "a");
+			json_w_object_end(&w);
+			break;
+		case 6:		/* ends that do not match */
+			json_w_object_begin(&w);
+			json_w_array_end(&w);
+			break;
+		case 7:
+			json_w_array_begin(&w);
+			json_w_object_end(&w);
+			break;
+		case 8:		/* left open */
+			json_w_array_begin(&w);
+			break;
+		case 9:		/* an end too many */
+			json_w_array_begin(&w);
+			json_w_array_end(&w);
+			json_w_array_end(&w);
+			break;
+		case 10:	/* two values at the top */
+			json_w_uint(&w, 1);
+			json_w_uint(&w, 2);
+			break;
+		case 11:	/* an error is sticky: what follows changes nothing */
+			json_w_object_begin(&w);
+			json_w_string(&w, "v");
+			json_w_key(&w, "k");
+			json_w_string(&w, "v");
+			json_w_object_end(&w);
+			assert_int_equal(w.error, KC_ERR_INVALID);
+			break;
+		}
+		assert_int_equal(json_w_steal(&w, &out, &len), KC_ERR_INVALID);
+		assert_null(out);
+		assert_int_equal(len, 0);
+		assert_null(w.buf);		/* freed */
+	}
+	json_w_init(&w, 64);
+	json_w_array_begin(&w);
+	json_w_uninit(&w);			/* dropping a text is fine too */
+	assert_null(w.buf);
+}
+
+/* From an empty buffer or a 1-byte one, through many reallocations. */
+static void
+test_w_growth(void **state)
+{
+	struct json_w	 w;
+	json_t		*j;
+	char		*out, s[700];
+	size_t		 len, i, hint;
+
+	memset(s, 'p', sizeof(s) - 1);
+	s[sizeof(s) - 1] = '\0';
+	for (i = 64; i < sizeof(s) - 1; i += 65)
+		s[i] = '\n';				/* PEM-like */
+	for (hint = 0; hint < 3; hint++) {
+		json_w_init(&w, hint);
+		json_w_array_begin(&w);
+		for (i = 0; i < 500; i++)
+			json_w_string(&w, s);
+		json_w_array_end(&w);
+		assert_int_equal(json_w_steal(&w, &out, &len), 0);
+		assert_int_equal(len, strlen(out));
+		j = json_loads(out, 0, NULL);
+		assert_non_null(j);
+		assert_int_equal(json_array_size(j), 500);
+		assert_string_equal(json_string_value(json_array_get(j, 499)), s);
+		json_decref(j);
+		free(out);
+	}
+}
+
+/* The dates of API objects: the same text as proto_time_format(), fast path or not. */
+static void
+test_w_time(void **state)
+{
+	static const int64_t s[] = {
+		0, 1, 59, 60, 86399, 86400, 951782399, 951782400 /* 2000-02-29 */,
+		951868800 /* 2000-03-01 */, 1795706185, 4107542400 /* 2100-03-01 */,
+		4102444799, 4102444800, 253402300799 /* 9999-12-31T23:59:59 */,
+		253402300800, 253402300801, -1, -86400, -62135596800 /* 0001-01-01 */,
+		INT64_MAX / 1000000, INT64_MIN / 1000000,
+	};
+	static const int64_t frac[] = { 0, 1, 999999, 123456 };
+	Keycustody__Csr			 c;
+	Keycustody__CustomHostname	 h;
+	Keycustody__CustomHostnameSsl	 ssl;
+	json_t				*j;
+	char				*sans[2], *hosts[2], *out, want[64];
+	uint64_t			 x = 88172645463325252ULL;
+	size_t				 i, k;
+	int64_t				 us;
+
+	csr_fill(&c, sans);
+	hostname_fill(&h, &ssl, hosts);
+	for (i = 0; i < sizeof(s) / sizeof(s[0]) + 2000; i++) {
+		if (i < sizeof(s) / sizeof(s[0]))
+			us = s[i] * 1000000;
+		else {
+			x ^= x << 13;			/* xorshift64 */
+			x ^= x >> 7;
+			x ^= x << 17;
+			us = (int64_t)(x % 300000000000ULL) * 1000000 - 10000000000000LL;
+		}
+		for (k = 0; k < sizeof(frac) / sizeof(frac[0]); k++) {
+			if (us > INT64_MAX - frac[k])
+				continue;
+			c.created_at_us = us + frac[k];
+			h.created_at_us = us + frac[k];
+			assert_int_equal(json_csr(&c, &out), 0);
+			assert_non_null(j = json_loads(out, 0, NULL));
+			proto_time_format(c.created_at_us, 0, want, sizeof(want));
+			assert_string_equal(json_string_value(json_object_get(j,
+			    "created_at")), want);
+			json_decref(j);
+			free(out);
+			assert_int_equal(json_hostname(&h, &out), 0);
+			assert_non_null(j = json_loads(out, 0, NULL));
+			proto_time_format(h.created_at_us, 1, want, sizeof(want));
+			assert_string_equal(json_string_value(json_object_get(j,
+			    "created_at")), want);
+			json_decref(j);
+			free(out);
+		}
+	}
+}
+
+/* s from jansson's object o, member key. */
+static const char *
+jstr(const json_t *o, const char *key)
+{
+	json_t	*v = json_object_get(o, key);
+
+	if (v == NULL || !json_is_string(v))
+		fail_msg("%s: not a string", key);
+	return (json_string_value(v));
+}
+
+static json_int_t
+jint(const json_t *o, const char *key)
+{
+	json_t	*v = json_object_get(o, key);
+
+	if (v == NULL || !json_is_integer(v))
+		fail_msg("%s: not an integer", key);
+	return (json_integer_value(v));
+}
+
+/* A CSR object parsed back: every field as c has it. */
+static void
+assert_csr_json(const json_t *o, const Keycustody__Csr *c)
+{
+	const json_t	*sans;
+	char		 t[64];
+	size_t		 i;
+
+	assert_true(json_is_object(o));
+	assert_string_equal(jstr(o, "id"), c->id);
+	proto_time_format(c->created_at_us, 0, t, sizeof(t));
+	assert_string_equal(jstr(o, "created_at"), t);
+	assert_string_equal(jstr(o, "key_type"), c->key_type);
+	assert_string_equal(jstr(o, "country"), c->country);
+	assert_string_equal(jstr(o, "state"), c->state);
+	assert_string_equal(jstr(o, "locality"), c->locality);
+	assert_string_equal(jstr(o, "organization"), c->organization);
+	if (c->organizational_unit != NULL && *c->organizational_unit != '\0')
+		assert_string_equal(jstr(o, "organizational_unit"), c->organizational_unit);
+	else
+		assert_null(json_object_get(o, "organizational_unit"));
+	assert_string_equal(jstr(o, "common_name"), c->common_name);
+	sans = json_object_get(o, "sans");
+	assert_true(json_is_array(sans));
+	assert_int_equal(json_array_size(sans), c->n_sans);
+	for (i = 0; i < c->n_sans; i++)
+		assert_string_equal(json_string_value(json_array_get(sans, i)), c->sans[i]);
+	assert_string_equal(jstr(o, "csr"), c->csr);
+	if (c->name != NULL)
+		assert_string_equal(jstr(o, "name"), c->name);
+	else
+		assert_null(json_object_get(o, "name"));
+	if (c->description != NULL)
+		assert_string_equal(jstr(o, "description"), c->description);
+	else
+		assert_null(json_object_get(o, "description"));
+	if (c->has_key_missing && c->key_missing)
+		assert_true(json_is_true(json_object_get(o, "key_missing")));
+	else
+		assert_null(json_object_get(o, "key_missing"));
+	assert_null(json_object_get(o, "zone_id"));
+	assert_null(json_object_get(o, "key_uri"));
+	assert_null(json_object_get(o, "key_id"));
+	assert_int_equal(json_object_size(o), 10 + (c->organizational_unit != NULL &&
+	    *c->organizational_unit != '\0') + (c->name != NULL) + (c->description != NULL) +
+	    (c->has_key_missing && c->key_missing));
+}
+
+/* The success envelope around the result; result_info checked when page is not 0. */
+static const json_t *
+assert_envelope(const json_t *root, uint32_t page, uint32_t per_page, size_t count,
+    uint64_t total, uint64_t pages)
+{
+	const json_t	*info;
+
+	assert_true(json_is_true(json_object_get(root, "success")));
+	assert_int_equal(json_array_size(json_object_get(root, "errors")), 0);
+	assert_true(json_is_array(json_object_get(root, "errors")));
+	assert_true(json_is_array(json_object_get(root, "messages")));
+	assert_int_equal(json_array_size(json_object_get(root, "messages")), 0);
+	info = json_object_get(root, "result_info");
+	if (page == 0) {
+		assert_null(info);
+		assert_int_equal(json_object_size(root), 4);
+	} else {
+		assert_int_equal(json_object_size(root), 5);
+		assert_int_equal(jint(info, "page"), page);
+		assert_int_equal(jint(info, "per_page"), per_page);
+		assert_int_equal(jint(info, "count"), count);
+		assert_true((uint64_t)jint(info, "total_count") == total);
+		assert_true((uint64_t)jint(info, "total_pages") == pages);
+		assert_int_equal(json_object_size(info), 5);
+	}
+	return (json_object_get(root, "result"));
+}
+
+#define NASTY	"q\"b\\s/\x01\x1f\x7f\t\r\n \xc3\xa9\xe2\x82\xac\xf0\x9f\x94\x91 \xe2\x80\xa8"
+
+/* CSRs and a list page, with every kind of character, rendered and read back. */
+static void
+test_roundtrip_csr(void **state)
+{
+	Keycustody__ListCsrsResponse	 l = KEYCUSTODY__LIST_CSRS_RESPONSE__INIT;
+	Keycustody__Csr			 c[3], *list[3];
+	json_error_t			 jerr;
+	json_t				*root;
+	const json_t			*res;
+	char				*sans[3][2], *out, pem[2048];
+	size_t				 i, n;
+
+	n = (size_t)snprintf(pem, sizeof(pem), "-----BEGIN CERTIFICATE REQUEST-----\n");
+	for (i = 0; i < 20; i++)
+		n += (size_t)snprintf(pem + n, sizeof(pem) - n, "%.64s\n",
+		    "MIIBPTCB5AIBADBYMQswCQYDVQQGEwJVUzELMAkGA1UECAwCTUExDzANBgNVBAcMBkJvc3Rv");
+	snprintf(pem + n, sizeof(pem) - n, "-----END CERTIFICATE REQUEST-----\n");
+	for (i = 0; i < 3; i++) {
+		csr_fill(&c[i], sans[i]);
+		c[i].csr = pem;
+		list[i] = &c[i];
+	}
+	c[1].organizational_unit = (char *)NASTY;
+	c[1].name = (char *)NASTY;
+	c[1].description = (char *)"";
+	c[1].state = (char *)NASTY;
+	sans[1][1] = (char *)NASTY;
+	c[1].created_at_us = 0;
+	c[2].has_key_missing = c[2].key_missing = 1;
+	c[2].n_sans = 0;
+	c[2].organizational_unit = (char *)"";
+
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(json_reply_csr(&c[i], &out), 0);
+		if ((root = json_loads(out, JSON_REJECT_DUPLICATES, &jerr)) == NULL)
+			fail_msg("not JSON: %s", jerr.text);
+		assert_csr_json(assert_envelope(root, 0, 0, 0, 0, 0), &c[i]);
+		json_decref(root);
+		free(out);
+	}
+
+	l.csrs = list;
+	l.n_csrs = 3;
+	l.page = 4294967295U;
+	l.per_page = 50;
+	l.total_count = INT64_MAX;	/* the largest jansson reads back */
+	assert_int_equal(json_reply_csr_list(&l, &out), 0);
+	if ((root = json_loads(out, JSON_REJECT_DUPLICATES, &jerr)) == NULL)
+		fail_msg("not JSON: %s", jerr.text);
+	res = assert_envelope(root, l.page, 50, 3, INT64_MAX, INT64_MAX / 50 + 1);
+	assert_int_equal(json_array_size(res), 3);
+	for (i = 0; i < 3; i++)
+		assert_csr_json(json_array_get(res, i), &c[i]);
+	json_decref(root);
+	free(out);
+
+	/* Beyond what jansson reads: written exactly all the same. */
+	l.n_csrs = 0;
+	l.per_page = 1;
+	l.total_count = UINT64_MAX;
+	assert_int_equal(json_reply_csr_list(&l, &out), 0);
+	assert_non_null(strstr(out, "\"result_info\":{\"page\":4294967295,\"per_page\":1,"
+	    "\"count\":0,\"total_count\":18446744073709551615,"
+	    "\"total_pages\":18446744073709551615}}"));
+	free(out);
+	l.per_page = 7;
+	l.total_count = UINT64_MAX;	/* ceil without overflow */
+	assert_int_equal(json_reply_csr_list(&l, &out), 0);
+	assert_non_null(strstr(out, "\"total_pages\":2635249153387078803}"));
+	free(out);
+	l.per_page = 0;			/* never from the daemon: no division by 0 */
+	assert_int_equal(json_reply_csr_list(&l, &out), 0);
+	assert_non_null(strstr(out, "\"total_pages\":0}"));
+	free(out);
+}
+
+/* The daemon's strings are not checked for UTF-8: the reply is JSON all the same. */
+static void
+test_roundtrip_invalid_utf8(void **state)
+{
+	Keycustody__Csr		 c;
+	Keycustody__Error	 e = KEYCUSTODY__ERROR__INIT;
+	json_t			*root;
+	char			*sans[2], *out;
+	int			 status;
+
+	csr_fill(&c, sans);
+	c.common_name = (char *)"bad\xff\xfe.acme-corp.co.uk";
+	sans[0] = (char *)"\xc3";
+	c.description = (char *)"caf\xc3\xa9 \xed\xa0\x80";
+	assert_int_equal(json_reply_csr(&c, &out), 0);
+	assert_non_null(root = json_loads(out, JSON_REJECT_DUPLICATES, NULL));
+	assert_string_equal(jstr(json_object_get(root, "result"), "common_name"),
+	    "bad\xef\xbf\xbd\xef\xbf\xbd.acme-corp.co.uk");
+	assert_string_equal(json_string_value(json_array_get(json_object_get(
+	    json_object_get(root, "result"), "sans"), 0)), "\xef\xbf\xbd");
+	assert_string_equal(jstr(json_object_get(root, "result"), "description"),
+	    "caf\xc3\xa9 \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
+	json_decref(root);
+	free(out);
+
+	e.status = KEYCUSTODY__STATUS__INVALID_ARGUMENT;
+	e.code = 1412;
+	e.message = (char *)"Invalid SAN \xe2\x82";
+	assert_int_equal(json_reply_daemon_error(&e, &status, &out), 0);
+	assert_int_equal(status, 400);
+	assert_non_null(root = json_loads(out, 0, NULL));
+	assert_string_equal(jstr(json_array_get(json_object_get(root, "errors"), 0),
+	    "message"), "Invalid SAN \xef\xbf\xbd");
+	json_decref(root);
+	free(out);
+
+	/* A path is whatever the client sent. */
+	assert_int_equal(json_reply_no_route("/zones/\xff\"\\\n/x", &out), 0);
+	assert_non_null(root = json_loads(out, 0, NULL));
+	assert_string_equal(jstr(json_array_get(json_object_get(root, "errors"), 0),
+	    "message"), "Could not route to /zones/\xef\xbf\xbd\"\\\n/x, perhaps your object "
+	    "identifier is invalid?");
+	json_decref(root);
+	free(out);
+}
+
+/* Custom hostnames and a page of them, rendered and read back. */
+static void
+test_roundtrip_hostname(void **state)
+{
+	Keycustody__ListHostnamesResponse	 l = KEYCUSTODY__LIST_HOSTNAMES_RESPONSE__INIT;
+	Keycustody__CustomHostname		 h, *list[2];
+	Keycustody__CustomHostnameSsl		 ssl;
+	const json_t				*res, *o, *s, *hs;
+	json_t					*root;
+	char					*hosts[2], *out, t[64];
+	size_t					 i, k;
+
+	hostname_fill(&h, &ssl, hosts);
+	ssl.issuer = (char *)NASTY;
+	hosts[1] = (char *)NASTY;
+	list[0] = list[1] = &h;
+	l.hostnames = list;
+	l.n_hostnames = 2;
+	l.page = 1;
+	l.per_page = 5;
+	l.total_count = 6;
+	assert_int_equal(json_reply_hostname_list(&l, &out), 0);
+	assert_non_null(root = json_loads(out, JSON_REJECT_DUPLICATES, NULL));
+	res = assert_envelope(root, 1, 5, 2, 6, 2);
+	assert_int_equal(json_array_size(res), 2);
+	for (i = 0; i < 2; i++) {
+		o = json_array_get(res, i);
+		assert_int_equal(json_object_size(o), 5);
+		assert_string_equal(jstr(o, "id"), h.id);
+		assert_string_equal(jstr(o, "hostname"), h.hostname);
+		proto_time_format(h.created_at_us, 1, t, sizeof(t));
+		assert_string_equal(jstr(o, "created_at"), t);
+		assert_string_equal(jstr(o, "status"), "active");
+		s = json_object_get(o, "ssl");
+		assert_int_equal(json_object_size(s), 13);
+		assert_string_equal(jstr(s, "id"), ssl.id);
+		assert_string_equal(jstr(s, "type"), "dv");
+		assert_string_equal(jstr(s, "method"), "http");
+		assert_string_equal(jstr(s, "status"), ssl.status);
+		assert_string_equal(jstr(s, "bundle_method"), ssl.bundle_method);
+		assert_string_equal(jstr(s, "custom_csr_id"), ssl.custom_csr_id);
+		assert_string_equal(jstr(s, "issuer"), NASTY);
+		assert_string_equal(jstr(s, "serial_number"), ssl.serial_number);
+		assert_string_equal(jstr(s, "signature"), ssl.signature);
+		proto_time_format(ssl.uploaded_on_us, 1, t, sizeof(t));
+		assert_string_equal(jstr(s, "uploaded_on"), t);
+		proto_time_format(ssl.expires_on_us, 0, t, sizeof(t));
+		assert_string_equal(jstr(s, "expires_on"), t);
+		hs = json_object_get(s, "hosts");
+		assert_int_equal(json_array_size(hs), 2);
+		for (k = 0; k < 2; k++)
+			assert_string_equal(json_string_value(json_array_get(hs, k)),
+			    hosts[k]);
+		assert_string_equal(jstr(s, "custom_certificate"), PEM);
+	}
+	json_decref(root);
+	free(out);
+
+	/* A page with a hostname that lacks its ssl: no reply at all, not half of one. */
+	h.ssl = NULL;
+	assert_int_equal(json_reply_hostname_list(&l, &out), KC_ERR_INVALID);
+	assert_null(out);
+}
+
+/* Health answers and the id replies, read back. */
+static void
+test_roundtrip_small(void **state)
+{
+	Keycustody__HealthResponse	 hr = KEYCUSTODY__HEALTH_RESPONSE__INIT;
+	json_t				*root;
+	char				*out;
+	int				 ok;
+
+	hr.hsm_state = (char *)"locked \"x\"";
+	hr.store_ok = 1;
+	assert_int_equal(json_health(&hr, &ok, &out), 0);
+	assert_int_equal(ok, 0);
+	assert_string_equal(out, "{\"status\":\"unavailable\",\"hsm_state\":\"locked "
+	    "\\\"x\\\"\",\"store_ok\":true}");
+	free(out);
+	hr.hsm_state = NULL;
+	hr.store_ok = 0;
+	assert_int_equal(json_health(&hr, &ok, &out), 0);
+	assert_string_equal(out, "{\"status\":\"unavailable\",\"hsm_state\":\"unknown\","
+	    "\"store_ok\":false}");
+	free(out);
+	assert_int_equal(json_health(NULL, &ok, &out), 0);
+	assert_string_equal(out, "{\"status\":\"unavailable\",\"daemon\":\"unreachable\"}");
+	free(out);
+
+	assert_int_equal(json_reply_id(NULL, &out), 0);
+	assert_string_equal(out, "{\"result\":{\"id\":\"\"},\"success\":true,\"errors\":[],"
+	    "\"messages\":[]}");
+	free(out);
+	assert_int_equal(json_reply_id("a\"b", &out), 0);
+	assert_non_null(root = json_loads(out, 0, NULL));
+	assert_string_equal(jstr(json_object_get(root, "result"), "id"), "a\"b");
+	json_decref(root);
+	free(out);
+	assert_int_equal(json_reply_error(1500, NULL, 0, NULL, &out), 0);
+	assert_string_equal(out, "{\"result\":null,\"success\":false,\"errors\":"
+	    "[{\"code\":1500,\"message\":\"\"}],\"messages\":[]}");
+	free(out);
+	assert_int_equal(json_reply_error(-1, "m", -2, NULL, &out), 0);
+	assert_string_equal(out, "{\"result\":null,\"success\":false,\"errors\":"
+	    "[{\"code\":-1,\"message\":\"m\",\"error_chain\":[{\"code\":-2,\"message\":\"\"}]}],"
+	    "\"messages\":[]}");
+	free(out);
+}
+
 int
 main(void)
 {
@@ -706,6 +1553,20 @@ main(void)
 		cmocka_unit_test(test_hostname_object),
 		cmocka_unit_test(test_hostname_envelopes),
 		cmocka_unit_test(test_hostname_daemon_errors),
+		cmocka_unit_test(test_w_ascii),
+		cmocka_unit_test(test_w_runs),
+		cmocka_unit_test(test_w_utf8),
+		cmocka_unit_test(test_w_utf8_invalid),
+		cmocka_unit_test(test_w_utf8_all),
+		cmocka_unit_test(test_w_numbers),
+		cmocka_unit_test(test_w_nesting),
+		cmocka_unit_test(test_w_misuse),
+		cmocka_unit_test(test_w_growth),
+		cmocka_unit_test(test_w_time),
+		cmocka_unit_test(test_roundtrip_csr),
+		cmocka_unit_test(test_roundtrip_invalid_utf8),
+		cmocka_unit_test(test_roundtrip_hostname),
+		cmocka_unit_test(test_roundtrip_small),
 	};
 
 	return (cmocka_run_group_tests(tests, NULL, NULL));
