@@ -307,8 +307,6 @@ bench_unix_cb(int r, Keycustody__Response *resp, void *arg)
 			for (i = 0; i < resp->list_csrs->n_csrs; i++)
 				bench_id_add(b, resp->list_csrs->csrs[i]->id);
 	}
-	if (resp != NULL)
-		keycustody__response__free_unpacked(resp, NULL);
 	bench_finished(cl, ok);
 }
 

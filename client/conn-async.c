@@ -66,6 +66,7 @@ struct kcc_async {
 	size_t			 npending;
 	uint64_t		 next_id;
 	int			 freeing;
+	struct proto_arena	 arena;		/* the response being dispatched */
 };
 
 static void	kcc_async_connect(struct kcc_aconn *);
@@ -149,7 +150,6 @@ kcc_async_dispatch(struct kcc_aconn *c, Keycustody__Response *resp)
 		/* The call timed out already. */
 		log_debug("daemon connection %d: late response %llu dropped", c->idx,
 		    (unsigned long long)resp->id);
-		keycustody__response__free_unpacked(resp, NULL);
 		return;
 	}
 	kcc_call_unlink(call);
@@ -182,15 +182,19 @@ kcc_async_read_cb(struct bufferevent *bev, void *arg)
 			kcc_async_lost(c, KC_ERR_NOMEM);
 			return;
 		}
-		r = proto_unpack_response(body + KC_FRAME_HDR, len, &resp);
+		r = proto_unpack_response_arena(body + KC_FRAME_HDR, len, &c->pool->arena,
+		    &resp);
 		evbuffer_drain(in, KC_FRAME_HDR + len);
 		if (r != 0) {
+			proto_arena_reset(&c->pool->arena);
 			log_warnx("daemon connection %d: bad response: %s", c->idx,
 			    kc_strerror(r));
 			kcc_async_lost(c, KC_ERR_BAD_MESSAGE);
 			return;
 		}
+		/* The callback is done with resp when it returns (keycustody.h). */
 		kcc_async_dispatch(c, resp);
+		proto_arena_reset(&c->pool->arena);
 	}
 }
 
@@ -259,6 +263,7 @@ kcc_async_new(struct event_base *base, const char *path, int nconn, int timeout_
 	a->timeout_ms = timeout_ms;
 	a->max_pending = max_pending;
 	a->next_id = 1;
+	proto_arena_init(&a->arena);
 	if ((a->conns = calloc((size_t)nconn, sizeof(*a->conns))) == NULL) {
 		free(a);
 		return (NULL);
@@ -295,6 +300,7 @@ kcc_async_free(struct kcc_async *a)
 		kcc_async_lost(&a->conns[i], KC_ERR_CLOSED);
 	}
 	free(a->conns);
+	proto_arena_uninit(&a->arena);
 	free(a);
 }
 

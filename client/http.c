@@ -544,8 +544,6 @@ http_daemon_cb(int r, Keycustody__Response *resp, void *arg)
 			    &http_err_internal : &http_err_unavailable);
 	} else
 		http_reply_daemon(h, p, resp);
-	if (resp != NULL)
-		keycustody__response__free_unpacked(resp, NULL);
 	free(p);
 }
 

@@ -46,10 +46,11 @@ int	 kcc_call(struct kcc *c, Keycustody__Request *req, int timeout_ms,
 struct kcc_async;
 
 /*
- * Completion of an asynchronous call. r is 0 and resp set (the callee owns it: free with
- * keycustody__response__free_unpacked) when a response arrived; otherwise r is KC_ERR_* and
- * resp NULL (connection lost, daemon unavailable, ...). Called exactly once per call, from
- * the event loop.
+ * Completion of an asynchronous call. r is 0 and resp set when a response arrived;
+ * otherwise r is KC_ERR_* and resp NULL (connection lost, daemon unavailable, ...). resp
+ * stays the library's and lives until the callback returns (it is unpacked into an arena
+ * that the next response reuses): copy what is needed later, never free it. Called
+ * exactly once per call, from the event loop.
  */
 typedef void (*kcc_async_cb)(int r, Keycustody__Response *resp, void *arg);
 

@@ -57,6 +57,7 @@ static struct {
 	unsigned long		 reset_every;
 	unsigned long		 inputs;
 	int			 verbose;	/* $KC_FUZZ_VERBOSE: print each reply */
+	struct proto_arena	 arena;		/* for the clients' way of unpacking */
 } fr;
 
 static __dead void
@@ -230,6 +231,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	fr.peer.uid = 4242;
 	fr.peer.gid = 4242;
 	fr.peer.pid = 4242;
+	proto_arena_init(&fr.arena);
 	frame_template();
 	frame_reset();
 	return 0;
@@ -240,6 +242,7 @@ static void
 frame_check_reply(uint64_t id, uint8_t *frame, size_t len)
 {
 	Keycustody__Response	*resp = NULL;
+	uint8_t			*packed;
 	size_t			 blen;
 
 	if (frame == NULL)
@@ -258,6 +261,19 @@ frame_check_reply(uint64_t id, uint8_t *frame, size_t len)
 		    resp->error != NULL ? resp->error->code : (unsigned int)resp->body_case,
 		    resp->error != NULL ? resp->error->message : "");
 	keycustody__response__free_unpacked(resp, NULL);
+
+	/* The clients unpack into an arena: the same message, packed back to the same bytes. */
+	if (proto_unpack_response_arena(frame + KC_FRAME_HDR, blen, &fr.arena, &resp) != 0)
+		frame_fail("reply", "does not unpack into an arena");
+	if (keycustody__response__get_packed_size(resp) != blen)
+		frame_fail("reply", "arena copy packs to another size");
+	if ((packed = malloc(blen + 1)) == NULL)
+		abort();
+	keycustody__response__pack(resp, packed);
+	if (memcmp(packed, frame + KC_FRAME_HDR, blen) != 0)
+		frame_fail("reply", "arena copy packs to other bytes");
+	free(packed);
+	proto_arena_reset(&fr.arena);
 	free(frame);
 }
 

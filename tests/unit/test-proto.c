@@ -126,6 +126,83 @@ test_garbage(void **state)
 	}
 }
 
+/*
+ * A list page unpacked into an arena: the same message as a plain unpack, across resets
+ * and pages big enough to need more than the arena's first block; garbage is refused.
+ */
+static void
+test_arena(void **state)
+{
+	Keycustody__Response		 resp = KEYCUSTODY__RESPONSE__INIT, *out;
+	Keycustody__ListCsrsResponse	 list = KEYCUSTODY__LIST_CSRS_RESPONSE__INIT;
+	Keycustody__Csr			*csrs[50], *c;
+	struct proto_arena		 a;
+	uint8_t				*frame, *packed, garbage[300];
+	char				 pem[4000];
+	char				 id[] = "0b5f5ad2-0f6a-4b5c-9f1e-7b8e2a3c4d5e";
+	char				 cn[] = "www.example.com";
+	unsigned int			 seed = 7;
+	size_t				 len, i, n, round;
+
+	(void)state;
+	memset(pem, 'A', sizeof(pem) - 1);
+	pem[sizeof(pem) - 1] = '\0';
+	proto_arena_init(&a);
+	for (round = 0; round < 4; round++) {
+		n = round % 2 == 0 ? 3 : 50;	/* 50 x 4 kB: past the first block */
+		for (i = 0; i < n; i++) {
+			c = csrs[i] = calloc(1, sizeof(*c));
+			assert_non_null(c);
+			keycustody__csr__init(c);
+			c->id = id;
+			c->common_name = cn;
+			c->csr = pem;
+			c->created_at_us = (int64_t)(round * 100 + i);
+		}
+		list.n_csrs = n;
+		list.csrs = csrs;
+		list.total_count = n;
+		resp.id = 40 + round;
+		resp.body_case = KEYCUSTODY__RESPONSE__BODY_LIST_CSRS;
+		resp.list_csrs = &list;
+		assert_int_equal(proto_pack_response(&resp, &frame, &len), 0);
+
+		assert_int_equal(proto_unpack_response_arena(frame + KC_FRAME_HDR,
+		    len - KC_FRAME_HDR, &a, &out), 0);
+		assert_int_equal(out->id, 40 + round);
+		assert_int_equal(out->list_csrs->n_csrs, n);
+		for (i = 0; i < n; i++) {
+			assert_string_equal(out->list_csrs->csrs[i]->csr, pem);
+			assert_int_equal(out->list_csrs->csrs[i]->created_at_us, round * 100 + i);
+			/* Every piece is aligned for any type. */
+			assert_int_equal((uintptr_t)out->list_csrs->csrs[i] %
+			    _Alignof(max_align_t), 0);
+		}
+		packed = malloc(len);
+		assert_non_null(packed);
+		assert_int_equal(keycustody__response__get_packed_size(out), len - KC_FRAME_HDR);
+		keycustody__response__pack(out, packed);
+		assert_memory_equal(packed, frame + KC_FRAME_HDR, len - KC_FRAME_HDR);
+		free(packed);
+		proto_arena_reset(&a);
+		free(frame);
+		for (i = 0; i < n; i++)
+			free(csrs[i]);
+	}
+	for (n = 0; n < 500; n++) {
+		for (i = 0; i < sizeof(garbage); i++)
+			garbage[i] = (uint8_t)rand_r(&seed);
+		if (proto_unpack_response_arena(garbage, 1 + n % sizeof(garbage), &a, &out) == 0)
+			assert_non_null(out);
+		proto_arena_reset(&a);
+	}
+	assert_int_equal(proto_unpack_response_arena(garbage, KC_MAX_MSG + 1, &a, &out),
+	    KC_ERR_MSG_TOO_BIG);
+	assert_null(out);
+	proto_arena_uninit(&a);
+	proto_arena_uninit(&a);		/* twice is harmless */
+}
+
 static void
 test_time_format(void **state)
 {
@@ -168,6 +245,7 @@ main(void)
 		cmocka_unit_test(test_bad_version),
 		cmocka_unit_test(test_unknown_body),
 		cmocka_unit_test(test_garbage),
+		cmocka_unit_test(test_arena),
 		cmocka_unit_test(test_time_format),
 		cmocka_unit_test(test_error_table),
 	};
