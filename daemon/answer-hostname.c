@@ -196,9 +196,28 @@ hostname_clear(struct store_hostname *h)
 	memset(h, 0, sizeof(*h));
 }
 
-/* The CustomHostname message of a record. */
+/*
+ * A string of a record for a message field: with steal, the record's own (moved out, the
+ * field left NULL); otherwise a copy.
+ */
+static char *
+hostname_str(char **sp, int steal)
+{
+	char	*s = *sp;
+
+	if (!steal)
+		return xstrdup(s);
+	*sp = NULL;
+	return s;
+}
+
+/*
+ * The CustomHostname message of a record. With steal, the message takes the record's
+ * strings and its hosts array (all malloc'd, as free_unpacked frees them with free())
+ * instead of copying them; the caller still frees h, and must not read its strings after.
+ */
 static Keycustody__CustomHostname *
-hostname_msg(const struct store_hostname *h)
+hostname_msg(struct store_hostname *h, int steal)
 {
 	Keycustody__CustomHostname	*m = xcalloc(1, sizeof(*m));
 	Keycustody__CustomHostnameSsl	*s = xcalloc(1, sizeof(*s));
@@ -208,20 +227,25 @@ hostname_msg(const struct store_hostname *h)
 	keycustody__custom_hostname_ssl__init(s);
 	m->id = xstrdup(h->id);
 	m->zone_id = xstrdup(h->zone_id);
-	m->hostname = xstrdup(h->hostname);
+	m->hostname = hostname_str(&h->hostname, steal);
 	m->created_at_us = h->created_at_us;
 	s->id = xstrdup(h->ssl_id);
 	s->status = xstrdup(disp_now_us() < h->expires_on_us ? "active" : "expired");
-	s->bundle_method = xstrdup(h->bundle_method);
+	s->bundle_method = hostname_str(&h->bundle_method, steal);
 	s->custom_csr_id = xstrdup(h->csr_id);
-	s->issuer = xstrdup(h->issuer);
-	s->serial_number = xstrdup(h->serial_number);
-	s->signature = xstrdup(h->signature_alg);
+	s->issuer = hostname_str(&h->issuer, steal);
+	s->serial_number = hostname_str(&h->serial_number, steal);
+	s->signature = hostname_str(&h->signature_alg, steal);
 	s->uploaded_on_us = h->uploaded_on_us;
 	s->expires_on_us = h->expires_on_us;
 	s->not_before_us = h->not_before_us;
-	s->custom_certificate = xstrdup(h->certificate_pem);
-	if (h->nhosts > 0) {
+	s->custom_certificate = hostname_str(&h->certificate_pem, steal);
+	if (h->nhosts > 0 && steal) {
+		s->hosts = h->hosts;
+		s->n_hosts = h->nhosts;
+		h->hosts = NULL;
+		h->nhosts = 0;
+	} else if (h->nhosts > 0) {
 		s->hosts = xcalloc(h->nhosts, sizeof(*s->hosts));
 		for (i = 0; i < h->nhosts; i++)
 			s->hosts[i] = xstrdup(h->hosts[i]);
@@ -264,7 +288,8 @@ answer_create_hostname(struct worker *w, const Keycustody__Request *req,
 	if (r != 0)
 		goto out;
 	resp->body_case = KEYCUSTODY__RESPONSE__BODY_HOSTNAME;
-	resp->hostname = hostname_msg(&h);
+	/* A copy: the audit record below goes by h.hostname. */
+	resp->hostname = hostname_msg(&h, 0);
  out:
 	if (h.hostname != NULL)
 		(void)disp_audit(w, req, "create_hostname", m->zone_id, h.id, NULL, r,
@@ -314,7 +339,7 @@ answer_update_hostname(struct worker *w, const Keycustody__Request *req,
 	if (r != 0)
 		goto out;
 	resp->body_case = KEYCUSTODY__RESPONSE__BODY_HOSTNAME;
-	resp->hostname = hostname_msg(&h);
+	resp->hostname = hostname_msg(&h, 1);
  out:
 	(void)disp_audit(w, req, "update_hostname", m->zone_id, m->id, NULL, r, err);
 	store_hostname_free(old);
@@ -339,7 +364,7 @@ answer_get_hostname(struct worker *w, const Keycustody__Request *req,
 	if (r != 0)
 		return r;
 	resp->body_case = KEYCUSTODY__RESPONSE__BODY_HOSTNAME;
-	resp->hostname = hostname_msg(h);
+	resp->hostname = hostname_msg(h, 1);
 	store_hostname_free(h);
 	return 0;
 }
@@ -371,7 +396,7 @@ answer_list_hostnames(struct worker *w, const Keycustody__Request *req,
 	if (n > 0) {
 		l->hostnames = xcalloc(n, sizeof(*l->hostnames));
 		for (i = 0; i < n; i++)
-			l->hostnames[i] = hostname_msg(v[i]);
+			l->hostnames[i] = hostname_msg(v[i], 1);
 		l->n_hostnames = n;
 	}
 	store_hostname_free_array(v, n);

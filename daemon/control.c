@@ -93,6 +93,7 @@ static void	conn_event(struct bufferevent *, short, void *);
 static void	conn_lost(struct conn *);
 static void	conn_unref(struct conn *);
 static void	conn_job_done(void *, uint8_t *, size_t);
+static void	conn_frame_free(const void *, size_t, void *);
 static void	conn_send(struct conn *, uint8_t *, size_t);
 static void	conn_req_timeout(evutil_socket_t, short, void *);
 
@@ -508,7 +509,17 @@ conn_read(struct bufferevent *bev, void *arg)
 	}
 }
 
-/* Queue a packed reply (takes ownership of frame). */
+/* evbuffer_add_reference() cleanup: a frame that conn_send() queued is written or dropped. */
+static void
+conn_frame_free(const void *data, size_t len, void *arg)
+{
+	free((void *)data);
+}
+
+/*
+ * Queue a packed reply (takes ownership of frame). The output buffer references the frame
+ * instead of copying it (a page of CSRs is tens of kB) and frees it when done with it.
+ */
 static void
 conn_send(struct conn *conn, uint8_t *frame, size_t len)
 {
@@ -518,12 +529,18 @@ conn_send(struct conn *conn, uint8_t *frame, size_t len)
 		conn_lost(conn);
 		return;
 	}
-	if (!conn->lost && evbuffer_add(bufferevent_get_output(conn->bev), frame, len) != 0) {
-		log_warnx("connection %llu: evbuffer_add failed; closing",
+	if (conn->lost) {
+		free(frame);
+		return;
+	}
+	/* On failure the cleanup is not called: the frame is still ours. */
+	if (evbuffer_add_reference(bufferevent_get_output(conn->bev), frame, len,
+	    conn_frame_free, NULL) != 0) {
+		log_warnx("connection %llu: evbuffer_add_reference failed; closing",
 		    (unsigned long long)conn->serial);
+		free(frame);
 		conn_lost(conn);
 	}
-	free(frame);
 }
 
 /*

@@ -333,44 +333,68 @@ disp_key_missing(const struct worker *w, const uint8_t *key_id)
 	    w->kcd->nmissing, STORE_KEY_ID_LEN, disp_cmp_key_id) != NULL;
 }
 
-/* A copy of s, or NULL for NULL or "". */
+/*
+ * A string of a record for a message field: with steal, the record's own (moved out, the
+ * field left NULL for store_csr_free()); otherwise a copy.
+ */
 static char *
-disp_strdup_opt(const char *s)
+disp_str(char **sp, int steal)
 {
-	return s == NULL || *s == '\0' ? NULL : xstrdup(s);
+	char	*s = *sp;
+
+	if (!steal)
+		return xstrdup(s);
+	*sp = NULL;
+	return s;
 }
 
-/* The Csr message of a record. */
+/* As disp_str() for an optional field: NULL or "" is absent (NULL). */
+static char *
+disp_str_opt(char **sp, int steal)
+{
+	if (*sp == NULL || **sp == '\0')
+		return NULL;
+	return disp_str(sp, steal);
+}
+
+/*
+ * The Csr message of a record. With steal, the message takes the record's strings and its
+ * sans array (all malloc'd, as free_unpacked frees them with free()) instead of copying
+ * them; the caller still frees c, and must not read its strings after.
+ */
 static Keycustody__Csr *
-disp_csr_msg(struct worker *w, const struct store_csr *c)
+disp_csr_msg(struct worker *w, struct store_csr *c, int steal)
 {
 	Keycustody__Csr	*m = xcalloc(1, sizeof(*m));
-	char		 keyhex[2 * STORE_KEY_ID_LEN + 1];
 	size_t		 i;
 
 	keycustody__csr__init(m);
 	m->id = xstrdup(c->id);
 	m->zone_id = xstrdup(c->zone_id);
 	m->created_at_us = c->created_at_us;
-	m->key_type = xstrdup(c->key_type);
-	m->country = xstrdup(c->country);
-	m->state = xstrdup(c->state_name);
-	m->locality = xstrdup(c->locality);
-	m->organization = xstrdup(c->organization);
-	m->organizational_unit = disp_strdup_opt(c->organizational_unit);
-	m->common_name = xstrdup(c->common_name);
+	m->key_type = disp_str(&c->key_type, steal);
+	m->country = disp_str(&c->country, steal);
+	m->state = disp_str(&c->state_name, steal);
+	m->locality = disp_str(&c->locality, steal);
+	m->organization = disp_str(&c->organization, steal);
+	m->organizational_unit = disp_str_opt(&c->organizational_unit, steal);
+	m->common_name = disp_str(&c->common_name, steal);
 	m->n_sans = c->nsans;
-	if (c->nsans > 0) {
+	if (c->nsans > 0 && steal) {
+		m->sans = c->sans;
+		c->sans = NULL;
+		c->nsans = 0;
+	} else if (c->nsans > 0) {
 		m->sans = xcalloc(c->nsans, sizeof(*m->sans));
 		for (i = 0; i < c->nsans; i++)
 			m->sans[i] = xstrdup(c->sans[i]);
 	}
-	m->csr = xstrdup(c->csr_pem != NULL ? c->csr_pem : "");
-	m->name = disp_strdup_opt(c->name);
-	m->description = disp_strdup_opt(c->description);
+	m->csr = c->csr_pem != NULL ? disp_str(&c->csr_pem, steal) : xstrdup("");
+	m->name = disp_str_opt(&c->name, steal);
+	m->description = disp_str_opt(&c->description, steal);
 	m->key_uri = hsm_key_uri(w->kcd->hsm, c->key_id);
-	disp_hex(c->key_id, STORE_KEY_ID_LEN, keyhex);
-	m->key_id = xstrdup(keyhex);
+	m->key_id = xmalloc(2 * STORE_KEY_ID_LEN + 1);
+	disp_hex(c->key_id, STORE_KEY_ID_LEN, m->key_id);
 	if (disp_key_missing(w, c->key_id)) {
 		m->has_key_missing = 1;
 		m->key_missing = 1;
@@ -556,7 +580,7 @@ answer_create_csr(struct worker *w, const Keycustody__Request *req,
 	rec.pubkey_der = der;
 	rec.pubkey_len = derlen;
 	resp->body_case = KEYCUSTODY__RESPONSE__BODY_CSR;
-	resp->csr = disp_csr_msg(w, &rec);
+	resp->csr = disp_csr_msg(w, &rec, 0);	/* rec borrows its strings */
 	r = 0;
  out:
 	if (r != 0 && generated && hsm_key_destroy(w->hs, rec.key_id) != 0)
@@ -603,7 +627,7 @@ answer_list_csrs(struct worker *w, const Keycustody__Request *req,
 	if (n > 0) {
 		l->csrs = xcalloc(n, sizeof(*l->csrs));
 		for (i = 0; i < n; i++)
-			l->csrs[i] = disp_csr_msg(w, v[i]);
+			l->csrs[i] = disp_csr_msg(w, v[i], 1);
 	}
 	store_csr_free_array(v, n);
 	resp->body_case = KEYCUSTODY__RESPONSE__BODY_LIST_CSRS;
@@ -661,7 +685,7 @@ answer_get_csr(struct worker *w, const Keycustody__Request *req,
 	if (r != 0)
 		return r;
 	resp->body_case = KEYCUSTODY__RESPONSE__BODY_CSR;
-	resp->csr = disp_csr_msg(w, c);
+	resp->csr = disp_csr_msg(w, c, 1);
 	store_csr_free(c);
 	return 0;
 }

@@ -105,6 +105,64 @@ static const char *const store_migrations[] = {
 	"  ON custom_hostnames (zone_id, csr_id, created_at_us, id);\n"
 	"DROP INDEX custom_hostnames_csr;\n"
 	"PRAGMA user_version = 2;\n",
+
+	/*
+	 * 3: each zone's number of READY (1) CSRs and of custom hostnames, so that a page's
+	 * total_count is one primary key lookup instead of a count(*) over the zone's index
+	 * entries. Triggers keep the numbers in the transaction that changes the rows, whoever
+	 * writes them; a zone's row stays when its numbers fall to 0.
+	 */
+	"CREATE TABLE zone_counts (\n"
+	"  zone_id             TEXT PRIMARY KEY NOT NULL,\n"
+	"  csrs_ready          INTEGER NOT NULL DEFAULT 0,\n"
+	"  hostnames           INTEGER NOT NULL DEFAULT 0\n"
+	") WITHOUT ROWID;\n"
+	"INSERT INTO zone_counts (zone_id, csrs_ready, hostnames)\n"
+	"  SELECT zone_id, sum(ready), sum(hosts) FROM (\n"
+	"    SELECT zone_id, count(*) AS ready, 0 AS hosts FROM csrs WHERE state = 1\n"
+	"      GROUP BY zone_id\n"
+	"    UNION ALL\n"
+	"    SELECT zone_id, 0, count(*) FROM custom_hostnames GROUP BY zone_id)\n"
+	"  GROUP BY zone_id;\n"
+	"CREATE TRIGGER csrs_count_insert AFTER INSERT ON csrs\n"
+	"  WHEN new.state = 1\n"
+	"BEGIN\n"
+	"  INSERT INTO zone_counts (zone_id, csrs_ready) VALUES (new.zone_id, 1)\n"
+	"    ON CONFLICT (zone_id) DO UPDATE SET csrs_ready = csrs_ready + 1;\n"
+	"END;\n"
+	"CREATE TRIGGER csrs_count_update AFTER UPDATE OF zone_id, state ON csrs\n"
+	"  WHEN (old.state = 1 OR new.state = 1) AND\n"
+	"    (old.state IS NOT new.state OR old.zone_id IS NOT new.zone_id)\n"
+	"BEGIN\n"
+	"  UPDATE zone_counts SET csrs_ready = csrs_ready - 1\n"
+	"    WHERE old.state = 1 AND zone_id = old.zone_id;\n"
+	/* An upsert on INSERT ... SELECT needs the WHERE (the parser's ON ambiguity). */
+	"  INSERT INTO zone_counts (zone_id, csrs_ready) SELECT new.zone_id, 1\n"
+	"    WHERE new.state = 1\n"
+	"    ON CONFLICT (zone_id) DO UPDATE SET csrs_ready = csrs_ready + 1;\n"
+	"END;\n"
+	"CREATE TRIGGER csrs_count_delete AFTER DELETE ON csrs\n"
+	"  WHEN old.state = 1\n"
+	"BEGIN\n"
+	"  UPDATE zone_counts SET csrs_ready = csrs_ready - 1 WHERE zone_id = old.zone_id;\n"
+	"END;\n"
+	"CREATE TRIGGER custom_hostnames_count_insert AFTER INSERT ON custom_hostnames\n"
+	"BEGIN\n"
+	"  INSERT INTO zone_counts (zone_id, hostnames) VALUES (new.zone_id, 1)\n"
+	"    ON CONFLICT (zone_id) DO UPDATE SET hostnames = hostnames + 1;\n"
+	"END;\n"
+	"CREATE TRIGGER custom_hostnames_count_update AFTER UPDATE OF zone_id\n"
+	"  ON custom_hostnames WHEN old.zone_id IS NOT new.zone_id\n"
+	"BEGIN\n"
+	"  UPDATE zone_counts SET hostnames = hostnames - 1 WHERE zone_id = old.zone_id;\n"
+	"  INSERT INTO zone_counts (zone_id, hostnames) VALUES (new.zone_id, 1)\n"
+	"    ON CONFLICT (zone_id) DO UPDATE SET hostnames = hostnames + 1;\n"
+	"END;\n"
+	"CREATE TRIGGER custom_hostnames_count_delete AFTER DELETE ON custom_hostnames\n"
+	"BEGIN\n"
+	"  UPDATE zone_counts SET hostnames = hostnames - 1 WHERE zone_id = old.zone_id;\n"
+	"END;\n"
+	"PRAGMA user_version = 3;\n",
 };
 
 /* Every column of a CSR record, in the order store_csr_from_row() reads them. */
@@ -125,6 +183,7 @@ static const char *const store_migrations[] = {
  * zone (custom_hostnames_list), one CSR's (custom_hostnames_zone_csr) and one hostname's
  * (the UNIQUE (zone_id, hostname) index: at most one row, so the order is moot). Their
  * bind indexes agree: ?1 zone, ?2 hostname, ?3 csr_id (NULL: any), ?4 limit, ?5 offset.
+ * The whole zone's total is zone_counts'; the filtered ones count their (few) rows.
  */
 #define STORE_HOST_ZONE		"WHERE zone_id = ?1 "
 #define STORE_HOST_CSR		"WHERE zone_id = ?1 AND csr_id = ?3 "
@@ -194,8 +253,9 @@ static const char *const store_sql[STMT_MAX] = {
 	[STMT_CSR_GET] =
 	    "SELECT " STORE_CSR_COLUMNS " FROM csrs "
 	    "WHERE id = ?1 AND zone_id = ?2 AND state = ?3",
+	/* A zone that never had a READY record or a hostname has no row: 0. */
 	[STMT_CSR_COUNT_ZONE] =
-	    "SELECT count(*) FROM csrs WHERE zone_id = ?1 AND state = ?2",
+	    "SELECT coalesce((SELECT csrs_ready FROM zone_counts WHERE zone_id = ?1), 0)",
 	[STMT_CSR_LIST_ASC] =
 	    "SELECT " STORE_CSR_COLUMNS " FROM csrs "
 	    "WHERE zone_id = ?1 AND state = ?2 "
@@ -228,7 +288,7 @@ static const char *const store_sql[STMT_MAX] = {
 	[STMT_HOST_DELETE] =
 	    "DELETE FROM custom_hostnames WHERE id = ?1 AND zone_id = ?2",
 	[STMT_HOST_COUNT_ZONE] =
-	    "SELECT count(*) FROM custom_hostnames " STORE_HOST_ZONE,
+	    "SELECT coalesce((SELECT hostnames FROM zone_counts WHERE zone_id = ?1), 0)",
 	[STMT_HOST_LIST_ZONE_ASC] =
 	    "SELECT " STORE_HOST_COLUMNS " FROM custom_hostnames "
 	    STORE_HOST_ZONE STORE_HOST_ASC,
@@ -287,7 +347,9 @@ static int	store_bind_int64(sqlite3_stmt *, int, int64_t);
 static int	store_lines_join(char *const *, size_t, const char *, const char *,
 		    char **);
 static int	store_lines_split(const char *, char ***, size_t *);
+static int	store_col_null(sqlite3_stmt *, int, int);
 static int	store_col_text(sqlite3_stmt *, int, int, char **);
+static int	store_col_lines(sqlite3_stmt *, int, int, char ***, size_t *);
 static int	store_col_fixed(sqlite3_stmt *, int, char *, size_t);
 static int	store_csr_from_row(sqlite3_stmt *, struct store_csr **);
 static int	store_csr_rows(struct store *, sqlite3_stmt *, size_t,
@@ -495,20 +557,52 @@ store_lines_split(const char *joined, char ***sansp, size_t *np)
 	return (r);
 }
 
-/* Copy a TEXT column; NULL is an error (a damaged row) unless nullable. */
+/*
+ * Why sqlite3_column_text() gave no text: the column is NULL, an error (a damaged row)
+ * unless nullable, or SQLite ran out of memory. Asked only then: rows are read column by
+ * column, and a NULL pointer is the rare case.
+ */
+static int
+store_col_null(sqlite3_stmt *st, int col, int nullable)
+{
+	if (sqlite3_column_type(st, col) != SQLITE_NULL)
+		return (KC_ERR_NOMEM);
+	return (nullable ? 0 : KC_ERR_STORE);
+}
+
+/*
+ * Copy a TEXT column (malloc'd: it may end up in a protobuf message, which free() frees);
+ * NULL is an error (a damaged row) unless nullable.
+ */
 static int
 store_col_text(sqlite3_stmt *st, int col, int nullable, char **out)
 {
 	const unsigned char	*t;
+	int			 len;
 
 	*out = NULL;
-	if (sqlite3_column_type(st, col) == SQLITE_NULL)
-		return (nullable ? 0 : KC_ERR_STORE);
 	if ((t = sqlite3_column_text(st, col)) == NULL)
+		return (store_col_null(st, col, nullable));
+	/* SQLite knows the length (and NUL-terminates the text): no strlen() needed. */
+	if ((len = sqlite3_column_bytes(st, col)) < 0)
+		return (KC_ERR_STORE);
+	if ((*out = malloc((size_t)len + 1)) == NULL)
 		return (KC_ERR_NOMEM);
-	if ((*out = strdup((const char *)t)) == NULL)
-		return (KC_ERR_NOMEM);
+	memcpy(*out, t, (size_t)len + 1);
 	return (0);
+}
+
+/* Split a newline-joined TEXT column (store_lines_join()) straight from SQLite's copy. */
+static int
+store_col_lines(sqlite3_stmt *st, int col, int nullable, char ***vp, size_t *np)
+{
+	const unsigned char	*t;
+
+	*vp = NULL;
+	*np = 0;
+	if ((t = sqlite3_column_text(st, col)) == NULL)
+		return (store_col_null(st, col, nullable));
+	return (store_lines_split((const char *)t, vp, np));
 }
 
 /* Copy a TEXT column into a fixed buffer of size bytes (NUL included). */
@@ -518,10 +612,8 @@ store_col_fixed(sqlite3_stmt *st, int col, char *buf, size_t size)
 	const unsigned char	*t;
 	int			 len;
 
-	if (sqlite3_column_type(st, col) == SQLITE_NULL)
-		return (KC_ERR_STORE);
 	if ((t = sqlite3_column_text(st, col)) == NULL)
-		return (KC_ERR_NOMEM);
+		return (store_col_null(st, col, 0));
 	len = sqlite3_column_bytes(st, col);
 	if (len < 0 || (size_t)len >= size)
 		return (KC_ERR_STORE);
@@ -536,7 +628,6 @@ store_csr_from_row(sqlite3_stmt *st, struct store_csr **cp)
 {
 	struct store_csr	*c = NULL;
 	const void		*blob;
-	char			*sans = NULL;
 	int64_t			 state;
 	int			 len, r = KC_ERR_NOMEM;
 
@@ -567,8 +658,7 @@ store_csr_from_row(sqlite3_stmt *st, struct store_csr **cp)
 	    (r = store_col_text(st, 9, 0, &c->organization)) != 0 ||
 	    (r = store_col_text(st, 10, 1, &c->organizational_unit)) != 0 ||
 	    (r = store_col_text(st, 11, 0, &c->common_name)) != 0 ||
-	    (r = store_col_text(st, 12, 1, &sans)) != 0 ||
-	    (r = store_lines_split(sans, &c->sans, &c->nsans)) != 0 ||
+	    (r = store_col_lines(st, 12, 1, &c->sans, &c->nsans)) != 0 ||
 	    (r = store_col_text(st, 13, 1, &c->name)) != 0 ||
 	    (r = store_col_text(st, 14, 1, &c->description)) != 0 ||
 	    (r = store_col_text(st, 16, 1, &c->csr_pem)) != 0)
@@ -592,7 +682,6 @@ store_csr_from_row(sqlite3_stmt *st, struct store_csr **cp)
  out:
 	if (r == KC_ERR_STORE)
 		log_warnx("store: damaged csr row");
-	free(sans);
 	store_csr_free(c);
 	return (r);
 }
@@ -739,7 +828,6 @@ static int
 store_hostname_from_row(sqlite3_stmt *st, struct store_hostname **hp)
 {
 	struct store_hostname	*h = NULL;
-	char			*hosts = NULL;
 	int			 r = KC_ERR_NOMEM;
 
 	*hp = NULL;
@@ -759,8 +847,7 @@ store_hostname_from_row(sqlite3_stmt *st, struct store_hostname **hp)
 	    (r = store_col_text(st, 8, 0, &h->issuer)) != 0 ||
 	    (r = store_col_text(st, 9, 0, &h->serial_number)) != 0 ||
 	    (r = store_col_text(st, 10, 0, &h->signature_alg)) != 0 ||
-	    (r = store_col_text(st, 14, 0, &hosts)) != 0 ||
-	    (r = store_lines_split(hosts, &h->hosts, &h->nhosts)) != 0)
+	    (r = store_col_lines(st, 14, 0, &h->hosts, &h->nhosts)) != 0)
 		goto out;
 	*hp = h;
 	h = NULL;
@@ -768,7 +855,6 @@ store_hostname_from_row(sqlite3_stmt *st, struct store_hostname **hp)
  out:
 	if (r == KC_ERR_STORE)
 		log_warnx("store: damaged custom hostname row");
-	free(hosts);
 	store_hostname_free(h);
 	return (r);
 }
@@ -1217,8 +1303,7 @@ store_csr_list(struct store *s, const char *zone_id, unsigned int page, unsigned
 	if ((r = store_begin(s, STMT_BEGIN)) != 0)
 		return (r);
 	st = s->stmt[STMT_CSR_COUNT_ZONE];
-	if ((rc = store_bind_text(st, 1, zone_id)) != SQLITE_OK ||
-	    (rc = store_bind_int64(st, 2, STORE_CSR_READY)) != SQLITE_OK) {
+	if ((rc = store_bind_text(st, 1, zone_id)) != SQLITE_OK) {
 		r = store_error(s, rc, "count csrs");
 		goto out;
 	}

@@ -24,6 +24,12 @@ enum store_csr_state {
 	STORE_CSR_DELETING	/* key destruction begun */
 };
 
+/*
+ * The records the store returns (store_csr_get(), store_csr_list(), ...) are all malloc'd,
+ * strings and arrays too. A caller may take a string, or the sans/hosts array with its
+ * strings, by setting the field to NULL (and the count to 0): the *_free() functions free
+ * what is left.
+ */
 struct store_csr {
 	char			 id[STORE_ID_LEN + 1];
 	char			 zone_id[STORE_ZONE_LEN + 1];

@@ -32,7 +32,7 @@
 #define NPAGED	23	/* READY records of zone A in the pagination test */
 #define NHOSTS	13	/* custom hostnames of zone A in the hostname list test */
 
-#define SCHEMA_VERSION	2	/* the newest migration of store.c */
+#define SCHEMA_VERSION	3	/* the newest migration of store.c */
 
 struct fixture {
 	char		 dir[PATH_MAX];
@@ -131,6 +131,8 @@ fx_teardown(void **state)
 	snprintf(p, sizeof(p), "%s/legacy.db", fx->dir);
 	remove_db(p);
 	snprintf(p, sizeof(p), "%s/v1.db", fx->dir);
+	remove_db(p);
+	snprintf(p, sizeof(p), "%s/v2.db", fx->dir);
 	remove_db(p);
 	rmdir(fx->dir);
 	free(fx);
@@ -261,6 +263,56 @@ raw_add_hostname(sqlite3 *db, const char *id, const char *zone_id, const char *c
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	return (rc);
+}
+
+/*
+ * Zones whose zone_counts row (migration 3) disagrees with a count of their rows: READY
+ * CSRs and custom hostnames. A zone without a row counts as 0 and 0.
+ */
+static int
+raw_count_mismatches(sqlite3 *db)
+{
+	return (raw_int(db,
+	    "SELECT count(*) FROM ("
+	    "  SELECT zone_id FROM ("
+	    "    SELECT zone_id, csrs_ready AS r, hostnames AS h FROM zone_counts"
+	    "    UNION ALL"
+	    "    SELECT zone_id, -count(*), 0 FROM csrs WHERE state = 1 GROUP BY zone_id"
+	    "    UNION ALL"
+	    "    SELECT zone_id, 0, -count(*) FROM custom_hostnames GROUP BY zone_id)"
+	    "  GROUP BY zone_id HAVING sum(r) <> 0 OR sum(h) <> 0)"));
+}
+
+/*
+ * The totals a zone's lists give (READY CSRs, custom hostnames) are ready and hosts, and
+ * zone_counts agrees with the rows of every zone.
+ */
+static void
+assert_totals(struct store *s, const char *path, const char *zone, uint64_t ready,
+    uint64_t hosts)
+{
+	struct store_hostname	**hv = NULL;
+	struct store_csr	**cv = NULL;
+	uint64_t		  total;
+	size_t			  n;
+	sqlite3			 *db;
+
+	assert_int_equal(store_csr_list(s, zone, 1, 50, false, &cv, &n, &total), 0);
+	assert_int_equal(total, ready);
+	assert_int_equal(n, ready);
+	store_csr_free_array(cv, n);
+	/* Past the end: the total alone. */
+	assert_int_equal(store_csr_list(s, zone, 1000, 50, true, &cv, &n, &total), 0);
+	assert_int_equal(total, ready);
+	assert_int_equal(n, 0);
+	assert_int_equal(store_hostname_list(s, zone, NULL, NULL, 1, 50, false, &hv, &n,
+	    &total), 0);
+	assert_int_equal(total, hosts);
+	assert_int_equal(n, hosts);
+	store_hostname_free_array(hv, n);
+	db = raw_open(path);
+	assert_int_equal(raw_count_mismatches(db), 0);
+	assert_int_equal(sqlite3_close(db), SQLITE_OK);
 }
 
 /* Every field goes in and comes back; only READY records are visible. */
@@ -1328,6 +1380,227 @@ test_migrate_v1(void **state)
 	remove_db(path);
 }
 
+/*
+ * The per-zone totals (zone_counts, kept by triggers) follow every state change: a create
+ * counts once READY, a delete as soon as it is DELETING; hostnames count from insert to
+ * delete, in their own zone only.
+ */
+static void
+test_zone_counts(void **state)
+{
+	struct fixture		*fx = *state;
+	struct tcsr		 a[4], b;
+	struct thost		 h1, h2, h3;
+	sqlite3			*db;
+	size_t			 i;
+
+	assert_totals(fx->s, fx->path, ZONE_A, 0, 0);
+
+	/* CREATING does not count; READY does. */
+	for (i = 0; i < 4; i++) {
+		tcsr_init(&a[i], 0, (unsigned int)i, (int64_t)i, 1);
+		assert_int_equal(store_csr_insert(fx->s, &a[i].c), 0);
+	}
+	assert_totals(fx->s, fx->path, ZONE_A, 0, 0);
+	for (i = 0; i < 4; i++) {
+		assert_int_equal(store_csr_set_ready(fx->s, a[i].c.id, test_pubkey,
+		    sizeof(test_pubkey), test_pem), 0);
+		assert_totals(fx->s, fx->path, ZONE_A, i + 1, 0);
+	}
+	/* A refused transition changes nothing. */
+	assert_int_equal(store_csr_set_ready(fx->s, a[0].c.id, test_pubkey,
+	    sizeof(test_pubkey), test_pem), KC_ERR_NOT_FOUND);
+	tcsr_init(&b, 1, 9, 9, 0);
+	insert_ready(fx->s, &b);
+	assert_totals(fx->s, fx->path, ZONE_A, 4, 0);
+	assert_totals(fx->s, fx->path, ZONE_B, 1, 0);
+
+	/* Hostnames: insert, update (no change), delete; zone B untouched. */
+	thost_init(&h1, &a[0], 1, NULL, 1);
+	thost_init(&h2, &a[1], 2, NULL, 2);
+	thost_init(&h3, &b, 3, NULL, 3);
+	assert_int_equal(store_hostname_insert(fx->s, &h1.h), 0);
+	assert_int_equal(store_hostname_insert(fx->s, &h2.h), 0);
+	assert_int_equal(store_hostname_insert(fx->s, &h3.h), 0);
+	/* A refused insert (the hostname taken) changes nothing. */
+	assert_int_equal(store_hostname_insert(fx->s, &h1.h), KC_ERR_CONFLICT);
+	assert_totals(fx->s, fx->path, ZONE_A, 4, 2);
+	assert_totals(fx->s, fx->path, ZONE_B, 1, 1);
+	memcpy(h2.h.csr_id, a[2].c.id, sizeof(h2.h.csr_id));
+	assert_int_equal(store_hostname_update(fx->s, &h2.h), 0);
+	assert_totals(fx->s, fx->path, ZONE_A, 4, 2);
+	assert_int_equal(store_hostname_delete(fx->s, ZONE_A, h1.h.id), 0);
+	assert_int_equal(store_hostname_delete(fx->s, ZONE_A, h1.h.id), KC_ERR_NOT_FOUND);
+	assert_totals(fx->s, fx->path, ZONE_A, 4, 1);
+	assert_totals(fx->s, fx->path, ZONE_B, 1, 1);
+
+	/* READY -> DELETING leaves the total at once; refused while in use. */
+	assert_int_equal(store_csr_set_deleting(fx->s, ZONE_A, a[0].c.id), 0);
+	assert_totals(fx->s, fx->path, ZONE_A, 3, 1);
+	assert_int_equal(store_csr_set_deleting(fx->s, ZONE_A, a[2].c.id), KC_ERR_CONFLICT);
+	assert_totals(fx->s, fx->path, ZONE_A, 3, 1);
+	/* Removing a DELETING record: already out of the total. */
+	assert_int_equal(store_csr_remove(fx->s, a[0].c.id), 0);
+	assert_totals(fx->s, fx->path, ZONE_A, 3, 1);
+	/* Removing a READY record (the undo after a deadline) and a CREATING one. */
+	assert_int_equal(store_csr_remove(fx->s, a[3].c.id), 0);
+	assert_totals(fx->s, fx->path, ZONE_A, 2, 1);
+	tcsr_init(&a[3], 0, 3, 3, 1);
+	assert_int_equal(store_csr_insert(fx->s, &a[3].c), 0);
+	assert_int_equal(store_csr_remove(fx->s, a[3].c.id), 0);
+	assert_totals(fx->s, fx->path, ZONE_A, 2, 1);
+
+	/*
+	 * Writes from outside the store (another SQLite client) keep the numbers too, the
+	 * transitions the daemon never makes included: back to READY, and a zone change.
+	 */
+	db = raw_open(fx->path);
+	assert_int_equal(sqlite3_exec(db, "BEGIN; "
+	    "UPDATE csrs SET state = 2 WHERE state = 1 AND zone_id = '" ZONE_B "'; "
+	    "UPDATE csrs SET state = 1 WHERE zone_id = '" ZONE_B "'; "
+	    "UPDATE csrs SET zone_id = '" ZONE_C "' WHERE zone_id = '" ZONE_A "' AND "
+	    "  id NOT IN (SELECT csr_id FROM custom_hostnames); "
+	    "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(raw_count_mismatches(db), 0);
+	/* A rolled back change leaves them as they were. */
+	assert_int_equal(sqlite3_exec(db, "BEGIN; DELETE FROM custom_hostnames; "
+	    "DELETE FROM csrs; ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_close(db), SQLITE_OK);
+	assert_totals(fx->s, fx->path, ZONE_A, 1, 1);
+	assert_totals(fx->s, fx->path, ZONE_B, 1, 1);
+	assert_totals(fx->s, fx->path, ZONE_C, 1, 0);
+
+	/* Every hostname and CSR gone: the totals are 0, rows or not. */
+	assert_int_equal(store_hostname_delete(fx->s, ZONE_A, h2.h.id), 0);
+	assert_int_equal(store_hostname_delete(fx->s, ZONE_B, h3.h.id), 0);
+	assert_int_equal(store_csr_set_deleting(fx->s, ZONE_A, a[2].c.id), 0);
+	assert_int_equal(store_csr_set_deleting(fx->s, ZONE_B, b.c.id), 0);
+	assert_int_equal(store_csr_set_deleting(fx->s, ZONE_C, a[1].c.id), 0);
+	assert_totals(fx->s, fx->path, ZONE_A, 0, 0);
+	assert_totals(fx->s, fx->path, ZONE_B, 0, 0);
+	assert_totals(fx->s, fx->path, ZONE_C, 0, 0);
+}
+
+/* Migration 2 as it shipped (frozen here), to make a version-2 file. */
+static const char v2_migration[] =
+	"ALTER TABLE custom_hostnames\n"
+	"  ADD COLUMN not_before_us INTEGER NOT NULL DEFAULT 0;\n"
+	"CREATE INDEX custom_hostnames_zone_csr\n"
+	"  ON custom_hostnames (zone_id, csr_id, created_at_us, id);\n"
+	"DROP INDEX custom_hostnames_csr;\n"
+	"PRAGMA user_version = 2;\n";
+
+/* A CSR written raw into a version-2 file: n of zone z, in state st. */
+static void
+raw_add_csr(sqlite3 *db, unsigned int z, unsigned int n, int st)
+{
+	char	 sql[1024];
+
+	snprintf(sql, sizeof(sql),
+	    "INSERT INTO csrs (id, zone_id, created_at_us, state, key_type, key_id, country, "
+	    "state_name, locality, organization, common_name, sans, pubkey, csr_pem) "
+	    "VALUES ('aaaaaaaa-0000-4000-8000-%012u', '%s', %u, %d, 'p256v1', "
+	    "x'00%02x%02x030405060708090a0b0c0d0e0f', 'US', 'CA', 'SF', 'Example Inc', "
+	    "'a.example.net', 'a.example.net', %s, %s)", z * 1000 + n,
+	    z == 0 ? ZONE_A : z == 1 ? ZONE_B : ZONE_C, n, st, z, n,
+	    st == 0 ? "NULL" : "x'3059'", st == 0 ? "NULL" : "'PEM'");
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+}
+
+/*
+ * A version-2 file with CSRs in every state and hostnames, in two zones, migrates to 3 with
+ * the right totals, and they follow the changes made after.
+ */
+static void
+test_migrate_v2(void **state)
+{
+	struct fixture		*fx = *state;
+	struct store		*s = NULL;
+	struct tcsr		 a;
+	struct thost		 t;
+	sqlite3			*db;
+	char			 path[PATH_MAX + 64], *cause = NULL;
+
+	snprintf(path, sizeof(path), "%s/v2.db", fx->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, v1_schema, NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, v2_migration, NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_close(db), SQLITE_OK);
+
+	/* Zone A: 3 READY, 1 CREATING, 1 DELETING, 2 hostnames; zone B: 2 READY, 1. */
+	db = raw_open(path);
+	raw_add_csr(db, 0, 1, 1);
+	raw_add_csr(db, 0, 2, 1);
+	raw_add_csr(db, 0, 3, 1);
+	raw_add_csr(db, 0, 4, 0);
+	raw_add_csr(db, 0, 5, 2);
+	raw_add_csr(db, 1, 1, 1);
+	raw_add_csr(db, 1, 2, 1);
+	assert_int_equal(raw_add_hostname(db, "11111111-1111-4111-8111-111111111111", ZONE_A,
+	    "aaaaaaaa-0000-4000-8000-000000000001"), SQLITE_DONE);
+	assert_int_equal(sqlite3_exec(db,
+	    "INSERT INTO custom_hostnames (id, zone_id, hostname, csr_id, created_at_us, "
+	    "ssl_id, bundle_method, certificate_pem, issuer, serial_number, signature_alg, "
+	    "uploaded_on_us, not_before_us, expires_on_us, hosts) VALUES "
+	    "('22222222-2222-4222-8222-222222222222', '" ZONE_A "', 'b.example.net', "
+	    "'aaaaaaaa-0000-4000-8000-000000000002', 2, '22222222-2222-4222-8222-222222222223', "
+	    "'ubiquitous', 'PEM', 'TestCA', '2', 'ECDSAWithSHA256', 2, 1, 3, 'b.example.net'), "
+	    "('33333333-3333-4333-8333-333333333333', '" ZONE_B "', 'c.example.net', "
+	    "'aaaaaaaa-0000-4000-8000-000000001001', 3, '33333333-3333-4333-8333-333333333334', "
+	    "'ubiquitous', 'PEM', 'TestCA', '3', 'ECDSAWithSHA256', 3, 1, 4, 'c.example.net')",
+	    NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(raw_int(db, "PRAGMA user_version"), 2);
+	assert_int_equal(sqlite3_close(db), SQLITE_OK);
+
+	assert_int_equal(store_open(path, &s, &cause), 0);
+	assert_null(cause);
+	db = raw_open(path);
+	assert_int_equal(raw_int(db, "PRAGMA user_version"), SCHEMA_VERSION);
+	assert_int_equal(raw_int(db, "SELECT csrs_ready FROM zone_counts WHERE zone_id = '"
+	    ZONE_A "'"), 3);
+	assert_int_equal(raw_int(db, "SELECT hostnames FROM zone_counts WHERE zone_id = '"
+	    ZONE_A "'"), 2);
+	assert_int_equal(raw_int(db, "SELECT count(*) FROM zone_counts"), 2);
+	assert_int_equal(sqlite3_close(db), SQLITE_OK);
+	assert_totals(s, path, ZONE_A, 3, 2);
+	assert_totals(s, path, ZONE_B, 2, 1);
+	assert_totals(s, path, ZONE_C, 0, 0);
+
+	/* The daemon's transitions on the migrated file. */
+	tcsr_init(&a, 0, 50, 50, 2);
+	assert_int_equal(store_csr_insert(s, &a.c), 0);
+	assert_totals(s, path, ZONE_A, 3, 2);
+	assert_int_equal(store_csr_set_ready(s, a.c.id, test_pubkey, sizeof(test_pubkey),
+	    test_pem), 0);
+	assert_totals(s, path, ZONE_A, 4, 2);
+	thost_init(&t, &a, 7, NULL, 7);
+	assert_int_equal(store_hostname_insert(s, &t.h), 0);
+	assert_totals(s, path, ZONE_A, 4, 3);
+	assert_int_equal(store_hostname_delete(s, ZONE_A, t.h.id), 0);
+	assert_int_equal(store_hostname_delete(s, ZONE_A,
+	    "11111111-1111-4111-8111-111111111111"), 0);
+	assert_totals(s, path, ZONE_A, 4, 1);
+	assert_int_equal(store_csr_set_deleting(s, ZONE_A, a.c.id), 0);
+	assert_int_equal(store_csr_set_deleting(s, ZONE_A,
+	    "aaaaaaaa-0000-4000-8000-000000000001"), 0);
+	assert_totals(s, path, ZONE_A, 2, 1);
+	/* The old DELETING and CREATING records finish, as at start-up. */
+	assert_int_equal(store_csr_remove(s, "aaaaaaaa-0000-4000-8000-000000000004"), 0);
+	assert_int_equal(store_csr_remove(s, "aaaaaaaa-0000-4000-8000-000000000005"), 0);
+	assert_int_equal(store_csr_remove(s, a.c.id), 0);
+	assert_totals(s, path, ZONE_A, 2, 1);
+	assert_totals(s, path, ZONE_B, 2, 1);
+	store_close(s);
+
+	/* Opened again: no second migration, the same totals. */
+	assert_int_equal(store_open(path, &s, &cause), 0);
+	assert_totals(s, path, ZONE_A, 2, 1);
+	store_close(s);
+	remove_db(path);
+}
+
 int
 main(void)
 {
@@ -1351,6 +1624,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_hostname_list, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_hostname_delete, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_migrate_v1, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_zone_counts, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_migrate_v2, fx_setup, fx_teardown),
 	};
 
 	return (cmocka_run_group_tests(tests, NULL, NULL));
