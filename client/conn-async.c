@@ -19,6 +19,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "arena.h"
 #include "kc-err.h"
 #include "kc-proto.h"
 #include "keycustody.h"
@@ -66,7 +67,7 @@ struct kcc_async {
 	size_t			 npending;
 	uint64_t		 next_id;
 	int			 freeing;
-	struct proto_arena	 arena;		/* the response being dispatched */
+	struct kc_arena		 arena;		/* the response being dispatched */
 };
 
 static void	kcc_async_connect(struct kcc_aconn *);
@@ -186,7 +187,7 @@ kcc_async_read_cb(struct bufferevent *bev, void *arg)
 		    &resp);
 		evbuffer_drain(in, KC_FRAME_HDR + len);
 		if (r != 0) {
-			proto_arena_reset(&c->pool->arena);
+			kc_arena_reset(&c->pool->arena);
 			log_warnx("daemon connection %d: bad response: %s", c->idx,
 			    kc_strerror(r));
 			kcc_async_lost(c, KC_ERR_BAD_MESSAGE);
@@ -194,7 +195,7 @@ kcc_async_read_cb(struct bufferevent *bev, void *arg)
 		}
 		/* The callback is done with resp when it returns (keycustody.h). */
 		kcc_async_dispatch(c, resp);
-		proto_arena_reset(&c->pool->arena);
+		kc_arena_reset(&c->pool->arena);
 	}
 }
 
@@ -263,7 +264,7 @@ kcc_async_new(struct event_base *base, const char *path, int nconn, int timeout_
 	a->timeout_ms = timeout_ms;
 	a->max_pending = max_pending;
 	a->next_id = 1;
-	proto_arena_init(&a->arena);
+	kc_arena_init(&a->arena);
 	if ((a->conns = calloc((size_t)nconn, sizeof(*a->conns))) == NULL) {
 		free(a);
 		return (NULL);
@@ -300,7 +301,7 @@ kcc_async_free(struct kcc_async *a)
 		kcc_async_lost(&a->conns[i], KC_ERR_CLOSED);
 	}
 	free(a->conns);
-	proto_arena_uninit(&a->arena);
+	kc_arena_uninit(&a->arena);
 	free(a);
 }
 

@@ -20,6 +20,7 @@
 #include <openssl/rand.h>
 
 #include "answer.h"
+#include "arena.h"
 #include "audit.h"
 #include "control.h"
 #include "csr.h"
@@ -124,14 +125,33 @@ disp_response_new(uint64_t id)
 	return resp;
 }
 
-/* Pack resp into a frame, then free it (every part of it was malloc'd). */
+/*
+ * A body built in the worker's arena (answer_list_csrs()) leaves resp before
+ * free_unpacked() could free() its parts, and the arena is reset for the next request.
+ */
 static void
-disp_finish(Keycustody__Response *resp, uint8_t **frame, size_t *len)
+disp_drop_arena_body(struct worker *w, Keycustody__Response *resp)
+{
+	if (w == NULL || !w->arena_body)
+		return;
+	resp->body_case = KEYCUSTODY__RESPONSE__BODY__NOT_SET;
+	resp->list_csrs = NULL;
+	w->arena_body = 0;
+	kc_arena_reset(&w->arena);
+}
+
+/*
+ * Pack resp into a frame, then free it: every part of it was malloc'd, but for a body in
+ * w's arena (w NULL: none).
+ */
+static void
+disp_finish(struct worker *w, Keycustody__Response *resp, uint8_t **frame, size_t *len)
 {
 	int	 r;
 
 	if ((r = proto_pack_response(resp, frame, len)) != 0)
 		log_warnx("reply %llu: %s", (unsigned long long)resp->id, kc_strerror(r));
+	disp_drop_arena_body(w, resp);
 	keycustody__response__free_unpacked(resp, NULL);
 }
 
@@ -158,7 +178,7 @@ disp_error_frame(uint64_t id, const struct kc_error *err, uint8_t **frame, size_
 	Keycustody__Response	*resp = disp_response_new(id);
 
 	disp_set_error(resp, err, 1);
-	disp_finish(resp, frame, len);
+	disp_finish(NULL, resp, frame, len);
 }
 
 /* --- health, on the loop --- */
@@ -214,7 +234,7 @@ disp_answer_loop(struct kcd *kcd, const Keycustody__Request *req, uint8_t **fram
 	h->audit_ok = audit_ok(kcd->audit);
 	resp->body_case = KEYCUSTODY__RESPONSE__BODY_HEALTH;
 	resp->health = h;
-	disp_finish(resp, frame, len);
+	disp_finish(NULL, resp, frame, len);
 }
 
 /* --- on a worker --- */
@@ -275,11 +295,12 @@ disp_answer_worker(struct worker *w, const Keycustody__Request *req,
 		if (err.status == KC_STATUS_OK)
 			kc_error_from(&err, r);
 		/* Drop a partly built body: only the error goes back. */
+		disp_drop_arena_body(w, resp);
 		keycustody__response__free_unpacked(resp, NULL);
 		resp = disp_response_new(req->id);
 		disp_set_error(resp, &err, hsm_retry_after(w->kcd->hsm));
 	}
-	disp_finish(resp, frame, len);
+	disp_finish(w, resp, frame, len);
 }
 
 int
@@ -394,6 +415,57 @@ disp_csr_msg(struct worker *w, struct store_csr *c, int steal)
 	m->description = disp_str_opt(&c->description, steal);
 	m->key_uri = hsm_key_uri(w->kcd->hsm, c->key_id);
 	m->key_id = xmalloc(2 * STORE_KEY_ID_LEN + 1);
+	disp_hex(c->key_id, STORE_KEY_ID_LEN, m->key_id);
+	if (disp_key_missing(w, c->key_id)) {
+		m->has_key_missing = 1;
+		m->key_missing = 1;
+	}
+	return m;
+}
+
+/* Zeroed memory from the worker's arena; out of memory is fatal, as for xmalloc(). */
+static void *
+disp_amem(struct worker *w, size_t n)
+{
+	void	*p;
+
+	if ((p = kc_arena_calloc(&w->arena, 1, n)) == NULL)
+		fatalx("reply arena: allocating %zu bytes", n);
+	return p;
+}
+
+/*
+ * disp_csr_msg() for a record in the worker's arena, built in the arena too: the message
+ * points at the record's own strings, which live as long.
+ */
+static Keycustody__Csr *
+disp_csr_amsg(struct worker *w, struct store_csr *c)
+{
+	static char	 empty[] = "";
+	Keycustody__Csr	*m = disp_amem(w, sizeof(*m));
+
+	keycustody__csr__init(m);
+	m->id = c->id;
+	m->zone_id = c->zone_id;
+	m->created_at_us = c->created_at_us;
+	m->key_type = c->key_type;
+	m->country = c->country;
+	m->state = c->state_name;
+	m->locality = c->locality;
+	m->organization = c->organization;
+	/* Optional fields: NULL or "" is absent. */
+	m->organizational_unit = c->organizational_unit != NULL &&
+	    *c->organizational_unit != '\0' ? c->organizational_unit : NULL;
+	m->common_name = c->common_name;
+	m->n_sans = c->nsans;
+	m->sans = c->sans;
+	m->csr = c->csr_pem != NULL ? c->csr_pem : empty;
+	m->name = c->name != NULL && *c->name != '\0' ? c->name : NULL;
+	m->description = c->description != NULL && *c->description != '\0' ?
+	    c->description : NULL;
+	m->key_uri = disp_amem(w, hsm_key_uri_size(w->kcd->hsm));
+	hsm_key_uri_write(w->kcd->hsm, c->key_id, m->key_uri);
+	m->key_id = disp_amem(w, 2 * STORE_KEY_ID_LEN + 1);
 	disp_hex(c->key_id, STORE_KEY_ID_LEN, m->key_id);
 	if (disp_key_missing(w, c->key_id)) {
 		m->has_key_missing = 1;
@@ -615,21 +687,25 @@ answer_list_csrs(struct worker *w, const Keycustody__Request *req,
 	if ((r = disp_pagination(m->has_page, m->page, m->has_per_page, m->per_page, &page,
 	    &per_page, err)) != 0)
 		return r;
-	if ((r = store_csr_list(w->st, m->zone_id, page, per_page,
-	    m->has_descending && m->descending, &v, &n, &total)) != 0)
+	/*
+	 * The page's records and the reply built from them live in the worker's arena until
+	 * the reply is packed (disp_finish()): no malloc per record or string.
+	 */
+	w->arena_body = 1;
+	if ((r = store_csr_list_arena(w->st, m->zone_id, page, per_page,
+	    m->has_descending && m->descending, &w->arena, &v, &n, &total)) != 0)
 		return r;
-	l = xcalloc(1, sizeof(*l));
+	l = disp_amem(w, sizeof(*l));
 	keycustody__list_csrs_response__init(l);
 	l->page = page;
 	l->per_page = per_page;
 	l->total_count = total;
 	l->n_csrs = n;
 	if (n > 0) {
-		l->csrs = xcalloc(n, sizeof(*l->csrs));
+		l->csrs = disp_amem(w, n * sizeof(*l->csrs));
 		for (i = 0; i < n; i++)
-			l->csrs[i] = disp_csr_msg(w, v[i], 1);
+			l->csrs[i] = disp_csr_amsg(w, v[i]);
 	}
-	store_csr_free_array(v, n);
 	resp->body_case = KEYCUSTODY__RESPONSE__BODY_LIST_CSRS;
 	resp->list_csrs = l;
 	return 0;

@@ -2314,21 +2314,23 @@ hsm_key_list(struct hsm_session *s, uint8_t **ids, size_t *n)
 	return r;
 }
 
-char *
-hsm_key_uri(const struct hsm *h, const uint8_t id[HSM_KEY_ID_LEN])
+size_t
+hsm_key_uri_size(const struct hsm *h)
+{
+	/* "pkcs11:token=" + 3 per label byte + ";id=" + 3 per id byte + ";type=private" */
+	return 13 + 3 * strlen(h->label) + 4 + 3 * HSM_KEY_ID_LEN + 13 + 1;
+}
+
+void
+hsm_key_uri_write(const struct hsm *h, const uint8_t id[HSM_KEY_ID_LEN], char *buf)
 {
 	static const char	 hex[] = "0123456789abcdef";
 	const unsigned char	*l;
-	char			*uri, *p;
-	size_t			 len, i;
+	char			*p = buf;
+	size_t			 i;
 
-	return_val_if_fail(h != NULL && id != NULL, NULL);
-	/* "pkcs11:token=" + 3 per label byte + ";id=" + 3 per id byte + ";type=private" */
-	len = 13 + 3 * strlen(h->label) + 4 + 3 * HSM_KEY_ID_LEN + 13 + 1;
-	if ((uri = malloc(len)) == NULL)
-		return NULL;
-	p = uri;
-	p += sprintf(p, "pkcs11:token=");
+	memcpy(p, "pkcs11:token=", 13);
+	p += 13;
 	/* RFC 7512: everything but RFC 3986 unreserved characters is percent-encoded. */
 	for (l = (const unsigned char *)h->label; *l != '\0'; l++) {
 		if ((*l >= 'a' && *l <= 'z') || (*l >= 'A' && *l <= 'Z') ||
@@ -2341,12 +2343,24 @@ hsm_key_uri(const struct hsm *h, const uint8_t id[HSM_KEY_ID_LEN])
 			*p++ = hex[*l & 0xf];
 		}
 	}
-	p += sprintf(p, ";id=");
+	memcpy(p, ";id=", 4);
+	p += 4;
 	for (i = 0; i < HSM_KEY_ID_LEN; i++) {
 		*p++ = '%';
 		*p++ = hex[id[i] >> 4];
 		*p++ = hex[id[i] & 0xf];
 	}
-	sprintf(p, ";type=private");
+	memcpy(p, ";type=private", 14);		/* with the NUL */
+}
+
+char *
+hsm_key_uri(const struct hsm *h, const uint8_t id[HSM_KEY_ID_LEN])
+{
+	char	*uri;
+
+	return_val_if_fail(h != NULL && id != NULL, NULL);
+	if ((uri = malloc(hsm_key_uri_size(h))) == NULL)
+		return NULL;
+	hsm_key_uri_write(h, id, uri);
 	return uri;
 }

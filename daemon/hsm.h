@@ -201,6 +201,10 @@ int	 hsm_key_list(struct hsm_session *s, uint8_t **ids, size_t *n);
 /** RFC 7512 URI of the private key (token and id, never a PIN). Caller frees. */
 char	*hsm_key_uri(const struct hsm *h, const uint8_t id[HSM_KEY_ID_LEN]);
 
+/** The same URI written into buf, which holds hsm_key_uri_size(h) bytes (with the NUL). */
+size_t	 hsm_key_uri_size(const struct hsm *h);
+void	 hsm_key_uri_write(const struct hsm *h, const uint8_t id[HSM_KEY_ID_LEN], char *buf);
+
 /** "rsa2048", "p256v1", ...; NULL for an unknown type. */
 const char *hsm_keytype_name(enum hsm_keytype t);
 /** Parse a key type name. @retval 0 or KC_ERR_INVALID */

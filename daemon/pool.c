@@ -84,6 +84,7 @@ pool_new(struct kcd *kcd, unsigned int nworkers, unsigned int limit, unsigned in
 		w->kcd = kcd;
 		w->pool = p;
 		w->index = i;
+		kc_arena_init(&w->arena);
 		if ((r = hsm_session_new(kcd->hsm, &w->hs)) != 0) {
 			xasprintf(cause, "worker %u: PKCS#11 session: %s", i, kc_strerror(r));
 			goto fail;
@@ -101,6 +102,7 @@ pool_new(struct kcd *kcd, unsigned int nworkers, unsigned int limit, unsigned in
 	for (i = 0; i < nworkers; i++) {
 		hsm_session_free(p->workers[i].hs);
 		store_close(p->workers[i].st);
+		kc_arena_uninit(&p->workers[i].arena);
 	}
 	event_free(p->done_ev);
 	free(p->workers);
@@ -254,6 +256,7 @@ pool_free(struct pool *p)
 	for (i = 0; i < p->nworkers; i++) {
 		hsm_session_free(p->workers[i].hs);
 		store_close(p->workers[i].st);
+		kc_arena_uninit(&p->workers[i].arena);
 	}
 	event_free(p->done_ev);
 	free(p->workers);

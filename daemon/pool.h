@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "arena.h"
 #include "kc-proto.h"
 
 struct kcd;
@@ -35,6 +36,8 @@ struct worker {
 	struct store		*st;
 	unsigned int		 index;
 	const struct pool_peer	*peer;		/* of the job being answered */
+	struct kc_arena		 arena;		/* a reply's body, until it is packed */
+	int			 arena_body;	/* the reply being built uses the arena */
 };
 
 /*

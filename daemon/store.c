@@ -19,6 +19,7 @@
 
 #include <sqlite3.h>
 
+#include "arena.h"
 #include "kc-err.h"
 #include "log.h"
 #include "store.h"
@@ -346,13 +347,15 @@ static int	store_bind_blob(sqlite3_stmt *, int, const void *, size_t);
 static int	store_bind_int64(sqlite3_stmt *, int, int64_t);
 static int	store_lines_join(char *const *, size_t, const char *, const char *,
 		    char **);
-static int	store_lines_split(const char *, char ***, size_t *);
+static void	*store_mem(struct kc_arena *, size_t);
+static int	store_lines_split(const char *, struct kc_arena *, char ***, size_t *);
 static int	store_col_null(sqlite3_stmt *, int, int);
-static int	store_col_text(sqlite3_stmt *, int, int, char **);
-static int	store_col_lines(sqlite3_stmt *, int, int, char ***, size_t *);
+static int	store_col_text(sqlite3_stmt *, int, int, struct kc_arena *, char **);
+static int	store_col_lines(sqlite3_stmt *, int, int, struct kc_arena *, char ***,
+		    size_t *);
 static int	store_col_fixed(sqlite3_stmt *, int, char *, size_t);
-static int	store_csr_from_row(sqlite3_stmt *, struct store_csr **);
-static int	store_csr_rows(struct store *, sqlite3_stmt *, size_t,
+static int	store_csr_from_row(sqlite3_stmt *, struct kc_arena *, struct store_csr **);
+static int	store_csr_rows(struct store *, sqlite3_stmt *, size_t, struct kc_arena *,
 		    struct store_csr ***, size_t *);
 static int	store_csr_ready_inlock(struct store *, const char *, const char *);
 static bool	store_hostname_complete(const struct store_hostname *);
@@ -520,9 +523,16 @@ store_lines_join(char *const *v, size_t n, const char *what, const char *id, cha
 	return (r);
 }
 
+/* Memory for a record: from the caller's arena when there is one, else malloc'd. */
+static void *
+store_mem(struct kc_arena *a, size_t n)
+{
+	return (a != NULL ? kc_arena_alloc(a, n) : malloc(n));
+}
+
 /* Undo store_lines_join(); joined NULL gives no lines. */
 static int
-store_lines_split(const char *joined, char ***sansp, size_t *np)
+store_lines_split(const char *joined, struct kc_arena *a, char ***sansp, size_t *np)
 {
 	char		**sans = NULL;
 	const char	 *p, *nl;
@@ -535,12 +545,14 @@ store_lines_split(const char *joined, char ***sansp, size_t *np)
 		return (0);
 	for (p = joined; (p = strchr(p, '\n')) != NULL; p++)
 		n++;
-	if ((sans = calloc(n, sizeof(*sans))) == NULL)
+	if (a != NULL ? (sans = kc_arena_calloc(a, n, sizeof(*sans))) == NULL :
+	    (sans = calloc(n, sizeof(*sans))) == NULL)
 		goto out;
 	for (i = 0, p = joined; i < n; i++) {
 		if ((nl = strchr(p, '\n')) == NULL)
 			nl = p + strlen(p);
-		if ((sans[i] = strndup(p, nl - p)) == NULL)
+		if ((sans[i] = a != NULL ? kc_arena_strndup(a, p, nl - p) :
+		    strndup(p, nl - p)) == NULL)
 			goto out;
 		p = nl + 1;
 	}
@@ -549,7 +561,7 @@ store_lines_split(const char *joined, char ***sansp, size_t *np)
 	sans = NULL;
 	r = 0;
  out:
-	if (sans != NULL) {
+	if (sans != NULL && a == NULL) {
 		for (i = 0; i < n; i++)
 			free(sans[i]);
 		free(sans);
@@ -575,7 +587,7 @@ store_col_null(sqlite3_stmt *st, int col, int nullable)
  * NULL is an error (a damaged row) unless nullable.
  */
 static int
-store_col_text(sqlite3_stmt *st, int col, int nullable, char **out)
+store_col_text(sqlite3_stmt *st, int col, int nullable, struct kc_arena *a, char **out)
 {
 	const unsigned char	*t;
 	int			 len;
@@ -586,7 +598,7 @@ store_col_text(sqlite3_stmt *st, int col, int nullable, char **out)
 	/* SQLite knows the length (and NUL-terminates the text): no strlen() needed. */
 	if ((len = sqlite3_column_bytes(st, col)) < 0)
 		return (KC_ERR_STORE);
-	if ((*out = malloc((size_t)len + 1)) == NULL)
+	if ((*out = store_mem(a, (size_t)len + 1)) == NULL)
 		return (KC_ERR_NOMEM);
 	memcpy(*out, t, (size_t)len + 1);
 	return (0);
@@ -594,7 +606,8 @@ store_col_text(sqlite3_stmt *st, int col, int nullable, char **out)
 
 /* Split a newline-joined TEXT column (store_lines_join()) straight from SQLite's copy. */
 static int
-store_col_lines(sqlite3_stmt *st, int col, int nullable, char ***vp, size_t *np)
+store_col_lines(sqlite3_stmt *st, int col, int nullable, struct kc_arena *a, char ***vp,
+    size_t *np)
 {
 	const unsigned char	*t;
 
@@ -602,7 +615,7 @@ store_col_lines(sqlite3_stmt *st, int col, int nullable, char ***vp, size_t *np)
 	*np = 0;
 	if ((t = sqlite3_column_text(st, col)) == NULL)
 		return (store_col_null(st, col, nullable));
-	return (store_lines_split((const char *)t, vp, np));
+	return (store_lines_split((const char *)t, a, vp, np));
 }
 
 /* Copy a TEXT column into a fixed buffer of size bytes (NUL included). */
@@ -624,7 +637,7 @@ store_col_fixed(sqlite3_stmt *st, int col, char *buf, size_t size)
 
 /* Build a record from the current row of a statement selecting STORE_CSR_COLUMNS. */
 static int
-store_csr_from_row(sqlite3_stmt *st, struct store_csr **cp)
+store_csr_from_row(sqlite3_stmt *st, struct kc_arena *a, struct store_csr **cp)
 {
 	struct store_csr	*c = NULL;
 	const void		*blob;
@@ -632,7 +645,8 @@ store_csr_from_row(sqlite3_stmt *st, struct store_csr **cp)
 	int			 len, r = KC_ERR_NOMEM;
 
 	*cp = NULL;
-	if ((c = calloc(1, sizeof(*c))) == NULL)
+	if (a != NULL ? (c = kc_arena_calloc(a, 1, sizeof(*c))) == NULL :
+	    (c = calloc(1, sizeof(*c))) == NULL)
 		goto out;
 	r = KC_ERR_STORE;
 	state = sqlite3_column_int64(st, 3);
@@ -651,17 +665,17 @@ store_csr_from_row(sqlite3_stmt *st, struct store_csr **cp)
 
 	if ((r = store_col_fixed(st, 0, c->id, sizeof(c->id))) != 0 ||
 	    (r = store_col_fixed(st, 1, c->zone_id, sizeof(c->zone_id))) != 0 ||
-	    (r = store_col_text(st, 4, 0, &c->key_type)) != 0 ||
-	    (r = store_col_text(st, 6, 0, &c->country)) != 0 ||
-	    (r = store_col_text(st, 7, 0, &c->state_name)) != 0 ||
-	    (r = store_col_text(st, 8, 0, &c->locality)) != 0 ||
-	    (r = store_col_text(st, 9, 0, &c->organization)) != 0 ||
-	    (r = store_col_text(st, 10, 1, &c->organizational_unit)) != 0 ||
-	    (r = store_col_text(st, 11, 0, &c->common_name)) != 0 ||
-	    (r = store_col_lines(st, 12, 1, &c->sans, &c->nsans)) != 0 ||
-	    (r = store_col_text(st, 13, 1, &c->name)) != 0 ||
-	    (r = store_col_text(st, 14, 1, &c->description)) != 0 ||
-	    (r = store_col_text(st, 16, 1, &c->csr_pem)) != 0)
+	    (r = store_col_text(st, 4, 0, a, &c->key_type)) != 0 ||
+	    (r = store_col_text(st, 6, 0, a, &c->country)) != 0 ||
+	    (r = store_col_text(st, 7, 0, a, &c->state_name)) != 0 ||
+	    (r = store_col_text(st, 8, 0, a, &c->locality)) != 0 ||
+	    (r = store_col_text(st, 9, 0, a, &c->organization)) != 0 ||
+	    (r = store_col_text(st, 10, 1, a, &c->organizational_unit)) != 0 ||
+	    (r = store_col_text(st, 11, 0, a, &c->common_name)) != 0 ||
+	    (r = store_col_lines(st, 12, 1, a, &c->sans, &c->nsans)) != 0 ||
+	    (r = store_col_text(st, 13, 1, a, &c->name)) != 0 ||
+	    (r = store_col_text(st, 14, 1, a, &c->description)) != 0 ||
+	    (r = store_col_text(st, 16, 1, a, &c->csr_pem)) != 0)
 		goto out;
 
 	if (sqlite3_column_type(st, 15) != SQLITE_NULL) {
@@ -670,7 +684,7 @@ store_csr_from_row(sqlite3_stmt *st, struct store_csr **cp)
 		if (len > 0) {
 			if ((blob = sqlite3_column_blob(st, 15)) == NULL)
 				goto out;
-			if ((c->pubkey_der = malloc(len)) == NULL)
+			if ((c->pubkey_der = store_mem(a, len)) == NULL)
 				goto out;
 			memcpy(c->pubkey_der, blob, len);
 			c->pubkey_len = len;
@@ -682,7 +696,8 @@ store_csr_from_row(sqlite3_stmt *st, struct store_csr **cp)
  out:
 	if (r == KC_ERR_STORE)
 		log_warnx("store: damaged csr row");
-	store_csr_free(c);
+	if (a == NULL)
+		store_csr_free(c);
 	return (r);
 }
 
@@ -691,8 +706,8 @@ store_csr_from_row(sqlite3_stmt *st, struct store_csr **cp)
  * allocation. The caller resets st.
  */
 static int
-store_csr_rows(struct store *s, sqlite3_stmt *st, size_t hint, struct store_csr ***vp,
-    size_t *np)
+store_csr_rows(struct store *s, sqlite3_stmt *st, size_t hint, struct kc_arena *a,
+    struct store_csr ***vp, size_t *np)
 {
 	struct store_csr	**v = NULL, **nv, *c;
 	size_t			  n = 0, cap = 0, ncap;
@@ -703,15 +718,22 @@ store_csr_rows(struct store *s, sqlite3_stmt *st, size_t hint, struct store_csr 
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (n == cap) {
 			ncap = cap == 0 ? (hint > 0 && hint < 1024 ? hint : 16) : cap * 2;
-			if (ncap > SIZE_MAX / sizeof(*v) ||
-			    (nv = realloc(v, ncap * sizeof(*v))) == NULL) {
+			if (ncap > SIZE_MAX / sizeof(*v)) {
+				r = KC_ERR_NOMEM;
+				goto out;
+			}
+			if (a == NULL)
+				nv = realloc(v, ncap * sizeof(*v));
+			else if ((nv = kc_arena_alloc(a, ncap * sizeof(*v))) != NULL && n > 0)
+				memcpy(nv, v, n * sizeof(*v));
+			if (nv == NULL) {
 				r = KC_ERR_NOMEM;
 				goto out;
 			}
 			v = nv;
 			cap = ncap;
 		}
-		if ((r = store_csr_from_row(st, &c)) != 0)
+		if ((r = store_csr_from_row(st, a, &c)) != 0)
 			goto out;
 		v[n++] = c;
 	}
@@ -724,7 +746,8 @@ store_csr_rows(struct store *s, sqlite3_stmt *st, size_t hint, struct store_csr 
 	v = NULL;
 	n = 0;
  out:
-	store_csr_free_array(v, n);
+	if (a == NULL)
+		store_csr_free_array(v, n);
 	return (r);
 }
 
@@ -839,15 +862,15 @@ store_hostname_from_row(sqlite3_stmt *st, struct store_hostname **hp)
 	h->expires_on_us = sqlite3_column_int64(st, 13);
 	if ((r = store_col_fixed(st, 0, h->id, sizeof(h->id))) != 0 ||
 	    (r = store_col_fixed(st, 1, h->zone_id, sizeof(h->zone_id))) != 0 ||
-	    (r = store_col_text(st, 2, 0, &h->hostname)) != 0 ||
+	    (r = store_col_text(st, 2, 0, NULL, &h->hostname)) != 0 ||
 	    (r = store_col_fixed(st, 3, h->csr_id, sizeof(h->csr_id))) != 0 ||
 	    (r = store_col_fixed(st, 5, h->ssl_id, sizeof(h->ssl_id))) != 0 ||
-	    (r = store_col_text(st, 6, 0, &h->bundle_method)) != 0 ||
-	    (r = store_col_text(st, 7, 0, &h->certificate_pem)) != 0 ||
-	    (r = store_col_text(st, 8, 0, &h->issuer)) != 0 ||
-	    (r = store_col_text(st, 9, 0, &h->serial_number)) != 0 ||
-	    (r = store_col_text(st, 10, 0, &h->signature_alg)) != 0 ||
-	    (r = store_col_lines(st, 14, 0, &h->hosts, &h->nhosts)) != 0)
+	    (r = store_col_text(st, 6, 0, NULL, &h->bundle_method)) != 0 ||
+	    (r = store_col_text(st, 7, 0, NULL, &h->certificate_pem)) != 0 ||
+	    (r = store_col_text(st, 8, 0, NULL, &h->issuer)) != 0 ||
+	    (r = store_col_text(st, 9, 0, NULL, &h->serial_number)) != 0 ||
+	    (r = store_col_text(st, 10, 0, NULL, &h->signature_alg)) != 0 ||
+	    (r = store_col_lines(st, 14, 0, NULL, &h->hosts, &h->nhosts)) != 0)
 		goto out;
 	*hp = h;
 	h = NULL;
@@ -1275,7 +1298,7 @@ store_csr_get(struct store *s, const char *zone_id, const char *id, struct store
 	if ((rc = sqlite3_step(st)) == SQLITE_DONE)
 		r = KC_ERR_NOT_FOUND;
 	else if (rc == SQLITE_ROW)
-		r = store_csr_from_row(st, cp);
+		r = store_csr_from_row(st, NULL, cp);
 	else
 		r = store_error(s, rc, "get csr");
  out:
@@ -1284,8 +1307,9 @@ store_csr_get(struct store *s, const char *zone_id, const char *id, struct store
 }
 
 int
-store_csr_list(struct store *s, const char *zone_id, unsigned int page, unsigned int per_page,
-    bool descending, struct store_csr ***vp, size_t *n, uint64_t *total)
+store_csr_list_arena(struct store *s, const char *zone_id, unsigned int page,
+    unsigned int per_page, bool descending, struct kc_arena *a, struct store_csr ***vp,
+    size_t *n, uint64_t *total)
 {
 	sqlite3_stmt	*st = NULL;
 	uint64_t	 count, skip;
@@ -1323,12 +1347,13 @@ store_csr_list(struct store *s, const char *zone_id, unsigned int page, unsigned
 		r = store_error(s, rc, "list csrs");
 		goto out;
 	}
-	if ((r = store_csr_rows(s, st, rows, vp, n)) != 0)
+	if ((r = store_csr_rows(s, st, rows, a, vp, n)) != 0)
 		goto out;
 	store_done(st);
 	st = NULL;
 	if ((r = store_commit(s)) != 0) {
-		store_csr_free_array(*vp, *n);
+		if (a == NULL)
+			store_csr_free_array(*vp, *n);
 		*vp = NULL;
 		*n = 0;
 	}
@@ -1340,6 +1365,14 @@ store_csr_list(struct store *s, const char *zone_id, unsigned int page, unsigned
 	else
 		*total = count;
 	return (r);
+}
+
+int
+store_csr_list(struct store *s, const char *zone_id, unsigned int page, unsigned int per_page,
+    bool descending, struct store_csr ***vp, size_t *n, uint64_t *total)
+{
+	return (store_csr_list_arena(s, zone_id, page, per_page, descending, NULL, vp, n,
+	    total));
 }
 
 int
@@ -1357,7 +1390,7 @@ store_csr_unfinished(struct store *s, struct store_csr ***vp, size_t *n)
 		r = store_error(s, rc, "unfinished csrs");
 		goto out;
 	}
-	r = store_csr_rows(s, st, 0, vp, n);
+	r = store_csr_rows(s, st, 0, NULL, vp, n);
  out:
 	store_done(st);
 	return (r);

@@ -123,6 +123,17 @@ int	store_csr_list(struct store *s, const char *zone_id, unsigned int page,
 	    unsigned int per_page, bool descending, struct store_csr ***vp, size_t *n,
 	    uint64_t *total);
 
+struct kc_arena;
+
+/**
+ * store_csr_list(), with the records, their strings and the array allocated from a (see
+ * arena.h): nothing to free, everything lives until kc_arena_reset(a). A page then costs
+ * no malloc in the steady state.
+ */
+int	store_csr_list_arena(struct store *s, const char *zone_id, unsigned int page,
+	    unsigned int per_page, bool descending, struct kc_arena *a,
+	    struct store_csr ***vp, size_t *n, uint64_t *total);
+
 /**
  * Every record in state CREATING or DELETING (start-up reconciliation), any zone.
  * @param vp caller frees with store_csr_free_array()

@@ -45,37 +45,16 @@ int	 proto_pack_response(const Keycustody__Response *resp, uint8_t **frame, size
 int	 proto_unpack_request(const uint8_t *buf, size_t len, Keycustody__Request **reqp);
 int	 proto_unpack_response(const uint8_t *buf, size_t len, Keycustody__Response **respp);
 
-/*
- * An arena for unpacked responses: protobuf-c allocates every string, array and message of
- * an unpacked page (hundreds for 20 CSRs) through it, by bumping a pointer in a block that
- * is kept from one message to the next, so that in the steady state unpacking costs no
- * malloc. Messages unpacked into an arena live until proto_arena_reset(); never free them
- * one by one. One thread at a time.
- */
-struct proto_arena_chunk;
-struct proto_arena {
-	ProtobufCAllocator	  allocator;
-	struct proto_arena_chunk *first;	/* kept across resets */
-	struct proto_arena_chunk *extra;	/* for big messages: freed by a reset */
-	struct proto_arena_chunk *cur;
-	size_t			  used;		/* of cur */
-};
-
-/** An empty arena (its first block is allocated on first use). */
-void	 proto_arena_init(struct proto_arena *a);
-
-/** Invalidate everything unpacked into a, keep the first block for the next message. */
-void	 proto_arena_reset(struct proto_arena *a);
-
-/** Free all of a's memory; a can be used again after proto_arena_init(). */
-void	 proto_arena_uninit(struct proto_arena *a);
+struct kc_arena;
 
 /**
- * proto_unpack_response(), into arena a: *respp lives until proto_arena_reset(a).
+ * proto_unpack_response(), into arena a (arena.h): every string, array and message of the
+ * reply (hundreds for a page of CSRs) comes from it, so that unpacking costs no malloc in
+ * the steady state. *respp lives until kc_arena_reset(a); never free it.
  * @retval 0, KC_ERR_MSG_TOO_BIG, KC_ERR_BAD_MESSAGE (garbage or out of memory: protobuf-c
  *	does not tell them apart)
  */
-int	 proto_unpack_response_arena(const uint8_t *buf, size_t len, struct proto_arena *a,
+int	 proto_unpack_response_arena(const uint8_t *buf, size_t len, struct kc_arena *a,
 	    Keycustody__Response **respp);
 
 /** Name of a request body ("create_csr", ...), for logs; "unknown" otherwise. */

@@ -6,13 +6,13 @@
  */
 #include "config.h"
 
-#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "arena.h"
 #include "kc-err.h"
 #include "kc-proto.h"
 
@@ -112,67 +112,13 @@ proto_unpack_response(const uint8_t *buf, size_t len, Keycustody__Response **res
 	return 0;
 }
 
-/*
- * The arena's block size: a page of 50 CSRs with RSA-4096 PEMs unpacks into about 150 kB,
- * the usual list page of 20 P-256 ones into about 30 kB.
- */
-#define PROTO_ARENA_CHUNK	(64 * 1024)
-#define PROTO_ARENA_ALIGN	_Alignof(max_align_t)
-
-struct proto_arena_chunk {
-	struct proto_arena_chunk *next;
-	size_t			  size;		/* of data */
-	max_align_t		  data[];
-};
-
-static struct proto_arena_chunk *
-proto_arena_chunk_new(size_t size)
-{
-	struct proto_arena_chunk	*c;
-
-	if (size > SIZE_MAX - sizeof(*c) || (c = malloc(sizeof(*c) + size)) == NULL)
-		return NULL;
-	c->next = NULL;
-	c->size = size;
-	return c;
-}
-
+/* protobuf-c's allocator over an arena: pieces are freed all at once, by its reset. */
 static void *
 proto_arena_alloc(void *arg, size_t size)
 {
-	struct proto_arena		*a = arg;
-	struct proto_arena_chunk	*c;
-	size_t				 n, want;
-	void				*p;
-
-	/* Rounded up so that every allocation stays aligned for any type. */
-	if (size > SIZE_MAX - PROTO_ARENA_ALIGN)
-		return NULL;
-	n = (size + PROTO_ARENA_ALIGN - 1) & ~(size_t)(PROTO_ARENA_ALIGN - 1);
-	if (a->cur == NULL) {
-		if ((a->first = proto_arena_chunk_new(PROTO_ARENA_CHUNK)) == NULL)
-			return NULL;
-		a->cur = a->first;
-		a->used = 0;
-	}
-	if (a->cur->size - a->used < n) {
-		/* A new block, at least twice the last: few blocks even for a 1 MiB frame. */
-		want = a->cur->size <= SIZE_MAX / 2 ? 2 * a->cur->size : SIZE_MAX;
-		if (want < n)
-			want = n;
-		if ((c = proto_arena_chunk_new(want)) == NULL)
-			return NULL;
-		c->next = a->extra;
-		a->extra = c;
-		a->cur = c;
-		a->used = 0;
-	}
-	p = (char *)a->cur->data + a->used;
-	a->used += n;
-	return p;
+	return kc_arena_alloc(arg, size);
 }
 
-/* Pieces are freed all at once, by a reset. */
 static void
 proto_arena_free(void *arg, void *p)
 {
@@ -180,44 +126,17 @@ proto_arena_free(void *arg, void *p)
 	(void)p;
 }
 
-void
-proto_arena_init(struct proto_arena *a)
-{
-	memset(a, 0, sizeof(*a));
-	a->allocator.alloc = proto_arena_alloc;
-	a->allocator.free = proto_arena_free;
-	a->allocator.allocator_data = a;
-}
-
-void
-proto_arena_reset(struct proto_arena *a)
-{
-	struct proto_arena_chunk	*c;
-
-	while ((c = a->extra) != NULL) {
-		a->extra = c->next;
-		free(c);
-	}
-	a->cur = a->first;
-	a->used = 0;
-}
-
-void
-proto_arena_uninit(struct proto_arena *a)
-{
-	proto_arena_reset(a);
-	free(a->first);
-	a->first = a->cur = NULL;
-}
-
 int
-proto_unpack_response_arena(const uint8_t *buf, size_t len, struct proto_arena *a,
+proto_unpack_response_arena(const uint8_t *buf, size_t len, struct kc_arena *a,
     Keycustody__Response **respp)
 {
+	/* protobuf-c keeps no pointer to the allocator once unpacking returns. */
+	ProtobufCAllocator	 al = { proto_arena_alloc, proto_arena_free, a };
+
 	*respp = NULL;
 	if (len > KC_MAX_MSG)
 		return KC_ERR_MSG_TOO_BIG;
-	if ((*respp = keycustody__response__unpack(&a->allocator, len, buf)) == NULL)
+	if ((*respp = keycustody__response__unpack(&al, len, buf)) == NULL)
 		return KC_ERR_BAD_MESSAGE;
 	return 0;
 }

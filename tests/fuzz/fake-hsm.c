@@ -317,6 +317,23 @@ hsm_key_uri(const struct hsm *h, const uint8_t id[HSM_KEY_ID_LEN])
 	return uri;
 }
 
+size_t
+hsm_key_uri_size(const struct hsm *h)
+{
+	/* The fake's label needs no encoding. */
+	return strlen("pkcs11:token=;id=;type=private") + strlen(h->label) +
+	    3 * HSM_KEY_ID_LEN + 1;
+}
+
+void
+hsm_key_uri_write(const struct hsm *h, const uint8_t id[HSM_KEY_ID_LEN], char *buf)
+{
+	char	*uri = hsm_key_uri(h, id);
+
+	memcpy(buf, uri, strlen(uri) + 1);
+	free(uri);
+}
+
 const char *
 hsm_keytype_name(enum hsm_keytype t)
 {

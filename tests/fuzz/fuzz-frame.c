@@ -24,6 +24,7 @@
 
 #include <event2/event.h>
 
+#include "arena.h"
 #include "audit.h"
 #include "cert.h"
 #include "control.h"
@@ -57,7 +58,7 @@ static struct {
 	unsigned long		 reset_every;
 	unsigned long		 inputs;
 	int			 verbose;	/* $KC_FUZZ_VERBOSE: print each reply */
-	struct proto_arena	 arena;		/* for the clients' way of unpacking */
+	struct kc_arena		 arena;		/* for the clients' way of unpacking */
 } fr;
 
 static __dead void
@@ -231,7 +232,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	fr.peer.uid = 4242;
 	fr.peer.gid = 4242;
 	fr.peer.pid = 4242;
-	proto_arena_init(&fr.arena);
+	kc_arena_init(&fr.arena);
 	frame_template();
 	frame_reset();
 	return 0;
@@ -273,7 +274,7 @@ frame_check_reply(uint64_t id, uint8_t *frame, size_t len)
 	if (memcmp(packed, frame + KC_FRAME_HDR, blen) != 0)
 		frame_fail("reply", "arena copy packs to other bytes");
 	free(packed);
-	proto_arena_reset(&fr.arena);
+	kc_arena_reset(&fr.arena);
 	free(frame);
 }
 

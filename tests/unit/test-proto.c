@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "arena.h"
 #include "kc-err.h"
 #include "kc-proto.h"
 
@@ -136,7 +137,7 @@ test_arena(void **state)
 	Keycustody__Response		 resp = KEYCUSTODY__RESPONSE__INIT, *out;
 	Keycustody__ListCsrsResponse	 list = KEYCUSTODY__LIST_CSRS_RESPONSE__INIT;
 	Keycustody__Csr			*csrs[50], *c;
-	struct proto_arena		 a;
+	struct kc_arena		 a;
 	uint8_t				*frame, *packed, garbage[300];
 	char				 pem[4000];
 	char				 id[] = "0b5f5ad2-0f6a-4b5c-9f1e-7b8e2a3c4d5e";
@@ -147,7 +148,7 @@ test_arena(void **state)
 	(void)state;
 	memset(pem, 'A', sizeof(pem) - 1);
 	pem[sizeof(pem) - 1] = '\0';
-	proto_arena_init(&a);
+	kc_arena_init(&a);
 	for (round = 0; round < 4; round++) {
 		n = round % 2 == 0 ? 3 : 50;	/* 50 x 4 kB: past the first block */
 		for (i = 0; i < n; i++) {
@@ -184,7 +185,7 @@ test_arena(void **state)
 		keycustody__response__pack(out, packed);
 		assert_memory_equal(packed, frame + KC_FRAME_HDR, len - KC_FRAME_HDR);
 		free(packed);
-		proto_arena_reset(&a);
+		kc_arena_reset(&a);
 		free(frame);
 		for (i = 0; i < n; i++)
 			free(csrs[i]);
@@ -194,13 +195,13 @@ test_arena(void **state)
 			garbage[i] = (uint8_t)rand_r(&seed);
 		if (proto_unpack_response_arena(garbage, 1 + n % sizeof(garbage), &a, &out) == 0)
 			assert_non_null(out);
-		proto_arena_reset(&a);
+		kc_arena_reset(&a);
 	}
 	assert_int_equal(proto_unpack_response_arena(garbage, KC_MAX_MSG + 1, &a, &out),
 	    KC_ERR_MSG_TOO_BIG);
 	assert_null(out);
-	proto_arena_uninit(&a);
-	proto_arena_uninit(&a);		/* twice is harmless */
+	kc_arena_uninit(&a);
+	kc_arena_uninit(&a);		/* twice is harmless */
 }
 
 static void
