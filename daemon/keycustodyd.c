@@ -42,6 +42,7 @@
 
 #define PIN_MAX		256
 #define DRAIN_MAX_SEC	30
+#define ENGINE_WARN_KEYS 1000	/* the engine signer slows down past this */
 
 static struct event	*drain_ev;
 static time_t		 drain_started;
@@ -270,6 +271,15 @@ reconcile(struct kcd *kcd)
 	if (missing > 0)
 		log_warnx("reconcile: %llu record(s) have no key in the token",
 		    (unsigned long long)missing);
+	/*
+	 * libp11's engine finds a key by searching the whole token, and SoftHSM2 reads every
+	 * object file for a search: with this signer each CSR costs time in proportion to the
+	 * token (docs/PERFORMANCE.md).
+	 */
+	if (hsm_get_signer(kcd->hsm) == HSM_SIGNER_ENGINE && ntok >= ENGINE_WARN_KEYS)
+		log_warnx("signer = engine with %zu keys in the token: every CSR makes libp11 "
+		    "search the whole token, so CSRs slow down as it fills; signer = direct "
+		    "does not", ntok);
 	atomic_store(&kcd->keys_in_custody, ready);
 	atomic_store(&kcd->orphan_keys, orphans);
 	atomic_store(&kcd->records_missing_key, missing);
