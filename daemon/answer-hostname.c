@@ -197,27 +197,11 @@ hostname_clear(struct store_hostname *h)
 }
 
 /*
- * A string of a record for a message field: with steal, the record's own (moved out, the
- * field left NULL); otherwise a copy.
- */
-static char *
-hostname_str(char **sp, int steal)
-{
-	char	*s = *sp;
-
-	if (!steal)
-		return xstrdup(s);
-	*sp = NULL;
-	return s;
-}
-
-/*
- * The CustomHostname message of a record. With steal, the message takes the record's
- * strings and its hosts array (all malloc'd, as free_unpacked frees them with free())
- * instead of copying them; the caller still frees h, and must not read its strings after.
+ * The CustomHostname message of a record, its strings and hosts array copied or moved
+ * (DISP_COPY, DISP_MOVE); the caller still frees h.
  */
 static Keycustody__CustomHostname *
-hostname_msg(struct store_hostname *h, int steal)
+hostname_msg(struct store_hostname *h, enum disp_how how)
 {
 	Keycustody__CustomHostname	*m = xcalloc(1, sizeof(*m));
 	Keycustody__CustomHostnameSsl	*s = xcalloc(1, sizeof(*s));
@@ -227,20 +211,20 @@ hostname_msg(struct store_hostname *h, int steal)
 	keycustody__custom_hostname_ssl__init(s);
 	m->id = xstrdup(h->id);
 	m->zone_id = xstrdup(h->zone_id);
-	m->hostname = hostname_str(&h->hostname, steal);
+	m->hostname = disp_str(&h->hostname, how);
 	m->created_at_us = h->created_at_us;
 	s->id = xstrdup(h->ssl_id);
 	s->status = xstrdup(disp_now_us() < h->expires_on_us ? "active" : "expired");
-	s->bundle_method = hostname_str(&h->bundle_method, steal);
+	s->bundle_method = disp_str(&h->bundle_method, how);
 	s->custom_csr_id = xstrdup(h->csr_id);
-	s->issuer = hostname_str(&h->issuer, steal);
-	s->serial_number = hostname_str(&h->serial_number, steal);
-	s->signature = hostname_str(&h->signature_alg, steal);
+	s->issuer = disp_str(&h->issuer, how);
+	s->serial_number = disp_str(&h->serial_number, how);
+	s->signature = disp_str(&h->signature_alg, how);
 	s->uploaded_on_us = h->uploaded_on_us;
 	s->expires_on_us = h->expires_on_us;
 	s->not_before_us = h->not_before_us;
-	s->custom_certificate = hostname_str(&h->certificate_pem, steal);
-	if (h->nhosts > 0 && steal) {
+	s->custom_certificate = disp_str(&h->certificate_pem, how);
+	if (h->nhosts > 0 && how == DISP_MOVE) {
 		s->hosts = h->hosts;
 		s->n_hosts = h->nhosts;
 		h->hosts = NULL;
@@ -289,7 +273,7 @@ answer_create_hostname(struct worker *w, const Keycustody__Request *req,
 		goto out;
 	resp->body_case = KEYCUSTODY__RESPONSE__BODY_HOSTNAME;
 	/* A copy: the audit record below goes by h.hostname. */
-	resp->hostname = hostname_msg(&h, 0);
+	resp->hostname = hostname_msg(&h, DISP_COPY);
  out:
 	if (h.hostname != NULL)
 		(void)disp_audit(w, req, "create_hostname", m->zone_id, h.id, NULL, r,
@@ -339,7 +323,7 @@ answer_update_hostname(struct worker *w, const Keycustody__Request *req,
 	if (r != 0)
 		goto out;
 	resp->body_case = KEYCUSTODY__RESPONSE__BODY_HOSTNAME;
-	resp->hostname = hostname_msg(&h, 1);
+	resp->hostname = hostname_msg(&h, DISP_MOVE);
  out:
 	(void)disp_audit(w, req, "update_hostname", m->zone_id, m->id, NULL, r, err);
 	store_hostname_free(old);
@@ -364,7 +348,7 @@ answer_get_hostname(struct worker *w, const Keycustody__Request *req,
 	if (r != 0)
 		return r;
 	resp->body_case = KEYCUSTODY__RESPONSE__BODY_HOSTNAME;
-	resp->hostname = hostname_msg(h, 1);
+	resp->hostname = hostname_msg(h, DISP_MOVE);
 	store_hostname_free(h);
 	return 0;
 }
@@ -396,7 +380,7 @@ answer_list_hostnames(struct worker *w, const Keycustody__Request *req,
 	if (n > 0) {
 		l->hostnames = xcalloc(n, sizeof(*l->hostnames));
 		for (i = 0; i < n; i++)
-			l->hostnames[i] = hostname_msg(v[i], 1);
+			l->hostnames[i] = hostname_msg(v[i], DISP_MOVE);
 		l->n_hostnames = n;
 	}
 	store_hostname_free_array(v, n);

@@ -46,6 +46,17 @@ int	disp_pagination(int has_page, uint32_t page, int has_per_page, uint32_t per_
 	    unsigned int *pagep, unsigned int *per_pagep, struct kc_error *err);
 /** Whether the key of this CSR record was missing from the token at start-up. */
 int	disp_key_missing(const struct worker *w, const uint8_t *key_id);
+
+/*
+ * How a record's fields get into its reply message: copied (the record stays whole), moved
+ * (the record's malloc'd strings and arrays go to the message, their fields left NULL for
+ * the record's free function), or, for a record read into the worker's arena, moved with
+ * the message itself built in the arena (answer_list_csrs(); disp_finish() detaches it).
+ */
+enum disp_how { DISP_COPY, DISP_MOVE, DISP_ARENA };
+
+/** A string field of a record for its message: a malloc'd copy, or the string moved out. */
+char	*disp_str(char **sp, enum disp_how how);
 /** Record an operation in the audit trail. @retval 0, or KC_ERR_IO (fail closed) */
 int	disp_audit(struct worker *w, const Keycustody__Request *req, const char *op,
 	    const char *zone, const char *id, const uint8_t *key_id, int r,

@@ -354,75 +354,6 @@ disp_key_missing(const struct worker *w, const uint8_t *key_id)
 	    w->kcd->nmissing, STORE_KEY_ID_LEN, disp_cmp_key_id) != NULL;
 }
 
-/*
- * A string of a record for a message field: with steal, the record's own (moved out, the
- * field left NULL for store_csr_free()); otherwise a copy.
- */
-static char *
-disp_str(char **sp, int steal)
-{
-	char	*s = *sp;
-
-	if (!steal)
-		return xstrdup(s);
-	*sp = NULL;
-	return s;
-}
-
-/* As disp_str() for an optional field: NULL or "" is absent (NULL). */
-static char *
-disp_str_opt(char **sp, int steal)
-{
-	if (*sp == NULL || **sp == '\0')
-		return NULL;
-	return disp_str(sp, steal);
-}
-
-/*
- * The Csr message of a record. With steal, the message takes the record's strings and its
- * sans array (all malloc'd, as free_unpacked frees them with free()) instead of copying
- * them; the caller still frees c, and must not read its strings after.
- */
-static Keycustody__Csr *
-disp_csr_msg(struct worker *w, struct store_csr *c, int steal)
-{
-	Keycustody__Csr	*m = xcalloc(1, sizeof(*m));
-	size_t		 i;
-
-	keycustody__csr__init(m);
-	m->id = xstrdup(c->id);
-	m->zone_id = xstrdup(c->zone_id);
-	m->created_at_us = c->created_at_us;
-	m->key_type = disp_str(&c->key_type, steal);
-	m->country = disp_str(&c->country, steal);
-	m->state = disp_str(&c->state_name, steal);
-	m->locality = disp_str(&c->locality, steal);
-	m->organization = disp_str(&c->organization, steal);
-	m->organizational_unit = disp_str_opt(&c->organizational_unit, steal);
-	m->common_name = disp_str(&c->common_name, steal);
-	m->n_sans = c->nsans;
-	if (c->nsans > 0 && steal) {
-		m->sans = c->sans;
-		c->sans = NULL;
-		c->nsans = 0;
-	} else if (c->nsans > 0) {
-		m->sans = xcalloc(c->nsans, sizeof(*m->sans));
-		for (i = 0; i < c->nsans; i++)
-			m->sans[i] = xstrdup(c->sans[i]);
-	}
-	m->csr = c->csr_pem != NULL ? disp_str(&c->csr_pem, steal) : xstrdup("");
-	m->name = disp_str_opt(&c->name, steal);
-	m->description = disp_str_opt(&c->description, steal);
-	m->key_uri = hsm_key_uri(w->kcd->hsm, c->key_id);
-	m->key_id = xmalloc(2 * STORE_KEY_ID_LEN + 1);
-	disp_hex(c->key_id, STORE_KEY_ID_LEN, m->key_id);
-	if (disp_key_missing(w, c->key_id)) {
-		m->has_key_missing = 1;
-		m->key_missing = 1;
-	}
-	return m;
-}
-
 /* Zeroed memory from the worker's arena; out of memory is fatal, as for xmalloc(). */
 static void *
 disp_amem(struct worker *w, size_t n)
@@ -434,38 +365,79 @@ disp_amem(struct worker *w, size_t n)
 	return p;
 }
 
-/*
- * disp_csr_msg() for a record in the worker's arena, built in the arena too: the message
- * points at the record's own strings, which live as long.
- */
-static Keycustody__Csr *
-disp_csr_amsg(struct worker *w, struct store_csr *c)
+/* Zeroed memory for a message: the arena's or malloc'd. */
+static void *
+disp_new(struct worker *w, enum disp_how how, size_t n)
 {
-	static char	 empty[] = "";
-	Keycustody__Csr	*m = disp_amem(w, sizeof(*m));
+	return how == DISP_ARENA ? disp_amem(w, n) : xcalloc(1, n);
+}
+
+/* A copy of s, in the arena or malloc'd. */
+static char *
+disp_dup(struct worker *w, enum disp_how how, const char *s)
+{
+	size_t	 n = strlen(s) + 1;
+
+	return how == DISP_ARENA ? memcpy(disp_amem(w, n), s, n) : xstrdup(s);
+}
+
+char *
+disp_str(char **sp, enum disp_how how)
+{
+	char	*s = *sp;
+
+	if (how == DISP_COPY)
+		return xstrdup(s);
+	*sp = NULL;
+	return s;
+}
+
+/* As disp_str() for an optional field: NULL or "" is absent (NULL). */
+static char *
+disp_str_opt(char **sp, enum disp_how how)
+{
+	if (*sp == NULL || **sp == '\0')
+		return NULL;
+	return disp_str(sp, how);
+}
+
+/* The Csr message of a record; the caller still frees c (unless it is in the arena). */
+static Keycustody__Csr *
+disp_csr_msg(struct worker *w, struct store_csr *c, enum disp_how how)
+{
+	Keycustody__Csr	*m = disp_new(w, how, sizeof(*m));
+	size_t		 i;
 
 	keycustody__csr__init(m);
-	m->id = c->id;
-	m->zone_id = c->zone_id;
+	m->id = disp_dup(w, how, c->id);
+	m->zone_id = disp_dup(w, how, c->zone_id);
 	m->created_at_us = c->created_at_us;
-	m->key_type = c->key_type;
-	m->country = c->country;
-	m->state = c->state_name;
-	m->locality = c->locality;
-	m->organization = c->organization;
-	/* Optional fields: NULL or "" is absent. */
-	m->organizational_unit = c->organizational_unit != NULL &&
-	    *c->organizational_unit != '\0' ? c->organizational_unit : NULL;
-	m->common_name = c->common_name;
+	m->key_type = disp_str(&c->key_type, how);
+	m->country = disp_str(&c->country, how);
+	m->state = disp_str(&c->state_name, how);
+	m->locality = disp_str(&c->locality, how);
+	m->organization = disp_str(&c->organization, how);
+	m->organizational_unit = disp_str_opt(&c->organizational_unit, how);
+	m->common_name = disp_str(&c->common_name, how);
 	m->n_sans = c->nsans;
-	m->sans = c->sans;
-	m->csr = c->csr_pem != NULL ? c->csr_pem : empty;
-	m->name = c->name != NULL && *c->name != '\0' ? c->name : NULL;
-	m->description = c->description != NULL && *c->description != '\0' ?
-	    c->description : NULL;
-	m->key_uri = disp_amem(w, hsm_key_uri_size(w->kcd->hsm));
-	hsm_key_uri_write(w->kcd->hsm, c->key_id, m->key_uri);
-	m->key_id = disp_amem(w, 2 * STORE_KEY_ID_LEN + 1);
+	if (c->nsans > 0 && how != DISP_COPY) {
+		m->sans = c->sans;
+		c->sans = NULL;
+		c->nsans = 0;
+	} else if (c->nsans > 0) {
+		m->sans = xcalloc(c->nsans, sizeof(*m->sans));
+		for (i = 0; i < c->nsans; i++)
+			m->sans[i] = xstrdup(c->sans[i]);
+	}
+	m->csr = c->csr_pem != NULL ? disp_str(&c->csr_pem, how) : disp_dup(w, how, "");
+	m->name = disp_str_opt(&c->name, how);
+	m->description = disp_str_opt(&c->description, how);
+	if (how == DISP_ARENA) {
+		m->key_uri = disp_amem(w, hsm_key_uri_size(w->kcd->hsm));
+		hsm_key_uri_write(w->kcd->hsm, c->key_id, m->key_uri);
+	} else
+		m->key_uri = hsm_key_uri(w->kcd->hsm, c->key_id);
+	m->key_id = disp_new(w, how, 2 * STORE_KEY_ID_LEN + 1);
 	disp_hex(c->key_id, STORE_KEY_ID_LEN, m->key_id);
 	if (disp_key_missing(w, c->key_id)) {
 		m->has_key_missing = 1;
@@ -652,7 +624,7 @@ answer_create_csr(struct worker *w, const Keycustody__Request *req,
 	rec.pubkey_der = der;
 	rec.pubkey_len = derlen;
 	resp->body_case = KEYCUSTODY__RESPONSE__BODY_CSR;
-	resp->csr = disp_csr_msg(w, &rec, 0);	/* rec borrows its strings */
+	resp->csr = disp_csr_msg(w, &rec, DISP_COPY);	/* rec borrows its strings */
 	r = 0;
  out:
 	if (r != 0 && generated && hsm_key_destroy(w->hs, rec.key_id) != 0)
@@ -704,7 +676,7 @@ answer_list_csrs(struct worker *w, const Keycustody__Request *req,
 	if (n > 0) {
 		l->csrs = disp_amem(w, n * sizeof(*l->csrs));
 		for (i = 0; i < n; i++)
-			l->csrs[i] = disp_csr_amsg(w, v[i]);
+			l->csrs[i] = disp_csr_msg(w, v[i], DISP_ARENA);
 	}
 	resp->body_case = KEYCUSTODY__RESPONSE__BODY_LIST_CSRS;
 	resp->list_csrs = l;
@@ -761,7 +733,7 @@ answer_get_csr(struct worker *w, const Keycustody__Request *req,
 	if (r != 0)
 		return r;
 	resp->body_case = KEYCUSTODY__RESPONSE__BODY_CSR;
-	resp->csr = disp_csr_msg(w, c, 1);
+	resp->csr = disp_csr_msg(w, c, DISP_MOVE);
 	store_csr_free(c);
 	return 0;
 }
