@@ -17,6 +17,7 @@
  * usual list page of 20 P-256 ones into about 30 kB.
  */
 #define KC_ARENA_CHUNK	(64 * 1024)
+#define KC_ARENA_KEEP_MAX	(4 * 1024 * 1024)	/* the first block grows to at most */
 #define KC_ARENA_ALIGN	_Alignof(max_align_t)
 
 struct kc_arena_chunk {
@@ -104,11 +105,23 @@ kc_arena_strndup(struct kc_arena *a, const char *s, size_t n)
 void
 kc_arena_reset(struct kc_arena *a)
 {
-	struct kc_arena_chunk	*c;
+	struct kc_arena_chunk	*c, *big;
+	size_t			 total = a->first != NULL ? a->first->size : 0;
 
 	while ((c = a->extra) != NULL) {
 		a->extra = c->next;
+		total += c->size;
 		free(c);
+	}
+	/*
+	 * A use that outgrew the first block is likely to come again (the next page of 50
+	 * RSA-4096 CSRs): the first block grows to what it took, up to KC_ARENA_KEEP_MAX, so
+	 * that such pages do not allocate and free big blocks (mmap and munmap) every time.
+	 */
+	if (a->first != NULL && total > a->first->size && total <= KC_ARENA_KEEP_MAX &&
+	    (big = kc_arena_chunk_new(total)) != NULL) {
+		free(a->first);
+		a->first = big;
 	}
 	a->cur = a->first;
 	a->used = 0;
