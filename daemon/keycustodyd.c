@@ -161,18 +161,20 @@ preflight_writable(const char *what, const char *path, char **cause)
 {
 	struct stat	 sb;
 	char		*dir, *slash;
-	int		 fd;
 
 	if (stat(path, &sb) == 0) {
 		if (!S_ISREG(sb.st_mode)) {
 			xasprintf(cause, "%s %s: not a regular file", what, path);
 			return KC_ERR_IO;
 		}
-		if ((fd = open(path, O_RDWR | O_CLOEXEC)) == -1) {
+		/*
+		 * Asked by name, not opened: a descriptor of ours closed on the store would drop
+		 * the POSIX locks SQLite takes on it (store.c).
+		 */
+		if (access(path, R_OK | W_OK) == -1) {
 			xasprintf(cause, "%s %s: %s", what, path, strerror(errno));
 			return KC_ERR_IO;
 		}
-		close(fd);
 		return 0;
 	}
 	if (errno != ENOENT) {
@@ -438,6 +440,8 @@ main(int argc, char *argv[])
 	signal(SIGPIPE, SIG_IGN);
 	/* A file size limit makes the write fail (EFBIG), which the audit log handles. */
 	signal(SIGXFSZ, SIG_IGN);
+	/* Every file the daemon makes (store, its -wal and -shm, audit log) is its own. */
+	(void)umask(S_IRWXG | S_IRWXO);
 
 	/*
 	 * Refuse before touching the token, the store or the audit log: a second daemon must

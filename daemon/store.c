@@ -8,7 +8,6 @@
 #include <sys/stat.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -369,7 +368,7 @@ static bool	store_page(unsigned int, unsigned int, uint64_t, uint64_t *, size_t 
 static int	store_user_version(sqlite3 *, int *);
 static int	store_wal(sqlite3 *, const char *, char **);
 static int	store_migrate(sqlite3 *, char **);
-static int	store_open_file(const char *, char **);
+static int	store_file_missing(const char *, int *, char **);
 static void	store_cause(char **, const char *, ...)
 		    __attribute__((__format__(__printf__, 2, 3)));
 
@@ -1039,20 +1038,25 @@ store_migrate(sqlite3 *db, char **cause)
 }
 
 /*
- * Create the file mode 0600 if it does not exist, so that SQLite (which gives its -wal and
- * -shm files the database's mode) never makes a readable one. No umask: it is per process and
- * handles are opened from several threads. An existing file keeps the mode it has.
+ * Whether the store file is yet to be made, asked by name: the daemon never opens the
+ * database file with a descriptor of its own. Closing any descriptor on the file drops every
+ * POSIX lock the process holds on it, SQLite's too; another process (an operator's sqlite3
+ * shell) would then find itself the last connection at its close, checkpoint and delete the
+ * WAL that this process goes on writing to, and the next crash would lose what it wrote.
  */
 static int
-store_open_file(const char *path, char **cause)
+store_file_missing(const char *path, int *missing, char **cause)
 {
-	int	 fd;
+	struct stat	 sb;
 
-	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, S_IRUSR | S_IWUSR)) == -1) {
+	*missing = 0;
+	if (stat(path, &sb) == 0)
+		return (0);
+	if (errno != ENOENT) {
 		store_cause(cause, "%s: %s", path, strerror(errno));
 		return (KC_ERR_STORE);
 	}
-	(void)close(fd);
+	*missing = 1;
 	return (0);
 }
 
@@ -1080,7 +1084,7 @@ store_open(const char *path, struct store **sp, char **cause)
 	struct store	*s = NULL;
 	char		*errmsg = NULL;
 	size_t		 i;
-	int		 rc, r = KC_ERR_STORE;
+	int		 created, rc, r = KC_ERR_STORE;
 
 	if (cause != NULL)
 		*cause = NULL;
@@ -1092,13 +1096,22 @@ store_open(const char *path, struct store **sp, char **cause)
 		r = KC_ERR_NOMEM;
 		goto out;
 	}
-	if (store_open_file(path, cause) != 0)
+	if (store_file_missing(path, &created, cause) != 0)
 		goto out;
 	rc = sqlite3_open_v2(path, &s->db,
 	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
 		store_cause(cause, "%s: %s", path,
 		    s->db != NULL ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+		goto out;
+	}
+	/*
+	 * SQLite made a new file with the umask's mode: 0600 before anything is written, so
+	 * that the -wal and -shm files, which take the database's mode, are private too. An
+	 * existing file keeps the mode it has.
+	 */
+	if (created && chmod(path, S_IRUSR | S_IWUSR) == -1) {
+		store_cause(cause, "%s: chmod: %s", path, strerror(errno));
 		goto out;
 	}
 	(void)sqlite3_extended_result_codes(s->db, 1);
