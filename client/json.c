@@ -2,7 +2,7 @@
  * Copyright (c) 2026 The keycustody authors. SPDX-License-Identifier: ISC
  *
  * json.c: the shim's JSON mapping, API.md bodies <-> protobuf. Owns jansson (request bodies
- * in) and the output writer (every reply out); pure (no I/O).
+ * in) and the API objects and envelopes (every reply out, on jsonw.c's writer); pure (no I/O).
  */
 #include "config.h"
 
@@ -15,6 +15,7 @@
 #include "kc-err.h"
 #include "kc-proto.h"
 #include "json.h"
+#include "jsonw.h"
 
 /* Depth of a JSON value: scalars are 0, an empty container 1. */
 static int
@@ -245,418 +246,6 @@ json_update_hostname_request(const char *body, size_t len,
 }
 
 /*
- * The output writer (json.h). Replies are written into one buffer as they go, rather than
- * built as a jansson tree and dumped: the tree, its hash tables and the dump were half of
- * the shim's CPU on list pages (docs/PERFORMANCE.md, section 5).
- */
-
-#define JSON_W_MIN	256	/* first allocation when no hint was given */
-
-/* Record the first error; the writer does nothing from then on. */
-static void
-json_w_fail(struct json_w *w, int r)
-{
-	if (w->error == 0)
-		w->error = r;
-}
-
-/* Make room for n more bytes and a NUL (json_w_steal() always finds room for it). */
-static int
-json_w_grow(struct json_w *w, size_t n)
-{
-	size_t	 cap;
-	char	*p;
-
-	if (w->error != 0)
-		return (-1);
-	if (n > SIZE_MAX / 4 - w->len) {
-		json_w_fail(w, KC_ERR_NOMEM);
-		return (-1);
-	}
-	cap = w->cap > 0 ? w->cap : JSON_W_MIN;
-	while (cap - w->len <= n)
-		cap *= 2;
-	if ((p = realloc(w->buf, cap)) == NULL) {
-		json_w_fail(w, KC_ERR_NOMEM);
-		return (-1);
-	}
-	w->buf = p;
-	w->cap = cap;
-	return (0);
-}
-
-static int
-json_w_reserve(struct json_w *w, size_t n)
-{
-	if (w->error == 0 && w->cap - w->len > n)
-		return (0);
-	return (json_w_grow(w, n));
-}
-
-static void
-json_w_put(struct json_w *w, const char *s, size_t n)
-{
-	if (json_w_reserve(w, n) != 0)
-		return;
-	memcpy(w->buf + w->len, s, n);
-	w->len += n;
-}
-
-static void
-json_w_putc(struct json_w *w, char c)
-{
-	if (json_w_reserve(w, 1) != 0)
-		return;
-	w->buf[w->len++] = c;
-}
-
-/* A byte that goes out as it is: printable ASCII but '"' and '\\' (DEL included). */
-static int
-json_w_plain(unsigned char c)
-{
-	return (c >= 0x20 && c < 0x80 && c != '"' && c != '\\');
-}
-
-/*
- * The length of the well-formed UTF-8 sequence that starts at s, a byte >= 0x80 (Unicode
- * 15, table 3-7: no overlong forms, no surrogates, nothing above U+10FFFF); otherwise minus
- * the length of its maximal ill-formed subpart (at least 1), which gets one U+FFFD. The NUL
- * that ends s is never a continuation byte, so nothing past it is read.
- */
-static int
-json_w_utf8(const unsigned char *s)
-{
-	unsigned char	 lo = 0x80, hi = 0xbf;
-	int		 i, n;
-
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		n = 2;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-		n = 3;
-		if (s[0] == 0xe0)
-			lo = 0xa0;		/* overlong */
-		else if (s[0] == 0xed)
-			hi = 0x9f;		/* surrogates */
-	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		n = 4;
-		if (s[0] == 0xf0)
-			lo = 0x90;		/* overlong */
-		else if (s[0] == 0xf4)
-			hi = 0x8f;		/* above U+10FFFF */
-	} else
-		return (-1);			/* 80..c1, f5..ff: never a first byte */
-	for (i = 1; i < n; i++) {
-		if (s[i] < lo || s[i] > hi)
-			return (-i);
-		lo = 0x80;
-		hi = 0xbf;
-	}
-	return (n);
-}
-
-#define JSON_W_ONES	0x0101010101010101ULL
-#define JSON_W_HIGHS	0x8080808080808080ULL
-
-/*
- * Whether any of the 8 bytes in v is not json_w_plain(): below 0x20, '"', '\\' or 0x80 and
- * up (the zero- and less-than-byte tests of "Bit Twiddling Hacks", exact about whether one
- * exists; byte order does not matter).
- */
-static int
-json_w_special8(uint64_t v)
-{
-	uint64_t	 q = v ^ (JSON_W_ONES * '"'), b = v ^ (JSON_W_ONES * '\\');
-
-	return (((((v - JSON_W_ONES * 0x20) & ~v) | ((q - JSON_W_ONES) & ~q) |
-	    ((b - JSON_W_ONES) & ~b) | v) & JSON_W_HIGHS) != 0);
-}
-
-/* The escaped contents of the string str, without quotes. */
-static void
-json_w_escape(struct json_w *w, const char *str)
-{
-	static const char	 hex[] = "0123456789ABCDEF";
-	const unsigned char	*s = (const unsigned char *)str, *run = s, *end;
-	uint64_t		 v;
-	char			 e[6];
-	int			 n;
-
-	end = s + strlen(str);
-	for (;;) {
-		/*
-		 * Runs of bytes that need nothing are copied at once; they are looked for 8
-		 * bytes at a time (never past the NUL), then byte by byte.
-		 */
-		while (end - s >= 8) {
-			memcpy(&v, s, sizeof(v));
-			if (json_w_special8(v))
-				break;
-			s += 8;
-		}
-		while (json_w_plain(*s))
-			s++;
-		if (*s >= 0x80 && (n = json_w_utf8(s)) > 0) {
-			s += n;
-			continue;
-		}
-		if (s > run)
-			json_w_put(w, (const char *)run, (size_t)(s - run));
-		if (*s == '\0')
-			return;
-		if (*s >= 0x80) {
-			json_w_put(w, "\xef\xbf\xbd", 3);	/* U+FFFD */
-			s += -json_w_utf8(s);
-			run = s;
-			continue;
-		}
-		e[0] = '\\';
-		n = 2;
-		switch (*s) {
-		case '"':
-		case '\\':
-			e[1] = (char)*s;
-			break;
-		case '\b':
-			e[1] = 'b';
-			break;
-		case '\f':
-			e[1] = 'f';
-			break;
-		case '\n':
-			e[1] = 'n';
-			break;
-		case '\r':
-			e[1] = 'r';
-			break;
-		case '\t':
-			e[1] = 't';
-			break;
-		default:
-			e[1] = 'u';
-			e[2] = '0';
-			e[3] = '0';
-			e[4] = hex[*s >> 4];
-			e[5] = hex[*s & 0xf];
-			n = 6;
-			break;
-		}
-		json_w_put(w, e, (size_t)n);
-		run = ++s;
-	}
-}
-
-/* Whether the open container is an array. */
-static int
-json_w_in_array(const struct json_w *w)
-{
-	return (w->depth > 0 && (w->arrays & (uint64_t)1 << (w->depth - 1)) != 0);
-}
-
-/*
- * Before a value: the ',' before an array element, or the check that an object member's
- * key came first. Only one value at the top level.
- * @retval 0, or -1 when nothing is to be written
- */
-static int
-json_w_value(struct json_w *w)
-{
-	if (w->error != 0)
-		return (-1);
-	if (w->depth > 0 && !json_w_in_array(w)) {
-		if (!w->key) {
-			json_w_fail(w, KC_ERR_INVALID);
-			return (-1);
-		}
-		w->key = 0;
-		return (0);
-	}
-	if (w->comma) {
-		if (w->depth == 0) {
-			json_w_fail(w, KC_ERR_INVALID);
-			return (-1);
-		}
-		json_w_putc(w, ',');
-	}
-	w->comma = 1;
-	return (0);
-}
-
-void
-json_w_init(struct json_w *w, size_t hint)
-{
-	memset(w, 0, sizeof(*w));
-	if (hint > 0 && (w->buf = malloc(hint)) == NULL)
-		json_w_fail(w, KC_ERR_NOMEM);
-	else
-		w->cap = hint;
-}
-
-void
-json_w_uninit(struct json_w *w)
-{
-	free(w->buf);
-	memset(w, 0, sizeof(*w));
-}
-
-int
-json_w_steal(struct json_w *w, char **out, size_t *lenp)
-{
-	int	 r;
-
-	*out = NULL;
-	if (lenp != NULL)
-		*lenp = 0;
-	/* Not one complete value: nothing written, or something left open. */
-	if (w->depth != 0 || w->key || !w->comma)
-		json_w_fail(w, KC_ERR_INVALID);
-	if ((r = w->error) != 0) {
-		json_w_uninit(w);
-		return (r);
-	}
-	w->buf[w->len] = '\0';		/* json_w_reserve() kept room for it */
-	*out = w->buf;
-	if (lenp != NULL)
-		*lenp = w->len;
-	w->buf = NULL;
-	json_w_uninit(w);
-	return (0);
-}
-
-static void
-json_w_begin(struct json_w *w, int array)
-{
-	if (json_w_value(w) != 0)
-		return;
-	if (w->depth >= JSON_W_MAX_DEPTH) {
-		json_w_fail(w, KC_ERR_INVALID);
-		return;
-	}
-	if (array)
-		w->arrays |= (uint64_t)1 << w->depth;
-	else
-		w->arrays &= ~((uint64_t)1 << w->depth);
-	w->depth++;
-	w->comma = 0;
-	json_w_putc(w, array ? '[' : '{');
-}
-
-static void
-json_w_end(struct json_w *w, int array)
-{
-	if (w->error != 0)
-		return;
-	if (w->depth == 0 || json_w_in_array(w) != array || w->key) {
-		json_w_fail(w, KC_ERR_INVALID);
-		return;
-	}
-	w->depth--;
-	w->comma = 1;		/* the container was a value of its parent */
-	json_w_putc(w, array ? ']' : '}');
-}
-
-void
-json_w_object_begin(struct json_w *w)
-{
-	json_w_begin(w, 0);
-}
-
-void
-json_w_object_end(struct json_w *w)
-{
-	json_w_end(w, 0);
-}
-
-void
-json_w_array_begin(struct json_w *w)
-{
-	json_w_begin(w, 1);
-}
-
-void
-json_w_array_end(struct json_w *w)
-{
-	json_w_end(w, 1);
-}
-
-void
-json_w_key(struct json_w *w, const char *key)
-{
-	if (w->error != 0)
-		return;
-	if (w->depth == 0 || json_w_in_array(w) || w->key) {
-		json_w_fail(w, KC_ERR_INVALID);
-		return;
-	}
-	if (w->comma)
-		json_w_putc(w, ',');
-	w->comma = 1;
-	w->key = 1;
-	json_w_putc(w, '"');
-	json_w_escape(w, key != NULL ? key : "");
-	json_w_put(w, "\":", 2);
-}
-
-void
-json_w_string(struct json_w *w, const char *s)
-{
-	if (json_w_value(w) != 0)
-		return;
-	json_w_putc(w, '"');
-	json_w_escape(w, s != NULL ? s : "");
-	json_w_putc(w, '"');
-}
-
-/* A decimal integer: the magnitude v, with a '-' when neg. */
-static void
-json_w_number(struct json_w *w, uint64_t v, int neg)
-{
-	char	 d[21];		/* "-18446744073709551615" */
-	size_t	 i = sizeof(d);
-
-	do {
-		d[--i] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v != 0);
-	if (neg)
-		d[--i] = '-';
-	if (json_w_value(w) != 0)
-		return;
-	json_w_put(w, d + i, sizeof(d) - i);
-}
-
-void
-json_w_int(struct json_w *w, int64_t v)
-{
-	/* The magnitude in unsigned arithmetic: INT64_MIN has no positive int64_t. */
-	json_w_number(w, v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v, v < 0);
-}
-
-void
-json_w_uint(struct json_w *w, uint64_t v)
-{
-	json_w_number(w, v, 0);
-}
-
-void
-json_w_bool(struct json_w *w, int v)
-{
-	if (json_w_value(w) != 0)
-		return;
-	if (v)
-		json_w_put(w, "true", 4);
-	else
-		json_w_put(w, "false", 5);
-}
-
-void
-json_w_null(struct json_w *w)
-{
-	if (json_w_value(w) != 0)
-		return;
-	json_w_put(w, "null", 4);
-}
-
-/*
  * The API objects and envelopes, on the writer. Members go in jansson's former order (the
  * order API.md lists them); a NULL string is written as "", as it always was.
  */
@@ -779,139 +368,6 @@ json_w_csr(struct json_w *w, const Keycustody__Csr *c)
 	json_w_object_end(w);
 }
 
-/* result_info of a list page (API.md "Envelope"). */
-struct json_page {
-	uint32_t	 page;
-	uint32_t	 per_page;
-	size_t		 count;
-	uint64_t	 total;
-};
-
-/* Open a success envelope; the result comes next. */
-static void
-json_w_success_begin(struct json_w *w)
-{
-	json_w_object_begin(w);
-	json_w_key(w, "result");
-}
-
-/* Close a success envelope, with result_info when pg is not NULL. */
-static void
-json_w_success_end(struct json_w *w, const struct json_page *pg)
-{
-	uint64_t	 pages = 0;
-
-	json_w_key(w, "success");
-	json_w_bool(w, 1);
-	json_w_key(w, "errors");
-	json_w_array_begin(w);
-	json_w_array_end(w);
-	json_w_key(w, "messages");
-	json_w_array_begin(w);
-	json_w_array_end(w);
-	if (pg != NULL) {
-		if (pg->per_page > 0)
-			pages = pg->total / pg->per_page + (pg->total % pg->per_page != 0);
-		json_w_key(w, "result_info");
-		json_w_object_begin(w);
-		json_w_kuint(w, "page", pg->page);
-		json_w_kuint(w, "per_page", pg->per_page);
-		json_w_kuint(w, "count", pg->count);
-		json_w_kuint(w, "total_count", pg->total);
-		json_w_kuint(w, "total_pages", pages);
-		json_w_object_end(w);
-	}
-	json_w_object_end(w);
-}
-
-int
-json_csr(const Keycustody__Csr *csr, char **out)
-{
-	struct json_w	 w;
-
-	json_w_init(&w, JSON_CSR_HINT);
-	json_w_csr(&w, csr);
-	return (json_w_steal(&w, out, NULL));
-}
-
-int
-json_reply_csr(const Keycustody__Csr *csr, char **out)
-{
-	struct json_w	 w;
-
-	json_w_init(&w, JSON_ENVELOPE_HINT + JSON_CSR_HINT);
-	json_w_success_begin(&w);
-	json_w_csr(&w, csr);
-	json_w_success_end(&w, NULL);
-	return (json_w_steal(&w, out, NULL));
-}
-
-/* The array of API objects of a page of CSRs. */
-static void
-json_w_csr_array(struct json_w *w, const Keycustody__ListCsrsResponse *l)
-{
-	size_t	 i;
-
-	json_w_array_begin(w);
-	for (i = 0; i < l->n_csrs; i++)
-		json_w_csr(w, l->csrs[i]);
-	json_w_array_end(w);
-}
-
-int
-json_csr_list(const Keycustody__ListCsrsResponse *l, char **out)
-{
-	struct json_w	 w;
-
-	json_w_init(&w, JSON_ENVELOPE_HINT + l->n_csrs * JSON_CSR_HINT);
-	json_w_csr_array(&w, l);
-	return (json_w_steal(&w, out, NULL));
-}
-
-int
-json_reply_csr_list(const Keycustody__ListCsrsResponse *l, char **out)
-{
-	struct json_w		 w;
-	struct json_page	 pg = { l->page, l->per_page, l->n_csrs, l->total_count };
-
-	json_w_init(&w, JSON_ENVELOPE_HINT + l->n_csrs * JSON_CSR_HINT);
-	json_w_success_begin(&w);
-	json_w_csr_array(&w, l);
-	json_w_success_end(&w, &pg);
-	return (json_w_steal(&w, out, NULL));
-}
-
-/* {"id": id}; a NULL id is "". */
-static void
-json_w_id(struct json_w *w, const char *id)
-{
-	json_w_object_begin(w);
-	json_w_kstr(w, "id", id);
-	json_w_object_end(w);
-}
-
-int
-json_id(const char *id, char **out)
-{
-	struct json_w	 w;
-
-	json_w_init(&w, JSON_ENVELOPE_HINT);
-	json_w_id(&w, id);
-	return (json_w_steal(&w, out, NULL));
-}
-
-int
-json_reply_id(const char *id, char **out)
-{
-	struct json_w	 w;
-
-	json_w_init(&w, JSON_ENVELOPE_HINT);
-	json_w_success_begin(&w);
-	json_w_id(&w, id);
-	json_w_success_end(&w, NULL);
-	return (json_w_steal(&w, out, NULL));
-}
-
 /*
  * The API object of a custom hostname (no zone_id), with its ssl object (no
  * certificate_authority). A hostname without ssl is refused: never half an object.
@@ -960,62 +416,221 @@ json_w_hostname(struct json_w *w, const Keycustody__CustomHostname *hn)
 	json_w_object_end(w);
 }
 
+/* {"id": id}; a NULL id is "". */
+static void
+json_w_id(struct json_w *w, const char *id)
+{
+	json_w_object_begin(w);
+	json_w_kstr(w, "id", id);
+	json_w_object_end(w);
+}
+
+/* result_info of a list page (API.md "Envelope"). */
+struct json_page {
+	uint32_t	 page;
+	uint32_t	 per_page;
+	size_t		 count;
+	uint64_t	 total;
+};
+
+/* Open a success envelope; the result comes next. */
+static void
+json_w_success_begin(struct json_w *w)
+{
+	json_w_object_begin(w);
+	json_w_key(w, "result");
+}
+
+/* Close a success envelope, with result_info when pg is not NULL. */
+static void
+json_w_success_end(struct json_w *w, const struct json_page *pg)
+{
+	uint64_t	 pages = 0;
+
+	json_w_key(w, "success");
+	json_w_bool(w, 1);
+	json_w_key(w, "errors");
+	json_w_array_begin(w);
+	json_w_array_end(w);
+	json_w_key(w, "messages");
+	json_w_array_begin(w);
+	json_w_array_end(w);
+	if (pg != NULL) {
+		if (pg->per_page > 0)
+			pages = pg->total / pg->per_page + (pg->total % pg->per_page != 0);
+		json_w_key(w, "result_info");
+		json_w_object_begin(w);
+		json_w_kuint(w, "page", pg->page);
+		json_w_kuint(w, "per_page", pg->per_page);
+		json_w_kuint(w, "count", pg->count);
+		json_w_kuint(w, "total_count", pg->total);
+		json_w_kuint(w, "total_pages", pages);
+		json_w_object_end(w);
+	}
+	json_w_object_end(w);
+}
+
+/*
+ * The result of a successful reply: n CSRs, n custom hostnames, or the object {"id": id};
+ * one of them alone, or with page, the array of a list page.
+ */
+struct json_result {
+	const Keycustody__Csr			*const *csrs;
+	const Keycustody__CustomHostname	*const *hostnames;
+	const char				*id;
+	size_t					 n;
+	const struct json_page			*page;
+};
+
+/*
+ * Render res: bare, or with envelope in the success envelope (with result_info for a
+ * page). Every successful reply and API object goes out through here.
+ */
+static int
+json_render(const struct json_result *res, int envelope, char **out)
+{
+	struct json_w	 w;
+	size_t		 i, hint = envelope ? JSON_ENVELOPE_HINT : 0;
+
+	if (res->csrs != NULL)
+		hint += res->n * JSON_CSR_HINT;
+	else if (res->hostnames != NULL)
+		hint += res->n * JSON_HOSTNAME_HINT;
+	json_w_init(&w, hint);
+	if (envelope)
+		json_w_success_begin(&w);
+	if (res->page != NULL)
+		json_w_array_begin(&w);
+	for (i = 0; i < res->n; i++) {
+		if (res->csrs != NULL)
+			json_w_csr(&w, res->csrs[i]);
+		else if (res->hostnames != NULL)
+			json_w_hostname(&w, res->hostnames[i]);
+		else
+			json_w_id(&w, res->id);
+	}
+	if (res->page != NULL)
+		json_w_array_end(&w);
+	if (envelope)
+		json_w_success_end(&w, res->page);
+	return (json_w_steal(&w, out, NULL));
+}
+
+/* One CSR, bare or in its envelope. */
+static int
+json_render_csr(const Keycustody__Csr *csr, int envelope, char **out)
+{
+	const struct json_result	 res = { .csrs = &csr, .n = 1 };
+
+	return (json_render(&res, envelope, out));
+}
+
+/* A page of CSRs, bare (the array) or in its envelope with result_info. */
+static int
+json_render_csr_page(const Keycustody__ListCsrsResponse *l, int envelope, char **out)
+{
+	const struct json_page		 pg = { l->page, l->per_page, l->n_csrs,
+					    l->total_count };
+	const struct json_result	 res = {
+		.csrs = (const Keycustody__Csr *const *)l->csrs, .n = l->n_csrs, .page = &pg
+	};
+
+	return (json_render(&res, envelope, out));
+}
+
+/* One custom hostname, bare or in its envelope. */
+static int
+json_render_hostname(const Keycustody__CustomHostname *hn, int envelope, char **out)
+{
+	const struct json_result	 res = { .hostnames = &hn, .n = 1 };
+
+	return (json_render(&res, envelope, out));
+}
+
+/* A page of custom hostnames, bare (the array) or in its envelope with result_info. */
+static int
+json_render_hostname_page(const Keycustody__ListHostnamesResponse *l, int envelope,
+    char **out)
+{
+	const struct json_page		 pg = { l->page, l->per_page, l->n_hostnames,
+					    l->total_count };
+	const struct json_result	 res = {
+		.hostnames = (const Keycustody__CustomHostname *const *)l->hostnames,
+		.n = l->n_hostnames, .page = &pg
+	};
+
+	return (json_render(&res, envelope, out));
+}
+
+/* {"id": id}, bare or in its envelope. */
+static int
+json_render_id(const char *id, int envelope, char **out)
+{
+	const struct json_result	 res = { .id = id, .n = 1 };
+
+	return (json_render(&res, envelope, out));
+}
+
+int
+json_csr(const Keycustody__Csr *csr, char **out)
+{
+	return (json_render_csr(csr, 0, out));
+}
+
+int
+json_reply_csr(const Keycustody__Csr *csr, char **out)
+{
+	return (json_render_csr(csr, 1, out));
+}
+
+int
+json_csr_list(const Keycustody__ListCsrsResponse *l, char **out)
+{
+	return (json_render_csr_page(l, 0, out));
+}
+
+int
+json_reply_csr_list(const Keycustody__ListCsrsResponse *l, char **out)
+{
+	return (json_render_csr_page(l, 1, out));
+}
+
 int
 json_hostname(const Keycustody__CustomHostname *hn, char **out)
 {
-	struct json_w	 w;
-
-	json_w_init(&w, JSON_HOSTNAME_HINT);
-	json_w_hostname(&w, hn);
-	return (json_w_steal(&w, out, NULL));
+	return (json_render_hostname(hn, 0, out));
 }
 
 int
 json_reply_hostname(const Keycustody__CustomHostname *hn, char **out)
 {
-	struct json_w	 w;
-
-	json_w_init(&w, JSON_ENVELOPE_HINT + JSON_HOSTNAME_HINT);
-	json_w_success_begin(&w);
-	json_w_hostname(&w, hn);
-	json_w_success_end(&w, NULL);
-	return (json_w_steal(&w, out, NULL));
-}
-
-/* The array of API objects of a page of custom hostnames. */
-static void
-json_w_hostname_array(struct json_w *w, const Keycustody__ListHostnamesResponse *l)
-{
-	size_t	 i;
-
-	json_w_array_begin(w);
-	for (i = 0; i < l->n_hostnames; i++)
-		json_w_hostname(w, l->hostnames[i]);
-	json_w_array_end(w);
+	return (json_render_hostname(hn, 1, out));
 }
 
 int
 json_hostname_list(const Keycustody__ListHostnamesResponse *l, char **out)
 {
-	struct json_w	 w;
-
-	json_w_init(&w, JSON_ENVELOPE_HINT + l->n_hostnames * JSON_HOSTNAME_HINT);
-	json_w_hostname_array(&w, l);
-	return (json_w_steal(&w, out, NULL));
+	return (json_render_hostname_page(l, 0, out));
 }
 
 int
 json_reply_hostname_list(const Keycustody__ListHostnamesResponse *l, char **out)
 {
-	struct json_w		 w;
-	struct json_page	 pg = { l->page, l->per_page, l->n_hostnames, l->total_count };
-
-	json_w_init(&w, JSON_ENVELOPE_HINT + l->n_hostnames * JSON_HOSTNAME_HINT);
-	json_w_success_begin(&w);
-	json_w_hostname_array(&w, l);
-	json_w_success_end(&w, &pg);
-	return (json_w_steal(&w, out, NULL));
+	return (json_render_hostname_page(l, 1, out));
 }
+
+int
+json_id(const char *id, char **out)
+{
+	return (json_render_id(id, 0, out));
+}
+
+int
+json_reply_id(const char *id, char **out)
+{
+	return (json_render_id(id, 1, out));
+}
+
 
 /* Open a failure envelope: the error objects come next, in the errors array. */
 static void
@@ -1074,22 +689,18 @@ json_reply_error(int code, const char *message, int chain_code, const char *chai
 int
 json_reply_no_route(const char *path, char **out)
 {
-	static const char	 pre[] = "\"Could not route to ";
-	static const char	 post[] = ", perhaps your object identifier is invalid?\"";
-	struct json_w		 w;
+	const char	*msg[] = { "Could not route to ", path != NULL ? path : "/",
+			    ", perhaps your object identifier is invalid?" };
+	struct json_w	 w;
 
 	json_w_init(&w, JSON_ENVELOPE_HINT);
 	json_w_failure_begin(&w);
 	json_w_object_begin(&w);
 	json_w_key(&w, "code");
 	json_w_int(&w, 7003);
-	/* The message is one string of three parts; only the path needs escaping. */
+	/* The message is one string of three parts, written without a copy of path. */
 	json_w_key(&w, "message");
-	if (json_w_value(&w) == 0) {
-		json_w_put(&w, pre, sizeof(pre) - 1);
-		json_w_escape(&w, path != NULL ? path : "/");
-		json_w_put(&w, post, sizeof(post) - 1);
-	}
+	json_w_string_parts(&w, msg, sizeof(msg) / sizeof(msg[0]));
 	json_w_object_end(&w);
 	json_w_error_begin(&w, 7000, "No route for that URI");
 	json_w_object_end(&w);

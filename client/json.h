@@ -2,8 +2,9 @@
  * Copyright (c) 2026 The keycustody authors. SPDX-License-Identifier: ISC
  *
  * json.h: the shim's JSON mapping (API.md bodies <-> protobuf messages). json.c owns the
- * JSON library (jansson, for parsing request bodies) and its own output writer (struct
- * json_w, for every reply), and is pure: no I/O, no logging, no evhttp. Every function
+ * JSON library (jansson, for parsing request bodies) and the API objects and envelopes of
+ * every reply (written with jsonw.h's writer), and is pure: no I/O, no logging, no evhttp.
+ * Every function
  * returns 0, KC_ERR_INVALID (the input is not what API.md allows: HTTP 400/1400) or
  * KC_ERR_NOMEM. Output text is compact JSON, NUL-terminated, members in the order API.md
  * lists them; the caller frees it with free().
@@ -132,64 +133,6 @@ int	 json_reply_daemon_error(const Keycustody__Error *err, int *http_status, cha
  * @param out caller frees
  */
 int	 json_health(const Keycustody__HealthResponse *health, int *ok, char **out);
-
-/*
- * The output writer: compact JSON written straight into one growing buffer, without a tree
- * of values. Strings are escaped as jansson's json_dumps() escapes them: '"', '\\', and
- * \b \f \n \r \t, other bytes below 0x20 as \u00XX (upper-case hex); '/', DEL and non-ASCII
- * UTF-8 pass unchanged. Ill-formed UTF-8 (protobuf-c does not check what the daemon sends)
- * is replaced, each maximal ill-formed subpart by one U+FFFD (Unicode 15, section 3.9, as
- * WHATWG and Python decode it), so the output is valid JSON whatever the bytes.
- * Errors are sticky: after the first (out of memory, or a call out of place: a key outside
- * an object or twice, a value in an object without its key, an end that does not match,
- * nesting over JSON_W_MAX_DEPTH), the other calls do nothing and json_w_steal() reports it.
- */
-#define JSON_W_MAX_DEPTH	64
-
-struct json_w {
-	char		*buf;
-	size_t		 len;
-	size_t		 cap;
-	int		 error;		/* 0 or the first KC_ERR_* */
-	int		 depth;		/* open containers */
-	int		 comma;		/* the open container has a member: ',' before the next */
-	int		 key;		/* a key was written: its value comes next */
-	uint64_t	 arrays;	/* bit d: the container at depth d + 1 is an array */
-};
-
-/**
- * Start writing into w.
- * @param hint bytes to allocate at once (0: on first use); the buffer grows as needed
- */
-void	 json_w_init(struct json_w *w, size_t hint);
-
-/** Free w's buffer (after an error, or to drop the text). */
-void	 json_w_uninit(struct json_w *w);
-
-/**
- * Take the text written: exactly one complete top-level value.
- * @param out on success, the NUL-terminated text (caller frees); NULL on failure
- * @param lenp its length without the NUL; may be NULL
- * @retval 0, KC_ERR_NOMEM, or KC_ERR_INVALID (a call out of place, or not one complete
- *	value); w is uninitialized either way
- */
-int	 json_w_steal(struct json_w *w, char **out, size_t *lenp);
-
-void	 json_w_object_begin(struct json_w *w);
-void	 json_w_object_end(struct json_w *w);
-void	 json_w_array_begin(struct json_w *w);
-void	 json_w_array_end(struct json_w *w);
-
-/** The key of the next member of the open object; escaped like a string. */
-void	 json_w_key(struct json_w *w, const char *key);
-
-/** A string value, escaped; NULL is written as "". */
-void	 json_w_string(struct json_w *w, const char *s);
-
-void	 json_w_int(struct json_w *w, int64_t v);
-void	 json_w_uint(struct json_w *w, uint64_t v);
-void	 json_w_bool(struct json_w *w, int v);
-void	 json_w_null(struct json_w *w);
 
 /**
  * Seed jansson's hash tables now (it reads /dev/urandom on first use), before the

@@ -22,6 +22,7 @@
 #include "kc-err.h"
 #include "kc-proto.h"
 #include "json.h"
+#include "jsonw.h"
 
 #define GOOD	"{\"country\":\"US\",\"state\":\"MA\",\"locality\":\"Boston\"," \
 		"\"organization\":\"City of Boston\",\"common_name\":\"app.acme-corp.co.uk\"," \
