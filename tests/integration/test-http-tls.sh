@@ -10,7 +10,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/common.sh"
 . "$here/http-common.sh"
-for p in curl jq openssl python3; do
+for p in curl jq openssl python3 timeout; do
 	command -v $p >/dev/null 2>&1 || { echo "SKIP: $p missing"; exit 77; }
 done
 kc_setup || exit 1
@@ -61,7 +61,8 @@ kc_http_creds "$tmp" || { echo "Bail out: credentials"; exit 1; }
 fails()
 {
 	d=$1; pat=$2; shift 2
-	"$KC_HTTP" -d -l 127.0.0.1 -p "$(kc_free_port)" -s "$KEYCUSTODY_SOCKET" \
+	# timeout: a shim that starts instead of refusing fails the check, not the run.
+	timeout 30 "$KC_HTTP" -d -l 127.0.0.1 -p "$(kc_free_port)" -s "$KEYCUSTODY_SOCKET" \
 	    -c "$tmp/credentials" "$@" >"$tmp/fail.out" 2>"$tmp/fail.err" </dev/null
 	rc=$?
 	cat "$tmp/fail.out" "$tmp/fail.err" >>"$tmp/fail.all"
@@ -153,7 +154,7 @@ rc=$?
     not_ok "curl --tls-max 1.1: curl $rc $(cat "$tmp/curl.err")"
 # The server's refusal, not the client's: a client that offers TLS 1.1 at any security
 # level gets the server's protocol_version alert.
-echo Q | openssl s_client -connect "127.0.0.1:$KC_HTTP_PORT" -tls1_1 \
+echo Q | timeout 30 openssl s_client -connect "127.0.0.1:$KC_HTTP_PORT" -tls1_1 \
     -cipher 'DEFAULT:@SECLEVEL=0' >"$tmp/s_client.out" 2>&1
 grep -qi 'alert protocol version' "$tmp/s_client.out" &&
     ok "TLS 1.1: the server answers protocol_version" ||
@@ -165,7 +166,7 @@ rc=$?
 [ $rc -eq 35 ] && ok "TLS 1.2 with a CBC suite is refused" ||
     not_ok "TLS 1.2 with a CBC suite: curl $rc"
 # A TLS 1.2 client asking to renegotiate gets the no_renegotiation alert.
-(sleep 0.5; echo R; sleep 1) | openssl s_client -connect "127.0.0.1:$KC_HTTP_PORT" -tls1_2 \
+(sleep 0.5; echo R; sleep 1) | timeout 30 openssl s_client -connect "127.0.0.1:$KC_HTTP_PORT" -tls1_2 \
     -CAfile "$pki/ca.pem" >"$tmp/s_client.out" 2>&1
 grep -q 'no renegotiation' "$tmp/s_client.out" && ok "renegotiation is refused" ||
     { not_ok "renegotiation not refused"; sed 's/^/#   /' "$tmp/s_client.out" | tail -5; }
@@ -233,7 +234,7 @@ echo "# == configuration file errors: one line naming the file and line"
 cfgfails()
 {
 	d=$1; pat=$2
-	"$KC_HTTP" -n -f "$tmp/bad.conf" >"$tmp/fail.out" 2>"$tmp/fail.err"
+	timeout 30 "$KC_HTTP" -n -f "$tmp/bad.conf" >"$tmp/fail.out" 2>"$tmp/fail.err"
 	rc=$?
 	n=$(wc -l <"$tmp/fail.err")
 	if [ $rc -eq 1 ] && [ "$n" -eq 1 ] && grep -q -- "$pat" "$tmp/fail.err"; then

@@ -6,17 +6,34 @@
 # its seccomp filter, and still makes CSRs, rotates its audit log and restarts; the shim
 # likewise with --user. Bad settings refuse to start. Needs root.
 
-. "$(dirname "$0")/common.sh"
+# Tools beyond common.sh's (contrib/deps installs them all): skip, not fail, without one.
+for p in curl jq python3 timeout stat; do
+	command -v $p >/dev/null 2>&1 || { echo "SKIP: $p missing"; exit 77; }
+done
 [ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root"; exit 77; }
 id nobody >/dev/null 2>&1 || { echo "SKIP: no user nobody"; exit 77; }
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/common.sh"
+. "$here/http-common.sh"
+NOBODY=$(id -u nobody)
 NOGROUP=$(id -gn nobody)
+# Creates no user or group (nobody is the system's). The shim is stopped on any exit, then
+# common.sh's cleanup stops the daemon and removes KC_TMP.
+hpid=
+cleanup() {
+	if [ -n "$hpid" ]; then kill "$hpid" 2>/dev/null; wait "$hpid" 2>/dev/null; fi
+	hpid=
+	kc_cleanup
+}
+trap cleanup EXIT
 
 # status_field PID FIELD: a line of /proc/PID/status without its name, tabs squeezed.
 status_field() { sed -n "s/^$2:[[:space:]]*//p" "/proc/$1/status" | tr -s '\t ' ' '; }
 
 # check_confined NAME PID
 check_confined() {
-	check_eq "$1: uid real/effective/saved/fs is nobody" "65534 65534 65534 65534" \
+	check_eq "$1: uid real/effective/saved/fs is nobody" \
+	    "$NOBODY $NOBODY $NOBODY $NOBODY" \
 	    "$(status_field "$2" Uid)"
 	check_eq "$1: gid is nobody's group" "$(id -g nobody) $(id -g nobody) $(id -g nobody) $(id -g nobody)" \
 	    "$(status_field "$2" Gid)"
@@ -72,12 +89,14 @@ check "a request after the rotation" ctl csr get --zone $KC_ZONE "$id"
 check "delete under the filter" ctl csr delete --zone $KC_ZONE "$id"
 
 # The shim, started as root with --user nobody.
-if [ -x "$KC_HTTP" ] && command -v curl >/dev/null 2>&1; then
+if [ ! -x "$KC_HTTP" ]; then
+	not_ok "no $KC_HTTP"
+else
 	chmod 0666 "$KEYCUSTODY_SOCKET"
 	tok=$("$KC_HTTP" credential add --name w --zone '*' --access write \
 	    -c "$KC_TMP/credentials") || not_ok "credential add"
 	chmod 0644 "$KC_TMP/credentials"
-	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	port=$(kc_free_port)
 	"$KC_HTTP" -d --user nobody --sandbox enforce -p "$port" -s "$KEYCUSTODY_SOCKET" \
 	    -c "$KC_TMP/credentials" >"$KC_TMP/http.log" 2>&1 &
 	hpid=$!
@@ -94,6 +113,8 @@ if [ -x "$KC_HTTP" ] && command -v curl >/dev/null 2>&1; then
 	*) not_ok "an error reply under the filter: $st" ;; esac
 	check "the shim is still alive" kill -0 "$hpid"
 	kill "$hpid"; wait "$hpid" 2>/dev/null
+	hpid=
+	kc_check_sanitizer_log "$KC_TMP/http.log" keycustody-http
 fi
 
 kc_stop_daemon
