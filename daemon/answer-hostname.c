@@ -16,9 +16,9 @@
 #include "cert.h"
 #include "kc-err.h"
 #include "kc-proto.h"
-#include "keycustodyd.h"
+#include "kcd.h"
+#include "kc-util.h"
 #include "log.h"
-#include "pool.h"
 #include "store.h"
 #include "validate.h"
 #include "xmalloc.h"
@@ -128,7 +128,7 @@ hostname_check_ssl(struct worker *w, const char *zone, const char *hostname,
 		return hostname_csr_not_found(err);
 	if (r != 0)
 		return r;
-	if (disp_key_missing(w, csr->key_id)) {
+	if (ans_key_missing(w, csr->key_id)) {
 		kc_error_set(err, KC_STATUS_CONFLICT, 1432, "The key of the custom CSR is "
 		    "missing from the HSM, so no certificate can be bound to it. Delete the "
 		    "custom CSR and create a new one.");
@@ -150,7 +150,7 @@ hostname_check_ssl(struct worker *w, const char *zone, const char *hostname,
 		goto out;
 	}
 	if ((r = cert_check(w->kcd->certs, pem, strlen(pem), csr->pubkey_der, csr->pubkey_len,
-	    hostname, disp_now_us(), &ci, err)) != 0)
+	    hostname, kc_now_us(), &ci, err)) != 0)
 		goto out;
 	if ((r = hostname_bundle_check(bundle_method, err)) != 0)
 		goto out;
@@ -171,7 +171,7 @@ hostname_check_ssl(struct worker *w, const char *zone, const char *hostname,
 	ci->nhosts = 0;
 	h->not_before_us = ci->not_before_us;
 	h->expires_on_us = ci->not_after_us;
-	h->uploaded_on_us = disp_now_us();
+	h->uploaded_on_us = kc_now_us();
  out:
 	cert_info_free(ci);
 	store_csr_free(csr);
@@ -198,10 +198,10 @@ hostname_clear(struct store_hostname *h)
 
 /*
  * The CustomHostname message of a record, its strings and hosts array copied or moved
- * (DISP_COPY, DISP_MOVE); the caller still frees h.
+ * (ANS_COPY, ANS_MOVE); the caller still frees h.
  */
 static Keycustody__CustomHostname *
-hostname_msg(struct store_hostname *h, enum disp_how how)
+hostname_msg(struct store_hostname *h, enum ans_how how)
 {
 	Keycustody__CustomHostname	*m = xcalloc(1, sizeof(*m));
 	Keycustody__CustomHostnameSsl	*s = xcalloc(1, sizeof(*s));
@@ -211,20 +211,20 @@ hostname_msg(struct store_hostname *h, enum disp_how how)
 	keycustody__custom_hostname_ssl__init(s);
 	m->id = xstrdup(h->id);
 	m->zone_id = xstrdup(h->zone_id);
-	m->hostname = disp_str(&h->hostname, how);
+	m->hostname = ans_str(&h->hostname, how);
 	m->created_at_us = h->created_at_us;
 	s->id = xstrdup(h->ssl_id);
-	s->status = xstrdup(disp_now_us() < h->expires_on_us ? "active" : "expired");
-	s->bundle_method = disp_str(&h->bundle_method, how);
+	s->status = xstrdup(kc_now_us() < h->expires_on_us ? "active" : "expired");
+	s->bundle_method = ans_str(&h->bundle_method, how);
 	s->custom_csr_id = xstrdup(h->csr_id);
-	s->issuer = disp_str(&h->issuer, how);
-	s->serial_number = disp_str(&h->serial_number, how);
-	s->signature = disp_str(&h->signature_alg, how);
+	s->issuer = ans_str(&h->issuer, how);
+	s->serial_number = ans_str(&h->serial_number, how);
+	s->signature = ans_str(&h->signature_alg, how);
 	s->uploaded_on_us = h->uploaded_on_us;
 	s->expires_on_us = h->expires_on_us;
 	s->not_before_us = h->not_before_us;
-	s->custom_certificate = disp_str(&h->certificate_pem, how);
-	if (h->nhosts > 0 && how == DISP_MOVE) {
+	s->custom_certificate = ans_str(&h->certificate_pem, how);
+	if (h->nhosts > 0 && how == ANS_MOVE) {
 		s->hosts = h->hosts;
 		s->n_hosts = h->nhosts;
 		h->hosts = NULL;
@@ -250,19 +250,19 @@ answer_create_hostname(struct worker *w, const Keycustody__Request *req,
 	int					 r;
 
 	memset(&h, 0, sizeof(h));
-	if ((r = disp_check_zone(m->zone_id, err)) != 0 ||
+	if ((r = ans_check_zone(m->zone_id, err)) != 0 ||
 	    (r = hostname_check(m->hostname, err)) != 0)
 		return r;
 	bm = ssl != NULL && ssl->bundle_method != NULL ? ssl->bundle_method : BUNDLE_DEFAULT;
 	if ((r = hostname_check_ssl(w, m->zone_id, m->hostname, ssl,
 	    ssl != NULL ? ssl->custom_csr_id : NULL, bm, &h, err)) != 0)
 		goto out;
-	if ((r = disp_uuid(h.id)) != 0 || (r = disp_uuid(h.ssl_id)) != 0)
+	if ((r = kc_uuid(h.id)) != 0 || (r = kc_uuid(h.ssl_id)) != 0)
 		goto out;
 	snprintf(h.zone_id, sizeof(h.zone_id), "%s", m->zone_id);
 	h.hostname = xstrdup(m->hostname);
 	h.created_at_us = h.uploaded_on_us;
-	if ((r = disp_audit(w, req, "create_hostname.begin", m->zone_id, h.id, NULL, 0, NULL)) != 0)
+	if ((r = ans_audit(w, req, "create_hostname.begin", m->zone_id, h.id, NULL, 0, NULL)) != 0)
 		goto out;
 	r = store_hostname_insert(w->st, &h);
 	if (r == KC_ERR_CONFLICT)
@@ -273,13 +273,20 @@ answer_create_hostname(struct worker *w, const Keycustody__Request *req,
 		goto out;
 	resp->body_case = KEYCUSTODY__RESPONSE__BODY_HOSTNAME;
 	/* A copy: the audit record below goes by h.hostname. */
-	resp->hostname = hostname_msg(&h, DISP_COPY);
+	resp->hostname = hostname_msg(&h, ANS_COPY);
  out:
 	if (h.hostname != NULL)
-		(void)disp_audit(w, req, "create_hostname", m->zone_id, h.id, NULL, r,
+		(void)ans_audit(w, req, "create_hostname", m->zone_id, h.id, NULL, r,
 		    err);
 	hostname_clear(&h);
 	return r;
+}
+
+int
+answer_undo_create_hostname(struct worker *w, const Keycustody__Request *req,
+    const Keycustody__Response *resp)
+{
+	return store_hostname_delete(w->st, resp->hostname->zone_id, resp->hostname->id);
 }
 
 int
@@ -293,7 +300,7 @@ answer_update_hostname(struct worker *w, const Keycustody__Request *req,
 	int					 r;
 
 	memset(&h, 0, sizeof(h));
-	if ((r = disp_check_zone(m->zone_id, err)) != 0)
+	if ((r = ans_check_zone(m->zone_id, err)) != 0)
 		return r;
 	if (m->id == NULL || !val_uuid(m->id))
 		return hostname_not_found(err);
@@ -313,7 +320,7 @@ answer_update_hostname(struct worker *w, const Keycustody__Request *req,
 	memcpy(h.ssl_id, old->ssl_id, sizeof(h.ssl_id));
 	h.hostname = xstrdup(old->hostname);
 	h.created_at_us = old->created_at_us;
-	if ((r = disp_audit(w, req, "update_hostname.begin", m->zone_id, h.id, NULL, 0, NULL)) != 0)
+	if ((r = ans_audit(w, req, "update_hostname.begin", m->zone_id, h.id, NULL, 0, NULL)) != 0)
 		goto out;
 	if ((r = store_hostname_update(w->st, &h)) == KC_ERR_NOT_FOUND) {
 		/* The hostname or the CSR went away meanwhile. */
@@ -323,9 +330,9 @@ answer_update_hostname(struct worker *w, const Keycustody__Request *req,
 	if (r != 0)
 		goto out;
 	resp->body_case = KEYCUSTODY__RESPONSE__BODY_HOSTNAME;
-	resp->hostname = hostname_msg(&h, DISP_MOVE);
+	resp->hostname = hostname_msg(&h, ANS_MOVE);
  out:
-	(void)disp_audit(w, req, "update_hostname", m->zone_id, m->id, NULL, r, err);
+	(void)ans_audit(w, req, "update_hostname", m->zone_id, m->id, NULL, r, err);
 	store_hostname_free(old);
 	hostname_clear(&h);
 	return r;
@@ -339,7 +346,7 @@ answer_get_hostname(struct worker *w, const Keycustody__Request *req,
 	struct store_hostname			*h = NULL;
 	int					 r;
 
-	if ((r = disp_check_zone(m->zone_id, err)) != 0)
+	if ((r = ans_check_zone(m->zone_id, err)) != 0)
 		return r;
 	if (m->id == NULL || !val_uuid(m->id))
 		return hostname_not_found(err);
@@ -348,7 +355,7 @@ answer_get_hostname(struct worker *w, const Keycustody__Request *req,
 	if (r != 0)
 		return r;
 	resp->body_case = KEYCUSTODY__RESPONSE__BODY_HOSTNAME;
-	resp->hostname = hostname_msg(h, DISP_MOVE);
+	resp->hostname = hostname_msg(h, ANS_MOVE);
 	store_hostname_free(h);
 	return 0;
 }
@@ -365,8 +372,8 @@ answer_list_hostnames(struct worker *w, const Keycustody__Request *req,
 	unsigned int				 page, per_page;
 	int					 r;
 
-	if ((r = disp_check_zone(m->zone_id, err)) != 0 ||
-	    (r = disp_pagination(m->has_page, m->page, m->has_per_page, m->per_page, &page,
+	if ((r = ans_check_zone(m->zone_id, err)) != 0 ||
+	    (r = ans_pagination(m->has_page, m->page, m->has_per_page, m->per_page, &page,
 	    &per_page, err)) != 0)
 		return r;
 	if ((r = store_hostname_list(w->st, m->zone_id, m->hostname, m->custom_csr_id, page,
@@ -380,7 +387,7 @@ answer_list_hostnames(struct worker *w, const Keycustody__Request *req,
 	if (n > 0) {
 		l->hostnames = xcalloc(n, sizeof(*l->hostnames));
 		for (i = 0; i < n; i++)
-			l->hostnames[i] = hostname_msg(v[i], DISP_MOVE);
+			l->hostnames[i] = hostname_msg(v[i], ANS_MOVE);
 		l->n_hostnames = n;
 	}
 	store_hostname_free_array(v, n);
@@ -397,15 +404,15 @@ answer_delete_hostname(struct worker *w, const Keycustody__Request *req,
 	Keycustody__DeleteHostnameResponse	*d;
 	int					 r;
 
-	if ((r = disp_check_zone(m->zone_id, err)) != 0)
+	if ((r = ans_check_zone(m->zone_id, err)) != 0)
 		return r;
 	if (m->id == NULL || !val_uuid(m->id))
 		return hostname_not_found(err);
-	if ((r = disp_audit(w, req, "delete_hostname.begin", m->zone_id, m->id, NULL, 0, NULL)) != 0)
+	if ((r = ans_audit(w, req, "delete_hostname.begin", m->zone_id, m->id, NULL, 0, NULL)) != 0)
 		return r;
 	if ((r = store_hostname_delete(w->st, m->zone_id, m->id)) == KC_ERR_NOT_FOUND)
 		(void)hostname_not_found(err);
-	(void)disp_audit(w, req, "delete_hostname", m->zone_id, m->id, NULL, r, err);
+	(void)ans_audit(w, req, "delete_hostname", m->zone_id, m->id, NULL, r, err);
 	if (r != 0)
 		return r;
 	d = xcalloc(1, sizeof(*d));

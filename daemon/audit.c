@@ -478,6 +478,41 @@ audit_rotated_name(const char *path)
 }
 
 int
+audit_op(struct audit *a, const struct audit_actor *actor, const char *op, const char *zone,
+    const char *id, const uint8_t *key_id, size_t key_id_len, int r,
+    const struct kc_error *err)
+{
+	struct audit_event	 ev;
+	struct kc_error		 e;
+	int			 ar;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.op = op;
+	if (actor != NULL) {
+		ev.uid = actor->uid;
+		ev.pid = actor->pid;
+		if (actor->credential != NULL && *actor->credential != '\0')
+			ev.credential = actor->credential;
+	}
+	ev.zone = zone;
+	ev.id = id;
+	ev.key_id = key_id;
+	ev.key_id_len = key_id != NULL ? key_id_len : 0;
+	if (r != 0) {
+		if (err == NULL || err->status == KC_STATUS_OK) {
+			kc_error_from(&e, r);
+			err = &e;
+		}
+		ev.error = err;
+	}
+	if ((ar = audit_record(a, &ev)) != 0) {
+		log_warnx("audit log: %s not recorded (%s); refusing", op, kc_strerror(ar));
+		return KC_ERR_UNAVAILABLE;
+	}
+	return 0;
+}
+
+int
 audit_rotate(struct audit *a, char **rotated_out)
 {
 	char		*rotated = NULL;

@@ -55,6 +55,23 @@ int	audit_open(const char *path, struct audit **ap, char **cause);
  */
 int	audit_record(struct audit *a, const struct audit_event *ev);
 
+/* Who made a request: the peer's SO_PEERCRED and the credential a gateway named. */
+struct audit_actor {
+	uid_t			 uid;
+	pid_t			 pid;
+	const char		*credential;	/* NULL or "": none named */
+};
+
+/**
+ * Record one operation of actor with its result r (0, or a KC_ERR_* with err, when given,
+ * saying what the client was told). A write that fails is logged here.
+ * @param key_id	NULL, or the key's id of key_id_len bytes
+ * @retval 0, or KC_ERR_UNAVAILABLE: not recorded, and the caller must refuse (fail closed)
+ */
+int	audit_op(struct audit *a, const struct audit_actor *actor, const char *op,
+	    const char *zone, const char *id, const uint8_t *key_id, size_t key_id_len, int r,
+	    const struct kc_error *err);
+
 /**
  * Rotate: rename the current file to "<path>.<UTC timestamp>" and start a new file whose
  * first line is a rotate record carrying the previous file's name and, as prev, the hash of

@@ -29,28 +29,19 @@
 #include "dispatch.h"
 #include "kc-err.h"
 #include "kc-proto.h"
-#include "keycustodyd.h"
+#include "kcd.h"
 #include "log.h"
-#include "pool.h"
+#include "peer.h"
 #include "xmalloc.h"
 
 #define CONN_MAX_INFLIGHT	64	/* per connection; reading pauses beyond it */
-
-/* A request handed to the pool, with its deadline. */
-struct conn_req {
-	struct conn		*conn;
-	struct pool_job		*job;
-	struct event		*timer;
-	uint64_t		 id;
-	int			 timed_out;	/* answered already; drop the worker's reply */
-};
 
 struct conn {
 	TAILQ_ENTRY(conn)	 entry;
 	struct control		*ctl;
 	struct bufferevent	*bev;
 	uint64_t		 serial;
-	struct pool_peer	 peer;
+	struct peer		 peer;
 	unsigned int		 refs;		/* the connection itself + one per job */
 	unsigned int		 inflight;
 	int			 lost;
@@ -60,7 +51,7 @@ TAILQ_HEAD(connq, conn);
 
 /* One configured role grant: a uid, or a group (its gid and its members' uids). */
 struct role_rule {
-	int			 role;
+	enum peer_role		 role;
 	int			 is_group;
 	uid_t			 uid;
 	gid_t			 gid;
@@ -80,7 +71,6 @@ struct control {
 	unsigned int		 max_conns;
 	unsigned int		 inflight;
 	uint64_t		 serial;
-	struct timeval		 timeout;	/* request deadline */
 };
 
 static void	control_accept(struct evconnlistener *, evutil_socket_t, struct sockaddr *,
@@ -92,28 +82,13 @@ static void	conn_write(struct bufferevent *, void *);
 static void	conn_event(struct bufferevent *, short, void *);
 static void	conn_lost(struct conn *);
 static void	conn_unref(struct conn *);
-static void	conn_job_done(void *, uint8_t *, size_t);
+static void	conn_reply(void *, uint8_t *, size_t);
 static void	conn_frame_free(const void *, size_t, void *);
 static void	conn_send(struct conn *, uint8_t *, size_t);
-static void	conn_req_timeout(evutil_socket_t, short, void *);
-
-const char *
-control_role_name(int role)
-{
-	switch (role) {
-	case CTL_ROLE_ADMIN:
-		return "admin";
-	case CTL_ROLE_GATEWAY:
-		return "gateway";
-	case CTL_ROLE_READER:
-		return "reader";
-	default:
-		return "none";
-	}
-}
 
 static void
-control_add_rule(struct control *c, int role, int is_group, uid_t uid, gid_t gid)
+control_add_rule(struct control *c, enum peer_role role, int is_group, uid_t uid,
+    gid_t gid)
 {
 	struct role_rule	*r;
 
@@ -131,7 +106,7 @@ control_add_rule(struct control *c, int role, int is_group, uid_t uid, gid_t gid
  * up now, at start-up, so that accepting a connection never waits on NSS.
  */
 static int
-control_resolve(struct control *c, int role, const char *spec, char **cause)
+control_resolve(struct control *c, enum peer_role role, const char *spec, char **cause)
 {
 	struct passwd	*pw;
 	struct group	*gr;
@@ -145,7 +120,7 @@ control_resolve(struct control *c, int role, const char *spec, char **cause)
 		ul = strtoul(spec + 1, &end, 10);
 		gr = spec[1] != '\0' && *end == '\0' ? getgrgid((gid_t)ul) : getgrnam(spec + 1);
 		if (gr == NULL) {
-			xasprintf(cause, "%s: unknown group %s", control_role_name(role), spec + 1);
+			xasprintf(cause, "%s: unknown group %s", peer_role_name(role), spec + 1);
 			return KC_ERR_INVALID;
 		}
 		control_add_rule(c, role, 1, 0, gr->gr_gid);
@@ -164,7 +139,7 @@ control_resolve(struct control *c, int role, const char *spec, char **cause)
 		return 0;
 	}
 	if ((pw = getpwnam(spec)) == NULL) {
-		xasprintf(cause, "%s: unknown user %s", control_role_name(role), spec);
+		xasprintf(cause, "%s: unknown user %s", peer_role_name(role), spec);
 		return KC_ERR_INVALID;
 	}
 	control_add_rule(c, role, 0, pw->pw_uid, 0);
@@ -172,12 +147,12 @@ control_resolve(struct control *c, int role, const char *spec, char **cause)
 }
 
 /* The highest role that any rule grants this peer. */
-static int
+static enum peer_role
 control_peer_role(const struct control *c, uid_t uid, gid_t gid)
 {
 	const struct role_rule	*r;
 	size_t			 i, j;
-	int			 role = CTL_ROLE_NONE;
+	enum peer_role		 role = PEER_ROLE_NONE;
 
 	for (i = 0; i < c->nrules; i++) {
 		r = &c->rules[i];
@@ -227,8 +202,8 @@ control_in_use(const char *path)
 struct control *
 control_new(struct kcd *kcd, const struct kc_conf *conf, char **cause)
 {
-	static const int	 roles[3] = { CTL_ROLE_ADMIN, CTL_ROLE_GATEWAY,
-				    CTL_ROLE_READER };
+	static const enum peer_role roles[3] = { PEER_ROLE_ADMIN, PEER_ROLE_GATEWAY,
+				    PEER_ROLE_READER };
 	const char		*path = conf->socket_path;
 	struct control		*c;
 	struct sockaddr_un	 sun;
@@ -244,8 +219,8 @@ control_new(struct kcd *kcd, const struct kc_conf *conf, char **cause)
 			if (control_resolve(c, roles[i], conf->roles[i][j], cause) != 0)
 				goto fail;
 	if (c->nrules == 0) {
-		control_add_rule(c, CTL_ROLE_ADMIN, 0, 0, 0);
-		control_add_rule(c, CTL_ROLE_ADMIN, 0, geteuid(), 0);
+		control_add_rule(c, PEER_ROLE_ADMIN, 0, 0, 0);
+		control_add_rule(c, PEER_ROLE_ADMIN, 0, geteuid(), 0);
 	}
 
 	memset(&sun, 0, sizeof(sun));
@@ -307,7 +282,6 @@ control_new(struct kcd *kcd, const struct kc_conf *conf, char **cause)
 	c->kcd = kcd;
 	c->path = xstrdup(path);
 	c->max_conns = conf->max_conns;
-	c->timeout.tv_sec = conf->request_timeout;
 	TAILQ_INIT(&c->conns);
 	c->listener = evconnlistener_new(kcd->base, control_accept, c,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 128, fd);
@@ -357,14 +331,14 @@ control_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa
 	struct conn	*conn;
 	struct ucred	 cred;
 	socklen_t	 len = sizeof(cred);
-	int		 role;
+	enum peer_role	 role;
 
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1) {
 		log_warn("getsockopt SO_PEERCRED");
 		close(fd);
 		return;
 	}
-	if ((role = control_peer_role(c, cred.uid, cred.gid)) == CTL_ROLE_NONE) {
+	if ((role = control_peer_role(c, cred.uid, cred.gid)) == PEER_ROLE_NONE) {
 		log_warnx("refusing connection from uid %ld gid %ld pid %ld: no role",
 		    (long)cred.uid, (long)cred.gid, (long)cred.pid);
 		close(fd);
@@ -397,7 +371,7 @@ control_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa
 	c->nconns++;
 	log_debug("connection %llu from uid %ld gid %ld pid %ld, role %s",
 	    (unsigned long long)conn->serial, (long)conn->peer.uid, (long)conn->peer.gid,
-	    (long)conn->peer.pid, control_role_name(role));
+	    (long)conn->peer.pid, peer_role_name(role));
 }
 
 /* Read every complete frame and dispatch it. */
@@ -408,8 +382,6 @@ conn_read(struct bufferevent *bev, void *arg)
 	struct control		*c = conn->ctl;
 	struct evbuffer		*in = bufferevent_get_input(bev);
 	Keycustody__Request	*req;
-	struct kc_error		 err;
-	struct conn_req		*cr;
 	uint8_t			 hdr[KC_FRAME_HDR], *body, *frame;
 	size_t			 len, flen;
 	int			 r;
@@ -444,10 +416,7 @@ conn_read(struct bufferevent *bev, void *arg)
 			log_warnx("connection %llu (uid %ld pid %ld): protocol version %u, "
 			    "expected %u; closing", (unsigned long long)conn->serial,
 			    (long)conn->peer.uid, (long)conn->peer.pid, req->version, KC_PROTO_VERSION);
-			kc_error_set(&err, KC_STATUS_INVALID_ARGUMENT, KC_API_INTERNAL,
-			    "protocol version %u is not supported (expected %u)",
-			    req->version, KC_PROTO_VERSION);
-			disp_error_frame(req->id, &err, &frame, &flen);
+			disp_bad_version(req, &frame, &flen);
 			keycustody__request__free_unpacked(req, NULL);
 			conn_send(conn, frame, flen);
 			conn->closing = 1;
@@ -466,46 +435,10 @@ conn_read(struct bufferevent *bev, void *arg)
 		log_debug("connection %llu: request %llu %s",
 		    (unsigned long long)conn->serial, (unsigned long long)req->id,
 		    proto_request_name(req->body_case));
-		if (disp_permitted(req, conn->peer.role, &err) != 0) {
-			log_warnx("connection %llu (uid %ld pid %ld, role %s): %s refused",
-			    (unsigned long long)conn->serial, (long)conn->peer.uid,
-			    (long)conn->peer.pid, control_role_name(conn->peer.role),
-			    proto_request_name(req->body_case));
-			disp_error_frame(req->id, &err, &frame, &flen);
-			keycustody__request__free_unpacked(req, NULL);
-			conn_send(conn, frame, flen);
-			continue;
-		}
-		if (disp_in_loop(req)) {
-			disp_answer_loop(c->kcd, req, &frame, &flen);
-			keycustody__request__free_unpacked(req, NULL);
-			conn_send(conn, frame, flen);
-			continue;
-		}
-		cr = xcalloc(1, sizeof(*cr));
-		cr->conn = conn;
-		cr->id = req->id;
-		if ((cr->timer = evtimer_new(c->kcd->base, conn_req_timeout, cr)) == NULL)
-			fatalx("evtimer_new");
 		conn->refs++;
 		conn->inflight++;
 		c->inflight++;
-		if (pool_submit(c->kcd->pool, req, &conn->peer, conn_job_done, cr,
-		    &cr->job) == 0)
-			evtimer_add(cr->timer, &c->timeout);
-		else {
-			event_free(cr->timer);
-			free(cr);
-			conn->refs--;
-			conn->inflight--;
-			c->inflight--;
-			kc_error_set(&err, KC_STATUS_UNAVAILABLE, KC_API_UNAVAILABLE,
-			    "Service Unavailable: the request queue is full. "
-			    "Please try again later.");
-			disp_error_frame(req->id, &err, &frame, &flen);
-			keycustody__request__free_unpacked(req, NULL);
-			conn_send(conn, frame, flen);
-		}
+		disp_request(c->kcd->disp, req, &conn->peer, conn_reply, conn);
 	}
 }
 
@@ -543,46 +476,15 @@ conn_send(struct conn *conn, uint8_t *frame, size_t len)
 	}
 }
 
-/*
- * The deadline of a request passed: answer "unavailable" now; the worker undoes what the
- * request still makes, and its late reply is dropped.
- */
+/* On the loop: the reply to a request of conn (disp_request()). */
 static void
-conn_req_timeout(evutil_socket_t fd, short ev, void *arg)
+conn_reply(void *arg, uint8_t *frame, size_t len)
 {
-	struct conn_req	*cr = arg;
-	struct conn	*conn = cr->conn;
-	struct kc_error	 err;
-	uint8_t		*frame;
-	size_t		 flen;
+	struct conn	*conn = arg;
 
-	cr->timed_out = 1;
-	pool_abandon(cr->job);
-	if (conn->lost)
-		return;
-	log_warnx("connection %llu: request %llu not answered within %lds; giving up",
-	    (unsigned long long)conn->serial, (unsigned long long)cr->id,
-	    (long)conn->ctl->timeout.tv_sec);
-	kc_error_set(&err, KC_STATUS_UNAVAILABLE, KC_API_UNAVAILABLE, "Service Unavailable: "
-	    "the HSM did not answer within %ld seconds; nothing was changed. Please try again "
-	    "later.", (long)conn->ctl->timeout.tv_sec);
-	disp_error_frame(cr->id, &err, &frame, &flen);
-	conn_send(conn, frame, flen);
-}
-
-/* On the loop: a worker's reply for a request of conn. */
-static void
-conn_job_done(void *arg, uint8_t *frame, size_t len)
-{
-	struct conn_req	*cr = arg;
-	struct conn	*conn = cr->conn;
-	int		 timed_out = cr->timed_out;
-
-	event_free(cr->timer);
-	free(cr);
 	conn->inflight--;
 	conn->ctl->inflight--;
-	if (conn->lost || timed_out)
+	if (conn->lost)
 		free(frame);
 	else {
 		conn_send(conn, frame, len);

@@ -10,17 +10,6 @@ struct kcd;
 struct kc_conf;
 struct control;
 
-/* What a peer may do, from its SO_PEERCRED uid/gid and the configuration. */
-enum ctl_role {
-	CTL_ROLE_NONE = 0,	/* refused at connect */
-	CTL_ROLE_READER,	/* health, list, get */
-	CTL_ROLE_GATEWAY,	/* every CSR and hostname operation, naming the actor */
-	CTL_ROLE_ADMIN		/* everything */
-};
-
-/** "admin", "gateway", "reader", "none". */
-const char	*control_role_name(int role);
-
 /**
  * Resolve the roles of the configuration (admin, gateway, reader: a user name, a uid or
  * @group; none configured: root and the daemon's own user are admin), bind the socket

@@ -1,50 +1,63 @@
 /*
  * Copyright (c) 2026 The keycustody authors. SPDX-License-Identifier: ISC
  *
- * dispatch.h: the request table and the answer_<op>() handlers.
+ * dispatch.h: the one entry point of a decoded request. Dispatch owns the request table
+ * (who may make which request, answered on the loop or by a worker, its handler and its
+ * undo), the workers' contexts, the request deadline and what happens when it passes, and
+ * the text of every error it answers itself.
  */
 #ifndef KC_DISPATCH_H
 #define KC_DISPATCH_H
 
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "kc-proto.h"
 
+struct dispatch;
 struct kcd;
-struct kc_error;
+struct peer;
 struct worker;
 
-/**
- * Whether a peer with this role (enum ctl_role) may make the request; a gateway must name
- * the acting credential (Request.actor).
- * @retval 0, or KC_ERR_DENIED with err set (status PERMISSION_DENIED)
+/*
+ * A request's reply, on the event loop thread: the packed frame (the callee takes ownership,
+ * free()), or NULL when it could not be built (close the connection). Called exactly once
+ * per disp_request(), possibly before disp_request() returns.
  */
-int	disp_permitted(const Keycustody__Request *req, int role, struct kc_error *err);
+typedef void (*disp_reply_fn)(void *arg, uint8_t *frame, size_t len);
 
 /**
- * Whether the request is answered on the event loop (cheap, no I/O) rather than by a worker.
+ * Open one PKCS#11 session and one store handle per worker (kcd->conf: workers,
+ * queue_limit, request_timeout) and start the pool (kcd->pool).
+ * @retval NULL with cause set on failure (caller frees cause)
  */
-int	disp_in_loop(const Keycustody__Request *req);
+struct dispatch	*disp_new(struct kcd *kcd, char **cause);
 
 /**
- * Answer a request on the event loop (disp_in_loop() was true).
- * @param frame the packed reply; caller frees with free(); NULL on failure
+ * Answer req (takes ownership) from peer (copied): refused, answered on the loop, or queued
+ * for a worker with the request deadline; reply is called when the answer is there, or
+ * with "unavailable" when the deadline passes first (the worker then undoes what the request
+ * made, and its late answer is dropped).
  */
-void	disp_answer_loop(struct kcd *kcd, const Keycustody__Request *req, uint8_t **frame,
-	    size_t *len);
+void		 disp_request(struct dispatch *d, Keycustody__Request *req,
+		    const struct peer *peer, disp_reply_fn reply, void *arg);
+
+/** The reply to a request of an unsupported protocol version. Caller frees *frame. */
+void		 disp_bad_version(const Keycustody__Request *req, uint8_t **frame,
+		    size_t *len);
 
 /**
- * Answer a request on a worker thread (the handler of its row in the table). When
- * *abandoned is set by then (the requester's deadline passed), what the request made is
- * undone and the reply says so.
+ * Answer req now on the calling thread, as a worker (w) would, abandoned or not: for the
+ * fuzz targets and tests. Caller frees *frame.
  */
-void	disp_answer_worker(struct worker *w, const Keycustody__Request *req,
-	    const atomic_int *abandoned, uint8_t **frame, size_t *len);
+void		 disp_answer_now(struct kcd *kcd, struct worker *w,
+		    const Keycustody__Request *req, const struct peer *peer, int abandoned,
+		    uint8_t **frame, size_t *len);
 
-/** Pack an error reply for request id. */
-void	disp_error_frame(uint64_t id, const struct kc_error *err, uint8_t **frame,
-	    size_t *len);
+/**
+ * Finish the queued requests (their replies are delivered), stop the workers, close their
+ * sessions and store handles. NULL is a no-op.
+ */
+void		 disp_free(struct dispatch *d);
 
 #endif /* KC_DISPATCH_H */

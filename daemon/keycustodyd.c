@@ -31,9 +31,11 @@
 #include "cert.h"
 #include "conf.h"
 #include "control.h"
+#include "custody.h"
+#include "dispatch.h"
 #include "hsm.h"
 #include "kc-err.h"
-#include "keycustodyd.h"
+#include "kcd.h"
 #include "log.h"
 #include "pool.h"
 #include "priv.h"
@@ -197,103 +199,48 @@ preflight_writable(const char *what, const char *path, char **cause)
 	return 0;
 }
 
-static int
-cmp_key_id(const void *a, const void *b)
-{
-	return memcmp(a, b, HSM_KEY_ID_LEN);
-}
-
 /*
- * Finish or undo what a crash interrupted (DESIGN.md section 3): records left CREATING or
- * DELETING lose their key and their record; then count keys with our label that no record
- * owns, and records whose key is gone from the token.
+ * Finish or undo what a crash interrupted (custody.h), with a session and a store handle of
+ * its own, before any request is answered; the findings go to health.
  */
 static int
 reconcile(struct kcd *kcd)
 {
-	struct hsm_session	*hs = NULL;
-	struct store		*st = NULL;
-	struct store_csr	**v = NULL;
-	uint8_t			*tok = NULL, *rec = NULL;
-	size_t			 n = 0, ntok = 0, nrec = 0, i;
-	uint64_t		 ready = 0, orphans = 0, missing = 0;
+	struct custody		 c;
+	struct custody_report	 rep;
 	char			*cause = NULL;
 	int			 r;
 
-	if ((r = hsm_session_new(kcd->hsm, &hs)) != 0) {
+	memset(&c, 0, sizeof(c));
+	c.kcd = kcd;
+	if ((r = hsm_session_new(kcd->hsm, &c.hs)) != 0) {
 		log_warnx("reconcile: PKCS#11 session: %s", kc_strerror(r));
 		goto out;
 	}
-	if ((r = store_open(kcd->store_path, &st, &cause)) != 0) {
+	if ((r = store_open(kcd->store_path, &c.st, &cause)) != 0) {
 		log_warnx("reconcile: %s", cause);
 		goto out;
 	}
-	if ((r = store_csr_unfinished(st, &v, &n)) != 0)
+	if ((r = custody_reconcile(&c, &rep)) != 0)
 		goto out;
-	for (i = 0; i < n; i++) {
-		if ((r = hsm_key_destroy(hs, v[i]->key_id)) != 0) {
-			log_warnx("reconcile: record %s (%s): key destruction failed: %s",
-			    v[i]->id, v[i]->state == STORE_CSR_CREATING ? "creating" :
-			    "deleting", kc_strerror(r));
-			goto out;
-		}
-		if ((r = store_csr_remove(st, v[i]->id)) != 0 && r != KC_ERR_NOT_FOUND)
-			goto out;
-		log_info("reconcile: %s record %s (zone %s) removed with its key",
-		    v[i]->state == STORE_CSR_CREATING ? "unfinished" : "half-deleted",
-		    v[i]->id, v[i]->zone_id);
-	}
-
-	if ((r = hsm_key_list(hs, &tok, &ntok)) != 0 ||
-	    (r = store_csr_key_ids(st, &rec, &nrec)) != 0 ||
-	    (r = store_csr_count(st, &ready)) != 0)
-		goto out;
-	if (ntok > 0)
-		qsort(tok, ntok, HSM_KEY_ID_LEN, cmp_key_id);
-	if (nrec > 0)
-		qsort(rec, nrec, HSM_KEY_ID_LEN, cmp_key_id);
-	for (i = 0; i < ntok; i++)
-		if (nrec == 0 || bsearch(tok + i * HSM_KEY_ID_LEN, rec, nrec, HSM_KEY_ID_LEN,
-		    cmp_key_id) == NULL)
-			orphans++;
-	for (i = 0; i < nrec; i++)
-		if (ntok == 0 || bsearch(rec + i * HSM_KEY_ID_LEN, tok, ntok, HSM_KEY_ID_LEN,
-		    cmp_key_id) == NULL) {
-			/* Remembered: such a record is flagged, never served as healthy. */
-			kcd->missing_ids = xreallocarray(kcd->missing_ids, missing + 1,
-			    HSM_KEY_ID_LEN);
-			memcpy(kcd->missing_ids + missing * HSM_KEY_ID_LEN,
-			    rec + i * HSM_KEY_ID_LEN, HSM_KEY_ID_LEN);
-			missing++;
-		}
-	kcd->nmissing = missing;	/* sorted: rec was */
-	if (orphans > 0)
-		log_warnx("reconcile: %llu key(s) labelled %s* in the token have no record",
-		    (unsigned long long)orphans, HSM_LABEL_PREFIX);
-	if (missing > 0)
-		log_warnx("reconcile: %llu record(s) have no key in the token",
-		    (unsigned long long)missing);
 	/*
 	 * libp11's engine finds a key by searching the whole token, and SoftHSM2 reads every
 	 * object file for a search: with this signer each CSR costs time in proportion to the
 	 * token (docs/PERFORMANCE.md).
 	 */
-	if (hsm_get_signer(kcd->hsm) == HSM_SIGNER_ENGINE && ntok >= ENGINE_WARN_KEYS)
+	if (hsm_get_signer(kcd->hsm) == HSM_SIGNER_ENGINE && rep.token_keys >= ENGINE_WARN_KEYS)
 		log_warnx("signer = engine with %zu keys in the token: every CSR makes libp11 "
 		    "search the whole token, so CSRs slow down as it fills; signer = direct "
-		    "does not", ntok);
-	atomic_store(&kcd->keys_in_custody, ready);
-	atomic_store(&kcd->orphan_keys, orphans);
-	atomic_store(&kcd->records_missing_key, missing);
-	log_info("reconcile: %llu key(s) in custody", (unsigned long long)ready);
-	r = 0;
+		    "does not", rep.token_keys);
+	atomic_store(&kcd->keys_in_custody, rep.ready);
+	atomic_store(&kcd->orphan_keys, rep.orphans);
+	atomic_store(&kcd->records_missing_key, rep.missing);
+	kcd->missing_ids = rep.missing_ids;
+	kcd->nmissing = rep.missing;
  out:
-	store_csr_free_array(v, n);
-	free(tok);
-	free(rec);
 	free(cause);
-	store_close(st);
-	hsm_session_free(hs);
+	store_close(c.st);
+	hsm_session_free(c.hs);
 	return r;
 }
 
@@ -512,8 +459,7 @@ main(int argc, char *argv[])
 		fatalx("start-up reconciliation failed: %s", kc_strerror(r));
 	kcd.store_ok = 1;
 
-	if ((kcd.pool = pool_new(&kcd, conf.workers, conf.queue_limit,
-	    conf.request_timeout * 1000, &cause)) == NULL)
+	if ((kcd.disp = disp_new(&kcd, &cause)) == NULL)
 		fatalx("%s", cause);
 	ev_term = evsignal_new(kcd.base, SIGTERM, on_signal, &kcd);
 	ev_int = evsignal_new(kcd.base, SIGINT, on_signal, &kcd);
@@ -538,7 +484,7 @@ main(int argc, char *argv[])
 	pthread_cond_signal(&recover_cond);
 	pthread_mutex_unlock(&recover_lock);
 	pthread_join(recover_tid, NULL);
-	pool_free(kcd.pool);
+	disp_free(kcd.disp);
 	control_free(kcd.control);
 	if (drain_ev != NULL)
 		event_free(drain_ev);

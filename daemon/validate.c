@@ -523,18 +523,18 @@ val_csr_fields(const struct val_csr_fields *f, struct kc_error *err)
 		val_fail(err, VAL_CODE_DECODE, "%s", VAL_MSG_DECODE);
 		return KC_ERR_INVALID;
 	}
-	subj[0].value = f->state;
-	subj[1].value = f->locality;
-	subj[2].value = f->organization;
-	subj[3].value = f->organizational_unit;
-	subj[4].value = f->common_name;
+	subj[0].value = f->subject.state;
+	subj[1].value = f->subject.locality;
+	subj[2].value = f->subject.organization;
+	subj[3].value = f->subject.organizational_unit;
+	subj[4].value = f->subject.common_name;
 
-	if ((r = val_country(f->country, err)) != 0)
+	if ((r = val_country(f->subject.country, err)) != 0)
 		return r;
 	for (i = 0; i < sizeof(subj) / sizeof(subj[0]); i++)
 		if ((r = val_subject(&subj[i], err)) != 0)
 			return r;
-	if ((r = val_sans(f->sans, f->nsans, err)) != 0 ||
+	if ((r = val_sans(f->subject.sans, f->subject.nsans, err)) != 0 ||
 	    (r = val_key_type(f->key_type, err)) != 0 ||
 	    (r = val_free_text(f->name, "name", err)) != 0 ||
 	    (r = val_free_text(f->description, "description", err)) != 0)

@@ -11,6 +11,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "csr.h"
+
 struct kc_error;
 
 #define VAL_MAX_SANS		150
@@ -39,14 +41,7 @@ enum val_name val_dns_name(const char *name, bool allow_wildcard, char *reason,
 
 /* A create-CSR request as the daemon received it; NULL means the field was absent. */
 struct val_csr_fields {
-	const char		*country;
-	const char		*state;
-	const char		*locality;
-	const char		*organization;
-	const char		*organizational_unit;
-	const char		*common_name;
-	const char *const	*sans;
-	size_t			 nsans;
+	struct csr_subject	 subject;	/* as the request has it (csr.h) */
 	const char		*key_type;	/* NULL: the default, rsa2048 */
 	const char		*name;
 	const char		*description;

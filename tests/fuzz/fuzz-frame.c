@@ -3,12 +3,11 @@
  *
  * fuzz-frame.c: the daemon's side of the socket, as control.c drives it: a byte stream cut
  * into frames (proto_frame_len), each unpacked (proto_unpack_request), checked against the
- * peer's role (disp_permitted) and answered (disp_answer_loop or disp_answer_worker) by the
- * real handlers, store, certificate checks and audit log, over the fake HSM of fake-hsm.c.
+ * peer's role and answered as a worker would (disp_answer_now) by the real handlers, store, certificate checks and audit log, over the fake HSM of fake-hsm.c.
  * Every reply must unpack again and carry the request's id.
  *
  * Input: one control byte, then the stream. Control bits 0-1: the peer's role (enum
- * ctl_role); bits 2-6: FAKE_HSM_* faults; bit 7: every request is abandoned (its requester's
+ * peer_role); bits 2-6: FAKE_HSM_* faults; bit 7: every request is abandoned (its requester's
  * deadline passed while a worker had it). The store starts every input (or every
  * $KC_FUZZ_RESET inputs) from the same template: one READY CSR (FUZZ_CSR_ID, the fixed
  * key) and one custom hostname (FUZZ_HOST_ID) in FUZZ_ZONE, so that inputs can name them.
@@ -27,7 +26,7 @@
 #include "arena.h"
 #include "audit.h"
 #include "cert.h"
-#include "control.h"
+#include "answer.h"
 #include "dispatch.h"
 #include "fake-hsm.h"
 #include "fuzz.h"
@@ -35,7 +34,8 @@
 #include "hsm.h"
 #include "kc-err.h"
 #include "kc-proto.h"
-#include "keycustodyd.h"
+#include "kcd.h"
+#include "peer.h"
 #include "pool.h"
 #include "store.h"
 #include "xmalloc.h"
@@ -50,7 +50,7 @@ static const uint8_t	 frame_key_id[STORE_KEY_ID_LEN] = {
 static struct {
 	struct kcd		 kcd;
 	struct worker		 w;
-	struct pool_peer	 peer;
+	struct peer		 peer;
 	char			 store_path[PATH_MAX];
 	char			 audit_path[PATH_MAX];
 	uint8_t			*template;	/* the seeded store file */
@@ -199,6 +199,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	const char			*bundles[1], *e;
 	char				 ca[PATH_MAX], *cause = NULL;
 	static char			 pool_store[PATH_MAX];
+	static void			*pool_ctx[1];
 
 	fuzz_log_init();
 	fr.verbose = getenv("KC_FUZZ_VERBOSE") != NULL;
@@ -223,10 +224,9 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	if ((fr.kcd.base = event_base_new()) == NULL)
 		frame_fail("event_base_new", NULL);
 	/* Health reports the pool's queue; its one thread never gets a job. */
-	if ((fr.kcd.pool = pool_new(&fr.kcd, 1, 16, 0, &cause)) == NULL)
-		frame_fail("pool_new", cause);
+	pool_ctx[0] = NULL;
+	fr.kcd.pool = pool_new(fr.kcd.base, pool_ctx, 1, 16);
 	fr.w.kcd = &fr.kcd;
-	fr.w.pool = fr.kcd.pool;
 	if (hsm_session_new(fr.kcd.hsm, &fr.w.hs) != 0)
 		frame_fail("hsm_session_new", NULL);
 	fr.peer.uid = 4242;
@@ -283,7 +283,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	Keycustody__Request	*req;
 	struct kc_error		 err;
-	atomic_int		 abandoned;
+	int			 abandoned;
 	uint8_t			*frame;
 	size_t			 len, flen;
 	int			 i, r;
@@ -294,7 +294,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		frame_reset();
 	fr.peer.role = data[0] & 0x03;
 	fake_hsm_set_faults((data[0] >> 2) & FAKE_HSM_MASK);
-	atomic_init(&abandoned, (data[0] & 0x80) != 0);
+	abandoned = (data[0] & 0x80) != 0;
 	data++;
 	size--;
 
@@ -313,9 +313,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		frame = NULL;
 		flen = 0;
 		if (r == KC_ERR_BAD_VERSION) {
-			kc_error_set(&err, KC_STATUS_INVALID_ARGUMENT, 1500,
-			    "protocol version %u is not supported", req->version);
-			disp_error_frame(req->id, &err, &frame, &flen);
+			disp_bad_version(req, &frame, &flen);
 			frame_check_reply(req->id, frame, flen);
 			keycustody__request__free_unpacked(req, NULL);
 			break;
@@ -326,15 +324,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				keycustody__request__free_unpacked(req, NULL);
 			break;
 		}
-		if (disp_permitted(req, fr.peer.role, &err) != 0)
-			disp_error_frame(req->id, &err, &frame, &flen);
-		else if (disp_in_loop(req))
-			disp_answer_loop(&fr.kcd, req, &frame, &flen);
-		else {
-			fr.w.peer = &fr.peer;
-			disp_answer_worker(&fr.w, req, &abandoned, &frame, &flen);
-			fr.w.peer = NULL;
-		}
+		disp_answer_now(&fr.kcd, &fr.w, req, &fr.peer, abandoned, &frame, &flen);
 		frame_check_reply(req->id, frame, flen);
 		keycustody__request__free_unpacked(req, NULL);
 	}

@@ -415,22 +415,22 @@ test_set(struct val_csr_fields *f, enum fld which, const char *v)
 	case F_NONE:
 		break;
 	case F_C:
-		f->country = v;
+		f->subject.country = v;
 		break;
 	case F_ST:
-		f->state = v;
+		f->subject.state = v;
 		break;
 	case F_L:
-		f->locality = v;
+		f->subject.locality = v;
 		break;
 	case F_O:
-		f->organization = v;
+		f->subject.organization = v;
 		break;
 	case F_OU:
-		f->organizational_unit = v;
+		f->subject.organizational_unit = v;
 		break;
 	case F_CN:
-		f->common_name = v;
+		f->subject.common_name = v;
 		break;
 	case F_KEY:
 		f->key_type = v;
@@ -456,20 +456,20 @@ test_csr_cases(void **state)
 		const struct csr_case	*c = &csr_cases[i];
 
 		memset(&f, 0, sizeof(f));
-		f.country = "US";
-		f.state = "California";
-		f.locality = "San Francisco";
-		f.organization = "Acme Corp";
-		f.organizational_unit = "IT";
-		f.common_name = "shop.acme-corp.co.uk";
-		f.sans = sans_ok;
-		f.nsans = nitems(sans_ok);
+		f.subject.country = "US";
+		f.subject.state = "California";
+		f.subject.locality = "San Francisco";
+		f.subject.organization = "Acme Corp";
+		f.subject.organizational_unit = "IT";
+		f.subject.common_name = "shop.acme-corp.co.uk";
+		f.subject.sans = sans_ok;
+		f.subject.nsans = nitems(sans_ok);
 		f.key_type = "p256v1";
 		f.name = "shop";
 		f.description = "the shop's certificate";
 		if (c->sans != NULL) {
-			f.sans = c->sans == sans_none ? NULL : c->sans;
-			f.nsans = c->nsans;
+			f.subject.sans = c->sans == sans_none ? NULL : c->sans;
+			f.subject.nsans = c->nsans;
 		}
 		test_set(&f, c->f1, c->v1);
 		test_set(&f, c->f2, c->v2);
@@ -502,11 +502,11 @@ test_key_type_message(void **state)
 	size_t			 ntypes = 0;
 
 	memset(&f, 0, sizeof(f));
-	f.country = "US";
-	f.state = f.locality = f.organization = "x";
-	f.common_name = "acme";
-	f.sans = sans_ok;
-	f.nsans = nitems(sans_ok);
+	f.subject.country = "US";
+	f.subject.state = f.subject.locality = f.subject.organization = "x";
+	f.subject.common_name = "acme";
+	f.subject.sans = sans_ok;
+	f.subject.nsans = nitems(sans_ok);
 	f.key_type = "dsa";
 	assert_int_equal(val_csr_fields(&f, &err), KC_ERR_INVALID);
 	assert_int_equal(err.code, 1417);

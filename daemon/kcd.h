@@ -1,10 +1,10 @@
 /*
  * Copyright (c) 2026 The keycustody authors. SPDX-License-Identifier: ISC
  *
- * keycustodyd.h: the daemon's shared state, handed to every module by pointer.
+ * kcd.h: the daemon's shared state, handed to every module by pointer.
  */
-#ifndef KC_KEYCUSTODYD_H
-#define KC_KEYCUSTODYD_H
+#ifndef KC_KCD_H
+#define KC_KCD_H
 
 #include <stdatomic.h>
 #include <stdint.h>
@@ -15,8 +15,9 @@ struct audit;
 struct cert_store;
 struct hsm;
 struct kc_conf;
-struct pool;
 struct control;
+struct dispatch;
+struct pool;
 
 struct kcd {
 	const struct kc_conf	*conf;
@@ -25,7 +26,8 @@ struct kcd {
 	struct audit		*audit;		/* the tamper-evident audit log */
 	struct cert_store	*certs;		/* trust store for uploads */
 	struct event_base	*base;
-	struct pool		*pool;
+	struct dispatch		*disp;		/* the request table and its workers */
+	struct pool		*pool;		/* dispatch's worker pool */
 	struct control		*control;
 	time_t			 started;
 	int			 store_ok;		/* last store probe succeeded */
@@ -36,4 +38,4 @@ struct kcd {
 	size_t			 nmissing;		/* read-only after start-up */
 };
 
-#endif /* KC_KEYCUSTODYD_H */
+#endif /* KC_KCD_H */

@@ -1,0 +1,68 @@
+/*
+ * Copyright (c) 2026 The keycustody authors. SPDX-License-Identifier: ISC
+ *
+ * answer-health.c: the health request, answered on the event loop from the daemon's
+ * counters and states (no I/O).
+ */
+#include "config.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "answer.h"
+#include "audit.h"
+#include "hsm.h"
+#include "kc-proto.h"
+#include "kcd.h"
+#include "pool.h"
+#include "xmalloc.h"
+
+static const char *
+answer_hsm_state(const struct kcd *kcd)
+{
+	switch (hsm_get_state(kcd->hsm)) {
+	case HSM_STATE_OK:
+		if (atomic_load(&kcd->records_missing_key) > 0 ||
+		    atomic_load(&kcd->orphan_keys) > 0)
+			return "degraded";
+		return "ok";
+	case HSM_STATE_LOGIN_FAILED:
+		return "login_failed";
+	default:
+		return "down";
+	}
+}
+
+void
+answer_health(struct kcd *kcd, Keycustody__Response *resp)
+{
+	Keycustody__HealthResponse	*h;
+
+	h = xcalloc(1, sizeof(*h));
+	keycustody__health_response__init(h);
+	h->hsm_state = xstrdup(answer_hsm_state(kcd));
+	h->store_ok = kcd->store_ok;
+	h->token_label = xstrdup(hsm_token_label(kcd->hsm));
+	h->has_keys_in_custody = 1;
+	h->keys_in_custody = atomic_load(&kcd->keys_in_custody);
+	h->has_queue_depth = 1;
+	h->queue_depth = pool_depth(kcd->pool);
+	h->has_queue_limit = 1;
+	h->queue_limit = pool_limit(kcd->pool);
+	h->has_workers = 1;
+	h->workers = pool_workers(kcd->pool);
+	h->signer = xstrdup(hsm_get_signer(kcd->hsm) == HSM_SIGNER_ENGINE ?
+	    "engine" : "direct");
+	h->version = xstrdup(PACKAGE_VERSION);
+	h->has_uptime_seconds = 1;
+	h->uptime_seconds = (uint64_t)(time(NULL) - kcd->started);
+	h->has_records_missing_key = 1;
+	h->records_missing_key = atomic_load(&kcd->records_missing_key);
+	h->has_orphan_keys = 1;
+	h->orphan_keys = atomic_load(&kcd->orphan_keys);
+	h->has_audit_ok = 1;
+	h->audit_ok = audit_ok(kcd->audit);
+	resp->body_case = KEYCUSTODY__RESPONSE__BODY_HEALTH;
+	resp->health = h;
+}

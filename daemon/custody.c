@@ -1,0 +1,283 @@
+/*
+ * Copyright (c) 2026 The keycustody authors. SPDX-License-Identifier: ISC
+ *
+ * custody.c: the custody lifecycle of custody.h: the order of every step across the audit
+ * log, the store and the token, so that a crash at any point leaves nothing half-made once
+ * custody_reconcile() has run.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/rand.h>
+
+#include "audit.h"
+#include "csr.h"
+#include "custody.h"
+#include "hsm.h"
+#include "kc-err.h"
+#include "kc-util.h"
+#include "kcd.h"
+#include "log.h"
+#include "signer.h"
+#include "store.h"
+#include "xmalloc.h"
+
+static int
+custody_audit(const struct custody *c, const struct audit_actor *actor, const char *op,
+    const char *zone, const char *id, const uint8_t *key_id, int r,
+    const struct kc_error *err)
+{
+	return audit_op(c->kcd->audit, actor, op, zone, id, key_id, STORE_KEY_ID_LEN, r, err);
+}
+
+/* Step 1's record, CREATING, from csr: strings borrowed, but for the upper-cased country. */
+static int
+custody_record(const struct custody_csr *csr, struct store_csr *rec)
+{
+	const struct csr_subject	*s = csr->subject;
+	char				 country[3];
+
+	if (kc_uuid(rec->id) != 0 || RAND_bytes(rec->key_id, sizeof(rec->key_id)) != 1)
+		return KC_ERR_CRYPTO;
+	(void)snprintf(rec->zone_id, sizeof(rec->zone_id), "%s", csr->zone_id);
+	rec->created_at_us = kc_now_us();
+	rec->state = STORE_CSR_CREATING;
+	rec->key_type = (char *)hsm_keytype_name(csr->key_type);
+	country[0] = (char)toupper((unsigned char)s->country[0]);
+	country[1] = (char)toupper((unsigned char)s->country[1]);
+	country[2] = '\0';
+	rec->country = xstrdup(country);
+	rec->state_name = (char *)s->state;
+	rec->locality = (char *)s->locality;
+	rec->organization = (char *)s->organization;
+	rec->organizational_unit = s->organizational_unit != NULL &&
+	    *s->organizational_unit != '\0' ? (char *)s->organizational_unit : NULL;
+	rec->common_name = (char *)s->common_name;
+	rec->sans = (char **)s->sans;
+	rec->nsans = s->nsans;
+	rec->name = (char *)csr->name;
+	rec->description = (char *)csr->description;
+	return 0;
+}
+
+int
+custody_create(const struct custody *c, const struct audit_actor *actor,
+    const struct custody_csr *csr, struct store_csr *rec)
+{
+	struct csr_subject	 subj;
+	struct hsm_key		*key = NULL;
+	uint8_t			*der = NULL;
+	size_t			 derlen;
+	char			*pem = NULL;
+	int			 r, begun = 0, inserted = 0, generated = 0;
+
+	if ((r = custody_record(csr, rec)) != 0)
+		goto out;
+	/* The intent is on record before anything is made (fail closed). */
+	if ((r = custody_audit(c, actor, "create_csr.begin", rec->zone_id, rec->id,
+	    rec->key_id, 0, NULL)) != 0)
+		goto out;
+	begun = 1;
+
+	/* Step 1: the record, state CREATING, key id chosen. */
+	if ((r = store_csr_insert(c->st, rec)) != 0)
+		goto out;
+	inserted = 1;
+
+	/* Step 2: the key pair in the token. */
+	if ((r = hsm_keygen(c->hs, csr->key_type, rec->key_id, rec->id, &key)) != 0)
+		goto out;
+	generated = 1;
+
+	/* Step 3: the signed request, verified against the token's public key. */
+	subj.country = rec->country;
+	subj.state = rec->state_name;
+	subj.locality = rec->locality;
+	subj.organization = rec->organization;
+	subj.organizational_unit = rec->organizational_unit;
+	subj.common_name = rec->common_name;
+	subj.sans = (const char *const *)rec->sans;
+	subj.nsans = rec->nsans;
+	if ((r = signer_csr(c->kcd->hsm, c->hs, key, &subj, &pem)) != 0 ||
+	    (r = csr_pubkey_der(hsm_key_public(key), &der, &derlen)) != 0)
+		goto out;
+
+	/* Step 4: READY. Only now does the record become visible. */
+	if ((r = store_csr_set_ready(c->st, rec->id, der, derlen, pem)) != 0)
+		goto out;
+	atomic_fetch_add(&c->kcd->keys_in_custody, 1);
+	rec->state = STORE_CSR_READY;
+	rec->csr_pem = pem;
+	rec->pubkey_der = der;
+	rec->pubkey_len = derlen;
+	pem = NULL;
+	der = NULL;
+ out:
+	if (r != 0 && generated && hsm_key_destroy(c->hs, rec->key_id) != 0)
+		log_warnx("create %s: key left in the token; start-up reconciliation will "
+		    "remove it", rec->id);
+	else if (r != 0 && inserted && store_csr_remove(c->st, rec->id) != 0)
+		log_warnx("create %s: record left in state creating; start-up "
+		    "reconciliation will remove it", rec->id);
+	if (begun)
+		(void)custody_audit(c, actor, "create_csr", rec->zone_id, rec->id, rec->key_id,
+		    r, NULL);
+	hsm_key_free(key);
+	free(pem);
+	free(der);
+	return r;
+}
+
+void
+custody_csr_uninit(struct store_csr *rec)
+{
+	free(rec->country);
+	free(rec->csr_pem);
+	free(rec->pubkey_der);
+	rec->country = NULL;
+	rec->csr_pem = NULL;
+	rec->pubkey_der = NULL;
+	rec->pubkey_len = 0;
+}
+
+int
+custody_delete(const struct custody *c, const struct audit_actor *actor, const char *zone,
+    const char *id, struct kc_error *err)
+{
+	struct store_csr	*rec = NULL;
+	uint8_t			 key_id[STORE_KEY_ID_LEN];
+	int			 r;
+
+	/* The key id, and proof that the record is READY in this zone. */
+	if ((r = store_csr_get(c->st, zone, id, &rec)) == KC_ERR_NOT_FOUND)
+		goto notfound;
+	if (r != 0)
+		return r;
+	memcpy(key_id, rec->key_id, sizeof(key_id));
+	store_csr_free(rec);
+
+	if ((r = custody_audit(c, actor, "delete_csr.begin", zone, id, key_id, 0, NULL)) != 0)
+		return r;
+	/* Step 1: DELETING, unless a custom hostname still uses it. */
+	r = store_csr_set_deleting(c->st, zone, id);
+	if (r == KC_ERR_NOT_FOUND) {
+		/* Deleted by a concurrent request since the read above. */
+		kc_error_set(err, KC_STATUS_NOT_FOUND, 1419, "The custom CSR was not found.");
+		goto out;
+	}
+	if (r == KC_ERR_CONFLICT) {
+		kc_error_set(err, KC_STATUS_CONFLICT, 1420, "The custom CSR is associated "
+		    "with an active certificate pack. You will need to delete all associated "
+		    "active certificate packs before you can delete the custom CSR.");
+		goto out;
+	}
+	if (r != 0)
+		goto out;
+	atomic_fetch_sub(&c->kcd->keys_in_custody, 1);
+	/* Step 2: both key objects. Step 3: the record. */
+	if ((r = hsm_key_destroy(c->hs, key_id)) != 0) {
+		log_warnx("delete %s: key destruction failed (%s); the record stays in state "
+		    "deleting and is finished at start-up", id, kc_strerror(r));
+		goto out;
+	}
+	r = store_csr_remove(c->st, id);
+ out:
+	(void)custody_audit(c, actor, "delete_csr", zone, id, key_id, r, err);
+	return r;
+ notfound:
+	kc_error_set(err, KC_STATUS_NOT_FOUND, 1419, "The custom CSR was not found.");
+	return KC_ERR_NOT_FOUND;
+}
+
+int
+custody_undo_create(const struct custody *c, const char *zone, const char *id)
+{
+	struct store_csr	*rec = NULL;
+	int			 r;
+
+	if ((r = store_csr_get(c->st, zone, id, &rec)) == 0 &&
+	    (r = store_csr_set_deleting(c->st, zone, id)) == 0 &&
+	    (r = hsm_key_destroy(c->hs, rec->key_id)) == 0 &&
+	    (r = store_csr_remove(c->st, id)) == 0)
+		atomic_fetch_sub(&c->kcd->keys_in_custody, 1);
+	store_csr_free(rec);
+	return r;
+}
+
+static int
+custody_cmp_key_id(const void *a, const void *b)
+{
+	return memcmp(a, b, STORE_KEY_ID_LEN);
+}
+
+int
+custody_reconcile(const struct custody *c, struct custody_report *report)
+{
+	struct store_csr	**v = NULL;
+	uint8_t			*tok = NULL, *rec = NULL;
+	size_t			 n = 0, ntok = 0, nrec = 0, i;
+	int			 r;
+
+	memset(report, 0, sizeof(*report));
+	if ((r = store_csr_unfinished(c->st, &v, &n)) != 0)
+		goto out;
+	for (i = 0; i < n; i++) {
+		if ((r = hsm_key_destroy(c->hs, v[i]->key_id)) != 0) {
+			log_warnx("reconcile: record %s (%s): key destruction failed: %s",
+			    v[i]->id, v[i]->state == STORE_CSR_CREATING ? "creating" :
+			    "deleting", kc_strerror(r));
+			goto out;
+		}
+		if ((r = store_csr_remove(c->st, v[i]->id)) != 0 && r != KC_ERR_NOT_FOUND)
+			goto out;
+		log_info("reconcile: %s record %s (zone %s) removed with its key",
+		    v[i]->state == STORE_CSR_CREATING ? "unfinished" : "half-deleted",
+		    v[i]->id, v[i]->zone_id);
+	}
+
+	if ((r = hsm_key_list(c->hs, &tok, &ntok)) != 0 ||
+	    (r = store_csr_key_ids(c->st, &rec, &nrec)) != 0 ||
+	    (r = store_csr_count(c->st, &report->ready)) != 0)
+		goto out;
+	report->token_keys = ntok;
+	if (ntok > 0)
+		qsort(tok, ntok, STORE_KEY_ID_LEN, custody_cmp_key_id);
+	if (nrec > 0)
+		qsort(rec, nrec, STORE_KEY_ID_LEN, custody_cmp_key_id);
+	for (i = 0; i < ntok; i++)
+		if (nrec == 0 || bsearch(tok + i * STORE_KEY_ID_LEN, rec, nrec,
+		    STORE_KEY_ID_LEN, custody_cmp_key_id) == NULL)
+			report->orphans++;
+	for (i = 0; i < nrec; i++)
+		if (ntok == 0 || bsearch(rec + i * STORE_KEY_ID_LEN, tok, ntok,
+		    STORE_KEY_ID_LEN, custody_cmp_key_id) == NULL) {
+			/* Remembered: such a record is flagged, never served as healthy. */
+			report->missing_ids = xreallocarray(report->missing_ids,
+			    report->missing + 1, STORE_KEY_ID_LEN);
+			memcpy(report->missing_ids + report->missing * STORE_KEY_ID_LEN,
+			    rec + i * STORE_KEY_ID_LEN, STORE_KEY_ID_LEN);
+			report->missing++;	/* sorted: rec was */
+		}
+	if (report->orphans > 0)
+		log_warnx("reconcile: %llu key(s) labelled %s* in the token have no record",
+		    (unsigned long long)report->orphans, HSM_LABEL_PREFIX);
+	if (report->missing > 0)
+		log_warnx("reconcile: %llu record(s) have no key in the token",
+		    (unsigned long long)report->missing);
+	log_info("reconcile: %llu key(s) in custody", (unsigned long long)report->ready);
+	r = 0;
+ out:
+	store_csr_free_array(v, n);
+	free(tok);
+	free(rec);
+	if (r != 0) {
+		free(report->missing_ids);
+		report->missing_ids = NULL;
+	}
+	return r;
+}

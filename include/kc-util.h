@@ -1,0 +1,34 @@
+/*
+ * Copyright (c) 2026 The keycustody authors. SPDX-License-Identifier: ISC
+ *
+ * kc-util.h: small helpers that the daemon and the clients share, in one place.
+ */
+#ifndef KC_UTIL_H
+#define KC_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifndef nitems
+#define nitems(a)	(sizeof(a) / sizeof((a)[0]))
+#endif
+
+/* A UUID in its text form, without the terminating NUL. */
+#define KC_UUID_LEN	36
+
+/**
+ * Lowercase hex of n bytes.
+ * @param out	2n + 1 bytes: the hex digits and a NUL
+ */
+void	kc_hex(const uint8_t *b, size_t n, char *out);
+
+/**
+ * A random (version 4) UUID, lowercase.
+ * @retval 0, or KC_ERR_CRYPTO when the random generator fails
+ */
+int	kc_uuid(char out[KC_UUID_LEN + 1]);
+
+/** Now, in microseconds since the epoch (CLOCK_REALTIME). */
+int64_t	kc_now_us(void);
+
+#endif /* KC_UTIL_H */
