@@ -1,15 +1,14 @@
 /*
  * Copyright (c) 2026 The keycustody authors. SPDX-License-Identifier: ISC
  *
- * http.c: keycustody-http's HTTP side: evhttp, routing, authentication, limits, metrics,
- * the asynchronous calls to the daemon, and the optional TLS listener (libssl through
- * libevent's OpenSSL bufferevents). Owns evhttp and libssl; JSON is json.c's business.
+ * http.c: keycustody-http's HTTP side: evhttp, routing, authentication, limits and the
+ * asynchronous calls to the daemon. Owns evhttp; metrics are http-metrics.c's, TLS is
+ * http-tls.c's, evhttp's error pages are http-compat.c's, JSON is json.c's business.
  */
 #include "config.h"
 
 #include <sys/queue.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <netinet/in.h>
@@ -17,7 +16,6 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,14 +24,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
 #include <openssl/ssl.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -46,6 +39,10 @@
 #include "cred.h"
 #include "http.h"
 #include "json.h"
+#include "http-compat.h"
+#include "http-int.h"
+#include "http-metrics.h"
+#include "http-tls.h"
 
 #define HTTP_PREFIX		"/client/v4"
 #define HTTP_ZONES		"/client/v4/zones/"
@@ -57,83 +54,10 @@
 #define HTTP_PER_PAGE_MAX	50
 #define HTTP_PER_PAGE_DEF	20
 
-/*
- * TLS 1.2 suites: forward secret and AEAD only (TLS 1.3 ones are OpenSSL's defaults, all
- * of that kind). The security level stays OpenSSL's default, 2.
- */
-#define HTTP_TLS_CIPHERS	"ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20"
-#define HTTP_TLS_SID_CTX	"keycustody-http"
-
-/* Routes; those before HTTP_R_HEALTHZ need an API credential. */
-enum http_route {
-	HTTP_R_CREATE,
-	HTTP_R_LIST,
-	HTTP_R_GET,
-	HTTP_R_DELETE,
-	HTTP_R_HN_CREATE,
-	HTTP_R_HN_LIST,
-	HTTP_R_HN_GET,
-	HTTP_R_HN_UPDATE,
-	HTTP_R_HN_DELETE,
-	HTTP_R_HEALTHZ,
-	HTTP_R_METRICS,
-	HTTP_R_NONE,
-	HTTP_R_MAX
-};
-
 static const char *const http_route_names[HTTP_R_MAX] = {
 	"create_csr", "list_csrs", "get_csr", "delete_csr", "create_hostname",
 	"list_hostnames", "get_hostname", "update_hostname", "delete_hostname", "healthz",
 	"metrics", "none"
-};
-
-/* The tail and the start of the body of evhttp's own error pages (evhttp_send_error()). */
-#define HTTP_PAGE_TAIL		"</BODY></HTML>\n"
-#define HTTP_PAGE_HEAD		"\r\n\r\n<HTML><HEAD>\n<TITLE>"
-#define HTTP_PAGE_HEADERS_MAX	1024	/* evhttp's header lines of such a page */
-#define HTTP_LINGER_S		5		/* reading what follows such a page, at most */
-#define HTTP_LINGER_MAX		(64 * 1024 * 1024)	/* ... and this much */
-
-/*
- * The socket of a connection that evhttp ends after one of its pages, kept open (a dup) to
- * read and drop what the client still sends: closed with unread data, it would be reset,
- * and the client could lose the answer (evhttp lingers only for Content-Length bodies).
- */
-struct http_linger {
-	TAILQ_ENTRY(http_linger) entry;
-	struct http		*h;
-	struct bufferevent	*bev;		/* until the answer is written, then NULL */
-	struct event		*ev;		/* a timer until then, then fd's reader */
-	int			 fd;
-	size_t			 left;
-};
-TAILQ_HEAD(http_lingers, http_linger);
-
-/* Prometheus histogram buckets, in seconds. */
-static const double http_buckets[] = {
-	0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
-};
-#define HTTP_NBUCKETS	(sizeof(http_buckets) / sizeof(http_buckets[0]))
-
-struct http_hist {
-	uint64_t	 bucket[HTTP_NBUCKETS];	/* non-cumulative */
-	uint64_t	 count;
-	double		 sum;
-};
-
-#define HTTP_NSTATUS	24
-struct http_status_count {
-	int		 status;
-	uint64_t	 count;
-};
-
-struct http_metrics {
-	struct http_status_count requests[HTTP_R_MAX][HTTP_NSTATUS];
-	struct http_hist	 latency[HTTP_R_MAX];
-	struct http_hist	 daemon_rtt[HTTP_R_MAX];
-	uint64_t		 daemon_errors[HTTP_R_MAX];
-	uint64_t		 gone;
-	long			 inflight;
 };
 
 struct http {
@@ -143,14 +67,10 @@ struct http {
 	struct cred_table	*creds;
 	SSL_CTX			*tls;		/* NULL: plain HTTP */
 	int			 metrics_on;
-	struct http_lingers	 lingers;
-	struct http_metrics	 m;
+	struct http_metrics	*m;
 };
 
-/*
- * The server, for the callbacks of evhttp's connection buffers, whose one argument is taken
- * by their bufferevent. There is one per process.
- */
+/* The server: one per process, as http-compat.c's state is. */
 static struct http	*http_self;
 
 /* Query parameters of a list route. Strings are borrowed from the parsed query. */
@@ -173,15 +93,6 @@ struct http_pending {
 	double			 tcall;
 };
 
-/* An error the shim answers by itself. */
-struct http_err {
-	int		 status;
-	int		 code;
-	const char	*message;
-	int		 chain_code;
-	const char	*chain_message;
-};
-
 static const struct http_err http_err_noauth = { 400, 9106,
 	"Missing X-Auth-Key, X-Auth-Email or Authorization headers", 0, NULL };
 static const struct http_err http_err_authz = { 400, 6003, "Invalid request headers",
@@ -194,14 +105,14 @@ static const struct http_err http_err_token = { 403, 10000, "Authentication erro
 	NULL };
 static const struct http_err http_err_pair = { 403, 9103,
 	"Unknown X-Auth-Key or X-Auth-Email", 0, NULL };
-static const struct http_err http_err_body = { 400, JSON_CODE_BAD_BODY, JSON_MSG_BAD_BODY,
+const struct http_err http_err_body = { 400, JSON_CODE_BAD_BODY, JSON_MSG_BAD_BODY,
 	0, NULL };
 static const struct http_err http_err_csr_id = { 400, 1418,
 	"The custom CSR ID is invalid.", 0, NULL };
 /* A hostname id that is not a UUID cannot exist: not found, as the daemon says for others. */
 static const struct http_err http_err_hostname_id = { 404, 1436,
 	"The custom hostname was not found.", 0, NULL };
-static const struct http_err http_err_headers = { 400, 6003, "Invalid request headers", 0,
+const struct http_err http_err_headers = { 400, 6003, "Invalid request headers", 0,
 	NULL };
 static const struct http_err http_err_per_page = { 400, 6008, "Invalid request parameters",
 	11000, "per_page variable must be a number between 5 and 50" };
@@ -209,50 +120,19 @@ static const struct http_err http_err_page = { 400, 6008, "Invalid request param
 	11000, "page variable must be a number greater than or equal to 1" };
 static const struct http_err http_err_direction = { 400, 6008,
 	"Invalid request parameters", 11000, "direction variable must be asc or desc" };
-static const struct http_err http_err_internal = { 500, KC_API_INTERNAL,
+const struct http_err http_err_internal = { 500, KC_API_INTERNAL,
 	"Internal Server Error", 0, NULL };
 static const struct http_err http_err_unavailable = { 503, KC_API_UNAVAILABLE,
 	"Service Unavailable: the key custody daemon is busy or down, try again later.", 0,
 	NULL };
 
-static double
+double
 http_now(void)
 {
 	struct timespec	 ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ((double)ts.tv_sec + (double)ts.tv_nsec / 1e9);
-}
-
-static void
-http_hist_add(struct http_hist *hh, double v)
-{
-	size_t	 i;
-
-	for (i = 0; i < HTTP_NBUCKETS; i++) {
-		if (v <= http_buckets[i]) {
-			hh->bucket[i]++;
-			break;
-		}
-	}
-	hh->count++;
-	hh->sum += v;
-}
-
-static void
-http_count(struct http *h, enum http_route route, int status, double t0)
-{
-	struct http_status_count	*sc = h->m.requests[route];
-	size_t				 i;
-
-	for (i = 0; i < HTTP_NSTATUS; i++) {
-		if (sc[i].status == status || sc[i].status == 0) {
-			sc[i].status = status;
-			sc[i].count++;
-			break;
-		}
-	}
-	http_hist_add(&h->m.latency[route], http_now() - t0);
 }
 
 /* The answer when there is none: rendering failed (out of memory, a malformed reply). */
@@ -300,7 +180,7 @@ http_send(struct http *h, struct evhttp_request *req, enum http_route route, dou
 		evhttp_add_header(hdr, "Retry-After", ra);
 	}
 	evhttp_send_reply(req, status, NULL, NULL);
-	http_count(h, route, status, t0);
+	http_metrics_request(h->m, route, status, t0);
 }
 
 static void
@@ -525,14 +405,10 @@ http_daemon_cb(int r, Keycustody__Response *resp, void *arg)
 	struct http_pending	*p = arg;
 	struct http		*h = p->h;
 
-	h->m.inflight--;
-	http_hist_add(&h->m.daemon_rtt[p->route], http_now() - p->tcall);
+	http_metrics_called(h->m, p->route, p->tcall, r != 0, p->evcon == NULL);
 	if (p->evcon != NULL)
 		evhttp_connection_set_closecb(p->evcon, NULL, NULL);
-	else
-		h->m.gone++;
 	if (r != 0) {
-		h->m.daemon_errors[p->route]++;
 		if (p->route == HTTP_R_HEALTHZ) {
 			char	*body = NULL;
 			int	 ok;
@@ -564,7 +440,7 @@ http_call(struct http *h, struct evhttp_request *req, enum http_route route, dou
 	p->tcall = http_now();
 	if ((r = kcc_async_call(h->daemon, msg, http_daemon_cb, p)) != 0) {
 		free(p);
-		h->m.daemon_errors[route]++;
+		http_metrics_refused(h->m, route);
 		if (route == HTTP_R_HEALTHZ) {
 			char	*body = NULL;
 			int	 ok;
@@ -578,14 +454,14 @@ http_call(struct http *h, struct evhttp_request *req, enum http_route route, dou
 		    &http_err_internal);
 		return;
 	}
-	h->m.inflight++;
+	http_metrics_call(h->m);
 	if (p->evcon != NULL)
 		evhttp_connection_set_closecb(p->evcon, http_closecb, p);
 }
 
 /*
  * The request body, made contiguous; NULL when empty or over HTTP_BODY_MAX (evhttp refuses
- * longer ones before they reach us, see http_page_cb()).
+ * longer ones before they reach us, see http-compat.c).
  */
 static const char *
 http_body(struct evhttp_request *req, size_t *lenp)
@@ -845,84 +721,16 @@ http_healthz(struct http *h, struct evhttp_request *req, double t0)
 	http_call(h, req, HTTP_R_HEALTHZ, t0, &msg);
 }
 
-static void
-http_hist_print(struct evbuffer *b, const char *name, const char *route,
-    const struct http_hist *hh)
-{
-	uint64_t	 cum = 0;
-	size_t		 i;
-
-	for (i = 0; i < HTTP_NBUCKETS; i++) {
-		cum += hh->bucket[i];
-		evbuffer_add_printf(b, "%s_bucket{route=\"%s\",le=\"%g\"} %llu\n", name,
-		    route, http_buckets[i], (unsigned long long)cum);
-	}
-	evbuffer_add_printf(b, "%s_bucket{route=\"%s\",le=\"+Inf\"} %llu\n", name, route,
-	    (unsigned long long)hh->count);
-	evbuffer_add_printf(b, "%s_sum{route=\"%s\"} %.6f\n", name, route, hh->sum);
-	evbuffer_add_printf(b, "%s_count{route=\"%s\"} %llu\n", name, route,
-	    (unsigned long long)hh->count);
-}
-
+/* GET /metrics. */
 static void
 http_metrics(struct http *h, struct evhttp_request *req, double t0)
 {
-	struct evbuffer		*b;
-	char			*text;
-	size_t			 len;
-	int			 i, j;
+	char	*text;
 
-	b = evbuffer_new();
-	if (b == NULL) {
+	if ((text = http_metrics_text(h->m, kcc_async_connected(h->daemon))) == NULL) {
 		http_send_err(h, req, HTTP_R_METRICS, t0, &http_err_internal);
 		return;
 	}
-	evbuffer_add_printf(b, "# HELP keycustody_http_requests_total HTTP requests "
-	    "answered, by route and status.\n"
-	    "# TYPE keycustody_http_requests_total counter\n");
-	for (i = 0; i < HTTP_R_MAX; i++) {
-		for (j = 0; j < HTTP_NSTATUS && h->m.requests[i][j].status != 0; j++)
-			evbuffer_add_printf(b, "keycustody_http_requests_total{route=\"%s\","
-			    "status=\"%d\"} %llu\n", http_route_names[i],
-			    h->m.requests[i][j].status,
-			    (unsigned long long)h->m.requests[i][j].count);
-	}
-	evbuffer_add_printf(b, "# HELP keycustody_http_request_duration_seconds Time "
-	    "from request to reply.\n"
-	    "# TYPE keycustody_http_request_duration_seconds histogram\n");
-	for (i = 0; i < HTTP_R_MAX; i++)
-		http_hist_print(b, "keycustody_http_request_duration_seconds",
-		    http_route_names[i], &h->m.latency[i]);
-	evbuffer_add_printf(b, "# HELP keycustody_http_daemon_duration_seconds Daemon "
-	    "round-trip time.\n"
-	    "# TYPE keycustody_http_daemon_duration_seconds histogram\n");
-	for (i = 0; i < HTTP_R_METRICS; i++)
-		http_hist_print(b, "keycustody_http_daemon_duration_seconds",
-		    http_route_names[i], &h->m.daemon_rtt[i]);
-	evbuffer_add_printf(b, "# HELP keycustody_http_daemon_errors_total Daemon calls "
-	    "that got no answer (unavailable, timeout, connection lost).\n"
-	    "# TYPE keycustody_http_daemon_errors_total counter\n");
-	for (i = 0; i < HTTP_R_METRICS; i++)
-		evbuffer_add_printf(b, "keycustody_http_daemon_errors_total{route=\"%s\"} "
-		    "%llu\n", http_route_names[i], (unsigned long long)h->m.daemon_errors[i]);
-	evbuffer_add_printf(b,
-	    "# HELP keycustody_http_in_flight Requests waiting for the daemon.\n"
-	    "# TYPE keycustody_http_in_flight gauge\n"
-	    "keycustody_http_in_flight %ld\n"
-	    "# HELP keycustody_http_daemon_connections Daemon connections up.\n"
-	    "# TYPE keycustody_http_daemon_connections gauge\n"
-	    "keycustody_http_daemon_connections %d\n"
-	    "# HELP keycustody_http_clients_gone_total Clients that left before their "
-	    "answer.\n"
-	    "# TYPE keycustody_http_clients_gone_total counter\n"
-	    "keycustody_http_clients_gone_total %llu\n",
-	    h->m.inflight, kcc_async_connected(h->daemon),
-	    (unsigned long long)h->m.gone);
-	len = evbuffer_get_length(b);
-	text = xmalloc(len + 1);
-	evbuffer_remove(b, text, len);
-	text[len] = '\0';
-	evbuffer_free(b);
 	http_send(h, req, HTTP_R_METRICS, t0, 200, text, 0);
 }
 
@@ -940,395 +748,6 @@ http_route_writes(enum http_route route)
 	default:
 		return (0);
 	}
-}
-
-static void
-http_linger_free(struct http_linger *l)
-{
-	TAILQ_REMOVE(&l->h->lingers, l, entry);
-	if (l->ev != NULL)
-		event_free(l->ev);
-	close(l->fd);
-	free(l);
-}
-
-/* Drop what arrives on a lingering socket; close it at EOF, on error, or when time is up. */
-static void
-http_linger_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct http_linger	*l = arg;
-	char			 buf[16384];
-	ssize_t			 n;
-
-	if (what & EV_TIMEOUT) {
-		http_linger_free(l);
-		return;
-	}
-	while ((n = read(fd, buf, sizeof(buf))) > 0) {
-		if ((size_t)n >= l->left) {
-			http_linger_free(l);
-			return;
-		}
-		l->left -= (size_t)n;
-	}
-	if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
-		http_linger_free(l);
-}
-
-/*
- * Start lingering on bev's socket (best effort: on failure, evhttp's plain close). Until
- * the answer is written only a timer runs: reading the socket under the bufferevent, which
- * still reads it, would steal bytes from it, and with TLS parts of records, which breaks
- * the session before the answer is out.
- */
-static void
-http_linger_start(struct http *h, struct bufferevent *bev)
-{
-	struct http_linger	*l;
-	struct timeval		 tv = { HTTP_LINGER_S, 0 };
-	int			 fd;
-
-	if ((fd = bufferevent_getfd(bev)) == -1 || (fd = dup(fd)) == -1)
-		return;
-	l = xcalloc(1, sizeof(*l));
-	l->h = h;
-	l->bev = bev;
-	l->fd = fd;
-	l->left = HTTP_LINGER_MAX;
-	if ((l->ev = evtimer_new(h->base, http_linger_cb, l)) == NULL ||
-	    evtimer_add(l->ev, &tv) != 0) {
-		if (l->ev != NULL)
-			event_free(l->ev);
-		close(fd);
-		free(l);
-		return;
-	}
-	TAILQ_INSERT_TAIL(&h->lingers, l, entry);
-}
-
-/*
- * bev's output has just been written out: if its connection lingers, its answer is sent,
- * and the client may see the end of it (evhttp closes its own descriptor next); from now
- * on what the client still sends is read and dropped.
- */
-static void
-http_linger_flushed(struct http *h, struct bufferevent *bev)
-{
-	struct http_linger	*l, *next;
-	struct timeval		 tv = { HTTP_LINGER_S, 0 };
-
-	for (l = TAILQ_FIRST(&h->lingers); l != NULL; l = next) {
-		next = TAILQ_NEXT(l, entry);
-		if (l->bev != bev)
-			continue;
-		l->bev = NULL;
-		shutdown(l->fd, SHUT_WR);
-		event_free(l->ev);
-		if ((l->ev = event_new(h->base, l->fd, EV_READ | EV_PERSIST, http_linger_cb,
-		    l)) == NULL || event_add(l->ev, &tv) != 0)
-			http_linger_free(l);
-	}
-}
-
-/*
- * XXX libevent 2.1 answers some requests by itself with an HTML page, before any callback
- * of ours runs: 413 for a body over the size limit (Content-Length or chunked), 400 for a
- * malformed request line or header block, 417 for an unknown Expect. It has no hook to
- * change that nor one before the body is read (2.2 has evhttp_set_errorcb and
- * evhttp_set_newreqcb). So each connection's output buffer is watched: when such a page
- * has just been queued, and before a byte of it is written, it is replaced by the JSON
- * envelope (413 becomes API.md's 400/1400). evhttp sends these pages with Connection:
- * close, last on their connection; their header lines are evhttp's own, so the last
- * "HTTP/1." before the page body starts it. The connection then lingers (http_linger_*).
- * Drop this with libevent 2.1. Our own edits of the buffer call us again: harmless, as
- * they neither end with such a page nor empty it by a write.
- */
-static void
-http_page_cb(struct evbuffer *out, const struct evbuffer_cb_info *info, void *arg)
-{
-	static const char	 tail[] = HTTP_PAGE_TAIL, head[] = HTTP_PAGE_HEAD;
-	struct http		*h = http_self;
-	struct bufferevent	*bev = arg;
-	const struct http_err	*e;
-	struct evbuffer		*prefix = NULL;
-	struct evbuffer_ptr	 pos, page, found;
-	char			 buf[sizeof(tail)], line[16], *body = NULL;
-	size_t			 len, start;
-	ev_ssize_t		 n;
-	int			 status, frozen = 0;
-
-	len = evbuffer_get_length(out);
-	if (info->n_deleted > 0 && len == 0 && !TAILQ_EMPTY(&h->lingers)) {
-		http_linger_flushed(h, bev);
-		return;
-	}
-	if (info->n_added == 0 || len < sizeof(tail) - 1 ||
-	    evbuffer_ptr_set(out, &pos, len - (sizeof(tail) - 1), EVBUFFER_PTR_SET) != 0)
-		return;
-	/*
-	 * A socket bufferevent keeps the start of its output frozen between writes (it thaws
-	 * it around each one), which fails the copies and the drain below: thaw it meanwhile.
-	 */
-	if ((n = evbuffer_copyout_from(out, &pos, buf, sizeof(tail) - 1)) == -1) {
-		evbuffer_unfreeze(out, 1);
-		frozen = 1;
-		n = evbuffer_copyout_from(out, &pos, buf, sizeof(tail) - 1);
-	}
-	if (n != (ev_ssize_t)(sizeof(tail) - 1) || memcmp(buf, tail, sizeof(tail) - 1) != 0)
-		goto out;
-	page = evbuffer_search(out, head, sizeof(head) - 1, NULL);
-	if (page.pos == -1)
-		goto out;
-	if (evbuffer_ptr_set(out, &pos, page.pos > HTTP_PAGE_HEADERS_MAX ?
-	    (size_t)page.pos - HTTP_PAGE_HEADERS_MAX : 0, EVBUFFER_PTR_SET) != 0)
-		goto out;
-	start = len;
-	for (;;) {
-		found = evbuffer_search_range(out, "HTTP/1.", 7, &pos, &page);
-		if (found.pos == -1)
-			break;
-		start = (size_t)found.pos;
-		if (evbuffer_ptr_set(out, &pos, start + 1, EVBUFFER_PTR_SET) != 0)
-			break;
-	}
-	if (start == len || evbuffer_ptr_set(out, &pos, start, EVBUFFER_PTR_SET) != 0 ||
-	    evbuffer_copyout_from(out, &pos, line, 12) != 12)
-		goto out;
-	line[12] = '\0';		/* "HTTP/1.1 413" */
-	status = atoi(line + 9);
-	if (status == 413)
-		e = &http_err_body;
-	else if (status >= 500)
-		e = &http_err_internal;
-	else
-		e = &http_err_headers;
-	if (json_reply_error(e->code, e->message, 0, NULL, &body) != 0 ||
-	    (prefix = evbuffer_new()) == NULL)
-		goto out;	/* out of memory: the HTML goes out */
-
-	/* Keep the earlier answers not yet written, drop the page. */
-	evbuffer_remove_buffer(out, prefix, start);
-	evbuffer_drain(out, evbuffer_get_length(out));
-	evbuffer_add_buffer(out, prefix);
-	status = status == 413 ? e->status : status >= 500 ? 500 : status;
-	evbuffer_add_printf(out, "HTTP/1.%c %d %s\r\nContent-Type: application/json\r\n"
-	    "%sConnection: close\r\nContent-Length: %zu\r\n\r\n%s", line[7], status,
-	    status == 400 ? "Bad Request" : status == 417 ? "Expectation Failed" :
-	    status == 500 ? "Internal Server Error" : "Error",
-	    status < 500 ? "x-should-retry: false\r\n" : "", strlen(body), body);
-	log_debug("evhttp refused a request (%s): answered %d/%d", line + 9, status,
-	    e->code);
-	http_count(h, HTTP_R_NONE, status, http_now());
-	http_linger_start(h, bev);
- out:
-	if (frozen)
-		evbuffer_freeze(out, 1);
-	if (prefix != NULL)
-		evbuffer_free(prefix);
-	free(body);
-}
-
-/*
- * Every connection's bufferevent: a socket one, or an OpenSSL one with TLS, its output
- * (the clear text, with TLS) watched by http_page_cb either way.
- */
-static struct bufferevent *
-http_bevcb(struct event_base *base, void *arg)
-{
-	struct http		*h = arg;
-	struct bufferevent	*bev;
-	SSL			*ssl;
-
-	/* arg, the server, is http_self: the callback of the buffer gets bev */
-	if (h->tls == NULL) {
-		if ((bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE)) == NULL)
-			return (NULL);		/* evhttp makes its own */
-		if (evbuffer_add_cb(bufferevent_get_output(bev), http_page_cb, bev) ==
-		    NULL) {
-			bufferevent_free(bev);
-			return (NULL);
-		}
-		return (bev);
-	}
-	/*
-	 * Never NULL with TLS: evhttp would make a plain bufferevent and serve clear text on
-	 * the TLS port. Only memory can be short here.
-	 */
-	if ((ssl = SSL_new(h->tls)) == NULL)
-		fatalx("SSL_new: out of memory");
-	/* The SSL is the bufferevent's from here on, freed with it or on failure. */
-	if ((bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-	    BEV_OPT_CLOSE_ON_FREE)) == NULL)
-		fatalx("bufferevent_openssl_socket_new: out of memory");
-	/* A client that closes without close_notify is at EOF, not in error. */
-	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-	if (evbuffer_add_cb(bufferevent_get_output(bev), http_page_cb, bev) == NULL)
-		fatalx("evbuffer_add_cb: out of memory");
-	return (bev);
-}
-
-/* With -dd, say why handshakes fail: the alerts we send. */
-static void
-http_tls_info(const SSL *ssl, int where, int ret)
-{
-	if ((where & SSL_CB_ALERT) && (where & SSL_CB_WRITE))
-		log_debug("TLS: sent alert %s", SSL_alert_desc_string_long(ret));
-}
-
-/* Refuse encrypted keys rather than prompt on the terminal: there is no passphrase. */
-static int
-http_tls_nopass(char *buf, int size, int rwflag, void *arg)
-{
-	return (-1);
-}
-
-/* *cause = "what: OpenSSL's reason"; the error queue is emptied. */
-static int
-http_tls_error(char **cause, const char *what)
-{
-	unsigned long	 e = ERR_peek_last_error();
-	const char	*reason = e != 0 ? ERR_reason_error_string(e) : NULL;
-
-	xasprintf(cause, "%s: %s", what, reason != NULL ? reason : "failed");
-	ERR_clear_error();
-	return (KC_ERR_CRYPTO);
-}
-
-/*
- * Load the private key at path into ctx, from a regular file that only its owner may
- * access (checked on the open descriptor, as keycustodyd checks its PIN file).
- */
-static int
-http_tls_load_key(SSL_CTX *ctx, const char *path, char **cause)
-{
-	struct stat	 sb;
-	EVP_PKEY	*pkey = NULL;
-	BIO		*bio = NULL;
-	char		*what = NULL;
-	int		 fd, r = 0;
-
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1) {
-		xasprintf(cause, "TLS key %s: %s", path, strerror(errno));
-		return (KC_ERR_IO);
-	}
-	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode)) {
-		xasprintf(cause, "TLS key %s: not a regular file", path);
-		close(fd);
-		return (KC_ERR_IO);
-	}
-	if (sb.st_mode & (S_IRWXG | S_IRWXO)) {
-		xasprintf(cause, "TLS key %s: mode %03o lets others read it; chmod 600 it",
-		    path, (unsigned int)(sb.st_mode & 0777));
-		close(fd);
-		return (KC_ERR_DENIED);
-	}
-	if ((bio = BIO_new_fd(fd, BIO_CLOSE)) == NULL) {
-		close(fd);
-		xasprintf(&what, "TLS key %s", path);
-		r = http_tls_error(cause, what);
-		goto out;
-	}
-	if ((pkey = PEM_read_bio_PrivateKey(bio, NULL, http_tls_nopass, NULL)) == NULL) {
-		xasprintf(&what, "TLS key %s: no usable PEM private key (an encrypted one "
-		    "is not)", path);
-		r = http_tls_error(cause, what);
-		goto out;
-	}
-	if (SSL_CTX_use_PrivateKey(ctx, pkey) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
-		xasprintf(&what, "TLS key %s does not match the certificate", path);
-		r = http_tls_error(cause, what);
-		goto out;
-	}
- out:
-	EVP_PKEY_free(pkey);
-	BIO_free(bio);
-	free(what);
-	return (r);
-}
-
-/*
- * The server's TLS context, made once at start-up from conf: TLS 1.2 or later, no
- * compression, no renegotiation, and with tls_client_ca, a client certificate that this
- * CA signed is required.
- * @retval NULL and *cause set on failure
- */
-static SSL_CTX *
-http_tls_new(const struct http_config *conf, char **cause)
-{
-	STACK_OF(X509_NAME)	*names;
-	SSL_CTX			*ctx;
-	char			*what = NULL;
-
-	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
-		http_tls_error(cause, "SSL_CTX_new");
-		return (NULL);
-	}
-	if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
-	    SSL_CTX_set_cipher_list(ctx, HTTP_TLS_CIPHERS) != 1 ||
-	    SSL_CTX_set_dh_auto(ctx, 1) != 1 ||
-	    SSL_CTX_set_session_id_context(ctx, (const unsigned char *)HTTP_TLS_SID_CTX,
-	    sizeof(HTTP_TLS_SID_CTX) - 1) != 1) {
-		http_tls_error(cause, "TLS settings");
-		goto fail;
-	}
-	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-	    SSL_OP_CIPHER_SERVER_PREFERENCE);
-	SSL_CTX_set_info_callback(ctx, http_tls_info);
-	if (SSL_CTX_use_certificate_chain_file(ctx, conf->tls_cert) != 1) {
-		xasprintf(&what, "TLS certificate %s", conf->tls_cert);
-		http_tls_error(cause, what);
-		goto fail;
-	}
-	if (http_tls_load_key(ctx, conf->tls_key, cause) != 0)
-		goto fail;
-	if (conf->tls_client_ca != NULL) {
-		if (SSL_CTX_load_verify_locations(ctx, conf->tls_client_ca, NULL) != 1 ||
-		    (names = SSL_load_client_CA_file(conf->tls_client_ca)) == NULL) {
-			xasprintf(&what, "TLS client CA %s", conf->tls_client_ca);
-			http_tls_error(cause, what);
-			goto fail;
-		}
-		/* Takes names; the CA list is what the server tells clients to use. */
-		SSL_CTX_set_client_CA_list(ctx, names);
-		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
-		    NULL);
-	}
-	free(what);
-	return (ctx);
- fail:
-	free(what);
-	SSL_CTX_free(ctx);
-	return (NULL);
-}
-
-/* The TLS options go together: both files or neither, and a client CA only with them. */
-static int
-http_tls_args(const struct http_config *conf, char **cause)
-{
-	if ((conf->tls_cert == NULL) != (conf->tls_key == NULL)) {
-		xasprintf(cause, "a TLS certificate needs its key and a key its "
-		    "certificate (--tls-cert and --tls-key)");
-		return (KC_ERR_INVALID);
-	}
-	if (conf->tls_cert == NULL && conf->tls_client_ca != NULL) {
-		xasprintf(cause, "a TLS client CA needs TLS (--tls-cert and --tls-key)");
-		return (KC_ERR_INVALID);
-	}
-	return (0);
-}
-
-int
-http_tls_check(const struct http_config *conf, char **cause)
-{
-	SSL_CTX	*ctx;
-	int	 r;
-
-	if ((r = http_tls_args(conf, cause)) != 0 || conf->tls_cert == NULL)
-		return (r);
-	if ((ctx = http_tls_new(conf, cause)) == NULL)
-		return (KC_ERR_INVALID);
-	SSL_CTX_free(ctx);
-	return (0);
 }
 
 /*
@@ -1485,8 +904,9 @@ http_new(struct event_base *base, const struct http_config *conf, struct cred_ta
 	}
 	h = xcalloc(1, sizeof(*h));
 	h->base = base;
-	TAILQ_INIT(&h->lingers);
 	http_self = h;
+	h->m = http_metrics_new(http_route_names);
+	http_compat_init(base, h->m);
 	h->creds = creds;
 	h->metrics_on = conf->metrics;
 	if (http_tls_args(conf, cause) != 0)
@@ -1503,13 +923,13 @@ http_new(struct event_base *base, const struct http_config *conf, struct cred_ta
 	    EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
 	/*
 	 * evhttp refuses bodies over HTTP_BODY_MAX itself, chunked ones included, and
-	 * http_page_cb() turns its 413 into our 400/1400. Lingering close: a body with a
+	 * http-compat.c turns its 413 into our 400/1400. Lingering close: a body with a
 	 * Content-Length is read to its end (and dropped) before that answer, so that the
 	 * client, still sending, does not get a reset instead of it.
 	 */
 	evhttp_set_max_body_size(h->evh, HTTP_BODY_MAX);
 	evhttp_set_flags(h->evh, EVHTTP_SERVER_LINGERING_CLOSE);
-	evhttp_set_bevcb(h->evh, http_bevcb, h);
+	evhttp_set_bevcb(h->evh, http_tls_bevcb, h->tls);
 	evhttp_set_max_headers_size(h->evh, HTTP_HEADERS_MAX);
 	tv.tv_sec = conf->http_timeout_s > 0 ? conf->http_timeout_s : 30;
 	tv.tv_usec = 0;
@@ -1551,8 +971,8 @@ http_free(struct http *h)
 	kcc_async_free(h->daemon);
 	if (h->evh != NULL)
 		evhttp_free(h->evh);
-	while (!TAILQ_EMPTY(&h->lingers))
-		http_linger_free(TAILQ_FIRST(&h->lingers));
+	http_compat_uninit();
+	http_metrics_free(h->m);
 	SSL_CTX_free(h->tls);		/* after the connections, whose SSLs hold it */
 	cred_table_free(h->creds);
 	if (http_self == h)

@@ -1,0 +1,44 @@
+/*
+ * Copyright (c) 2026 The keycustody authors. SPDX-License-Identifier: ISC
+ *
+ * http-metrics.h: the shim's Prometheus metrics (http-metrics.c). Routes are the values
+ * of http-int.h's enum http_route; those before HTTP_R_METRICS call the daemon.
+ */
+#ifndef KC_HTTP_METRICS_H
+#define KC_HTTP_METRICS_H
+
+struct http_metrics;
+
+/**
+ * @param names HTTP_R_MAX route names, borrowed for the life of the metrics
+ * @retval the metrics, all zero; free with http_metrics_free()
+ */
+struct http_metrics *http_metrics_new(const char *const *names);
+
+/** NULL is a no-op. */
+void		 http_metrics_free(struct http_metrics *m);
+
+/** A request answered with status, received at t0 (http_now()). */
+void		 http_metrics_request(struct http_metrics *m, int route, int status,
+		    double t0);
+
+/** A daemon call sent: one more in flight. */
+void		 http_metrics_call(struct http_metrics *m);
+
+/**
+ * A daemon call sent at tcall is over: failed when it got no answer, gone when its client
+ * had left.
+ */
+void		 http_metrics_called(struct http_metrics *m, int route, double tcall,
+		    int failed, int gone);
+
+/** A daemon call that could not be sent at all. */
+void		 http_metrics_refused(struct http_metrics *m, int route);
+
+/**
+ * The text of GET /metrics; connections is how many daemon connections are up.
+ * @retval NUL-terminated text (caller frees), or NULL when out of memory
+ */
+char		*http_metrics_text(const struct http_metrics *m, int connections);
+
+#endif /* KC_HTTP_METRICS_H */
