@@ -38,7 +38,9 @@ void
 answer_health(struct kcd *kcd, Keycustody__Response *resp)
 {
 	Keycustody__HealthResponse	*h;
+	struct hsm_stats		 st;
 
+	hsm_get_stats(kcd->hsm, &st);
 	h = xcalloc(1, sizeof(*h));
 	keycustody__health_response__init(h);
 	h->hsm_state = xstrdup(answer_hsm_state(kcd));
@@ -63,6 +65,16 @@ answer_health(struct kcd *kcd, Keycustody__Response *resp)
 	h->orphan_keys = atomic_load(&kcd->orphan_keys);
 	h->has_audit_ok = 1;
 	h->audit_ok = audit_ok(kcd->audit);
+	h->has_hsm_module_failures = 1;
+	h->hsm_module_failures = st.module_failures;
+	h->has_hsm_recoveries = 1;
+	h->hsm_recoveries = st.recoveries;
+	h->has_hsm_recovery_failures = 1;
+	h->hsm_recovery_failures = st.recovery_failures;
+	h->has_hsm_session_repairs = 1;
+	h->hsm_session_repairs = st.session_repairs;
+	h->has_hsm_timeouts = 1;
+	h->hsm_timeouts = st.timeouts;
 	resp->body_case = KEYCUSTODY__RESPONSE__BODY_HEALTH;
 	resp->health = h;
 }

@@ -87,7 +87,6 @@ struct hsm {
 	enum hsm_signer		 signer;
 	int			 state;		/* enum hsm_state, atomic */
 	int			 login_err;	/* KC_ERR_PIN_* once LOGIN_FAILED */
-	unsigned int		 op_timeout_ms;
 
 	/*
 	 * The module's lifetime against re-initialization. Every operation holds it shared
@@ -103,8 +102,6 @@ struct hsm {
 	int			 recovering;
 	struct timespec		 next_try;	/* CLOCK_MONOTONIC */
 	unsigned int		 backoff_ms;
-	unsigned int		 backoff_min;
-	unsigned int		 backoff_max;
 	unsigned int		 attempts;	/* failed since the token went down */
 
 	struct hsm_stats	 stats;		/* atomic counters */
@@ -472,7 +469,7 @@ hsm_mark_down(struct hsm *h, CK_RV rv, const char *what)
 	pthread_mutex_lock(&h->rlock);
 	if (hsm_get_state(h) == HSM_STATE_OK) {
 		hsm_now(&now);
-		h->backoff_ms = h->backoff_min;
+		h->backoff_ms = HSM_BACKOFF_MIN_MS;
 		h->attempts = 0;
 		h->next_try = now;
 		hsm_ts_add_ms(&h->next_try, h->backoff_ms);
@@ -796,8 +793,6 @@ hsm_open(const struct hsm_config *cfg, const char *pin, size_t pinlen, struct hs
 		return KC_ERR_NOMEM;
 	h->signer = cfg->signer;
 	h->state = HSM_STATE_DOWN;
-	h->backoff_min = HSM_BACKOFF_MIN_MS;
-	h->backoff_max = HSM_BACKOFF_MAX_MS;
 	TAILQ_INIT(&h->sessions);
 	pthread_mutex_init(&h->lock, NULL);
 	pthread_rwlock_init(&h->search_lock, NULL);
@@ -1032,20 +1027,6 @@ hsm_reinit_inlock(struct hsm *h, char **cause)
 	return 0;
 }
 
-void
-hsm_set_tuning(struct hsm *h, const struct hsm_tuning *t)
-{
-	if (h == NULL || t == NULL)
-		return;
-	__atomic_store_n(&h->op_timeout_ms, t->op_timeout_ms, __ATOMIC_RELAXED);
-	pthread_mutex_lock(&h->rlock);
-	h->backoff_min = t->backoff_min_ms ? t->backoff_min_ms : HSM_BACKOFF_MIN_MS;
-	h->backoff_max = t->backoff_max_ms ? t->backoff_max_ms : HSM_BACKOFF_MAX_MS;
-	if (h->backoff_max < h->backoff_min)
-		h->backoff_max = h->backoff_min;
-	pthread_mutex_unlock(&h->rlock);
-}
-
 int
 hsm_recover(struct hsm *h)
 {
@@ -1092,11 +1073,11 @@ hsm_recover(struct hsm *h)
 		log_info("hsm: token \"%s\" is back after %u failed attempt%s",
 		    h->label, h->attempts, h->attempts == 1 ? "" : "s");
 		h->attempts = 0;
-		h->backoff_ms = h->backoff_min;
+		h->backoff_ms = HSM_BACKOFF_MIN_MS;
 	} else if (hsm_get_state(h) == HSM_STATE_DOWN) {
 		hsm_stat_inc(h, recovery_failures);
 		h->attempts++;
-		h->backoff_ms = h->backoff_ms >= h->backoff_max / 2 ? h->backoff_max :
+		h->backoff_ms = h->backoff_ms >= HSM_BACKOFF_MAX_MS / 2 ? HSM_BACKOFF_MAX_MS :
 		    h->backoff_ms * 2;
 		hsm_now(&h->next_try);
 		hsm_ts_add_ms(&h->next_try, h->backoff_ms);
@@ -1186,9 +1167,8 @@ hsm_op_end(struct hsm_session *s)
 }
 
 /*
- * Has the operation begun on s outlived its deadline (the session's, or op_timeout_ms
- * since hsm_op_begin())? Its result must then be undone and KC_ERR_TIMEOUT returned: the
- * client has been told the request timed out.
+ * Has the operation begun on s outlived the session's deadline? Its result must then be
+ * undone and KC_ERR_TIMEOUT returned: the client has been told the request timed out.
  */
 static int
 hsm_late(struct hsm_session *s, const char *what)
@@ -1196,12 +1176,10 @@ hsm_late(struct hsm_session *s, const char *what)
 	struct hsm	*h = s->h;
 	struct timespec	 now;
 	long long	 took;
-	unsigned int	 limit = __atomic_load_n(&h->op_timeout_ms, __ATOMIC_RELAXED);
 
 	hsm_now(&now);
 	took = hsm_ts_diff_ms(&s->op_start, &now);
-	if ((s->has_deadline && hsm_ts_diff_ms(&s->deadline, &now) >= 0) ||
-	    (limit != 0 && took >= (long long)limit)) {
+	if (s->has_deadline && hsm_ts_diff_ms(&s->deadline, &now) >= 0) {
 		hsm_stat_inc(h, timeouts);
 		log_warnx("hsm: %s returned after %lld ms, past its deadline; result "
 		    "discarded", what, took);

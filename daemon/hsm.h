@@ -52,23 +52,7 @@ struct hsm_config {
 #define HSM_BACKOFF_MIN_MS	500
 #define HSM_BACKOFF_MAX_MS	30000
 
-/*
- * Deadlines and recovery pacing, set with hsm_set_tuning(); a zero field means the default.
- * (Kept out of struct hsm_config so that existing positional initializers of it stay
- * complete under -Wmissing-field-initializers.)
- */
-struct hsm_tuning {
-	/*
-	 * Deadline of one hsm_keygen() or hsm_sign() call, 0 (the default) for none; see
-	 * hsm_session_set_deadline() for a deadline per request. A call whose C_* functions
-	 * return after it fails with KC_ERR_TIMEOUT and leaves nothing behind.
-	 */
-	unsigned int	 op_timeout_ms;
-	unsigned int	 backoff_min_ms;	/* first re-initialization delay */
-	unsigned int	 backoff_max_ms;	/* the delay doubles up to this */
-};
-
-/* Counters since hsm_open(), for health and the reliability report. */
+/* Counters since hsm_open(), for health (answer-health.c). */
 struct hsm_stats {
 	uint64_t	 module_failures;	/* times the token was marked down */
 	uint64_t	 recoveries;		/* successful re-initializations */
@@ -94,8 +78,6 @@ int	 hsm_open(const struct hsm_config *cfg, const char *pin, size_t pinlen,
 	    struct hsm **hp, char **cause);
 /** Log out, close every session, finalize the module. NULL is a no-op. */
 void	 hsm_close(struct hsm *h);
-/** Set deadlines and recovery pacing (t is copied); any thread, takes effect at once. */
-void	 hsm_set_tuning(struct hsm *h, const struct hsm_tuning *t);
 /** The token's state; any thread, never blocks. NULL is DOWN. */
 enum hsm_state hsm_get_state(const struct hsm *h);
 

@@ -26,7 +26,6 @@
 struct hsm {
 	char		 label[33];
 	enum hsm_signer	 signer;
-	struct hsm_tuning tuning;
 	struct hsm_stats stats;
 };
 
@@ -99,12 +98,6 @@ void
 hsm_close(struct hsm *h)
 {
 	free(h);
-}
-
-void
-hsm_set_tuning(struct hsm *h, const struct hsm_tuning *t)
-{
-	h->tuning = *t;
 }
 
 enum hsm_state

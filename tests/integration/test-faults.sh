@@ -122,6 +122,12 @@ done
 check_eq "after the fault clears: creates succeed again" 0 "$rc"
 check_eq "after recovery: health ok" ok "$(hsm_state)"
 check "recovery is logged" grep -q 'token "kc-test" is back after' "$KC_TMP/keycustodyd.log"
+# The token's history is in health: it went down at least once and came back.
+hist=$(ctl health 2>/dev/null | sed -n 's/^hsm history: *//p')
+case $hist in
+[1-9]*" down, "[1-9]*" recovered"*) ok "health shows the outage and the recovery ($hist)" ;;
+*) not_ok "health shows the outage and the recovery: '$hist'" ;;
+esac
 # Both workers: each reopens its session in the new module epoch.
 for i in 1 2 3 4; do create again$i.acme-corp.co.uk; [ "$rc" = 0 ] || break; done
 check_eq "after recovery: both workers' sessions work" 0 "$rc"
