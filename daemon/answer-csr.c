@@ -13,6 +13,7 @@
 #include "audit.h"
 #include "custody.h"
 #include "hsm.h"
+#include "kc-api.h"
 #include "kc-err.h"
 #include "kc-proto.h"
 #include "store.h"
@@ -23,8 +24,8 @@ static int
 answer_check_csr_id(const char *id, struct kc_error *err)
 {
 	if (id == NULL || !val_uuid(id)) {
-		kc_error_set(err, KC_STATUS_INVALID_ARGUMENT, 1418,
-		    "The custom CSR ID is invalid.");
+		kc_error_set(err, KC_STATUS_INVALID_ARGUMENT, KC_API_CSR_ID_INVALID,
+		    KC_API_CSR_ID_INVALID_MSG);
 		return KC_ERR_INVALID;
 	}
 	return 0;
@@ -141,7 +142,8 @@ answer_get_csr(struct worker *w, const Keycustody__Request *req,
 	    (r = answer_check_csr_id(m->id, err)) != 0)
 		return r;
 	if ((r = store_csr_get(w->st, m->zone_id, m->id, &c)) == KC_ERR_NOT_FOUND) {
-		kc_error_set(err, KC_STATUS_NOT_FOUND, 1419, "The custom CSR was not found.");
+		kc_error_set(err, KC_STATUS_NOT_FOUND, KC_API_CSR_NOT_FOUND,
+		    KC_API_CSR_NOT_FOUND_MSG);
 		return r;
 	}
 	if (r != 0)

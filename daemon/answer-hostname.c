@@ -14,6 +14,7 @@
 
 #include "answer.h"
 #include "cert.h"
+#include "kc-api.h"
 #include "kc-err.h"
 #include "kc-proto.h"
 #include "kcd.h"
@@ -89,7 +90,8 @@ hostname_csr_not_found(struct kc_error *err)
 static int
 hostname_not_found(struct kc_error *err)
 {
-	kc_error_set(err, KC_STATUS_NOT_FOUND, 1436, "The custom hostname was not found.");
+	kc_error_set(err, KC_STATUS_NOT_FOUND, KC_API_HOSTNAME_NOT_FOUND,
+	    KC_API_HOSTNAME_NOT_FOUND_MSG);
 	return KC_ERR_NOT_FOUND;
 }
 

@@ -14,6 +14,7 @@
 #include "audit.h"
 #include "custody.h"
 #include "hsm.h"
+#include "kc-api.h"
 #include "kc-err.h"
 #include "kc-proto.h"
 #include "kc-util.h"
@@ -36,9 +37,8 @@ int
 ans_check_zone(const char *zone, struct kc_error *err)
 {
 	if (zone == NULL || !val_zone_id(zone)) {
-		kc_error_set(err, KC_STATUS_INVALID_ARGUMENT, 7003,
-		    "Could not route to /zones/%s, perhaps your object identifier is invalid?",
-		    zone == NULL ? "" : "<invalid>");
+		kc_error_set(err, KC_STATUS_INVALID_ARGUMENT, KC_API_ZONE_INVALID,
+		    KC_API_ZONE_INVALID_FMT, zone == NULL ? "" : "<invalid>");
 		return KC_ERR_INVALID;
 	}
 	return 0;
@@ -52,8 +52,7 @@ ans_pagination(int has_page, uint32_t page, int has_per_page, uint32_t per_page,
 	int		 r;
 
 	if (has_page && pg == 0) {
-		kc_error_set(err, KC_STATUS_INVALID_ARGUMENT, 6008,
-		    "page variable must be a number greater than or equal to 1");
+		kc_error_set(err, KC_STATUS_INVALID_ARGUMENT, KC_API_PARAMS, KC_API_PAGE_MSG);
 		return KC_ERR_INVALID;
 	}
 	if (has_per_page && pp == 0)

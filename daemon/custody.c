@@ -19,6 +19,7 @@
 #include "csr.h"
 #include "custody.h"
 #include "hsm.h"
+#include "kc-api.h"
 #include "kc-err.h"
 #include "kc-util.h"
 #include "kcd.h"
@@ -167,13 +168,12 @@ custody_delete(const struct custody *c, const struct audit_actor *actor, const c
 	r = store_csr_set_deleting(c->st, zone, id);
 	if (r == KC_ERR_NOT_FOUND) {
 		/* Deleted by a concurrent request since the read above. */
-		kc_error_set(err, KC_STATUS_NOT_FOUND, 1419, "The custom CSR was not found.");
+		kc_error_set(err, KC_STATUS_NOT_FOUND, KC_API_CSR_NOT_FOUND,
+		    KC_API_CSR_NOT_FOUND_MSG);
 		goto out;
 	}
 	if (r == KC_ERR_CONFLICT) {
-		kc_error_set(err, KC_STATUS_CONFLICT, 1420, "The custom CSR is associated "
-		    "with an active certificate pack. You will need to delete all associated "
-		    "active certificate packs before you can delete the custom CSR.");
+		kc_error_set(err, KC_STATUS_CONFLICT, KC_API_CSR_IN_USE, KC_API_CSR_IN_USE_MSG);
 		goto out;
 	}
 	if (r != 0)
@@ -190,7 +190,7 @@ custody_delete(const struct custody *c, const struct audit_actor *actor, const c
 	(void)custody_audit(c, actor, "delete_csr", zone, id, key_id, r, err);
 	return r;
  notfound:
-	kc_error_set(err, KC_STATUS_NOT_FOUND, 1419, "The custom CSR was not found.");
+	kc_error_set(err, KC_STATUS_NOT_FOUND, KC_API_CSR_NOT_FOUND, KC_API_CSR_NOT_FOUND_MSG);
 	return KC_ERR_NOT_FOUND;
 }
 

@@ -19,6 +19,7 @@
 #include "conf.h"
 #include "dispatch.h"
 #include "hsm.h"
+#include "kc-api.h"
 #include "kc-err.h"
 #include "kc-proto.h"
 #include "kc-util.h"
@@ -104,15 +105,15 @@ disp_permitted(const struct disp_entry *e, const Keycustody__Request *req,
     enum peer_role role, struct kc_error *err)
 {
 	if (e == NULL || role < e->role) {
-		kc_error_set(err, KC_STATUS_PERMISSION_DENIED, 10000, "Authentication error: "
-		    "the %s role may not make %s requests", peer_role_name(role),
+		kc_error_set(err, KC_STATUS_PERMISSION_DENIED, KC_API_AUTH, KC_API_AUTH_MSG
+		    ": the %s role may not make %s requests", peer_role_name(role),
 		    proto_request_name(req->body_case));
 		return KC_ERR_DENIED;
 	}
 	if (role == PEER_ROLE_GATEWAY && (e->flags & DISP_ACTOR) &&
 	    (req->actor == NULL || *req->actor == '\0')) {
-		kc_error_set(err, KC_STATUS_PERMISSION_DENIED, 10000, "Authentication error: "
-		    "a gateway must name the acting credential");
+		kc_error_set(err, KC_STATUS_PERMISSION_DENIED, KC_API_AUTH, KC_API_AUTH_MSG
+		    ": a gateway must name the acting credential");
 		return KC_ERR_DENIED;
 	}
 	return 0;

@@ -14,6 +14,7 @@
 
 #include <libpsl.h>
 
+#include "kc-api.h"
 #include "kc-err.h"
 #include "validate.h"
 
@@ -32,7 +33,7 @@
 #define VAL_CODE_SAN_SUFFIX	1415
 #define VAL_CODE_SAN_EXAMPLE	1416
 #define VAL_CODE_KEY_TYPE	1417
-#define VAL_CODE_PARAMS		6008
+#define VAL_CODE_PARAMS		KC_API_PARAMS
 
 #define VAL_MSG_DECODE		"Unable to decode the JSON request body."
 #define VAL_MSG_COUNTRY		"Country field is required."
@@ -57,10 +58,6 @@
 	"Invalid key type. Only 'rsa2048', 'p256v1', 'rsa3072', 'rsa4096' or 'p384v1' " \
 	"is accepted."
 
-#define VAL_DEFAULT_PER_PAGE	20
-#define VAL_MIN_PER_PAGE	5
-#define VAL_MAX_PER_PAGE	50
-#define VAL_MAX_PAGE		2147483647U	/* INT32_MAX: offsets fit an int64 */
 #define VAL_MAX_LABEL_LEN	63
 
 /* What val_text_check() found in a free-text field. */
@@ -559,15 +556,15 @@ val_pagination(unsigned int *page, unsigned int *per_page, struct kc_error *err)
 		return KC_ERR_INVALID;
 	}
 	pg = *page == 0 ? 1 : *page;
-	pp = *per_page == 0 ? VAL_DEFAULT_PER_PAGE : *per_page;
-	if (pg > VAL_MAX_PAGE) {
+	pp = *per_page == 0 ? KC_PER_PAGE_DEFAULT : *per_page;
+	if (pg > KC_PAGE_MAX) {
 		val_fail(err, VAL_CODE_PARAMS, "page variable must be a number between 1 "
-		    "and %u", VAL_MAX_PAGE);
+		    "and %u", KC_PAGE_MAX);
 		return KC_ERR_INVALID;
 	}
-	if (pp < VAL_MIN_PER_PAGE || pp > VAL_MAX_PER_PAGE) {
+	if (pp < KC_PER_PAGE_MIN || pp > KC_PER_PAGE_MAX) {
 		val_fail(err, VAL_CODE_PARAMS, "per_page variable must be a number between "
-		    "%d and %d", VAL_MIN_PER_PAGE, VAL_MAX_PER_PAGE);
+		    "%d and %d", KC_PER_PAGE_MIN, KC_PER_PAGE_MAX);
 		return KC_ERR_INVALID;
 	}
 	*page = pg;

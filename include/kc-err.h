@@ -42,9 +42,8 @@
 #define KC_STATUS_UNAVAILABLE		5
 #define KC_STATUS_INTERNAL		6
 
-/* API error codes that are not tied to one request (API.md "Server errors"). */
-#define KC_API_INTERNAL		1500
-#define KC_API_UNAVAILABLE	1503
+/* The API's codes (KC_API_INTERNAL, KC_API_UNAVAILABLE, ...) are in kc-api.h. */
+#include "kc-api.h"
 
 /*
  * An error as it crosses the protocol: a status class, the API code of API.md (0 when there

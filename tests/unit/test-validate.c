@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "kc-api.h"
 #include "kc-err.h"
 #include "validate.h"
 
@@ -547,13 +548,15 @@ static const struct page_case page_cases[] = {
 	{ 3, 0, 0, 3, 20, NULL },
 	{ 0, 5, 0, 1, 5, NULL },
 	{ 7, 50, 0, 7, 50, NULL },
-	{ 2147483647U, 50, 0, 2147483647U, 50, NULL },
+	{ KC_PAGE_MAX, 50, 0, KC_PAGE_MAX, 50, NULL },	/* the shim's limit too */
 	{ 1, 4, KC_ERR_INVALID, 0, 0, "per_page variable must be a number between 5 and 50" },
 	{ 1, 1, KC_ERR_INVALID, 0, 0, "per_page variable must be a number between 5 and 50" },
 	{ 1, 51, KC_ERR_INVALID, 0, 0, "per_page variable must be a number between 5 and 50" },
 	{ 0, 4294967295U, KC_ERR_INVALID, 0, 0, NULL },
+	{ KC_PAGE_MAX + 1, 20, KC_ERR_INVALID, 0, 0,
+	    "page variable must be a number between 1 and 100000000" },
 	{ 2147483648U, 20, KC_ERR_INVALID, 0, 0,
-	    "page variable must be a number between 1 and 2147483647" },
+	    "page variable must be a number between 1 and 100000000" },
 };
 
 static void

@@ -1,0 +1,47 @@
+/*
+ * Copyright (c) 2026 The keycustody authors. SPDX-License-Identifier: ISC
+ *
+ * kc-api.h: the API's error codes and messages that more than one file gives (docs/API.md),
+ * its page limits and its key types: one table that the daemon, the shim and the CLI include.
+ * Codes that one module alone gives (validate.c's 1405..1417, cert.c's 1421..1429) stay
+ * there.
+ */
+#ifndef KC_API_H
+#define KC_API_H
+
+/* Not tied to one request (docs/API.md "Server errors"). */
+#define KC_API_INTERNAL			1500
+#define KC_API_UNAVAILABLE		1503
+
+#define KC_API_AUTH			10000	/* the message starts with this: */
+#define KC_API_AUTH_MSG			"Authentication error"
+
+#define KC_API_ZONE_INVALID		7003	/* printf: the zone, or "<invalid>" */
+#define KC_API_ZONE_INVALID_FMT						\
+	"Could not route to /zones/%s, perhaps your object identifier is invalid?"
+
+#define KC_API_PARAMS			6008
+#define KC_API_PARAMS_MSG		"Invalid request parameters"
+#define KC_API_PAGE_MSG			"page variable must be a number greater than or equal to 1"
+
+#define KC_API_CSR_ID_INVALID		1418
+#define KC_API_CSR_ID_INVALID_MSG	"The custom CSR ID is invalid."
+#define KC_API_CSR_NOT_FOUND		1419
+#define KC_API_CSR_NOT_FOUND_MSG	"The custom CSR was not found."
+#define KC_API_CSR_IN_USE		1420
+#define KC_API_CSR_IN_USE_MSG						\
+	"The custom CSR is associated with an active certificate pack. You will need to " \
+	"delete all associated active certificate packs before you can delete the custom CSR."
+#define KC_API_HOSTNAME_NOT_FOUND	1436
+#define KC_API_HOSTNAME_NOT_FOUND_MSG	"The custom hostname was not found."
+
+/* Pages of a list: page 1..KC_PAGE_MAX, per_page KC_PER_PAGE_MIN..KC_PER_PAGE_MAX. */
+#define KC_PAGE_MAX			100000000U
+#define KC_PER_PAGE_MIN			5
+#define KC_PER_PAGE_MAX			50
+#define KC_PER_PAGE_DEFAULT		20
+
+/* The key types a CSR can ask for; the first is the default (docs/API.md, 1417). */
+#define KC_KEY_TYPES_USAGE		"rsa2048|p256v1|rsa3072|rsa4096|p384v1"
+
+#endif /* KC_API_H */
