@@ -19,11 +19,10 @@
 #include "json.h"
 #include "kc-err.h"
 #include "kc-proto.h"
+#include "kc-util.h"
 #include "keycustody.h"
 #include "log.h"
 #include "xmalloc.h"
-
-#define nitems(a)	(sizeof(a) / sizeof((a)[0]))
 
 struct cmd_entry {
 	const char	*noun;

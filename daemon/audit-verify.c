@@ -21,6 +21,7 @@
 
 #include "audit-verify.h"
 #include "kc-err.h"
+#include "kc-util.h"
 
 void
 audit_chain_init(struct audit_chain *chain)
@@ -31,18 +32,13 @@ audit_chain_init(struct audit_chain *chain)
 int
 audit_line_hash(const void *line, size_t len, char *out)
 {
-	static const char	 hex[] = "0123456789abcdef";
 	unsigned char		 md[EVP_MAX_MD_SIZE];
-	unsigned int		 mdlen = 0, i;
+	unsigned int		 mdlen = 0;
 
 	if (EVP_Digest(line, len, md, &mdlen, EVP_sha256(), NULL) != 1 ||
 	    mdlen * 2 != AUDIT_HASH_LEN)
 		return KC_ERR_CRYPTO;
-	for (i = 0; i < mdlen; i++) {
-		out[2 * i] = hex[md[i] >> 4];
-		out[2 * i + 1] = hex[md[i] & 0xf];
-	}
-	out[AUDIT_HASH_LEN] = '\0';
+	kc_hex(md, mdlen, out);
 	return 0;
 }
 

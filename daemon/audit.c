@@ -31,6 +31,7 @@
 #include "audit-verify.h"
 #include "audit.h"
 #include "kc-err.h"
+#include "kc-util.h"
 #include "log.h"
 
 struct audit {
@@ -124,18 +125,12 @@ audit_result(const struct kc_error *err)
 static json_t *
 audit_hex(const uint8_t *p, size_t len)
 {
-	static const char	 hex[] = "0123456789abcdef";
 	json_t			*j;
 	char			*s;
-	size_t			 i;
 
 	if (len > AUDIT_MAX_LINE || (s = malloc(len * 2 + 1)) == NULL)
 		return NULL;
-	for (i = 0; i < len; i++) {
-		s[2 * i] = hex[p[i] >> 4];
-		s[2 * i + 1] = hex[p[i] & 0xf];
-	}
-	s[2 * len] = '\0';
+	kc_hex(p, len, s);
 	j = json_string(s);
 	free(s);
 	return j;

@@ -28,6 +28,7 @@
 #include <openssl/x509v3.h>
 
 #include "kc-err.h"
+#include "kc-util.h"
 #include "cert.h"
 
 /* The system CA bundle on Debian; X509_get_default_cert_file() when it is absent. */
@@ -61,24 +62,8 @@ static const struct cert_sigalg {
 	{ NID_ecdsa_with_SHA512,	"ECDSAWithSHA512" },
 };
 
-static void	cert_cause(char **, const char *, ...)
-		    __attribute__((__format__(__printf__, 2, 3)));
 static int	cert_reject(struct kc_error *, int, const char *, ...)
 		    __attribute__((__format__(__printf__, 3, 4)));
-
-/* Allocate *cause when cause is not NULL and nothing was said yet. */
-static void
-cert_cause(char **cause, const char *fmt, ...)
-{
-	va_list	ap;
-
-	if (cause == NULL || *cause != NULL)
-		return;
-	va_start(ap, fmt);
-	if (vasprintf(cause, fmt, ap) == -1)
-		*cause = NULL;
-	va_end(ap);
-}
 
 /* Fill err with an INVALID_ARGUMENT answer carrying an API code; returns KC_ERR_INVALID. */
 static int
@@ -133,23 +118,23 @@ cert_store_load(X509_STORE *store, const char *path, char **cause)
 
 	/* Open with stdio first so that an unreadable file is told by errno. */
 	if ((fp = fopen(path, "r")) == NULL) {
-		cert_cause(cause, "%s: %s", path, strerror(errno));
+		kc_cause(cause, "%s: %s", path, strerror(errno));
 		return KC_ERR_IO;
 	}
 	if ((bio = BIO_new_fp(fp, BIO_CLOSE)) == NULL) {
 		fclose(fp);
 		r = KC_ERR_NOMEM;
-		cert_cause(cause, "%s: out of memory", path);
+		kc_cause(cause, "%s: out of memory", path);
 		goto out;
 	}
 	ERR_clear_error();
 	if ((infos = PEM_X509_INFO_read_bio(bio, NULL, NULL, NULL)) == NULL) {
 		if (cert_ossl_nomem()) {
 			r = KC_ERR_NOMEM;
-			cert_cause(cause, "%s: out of memory", path);
+			kc_cause(cause, "%s: out of memory", path);
 		} else {
 			r = KC_ERR_INVALID;
-			cert_cause(cause, "%s: not a PEM certificate bundle", path);
+			kc_cause(cause, "%s: not a PEM certificate bundle", path);
 		}
 		goto out;
 	}
@@ -159,7 +144,7 @@ cert_store_load(X509_STORE *store, const char *path, char **cause)
 			continue;
 		if (!X509_STORE_add_cert(store, xi->x509)) {
 			r = cert_ossl_nomem() ? KC_ERR_NOMEM : KC_ERR_INVALID;
-			cert_cause(cause, "%s: cannot add certificate %d to the trust store",
+			kc_cause(cause, "%s: cannot add certificate %d to the trust store",
 			    path, n + 1);
 			goto out;
 		}
@@ -167,7 +152,7 @@ cert_store_load(X509_STORE *store, const char *path, char **cause)
 	}
 	if (n == 0) {
 		r = KC_ERR_INVALID;
-		cert_cause(cause, "%s: no certificate in the file", path);
+		kc_cause(cause, "%s: no certificate in the file", path);
 		goto out;
 	}
 	r = 0;
@@ -194,12 +179,12 @@ cert_store_new(bool use_system, const char *const *bundles, size_t nbundles,
 
 	*sp = NULL;
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
-		cert_cause(cause, "out of memory");
+		kc_cause(cause, "out of memory");
 		return KC_ERR_NOMEM;
 	}
 	if ((s->store = X509_STORE_new()) == NULL) {
 		r = KC_ERR_NOMEM;
-		cert_cause(cause, "out of memory");
+		kc_cause(cause, "out of memory");
 		goto out;
 	}
 	if (use_system) {
@@ -212,7 +197,7 @@ cert_store_new(bool use_system, const char *const *bundles, size_t nbundles,
 	for (i = 0; i < nbundles; i++) {
 		if (bundles[i] == NULL) {
 			r = KC_ERR_INVALID;
-			cert_cause(cause, "trust bundle %zu has no file name", i);
+			kc_cause(cause, "trust bundle %zu has no file name", i);
 			goto out;
 		}
 		if ((r = cert_store_load(s->store, bundles[i], cause)) != 0)

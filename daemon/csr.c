@@ -21,24 +21,9 @@
 #include <openssl/x509v3.h>
 
 #include "kc-err.h"
+#include "kc-util.h"
 #include "csr.h"
 
-static void	csr_cause(char **, const char *, ...)
-		    __attribute__((__format__(__printf__, 2, 3)));
-
-/* Allocate *cause when cause is not NULL and nothing was said yet. */
-static void
-csr_cause(char **cause, const char *fmt, ...)
-{
-	va_list	ap;
-
-	if (cause == NULL || *cause != NULL)
-		return;
-	va_start(ap, fmt);
-	if (vasprintf(cause, fmt, ap) == -1)
-		*cause = NULL;
-	va_end(ap);
-}
 
 /*
  * An OpenSSL call failed: drain the error queue into *cause and tell an allocation failure
@@ -63,7 +48,7 @@ csr_ossl_fail(char **cause, const char *what)
 			used = strlen(buf);
 		}
 	}
-	csr_cause(cause, "%s: %s", what, buf[0] != '\0' ? buf :
+	kc_cause(cause, "%s: %s", what, buf[0] != '\0' ? buf :
 	    "no OpenSSL error recorded");
 	return nomem ? KC_ERR_NOMEM : KC_ERR_CRYPTO;
 }
@@ -99,7 +84,7 @@ csr_add_sans(X509_REQ *req, const struct csr_subject *subj, char **cause)
 	for (i = 0; i < subj->nsans; i++) {
 		if (subj->sans[i] == NULL) {
 			r = KC_ERR_INVALID;
-			csr_cause(cause, "SAN %zu is missing", i);
+			kc_cause(cause, "SAN %zu is missing", i);
 			goto out;
 		}
 		if ((gn = GENERAL_NAME_new()) == NULL ||
@@ -144,7 +129,7 @@ csr_build(const struct csr_subject *subj, EVP_PKEY *pub, X509_REQ **reqp, char *
 	if (subj == NULL || pub == NULL || subj->country == NULL ||
 	    subj->organization == NULL || subj->common_name == NULL ||
 	    (subj->nsans > 0 && subj->sans == NULL)) {
-		csr_cause(cause, "incomplete subject");
+		kc_cause(cause, "incomplete subject");
 		return KC_ERR_INVALID;
 	}
 	if ((req = X509_REQ_new()) == NULL) {
@@ -229,7 +214,7 @@ csr_make(const struct csr_subject *subj, struct evp_pkey_st *pub, csr_sign_fn si
 	if (cause != NULL)
 		*cause = NULL;
 	if (pem == NULL || sign == NULL) {
-		csr_cause(cause, "csr_make: missing argument");
+		kc_cause(cause, "csr_make: missing argument");
 		return KC_ERR_INVALID;
 	}
 	*pem = NULL;
@@ -245,7 +230,7 @@ csr_make(const struct csr_subject *subj, struct evp_pkey_st *pub, csr_sign_fn si
 		ptype = V_ASN1_UNDEF;		/* RFC 5758: parameters absent */
 	} else {
 		r = KC_ERR_INVALID;
-		csr_cause(cause, "unsupported key type %s", EVP_PKEY_get0_type_name(pub));
+		kc_cause(cause, "unsupported key type %s", EVP_PKEY_get0_type_name(pub));
 		goto out;
 	}
 	if ((alg = X509_ALGOR_new()) == NULL ||
@@ -260,12 +245,12 @@ csr_make(const struct csr_subject *subj, struct evp_pkey_st *pub, csr_sign_fn si
 		goto out;
 	}
 	if ((r = sign(arg, tbs, (size_t)tbslen, &sig, &siglen)) != 0) {
-		csr_cause(cause, "signing the request failed (error %d)", r);
+		kc_cause(cause, "signing the request failed (error %d)", r);
 		goto out;
 	}
 	if (sig == NULL || siglen == 0 || siglen > INT32_MAX) {
 		r = KC_ERR_CRYPTO;
-		csr_cause(cause, "the signer returned no signature");
+		kc_cause(cause, "the signer returned no signature");
 		goto out;
 	}
 
@@ -305,7 +290,7 @@ csr_make_with_key(const struct csr_subject *subj, struct evp_pkey_st *pub,
 	if (cause != NULL)
 		*cause = NULL;
 	if (pem == NULL || signkey == NULL) {
-		csr_cause(cause, "csr_make_with_key: missing argument");
+		kc_cause(cause, "csr_make_with_key: missing argument");
 		return KC_ERR_INVALID;
 	}
 	*pem = NULL;

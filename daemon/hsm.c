@@ -38,6 +38,7 @@
 #include <p11-kit/pkcs11.h>
 
 #include "kc-err.h"
+#include "kc-util.h"
 #include "log.h"
 #include "hsm.h"
 
@@ -272,8 +273,6 @@ static const struct hsm_ckr_name {
 };
 #undef HSM_CKR
 
-static int	hsm_cause(char **, const char *, ...)
-		    __attribute__((__format__(__printf__, 2, 3)));
 static void	hsm_map_flush(struct hsm *);
 
 /* Name of a CKR_* code, for logs and causes. */
@@ -300,21 +299,6 @@ hsm_ckr_name(CK_RV rv)
 	}
 	snprintf(buf, sizeof(buf), "CKR_0x%lx", (unsigned long)rv);
 	return buf;
-}
-
-/* Allocate *cause (when cause is not NULL). Always returns 0 so it chains. */
-static int
-hsm_cause(char **cause, const char *fmt, ...)
-{
-	va_list	ap;
-
-	if (cause == NULL)
-		return 0;
-	va_start(ap, fmt);
-	if (vasprintf(cause, fmt, ap) == -1)
-		*cause = NULL;
-	va_end(ap);
-	return 0;
 }
 
 /* Drain the OpenSSL error queue into buf (one line, the most recent errors last). */
@@ -670,13 +654,13 @@ hsm_find_slot(struct hsm *h, const char *label, char **cause)
 	}
 	if (found == 0) {
 		r = KC_ERR_TOKEN_NOT_PRESENT;
-		hsm_cause(cause, "no token labelled \"%s\" (%lu token%s present)",
+		kc_cause(cause, "no token labelled \"%s\" (%lu token%s present)",
 		    label, (unsigned long)n, n == 1 ? "" : "s");
 		goto out;
 	}
 	if (found > 1) {
 		r = KC_ERR_HSM;
-		hsm_cause(cause, "%lu tokens are labelled \"%s\"; labels must be "
+		kc_cause(cause, "%lu tokens are labelled \"%s\"; labels must be "
 		    "unique", (unsigned long)found, label);
 		goto out;
 	}
@@ -684,7 +668,7 @@ hsm_find_slot(struct hsm *h, const char *label, char **cause)
 	goto out;
  ckerr:
 	r = rv == CKR_TOKEN_NOT_PRESENT ? KC_ERR_TOKEN_NOT_PRESENT : KC_ERR_HSM;
-	hsm_cause(cause, "listing tokens: %s", hsm_ckr_name(rv));
+	kc_cause(cause, "listing tokens: %s", hsm_ckr_name(rv));
  out:
 	free(slots);
 	return r;
@@ -727,13 +711,13 @@ hsm_engine_open(struct hsm *h, const struct hsm_config *cfg, const char *pin,
 	    !ENGINE_ctrl_cmd_string(e, "LIST_ADD", "1", 0) ||
 	    !ENGINE_ctrl_cmd_string(e, "LOAD", NULL, 0)) {
 		hsm_ossl_errors(errs, sizeof(errs));
-		hsm_cause(cause, "loading the pkcs11 engine %s: %s", path, errs);
+		kc_cause(cause, "loading the pkcs11 engine %s: %s", path, errs);
 		goto out;
 	}
  loaded:
 	if (!ENGINE_ctrl_cmd_string(e, "MODULE_PATH", cfg->module, 0)) {
 		hsm_ossl_errors(errs, sizeof(errs));
-		hsm_cause(cause, "pkcs11 engine MODULE_PATH: %s", errs);
+		kc_cause(cause, "pkcs11 engine MODULE_PATH: %s", errs);
 		goto out;
 	}
 	/* The engine wants a C string; it keeps its own copy (and libp11 another). */
@@ -747,12 +731,12 @@ hsm_engine_open(struct hsm *h, const struct hsm_config *cfg, const char *pin,
 	OPENSSL_cleanse(pinz, pinlen + 1);
 	if (!ok) {
 		hsm_ossl_errors(errs, sizeof(errs));
-		hsm_cause(cause, "pkcs11 engine PIN: %s", errs);
+		kc_cause(cause, "pkcs11 engine PIN: %s", errs);
 		goto out;
 	}
 	if (!ENGINE_init(e)) {
 		hsm_ossl_errors(errs, sizeof(errs));
-		hsm_cause(cause, "pkcs11 engine init: %s", errs);
+		kc_cause(cause, "pkcs11 engine init: %s", errs);
 		goto out;
 	}
 	inited = 1;
@@ -786,7 +770,7 @@ hsm_open(const struct hsm_config *cfg, const char *pin, size_t pinlen, struct hs
 	*hp = NULL;
 	if (cfg == NULL || cfg->module == NULL || cfg->token_label == NULL ||
 	    pin == NULL) {
-		hsm_cause(cause, "hsm: module, token label and PIN are required");
+		kc_cause(cause, "hsm: module, token label and PIN are required");
 		return KC_ERR_INVALID;
 	}
 	if ((h = calloc(1, sizeof(*h))) == NULL)
@@ -808,18 +792,18 @@ hsm_open(const struct hsm_config *cfg, const char *pin, size_t pinlen, struct hs
 
 	if ((h->dl = dlopen(cfg->module, RTLD_NOW | RTLD_LOCAL)) == NULL) {
 		r = KC_ERR_HSM;
-		hsm_cause(cause, "loading PKCS#11 module: %s", dlerror());
+		kc_cause(cause, "loading PKCS#11 module: %s", dlerror());
 		goto out;
 	}
 	if ((getfl = (CK_C_GetFunctionList)dlsym(h->dl, "C_GetFunctionList")) == NULL) {
 		r = KC_ERR_HSM;
-		hsm_cause(cause, "%s is not a PKCS#11 module (no C_GetFunctionList)",
+		kc_cause(cause, "%s is not a PKCS#11 module (no C_GetFunctionList)",
 		    cfg->module);
 		goto out;
 	}
 	if ((rv = getfl(&h->f)) != CKR_OK || h->f == NULL) {
 		r = KC_ERR_HSM;
-		hsm_cause(cause, "C_GetFunctionList: %s", hsm_ckr_name(rv));
+		kc_cause(cause, "C_GetFunctionList: %s", hsm_ckr_name(rv));
 		goto out;
 	}
 
@@ -831,7 +815,7 @@ hsm_open(const struct hsm_config *cfg, const char *pin, size_t pinlen, struct hs
 		h->initialized = 1;
 	else if (rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
 		r = KC_ERR_HSM;
-		hsm_cause(cause, "C_Initialize: %s", hsm_ckr_name(rv));
+		kc_cause(cause, "C_Initialize: %s", hsm_ckr_name(rv));
 		goto out;
 	}
 
@@ -842,7 +826,7 @@ hsm_open(const struct hsm_config *cfg, const char *pin, size_t pinlen, struct hs
 	    NULL, &h->login_sh);
 	if (rv != CKR_OK) {
 		r = rv == CKR_TOKEN_NOT_PRESENT ? KC_ERR_TOKEN_NOT_PRESENT : KC_ERR_HSM;
-		hsm_cause(cause, "C_OpenSession on token \"%s\": %s", h->label,
+		kc_cause(cause, "C_OpenSession on token \"%s\": %s", h->label,
 		    hsm_ckr_name(rv));
 		goto out;
 	}
@@ -855,20 +839,20 @@ hsm_open(const struct hsm_config *cfg, const char *pin, size_t pinlen, struct hs
 		break;
 	case CKR_PIN_INCORRECT:
 		r = KC_ERR_PIN_INCORRECT;
-		hsm_cause(cause, "login to token \"%s\": PIN incorrect; not retried",
+		kc_cause(cause, "login to token \"%s\": PIN incorrect; not retried",
 		    h->label);
 		goto out;
 	case CKR_PIN_LOCKED:
 		r = KC_ERR_PIN_LOCKED;
-		hsm_cause(cause, "login to token \"%s\": PIN locked; not retried", h->label);
+		kc_cause(cause, "login to token \"%s\": PIN locked; not retried", h->label);
 		goto out;
 	case CKR_TOKEN_NOT_PRESENT:
 		r = KC_ERR_TOKEN_NOT_PRESENT;
-		hsm_cause(cause, "login to token \"%s\": token not present", h->label);
+		kc_cause(cause, "login to token \"%s\": token not present", h->label);
 		goto out;
 	default:
 		r = KC_ERR_HSM;
-		hsm_cause(cause, "login to token \"%s\": %s", h->label,
+		kc_cause(cause, "login to token \"%s\": %s", h->label,
 		    hsm_ckr_name(rv));
 		goto out;
 	}
@@ -985,7 +969,7 @@ hsm_reinit_inlock(struct hsm *h, char **cause)
 	args.flags = CKF_OS_LOCKING_OK;
 	rv = h->f->C_Initialize(&args);
 	if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
-		hsm_cause(cause, "C_Initialize: %s", hsm_ckr_name(rv));
+		kc_cause(cause, "C_Initialize: %s", hsm_ckr_name(rv));
 		return KC_ERR_UNAVAILABLE;
 	}
 	h->initialized = rv == CKR_OK;
@@ -996,12 +980,12 @@ hsm_reinit_inlock(struct hsm *h, char **cause)
 	rv = h->f->C_OpenSession(h->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL,
 	    &h->login_sh);
 	if (rv != CKR_OK) {
-		hsm_cause(cause, "C_OpenSession: %s", hsm_ckr_name(rv));
+		kc_cause(cause, "C_OpenSession: %s", hsm_ckr_name(rv));
 		return KC_ERR_UNAVAILABLE;
 	}
 	h->login_open = 1;
 	if (h->pin == NULL) {
-		hsm_cause(cause, "no PIN copy was kept (mlock failed); restart the daemon");
+		kc_cause(cause, "no PIN copy was kept (mlock failed); restart the daemon");
 		return KC_ERR_UNAVAILABLE;
 	}
 	rv = hsm_relogin(h, h->login_sh);
@@ -1010,7 +994,7 @@ hsm_reinit_inlock(struct hsm *h, char **cause)
 		return h->login_err;
 	}
 	if (rv != CKR_OK) {
-		hsm_cause(cause, "C_Login: %s", hsm_ckr_name(rv));
+		kc_cause(cause, "C_Login: %s", hsm_ckr_name(rv));
 		return KC_ERR_UNAVAILABLE;
 	}
 	if (h->signer == HSM_SIGNER_ENGINE) {

@@ -20,11 +20,11 @@
 
 #include "arena.h"
 #include "kc-err.h"
+#include "kc-util.h"
 #include "log.h"
 #include "store.h"
 
 #ifndef nitems
-#define nitems(a)	(sizeof(a) / sizeof((a)[0]))
 #endif
 
 #define STORE_BUSY_TIMEOUT_MS	5000
@@ -369,8 +369,6 @@ static int	store_user_version(sqlite3 *, int *);
 static int	store_wal(sqlite3 *, const char *, char **);
 static int	store_migrate(sqlite3 *, char **);
 static int	store_file_missing(const char *, int *, char **);
-static void	store_cause(char **, const char *, ...)
-		    __attribute__((__format__(__printf__, 2, 3)));
 
 /* Translate a SQLite result code, logging what failed unless it is an expected conflict. */
 static int
@@ -950,12 +948,12 @@ store_wal(sqlite3 *db, const char *path, char **cause)
 	int		 rc, waited = 0, r = KC_ERR_STORE;
 
 	if (sqlite3_prepare_v2(db, "PRAGMA journal_mode = WAL", -1, &st, NULL) != SQLITE_OK) {
-		store_cause(cause, "%s: journal_mode: %s", path, sqlite3_errmsg(db));
+		kc_cause(cause, "%s: journal_mode: %s", path, sqlite3_errmsg(db));
 		goto out;
 	}
 	while ((rc = sqlite3_step(st)) != SQLITE_ROW) {
 		if ((rc & 0xff) != SQLITE_BUSY || waited >= STORE_BUSY_TIMEOUT_MS) {
-			store_cause(cause, "%s: journal_mode: %s", path, sqlite3_errmsg(db));
+			kc_cause(cause, "%s: journal_mode: %s", path, sqlite3_errmsg(db));
 			goto out;
 		}
 		(void)sqlite3_reset(st);
@@ -964,7 +962,7 @@ store_wal(sqlite3 *db, const char *path, char **cause)
 	}
 	mode = (const char *)sqlite3_column_text(st, 0);
 	if (mode == NULL || strcasecmp(mode, "wal") != 0) {
-		store_cause(cause, "%s: cannot use WAL (journal mode %s)", path,
+		kc_cause(cause, "%s: cannot use WAL (journal mode %s)", path,
 		    mode != NULL ? mode : "unknown");
 		goto out;
 	}
@@ -988,44 +986,44 @@ store_migrate(sqlite3 *db, char **cause)
 	int		 version, i, r = KC_ERR_STORE;
 
 	if (store_user_version(db, &version) != 0) {
-		store_cause(cause, "read schema version: %s", sqlite3_errmsg(db));
+		kc_cause(cause, "read schema version: %s", sqlite3_errmsg(db));
 		goto out;
 	}
 	for (i = version; i < newest; i++) {
 		if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &errmsg) != SQLITE_OK) {
-			store_cause(cause, "migration %d: begin: %s", i + 1, errmsg);
+			kc_cause(cause, "migration %d: begin: %s", i + 1, errmsg);
 			goto out;
 		}
 		if (store_user_version(db, &version) != 0) {
-			store_cause(cause, "read schema version: %s", sqlite3_errmsg(db));
+			kc_cause(cause, "read schema version: %s", sqlite3_errmsg(db));
 			goto out;
 		}
 		if (version > i) {
 			/* Another handle did this step meanwhile. */
 			if (sqlite3_exec(db, "COMMIT", NULL, NULL, &errmsg) != SQLITE_OK) {
-				store_cause(cause, "commit: %s", errmsg);
+				kc_cause(cause, "commit: %s", errmsg);
 				goto out;
 			}
 			i = version - 1;
 			continue;
 		}
 		if (sqlite3_exec(db, store_migrations[i], NULL, NULL, &errmsg) != SQLITE_OK) {
-			store_cause(cause, "migration %d: %s", i + 1, errmsg);
+			kc_cause(cause, "migration %d: %s", i + 1, errmsg);
 			goto out;
 		}
 		if (store_user_version(db, &version) != 0 || version != i + 1) {
-			store_cause(cause, "migration %d did not set the schema version",
+			kc_cause(cause, "migration %d did not set the schema version",
 			    i + 1);
 			goto out;
 		}
 		if (sqlite3_exec(db, "COMMIT", NULL, NULL, &errmsg) != SQLITE_OK) {
-			store_cause(cause, "migration %d: commit: %s", i + 1, errmsg);
+			kc_cause(cause, "migration %d: commit: %s", i + 1, errmsg);
 			goto out;
 		}
 		log_info("store: schema migrated to version %d", i + 1);
 	}
 	if (version > newest) {
-		store_cause(cause, "schema version %d is newer than this program's (%d)",
+		kc_cause(cause, "schema version %d is newer than this program's (%d)",
 		    version, newest);
 		goto out;
 	}
@@ -1053,24 +1051,11 @@ store_file_missing(const char *path, int *missing, char **cause)
 	if (stat(path, &sb) == 0)
 		return (0);
 	if (errno != ENOENT) {
-		store_cause(cause, "%s: %s", path, strerror(errno));
+		kc_cause(cause, "%s: %s", path, strerror(errno));
 		return (KC_ERR_STORE);
 	}
 	*missing = 1;
 	return (0);
-}
-
-static void
-store_cause(char **cause, const char *fmt, ...)
-{
-	va_list	 ap;
-
-	if (cause == NULL || *cause != NULL)
-		return;	/* keep the first, most precise message */
-	va_start(ap, fmt);
-	if (vasprintf(cause, fmt, ap) == -1)
-		*cause = NULL;
-	va_end(ap);
 }
 
 int
@@ -1092,7 +1077,7 @@ store_open(const char *path, struct store **sp, char **cause)
 	return_val_if_fail(path != NULL, KC_ERR_INVALID);
 
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
-		store_cause(cause, "out of memory");
+		kc_cause(cause, "out of memory");
 		r = KC_ERR_NOMEM;
 		goto out;
 	}
@@ -1101,7 +1086,7 @@ store_open(const char *path, struct store **sp, char **cause)
 	rc = sqlite3_open_v2(path, &s->db,
 	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
-		store_cause(cause, "%s: %s", path,
+		kc_cause(cause, "%s: %s", path,
 		    s->db != NULL ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
 		goto out;
 	}
@@ -1111,7 +1096,7 @@ store_open(const char *path, struct store **sp, char **cause)
 	 * existing file keeps the mode it has.
 	 */
 	if (created && chmod(path, S_IRUSR | S_IWUSR) == -1) {
-		store_cause(cause, "%s: chmod: %s", path, strerror(errno));
+		kc_cause(cause, "%s: chmod: %s", path, strerror(errno));
 		goto out;
 	}
 	(void)sqlite3_extended_result_codes(s->db, 1);
@@ -1121,7 +1106,7 @@ store_open(const char *path, struct store **sp, char **cause)
 		goto out;
 	for (i = 0; i < nitems(pragmas); i++) {
 		if (sqlite3_exec(s->db, pragmas[i], NULL, NULL, &errmsg) != SQLITE_OK) {
-			store_cause(cause, "%s: %s: %s", path, pragmas[i], errmsg);
+			kc_cause(cause, "%s: %s: %s", path, pragmas[i], errmsg);
 			goto out;
 		}
 	}
@@ -1130,7 +1115,7 @@ store_open(const char *path, struct store **sp, char **cause)
 	for (i = 0; i < STMT_MAX; i++) {
 		if (sqlite3_prepare_v3(s->db, store_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
 		    &s->stmt[i], NULL) != SQLITE_OK) {
-			store_cause(cause, "%s: prepare statement %zu: %s", path, i,
+			kc_cause(cause, "%s: prepare statement %zu: %s", path, i,
 			    sqlite3_errmsg(s->db));
 			goto out;
 		}
@@ -1140,7 +1125,7 @@ store_open(const char *path, struct store **sp, char **cause)
 	r = 0;
  out:
 	if (r != 0 && cause != NULL && *cause == NULL)
-		store_cause(cause, "%s: cannot open the store", path != NULL ? path : "");
+		kc_cause(cause, "%s: cannot open the store", path != NULL ? path : "");
 	sqlite3_free(errmsg);
 	store_close(s);
 	return (r);

@@ -28,6 +28,14 @@ void	kc_hex(const uint8_t *b, size_t n, char *out);
  */
 int	kc_uuid(char out[KC_UUID_LEN + 1]);
 
+/**
+ * Say why something failed through a char **cause (STYLE: the callee allocates, the caller
+ * frees): nothing when cause is NULL, and the first message stays, being the most precise.
+ * An allocation failure leaves *cause NULL.
+ */
+void	kc_cause(char **cause, const char *fmt, ...)
+	    __attribute__((__format__(__printf__, 2, 3)));
+
 /** Now, in microseconds since the epoch (CLOCK_REALTIME). */
 int64_t	kc_now_us(void);
 

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "kc-err.h"
+#include "kc-util.h"
 
 static const struct {
 	int		 err;
@@ -52,8 +53,6 @@ static const struct {
 	{ KC_STATUS_UNAVAILABLE,	503, "unavailable" },
 	{ KC_STATUS_INTERNAL,		500, "internal" },
 };
-
-#define nitems(a)	(sizeof(a) / sizeof((a)[0]))
 
 const char *
 kc_strerror(int r)

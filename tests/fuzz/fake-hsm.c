@@ -17,9 +17,8 @@
 #include "fuzz.h"
 #include "hsm.h"
 #include "kc-err.h"
+#include "kc-util.h"
 #include "xmalloc.h"
-
-#define nitems(a)	(sizeof(a) / sizeof((a)[0]))
 
 #define FAKE_MAX_KEYS	64	/* the token is "full" beyond this: KC_ERR_HSM */
 

@@ -17,9 +17,8 @@
 
 #include "kc-api.h"
 #include "kc-err.h"
+#include "kc-util.h"
 #include "validate.h"
-
-#define nitems(a)	(sizeof(a) / sizeof((a)[0]))
 
 #define MSG_COUNTRY	"Country field is required."
 #define MSG_STATE	"State field is required."
