@@ -53,12 +53,8 @@
 #define HTTP_PER_PAGE_MIN	5
 #define HTTP_PER_PAGE_MAX	50
 #define HTTP_PER_PAGE_DEF	20
-
-static const char *const http_route_names[HTTP_R_MAX] = {
-	"create_csr", "list_csrs", "get_csr", "delete_csr", "create_hostname",
-	"list_hostnames", "get_hostname", "update_hostname", "delete_hostname", "healthz",
-	"metrics", "none"
-};
+#define HTTP_ID_MAX		40	/* an id this long or longer is kept as "-" */
+#define HTTP_ALLOW_MAX		32	/* "GET, POST, PATCH, DELETE" */
 
 struct http {
 	struct event_base	*base;
@@ -68,6 +64,7 @@ struct http {
 	SSL_CTX			*tls;		/* NULL: plain HTTP */
 	int			 metrics_on;
 	struct http_metrics	*m;
+	const char		*names[HTTP_R_MAX];	/* from http_routes[], for logs */
 };
 
 /* The server: one per process, as http-compat.c's state is. */
@@ -81,6 +78,29 @@ struct http_list_query {
 	int		 descending;
 	const char	*hostname;		/* filters, custom hostnames only */
 	const char	*custom_csr_id;
+};
+
+struct http_row;
+
+/*
+ * A route's handler, called once the path, the method and (unless HTTP_F_OPEN) the
+ * credential have passed; zone and id are the path's parameters, "" where it has none.
+ */
+typedef void	 http_handler_fn(struct http *, struct evhttp_request *,
+		    const struct http_row *, const struct cred *, const char *, const char *,
+		    double);
+
+/* A row of the route table: one method on one path pattern. */
+struct http_row {
+	enum evhttp_cmd_type	 method;
+	const char		*pattern;	/* segments; ":zone" and ":id" are parameters */
+	enum http_route		 route;
+	const char		*name;		/* route label in logs and metrics */
+	int			 flags;
+#define HTTP_F_WRITES	0x01		/* needs a credential that may write */
+#define HTTP_F_OPEN	0x02		/* needs no credential */
+#define HTTP_F_METRICS	0x04		/* exists only with metrics on */
+	http_handler_fn		*handler;
 };
 
 /* A request waiting for the daemon's answer. */
@@ -382,8 +402,8 @@ http_reply_daemon(struct http *h, struct http_pending *p, Keycustody__Response *
 	http_send(h, p->req, p->route, p->t0, status, body, retry);
 	return;
  bad:
-	log_warnx("daemon answered %s with an unexpected body %d",
-	    http_route_names[p->route], (int)resp->body_case);
+	log_warnx("daemon answered %s with an unexpected body %d", h->names[p->route],
+	    (int)resp->body_case);
 	e = &http_err_internal;
 	http_send_err(h, p->req, p->route, p->t0, e);
 }
@@ -394,7 +414,7 @@ http_closecb(struct evhttp_connection *evcon, void *arg)
 	struct http_pending	*p = arg;
 
 	/* evhttp detaches the request and frees it on our (later) evhttp_send_reply. */
-	log_debug("client went away during %s", http_route_names[p->route]);
+	log_debug("client went away during %s", p->h->names[p->route]);
 	p->evcon = NULL;
 }
 
@@ -475,8 +495,8 @@ http_body(struct evhttp_request *req, size_t *lenp)
 }
 
 static void
-http_create(struct http *h, struct evhttp_request *req, const struct cred *cred,
-    const char *zone, double t0)
+http_create(struct http *h, struct evhttp_request *req, const struct http_row *row,
+    const struct cred *cred, const char *zone, const char *id, double t0)
 {
 	Keycustody__Request		 msg = KEYCUSTODY__REQUEST__INIT;
 	Keycustody__CreateCsrRequest	*m = NULL;
@@ -485,11 +505,11 @@ http_create(struct http *h, struct evhttp_request *req, const struct cred *cred,
 	int				 r;
 
 	if ((body = http_body(req, &len)) == NULL) {
-		http_send_err(h, req, HTTP_R_CREATE, t0, &http_err_body);
+		http_send_err(h, req, row->route, t0, &http_err_body);
 		return;
 	}
 	if ((r = json_create_csr_request(body, len, &m)) != 0) {
-		http_send_err(h, req, HTTP_R_CREATE, t0, r == KC_ERR_INVALID ?
+		http_send_err(h, req, row->route, t0, r == KC_ERR_INVALID ?
 		    &http_err_body : &http_err_internal);
 		return;
 	}
@@ -497,7 +517,7 @@ http_create(struct http *h, struct evhttp_request *req, const struct cred *cred,
 	msg.actor = (char *)cred->name;
 	msg.body_case = KEYCUSTODY__REQUEST__BODY_CREATE_CSR;
 	msg.create_csr = m;
-	http_call(h, req, HTTP_R_CREATE, t0, &msg);
+	http_call(h, req, row->route, t0, &msg);
 	keycustody__create_csr_request__free_unpacked(m, NULL);
 }
 
@@ -538,8 +558,8 @@ http_list_query(struct evhttp_request *req, struct evkeyvalq *q, struct http_lis
 }
 
 static void
-http_list(struct http *h, struct evhttp_request *req, const struct cred *cred,
-    const char *zone, double t0)
+http_list(struct http *h, struct evhttp_request *req, const struct http_row *row,
+    const struct cred *cred, const char *zone, const char *id, double t0)
 {
 	Keycustody__Request		 msg = KEYCUSTODY__REQUEST__INIT;
 	Keycustody__ListCsrsRequest	 m = KEYCUSTODY__LIST_CSRS_REQUEST__INIT;
@@ -550,7 +570,7 @@ http_list(struct http *h, struct evhttp_request *req, const struct cred *cred,
 	TAILQ_INIT(&q);
 	if ((e = http_list_query(req, &q, &lq)) != NULL) {
 		evhttp_clear_headers(&q);
-		http_send_err(h, req, HTTP_R_LIST, t0, e);
+		http_send_err(h, req, row->route, t0, e);
 		return;
 	}
 	evhttp_clear_headers(&q);	/* no string of it is used */
@@ -563,12 +583,12 @@ http_list(struct http *h, struct evhttp_request *req, const struct cred *cred,
 	msg.actor = (char *)cred->name;
 	msg.body_case = KEYCUSTODY__REQUEST__BODY_LIST_CSRS;
 	msg.list_csrs = &m;
-	http_call(h, req, HTTP_R_LIST, t0, &msg);
+	http_call(h, req, row->route, t0, &msg);
 }
 
 static void
-http_hn_create(struct http *h, struct evhttp_request *req, const struct cred *cred,
-    const char *zone, double t0)
+http_hn_create(struct http *h, struct evhttp_request *req, const struct http_row *row,
+    const struct cred *cred, const char *zone, const char *id, double t0)
 {
 	Keycustody__Request			 msg = KEYCUSTODY__REQUEST__INIT;
 	Keycustody__CreateHostnameRequest	*m = NULL;
@@ -577,11 +597,11 @@ http_hn_create(struct http *h, struct evhttp_request *req, const struct cred *cr
 	int					 r;
 
 	if ((body = http_body(req, &len)) == NULL) {
-		http_send_err(h, req, HTTP_R_HN_CREATE, t0, &http_err_body);
+		http_send_err(h, req, row->route, t0, &http_err_body);
 		return;
 	}
 	if ((r = json_create_hostname_request(body, len, &m)) != 0) {
-		http_send_err(h, req, HTTP_R_HN_CREATE, t0, r == KC_ERR_INVALID ?
+		http_send_err(h, req, row->route, t0, r == KC_ERR_INVALID ?
 		    &http_err_body : &http_err_internal);
 		return;
 	}
@@ -589,13 +609,13 @@ http_hn_create(struct http *h, struct evhttp_request *req, const struct cred *cr
 	msg.actor = (char *)cred->name;
 	msg.body_case = KEYCUSTODY__REQUEST__BODY_CREATE_HOSTNAME;
 	msg.create_hostname = m;
-	http_call(h, req, HTTP_R_HN_CREATE, t0, &msg);
+	http_call(h, req, row->route, t0, &msg);
 	keycustody__create_hostname_request__free_unpacked(m, NULL);
 }
 
 static void
-http_hn_update(struct http *h, struct evhttp_request *req, const struct cred *cred,
-    const char *zone, const char *id, double t0)
+http_hn_update(struct http *h, struct evhttp_request *req, const struct http_row *row,
+    const struct cred *cred, const char *zone, const char *id, double t0)
 {
 	Keycustody__Request			 msg = KEYCUSTODY__REQUEST__INIT;
 	Keycustody__UpdateHostnameRequest	*m = NULL;
@@ -604,15 +624,15 @@ http_hn_update(struct http *h, struct evhttp_request *req, const struct cred *cr
 	int					 r;
 
 	if (!http_valid_uuid(id)) {
-		http_send_err(h, req, HTTP_R_HN_UPDATE, t0, &http_err_hostname_id);
+		http_send_err(h, req, row->route, t0, &http_err_hostname_id);
 		return;
 	}
 	if ((body = http_body(req, &len)) == NULL) {
-		http_send_err(h, req, HTTP_R_HN_UPDATE, t0, &http_err_body);
+		http_send_err(h, req, row->route, t0, &http_err_body);
 		return;
 	}
 	if ((r = json_update_hostname_request(body, len, &m)) != 0) {
-		http_send_err(h, req, HTTP_R_HN_UPDATE, t0, r == KC_ERR_INVALID ?
+		http_send_err(h, req, row->route, t0, r == KC_ERR_INVALID ?
 		    &http_err_body : &http_err_internal);
 		return;
 	}
@@ -621,13 +641,13 @@ http_hn_update(struct http *h, struct evhttp_request *req, const struct cred *cr
 	msg.actor = (char *)cred->name;
 	msg.body_case = KEYCUSTODY__REQUEST__BODY_UPDATE_HOSTNAME;
 	msg.update_hostname = m;
-	http_call(h, req, HTTP_R_HN_UPDATE, t0, &msg);
+	http_call(h, req, row->route, t0, &msg);
 	keycustody__update_hostname_request__free_unpacked(m, NULL);
 }
 
 static void
-http_hn_list(struct http *h, struct evhttp_request *req, const struct cred *cred,
-    const char *zone, double t0)
+http_hn_list(struct http *h, struct evhttp_request *req, const struct http_row *row,
+    const struct cred *cred, const char *zone, const char *id, double t0)
 {
 	Keycustody__Request			 msg = KEYCUSTODY__REQUEST__INIT;
 	Keycustody__ListHostnamesRequest	 m = KEYCUSTODY__LIST_HOSTNAMES_REQUEST__INIT;
@@ -638,7 +658,7 @@ http_hn_list(struct http *h, struct evhttp_request *req, const struct cred *cred
 	TAILQ_INIT(&q);
 	if ((e = http_list_query(req, &q, &lq)) != NULL) {
 		evhttp_clear_headers(&q);
-		http_send_err(h, req, HTTP_R_HN_LIST, t0, e);
+		http_send_err(h, req, row->route, t0, e);
 		return;
 	}
 	m.zone_id = (char *)zone;
@@ -652,24 +672,25 @@ http_hn_list(struct http *h, struct evhttp_request *req, const struct cred *cred
 	msg.actor = (char *)cred->name;
 	msg.body_case = KEYCUSTODY__REQUEST__BODY_LIST_HOSTNAMES;
 	msg.list_hostnames = &m;
-	http_call(h, req, HTTP_R_HN_LIST, t0, &msg);
+	http_call(h, req, row->route, t0, &msg);
 	evhttp_clear_headers(&q);	/* after the call: the filters point into it */
 }
 
 static void
-http_hn_get_or_delete(struct http *h, struct evhttp_request *req, const struct cred *cred,
-    enum http_route route, const char *zone, const char *id, double t0)
+http_hn_get_or_delete(struct http *h, struct evhttp_request *req,
+    const struct http_row *row, const struct cred *cred, const char *zone, const char *id,
+    double t0)
 {
 	Keycustody__Request			 msg = KEYCUSTODY__REQUEST__INIT;
 	Keycustody__GetHostnameRequest		 g = KEYCUSTODY__GET_HOSTNAME_REQUEST__INIT;
 	Keycustody__DeleteHostnameRequest	 d = KEYCUSTODY__DELETE_HOSTNAME_REQUEST__INIT;
 
 	if (!http_valid_uuid(id)) {
-		http_send_err(h, req, route, t0, &http_err_hostname_id);
+		http_send_err(h, req, row->route, t0, &http_err_hostname_id);
 		return;
 	}
 	msg.actor = (char *)cred->name;
-	if (route == HTTP_R_HN_GET) {
+	if (row->route == HTTP_R_HN_GET) {
 		g.zone_id = (char *)zone;
 		g.id = (char *)id;
 		msg.body_case = KEYCUSTODY__REQUEST__BODY_GET_HOSTNAME;
@@ -680,23 +701,23 @@ http_hn_get_or_delete(struct http *h, struct evhttp_request *req, const struct c
 		msg.body_case = KEYCUSTODY__REQUEST__BODY_DELETE_HOSTNAME;
 		msg.delete_hostname = &d;
 	}
-	http_call(h, req, route, t0, &msg);
+	http_call(h, req, row->route, t0, &msg);
 }
 
 static void
-http_get_or_delete(struct http *h, struct evhttp_request *req, const struct cred *cred,
-    enum http_route route, const char *zone, const char *id, double t0)
+http_get_or_delete(struct http *h, struct evhttp_request *req, const struct http_row *row,
+    const struct cred *cred, const char *zone, const char *id, double t0)
 {
 	Keycustody__Request		 msg = KEYCUSTODY__REQUEST__INIT;
 	Keycustody__GetCsrRequest	 g = KEYCUSTODY__GET_CSR_REQUEST__INIT;
 	Keycustody__DeleteCsrRequest	 d = KEYCUSTODY__DELETE_CSR_REQUEST__INIT;
 
 	if (!http_valid_uuid(id)) {
-		http_send_err(h, req, route, t0, &http_err_csr_id);
+		http_send_err(h, req, row->route, t0, &http_err_csr_id);
 		return;
 	}
 	msg.actor = (char *)cred->name;
-	if (route == HTTP_R_GET) {
+	if (row->route == HTTP_R_GET) {
 		g.zone_id = (char *)zone;
 		g.id = (char *)id;
 		msg.body_case = KEYCUSTODY__REQUEST__BODY_GET_CSR;
@@ -707,46 +728,171 @@ http_get_or_delete(struct http *h, struct evhttp_request *req, const struct cred
 		msg.body_case = KEYCUSTODY__REQUEST__BODY_DELETE_CSR;
 		msg.delete_csr = &d;
 	}
-	http_call(h, req, route, t0, &msg);
+	http_call(h, req, row->route, t0, &msg);
 }
 
 static void
-http_healthz(struct http *h, struct evhttp_request *req, double t0)
+http_healthz(struct http *h, struct evhttp_request *req, const struct http_row *row,
+    const struct cred *cred, const char *zone, const char *id, double t0)
 {
 	Keycustody__Request		 msg = KEYCUSTODY__REQUEST__INIT;
 	Keycustody__HealthRequest	 m = KEYCUSTODY__HEALTH_REQUEST__INIT;
 
 	msg.body_case = KEYCUSTODY__REQUEST__BODY_HEALTH;
 	msg.health = &m;
-	http_call(h, req, HTTP_R_HEALTHZ, t0, &msg);
+	http_call(h, req, row->route, t0, &msg);
 }
 
 /* GET /metrics. */
 static void
-http_metrics(struct http *h, struct evhttp_request *req, double t0)
+http_metrics(struct http *h, struct evhttp_request *req, const struct http_row *row,
+    const struct cred *cred, const char *zone, const char *id, double t0)
 {
 	char	*text;
 
 	if ((text = http_metrics_text(h->m, kcc_async_connected(h->daemon))) == NULL) {
-		http_send_err(h, req, HTTP_R_METRICS, t0, &http_err_internal);
+		http_send_err(h, req, row->route, t0, &http_err_internal);
 		return;
 	}
-	http_send(h, req, HTTP_R_METRICS, t0, 200, text, 0);
+	http_send(h, req, row->route, t0, 200, text, 0);
 }
 
-/* Routes that change something: they need a write credential. */
+static const struct http_row http_routes[] = {
+	{ EVHTTP_REQ_POST, HTTP_ZONES ":zone/custom_csrs", HTTP_R_CREATE, "create_csr",
+	    HTTP_F_WRITES, http_create },
+	{ EVHTTP_REQ_GET, HTTP_ZONES ":zone/custom_csrs", HTTP_R_LIST, "list_csrs", 0,
+	    http_list },
+	{ EVHTTP_REQ_GET, HTTP_ZONES ":zone/custom_csrs/:id", HTTP_R_GET, "get_csr", 0,
+	    http_get_or_delete },
+	{ EVHTTP_REQ_DELETE, HTTP_ZONES ":zone/custom_csrs/:id", HTTP_R_DELETE,
+	    "delete_csr", HTTP_F_WRITES, http_get_or_delete },
+	{ EVHTTP_REQ_POST, HTTP_ZONES ":zone/custom_hostnames", HTTP_R_HN_CREATE,
+	    "create_hostname", HTTP_F_WRITES, http_hn_create },
+	{ EVHTTP_REQ_GET, HTTP_ZONES ":zone/custom_hostnames", HTTP_R_HN_LIST,
+	    "list_hostnames", 0, http_hn_list },
+	{ EVHTTP_REQ_GET, HTTP_ZONES ":zone/custom_hostnames/:id", HTTP_R_HN_GET,
+	    "get_hostname", 0, http_hn_get_or_delete },
+	{ EVHTTP_REQ_PATCH, HTTP_ZONES ":zone/custom_hostnames/:id", HTTP_R_HN_UPDATE,
+	    "update_hostname", HTTP_F_WRITES, http_hn_update },
+	{ EVHTTP_REQ_DELETE, HTTP_ZONES ":zone/custom_hostnames/:id", HTTP_R_HN_DELETE,
+	    "delete_hostname", HTTP_F_WRITES, http_hn_get_or_delete },
+	{ EVHTTP_REQ_GET, HTTP_PREFIX "/healthz", HTTP_R_HEALTHZ, "healthz", HTTP_F_OPEN,
+	    http_healthz },
+	{ EVHTTP_REQ_GET, "/metrics", HTTP_R_METRICS, "metrics",
+	    HTTP_F_OPEN | HTTP_F_METRICS, http_metrics },
+};
+#define HTTP_NROUTES	(sizeof(http_routes) / sizeof(http_routes[0]))
+
+/* The methods a 405's Allow header may list, in the order it lists them. */
+static const struct {
+	enum evhttp_cmd_type	 method;
+	const char		*name;
+} http_methods[] = {
+	{ EVHTTP_REQ_GET, "GET" },
+	{ EVHTTP_REQ_POST, "POST" },
+	{ EVHTTP_REQ_PATCH, "PATCH" },
+	{ EVHTTP_REQ_DELETE, "DELETE" },
+};
+
+/* The path's parameters, NUL-terminated; "" where the route has none. */
+struct http_params {
+	char	 zone[CRED_ZONE_LEN + 1];
+	char	 id[HTTP_ID_MAX];
+};
+
+/*
+ * Match path against pattern, segment by segment: a literal matches itself, ":zone" a
+ * zone id (exactly CRED_ZONE_LEN characters that cred_valid_zone() accepts), ":id" any
+ * non-empty segment, kept as "-" when it has HTTP_ID_MAX characters or more (no UUID: the
+ * handler refuses it after authentication).
+ * @retval 1 with pp set, or 0
+ */
 static int
-http_route_writes(enum http_route route)
+http_match(const char *pattern, const char *path, struct http_params *pp)
 {
-	switch (route) {
-	case HTTP_R_CREATE:
-	case HTTP_R_DELETE:
-	case HTTP_R_HN_CREATE:
-	case HTTP_R_HN_UPDATE:
-	case HTTP_R_HN_DELETE:
-		return (1);
-	default:
-		return (0);
+	size_t	 plen, slen;
+
+	pp->zone[0] = pp->id[0] = '\0';
+	for (;;) {
+		if (*pattern++ != '/' || *path++ != '/')
+			return (0);
+		plen = strcspn(pattern, "/");
+		slen = strcspn(path, "/");
+		if (plen == 5 && strncmp(pattern, ":zone", plen) == 0) {
+			if (slen != CRED_ZONE_LEN)
+				return (0);
+			memcpy(pp->zone, path, slen);
+			pp->zone[slen] = '\0';
+			if (!cred_valid_zone(pp->zone))
+				return (0);
+		} else if (plen == 3 && strncmp(pattern, ":id", plen) == 0) {
+			if (slen == 0)
+				return (0);
+			if (slen < sizeof(pp->id)) {
+				memcpy(pp->id, path, slen);
+				pp->id[slen] = '\0';
+			} else
+				memcpy(pp->id, "-", 2);
+		} else if (plen != slen || strncmp(pattern, path, plen) != 0)
+			return (0);
+		pattern += plen;
+		path += slen;
+		if (*pattern == '\0')
+			return (*path == '\0');
+	}
+}
+
+/* Whether row is served: the metrics route only when metrics are on. */
+static int
+http_row_on(const struct http *h, const struct http_row *row)
+{
+	return (h->metrics_on || !(row->flags & HTTP_F_METRICS));
+}
+
+/*
+ * The row for method on path, with pp set to the path's parameters.
+ * @param pathp set when some row has the path, whatever its method
+ * @retval the row, or NULL: a 405 when *pathp, else no route
+ */
+static const struct http_row *
+http_route_find(const struct http *h, const char *path, enum evhttp_cmd_type method,
+    struct http_params *pp, int *pathp)
+{
+	size_t	 i;
+
+	*pathp = 0;
+	for (i = 0; i < HTTP_NROUTES; i++) {
+		if (!http_row_on(h, &http_routes[i]) ||
+		    !http_match(http_routes[i].pattern, path, pp))
+			continue;
+		*pathp = 1;
+		if (http_routes[i].method == method)
+			return (&http_routes[i]);
+	}
+	return (NULL);
+}
+
+/* The Allow header of a 405 on path: the methods of every row that has it. */
+static void
+http_allow(const struct http *h, const char *path, char *buf, size_t len)
+{
+	struct http_params	 pp;
+	size_t			 i, j, off = 0;
+	int			 n;
+
+	*buf = '\0';
+	for (i = 0; i < sizeof(http_methods) / sizeof(http_methods[0]); i++) {
+		for (j = 0; j < HTTP_NROUTES; j++) {
+			if (http_routes[j].method == http_methods[i].method &&
+			    http_row_on(h, &http_routes[j]) &&
+			    http_match(http_routes[j].pattern, path, &pp))
+				break;
+		}
+		if (j == HTTP_NROUTES || off >= len)
+			continue;
+		n = snprintf(buf + off, len - off, "%s%s", off > 0 ? ", " : "",
+		    http_methods[i].name);
+		off += n > 0 ? (size_t)n : 0;
 	}
 }
 
@@ -760,132 +906,40 @@ http_dispatch(struct evhttp_request *req, void *arg)
 {
 	struct http			*h = arg;
 	const struct evhttp_uri		*uri = evhttp_request_get_evhttp_uri(req);
-	const struct cred		*cred;
+	const struct http_row		*row;
+	const struct cred		*cred = NULL;
 	const struct http_err		*e;
-	enum evhttp_cmd_type		 cmd = evhttp_request_get_command(req);
-	enum http_route			 route;
-	const char			*path = NULL, *rest, *slash;
-	char				 zone[CRED_ZONE_LEN + 1], id[40];
+	struct http_params		 pp;
+	const char			*path = NULL;
+	char				 allow[HTTP_ALLOW_MAX];
 	double				 t0 = http_now();
-	size_t				 zlen;
+	int				 known;
 
 	if (uri != NULL)
 		path = evhttp_uri_get_path(uri);
 	if (path == NULL || *path == '\0')
 		path = "/";
-	if (h->metrics_on && strcmp(path, "/metrics") == 0) {
-		if (cmd != EVHTTP_REQ_GET)
-			http_send_bad_method(h, req, "GET", t0);
-		else
-			http_metrics(h, req, t0);
+	row = http_route_find(h, path, evhttp_request_get_command(req), &pp, &known);
+	if (row == NULL && known) {
+		http_allow(h, path, allow, sizeof(allow));
+		http_send_bad_method(h, req, allow, t0);
 		return;
 	}
-	if (strcmp(path, HTTP_PREFIX "/healthz") == 0) {
-		if (cmd != EVHTTP_REQ_GET)
-			http_send_bad_method(h, req, "GET", t0);
-		else
-			http_healthz(h, req, t0);
+	if (row == NULL) {
+		http_send_no_route(h, req, path, t0);
 		return;
 	}
-	if (strncmp(path, HTTP_ZONES, sizeof(HTTP_ZONES) - 1) != 0)
-		goto no_route;
-	rest = path + sizeof(HTTP_ZONES) - 1;
-	if ((slash = strchr(rest, '/')) == NULL)
-		goto no_route;
-	zlen = (size_t)(slash - rest);
-	if (zlen != CRED_ZONE_LEN)
-		goto no_route;
-	memcpy(zone, rest, zlen);
-	zone[zlen] = '\0';
-	if (!cred_valid_zone(zone))
-		goto no_route;
-	rest = slash;
-	if (strcmp(rest, "/custom_csrs") == 0) {
-		*id = '\0';
-		if (cmd == EVHTTP_REQ_POST)
-			route = HTTP_R_CREATE;
-		else if (cmd == EVHTTP_REQ_GET)
-			route = HTTP_R_LIST;
-		else {
-			http_send_bad_method(h, req, "GET, POST", t0);
+	if (!(row->flags & HTTP_F_OPEN)) {
+		if ((e = http_auth(h, req, &cred)) != NULL) {
+			http_send_err(h, req, row->route, t0, e);
 			return;
 		}
-	} else if (strncmp(rest, "/custom_csrs/", 13) == 0 && rest[13] != '\0' &&
-	    strchr(rest + 13, '/') == NULL) {
-		/* Anything that is not a UUID is answered 1418 after authentication. */
-		snprintf(id, sizeof(id), "%s", strlen(rest + 13) < sizeof(id) ?
-		    rest + 13 : "-");
-		if (cmd == EVHTTP_REQ_GET)
-			route = HTTP_R_GET;
-		else if (cmd == EVHTTP_REQ_DELETE)
-			route = HTTP_R_DELETE;
-		else {
-			http_send_bad_method(h, req, "GET, DELETE", t0);
+		if (!cred_allows(cred, pp.zone, (row->flags & HTTP_F_WRITES) != 0)) {
+			http_send_err(h, req, row->route, t0, &http_err_token);
 			return;
 		}
-	} else if (strcmp(rest, "/custom_hostnames") == 0) {
-		*id = '\0';
-		if (cmd == EVHTTP_REQ_POST)
-			route = HTTP_R_HN_CREATE;
-		else if (cmd == EVHTTP_REQ_GET)
-			route = HTTP_R_HN_LIST;
-		else {
-			http_send_bad_method(h, req, "GET, POST", t0);
-			return;
-		}
-	} else if (strncmp(rest, "/custom_hostnames/", 18) == 0 && rest[18] != '\0' &&
-	    strchr(rest + 18, '/') == NULL) {
-		/* Anything that is not a UUID is answered 1436 after authentication. */
-		snprintf(id, sizeof(id), "%s", strlen(rest + 18) < sizeof(id) ?
-		    rest + 18 : "-");
-		if (cmd == EVHTTP_REQ_GET)
-			route = HTTP_R_HN_GET;
-		else if (cmd == EVHTTP_REQ_PATCH)
-			route = HTTP_R_HN_UPDATE;
-		else if (cmd == EVHTTP_REQ_DELETE)
-			route = HTTP_R_HN_DELETE;
-		else {
-			http_send_bad_method(h, req, "GET, PATCH, DELETE", t0);
-			return;
-		}
-	} else
-		goto no_route;
-
-	if ((e = http_auth(h, req, &cred)) != NULL) {
-		http_send_err(h, req, route, t0, e);
-		return;
 	}
-	if (!cred_allows(cred, zone, http_route_writes(route))) {
-		http_send_err(h, req, route, t0, &http_err_token);
-		return;
-	}
-	switch (route) {
-	case HTTP_R_CREATE:
-		http_create(h, req, cred, zone, t0);
-		break;
-	case HTTP_R_LIST:
-		http_list(h, req, cred, zone, t0);
-		break;
-	case HTTP_R_GET:
-	case HTTP_R_DELETE:
-		http_get_or_delete(h, req, cred, route, zone, id, t0);
-		break;
-	case HTTP_R_HN_CREATE:
-		http_hn_create(h, req, cred, zone, t0);
-		break;
-	case HTTP_R_HN_LIST:
-		http_hn_list(h, req, cred, zone, t0);
-		break;
-	case HTTP_R_HN_UPDATE:
-		http_hn_update(h, req, cred, zone, id, t0);
-		break;
-	default:
-		http_hn_get_or_delete(h, req, cred, route, zone, id, t0);
-		break;
-	}
-	return;
- no_route:
-	http_send_no_route(h, req, path, t0);
+	row->handler(h, req, row, cred, pp.zone, pp.id, t0);
 }
 
 struct http *
@@ -896,6 +950,7 @@ http_new(struct event_base *base, const struct http_config *conf, struct cred_ta
 	struct evhttp_bound_socket *bound;
 	struct timeval		 tv;
 	evutil_socket_t		 fd;
+	size_t			 i;
 	int			 one = 1;
 
 	if (http_self != NULL) {
@@ -905,7 +960,14 @@ http_new(struct event_base *base, const struct http_config *conf, struct cred_ta
 	h = xcalloc(1, sizeof(*h));
 	h->base = base;
 	http_self = h;
-	h->m = http_metrics_new(http_route_names);
+	for (i = 0; i < HTTP_NROUTES; i++)
+		h->names[http_routes[i].route] = http_routes[i].name;
+	h->names[HTTP_R_NONE] = "none";
+	for (i = 0; i < HTTP_R_MAX; i++) {
+		if (h->names[i] == NULL)
+			fatalx("route %zu has no row", i);
+	}
+	h->m = http_metrics_new(h->names);
 	http_compat_init(base, h->m);
 	h->creds = creds;
 	h->metrics_on = conf->metrics;
