@@ -255,9 +255,9 @@ kcc_async_new(struct event_base *base, const char *path, int nconn, int timeout_
 	if (path == NULL && (path = getenv("KEYCUSTODY_SOCKET")) == NULL)
 		path = KC_DEFAULT_SOCKET;
 	if (nconn < 1 || strlen(path) >= sizeof(a->sun.sun_path))
-		return (NULL);
+		return NULL;
 	if ((a = calloc(1, sizeof(*a))) == NULL)
-		return (NULL);
+		return NULL;
 	a->base = base;
 	a->sun.sun_family = AF_UNIX;
 	memcpy(a->sun.sun_path, path, strlen(path) + 1);
@@ -267,7 +267,7 @@ kcc_async_new(struct event_base *base, const char *path, int nconn, int timeout_
 	kc_arena_init(&a->arena);
 	if ((a->conns = calloc((size_t)nconn, sizeof(*a->conns))) == NULL) {
 		free(a);
-		return (NULL);
+		return NULL;
 	}
 	a->nconn = nconn;
 	for (i = 0; i < nconn; i++) {
@@ -279,12 +279,12 @@ kcc_async_new(struct event_base *base, const char *path, int nconn, int timeout_
 		    &a->conns[i])) == NULL) {
 			a->nconn = i;
 			kcc_async_free(a);
-			return (NULL);
+			return NULL;
 		}
 	}
 	for (i = 0; i < nconn; i++)
 		kcc_async_connect(&a->conns[i]);
-	return (a);
+	return a;
 }
 
 void
@@ -326,21 +326,21 @@ kcc_async_call(struct kcc_async *a, Keycustody__Request *req, kcc_async_cb cb, v
 	int			 i, r;
 
 	if (a->npending >= a->max_pending)
-		return (KC_ERR_UNAVAILABLE);
+		return KC_ERR_UNAVAILABLE;
 	for (i = 0; i < a->nconn; i++) {
 		if (a->conns[i].state == KCC_UP &&
 		    (c == NULL || a->conns[i].ncalls < c->ncalls))
 			c = &a->conns[i];
 	}
 	if (c == NULL)
-		return (KC_ERR_UNAVAILABLE);
+		return KC_ERR_UNAVAILABLE;
 	req->version = KC_PROTO_VERSION;
 	req->id = a->next_id++;
 	if ((r = proto_pack_request(req, &frame, &len)) != 0)
-		return (r);
+		return r;
 	if ((call = calloc(1, sizeof(*call))) == NULL) {
 		free(frame);
-		return (KC_ERR_NOMEM);
+		return KC_ERR_NOMEM;
 	}
 	call->conn = c;
 	call->id = req->id;
@@ -351,7 +351,7 @@ kcc_async_call(struct kcc_async *a, Keycustody__Request *req, kcc_async_cb cb, v
 		    call)) == NULL) {
 			free(call);
 			free(frame);
-			return (KC_ERR_NOMEM);
+			return KC_ERR_NOMEM;
 		}
 		tv.tv_sec = a->timeout_ms / 1000;
 		tv.tv_usec = (a->timeout_ms % 1000) * 1000;
@@ -362,13 +362,13 @@ kcc_async_call(struct kcc_async *a, Keycustody__Request *req, kcc_async_cb cb, v
 		if (call->timer != NULL)
 			event_free(call->timer);
 		free(call);
-		return (KC_ERR_NOMEM);
+		return KC_ERR_NOMEM;
 	}
 	free(frame);
 	TAILQ_INSERT_TAIL(&c->calls, call, entry);
 	c->ncalls++;
 	a->npending++;
-	return (0);
+	return 0;
 }
 
 int
@@ -378,11 +378,11 @@ kcc_async_connected(const struct kcc_async *a)
 
 	for (i = 0; i < a->nconn; i++)
 		n += a->conns[i].state == KCC_UP;
-	return (n);
+	return n;
 }
 
 size_t
 kcc_async_pending(const struct kcc_async *a)
 {
-	return (a->npending);
+	return a->npending;
 }

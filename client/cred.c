@@ -57,12 +57,12 @@ cred_valid_name(const char *s)
 	size_t	 n = strlen(s), i;
 
 	if (n == 0 || n > CRED_NAME_MAX)
-		return (0);
+		return 0;
 	for (i = 0; i < n; i++) {
 		if (!isalnum((unsigned char)s[i]) && strchr("._@+-", s[i]) == NULL)
-			return (0);
+			return 0;
 	}
-	return (1);
+	return 1;
 }
 
 static int
@@ -71,12 +71,12 @@ cred_valid_email(const char *s)
 	size_t	 n = strlen(s), i;
 
 	if (n < 3 || n > CRED_EMAIL_MAX || strchr(s, '@') == NULL)
-		return (0);
+		return 0;
 	for (i = 0; i < n; i++) {
 		if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
-			return (0);
+			return 0;
 	}
-	return (1);
+	return 1;
 }
 
 int
@@ -86,21 +86,21 @@ cred_valid_zone(const char *s)
 
 	for (i = 0; i < CRED_ZONE_LEN; i++) {
 		if (!isdigit((unsigned char)s[i]) && (s[i] < 'a' || s[i] > 'f'))
-			return (0);
+			return 0;
 	}
-	return (s[i] == '\0');
+	return s[i] == '\0';
 }
 
 static int
 cred_hexval(int c)
 {
 	if (c >= '0' && c <= '9')
-		return (c - '0');
+		return c - '0';
 	if (c >= 'a' && c <= 'f')
-		return (c - 'a' + 10);
+		return c - 'a' + 10;
 	if (c >= 'A' && c <= 'F')
-		return (c - 'A' + 10);
-	return (-1);
+		return c - 'A' + 10;
+	return -1;
 }
 
 static int
@@ -110,13 +110,13 @@ cred_parse_hash(const char *s, uint8_t out[CRED_HASH_LEN])
 	int	 hi, lo;
 
 	if (strlen(s) != 2 * CRED_HASH_LEN)
-		return (KC_ERR_INVALID);
+		return KC_ERR_INVALID;
 	for (i = 0; i < CRED_HASH_LEN; i++) {
 		if ((hi = cred_hexval(s[2 * i])) < 0 || (lo = cred_hexval(s[2 * i + 1])) < 0)
-			return (KC_ERR_INVALID);
+			return KC_ERR_INVALID;
 		out[i] = (uint8_t)(hi << 4 | lo);
 	}
-	return (0);
+	return 0;
 }
 
 /* Parse "*" or "zone,zone,..." into c. */
@@ -128,20 +128,20 @@ cred_parse_zones(char *s, struct cred *c)
 
 	if (strcmp(s, "*") == 0) {
 		c->all_zones = 1;
-		return (0);
+		return 0;
 	}
 	for (z = s; *z != '\0'; z++)
 		n += *z == ',';
 	if ((c->zones = calloc(n, sizeof(*c->zones))) == NULL)
-		return (KC_ERR_NOMEM);
+		return KC_ERR_NOMEM;
 	for (z = strtok_r(s, ",", &last); z != NULL; z = strtok_r(NULL, ",", &last)) {
 		if (!cred_valid_zone(z))
-			return (KC_ERR_INVALID);
+			return KC_ERR_INVALID;
 		memcpy(c->zones[c->nzones++], z, CRED_ZONE_LEN + 1);
 	}
 	if (c->nzones == 0 || c->nzones != n)
-		return (KC_ERR_INVALID);
-	return (0);
+		return KC_ERR_INVALID;
+	return 0;
 }
 
 /* Parse one non-empty line (modified in place) into c. */
@@ -156,17 +156,17 @@ cred_parse_line(char *line, struct cred *c, const char **why)
 	    p = strtok_r(NULL, " \t\r", &last)) {
 		if (nf == CRED_MAX_FIELDS) {
 			*why = "too many fields";
-			return (KC_ERR_INVALID);
+			return KC_ERR_INVALID;
 		}
 		f[nf++] = p;
 	}
 	if (nf < 5) {
 		*why = "too few fields";
-		return (KC_ERR_INVALID);
+		return KC_ERR_INVALID;
 	}
 	if (!cred_valid_name(f[0])) {
 		*why = "invalid name";
-		return (KC_ERR_INVALID);
+		return KC_ERR_INVALID;
 	}
 	snprintf(c->name, sizeof(c->name), "%s", f[0]);
 	if (strcmp(f[1], "token") == 0 && nf == 5)
@@ -175,20 +175,20 @@ cred_parse_line(char *line, struct cred *c, const char **why)
 		c->type = CRED_KEY;
 		if (!cred_valid_email(f[5])) {
 			*why = "invalid email";
-			return (KC_ERR_INVALID);
+			return KC_ERR_INVALID;
 		}
 		snprintf(c->email, sizeof(c->email), "%s", f[5]);
 	} else {
 		*why = "type must be 'token' (5 fields) or 'key' (6 fields)";
-		return (KC_ERR_INVALID);
+		return KC_ERR_INVALID;
 	}
 	if (cred_parse_hash(f[2], c->hash) != 0) {
 		*why = "hash must be 64 hex characters";
-		return (KC_ERR_INVALID);
+		return KC_ERR_INVALID;
 	}
 	if ((r = cred_parse_zones(f[3], c)) != 0) {
 		*why = "zones must be '*' or a comma list of 32-hex zone ids";
-		return (r);
+		return r;
 	}
 	if (strcmp(f[4], "read") == 0)
 		c->access = CRED_READ;
@@ -196,9 +196,9 @@ cred_parse_line(char *line, struct cred *c, const char **why)
 		c->access = CRED_WRITE;
 	else {
 		*why = "access must be 'read' or 'write'";
-		return (KC_ERR_INVALID);
+		return KC_ERR_INVALID;
 	}
-	return (0);
+	return 0;
 }
 
 void
@@ -221,15 +221,15 @@ cred_lookup(const struct cred_table *t, const char *name)
 
 	for (i = 0; t != NULL && i < t->n; i++) {
 		if (strcmp(t->creds[i].name, name) == 0)
-			return (&t->creds[i]);
+			return &t->creds[i];
 	}
-	return (NULL);
+	return NULL;
 }
 
 size_t
 cred_count(const struct cred_table *t)
 {
-	return (t != NULL ? t->n : 0);
+	return t != NULL ? t->n : 0;
 }
 
 int
@@ -245,7 +245,7 @@ cred_parse(const char *text, size_t len, struct cred_table **tp, char **cause)
 	*tp = NULL;
 	if (memchr(text, '\0', len) != NULL) {
 		cred_cause(cause, "NUL byte in credentials");
-		return (KC_ERR_INVALID);
+		return KC_ERR_INVALID;
 	}
 	if ((copy = strndup(text, len)) == NULL ||
 	    (t = calloc(1, sizeof(*t))) == NULL) {
@@ -287,7 +287,7 @@ cred_parse(const char *text, size_t len, struct cred_table **tp, char **cause)
  out:
 	cred_table_free(t);
 	free(copy);
-	return (r);
+	return r;
 }
 
 int
@@ -302,7 +302,7 @@ cred_load(const char *path, struct cred_table **tp, char **cause)
 	*tp = NULL;
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
 		cred_cause(cause, "%s: %s", path, strerror(errno));
-		return (KC_ERR_IO);
+		return KC_ERR_IO;
 	}
 	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
 		cred_cause(cause, "%s: not a regular file", path);
@@ -335,7 +335,7 @@ cred_load(const char *path, struct cred_table **tp, char **cause)
  out:
 	free(buf);
 	close(fd);
-	return (r);
+	return r;
 }
 
 int
@@ -345,8 +345,8 @@ cred_hash(const char *secret, size_t len, uint8_t out[CRED_HASH_LEN])
 
 	if (EVP_Digest(secret, len, out, &n, EVP_sha256(), NULL) != 1 ||
 	    n != CRED_HASH_LEN)
-		return (KC_ERR_CRYPTO);
-	return (0);
+		return KC_ERR_CRYPTO;
+	return 0;
 }
 
 const struct cred *
@@ -357,7 +357,7 @@ cred_find_token(const struct cred_table *t, const char *token)
 	size_t			 i;
 
 	if (t == NULL || cred_hash(token, strlen(token), h) != 0)
-		return (NULL);
+		return NULL;
 	/* Compare with every entry so that timing says nothing about which one matched. */
 	for (i = 0; i < t->n; i++) {
 		if (CRYPTO_memcmp(h, t->creds[i].hash, CRED_HASH_LEN) == 0 &&
@@ -365,7 +365,7 @@ cred_find_token(const struct cred_table *t, const char *token)
 			found = &t->creds[i];
 	}
 	OPENSSL_cleanse(h, sizeof(h));
-	return (found);
+	return found;
 }
 
 const struct cred *
@@ -377,7 +377,7 @@ cred_find_key(const struct cred_table *t, const char *email, const char *key)
 	int			 same_hash;
 
 	if (t == NULL || cred_hash(key, strlen(key), h) != 0)
-		return (NULL);
+		return NULL;
 	for (i = 0; i < t->n; i++) {
 		same_hash = CRYPTO_memcmp(h, t->creds[i].hash, CRED_HASH_LEN) == 0;
 		if (same_hash && t->creds[i].type == CRED_KEY &&
@@ -385,7 +385,7 @@ cred_find_key(const struct cred_table *t, const char *email, const char *key)
 			found = &t->creds[i];
 	}
 	OPENSSL_cleanse(h, sizeof(h));
-	return (found);
+	return found;
 }
 
 int
@@ -394,16 +394,16 @@ cred_allows(const struct cred *c, const char *zone, int write)
 	size_t	 i;
 
 	if (c == NULL || zone == NULL)
-		return (0);
+		return 0;
 	if (write && c->access != CRED_WRITE)
-		return (0);
+		return 0;
 	if (c->all_zones)
-		return (1);
+		return 1;
 	for (i = 0; i < c->nzones; i++) {
 		if (strcmp(c->zones[i], zone) == 0)
-			return (1);
+			return 1;
 	}
-	return (0);
+	return 0;
 }
 
 /* base64url without padding; 30 bytes make exactly 40 characters. */
@@ -439,36 +439,36 @@ cred_new_line(const char *name, int type, const char *zones, int access,
 	memset(&c, 0, sizeof(c));
 	if (name == NULL || !cred_valid_name(name)) {
 		cred_cause(cause, "invalid name (1 to %d of A-Za-z0-9._@+-)", CRED_NAME_MAX);
-		return (KC_ERR_INVALID);
+		return KC_ERR_INVALID;
 	}
 	if (type == CRED_KEY && (email == NULL || !cred_valid_email(email))) {
 		cred_cause(cause, "invalid or missing email");
-		return (KC_ERR_INVALID);
+		return KC_ERR_INVALID;
 	}
 	if (type != CRED_KEY && type != CRED_TOKEN) {
 		cred_cause(cause, "invalid type");
-		return (KC_ERR_INVALID);
+		return KC_ERR_INVALID;
 	}
 	if (access != CRED_READ && access != CRED_WRITE) {
 		cred_cause(cause, "access must be read or write");
-		return (KC_ERR_INVALID);
+		return KC_ERR_INVALID;
 	}
 	if (zones == NULL || (zcopy = strdup(zones)) == NULL)
-		return (zones == NULL ? KC_ERR_INVALID : KC_ERR_NOMEM);
+		return zones == NULL ? KC_ERR_INVALID : KC_ERR_NOMEM;
 	r = cred_parse_zones(zcopy, &c);
 	free(c.zones);
 	free(zcopy);
 	if (r != 0) {
 		if (r == KC_ERR_INVALID)
 			cred_cause(cause, "zones must be '*' or a comma list of 32-hex ids");
-		return (r);
+		return r;
 	}
 	if (RAND_bytes(raw, sizeof(raw)) != 1)
-		return (KC_ERR_CRYPTO);
+		return KC_ERR_CRYPTO;
 	cred_b64url(raw, sizeof(raw), secret);
 	OPENSSL_cleanse(raw, sizeof(raw));
 	if ((r = cred_hash(secret, CRED_SECRET_LEN, h)) != 0)
-		return (r);
+		return r;
 	for (i = 0; i < CRED_HASH_LEN; i++)
 		snprintf(hex + 2 * i, 3, "%02x", h[i]);
 	if (type == CRED_KEY)
@@ -479,7 +479,7 @@ cred_new_line(const char *name, int type, const char *zones, int access,
 		    access == CRED_WRITE ? "write" : "read");
 	if (n == -1) {
 		*line = NULL;
-		return (KC_ERR_NOMEM);
+		return KC_ERR_NOMEM;
 	}
-	return (0);
+	return 0;
 }

@@ -102,7 +102,7 @@ http_metrics_text(const struct http_metrics *m, int connections)
 	int			 i, j;
 
 	if ((b = evbuffer_new()) == NULL)
-		return (NULL);
+		return NULL;
 	evbuffer_add_printf(b, "# HELP keycustody_http_requests_total HTTP requests "
 	    "answered, by route and status.\n"
 	    "# TYPE keycustody_http_requests_total counter\n");
@@ -149,7 +149,7 @@ http_metrics_text(const struct http_metrics *m, int connections)
 	evbuffer_remove(b, text, len);
 	text[len] = '\0';
 	evbuffer_free(b);
-	return (text);
+	return text;
 }
 
 struct http_metrics *
@@ -161,7 +161,7 @@ http_metrics_new(const char *const *names)
 	m = xcalloc(1, sizeof(*m));
 	for (i = 0; i < HTTP_R_MAX; i++)
 		m->names[i] = names[i];
-	return (m);
+	return m;
 }
 
 void

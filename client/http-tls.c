@@ -50,7 +50,7 @@ http_tls_info(const SSL *ssl, int where, int ret)
 static int
 http_tls_nopass(char *buf, int size, int rwflag, void *arg)
 {
-	return (-1);
+	return -1;
 }
 
 /* *cause = "what: OpenSSL's reason"; the error queue is emptied. */
@@ -62,7 +62,7 @@ http_tls_error(char **cause, const char *what)
 
 	xasprintf(cause, "%s: %s", what, reason != NULL ? reason : "failed");
 	ERR_clear_error();
-	return (KC_ERR_CRYPTO);
+	return KC_ERR_CRYPTO;
 }
 
 /*
@@ -80,18 +80,18 @@ http_tls_load_key(SSL_CTX *ctx, const char *path, char **cause)
 
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1) {
 		xasprintf(cause, "TLS key %s: %s", path, strerror(errno));
-		return (KC_ERR_IO);
+		return KC_ERR_IO;
 	}
 	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode)) {
 		xasprintf(cause, "TLS key %s: not a regular file", path);
 		close(fd);
-		return (KC_ERR_IO);
+		return KC_ERR_IO;
 	}
 	if (sb.st_mode & (S_IRWXG | S_IRWXO)) {
 		xasprintf(cause, "TLS key %s: mode %03o lets others read it; chmod 600 it",
 		    path, (unsigned int)(sb.st_mode & 0777));
 		close(fd);
-		return (KC_ERR_DENIED);
+		return KC_ERR_DENIED;
 	}
 	if ((bio = BIO_new_fd(fd, BIO_CLOSE)) == NULL) {
 		close(fd);
@@ -114,7 +114,7 @@ http_tls_load_key(SSL_CTX *ctx, const char *path, char **cause)
 	EVP_PKEY_free(pkey);
 	BIO_free(bio);
 	free(what);
-	return (r);
+	return r;
 }
 
 /*
@@ -132,7 +132,7 @@ http_tls_new(const struct http_config *conf, char **cause)
 
 	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
 		http_tls_error(cause, "SSL_CTX_new");
-		return (NULL);
+		return NULL;
 	}
 	if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
 	    SSL_CTX_set_cipher_list(ctx, HTTP_TLS_CIPHERS) != 1 ||
@@ -165,11 +165,11 @@ http_tls_new(const struct http_config *conf, char **cause)
 		    NULL);
 	}
 	free(what);
-	return (ctx);
+	return ctx;
  fail:
 	free(what);
 	SSL_CTX_free(ctx);
-	return (NULL);
+	return NULL;
 }
 
 /* The TLS options go together: both files or neither, and a client CA only with them. */
@@ -179,13 +179,13 @@ http_tls_args(const struct http_config *conf, char **cause)
 	if ((conf->tls_cert == NULL) != (conf->tls_key == NULL)) {
 		xasprintf(cause, "a TLS certificate needs its key and a key its "
 		    "certificate (--tls-cert and --tls-key)");
-		return (KC_ERR_INVALID);
+		return KC_ERR_INVALID;
 	}
 	if (conf->tls_cert == NULL && conf->tls_client_ca != NULL) {
 		xasprintf(cause, "a TLS client CA needs TLS (--tls-cert and --tls-key)");
-		return (KC_ERR_INVALID);
+		return KC_ERR_INVALID;
 	}
-	return (0);
+	return 0;
 }
 
 int
@@ -195,11 +195,11 @@ http_tls_check(const struct http_config *conf, char **cause)
 	int	 r;
 
 	if ((r = http_tls_args(conf, cause)) != 0 || conf->tls_cert == NULL)
-		return (r);
+		return r;
 	if ((ctx = http_tls_new(conf, cause)) == NULL)
-		return (KC_ERR_INVALID);
+		return KC_ERR_INVALID;
 	SSL_CTX_free(ctx);
-	return (0);
+	return 0;
 }
 
 /*
@@ -216,12 +216,12 @@ http_tls_bevcb(struct event_base *base, void *arg)
 
 	if (tls == NULL) {
 		if ((bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE)) == NULL)
-			return (NULL);		/* evhttp makes its own */
+			return NULL;		/* evhttp makes its own */
 		if (http_compat_watch(bev) != 0) {
 			bufferevent_free(bev);
-			return (NULL);
+			return NULL;
 		}
-		return (bev);
+		return bev;
 	}
 	/*
 	 * Never NULL with TLS: evhttp would make a plain bufferevent and serve clear text on
@@ -237,5 +237,5 @@ http_tls_bevcb(struct event_base *base, void *arg)
 	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
 	if (http_compat_watch(bev) != 0)
 		fatalx("evbuffer_add_cb: out of memory");
-	return (bev);
+	return bev;
 }

@@ -380,20 +380,20 @@ store_error(struct store *s, int rc, const char *what)
 	case SQLITE_BUSY:
 	case SQLITE_LOCKED:
 		log_warnx("store: %s: %s (busy for %d ms)", what, msg, STORE_BUSY_TIMEOUT_MS);
-		return (KC_ERR_UNAVAILABLE);
+		return KC_ERR_UNAVAILABLE;
 	case SQLITE_NOMEM:
 		log_warnx("store: %s: %s", what, msg);
-		return (KC_ERR_NOMEM);
+		return KC_ERR_NOMEM;
 	case SQLITE_CONSTRAINT:
 		if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE ||
 		    rc == SQLITE_CONSTRAINT_FOREIGNKEY) {
 			log_debug("store: %s: %s", what, msg);
-			return (KC_ERR_CONFLICT);
+			return KC_ERR_CONFLICT;
 		}
 		break;
 	}
 	log_warnx("store: %s: %s", what, msg);
-	return (KC_ERR_STORE);
+	return KC_ERR_STORE;
 }
 
 /* Make a statement ready for its next use; harmless when it is already. */
@@ -414,14 +414,14 @@ store_step_done(struct store *s, enum store_stmt which, const char *what)
 	if ((rc = sqlite3_step(st)) != SQLITE_DONE)
 		r = store_error(s, rc, what);
 	store_done(st);
-	return (r);
+	return r;
 }
 
 /* Open a transaction: STMT_BEGIN (a consistent read) or STMT_BEGIN_IMMEDIATE (a write). */
 static int
 store_begin(struct store *s, enum store_stmt which)
 {
-	return (store_step_done(s, which, "begin"));
+	return store_step_done(s, which, "begin");
 }
 
 static int
@@ -431,7 +431,7 @@ store_commit(struct store *s)
 
 	if ((r = store_step_done(s, STMT_COMMIT, "commit")) != 0)
 		store_rollback(s);
-	return (r);
+	return r;
 }
 
 /* Abandon the open transaction, if any (a failed COMMIT may already have ended it). */
@@ -455,22 +455,22 @@ static int
 store_bind_text(sqlite3_stmt *st, int idx, const char *v)
 {
 	if (v == NULL)
-		return (sqlite3_bind_null(st, idx));
-	return (sqlite3_bind_text(st, idx, v, -1, SQLITE_STATIC));
+		return sqlite3_bind_null(st, idx);
+	return sqlite3_bind_text(st, idx, v, -1, SQLITE_STATIC);
 }
 
 static int
 store_bind_blob(sqlite3_stmt *st, int idx, const void *v, size_t len)
 {
 	if (v == NULL)
-		return (sqlite3_bind_null(st, idx));
-	return (sqlite3_bind_blob64(st, idx, v, len, SQLITE_STATIC));
+		return sqlite3_bind_null(st, idx);
+	return sqlite3_bind_blob64(st, idx, v, len, SQLITE_STATIC);
 }
 
 static int
 store_bind_int64(sqlite3_stmt *st, int idx, int64_t v)
 {
-	return (sqlite3_bind_int64(st, idx, v));
+	return sqlite3_bind_int64(st, idx, v);
 }
 
 /*
@@ -517,14 +517,14 @@ store_lines_join(char *const *v, size_t n, const char *what, const char *id, cha
 	r = 0;
  out:
 	free(buf);
-	return (r);
+	return r;
 }
 
 /* Memory for a record: from the caller's arena when there is one, else malloc'd. */
 static void *
 store_mem(struct kc_arena *a, size_t n)
 {
-	return (a != NULL ? kc_arena_alloc(a, n) : malloc(n));
+	return a != NULL ? kc_arena_alloc(a, n) : malloc(n);
 }
 
 /* Undo store_lines_join(); joined NULL gives no lines. */
@@ -539,7 +539,7 @@ store_lines_split(const char *joined, struct kc_arena *a, char ***sansp, size_t 
 	*sansp = NULL;
 	*np = 0;
 	if (joined == NULL)
-		return (0);
+		return 0;
 	for (p = joined; (p = strchr(p, '\n')) != NULL; p++)
 		n++;
 	if (a != NULL ? (sans = kc_arena_calloc(a, n, sizeof(*sans))) == NULL :
@@ -563,7 +563,7 @@ store_lines_split(const char *joined, struct kc_arena *a, char ***sansp, size_t 
 			free(sans[i]);
 		free(sans);
 	}
-	return (r);
+	return r;
 }
 
 /*
@@ -575,8 +575,8 @@ static int
 store_col_null(sqlite3_stmt *st, int col, int nullable)
 {
 	if (sqlite3_column_type(st, col) != SQLITE_NULL)
-		return (KC_ERR_NOMEM);
-	return (nullable ? 0 : KC_ERR_STORE);
+		return KC_ERR_NOMEM;
+	return nullable ? 0 : KC_ERR_STORE;
 }
 
 /*
@@ -591,14 +591,14 @@ store_col_text(sqlite3_stmt *st, int col, int nullable, struct kc_arena *a, char
 
 	*out = NULL;
 	if ((t = sqlite3_column_text(st, col)) == NULL)
-		return (store_col_null(st, col, nullable));
+		return store_col_null(st, col, nullable);
 	/* SQLite knows the length (and NUL-terminates the text): no strlen() needed. */
 	if ((len = sqlite3_column_bytes(st, col)) < 0)
-		return (KC_ERR_STORE);
+		return KC_ERR_STORE;
 	if ((*out = store_mem(a, (size_t)len + 1)) == NULL)
-		return (KC_ERR_NOMEM);
+		return KC_ERR_NOMEM;
 	memcpy(*out, t, (size_t)len + 1);
-	return (0);
+	return 0;
 }
 
 /* Split a newline-joined TEXT column (store_lines_join()) straight from SQLite's copy. */
@@ -611,8 +611,8 @@ store_col_lines(sqlite3_stmt *st, int col, int nullable, struct kc_arena *a, cha
 	*vp = NULL;
 	*np = 0;
 	if ((t = sqlite3_column_text(st, col)) == NULL)
-		return (store_col_null(st, col, nullable));
-	return (store_lines_split((const char *)t, a, vp, np));
+		return store_col_null(st, col, nullable);
+	return store_lines_split((const char *)t, a, vp, np);
 }
 
 /* Copy a TEXT column into a fixed buffer of size bytes (NUL included). */
@@ -623,13 +623,13 @@ store_col_fixed(sqlite3_stmt *st, int col, char *buf, size_t size)
 	int			 len;
 
 	if ((t = sqlite3_column_text(st, col)) == NULL)
-		return (store_col_null(st, col, 0));
+		return store_col_null(st, col, 0);
 	len = sqlite3_column_bytes(st, col);
 	if (len < 0 || (size_t)len >= size)
-		return (KC_ERR_STORE);
+		return KC_ERR_STORE;
 	memcpy(buf, t, len);
 	buf[len] = '\0';
-	return (0);
+	return 0;
 }
 
 /* Build a record from the current row of a statement selecting STORE_CSR_COLUMNS. */
@@ -695,7 +695,7 @@ store_csr_from_row(sqlite3_stmt *st, struct kc_arena *a, struct store_csr **cp)
 		log_warnx("store: damaged csr row");
 	if (a == NULL)
 		store_csr_free(c);
-	return (r);
+	return r;
 }
 
 /*
@@ -745,7 +745,7 @@ store_csr_rows(struct store *s, sqlite3_stmt *st, size_t hint, struct kc_arena *
  out:
 	if (a == NULL)
 		store_csr_free_array(v, n);
-	return (r);
+	return r;
 }
 
 /* Run a count(*) statement whose bindings the caller set. */
@@ -768,7 +768,7 @@ store_count(struct store *s, enum store_stmt which, const char *what, uint64_t *
 	*n = (uint64_t)v;
  out:
 	store_done(st);
-	return (r);
+	return r;
 }
 
 /*
@@ -782,9 +782,9 @@ store_page(unsigned int page, unsigned int per_page, uint64_t count, uint64_t *s
 	*skip = (uint64_t)(page - 1) * per_page;
 	*rows = 0;
 	if (*skip >= count || *skip > INT64_MAX)
-		return (false);
+		return false;
 	*rows = count - *skip < per_page ? (size_t)(count - *skip) : per_page;
-	return (true);
+	return true;
 }
 
 /*
@@ -806,7 +806,7 @@ store_csr_ready_inlock(struct store *s, const char *zone_id, const char *id)
 	else
 		r = 0;
 	store_done(st);
-	return (r);
+	return r;
 }
 
 /*
@@ -816,8 +816,8 @@ store_csr_ready_inlock(struct store *s, const char *zone_id, const char *id)
 static bool
 store_hostname_complete(const struct store_hostname *h)
 {
-	return (h->bundle_method != NULL && h->certificate_pem != NULL && h->issuer != NULL &&
-	    h->serial_number != NULL && h->signature_alg != NULL && h->nhosts > 0);
+	return h->bundle_method != NULL && h->certificate_pem != NULL && h->issuer != NULL &&
+	    h->serial_number != NULL && h->signature_alg != NULL && h->nhosts > 0;
 }
 
 /* Bind ?1 to ?13 of STMT_HOST_INSERT and STMT_HOST_UPDATE; hosts is h's, joined. */
@@ -839,8 +839,8 @@ store_hostname_bind(sqlite3_stmt *st, const struct store_hostname *h, const char
 	    (rc = store_bind_text(st, 11, hosts)) != SQLITE_OK ||
 	    (rc = store_bind_text(st, 12, h->id)) != SQLITE_OK ||
 	    (rc = store_bind_text(st, 13, h->zone_id)) != SQLITE_OK)
-		return (rc);
-	return (SQLITE_OK);
+		return rc;
+	return SQLITE_OK;
 }
 
 /* Build a custom hostname from the current row of a statement selecting STORE_HOST_COLUMNS. */
@@ -876,7 +876,7 @@ store_hostname_from_row(sqlite3_stmt *st, struct store_hostname **hp)
 	if (r == KC_ERR_STORE)
 		log_warnx("store: damaged custom hostname row");
 	store_hostname_free(h);
-	return (r);
+	return r;
 }
 
 /* As store_csr_rows(), for statements selecting STORE_HOST_COLUMNS. */
@@ -915,7 +915,7 @@ store_hostname_rows(struct store *s, sqlite3_stmt *st, size_t hint,
 	n = 0;
  out:
 	store_hostname_free_array(v, n);
-	return (r);
+	return r;
 }
 
 static int
@@ -931,7 +931,7 @@ store_user_version(sqlite3 *db, int *version)
 	r = 0;
  out:
 	sqlite3_finalize(st);
-	return (r);
+	return r;
 }
 
 /*
@@ -970,7 +970,7 @@ store_wal(sqlite3 *db, const char *path, char **cause)
  out:
 	/* Finalized here: an unfinished statement would block the migrations' COMMIT. */
 	sqlite3_finalize(st);
-	return (r);
+	return r;
 }
 
 /*
@@ -1032,7 +1032,7 @@ store_migrate(sqlite3 *db, char **cause)
 	if (r != 0 && !sqlite3_get_autocommit(db))
 		(void)sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 	sqlite3_free(errmsg);
-	return (r);
+	return r;
 }
 
 /*
@@ -1049,13 +1049,13 @@ store_file_missing(const char *path, int *missing, char **cause)
 
 	*missing = 0;
 	if (stat(path, &sb) == 0)
-		return (0);
+		return 0;
 	if (errno != ENOENT) {
 		kc_cause(cause, "%s: %s", path, strerror(errno));
-		return (KC_ERR_STORE);
+		return KC_ERR_STORE;
 	}
 	*missing = 1;
-	return (0);
+	return 0;
 }
 
 int
@@ -1128,7 +1128,7 @@ store_open(const char *path, struct store **sp, char **cause)
 		kc_cause(cause, "%s: cannot open the store", path != NULL ? path : "");
 	sqlite3_free(errmsg);
 	store_close(s);
-	return (r);
+	return r;
 }
 
 void
@@ -1179,7 +1179,7 @@ store_csr_insert(struct store *s, const struct store_csr *c)
  out:
 	store_done(st);
 	free(sans);
-	return (r);
+	return r;
 }
 
 int
@@ -1204,7 +1204,7 @@ store_csr_set_ready(struct store *s, const char *id, const uint8_t *pubkey, size
 	r = sqlite3_changes(s->db) == 1 ? 0 : KC_ERR_NOT_FOUND;
  out:
 	store_done(st);
-	return (r);
+	return r;
 }
 
 int
@@ -1216,7 +1216,7 @@ store_csr_set_deleting(struct store *s, const char *zone_id, const char *id)
 	return_val_if_fail(s != NULL && zone_id != NULL && id != NULL, KC_ERR_INVALID);
 	/* IMMEDIATE: no hostname can start using the record between check and update. */
 	if ((r = store_begin(s, STMT_BEGIN_IMMEDIATE)) != 0)
-		return (r);
+		return r;
 	if ((r = store_csr_ready_inlock(s, zone_id, id)) != 0)
 		goto out;
 
@@ -1254,7 +1254,7 @@ store_csr_set_deleting(struct store *s, const char *zone_id, const char *id)
 		store_done(st);
 	if (r != 0)
 		store_rollback(s);
-	return (r);
+	return r;
 }
 
 int
@@ -1274,7 +1274,7 @@ store_csr_remove(struct store *s, const char *id)
 	r = sqlite3_changes(s->db) == 1 ? 0 : KC_ERR_NOT_FOUND;
  out:
 	store_done(st);
-	return (r);
+	return r;
 }
 
 int
@@ -1301,7 +1301,7 @@ store_csr_get(struct store *s, const char *zone_id, const char *id, struct store
 		r = store_error(s, rc, "get csr");
  out:
 	store_done(st);
-	return (r);
+	return r;
 }
 
 int
@@ -1323,7 +1323,7 @@ store_csr_list_arena(struct store *s, const char *zone_id, unsigned int page,
 
 	/* One read transaction, so that the total and the page agree. */
 	if ((r = store_begin(s, STMT_BEGIN)) != 0)
-		return (r);
+		return r;
 	st = s->stmt[STMT_CSR_COUNT_ZONE];
 	if ((rc = store_bind_text(st, 1, zone_id)) != SQLITE_OK) {
 		r = store_error(s, rc, "count csrs");
@@ -1362,15 +1362,15 @@ store_csr_list_arena(struct store *s, const char *zone_id, unsigned int page,
 		store_rollback(s);
 	else
 		*total = count;
-	return (r);
+	return r;
 }
 
 int
 store_csr_list(struct store *s, const char *zone_id, unsigned int page, unsigned int per_page,
     bool descending, struct store_csr ***vp, size_t *n, uint64_t *total)
 {
-	return (store_csr_list_arena(s, zone_id, page, per_page, descending, NULL, vp, n,
-	    total));
+	return store_csr_list_arena(s, zone_id, page, per_page, descending, NULL, vp, n,
+	    total);
 }
 
 int
@@ -1391,7 +1391,7 @@ store_csr_unfinished(struct store *s, struct store_csr ***vp, size_t *n)
 	r = store_csr_rows(s, st, 0, NULL, vp, n);
  out:
 	store_done(st);
-	return (r);
+	return r;
 }
 
 int
@@ -1440,7 +1440,7 @@ store_csr_key_ids(struct store *s, uint8_t **ids, size_t *n)
  out:
 	store_done(st);
 	free(v);
-	return (r);
+	return r;
 }
 
 int
@@ -1454,9 +1454,9 @@ store_csr_count(struct store *s, uint64_t *n)
 	st = s->stmt[STMT_CSR_COUNT];
 	if ((rc = store_bind_int64(st, 1, STORE_CSR_READY)) != SQLITE_OK) {
 		store_done(st);
-		return (store_error(s, rc, "count csrs"));
+		return store_error(s, rc, "count csrs");
 	}
-	return (store_count(s, STMT_CSR_COUNT, "count csrs", n));
+	return store_count(s, STMT_CSR_COUNT, "count csrs", n);
 }
 
 int
@@ -1470,7 +1470,7 @@ store_ping(struct store *s)
 	if ((rc = sqlite3_step(st)) != SQLITE_ROW)
 		r = store_error(s, rc, "ping");
 	store_done(st);
-	return (r);
+	return r;
 }
 
 int
@@ -1483,7 +1483,7 @@ store_hostname_insert(struct store *s, const struct store_hostname *h)
 	return_val_if_fail(s != NULL && h != NULL && h->hostname != NULL, KC_ERR_INVALID);
 	return_val_if_fail(store_hostname_complete(h), KC_ERR_INVALID);
 	if ((r = store_lines_join(h->hosts, h->nhosts, "custom hostname", h->id, &hosts)) != 0)
-		return (r);
+		return r;
 	/* IMMEDIATE: the CSR cannot leave READY between the check and the insert. */
 	if ((r = store_begin(s, STMT_BEGIN_IMMEDIATE)) != 0 ||
 	    (r = store_csr_ready_inlock(s, h->zone_id, h->csr_id)) != 0)
@@ -1506,7 +1506,7 @@ store_hostname_insert(struct store *s, const struct store_hostname *h)
 	if (r != 0)
 		store_rollback(s);
 	free(hosts);
-	return (r);
+	return r;
 }
 
 int
@@ -1519,7 +1519,7 @@ store_hostname_update(struct store *s, const struct store_hostname *h)
 	return_val_if_fail(s != NULL && h != NULL, KC_ERR_INVALID);
 	return_val_if_fail(store_hostname_complete(h), KC_ERR_INVALID);
 	if ((r = store_lines_join(h->hosts, h->nhosts, "custom hostname", h->id, &hosts)) != 0)
-		return (r);
+		return r;
 	if ((r = store_begin(s, STMT_BEGIN_IMMEDIATE)) != 0 ||
 	    (r = store_csr_ready_inlock(s, h->zone_id, h->csr_id)) != 0)
 		goto out;
@@ -1542,7 +1542,7 @@ store_hostname_update(struct store *s, const struct store_hostname *h)
 	if (r != 0)
 		store_rollback(s);
 	free(hosts);
-	return (r);
+	return r;
 }
 
 int
@@ -1569,7 +1569,7 @@ store_hostname_get(struct store *s, const char *zone_id, const char *id,
 		r = store_error(s, rc, "get custom hostname");
  out:
 	store_done(st);
-	return (r);
+	return r;
 }
 
 int
@@ -1600,7 +1600,7 @@ store_hostname_list(struct store *s, const char *zone_id, const char *hostname,
 
 	/* One read transaction, so that the total and the page agree. */
 	if ((r = store_begin(s, STMT_BEGIN)) != 0)
-		return (r);
+		return r;
 	st = s->stmt[q->count];
 	if ((rc = store_bind_text(st, 1, zone_id)) != SQLITE_OK ||
 	    (hostname != NULL && (rc = store_bind_text(st, 2, hostname)) != SQLITE_OK) ||
@@ -1641,7 +1641,7 @@ store_hostname_list(struct store *s, const char *zone_id, const char *hostname,
 		store_rollback(s);
 	else
 		*total = count;
-	return (r);
+	return r;
 }
 
 int
@@ -1661,7 +1661,7 @@ store_hostname_delete(struct store *s, const char *zone_id, const char *id)
 	r = sqlite3_changes(s->db) == 1 ? 0 : KC_ERR_NOT_FOUND;
  out:
 	store_done(st);
-	return (r);
+	return r;
 }
 
 void

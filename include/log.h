@@ -41,7 +41,7 @@ __dead void fatalx(const char *, ...) __attribute__((__format__(__printf__, 1, 2
 #define return_val_if_fail(x, v) do {					\
 	if (!(x)) {							\
 		log_warnx("%s: assertion '%s' failed", __func__, #x);	\
-		return (v);						\
+		return v;						\
 	}								\
 } while (0)
 

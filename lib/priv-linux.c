@@ -131,7 +131,7 @@ int
 priv_sandbox_mode_parse(const char *s, enum priv_sandbox_mode *mode)
 {
 	if (s == NULL)
-		return (KC_ERR_INVALID);
+		return KC_ERR_INVALID;
 	if (strcmp(s, "enforce") == 0)
 		*mode = PRIV_SANDBOX_ENFORCE;
 	else if (strcmp(s, "log") == 0)
@@ -139,8 +139,8 @@ priv_sandbox_mode_parse(const char *s, enum priv_sandbox_mode *mode)
 	else if (strcmp(s, "off") == 0)
 		*mode = PRIV_SANDBOX_OFF;
 	else
-		return (KC_ERR_INVALID);
-	return (0);
+		return KC_ERR_INVALID;
+	return 0;
 }
 
 const char *
@@ -148,13 +148,13 @@ priv_sandbox_mode_name(enum priv_sandbox_mode mode)
 {
 	switch (mode) {
 	case PRIV_SANDBOX_ENFORCE:
-		return ("enforce");
+		return "enforce";
 	case PRIV_SANDBOX_LOG:
-		return ("log");
+		return "log";
 	case PRIV_SANDBOX_OFF:
-		return ("off");
+		return "off";
 	}
-	return ("?");
+	return "?";
 }
 
 /* A decimal id without sign, spaces or overflow into *id; 0 or -1. */
@@ -165,13 +165,13 @@ priv_id(const char *s, unsigned long *id)
 	unsigned long	 v;
 
 	if (*s == '\0' || !isdigit((unsigned char)*s))
-		return (-1);
+		return -1;
 	errno = 0;
 	v = strtoul(s, &end, 10);
 	if (*end != '\0' || errno != 0 || v >= (unsigned long)UINT_MAX)
-		return (-1);
+		return -1;
 	*id = v;
-	return (0);
+	return 0;
 }
 
 /* After the switch: every id is the target, no group or capability is left, root is gone. */
@@ -186,38 +186,38 @@ priv_verify(uid_t uid, gid_t gid, char **cause)
 
 	if (getresuid(&ru, &eu, &su) == -1 || getresgid(&rg, &eg, &sg) == -1) {
 		xasprintf(cause, "getresuid/getresgid: %s", strerror(errno));
-		return (KC_ERR_INTERNAL);
+		return KC_ERR_INTERNAL;
 	}
 	if (ru != uid || eu != uid || su != uid || rg != gid || eg != gid || sg != gid) {
 		xasprintf(cause, "ids after the switch are uid %u/%u/%u gid %u/%u/%u, "
 		    "not %u/%u", (unsigned)ru, (unsigned)eu, (unsigned)su, (unsigned)rg,
 		    (unsigned)eg, (unsigned)sg, (unsigned)uid, (unsigned)gid);
-		return (KC_ERR_INTERNAL);
+		return KC_ERR_INTERNAL;
 	}
 	if ((n = getgroups(2, groups)) == -1 || n > 1 || (n == 1 && groups[0] != gid)) {
 		xasprintf(cause, "supplementary groups left after setgroups");
-		return (KC_ERR_INTERNAL);
+		return KC_ERR_INTERNAL;
 	}
 	memset(&hdr, 0, sizeof(hdr));
 	memset(cap, 0, sizeof(cap));
 	hdr.version = _LINUX_CAPABILITY_VERSION_3;
 	if (syscall(SYS_capget, &hdr, cap) == -1) {
 		xasprintf(cause, "capget: %s", strerror(errno));
-		return (KC_ERR_INTERNAL);
+		return KC_ERR_INTERNAL;
 	}
 	if ((cap[0].permitted | cap[1].permitted | cap[0].effective | cap[1].effective) != 0) {
 		xasprintf(cause, "capabilities left after the switch (keep-caps set?)");
-		return (KC_ERR_INTERNAL);
+		return KC_ERR_INTERNAL;
 	}
 	if (setuid(0) != -1 || seteuid(0) != -1) {
 		xasprintf(cause, "root regained after the switch");
-		return (KC_ERR_INTERNAL);
+		return KC_ERR_INTERNAL;
 	}
 	if (gid != 0 && (setgid(0) != -1 || setegid(0) != -1)) {
 		xasprintf(cause, "group root regained after the switch");
-		return (KC_ERR_INTERNAL);
+		return KC_ERR_INTERNAL;
 	}
-	return (0);
+	return 0;
 }
 
 int
@@ -235,10 +235,10 @@ priv_drop(const char *user, const char *group, char **cause)
 
 	*cause = NULL;
 	if (user == NULL && group == NULL)
-		return (0);
+		return 0;
 	if (user == NULL) {
 		xasprintf(cause, "a group (%s) without a user", group);
-		return (KC_ERR_INVALID);
+		return KC_ERR_INVALID;
 	}
 	sz = sysconf(_SC_GETPW_R_SIZE_MAX);
 	bufsz = sz > 0 ? (size_t)sz : 16384;
@@ -332,7 +332,7 @@ priv_drop(const char *user, const char *group, char **cause)
 	log_info("running as %s (uid %u, gid %u)", user, (unsigned)uid, (unsigned)gid);
  out:
 	free(buf);
-	return (r);
+	return r;
 }
 
 int
@@ -343,23 +343,23 @@ priv_harden(char **cause)
 	*cause = NULL;
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1) {
 		xasprintf(cause, "PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
-		return (KC_ERR_INTERNAL);
+		return KC_ERR_INTERNAL;
 	}
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == -1) {
 		xasprintf(cause, "PR_SET_DUMPABLE: %s", strerror(errno));
-		return (KC_ERR_INTERNAL);
+		return KC_ERR_INTERNAL;
 	}
 	if (setrlimit(RLIMIT_CORE, &rl) == -1) {
 		xasprintf(cause, "RLIMIT_CORE: %s", strerror(errno));
-		return (KC_ERR_INTERNAL);
+		return KC_ERR_INTERNAL;
 	}
 	if (prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1 ||
 	    prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 0 ||
 	    getrlimit(RLIMIT_CORE, &rl) == -1 || rl.rlim_cur != 0 || rl.rlim_max != 0) {
 		xasprintf(cause, "hardening did not hold (no-new-privs, dumpable, core)");
-		return (KC_ERR_INTERNAL);
+		return KC_ERR_INTERNAL;
 	}
-	return (0);
+	return 0;
 }
 
 /* Allow every system call in list; any libseccomp error is returned. */
@@ -374,10 +374,10 @@ priv_add_list(scmp_filter_ctx ctx, const int *list, size_t n, const char *what,
 		if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, list[i], 0)) != 0) {
 			xasprintf(cause, "seccomp: %s list, system call %d: %s", what,
 			    list[i], strerror(-rc));
-			return (KC_ERR_INTERNAL);
+			return KC_ERR_INTERNAL;
 		}
 	}
-	return (0);
+	return 0;
 }
 
 /* The allow-list of profile, with the argument checks that matter. */
@@ -391,13 +391,13 @@ priv_add_rules(scmp_filter_ctx ctx, enum priv_profile profile, char **cause)
 #define PRIV_LIST(l) (sizeof(l) / sizeof((l)[0]))
 	if ((r = priv_add_list(c, priv_sc_common, PRIV_LIST(priv_sc_common), "common",
 	    cause)) != 0)
-		return (r);
+		return r;
 	if (profile == PRIV_PROFILE_DAEMON)
 		r = priv_add_list(c, priv_sc_daemon, PRIV_LIST(priv_sc_daemon), "daemon", cause);
 	else
 		r = priv_add_list(c, priv_sc_shim, PRIV_LIST(priv_sc_shim), "shim", cause);
 	if (r != 0)
-		return (r);
+		return r;
 
 	/*
 	 * Argument checks. W^X: no new executable mapping (nothing is dlopen'd after the
@@ -427,15 +427,15 @@ priv_add_rules(scmp_filter_ctx ctx, enum priv_profile profile, char **cause)
 	    SCMP_A1(SCMP_CMP_EQ, FIONREAD, 0))) != 0 ||
 	    (rc = seccomp_rule_add(c, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 0)) != 0) {
 		xasprintf(cause, "seccomp: argument rule: %s", strerror(-rc));
-		return (KC_ERR_INTERNAL);
+		return KC_ERR_INTERNAL;
 	}
 #ifdef PRIV_SANITIZER
 	if ((r = priv_add_list(c, priv_sc_sanitizer, PRIV_LIST(priv_sc_sanitizer),
 	    "sanitizer", cause)) != 0)
-		return (r);
+		return r;
 #endif
 #undef PRIV_LIST
-	return (0);
+	return 0;
 }
 
 int
@@ -448,12 +448,12 @@ priv_sandbox(enum priv_profile profile, enum priv_sandbox_mode mode, char **caus
 	*cause = NULL;
 	if (profile != PRIV_PROFILE_DAEMON && profile != PRIV_PROFILE_SHIM) {
 		xasprintf(cause, "seccomp: unknown profile %d", (int)profile);
-		return (KC_ERR_INVALID);
+		return KC_ERR_INVALID;
 	}
 	switch (mode) {
 	case PRIV_SANDBOX_OFF:
 		log_warnx("sandbox = off: no seccomp filter");
-		return (0);
+		return 0;
 	case PRIV_SANDBOX_LOG:
 		defact = SCMP_ACT_LOG;
 		break;
@@ -462,17 +462,17 @@ priv_sandbox(enum priv_profile profile, enum priv_sandbox_mode mode, char **caus
 		break;
 	default:
 		xasprintf(cause, "seccomp: unknown mode %d", (int)mode);
-		return (KC_ERR_INVALID);
+		return KC_ERR_INVALID;
 	}
 	/* Level 3: KILL_PROCESS, LOG and TSYNC (kernel 4.14 and libseccomp 2.4). */
 	if (seccomp_api_get() < 3) {
 		xasprintf(cause, "seccomp: API level %u: kernel or libseccomp too old",
 		    seccomp_api_get());
-		return (KC_ERR_INTERNAL);
+		return KC_ERR_INTERNAL;
 	}
 	if ((ctx = seccomp_init(defact)) == NULL) {
 		xasprintf(cause, "seccomp_init failed");
-		return (KC_ERR_INTERNAL);
+		return KC_ERR_INTERNAL;
 	}
 	/*
 	 * Every thread, or the load fails (the worker pool runs already); no-new-privs;
@@ -501,5 +501,5 @@ priv_sandbox(enum priv_profile profile, enum priv_sandbox_mode mode, char **caus
 	r = 0;
  out:
 	seccomp_release(ctx);
-	return (r);
+	return r;
 }

@@ -100,18 +100,18 @@ jsonw_holds(json_t *v, const char *s)
 	size_t		 i;
 
 	if (json_is_string(v))
-		return (strcmp(json_string_value(v), s) == 0);
+		return strcmp(json_string_value(v), s) == 0;
 	if (json_is_array(v)) {
 		json_array_foreach(v, i, e)
 			if (jsonw_holds(e, s))
-				return (1);
+				return 1;
 	}
 	if (json_is_object(v)) {
 		json_object_foreach(v, k, e)
 			if (strcmp(k, s) == 0 || jsonw_holds(e, s))
-				return (1);
+				return 1;
 	}
-	return (0);
+	return 0;
 }
 
 int

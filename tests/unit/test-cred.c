@@ -52,7 +52,7 @@ sample(void)
 	    "writer token %s * write\n"
 	    "  reader\ttoken %s " Z1 "," Z2 " read   # trailing comment\r\n"
 	    "ops key %s " Z1 " write ops@acme-corp.co.uk\n", hw, hr, hk) > 0);
-	return (s);
+	return s;
 }
 
 static void
@@ -244,5 +244,5 @@ main(void)
 		cmocka_unit_test(test_load),
 	};
 
-	return (cmocka_run_group_tests(tests, NULL, NULL));
+	return cmocka_run_group_tests(tests, NULL, NULL);
 }

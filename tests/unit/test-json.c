@@ -31,7 +31,7 @@
 static int
 parse(const char *s, Keycustody__CreateCsrRequest **m)
 {
-	return (json_create_csr_request(s, strlen(s), m));
+	return json_create_csr_request(s, strlen(s), m);
 }
 
 static void
@@ -374,13 +374,13 @@ test_health(void **state)
 static int
 parse_create(const char *s, Keycustody__CreateHostnameRequest **m)
 {
-	return (json_create_hostname_request(s, strlen(s), m));
+	return json_create_hostname_request(s, strlen(s), m);
 }
 
 static int
 parse_update(const char *s, Keycustody__UpdateHostnameRequest **m)
 {
-	return (json_update_hostname_request(s, strlen(s), m));
+	return json_update_hostname_request(s, strlen(s), m);
 }
 
 static void
@@ -702,7 +702,7 @@ w_string(const char *s)
 	json_w_string(&w, s);
 	assert_int_equal(json_w_steal(&w, &out, &len), 0);
 	assert_int_equal(len, strlen(out));
-	return (out);
+	return out;
 }
 
 /* What jansson's json_dumps() writes for s (valid UTF-8), or NULL when it refuses s. */
@@ -713,11 +713,11 @@ jansson_string(const char *s)
 	char	*out;
 
 	if ((j = json_string(s)) == NULL)
-		return (NULL);
+		return NULL;
 	out = json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT);
 	json_decref(j);
 	assert_non_null(out);
-	return (out);
+	return out;
 }
 
 /* text must be a JSON string that jansson reads back as want. */
@@ -1208,7 +1208,7 @@ jstr(const json_t *o, const char *key)
 
 	if (v == NULL || !json_is_string(v))
 		fail_msg("%s: not a string", key);
-	return (json_string_value(v));
+	return json_string_value(v);
 }
 
 static json_int_t
@@ -1218,7 +1218,7 @@ jint(const json_t *o, const char *key)
 
 	if (v == NULL || !json_is_integer(v))
 		fail_msg("%s: not an integer", key);
-	return (json_integer_value(v));
+	return json_integer_value(v);
 }
 
 /* A CSR object parsed back: every field as c has it. */
@@ -1294,7 +1294,7 @@ assert_envelope(const json_t *root, uint32_t page, uint32_t per_page, size_t cou
 		assert_true((uint64_t)jint(info, "total_pages") == pages);
 		assert_int_equal(json_object_size(info), 5);
 	}
-	return (json_object_get(root, "result"));
+	return json_object_get(root, "result");
 }
 
 #define NASTY	"q\"b\\s/\x01\x1f\x7f\t\r\n \xc3\xa9\xe2\x82\xac\xf0\x9f\x94\x91 \xe2\x80\xa8"
@@ -1570,5 +1570,5 @@ main(void)
 		cmocka_unit_test(test_roundtrip_small),
 	};
 
-	return (cmocka_run_group_tests(tests, NULL, NULL));
+	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -84,19 +84,19 @@ tp_child(int (*fn)(void))
 			perror("waitpid");
 			exit(1);
 		}
-	return (status);
+	return status;
 }
 
 static int
 tp_exited0(int status)
 {
-	return (WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
 static int
 tp_sigsys(int status)
 {
-	return (WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS);
+	return WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS;
 }
 
 /* Children: 0 is success, anything else names the failed step. */
@@ -110,31 +110,31 @@ c_drop_nobody(void)
 	int		 fd;
 
 	if ((pw = getpwnam("nobody")) == NULL)
-		return (10);
+		return 10;
 	if (priv_drop("nobody", NULL, &cause) != 0) {
 		fprintf(stderr, "# priv_drop: %s\n", cause);
-		return (11);
+		return 11;
 	}
 	if (getresuid(&r, &e, &s) == -1 || r != pw->pw_uid || e != pw->pw_uid ||
 	    s != pw->pw_uid)
-		return (12);
+		return 12;
 	if (getgid() != pw->pw_gid || getegid() != pw->pw_gid)
-		return (13);
+		return 13;
 	if (setuid(0) != -1 || seteuid(0) != -1 || setresuid(0, 0, 0) != -1)
-		return (14);
+		return 14;
 	if (setgroups(0, NULL) != -1)
-		return (15);
+		return 15;
 	if ((fd = open(tp_rootfile, O_RDONLY)) != -1 || errno != EACCES)
-		return (16);
+		return 16;
 	/* Started as nobody now: asking for nobody again is fine, for root is not. */
 	if (priv_drop("nobody", NULL, &cause) != 0)
-		return (17);
+		return 17;
 	free(cause);
 	cause = NULL;
 	if (priv_drop("daemon", NULL, &cause) != KC_ERR_DENIED)
-		return (18);
+		return 18;
 	free(cause);
-	return (0);
+	return 0;
 }
 
 static int
@@ -144,11 +144,11 @@ c_drop_numeric(void)
 
 	if (priv_drop("65534", "65534", &cause) != 0) {
 		fprintf(stderr, "# priv_drop: %s\n", cause);
-		return (1);
+		return 1;
 	}
 	if (getuid() != 65534 || getgid() != 65534 || setuid(0) != -1)
-		return (2);
-	return (0);
+		return 2;
+	return 0;
 }
 
 static int
@@ -157,26 +157,26 @@ c_drop_refused(void)
 	char	*cause = NULL;
 
 	if (priv_drop("root", NULL, &cause) != KC_ERR_INVALID || cause == NULL)
-		return (1);
+		return 1;
 	free(cause);
 	if (priv_drop("0", NULL, &cause) != KC_ERR_INVALID)
-		return (2);
+		return 2;
 	free(cause);
 	if (priv_drop("kc-no-such-user-xyz", NULL, &cause) != KC_ERR_INVALID)
-		return (3);
+		return 3;
 	free(cause);
 	if (priv_drop("nobody", "kc-no-such-group-xyz", &cause) != KC_ERR_INVALID)
-		return (4);
+		return 4;
 	free(cause);
 	if (priv_drop(NULL, "nogroup", &cause) != KC_ERR_INVALID)
-		return (5);
+		return 5;
 	free(cause);
 	if (priv_drop("4000000", NULL, &cause) != KC_ERR_INVALID)	/* no entry, no group */
-		return (6);
+		return 6;
 	free(cause);
 	if (priv_drop(NULL, NULL, &cause) != 0 || geteuid() != 0)
-		return (7);
-	return (0);
+		return 7;
+	return 0;
 }
 
 static int
@@ -185,9 +185,9 @@ c_drop_not_root(void)
 	char	*cause = NULL;
 
 	if (priv_drop("nobody", NULL, &cause) != KC_ERR_DENIED || cause == NULL)
-		return (1);
+		return 1;
 	free(cause);
-	return (0);
+	return 0;
 }
 
 static int
@@ -200,23 +200,23 @@ c_harden(void)
 
 	if (priv_harden(&cause) != 0) {
 		fprintf(stderr, "# priv_harden: %s\n", cause);
-		return (1);
+		return 1;
 	}
 	if (prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 0)
-		return (2);
+		return 2;
 	if (prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1)
-		return (3);
+		return 3;
 	if ((f = fopen("/proc/self/status", "re")) == NULL)
-		return (4);
+		return 4;
 	while (fgets(line, sizeof(line), f) != NULL)
 		if (sscanf(line, "NoNewPrivs: %d", &nnp) == 1)
 			break;
 	fclose(f);
 	if (nnp != 1)
-		return (5);
+		return 5;
 	if (getrlimit(RLIMIT_CORE, &rl) == -1 || rl.rlim_cur != 0 || rl.rlim_max != 0)
-		return (6);
-	return (0);
+		return 6;
+	return 0;
 }
 
 static void *
@@ -225,7 +225,7 @@ tp_thread(void *arg)
 	struct timespec	ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (arg);
+	return arg;
 }
 
 static int
@@ -238,7 +238,7 @@ tp_sandbox(enum priv_profile profile, enum priv_sandbox_mode mode)
 		fprintf(stderr, "# priv_sandbox: %s\n", cause);
 		_exit(90);
 	}
-	return (0);
+	return 0;
 }
 
 /* What the daemon does all day must keep working under its profile. */
@@ -254,27 +254,27 @@ c_daemon_allowed(void)
 
 	tp_sandbox(PRIV_PROFILE_DAEMON, PRIV_SANDBOX_ENFORCE);
 	if (clock_gettime(CLOCK_REALTIME, &ts) == -1 || getpid() <= 0)
-		return (1);
+		return 1;
 	if ((fd = mkostemp(path, O_CLOEXEC)) == -1 || write(fd, "abc", 3) != 3 ||
 	    fdatasync(fd) == -1 || pread(fd, buf, 3, 0) != 3 || ftruncate(fd, 0) == -1 ||
 	    close(fd) == -1 || unlink(path) == -1)
-		return (2);
+		return 2;
 	if (pipe2(p, O_CLOEXEC) == -1 || write(p[1], "x", 1) != 1 || read(p[0], buf, 1) != 1)
-		return (3);
+		return 3;
 	/* pthread_create: clone3 says ENOSYS, glibc falls back to clone(CLONE_THREAD). */
 	if (pthread_create(&t, NULL, tp_thread, buf) != 0 || pthread_join(t, &ret) != 0 ||
 	    ret != buf)
-		return (4);
+		return 4;
 	if ((s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
-		return (5);
+		return 5;
 	close(s);
 	if ((m = mmap(NULL, 65536, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
 	    -1, 0)) == MAP_FAILED || mprotect(m, 4096, PROT_NONE) == -1 ||
 	    munmap(m, 65536) == -1)
-		return (6);
+		return 6;
 	if (prctl(PR_SET_NAME, "kc-worker", 0, 0, 0) == -1)
-		return (7);
-	return (0);
+		return 7;
+	return 0;
 }
 
 static int
@@ -284,7 +284,7 @@ c_daemon_execve(void)
 
 	tp_sandbox(PRIV_PROFILE_DAEMON, PRIV_SANDBOX_ENFORCE);
 	execve(argv[0], argv, envp);
-	return (0);
+	return 0;
 }
 
 static int
@@ -292,7 +292,7 @@ c_daemon_inet(void)
 {
 	tp_sandbox(PRIV_PROFILE_DAEMON, PRIV_SANDBOX_ENFORCE);
 	socket(AF_INET, SOCK_STREAM, 0);
-	return (0);
+	return 0;
 }
 
 #ifndef TP_SANITIZER
@@ -301,7 +301,7 @@ c_daemon_ptrace(void)
 {
 	tp_sandbox(PRIV_PROFILE_DAEMON, PRIV_SANDBOX_ENFORCE);
 	ptrace(PTRACE_TRACEME, 0, NULL, NULL);
-	return (0);
+	return 0;
 }
 
 static int
@@ -311,7 +311,7 @@ c_daemon_fork(void)
 	/* glibc's fork() is clone(SIGCHLD): no CLONE_THREAD. */
 	if (fork() == 0)
 		_exit(0);
-	return (0);
+	return 0;
 }
 #endif
 
@@ -320,7 +320,7 @@ c_daemon_wx(void)
 {
 	tp_sandbox(PRIV_PROFILE_DAEMON, PRIV_SANDBOX_ENFORCE);
 	mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	return (0);
+	return 0;
 }
 
 static int
@@ -328,7 +328,7 @@ c_daemon_setuid(void)
 {
 	tp_sandbox(PRIV_PROFILE_DAEMON, PRIV_SANDBOX_ENFORCE);
 	syscall(SYS_setuid, 0);
-	return (0);
+	return 0;
 }
 
 #ifndef TP_SANITIZER
@@ -339,7 +339,7 @@ c_daemon_kill_other(void)
 
 	tp_sandbox(PRIV_PROFILE_DAEMON, PRIV_SANDBOX_ENFORCE);
 	kill(ppid, 0);
-	return (0);
+	return 0;
 }
 #endif
 
@@ -349,7 +349,7 @@ c_shim_open(void)
 {
 	tp_sandbox(PRIV_PROFILE_SHIM, PRIV_SANDBOX_ENFORCE);
 	open("/etc/passwd", O_RDONLY);
-	return (0);
+	return 0;
 }
 #endif
 
@@ -360,9 +360,9 @@ c_shim_allowed(void)
 
 	tp_sandbox(PRIV_PROFILE_SHIM, PRIV_SANDBOX_ENFORCE);
 	if ((s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
-		return (1);
+		return 1;
 	close(s);
-	return (0);
+	return 0;
 }
 
 /* log: a forbidden call is let through (and logged by the kernel). */
@@ -373,9 +373,9 @@ c_log_mode(void)
 
 	tp_sandbox(PRIV_PROFILE_DAEMON, PRIV_SANDBOX_LOG);
 	if ((s = socket(AF_INET, SOCK_STREAM, 0)) == -1)
-		return (1);
+		return 1;
 	close(s);
-	return (0);
+	return 0;
 }
 
 /* The kernel refuses the filter (seccomp and prctl deny): an error, not a shrug. */
@@ -390,19 +390,19 @@ c_fail_closed_load(void)
 	    seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(seccomp), 0) != 0 ||
 	    seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(prctl), 1,
 	    SCMP_A0(SCMP_CMP_EQ, PR_SET_SECCOMP, 0)) != 0 || seccomp_load(ctx) != 0)
-		return (10);
+		return 10;
 	seccomp_release(ctx);
 	log_init(1, LOG_DAEMON);
 	r = priv_sandbox(PRIV_PROFILE_DAEMON, PRIV_SANDBOX_ENFORCE, &cause);
 	if (r != KC_ERR_INTERNAL || cause == NULL)
-		return (1);
+		return 1;
 	fprintf(stderr, "# expected failure: %s\n", cause);
 	free(cause);
 	/* And nothing half-installed: a forbidden call is not killed (the caller exits). */
 	if ((s = socket(AF_INET, SOCK_STREAM, 0)) == -1)
-		return (2);
+		return 2;
 	close(s);
-	return (0);
+	return 0;
 }
 
 static pthread_mutex_t	tp_mtx = PTHREAD_MUTEX_INITIALIZER;
@@ -427,7 +427,7 @@ tp_rogue(void *arg)
 	while (tp_state != 2)
 		pthread_cond_wait(&tp_cv, &tp_mtx);
 	pthread_mutex_unlock(&tp_mtx);
-	return (NULL);
+	return NULL;
 }
 
 static int
@@ -439,19 +439,19 @@ c_fail_closed_tsync(void)
 
 	pthread_mutex_lock(&tp_mtx);
 	if (pthread_create(&t, NULL, tp_rogue, NULL) != 0)
-		return (10);
+		return 10;
 	while (tp_state == 0)
 		pthread_cond_wait(&tp_cv, &tp_mtx);
 	pthread_mutex_unlock(&tp_mtx);
 	if (tp_state != 1)
-		return (11);
+		return 11;
 	log_init(1, LOG_DAEMON);
 	r = priv_sandbox(PRIV_PROFILE_DAEMON, PRIV_SANDBOX_ENFORCE, &cause);
 	if (r != KC_ERR_INTERNAL || cause == NULL)
-		return (1);
+		return 1;
 	fprintf(stderr, "# expected failure: %s\n", cause);
 	free(cause);
-	return (0);
+	return 0;
 }
 
 static int
@@ -462,18 +462,18 @@ c_bad_args(void)
 	log_init(1, LOG_DAEMON);
 	if (priv_sandbox((enum priv_profile)42, PRIV_SANDBOX_ENFORCE, &cause) !=
 	    KC_ERR_INVALID || cause == NULL)
-		return (1);
+		return 1;
 	free(cause);
 	if (priv_sandbox(PRIV_PROFILE_DAEMON, (enum priv_sandbox_mode)42, &cause) !=
 	    KC_ERR_INVALID || cause == NULL)
-		return (2);
+		return 2;
 	free(cause);
 	/* off: no filter, but only when asked for. */
 	if (priv_sandbox(PRIV_PROFILE_DAEMON, PRIV_SANDBOX_OFF, &cause) != 0)
-		return (3);
+		return 3;
 	if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) != 0)
-		return (4);
-	return (0);
+		return 4;
+	return 0;
 }
 
 int
@@ -485,7 +485,7 @@ main(void)
 	log_init(1, LOG_DAEMON);
 	if (seccomp_api_get() < 3) {
 		printf("1..0 # SKIP seccomp API level %u\n", seccomp_api_get());
-		return (77);
+		return 77;
 	}
 
 	tp_ok(priv_sandbox_mode_parse("enforce", &m) == 0 && m == PRIV_SANDBOX_ENFORCE &&
@@ -499,7 +499,7 @@ main(void)
 	/* A root-only file the dropped child must not open. */
 	if ((fd = mkstemp(tp_rootfile)) == -1) {
 		perror("mkstemp");
-		return (1);
+		return 1;
 	}
 	close(fd);
 	if (root) {
@@ -553,5 +553,5 @@ main(void)
 
 	unlink(tp_rootfile);
 	printf("1..%d\n", tp_n);
-	return (tp_failed == 0 ? 0 : 1);
+	return tp_failed == 0 ? 0 : 1;
 }

@@ -97,13 +97,13 @@ fx_setup(void **state)
 
 	umask(022);
 	if ((fx = calloc(1, sizeof(*fx))) == NULL)
-		return (-1);
+		return -1;
 	if ((tmp = getenv("TMPDIR")) == NULL || *tmp == '\0')
 		tmp = "/tmp";
 	snprintf(fx->dir, sizeof(fx->dir), "%s/test-store.XXXXXX", tmp);
 	if (mkdtemp(fx->dir) == NULL) {
 		free(fx);
-		return (-1);
+		return -1;
 	}
 	snprintf(fx->path, sizeof(fx->path), "%s/keycustody.db", fx->dir);
 	if (store_open(fx->path, &fx->s, &cause) != 0) {
@@ -112,10 +112,10 @@ fx_setup(void **state)
 		remove_db(fx->path);
 		rmdir(fx->dir);
 		free(fx);
-		return (-1);
+		return -1;
 	}
 	*state = fx;
-	return (0);
+	return 0;
 }
 
 static int
@@ -137,7 +137,7 @@ fx_teardown(void **state)
 	remove_db(p);
 	rmdir(fx->dir);
 	free(fx);
-	return (0);
+	return 0;
 }
 
 /* Record n of zone z: a scrambled UUID so that id order differs from insertion order. */
@@ -229,7 +229,7 @@ raw_open(const char *path)
 	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL),
 	    SQLITE_OK);
-	return (db);
+	return db;
 }
 
 static int
@@ -242,7 +242,7 @@ raw_int(sqlite3 *db, const char *sql)
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
 	v = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
-	return (v);
+	return v;
 }
 
 /* A custom hostname using a CSR: what a certificate upload will write. */
@@ -263,7 +263,7 @@ raw_add_hostname(sqlite3 *db, const char *id, const char *zone_id, const char *c
 	sqlite3_bind_text(st, 3, csr_id, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
-	return (rc);
+	return rc;
 }
 
 /*
@@ -273,7 +273,7 @@ raw_add_hostname(sqlite3 *db, const char *id, const char *zone_id, const char *c
 static int
 raw_count_mismatches(sqlite3 *db)
 {
-	return (raw_int(db,
+	return raw_int(db,
 	    "SELECT count(*) FROM ("
 	    "  SELECT zone_id FROM ("
 	    "    SELECT zone_id, csrs_ready AS r, hostnames AS h FROM zone_counts"
@@ -281,7 +281,7 @@ raw_count_mismatches(sqlite3 *db)
 	    "    SELECT zone_id, -count(*), 0 FROM csrs WHERE state = 1 GROUP BY zone_id"
 	    "    UNION ALL"
 	    "    SELECT zone_id, 0, -count(*) FROM custom_hostnames GROUP BY zone_id)"
-	    "  GROUP BY zone_id HAVING sum(r) <> 0 OR sum(h) <> 0)"));
+	    "  GROUP BY zone_id HAVING sum(r) <> 0 OR sum(h) <> 0)");
 }
 
 /*
@@ -463,8 +463,8 @@ cmp_key(const void *a, const void *b)
 	const struct store_csr	*y = *(const struct store_csr *const *)b;
 
 	if (x->created_at_us != y->created_at_us)
-		return (x->created_at_us < y->created_at_us ? -1 : 1);
-	return (strcmp(x->id, y->id));
+		return x->created_at_us < y->created_at_us ? -1 : 1;
+	return strcmp(x->id, y->id);
 }
 
 /* 23 records, pages of 5, both directions, ties on created_at broken by id. */
@@ -752,7 +752,7 @@ opener_run(void *arg)
 		fprintf(stderr, "store_open: %s\n", cause);
 	free(cause);
 	store_close(s);
-	return (NULL);
+	return NULL;
 }
 
 /* Worker threads opening a new file at once: one applies the migrations, all succeed. */
@@ -1139,8 +1139,8 @@ cmp_host(const void *x, const void *y)
 	const struct store_hostname	*b = *(const struct store_hostname *const *)y;
 
 	if (a->created_at_us != b->created_at_us)
-		return (a->created_at_us < b->created_at_us ? -1 : 1);
-	return (strcmp(a->id, b->id));
+		return a->created_at_us < b->created_at_us ? -1 : 1;
+	return strcmp(a->id, b->id);
 }
 
 /* Walk a list in pages of 4 and compare with the expected order. */
@@ -1684,5 +1684,5 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_migrate_v2, fx_setup, fx_teardown),
 	};
 
-	return (cmocka_run_group_tests(tests, NULL, NULL));
+	return cmocka_run_group_tests(tests, NULL, NULL);
 }
