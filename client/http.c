@@ -101,6 +101,8 @@ struct http_row {
 #define HTTP_F_OPEN	0x02		/* needs no credential */
 #define HTTP_F_METRICS	0x04		/* exists only with metrics on */
 	http_handler_fn		*handler;
+	Keycustody__Request__BodyCase body_case; /* http_get_or_delete(): what to ask */
+	const struct http_err	*bad_id;	/* http_get_or_delete(): an id not a UUID */
 };
 
 /* A request waiting for the daemon's answer. */
@@ -676,57 +678,40 @@ http_hn_list(struct http *h, struct evhttp_request *req, const struct http_row *
 	evhttp_clear_headers(&q);	/* after the call: the filters point into it */
 }
 
-static void
-http_hn_get_or_delete(struct http *h, struct evhttp_request *req,
-    const struct http_row *row, const struct cred *cred, const char *zone, const char *id,
-    double t0)
-{
-	Keycustody__Request			 msg = KEYCUSTODY__REQUEST__INIT;
-	Keycustody__GetHostnameRequest		 g = KEYCUSTODY__GET_HOSTNAME_REQUEST__INIT;
-	Keycustody__DeleteHostnameRequest	 d = KEYCUSTODY__DELETE_HOSTNAME_REQUEST__INIT;
-
-	if (!http_valid_uuid(id)) {
-		http_send_err(h, req, row->route, t0, &http_err_hostname_id);
-		return;
-	}
-	msg.actor = (char *)cred->name;
-	if (row->route == HTTP_R_HN_GET) {
-		g.zone_id = (char *)zone;
-		g.id = (char *)id;
-		msg.body_case = KEYCUSTODY__REQUEST__BODY_GET_HOSTNAME;
-		msg.get_hostname = &g;
-	} else {
-		d.zone_id = (char *)zone;
-		d.id = (char *)id;
-		msg.body_case = KEYCUSTODY__REQUEST__BODY_DELETE_HOSTNAME;
-		msg.delete_hostname = &d;
-	}
-	http_call(h, req, row->route, t0, &msg);
-}
-
+/* GET or DELETE of one CSR or custom hostname: the row says which, and its bad-id error. */
 static void
 http_get_or_delete(struct http *h, struct evhttp_request *req, const struct http_row *row,
     const struct cred *cred, const char *zone, const char *id, double t0)
 {
-	Keycustody__Request		 msg = KEYCUSTODY__REQUEST__INIT;
-	Keycustody__GetCsrRequest	 g = KEYCUSTODY__GET_CSR_REQUEST__INIT;
-	Keycustody__DeleteCsrRequest	 d = KEYCUSTODY__DELETE_CSR_REQUEST__INIT;
+	Keycustody__Request			 msg = KEYCUSTODY__REQUEST__INIT;
+	Keycustody__GetCsrRequest		 gc = KEYCUSTODY__GET_CSR_REQUEST__INIT;
+	Keycustody__DeleteCsrRequest		 dc = KEYCUSTODY__DELETE_CSR_REQUEST__INIT;
+	Keycustody__GetHostnameRequest		 gh = KEYCUSTODY__GET_HOSTNAME_REQUEST__INIT;
+	Keycustody__DeleteHostnameRequest	 dh = KEYCUSTODY__DELETE_HOSTNAME_REQUEST__INIT;
 
 	if (!http_valid_uuid(id)) {
-		http_send_err(h, req, row->route, t0, &http_err_csr_id);
+		http_send_err(h, req, row->route, t0, row->bad_id);
 		return;
 	}
+	gc.zone_id = dc.zone_id = gh.zone_id = dh.zone_id = (char *)zone;
+	gc.id = dc.id = gh.id = dh.id = (char *)id;
 	msg.actor = (char *)cred->name;
-	if (row->route == HTTP_R_GET) {
-		g.zone_id = (char *)zone;
-		g.id = (char *)id;
-		msg.body_case = KEYCUSTODY__REQUEST__BODY_GET_CSR;
-		msg.get_csr = &g;
-	} else {
-		d.zone_id = (char *)zone;
-		d.id = (char *)id;
-		msg.body_case = KEYCUSTODY__REQUEST__BODY_DELETE_CSR;
-		msg.delete_csr = &d;
+	msg.body_case = row->body_case;
+	switch (row->body_case) {
+	case KEYCUSTODY__REQUEST__BODY_GET_CSR:
+		msg.get_csr = &gc;
+		break;
+	case KEYCUSTODY__REQUEST__BODY_DELETE_CSR:
+		msg.delete_csr = &dc;
+		break;
+	case KEYCUSTODY__REQUEST__BODY_GET_HOSTNAME:
+		msg.get_hostname = &gh;
+		break;
+	case KEYCUSTODY__REQUEST__BODY_DELETE_HOSTNAME:
+		msg.delete_hostname = &dh;
+		break;
+	default:
+		fatalx("route %s is no get or delete", row->name);
 	}
 	http_call(h, req, row->route, t0, &msg);
 }
@@ -759,27 +744,31 @@ http_metrics(struct http *h, struct evhttp_request *req, const struct http_row *
 
 static const struct http_row http_routes[] = {
 	{ EVHTTP_REQ_POST, HTTP_ZONES ":zone/custom_csrs", HTTP_R_CREATE, "create_csr",
-	    HTTP_F_WRITES, http_create },
+	    HTTP_F_WRITES, http_create, 0, NULL },
 	{ EVHTTP_REQ_GET, HTTP_ZONES ":zone/custom_csrs", HTTP_R_LIST, "list_csrs", 0,
-	    http_list },
+	    http_list, 0, NULL },
 	{ EVHTTP_REQ_GET, HTTP_ZONES ":zone/custom_csrs/:id", HTTP_R_GET, "get_csr", 0,
-	    http_get_or_delete },
+	    http_get_or_delete, KEYCUSTODY__REQUEST__BODY_GET_CSR, &http_err_csr_id },
 	{ EVHTTP_REQ_DELETE, HTTP_ZONES ":zone/custom_csrs/:id", HTTP_R_DELETE,
-	    "delete_csr", HTTP_F_WRITES, http_get_or_delete },
+	    "delete_csr", HTTP_F_WRITES, http_get_or_delete,
+	    KEYCUSTODY__REQUEST__BODY_DELETE_CSR, &http_err_csr_id },
 	{ EVHTTP_REQ_POST, HTTP_ZONES ":zone/custom_hostnames", HTTP_R_HN_CREATE,
-	    "create_hostname", HTTP_F_WRITES, http_hn_create },
+	    "create_hostname", HTTP_F_WRITES, http_hn_create, 0, NULL },
 	{ EVHTTP_REQ_GET, HTTP_ZONES ":zone/custom_hostnames", HTTP_R_HN_LIST,
-	    "list_hostnames", 0, http_hn_list },
+	    "list_hostnames", 0, http_hn_list, 0, NULL },
 	{ EVHTTP_REQ_GET, HTTP_ZONES ":zone/custom_hostnames/:id", HTTP_R_HN_GET,
-	    "get_hostname", 0, http_hn_get_or_delete },
+	    "get_hostname", 0, http_get_or_delete, KEYCUSTODY__REQUEST__BODY_GET_HOSTNAME,
+	    &http_err_hostname_id },
 	{ EVHTTP_REQ_PATCH, HTTP_ZONES ":zone/custom_hostnames/:id", HTTP_R_HN_UPDATE,
-	    "update_hostname", HTTP_F_WRITES, http_hn_update },
+	    "update_hostname", HTTP_F_WRITES, http_hn_update, 0, NULL },
 	{ EVHTTP_REQ_DELETE, HTTP_ZONES ":zone/custom_hostnames/:id", HTTP_R_HN_DELETE,
-	    "delete_hostname", HTTP_F_WRITES, http_hn_get_or_delete },
+	    "delete_hostname", HTTP_F_WRITES, http_get_or_delete,
+	    KEYCUSTODY__REQUEST__BODY_DELETE_HOSTNAME, &http_err_hostname_id },
 	{ EVHTTP_REQ_GET, HTTP_PREFIX "/healthz", HTTP_R_HEALTHZ, "healthz", HTTP_F_OPEN,
-	    http_healthz },
+	    http_healthz, 0, NULL },
 	{ EVHTTP_REQ_GET, "/metrics", HTTP_R_METRICS, "metrics",
-	    HTTP_F_OPEN | HTTP_F_METRICS, http_metrics },
+	    HTTP_F_OPEN | HTTP_F_METRICS, http_metrics, 0,
+	    NULL },
 };
 #define HTTP_NROUTES	(sizeof(http_routes) / sizeof(http_routes[0]))
 
