@@ -251,8 +251,8 @@ int
 http_compat_watch(struct bufferevent *bev)
 {
 	if (evbuffer_add_cb(bufferevent_get_output(bev), http_page_cb, bev) == NULL)
-		return (-1);
-	return (0);
+		return -1;
+	return 0;
 }
 
 void

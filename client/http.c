@@ -31,6 +31,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "kc-api.h"
 #include "kc-err.h"
 #include "kc-proto.h"
 #include "keycustody.h"
@@ -49,10 +50,6 @@
 #define HTTP_HEADERS_MAX	(16 * 1024)
 #define HTTP_TOKEN_MAX		256
 #define HTTP_RETRY_AFTER	1
-#define HTTP_PAGE_MAX		100000000UL
-#define HTTP_PER_PAGE_MIN	5
-#define HTTP_PER_PAGE_MAX	50
-#define HTTP_PER_PAGE_DEF	20
 #define HTTP_ID_MAX		40	/* an id this long or longer is kept as "-" */
 #define HTTP_ALLOW_MAX		32	/* "GET, POST, PATCH, DELETE" */
 
@@ -123,25 +120,25 @@ static const struct http_err http_err_email = { 400, 6003, "Invalid request head
 	6102, "Invalid format for X-Auth-Email header" };
 static const struct http_err http_err_key = { 400, 6003, "Invalid request headers",
 	6103, "Invalid format for X-Auth-Key header" };
-static const struct http_err http_err_token = { 403, 10000, "Authentication error", 0,
+static const struct http_err http_err_token = { 403, KC_API_AUTH, KC_API_AUTH_MSG, 0,
 	NULL };
 static const struct http_err http_err_pair = { 403, 9103,
 	"Unknown X-Auth-Key or X-Auth-Email", 0, NULL };
 const struct http_err http_err_body = { 400, JSON_CODE_BAD_BODY, JSON_MSG_BAD_BODY,
 	0, NULL };
-static const struct http_err http_err_csr_id = { 400, 1418,
-	"The custom CSR ID is invalid.", 0, NULL };
+static const struct http_err http_err_csr_id = { 400, KC_API_CSR_ID_INVALID,
+	KC_API_CSR_ID_INVALID_MSG, 0, NULL };
 /* A hostname id that is not a UUID cannot exist: not found, as the daemon says for others. */
-static const struct http_err http_err_hostname_id = { 404, 1436,
-	"The custom hostname was not found.", 0, NULL };
+static const struct http_err http_err_hostname_id = { 404, KC_API_HOSTNAME_NOT_FOUND,
+	KC_API_HOSTNAME_NOT_FOUND_MSG, 0, NULL };
 const struct http_err http_err_headers = { 400, 6003, "Invalid request headers", 0,
 	NULL };
-static const struct http_err http_err_per_page = { 400, 6008, "Invalid request parameters",
+static const struct http_err http_err_per_page = { 400, KC_API_PARAMS, KC_API_PARAMS_MSG,
 	11000, "per_page variable must be a number between 5 and 50" };
-static const struct http_err http_err_page = { 400, 6008, "Invalid request parameters",
-	11000, "page variable must be a number greater than or equal to 1" };
-static const struct http_err http_err_direction = { 400, 6008,
-	"Invalid request parameters", 11000, "direction variable must be asc or desc" };
+static const struct http_err http_err_page = { 400, KC_API_PARAMS, KC_API_PARAMS_MSG,
+	11000, KC_API_PAGE_MSG };
+static const struct http_err http_err_direction = { 400, KC_API_PARAMS,
+	KC_API_PARAMS_MSG, 11000, "direction variable must be asc or desc" };
 const struct http_err http_err_internal = { 500, KC_API_INTERNAL,
 	"Internal Server Error", 0, NULL };
 static const struct http_err http_err_unavailable = { 503, KC_API_UNAVAILABLE,
@@ -154,7 +151,7 @@ http_now(void)
 	struct timespec	 ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ((double)ts.tv_sec + (double)ts.tv_nsec / 1e9);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* The answer when there is none: rendering failed (out of memory, a malformed reply). */
@@ -247,15 +244,15 @@ http_valid_secret(const char *s)
 	for (i = 0; s[i] != '\0'; i++) {
 		if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f ||
 		    i >= HTTP_TOKEN_MAX)
-			return (0);
+			return 0;
 	}
-	return (i > 0);
+	return i > 0;
 }
 
 static int
 http_valid_email(const char *s)
 {
-	return (http_valid_secret(s) && strchr(s, '@') != NULL && strlen(s) <= CRED_EMAIL_MAX);
+	return http_valid_secret(s) && strchr(s, '@') != NULL && strlen(s) <= CRED_EMAIL_MAX;
 }
 
 /*
@@ -274,25 +271,25 @@ http_auth(struct http *h, struct evhttp_request *req, const struct cred **credp)
 	key = evhttp_find_header(in, "X-Auth-Key");
 	if (authz != NULL) {
 		if (strncasecmp(authz, "Bearer ", 7) != 0)
-			return (&http_err_authz);
+			return &http_err_authz;
 		authz += 7;
 		while (*authz == ' ')
 			authz++;
 		if (!http_valid_secret(authz))
-			return (&http_err_authz);
+			return &http_err_authz;
 		if ((*credp = cred_find_token(h->creds, authz)) == NULL)
-			return (&http_err_token);
-		return (NULL);
+			return &http_err_token;
+		return NULL;
 	}
 	if (email == NULL && key == NULL)
-		return (&http_err_noauth);
+		return &http_err_noauth;
 	if (email == NULL || !http_valid_email(email))
-		return (&http_err_email);
+		return &http_err_email;
 	if (key == NULL || !http_valid_secret(key))
-		return (&http_err_key);
+		return &http_err_key;
 	if ((*credp = cred_find_key(h->creds, email, key)) == NULL)
-		return (&http_err_pair);
-	return (NULL);
+		return &http_err_pair;
+	return NULL;
 }
 
 /* A CSR id: a lowercase UUID (36 characters); the daemon checks the rest. */
@@ -304,11 +301,11 @@ http_valid_uuid(const char *s)
 	for (i = 0; i < 36; i++) {
 		if (i == 8 || i == 13 || i == 18 || i == 23) {
 			if (s[i] != '-')
-				return (0);
+				return 0;
 		} else if (!isdigit((unsigned char)s[i]) && (s[i] < 'a' || s[i] > 'f'))
-			return (0);
+			return 0;
 	}
-	return (s[i] == '\0');
+	return s[i] == '\0';
 }
 
 /* A decimal integer in [min, max], digits only. */
@@ -319,16 +316,16 @@ http_parse_uint(const char *s, unsigned long min, unsigned long max, uint32_t *o
 	size_t		 i;
 
 	if (s == NULL || *s == '\0' || strlen(s) > 10)
-		return (-1);
+		return -1;
 	for (i = 0; s[i] != '\0'; i++) {
 		if (!isdigit((unsigned char)s[i]))
-			return (-1);
+			return -1;
 		v = v * 10 + (unsigned long)(s[i] - '0');
 	}
 	if (v < min || v > max)
-		return (-1);
+		return -1;
 	*out = (uint32_t)v;
-	return (0);
+	return 0;
 }
 
 static void
@@ -492,8 +489,8 @@ http_body(struct evhttp_request *req, size_t *lenp)
 
 	*lenp = evbuffer_get_length(in);
 	if (*lenp > HTTP_BODY_MAX)
-		return (NULL);
-	return ((const char *)evbuffer_pullup(in, -1));
+		return NULL;
+	return (const char *)evbuffer_pullup(in, -1);
 }
 
 static void
@@ -535,28 +532,28 @@ http_list_query(struct evhttp_request *req, struct evkeyvalq *q, struct http_lis
 
 	memset(lq, 0, sizeof(*lq));
 	lq->page = 1;
-	lq->per_page = HTTP_PER_PAGE_DEF;
+	lq->per_page = KC_PER_PAGE_DEFAULT;
 	query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
 	if (query != NULL && evhttp_parse_query_str(query, q) != 0)
-		return (&http_err_page);
+		return &http_err_page;
 	if ((v = evhttp_find_header(q, "per_page")) != NULL &&
-	    http_parse_uint(v, HTTP_PER_PAGE_MIN, HTTP_PER_PAGE_MAX, &lq->per_page) != 0)
-		return (&http_err_per_page);
+	    http_parse_uint(v, KC_PER_PAGE_MIN, KC_PER_PAGE_MAX, &lq->per_page) != 0)
+		return &http_err_per_page;
 	if ((v = evhttp_find_header(q, "page")) != NULL &&
-	    http_parse_uint(v, 1, HTTP_PAGE_MAX, &lq->page) != 0)
-		return (&http_err_page);
+	    http_parse_uint(v, 1, KC_PAGE_MAX, &lq->page) != 0)
+		return &http_err_page;
 	if ((v = evhttp_find_header(q, "direction")) != NULL) {
 		if (strcmp(v, "desc") == 0)
 			lq->descending = 1;
 		else if (strcmp(v, "asc") != 0)
-			return (&http_err_direction);
+			return &http_err_direction;
 		lq->has_descending = 1;
 	}
 	if ((v = evhttp_find_header(q, "hostname")) != NULL && *v != '\0')
 		lq->hostname = v;
 	if ((v = evhttp_find_header(q, "custom_csr_id")) != NULL && *v != '\0')
 		lq->custom_csr_id = v;
-	return (NULL);
+	return NULL;
 }
 
 static void
@@ -804,30 +801,30 @@ http_match(const char *pattern, const char *path, struct http_params *pp)
 	pp->zone[0] = pp->id[0] = '\0';
 	for (;;) {
 		if (*pattern++ != '/' || *path++ != '/')
-			return (0);
+			return 0;
 		plen = strcspn(pattern, "/");
 		slen = strcspn(path, "/");
 		if (plen == 5 && strncmp(pattern, ":zone", plen) == 0) {
 			if (slen != CRED_ZONE_LEN)
-				return (0);
+				return 0;
 			memcpy(pp->zone, path, slen);
 			pp->zone[slen] = '\0';
 			if (!cred_valid_zone(pp->zone))
-				return (0);
+				return 0;
 		} else if (plen == 3 && strncmp(pattern, ":id", plen) == 0) {
 			if (slen == 0)
-				return (0);
+				return 0;
 			if (slen < sizeof(pp->id)) {
 				memcpy(pp->id, path, slen);
 				pp->id[slen] = '\0';
 			} else
 				memcpy(pp->id, "-", 2);
 		} else if (plen != slen || strncmp(pattern, path, plen) != 0)
-			return (0);
+			return 0;
 		pattern += plen;
 		path += slen;
 		if (*pattern == '\0')
-			return (*path == '\0');
+			return *path == '\0';
 	}
 }
 
@@ -835,7 +832,7 @@ http_match(const char *pattern, const char *path, struct http_params *pp)
 static int
 http_row_on(const struct http *h, const struct http_row *row)
 {
-	return (h->metrics_on || !(row->flags & HTTP_F_METRICS));
+	return h->metrics_on || !(row->flags & HTTP_F_METRICS);
 }
 
 /*
@@ -856,9 +853,9 @@ http_route_find(const struct http *h, const char *path, enum evhttp_cmd_type met
 			continue;
 		*pathp = 1;
 		if (http_routes[i].method == method)
-			return (&http_routes[i]);
+			return &http_routes[i];
 	}
-	return (NULL);
+	return NULL;
 }
 
 /* The Allow header of a 405 on path: the methods of every row that has it. */
@@ -944,7 +941,7 @@ http_new(struct event_base *base, const struct http_config *conf, struct cred_ta
 
 	if (http_self != NULL) {
 		xasprintf(cause, "one server per process");
-		return (NULL);
+		return NULL;
 	}
 	h = xcalloc(1, sizeof(*h));
 	h->base = base;
@@ -1006,11 +1003,11 @@ http_new(struct event_base *base, const struct http_config *conf, struct cred_ta
 		xasprintf(cause, "cannot set up the daemon connections (socket path?)");
 		goto fail;
 	}
-	return (h);
+	return h;
  fail:
 	h->creds = NULL;	/* the caller still owns them on failure */
 	http_free(h);
-	return (NULL);
+	return NULL;
 }
 
 void

@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 
+#include "kc-api.h"
 #include "kc-err.h"
 #include "kc-proto.h"
 #include "json.h"
@@ -27,7 +28,7 @@ json_depth(const json_t *v, int limit)
 	int		 d, max = 0;
 
 	if (limit < 0)
-		return (1);
+		return 1;
 	if (json_is_object(v)) {
 		json_object_foreach((json_t *)v, key, e) {
 			if ((d = json_depth(e, limit - 1)) > max)
@@ -35,7 +36,7 @@ json_depth(const json_t *v, int limit)
 			if (max > limit)
 				break;
 		}
-		return (max + 1);
+		return max + 1;
 	}
 	if (json_is_array(v)) {
 		json_array_foreach(v, i, e) {
@@ -44,9 +45,9 @@ json_depth(const json_t *v, int limit)
 			if (max > limit)
 				break;
 		}
-		return (max + 1);
+		return max + 1;
 	}
-	return (0);
+	return 0;
 }
 
 /*
@@ -61,16 +62,16 @@ json_load_object(const char *body, size_t len, json_t **rootp)
 
 	*rootp = NULL;
 	if (body == NULL)
-		return (KC_ERR_INVALID);
+		return KC_ERR_INVALID;
 	if ((root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr)) == NULL)
-		return (json_error_code(&jerr) == json_error_out_of_memory ?
-		    KC_ERR_NOMEM : KC_ERR_INVALID);
+		return json_error_code(&jerr) == json_error_out_of_memory ?
+		    KC_ERR_NOMEM : KC_ERR_INVALID;
 	if (!json_is_object(root) || json_depth(root, JSON_MAX_DEPTH) > JSON_MAX_DEPTH) {
 		json_decref(root);
-		return (KC_ERR_INVALID);
+		return KC_ERR_INVALID;
 	}
 	*rootp = root;
-	return (0);
+	return 0;
 }
 
 /*
@@ -84,13 +85,13 @@ json_get_string(const json_t *obj, const char *key, char **dst)
 
 	*dst = NULL;
 	if ((v = json_object_get(obj, key)) == NULL || json_is_null(v))
-		return (0);
+		return 0;
 	if (!json_is_string(v))
-		return (KC_ERR_INVALID);
+		return KC_ERR_INVALID;
 	/* jansson refuses \u0000 unless JSON_ALLOW_NUL: the value is a C string. */
 	if ((*dst = strdup(json_string_value(v))) == NULL)
-		return (KC_ERR_NOMEM);
-	return (0);
+		return KC_ERR_NOMEM;
+	return 0;
 }
 
 static int
@@ -100,24 +101,24 @@ json_get_sans(const json_t *obj, Keycustody__CreateCsrRequest *m)
 	size_t	 i, n;
 
 	if ((v = json_object_get(obj, "sans")) == NULL || json_is_null(v))
-		return (0);
+		return 0;
 	if (!json_is_array(v))
-		return (KC_ERR_INVALID);
+		return KC_ERR_INVALID;
 	n = json_array_size(v);
 	json_array_foreach(v, i, e) {
 		if (!json_is_string(e))
-			return (KC_ERR_INVALID);
+			return KC_ERR_INVALID;
 	}
 	if (n == 0)
-		return (0);
+		return 0;
 	if ((m->sans = calloc(n, sizeof(*m->sans))) == NULL)
-		return (KC_ERR_NOMEM);
+		return KC_ERR_NOMEM;
 	json_array_foreach(v, i, e) {
 		if ((m->sans[i] = strdup(json_string_value(e))) == NULL)
-			return (KC_ERR_NOMEM);
+			return KC_ERR_NOMEM;
 		m->n_sans = i + 1;
 	}
-	return (0);
+	return 0;
 }
 
 int
@@ -154,7 +155,7 @@ json_create_csr_request(const char *body, size_t len, Keycustody__CreateCsrReque
 	if (m != NULL)
 		keycustody__create_csr_request__free_unpacked(m, NULL);
 	json_decref(root);
-	return (r);
+	return r;
 }
 
 /*
@@ -171,23 +172,23 @@ json_get_ssl(const json_t *obj, Keycustody__SslInput **sslp)
 
 	*sslp = NULL;
 	if ((v = json_object_get(obj, "ssl")) == NULL || json_is_null(v))
-		return (0);
+		return 0;
 	if (!json_is_object(v))
-		return (KC_ERR_INVALID);
+		return KC_ERR_INVALID;
 	if ((ssl = calloc(1, sizeof(*ssl))) == NULL)
-		return (KC_ERR_NOMEM);
+		return KC_ERR_NOMEM;
 	keycustody__ssl_input__init(ssl);
 	if ((r = json_get_string(v, "custom_csr_id", &ssl->custom_csr_id)) != 0 ||
 	    (r = json_get_string(v, "custom_certificate",
 	    &ssl->custom_certificate)) != 0 ||
 	    (r = json_get_string(v, "bundle_method", &ssl->bundle_method)) != 0) {
 		keycustody__ssl_input__free_unpacked(ssl, NULL);
-		return (r);
+		return r;
 	}
 	if (json_object_get(v, "custom_key") != NULL)
 		ssl->has_custom_key_given = ssl->custom_key_given = 1;
 	*sslp = ssl;
-	return (0);
+	return 0;
 }
 
 int
@@ -215,7 +216,7 @@ json_create_hostname_request(const char *body, size_t len,
 	if (m != NULL)
 		keycustody__create_hostname_request__free_unpacked(m, NULL);
 	json_decref(root);
-	return (r);
+	return r;
 }
 
 int
@@ -242,7 +243,7 @@ json_update_hostname_request(const char *body, size_t len,
 	if (m != NULL)
 		keycustody__update_hostname_request__free_unpacked(m, NULL);
 	json_decref(root);
-	return (r);
+	return r;
 }
 
 /*
@@ -513,7 +514,7 @@ json_render(const struct json_result *res, int envelope, char **out)
 		json_w_array_end(&w);
 	if (envelope)
 		json_w_success_end(&w, res->page);
-	return (json_w_steal(&w, out, NULL));
+	return json_w_steal(&w, out, NULL);
 }
 
 /* One CSR, bare or in its envelope. */
@@ -522,7 +523,7 @@ json_render_csr(const Keycustody__Csr *csr, int envelope, char **out)
 {
 	const struct json_result	 res = { .csrs = &csr, .n = 1 };
 
-	return (json_render(&res, envelope, out));
+	return json_render(&res, envelope, out);
 }
 
 /* A page of CSRs, bare (the array) or in its envelope with result_info. */
@@ -535,7 +536,7 @@ json_render_csr_page(const Keycustody__ListCsrsResponse *l, int envelope, char *
 		.csrs = (const Keycustody__Csr *const *)l->csrs, .n = l->n_csrs, .page = &pg
 	};
 
-	return (json_render(&res, envelope, out));
+	return json_render(&res, envelope, out);
 }
 
 /* One custom hostname, bare or in its envelope. */
@@ -544,7 +545,7 @@ json_render_hostname(const Keycustody__CustomHostname *hn, int envelope, char **
 {
 	const struct json_result	 res = { .hostnames = &hn, .n = 1 };
 
-	return (json_render(&res, envelope, out));
+	return json_render(&res, envelope, out);
 }
 
 /* A page of custom hostnames, bare (the array) or in its envelope with result_info. */
@@ -559,7 +560,7 @@ json_render_hostname_page(const Keycustody__ListHostnamesResponse *l, int envelo
 		.n = l->n_hostnames, .page = &pg
 	};
 
-	return (json_render(&res, envelope, out));
+	return json_render(&res, envelope, out);
 }
 
 /* {"id": id}, bare or in its envelope. */
@@ -568,67 +569,67 @@ json_render_id(const char *id, int envelope, char **out)
 {
 	const struct json_result	 res = { .id = id, .n = 1 };
 
-	return (json_render(&res, envelope, out));
+	return json_render(&res, envelope, out);
 }
 
 int
 json_csr(const Keycustody__Csr *csr, char **out)
 {
-	return (json_render_csr(csr, 0, out));
+	return json_render_csr(csr, 0, out);
 }
 
 int
 json_reply_csr(const Keycustody__Csr *csr, char **out)
 {
-	return (json_render_csr(csr, 1, out));
+	return json_render_csr(csr, 1, out);
 }
 
 int
 json_csr_list(const Keycustody__ListCsrsResponse *l, char **out)
 {
-	return (json_render_csr_page(l, 0, out));
+	return json_render_csr_page(l, 0, out);
 }
 
 int
 json_reply_csr_list(const Keycustody__ListCsrsResponse *l, char **out)
 {
-	return (json_render_csr_page(l, 1, out));
+	return json_render_csr_page(l, 1, out);
 }
 
 int
 json_hostname(const Keycustody__CustomHostname *hn, char **out)
 {
-	return (json_render_hostname(hn, 0, out));
+	return json_render_hostname(hn, 0, out);
 }
 
 int
 json_reply_hostname(const Keycustody__CustomHostname *hn, char **out)
 {
-	return (json_render_hostname(hn, 1, out));
+	return json_render_hostname(hn, 1, out);
 }
 
 int
 json_hostname_list(const Keycustody__ListHostnamesResponse *l, char **out)
 {
-	return (json_render_hostname_page(l, 0, out));
+	return json_render_hostname_page(l, 0, out);
 }
 
 int
 json_reply_hostname_list(const Keycustody__ListHostnamesResponse *l, char **out)
 {
-	return (json_render_hostname_page(l, 1, out));
+	return json_render_hostname_page(l, 1, out);
 }
 
 int
 json_id(const char *id, char **out)
 {
-	return (json_render_id(id, 0, out));
+	return json_render_id(id, 0, out);
 }
 
 int
 json_reply_id(const char *id, char **out)
 {
-	return (json_render_id(id, 1, out));
+	return json_render_id(id, 1, out);
 }
 
 
@@ -683,7 +684,7 @@ json_reply_error(int code, const char *message, int chain_code, const char *chai
 	}
 	json_w_object_end(&w);
 	json_w_failure_end(&w);
-	return (json_w_steal(&w, out, NULL));
+	return json_w_steal(&w, out, NULL);
 }
 
 int
@@ -697,7 +698,7 @@ json_reply_no_route(const char *path, char **out)
 	json_w_failure_begin(&w);
 	json_w_object_begin(&w);
 	json_w_key(&w, "code");
-	json_w_int(&w, 7003);
+	json_w_int(&w, KC_API_ZONE_INVALID);
 	/* The message is one string of three parts, written without a copy of path. */
 	json_w_key(&w, "message");
 	json_w_string_parts(&w, msg, sizeof(msg) / sizeof(msg[0]));
@@ -705,7 +706,7 @@ json_reply_no_route(const char *path, char **out)
 	json_w_error_begin(&w, 7000, "No route for that URI");
 	json_w_object_end(&w);
 	json_w_failure_end(&w);
-	return (json_w_steal(&w, out, NULL));
+	return json_w_steal(&w, out, NULL);
 }
 
 int
@@ -716,7 +717,7 @@ json_reply_daemon_error(const Keycustody__Error *e, int *http_status, char **out
 	*http_status = kc_status_http((int)e->status);
 	code = e->code != 0 ? (int)e->code : (*http_status >= 500 ?
 	    (*http_status == 503 ? KC_API_UNAVAILABLE : KC_API_INTERNAL) : 1000);
-	return (json_reply_error(code, e->message, 0, NULL, out));
+	return json_reply_error(code, e->message, 0, NULL, out);
 }
 
 int
@@ -740,7 +741,7 @@ json_health(const Keycustody__HealthResponse *h, int *ok, char **out)
 		json_w_bool(&w, h->store_ok);
 	}
 	json_w_object_end(&w);
-	return (json_w_steal(&w, out, NULL));
+	return json_w_steal(&w, out, NULL);
 }
 
 void

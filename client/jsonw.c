@@ -37,29 +37,29 @@ json_w_grow(struct json_w *w, size_t n)
 	char	*p;
 
 	if (w->error != 0)
-		return (-1);
+		return -1;
 	if (n > SIZE_MAX / 4 - w->len) {
 		json_w_fail(w, KC_ERR_NOMEM);
-		return (-1);
+		return -1;
 	}
 	cap = w->cap > 0 ? w->cap : JSON_W_MIN;
 	while (cap - w->len <= n)
 		cap *= 2;
 	if ((p = realloc(w->buf, cap)) == NULL) {
 		json_w_fail(w, KC_ERR_NOMEM);
-		return (-1);
+		return -1;
 	}
 	w->buf = p;
 	w->cap = cap;
-	return (0);
+	return 0;
 }
 
 static int
 json_w_reserve(struct json_w *w, size_t n)
 {
 	if (w->error == 0 && w->cap - w->len > n)
-		return (0);
-	return (json_w_grow(w, n));
+		return 0;
+	return json_w_grow(w, n);
 }
 
 static void
@@ -83,7 +83,7 @@ json_w_putc(struct json_w *w, char c)
 static int
 json_w_plain(unsigned char c)
 {
-	return (c >= 0x20 && c < 0x80 && c != '"' && c != '\\');
+	return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
 }
 
 /*
@@ -113,14 +113,14 @@ json_w_utf8(const unsigned char *s)
 		else if (s[0] == 0xf4)
 			hi = 0x8f;		/* above U+10FFFF */
 	} else
-		return (-1);			/* 80..c1, f5..ff: never a first byte */
+		return -1;			/* 80..c1, f5..ff: never a first byte */
 	for (i = 1; i < n; i++) {
 		if (s[i] < lo || s[i] > hi)
-			return (-i);
+			return -i;
 		lo = 0x80;
 		hi = 0xbf;
 	}
-	return (n);
+	return n;
 }
 
 #define JSON_W_ONES	0x0101010101010101ULL
@@ -136,8 +136,8 @@ json_w_special8(uint64_t v)
 {
 	uint64_t	 q = v ^ (JSON_W_ONES * '"'), b = v ^ (JSON_W_ONES * '\\');
 
-	return (((((v - JSON_W_ONES * 0x20) & ~v) | ((q - JSON_W_ONES) & ~q) |
-	    ((b - JSON_W_ONES) & ~b) | v) & JSON_W_HIGHS) != 0);
+	return ((((v - JSON_W_ONES * 0x20) & ~v) | ((q - JSON_W_ONES) & ~q) |
+	    ((b - JSON_W_ONES) & ~b) | v) & JSON_W_HIGHS) != 0;
 }
 
 /* The escaped contents of the string str, without quotes. */
@@ -218,7 +218,7 @@ json_w_escape(struct json_w *w, const char *str)
 static int
 json_w_in_array(const struct json_w *w)
 {
-	return (w->depth > 0 && (w->arrays & (uint64_t)1 << (w->depth - 1)) != 0);
+	return w->depth > 0 && (w->arrays & (uint64_t)1 << (w->depth - 1)) != 0;
 }
 
 /*
@@ -230,24 +230,24 @@ static int
 json_w_value(struct json_w *w)
 {
 	if (w->error != 0)
-		return (-1);
+		return -1;
 	if (w->depth > 0 && !json_w_in_array(w)) {
 		if (!w->key) {
 			json_w_fail(w, KC_ERR_INVALID);
-			return (-1);
+			return -1;
 		}
 		w->key = 0;
-		return (0);
+		return 0;
 	}
 	if (w->comma) {
 		if (w->depth == 0) {
 			json_w_fail(w, KC_ERR_INVALID);
-			return (-1);
+			return -1;
 		}
 		json_w_putc(w, ',');
 	}
 	w->comma = 1;
-	return (0);
+	return 0;
 }
 
 void
@@ -280,7 +280,7 @@ json_w_steal(struct json_w *w, char **out, size_t *lenp)
 		json_w_fail(w, KC_ERR_INVALID);
 	if ((r = w->error) != 0) {
 		json_w_uninit(w);
-		return (r);
+		return r;
 	}
 	w->buf[w->len] = '\0';		/* json_w_reserve() kept room for it */
 	*out = w->buf;
@@ -288,7 +288,7 @@ json_w_steal(struct json_w *w, char **out, size_t *lenp)
 		*lenp = w->len;
 	w->buf = NULL;
 	json_w_uninit(w);
-	return (0);
+	return 0;
 }
 
 static void

@@ -17,6 +17,7 @@
 #include "cmd-audit.h"
 #include "ctl.h"
 #include "json.h"
+#include "kc-api.h"
 #include "kc-err.h"
 #include "kc-proto.h"
 #include "kc-util.h"
@@ -35,7 +36,7 @@ static const struct cmd_entry cmd_table[] = {
 	{ "health", NULL, "health", cmd_health },
 	{ "csr", "create", "csr create --zone ZONE --country CC --state ST --locality L "
 	    "--organization O [--organizational-unit OU] --common-name CN --san NAME... "
-	    "[--key-type rsa2048|p256v1|rsa3072|rsa4096|p384v1] [--name N] "
+	    "[--key-type " KC_KEY_TYPES_USAGE "] [--name N] "
 	    "[--description D]", cmd_csr_create },
 	{ "csr", "list", "csr list --zone ZONE [--page N] [--per-page N] [--desc]",
 	    cmd_csr_list },
