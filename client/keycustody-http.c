@@ -9,8 +9,6 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
-#include <ctype.h>
-#include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
@@ -27,7 +25,9 @@
 #include <event2/event.h>
 #include <event2/util.h>
 
+#include "kc-conf-file.h"
 #include "kc-err.h"
+#include "kc-util.h"
 #include "keycustody.h"
 #include "log.h"
 #include "xmalloc.h"
@@ -35,8 +35,6 @@
 #include "http.h"
 #include "json.h"
 #include "priv.h"
-
-#define nitems(a)	(sizeof(a) / sizeof((a)[0]))
 
 /* Settings, from the command line or the configuration file; strings are owned. */
 struct main_conf {
@@ -58,26 +56,21 @@ struct main_conf {
 enum main_type { MAIN_STR, MAIN_INT, MAIN_BOOL };
 
 /* One row per setting: its configuration file key is its long option, '-' made '_'. */
-static const struct main_key {
-	const char	*name;
-	enum main_type	 type;
-	size_t		 off;
-	int		 min, max;
-} main_keys[] = {
-	{ "listen",	   MAIN_STR,  offsetof(struct main_conf, listen), 0, 0 },
-	{ "port",	   MAIN_INT,  offsetof(struct main_conf, port), 1, 65535 },
-	{ "socket",	   MAIN_STR,  offsetof(struct main_conf, socket), 0, 0 },
-	{ "credentials",   MAIN_STR,  offsetof(struct main_conf, credentials), 0, 0 },
-	{ "tls_cert",	   MAIN_STR,  offsetof(struct main_conf, tls_cert), 0, 0 },
-	{ "tls_key",	   MAIN_STR,  offsetof(struct main_conf, tls_key), 0, 0 },
-	{ "tls_client_ca", MAIN_STR,  offsetof(struct main_conf, tls_client_ca), 0, 0 },
-	{ "user",	   MAIN_STR,  offsetof(struct main_conf, user), 0, 0 },
-	{ "group",	   MAIN_STR,  offsetof(struct main_conf, group), 0, 0 },
-	{ "sandbox",	   MAIN_STR,  offsetof(struct main_conf, sandbox), 0, 0 },
-	{ "metrics",	   MAIN_BOOL, offsetof(struct main_conf, metrics), 0, 0 },
+static const struct kc_conf_file_key main_keys[] = {
+	{ "listen",	   MAIN_STR,  offsetof(struct main_conf, listen), 0, 0, 0 },
+	{ "port",	   MAIN_INT,  offsetof(struct main_conf, port), 1, 65535, 0 },
+	{ "socket",	   MAIN_STR,  offsetof(struct main_conf, socket), 0, 0, 0 },
+	{ "credentials",   MAIN_STR,  offsetof(struct main_conf, credentials), 0, 0, 0 },
+	{ "tls_cert",	   MAIN_STR,  offsetof(struct main_conf, tls_cert), 0, 0, 0 },
+	{ "tls_key",	   MAIN_STR,  offsetof(struct main_conf, tls_key), 0, 0, 0 },
+	{ "tls_client_ca", MAIN_STR,  offsetof(struct main_conf, tls_client_ca), 0, 0, 0 },
+	{ "user",	   MAIN_STR,  offsetof(struct main_conf, user), 0, 0, 0 },
+	{ "group",	   MAIN_STR,  offsetof(struct main_conf, group), 0, 0, 0 },
+	{ "sandbox",	   MAIN_STR,  offsetof(struct main_conf, sandbox), 0, 0, 0 },
+	{ "metrics",	   MAIN_BOOL, offsetof(struct main_conf, metrics), 0, 0, 0 },
 	{ "timeout_ms",	   MAIN_INT,  offsetof(struct main_conf, timeout_ms), 100,
-	    3600000 },
-	{ "connections",   MAIN_INT,  offsetof(struct main_conf, connections), 1, 64 },
+	    3600000, 0 },
+	{ "connections",   MAIN_INT,  offsetof(struct main_conf, connections), 1, 64, 0 },
 };
 
 static __dead void
@@ -102,44 +95,29 @@ main_usage(void)
 static int
 main_set(struct main_conf *mc, const char *key, const char *value, char **cause)
 {
-	const struct main_key	*k = NULL;
-	char			*end, **sp;
-	long			 v;
-	size_t			 i;
+	const struct kc_conf_file_key	*k;
+	char				*p;
+	long				 v;
 
-	for (i = 0; i < nitems(main_keys); i++)
-		if (strcmp(main_keys[i].name, key) == 0)
-			k = &main_keys[i];
-	if (k == NULL) {
-		xasprintf(cause, "unknown setting \"%s\"", key);
+	if ((k = kc_conf_file_key(main_keys, nitems(main_keys), key, cause)) == NULL)
 		return (KC_ERR_INVALID);
-	}
+	p = (char *)mc + k->off;
 	switch (k->type) {
 	case MAIN_STR:
-		if (*value == '\0') {
-			xasprintf(cause, "%s: empty value", key);
-			return (KC_ERR_INVALID);
-		}
-		sp = (char **)((char *)mc + k->off);
-		free(*sp);
-		*sp = xstrdup(value);
-		break;
+		return (kc_conf_file_str((char **)p, key, value, cause));
 	case MAIN_INT:
-		errno = 0;
-		v = strtol(value, &end, 10);
-		if (!isdigit((unsigned char)*value) || *end != '\0' || errno != 0 ||
-		    v < k->min || v > k->max) {
-			xasprintf(cause, "%s must be a number between %d and %d", key, k->min,
-			    k->max);
+		if (kc_conf_file_number(value, k->min, k->max, &v) != 0) {
+			xasprintf(cause, "%s must be a number between %ld and %ld", key,
+			    k->min, k->max);
 			return (KC_ERR_INVALID);
 		}
-		*(int *)((char *)mc + k->off) = (int)v;
+		*(int *)p = (int)v;
 		break;
 	case MAIN_BOOL:
 		if (strcmp(value, "yes") == 0)
-			*(int *)((char *)mc + k->off) = 1;
+			*(int *)p = 1;
 		else if (strcmp(value, "no") == 0)
-			*(int *)((char *)mc + k->off) = 0;
+			*(int *)p = 0;
 		else {
 			xasprintf(cause, "%s must be yes or no", key);
 			return (KC_ERR_INVALID);
@@ -149,63 +127,11 @@ main_set(struct main_conf *mc, const char *key, const char *value, char **cause)
 	return (0);
 }
 
-/* Trim leading and trailing white space in place. */
-static char *
-main_trim(char *s)
-{
-	char	*e;
-
-	while (isspace((unsigned char)*s))
-		s++;
-	e = s + strlen(s);
-	while (e > s && isspace((unsigned char)e[-1]))
-		*--e = '\0';
-	return (s);
-}
-
-/*
- * Read "key = value" lines from path into mc ('#' starts a comment), as keycustodyd.conf.
- * @param cause on failure, "path:line: why" (caller frees)
- * @retval 0, KC_ERR_IO or KC_ERR_INVALID
- */
+/* The configuration file reader's callback: each line is a main_set(). */
 static int
-main_conf_load(struct main_conf *mc, const char *path, char **cause)
+main_conf_line(void *arg, const char *key, const char *value, int line, char **cause)
 {
-	FILE	*f;
-	char	*line = NULL, *p, *eq, *why = NULL;
-	size_t	 cap = 0;
-	int	 lineno = 0, r = 0;
-
-	if ((f = fopen(path, "re")) == NULL) {
-		xasprintf(cause, "%s: %s", path, strerror(errno));
-		return (KC_ERR_IO);
-	}
-	while (getline(&line, &cap, f) != -1) {
-		lineno++;
-		if ((p = strchr(line, '#')) != NULL)
-			*p = '\0';
-		p = main_trim(line);
-		if (*p == '\0')
-			continue;
-		if ((eq = strchr(p, '=')) == NULL) {
-			xasprintf(cause, "%s:%d: expected \"key = value\"", path, lineno);
-			r = KC_ERR_INVALID;
-			break;
-		}
-		*eq = '\0';
-		if ((r = main_set(mc, main_trim(p), main_trim(eq + 1), &why)) != 0) {
-			xasprintf(cause, "%s:%d: %s", path, lineno, why);
-			free(why);
-			break;
-		}
-	}
-	if (r == 0 && ferror(f)) {
-		xasprintf(cause, "%s: read error", path);
-		r = KC_ERR_IO;
-	}
-	free(line);
-	fclose(f);
-	return (r);
+	return (main_set(arg, key, value, cause));
 }
 
 static void
@@ -381,7 +307,7 @@ main(int argc, char **argv)
 	if (optind != argc)
 		main_usage();
 	log_init(debug > 0 ? debug : 1, LOG_DAEMON);
-	if (file != NULL && main_conf_load(&mc, file, &cause) != 0)
+	if (file != NULL && kc_conf_file_read(file, main_conf_line, &mc, &cause) != 0)
 		fatalx("%s", cause);
 	optind = 0;		/* glibc: start over */
 	while ((ch = getopt_long(argc, argv, shortopts, opts, NULL)) != -1) {

@@ -1,35 +1,28 @@
 /*
  * Copyright (c) 2026 The keycustody authors. SPDX-License-Identifier: ISC
  *
- * conf.c: keycustodyd's configuration file and settings.
+ * conf.c: keycustodyd's settings: their keys, defaults and checks (the file reader is
+ * lib/kc-conf-file.c).
  */
 #include "config.h"
 
-#include <ctype.h>
-#include <errno.h>
-#include <limits.h>
-#include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "conf.h"
 #include "hsm.h"
+#include "kc-conf-file.h"
 #include "kc-err.h"
+#include "kc-util.h"
 #include "keycustody.h"
 #include "priv.h"
 #include "xmalloc.h"
 
-#define nitems(a)	(sizeof(a) / sizeof((a)[0]))
-
 enum conf_type { CONF_STR, CONF_UINT, CONF_SIGNER, CONF_BOOL, CONF_LIST };
 
-static const struct conf_key {
-	const char	*name;
-	enum conf_type	 type;
-	size_t		 off;
-	unsigned int	 min, max;
-	size_t		 cnt_off;	/* CONF_LIST: where the count lives */
-} conf_keys[] = {
+/* The settings: file keys and flags alike (conf_set), with their types and ranges. */
+static const struct kc_conf_file_key conf_keys[] = {
 	{ "module",	 CONF_STR,	offsetof(struct kc_conf, module), 0, 0, 0 },
 	{ "token_label", CONF_STR,	offsetof(struct kc_conf, token_label), 0, 0, 0 },
 	{ "pin_file",	 CONF_STR,	offsetof(struct kc_conf, pin_file), 0, 0, 0 },
@@ -107,44 +100,30 @@ conf_free(struct kc_conf *c)
 int
 conf_set(struct kc_conf *c, const char *key, const char *value, char **cause)
 {
-	const struct conf_key	*k = NULL;
-	unsigned long		 ul;
-	char			*end, **sp;
-	size_t			 i, *np;
+	const struct kc_conf_file_key	*k;
+	char				*p, **sp;
+	size_t				*np;
+	long				 v;
 
-	for (i = 0; i < nitems(conf_keys); i++)
-		if (strcmp(conf_keys[i].name, key) == 0)
-			k = &conf_keys[i];
-	if (k == NULL) {
-		xasprintf(cause, "unknown setting \"%s\"", key);
+	if ((k = kc_conf_file_key(conf_keys, nitems(conf_keys), key, cause)) == NULL)
 		return KC_ERR_INVALID;
-	}
+	p = (char *)c + k->off;
 	switch (k->type) {
 	case CONF_STR:
-		if (*value == '\0') {
-			xasprintf(cause, "%s: empty value", key);
-			return KC_ERR_INVALID;
-		}
-		sp = (char **)((char *)c + k->off);
-		free(*sp);
-		*sp = xstrdup(value);
-		break;
+		return kc_conf_file_str((char **)p, key, value, cause);
 	case CONF_UINT:
-		errno = 0;
-		ul = strtoul(value, &end, 10);
-		if (!isdigit((unsigned char)*value) || *end != '\0' || errno != 0 ||
-		    ul < k->min || ul > k->max) {
-			xasprintf(cause, "%s: \"%s\" is not a number between %u and %u", key,
-			    value, k->min, k->max);
+		if (kc_conf_file_number(value, k->min, k->max, &v) != 0) {
+			xasprintf(cause, "%s: \"%s\" is not a number between %ld and %ld",
+			    key, value, k->min, k->max);
 			return KC_ERR_INVALID;
 		}
-		*(unsigned int *)((char *)c + k->off) = (unsigned int)ul;
+		*(unsigned int *)p = (unsigned int)v;
 		break;
 	case CONF_BOOL:
 		if (strcmp(value, "yes") == 0 || strcmp(value, "true") == 0)
-			*(int *)((char *)c + k->off) = 1;
+			*(int *)p = 1;
 		else if (strcmp(value, "no") == 0 || strcmp(value, "false") == 0)
-			*(int *)((char *)c + k->off) = 0;
+			*(int *)p = 0;
 		else {
 			xasprintf(cause, "%s: \"%s\" is neither yes nor no", key, value);
 			return KC_ERR_INVALID;
@@ -156,11 +135,11 @@ conf_set(struct kc_conf *c, const char *key, const char *value, char **cause)
 			xasprintf(cause, "%s: empty value", key);
 			return KC_ERR_INVALID;
 		}
-		sp = *(char ***)((char *)c + k->off);
+		sp = *(char ***)p;
 		np = (size_t *)((char *)c + k->cnt_off);
 		sp = xreallocarray(sp, *np + 1, sizeof(*sp));
 		sp[(*np)++] = xstrdup(value);
-		*(char ***)((char *)c + k->off) = sp;
+		*(char ***)p = sp;
 		break;
 	case CONF_SIGNER:
 		if (strcmp(value, "direct") == 0)
@@ -176,61 +155,17 @@ conf_set(struct kc_conf *c, const char *key, const char *value, char **cause)
 	return 0;
 }
 
-/* Trim leading and trailing white space in place. */
-static char *
-conf_trim(char *s)
+/* The reader's callback: every line of the file is a conf_set(). */
+static int
+conf_load_line(void *arg, const char *key, const char *value, int line, char **cause)
 {
-	char	*e;
-
-	while (isspace((unsigned char)*s))
-		s++;
-	e = s + strlen(s);
-	while (e > s && isspace((unsigned char)e[-1]))
-		*--e = '\0';
-	return s;
+	return conf_set(arg, key, value, cause);
 }
 
 int
 conf_load(struct kc_conf *c, const char *path, char **cause)
 {
-	FILE	*f;
-	char	*line = NULL, *p, *eq, *key, *value, *why = NULL;
-	size_t	 cap = 0;
-	ssize_t	 n;
-	int	 lineno = 0, r = 0;
-
-	if ((f = fopen(path, "re")) == NULL) {
-		xasprintf(cause, "%s: %s", path, strerror(errno));
-		return KC_ERR_IO;
-	}
-	while ((n = getline(&line, &cap, f)) != -1) {
-		lineno++;
-		if ((p = strchr(line, '#')) != NULL)
-			*p = '\0';
-		p = conf_trim(line);
-		if (*p == '\0')
-			continue;
-		if ((eq = strchr(p, '=')) == NULL) {
-			xasprintf(cause, "%s:%d: expected \"key = value\"", path, lineno);
-			r = KC_ERR_INVALID;
-			break;
-		}
-		*eq = '\0';
-		key = conf_trim(p);
-		value = conf_trim(eq + 1);
-		if ((r = conf_set(c, key, value, &why)) != 0) {
-			xasprintf(cause, "%s:%d: %s", path, lineno, why);
-			free(why);
-			break;
-		}
-	}
-	if (r == 0 && ferror(f)) {
-		xasprintf(cause, "%s: read error", path);
-		r = KC_ERR_IO;
-	}
-	free(line);
-	fclose(f);
-	return r;
+	return kc_conf_file_read(path, conf_load_line, c, cause);
 }
 
 int

@@ -42,7 +42,8 @@ struct kc_conf {
 /** Fill the defaults. Free with conf_free(). */
 void	 conf_init(struct kc_conf *c);
 /**
- * Read "key = value" lines ('#' comments) from path and apply them over c.
+ * Read "key = value" lines ('#' comments; kc-conf-file.h has the format) from path and
+ * apply them over c with conf_set(); a repeated key overrides, or adds to a list.
  * @param cause on failure, "path:line: reason" (caller frees)
  * @retval 0, KC_ERR_IO (unreadable), KC_ERR_INVALID (syntax, unknown key, bad value)
  */

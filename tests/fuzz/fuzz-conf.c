@@ -1,7 +1,8 @@
 /*
  * Copyright (c) 2026 The keycustody authors. SPDX-License-Identifier: ISC
  *
- * fuzz-conf.c: the daemon's configuration file parser (daemon/conf.c conf_load, conf_set,
+ * fuzz-conf.c: the configuration file reader that keycustodyd and keycustody-http share
+ * (lib/kc-conf-file.c), through the daemon's settings (daemon/conf.c conf_load, conf_set,
  * conf_check). conf_load() reads a path, so the input is written to a file in the scratch
  * directory first; what loads is checked as keycustodyd would check it.
  */
