@@ -100,16 +100,16 @@ main_set(struct main_conf *mc, const char *key, const char *value, char **cause)
 	long				 v;
 
 	if ((k = kc_conf_file_key(main_keys, nitems(main_keys), key, cause)) == NULL)
-		return (KC_ERR_INVALID);
+		return KC_ERR_INVALID;
 	p = (char *)mc + k->off;
 	switch (k->type) {
 	case MAIN_STR:
-		return (kc_conf_file_str((char **)p, key, value, cause));
+		return kc_conf_file_str((char **)p, key, value, cause);
 	case MAIN_INT:
 		if (kc_conf_file_number(value, k->min, k->max, &v) != 0) {
 			xasprintf(cause, "%s must be a number between %ld and %ld", key,
 			    k->min, k->max);
-			return (KC_ERR_INVALID);
+			return KC_ERR_INVALID;
 		}
 		*(int *)p = (int)v;
 		break;
@@ -120,18 +120,18 @@ main_set(struct main_conf *mc, const char *key, const char *value, char **cause)
 			*(int *)p = 0;
 		else {
 			xasprintf(cause, "%s must be yes or no", key);
-			return (KC_ERR_INVALID);
+			return KC_ERR_INVALID;
 		}
 		break;
 	}
-	return (0);
+	return 0;
 }
 
 /* The configuration file reader's callback: each line is a main_set(). */
 static int
 main_conf_line(void *arg, const char *key, const char *value, int line, char **cause)
 {
-	return (main_set(arg, key, value, cause));
+	return main_set(arg, key, value, cause);
 }
 
 static void
@@ -227,7 +227,7 @@ main_credential(int argc, char **argv)
 	free(line);
 	printf("%s\n", secret);
 	OPENSSL_cleanse(secret, sizeof(secret));
-	return (0);
+	return 0;
 }
 
 static void
@@ -281,7 +281,7 @@ main(int argc, char **argv)
 	log_procinit("keycustody-http");
 	if (argc > 1 && strcmp(argv[1], "credential") == 0) {
 		log_init(1, LOG_DAEMON);
-		return (main_credential(argc - 1, argv + 1));
+		return main_credential(argc - 1, argv + 1);
 	}
 
 	memset(&mc, 0, sizeof(mc));
@@ -359,7 +359,7 @@ main(int argc, char **argv)
 		    ", TLS with client certificates" : ", TLS" : "");
 		cred_table_free(creds);
 		main_conf_free(&mc);
-		return (0);
+		return 0;
 	}
 	if (cred_count(creds) == 0)
 		log_warnx("%s: no credentials: every API request will be refused",
@@ -403,5 +403,5 @@ main(int argc, char **argv)
 	event_free(ev_term);
 	event_base_free(base);
 	main_conf_free(&mc);
-	return (0);
+	return 0;
 }
