@@ -1,7 +1,7 @@
 /*
  * Copyright (c) 2026 The keycustody authors. SPDX-License-Identifier: ISC
  *
- * fuzz-cred.c: the shim's credentials file parser (client/cred.c cred_parse) and the
+ * fuzz-cred.c: the shim's credentials file parser (http/cred.c cred_parse) and the
  * lookups that run on every HTTP request against what it parsed. The secrets "fuzz-token"
  * and "fuzz-key" are tried against every table (their SHA-256 are in the seeds).
  */

@@ -1,7 +1,7 @@
 /*
  * Copyright (c) 2026 The keycustody authors. SPDX-License-Identifier: ISC
  *
- * fuzz-json.c: the shim's JSON mapping (client/json.c). Every input is a request body given
+ * fuzz-json.c: the shim's JSON mapping (lib/json.c). Every input is a request body given
  * to the three request mappings; what they accept is packed and unpacked as protobuf (the
  * trip to the daemon) and serialized back as API objects and envelopes, whose output must
  * be JSON again and carry the strings it was given. The body as a string, whatever its

@@ -1,7 +1,7 @@
 /*
  * Copyright (c) 2026 The keycustody authors. SPDX-License-Identifier: ISC
  *
- * fuzz-jsonw.c: the shim's JSON output writer (struct json_w, client/jsonw.c). The input is
+ * fuzz-jsonw.c: the shim's JSON output writer (struct json_w, lib/jsonw.c). The input is
  * a program of writer calls, one byte each (then its operands): begin and end objects and
  * arrays, keys and strings of arbitrary bytes (ill-formed UTF-8 and control characters
  * included), integers, booleans and null. A model of the JSON grammar, kept here apart from

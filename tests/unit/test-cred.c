@@ -1,7 +1,7 @@
 /*
  * Copyright (c) 2026 The keycustody authors. SPDX-License-Identifier: ISC
  *
- * test-cred.c: client/cred.c, the shim's credentials file, hashing and checks (issue 3).
+ * test-cred.c: http/cred.c, the shim's credentials file, hashing and checks (issue 3).
  */
 #include "config.h"
 

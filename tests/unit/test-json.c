@@ -1,7 +1,7 @@
 /*
  * Copyright (c) 2026 The keycustody authors. SPDX-License-Identifier: ISC
  *
- * test-json.c: client/json.c, the shim's JSON mapping (issues 3 and 4), and its output
+ * test-json.c: lib/json.c, the shim's JSON mapping (issues 3 and 4), and its output
  * writer (struct json_w): escaping, ill-formed UTF-8, numbers, nesting, misuse, and what
  * the renderers write parsed back with jansson.
  */
