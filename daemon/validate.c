@@ -76,9 +76,7 @@ struct val_subject {
 	bool		 required;
 };
 
-static const char *const val_key_types[] = {
-	"rsa2048", "p256v1", "rsa3072", "rsa4096", "p384v1"
-};
+static const char *const val_key_types[] = { KC_KEY_TYPE_NAMES };
 
 /*
  * Top-level domains that never name a host a CA certifies: RFC 2606 and RFC 6761 (test,

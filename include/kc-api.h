@@ -41,7 +41,12 @@
 #define KC_PER_PAGE_MAX			50
 #define KC_PER_PAGE_DEFAULT		20
 
-/* The key types a CSR can ask for; the first is the default (docs/API.md, 1417). */
+/*
+ * The key types a CSR can ask for, the first the default (docs/API.md, 1417): as an array
+ * initializer and as usage text. validate.c's 1417 message names the same (test-validate
+ * checks that).
+ */
+#define KC_KEY_TYPE_NAMES		"rsa2048", "p256v1", "rsa3072", "rsa4096", "p384v1"
 #define KC_KEY_TYPES_USAGE		"rsa2048|p256v1|rsa3072|rsa4096|p384v1"
 
 #endif /* KC_API_H */
