@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,97 @@
 #include "signer.h"
 #include "store.h"
 #include "xmalloc.h"
+
+struct custody_wait {
+	char			 id[STORE_ID_LEN + 1];
+	uint8_t			 key_id[STORE_KEY_ID_LEN];
+};
+
+struct custody_pending {
+	pthread_mutex_t		 lock;
+	struct custody_wait	*v;
+	size_t			 n;
+};
+
+struct custody_pending *
+custody_pending_new(void)
+{
+	struct custody_pending	*p = xcalloc(1, sizeof(*p));
+
+	pthread_mutex_init(&p->lock, NULL);
+	return p;
+}
+
+void
+custody_pending_free(struct custody_pending *p)
+{
+	if (p == NULL)
+		return;
+	pthread_mutex_destroy(&p->lock);
+	free(p->v);
+	free(p);
+}
+
+size_t
+custody_pending_count(struct custody_pending *p)
+{
+	size_t	 n;
+
+	if (p == NULL)
+		return 0;
+	pthread_mutex_lock(&p->lock);
+	n = p->n;
+	pthread_mutex_unlock(&p->lock);
+	return n;
+}
+
+static void
+custody_pending_add(struct custody_pending *p, const struct store_csr *rec)
+{
+	struct custody_wait	*w;
+
+	if (p == NULL)
+		return;
+	pthread_mutex_lock(&p->lock);
+	p->v = xreallocarray(p->v, p->n + 1, sizeof(*p->v));
+	w = &p->v[p->n++];
+	memcpy(w->id, rec->id, sizeof(w->id));
+	memcpy(w->key_id, rec->key_id, sizeof(w->key_id));
+	pthread_mutex_unlock(&p->lock);
+}
+
+size_t
+custody_finish_pending(const struct custody *c)
+{
+	struct custody_pending	*p = c->kcd->pending;
+	struct custody_wait	 w;
+	size_t			 i = 0, n;
+	int			 r;
+
+	if (p == NULL)
+		return 0;
+	for (;;) {
+		pthread_mutex_lock(&p->lock);
+		if (i >= p->n) {
+			n = p->n;
+			pthread_mutex_unlock(&p->lock);
+			return n;
+		}
+		w = p->v[i];
+		pthread_mutex_unlock(&p->lock);
+		/* Not found is done too: reconciliation or a restart may have been first. */
+		if ((r = hsm_key_destroy(c->hs, w.key_id)) == 0 &&
+		    ((r = store_csr_remove(c->st, w.id)) == 0 || r == KC_ERR_NOT_FOUND)) {
+			log_info("create %s: the token is back; the record and any key the "
+			    "failed key generation made are removed", w.id);
+			pthread_mutex_lock(&p->lock);
+			/* Only this function removes: index i still holds w. */
+			p->v[i] = p->v[--p->n];
+			pthread_mutex_unlock(&p->lock);
+		} else
+			i++;
+	}
+}
 
 static int
 custody_audit(const struct custody *c, const struct audit_actor *actor, const char *op,
@@ -75,7 +167,8 @@ custody_create(const struct custody *c, const struct audit_actor *actor,
 	uint8_t			*der = NULL;
 	size_t			 derlen;
 	char			*pem = NULL;
-	int			 r, begun = 0, inserted = 0, generated = 0;
+	int			 r, begun = 0, inserted = 0, generated = 0, kept = 0;
+	int			 asked;
 
 	if ((r = custody_record(csr, rec)) != 0)
 		goto out;
@@ -90,9 +183,30 @@ custody_create(const struct custody *c, const struct audit_actor *actor,
 		goto out;
 	inserted = 1;
 
-	/* Step 2: the key pair in the token. */
-	if ((r = hsm_keygen(c->hs, csr->key_type, rec->key_id, rec->id, &key)) != 0)
+	/*
+	 * Step 2: the key pair in the token. A call that failed may still have made it (a
+	 * network HSM whose reply was lost): look for it by its CKA_ID and destroy it. When
+	 * that cannot be done now, the record stays CREATING, so that start-up
+	 * reconciliation removes both; it is never served.
+	 */
+	asked = hsm_get_state(c->kcd->hsm) == HSM_STATE_OK;
+	if ((r = hsm_keygen(c->hs, csr->key_type, rec->key_id, rec->id, &key)) != 0) {
+		/*
+		 * A token already down refuses before any call (asked is 0): nothing can have
+		 * been made. XXX a token that comes back between the look and the call is
+		 * taken as not asked; start-up reconciliation would count such a key.
+		 */
+		if (asked && r != KC_ERR_INVALID &&
+		    hsm_key_destroy(c->hs, rec->key_id) != 0) {
+			kept = 1;
+			custody_pending_add(c->kcd->pending, rec);
+			log_warnx("create %s: key generation failed (%s) and whether it made a "
+			    "key is not known yet; the record stays in state creating until "
+			    "the token answers, then goes with any key", rec->id,
+			    kc_strerror(r));
+		}
 		goto out;
+	}
 	generated = 1;
 
 	/* Step 3: the signed request, verified against the token's public key. */
@@ -122,7 +236,7 @@ custody_create(const struct custody *c, const struct audit_actor *actor,
 	if (r != 0 && generated && hsm_key_destroy(c->hs, rec->key_id) != 0)
 		log_warnx("create %s: key left in the token; start-up reconciliation will "
 		    "remove it", rec->id);
-	else if (r != 0 && inserted && store_csr_remove(c->st, rec->id) != 0)
+	else if (r != 0 && inserted && !kept && store_csr_remove(c->st, rec->id) != 0)
 		log_warnx("create %s: record left in state creating; start-up "
 		    "reconciliation will remove it", rec->id);
 	if (begun)

@@ -16,6 +16,10 @@
  *              objects destroyed -> record removed
  *   reconcile: every CREATING or DELETING record loses its key objects, then its record;
  *              keys without a record and records without a key are counted.
+ *   A create whose key generation failed in a way that may have made the pair (a lost
+ *   reply) destroys it by its CKA_ID at once; when the token cannot be asked, the record
+ *   stays CREATING and waits in the pending list until the token is back
+ *   (custody_finish_pending()), or until start-up.
  * A reply of success is sent only after the outcome is on the audit log. Nothing here knows
  * the protocol: callers map requests to these calls and results to replies.
  */
@@ -51,6 +55,22 @@ struct custody_csr {
 };
 
 /* What start-up reconciliation found. */
+/* Creates waiting for the token to say whether they made a key. Thread-safe. */
+struct custody_pending;
+
+/** An empty pending list. */
+struct custody_pending *custody_pending_new(void);
+/** Free it (the records stay CREATING for start-up). NULL is a no-op. */
+void	custody_pending_free(struct custody_pending *p);
+/** How many creates wait. */
+size_t	custody_pending_count(struct custody_pending *p);
+/**
+ * Finish what waits in kcd->pending: destroy each one's key objects by CKA_ID, then its
+ * record. What still fails stays for the next call.
+ * @retval how many are left
+ */
+size_t	custody_finish_pending(const struct custody *c);
+
 struct custody_report {
 	uint64_t		 ready;		/* READY records */
 	uint64_t		 orphans;	/* our keys that no record owns */

@@ -117,8 +117,8 @@ enum hsm_signer hsm_get_signer(const struct hsm *h);
 int	 hsm_session_new(struct hsm *h, struct hsm_session **sp);
 void	 hsm_session_free(struct hsm_session *s);
 /**
- * Give the request now running on s a deadline ms milliseconds from now (0 clears it; then
- * only the per-call op_timeout_ms applies). hsm_keygen() and hsm_sign() fail with
+ * Give the request now running on s a deadline ms milliseconds from now (0 clears it: no
+ * deadline). hsm_keygen() and hsm_sign() fail with
  * KC_ERR_TIMEOUT once it has passed, and a key pair whose generation returned after it is
  * destroyed before hsm_keygen() returns; hsm_key_destroy() ignores it (undo must run).
  * Set it to what is left of the request's reply deadline, so that a request whose client

@@ -16,6 +16,7 @@ struct cert_store;
 struct hsm;
 struct kc_conf;
 struct control;
+struct custody_pending;
 struct dispatch;
 struct pool;
 
@@ -36,6 +37,7 @@ struct kcd {
 	_Atomic uint64_t	 orphan_keys;		/* found at start-up */
 	uint8_t			*missing_ids;		/* sorted key ids of those records */
 	size_t			 nmissing;		/* read-only after start-up */
+	struct custody_pending	*pending;		/* creates waiting for the token */
 };
 
 #endif /* KC_KCD_H */

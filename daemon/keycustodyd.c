@@ -57,7 +57,8 @@ static int		 recover_stop;
 static void *
 recover_thread(void *arg)
 {
-	struct kcd	*kcd = arg;
+	struct custody	*c = arg;
+	struct kcd	*kcd = c->kcd;
 	struct timespec	 ts;
 
 	pthread_mutex_lock(&recover_lock);
@@ -75,6 +76,10 @@ recover_thread(void *arg)
 		/* Cheap when the token is up or the backoff has not elapsed yet. */
 		if (hsm_get_state(kcd->hsm) == HSM_STATE_DOWN && hsm_recover(kcd->hsm) == 0)
 			log_info("token \"%s\" is back", hsm_token_label(kcd->hsm));
+		/* Creates that could not tell whether they made a key: the token can now. */
+		if (hsm_get_state(kcd->hsm) == HSM_STATE_OK &&
+		    custody_pending_count(kcd->pending) > 0)
+			(void)custody_finish_pending(c);
 		pthread_mutex_lock(&recover_lock);
 	}
 	pthread_mutex_unlock(&recover_lock);
@@ -299,6 +304,7 @@ main(int argc, char *argv[])
 	};
 	struct kc_conf	 conf;
 	struct kcd	 kcd;
+	struct custody	 rc;		/* the recovery thread's session and store handle */
 	struct hsm_config hc;
 	struct rlimit	 rl = { 0, 0 };
 	struct event	*ev_term, *ev_int, *ev_hup;
@@ -459,8 +465,15 @@ main(int argc, char *argv[])
 		fatalx("start-up reconciliation failed: %s", kc_strerror(r));
 	kcd.store_ok = 1;
 
+	kcd.pending = custody_pending_new();
 	if ((kcd.disp = disp_new(&kcd, &cause)) == NULL)
 		fatalx("%s", cause);
+	memset(&rc, 0, sizeof(rc));
+	rc.kcd = &kcd;
+	if ((r = hsm_session_new(kcd.hsm, &rc.hs)) != 0)
+		fatalx("recovery thread: PKCS#11 session: %s", kc_strerror(r));
+	if ((r = store_open(kcd.store_path, &rc.st, &cause)) != 0)
+		fatalx("recovery thread: %s", cause);
 	ev_term = evsignal_new(kcd.base, SIGTERM, on_signal, &kcd);
 	ev_int = evsignal_new(kcd.base, SIGINT, on_signal, &kcd);
 	ev_hup = evsignal_new(kcd.base, SIGHUP, on_hup, &kcd);
@@ -468,7 +481,7 @@ main(int argc, char *argv[])
 	    evsignal_add(ev_term, NULL) == -1 || evsignal_add(ev_int, NULL) == -1 ||
 	    evsignal_add(ev_hup, NULL) == -1)
 		fatalx("signal events");
-	if ((r = pthread_create(&recover_tid, NULL, recover_thread, &kcd)) != 0)
+	if ((r = pthread_create(&recover_tid, NULL, recover_thread, &rc)) != 0)
 		fatalx("pthread_create: %s", strerror(r));
 	log_info("listening on %s with %u worker(s)", conf.socket_path, conf.workers);
 
@@ -485,6 +498,12 @@ main(int argc, char *argv[])
 	pthread_mutex_unlock(&recover_lock);
 	pthread_join(recover_tid, NULL);
 	disp_free(kcd.disp);
+	hsm_session_free(rc.hs);
+	store_close(rc.st);
+	if (custody_pending_count(kcd.pending) > 0)
+		log_warnx("%zu create(s) still wait for the token to say whether they made a "
+		    "key; the next start-up removes them", custody_pending_count(kcd.pending));
+	custody_pending_free(kcd.pending);
 	control_free(kcd.control);
 	if (drain_ev != NULL)
 		event_free(drain_ev);

@@ -61,9 +61,14 @@ hsm_state() {
 	ctl --json health 2>/dev/null | jget '.hsm_state // .status'
 }
 
-# agree WHAT: store and token agree; no record left creating or deleting.
+# agree WHAT: store and token agree; no record left creating or deleting. A create that
+# could not tell whether it made a key waits until the token answers again (the recovery
+# thread, every 0.5 s): up to 10 s are given for that.
 agree() {
-	local r k p l nr
+	local r k p l nr i=0
+	while [ "$(records_not_ready)" != 0 ] && [ $i -lt 100 ]; do
+		sleep 0.1; i=$((i + 1))
+	done
 	r=$(records); nr=$(records_not_ready); l=$(listed)
 	k=$(tok_count privkey); p=$(tok_count pubkey)
 	if [ "$nr" = 0 ] && [ "$r" = "$k" ] && [ "$r" = "$p" ] && [ "$r" = "$l" ]; then
@@ -202,6 +207,60 @@ check_eq "after the late call: health ok" ok "$(hsm_state)"
 agree "after the late call"
 create afterslow.acme-corp.co.uk
 check_eq "after the late call: creates work" 0 "$rc"
+
+# --- 4b. a key made behind a failed call (issue 19, point 2) ---
+# The reply of C_GenerateKeyPair is lost after the token made the pair. A refused operation
+# (FUNCTION_FAILED, the token stays up): the daemon finds the pair by its CKA_ID and
+# destroys it at once. A module failure (DEVICE_ERROR, the token goes down and stays down):
+# the record waits as creating, never listed, until the token is back, and then goes with
+# its key; a daemon stopped meanwhile leaves it to the next start-up's reconciliation.
+faults "C_GenerateKeyPair CKR_FUNCTION_FAILED once after"
+create lost1.acme-corp.co.uk
+check "a lost keygen reply: the create fails" test "$rc" -ne 0
+check_eq "a lost keygen reply: the call was made and its reply replaced" 1 \
+    "$(injected C_GenerateKeyPair CKR_FUNCTION_FAILED)"
+faults
+check_eq "a lost keygen reply with the token up: nothing waits" 0 "$(records_not_ready)"
+agree "a lost keygen reply with the token up: its key is gone at once"
+
+# The token marked down still answers the search that destroys the pair (the daemon tries
+# at once, with the session it has); a search that fails too makes the create wait.
+faults "C_GenerateKeyPair CKR_DEVICE_ERROR once after" "C_Initialize CKR_DEVICE_ERROR always"
+create lost2a.acme-corp.co.uk
+check_eq "a lost keygen reply, token marked down: create fails as unavailable" 3 "$rc"
+check_eq "a lost keygen reply, token marked down: the pair is destroyed at once" 0 \
+    "$(records_not_ready)"
+faults
+agree "a lost keygen reply, token marked down"
+i=0
+while [ "$(hsm_state)" != ok ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+check_eq "a lost keygen reply, token marked down: the token is back" ok "$(hsm_state)"
+faults "C_GenerateKeyPair CKR_DEVICE_ERROR once after" "C_Initialize CKR_DEVICE_ERROR always" \
+    "C_FindObjectsInit CKR_DEVICE_ERROR always"
+create lost2.acme-corp.co.uk
+check_eq "a lost keygen reply, token down: create fails as unavailable (exit 3)" 3 "$rc"
+sleep 1.5	# the recovery thread tries, and fails, meanwhile
+check_eq "a lost keygen reply, token down: its record waits as creating" 1 \
+    "$(records_not_ready)"
+check_eq "a lost keygen reply, token down: its key is in the token" \
+    "$(($(records)))" "$(tok_count privkey)"
+check_eq "a lost keygen reply, token down: it is not listed" "$(($(records) - 1))" \
+    "$(listed)"
+faults
+agree "a lost keygen reply: once the token is back, the record and its key are gone"
+check "the removal is logged" grep -q 'the token is back; the record and any key' \
+    "$KC_TMP/keycustodyd.log"
+
+faults "C_GenerateKeyPair CKR_DEVICE_ERROR once after" "C_Initialize CKR_DEVICE_ERROR always" \
+    "C_FindObjectsInit CKR_DEVICE_ERROR always"
+create lost3.acme-corp.co.uk
+check_eq "a lost keygen reply before a stop: its record waits" 1 "$(records_not_ready)"
+kc_stop_daemon
+faults
+kc_start_daemon || not_ok "restart after the lost keygen reply"
+check "the restart removed the waiting record with its key" grep -q \
+    'reconcile: unfinished record' "$KC_TMP/keycustodyd.log"
+agree "after the lost keygen replies"
 
 # --- 5. login-fatal: C_Login -> CKR_PIN_INCORRECT at start ---
 kc_stop_daemon

@@ -11,8 +11,11 @@
  *
  * Control file, one rule a line ('#' starts a comment; an empty or missing file means no
  * faults; every rewrite starts every counter again from zero):
- *   FUNCTION CKR_NAME|0xHEX once|every N|from N|always [delay MS]
+ *   FUNCTION CKR_NAME|0xHEX once|every N|from N|always [after] [delay MS]
  *   FUNCTION delay MS
+ * "after" (C_GenerateKeyPair only; elsewhere the call fails before it is made): the call is
+ * forwarded, and what it made is kept, but the error comes back in place of its result, as
+ * when a network HSM's reply is lost.
  * "once" fails the first call after the rule was read, "every N" the Nth, 2Nth, ... call,
  * "from N" the Nth call and every later one. With a delay the failure comes back after MS
  * milliseconds; "FUNCTION delay MS" delays every call and then forwards it. Each rule
@@ -298,6 +301,7 @@ struct fault_rule {
 	unsigned long	 n;
 	unsigned long	 calls;		/* calls of fn seen by this rule */
 	unsigned int	 delay_ms;
+	int		 after;		/* forward the call, then fail it */
 };
 
 /* What the control file looked like when it was last read. */
@@ -450,6 +454,10 @@ fault_parse_line(char *line, struct fault_rule *r)
 		i = 4;
 	} else
 		return -1;
+	if (i < n && strcmp(w[i], "after") == 0) {
+		r->after = 1;
+		i++;
+	}
 	if (i == n)
 		return 0;
 	if (n != i + 2 || strcmp(w[i], "delay") != 0 ||
@@ -504,7 +512,8 @@ fault_reload_inlock(void)
 
 /*
  * Count a call of fn against every rule for it. Returns 1 with *rv set when the call is
- * to fail (after its delay), 0 when it is to be forwarded (after any delay).
+ * to fail (after its delay), 2 with *rv set when it is to be forwarded and then fail (an
+ * "after" rule), 0 when it is to be forwarded (after any delay).
  */
 static int
 fault_enter(enum fault_fn fn, CK_RV *rv)
@@ -545,7 +554,7 @@ fault_enter(enum fault_fn fn, CK_RV *rv)
 			break;
 		}
 		if (hit && !fail) {
-			fail = 1;
+			fail = r->after ? 2 : 1;
 			*rv = r->rv;
 			delay += r->delay_ms;
 			call = r->calls;
@@ -1212,13 +1221,15 @@ fault_C_GenerateKeyPair(CK_SESSION_HANDLE session, CK_MECHANISM *mechanism,
     CK_ATTRIBUTE *private_key_template, unsigned long private_key_attribute_count,
     CK_OBJECT_HANDLE *public_key, CK_OBJECT_HANDLE *private_key)
 {
-	CK_RV	rv;
+	CK_RV	rv, real;
+	int	fail;
 
-	if (fault_enter(FAULT_C_GenerateKeyPair, &rv))
+	if ((fail = fault_enter(FAULT_C_GenerateKeyPair, &rv)) == 1)
 		return rv;
-	return fault_real->C_GenerateKeyPair(session, mechanism, public_key_template,
+	real = fault_real->C_GenerateKeyPair(session, mechanism, public_key_template,
 	    public_key_attribute_count, private_key_template, private_key_attribute_count,
 	    public_key, private_key);
+	return fail == 2 ? rv : real;
 }
 
 static CK_RV
