@@ -27,7 +27,6 @@ struct worker {
 	struct kcd		*kcd;
 	struct hsm_session	*hs;
 	struct store		*st;
-	unsigned int		 index;
 	const struct peer	*peer;		/* of the request being answered */
 	struct kc_arena		 arena;		/* a reply's body, until it is packed */
 	int			 arena_body;	/* the reply being built uses the arena */

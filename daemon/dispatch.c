@@ -67,7 +67,6 @@ struct dispatch {
 	struct worker		*workers;
 	unsigned int		 nworkers;
 	struct timeval		 timeout;	/* the request deadline */
-	unsigned int		 timeout_ms;
 };
 
 /* A request on its way through a worker, from disp_request() to its reply. */
@@ -440,7 +439,6 @@ disp_new(struct kcd *kcd, char **cause)
 	ctxs = xcalloc(d->nworkers, sizeof(*ctxs));
 	for (i = 0; i < d->nworkers; i++) {
 		d->workers[i].kcd = kcd;
-		d->workers[i].index = i;
 		kc_arena_init(&d->workers[i].arena);
 		ctxs[i] = &d->workers[i];
 		if ((r = hsm_session_new(kcd->hsm, &d->workers[i].hs)) != 0) {
