@@ -13,6 +13,8 @@
 #ifndef KC_PRIV_H
 #define KC_PRIV_H
 
+#include <stddef.h>
+
 /* The seccomp allow-list to install. */
 enum priv_profile {
 	PRIV_PROFILE_DAEMON,	/* keycustodyd: PKCS#11, SQLite, audit log, Unix socket */
@@ -25,6 +27,19 @@ enum priv_sandbox_mode {
 	PRIV_SANDBOX_LOG,	/* allowed but logged by the kernel (audit/kmsg): rollout */
 	PRIV_SANDBOX_OFF	/* no filter at all: must be asked for explicitly */
 };
+
+/*
+ * What a PKCS#11 module may need beyond the daemon's own allow-list, named in the
+ * configuration (sandbox_allow): a set of these bits.
+ */
+#define PRIV_ALLOW_SHM	0x01	/* System V shared memory and semaphores, memfd (openCryptoki) */
+#define PRIV_ALLOW_INET	0x02	/* IPv4 and IPv6 sockets (a network HSM, tpm2's TCP TCTI) */
+
+/**
+ * Add the allowance called name ("shm" or "inet") to *allow.
+ * @retval 0, or KC_ERR_INVALID (*allow untouched)
+ */
+int	 priv_allow_parse(const char *name, unsigned int *allow);
 
 /**
  * Parse "enforce", "log" or "off".
@@ -46,6 +61,13 @@ const char *priv_sandbox_mode_name(enum priv_sandbox_mode mode);
  *	or a check failed)
  */
 int	 priv_drop(const char *user, const char *group, char **cause);
+/**
+ * priv_drop(), keeping ngroups supplementary groups (names or numeric gids) besides the
+ * primary one: a module's own group (openCryptoki's pkcs11, tpm2-pkcs11's tss). At most
+ * 16; the check after the switch expects exactly these.
+ */
+int	 priv_drop_groups(const char *user, const char *group, const char *const *groups,
+	    size_t ngroups, char **cause);
 
 /**
  * Set no-new-privs, make the process non-dumpable (no core, no ptrace by the same uid,
@@ -67,5 +89,8 @@ int	 priv_harden(char **cause);
  *	refused)
  */
 int	 priv_sandbox(enum priv_profile profile, enum priv_sandbox_mode mode, char **cause);
+/** priv_sandbox() with the allowances of allow (PRIV_ALLOW_*) added to the profile. */
+int	 priv_sandbox_allow(enum priv_profile profile, enum priv_sandbox_mode mode,
+	    unsigned int allow, char **cause);
 
 #endif /* KC_PRIV_H */

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "kc-err.h"
+#include "kc-util.h"
 #include "log.h"
 #include "priv.h"
 #include "xmalloc.h"
@@ -123,9 +124,11 @@ static const int priv_sc_sanitizer[] = {
 
 static int	priv_add_list(scmp_filter_ctx, const int *, size_t, const char *,
 		    char **);
-static int	priv_add_rules(scmp_filter_ctx, enum priv_profile, char **);
+static int	priv_add_rules(scmp_filter_ctx, enum priv_profile, unsigned int, char **);
 static int	priv_id(const char *, unsigned long *);
-static int	priv_verify(uid_t, gid_t, char **);
+static int	priv_verify(uid_t, gid_t, const gid_t *, size_t, char **);
+
+#define PRIV_MAX_GROUPS	16	/* supplementary groups kept through the drop */
 
 int
 priv_sandbox_mode_parse(const char *s, enum priv_sandbox_mode *mode)
@@ -174,15 +177,32 @@ priv_id(const char *s, unsigned long *id)
 	return 0;
 }
 
-/* After the switch: every id is the target, no group or capability is left, root is gone. */
+/* Is g the primary group or one of the n kept ones? */
 static int
-priv_verify(uid_t uid, gid_t gid, char **cause)
+priv_group_kept(gid_t g, gid_t gid, const gid_t *keep, size_t n)
+{
+	size_t	 i;
+
+	if (g == gid)
+		return 1;
+	for (i = 0; i < n; i++)
+		if (keep[i] == g)
+			return 1;
+	return 0;
+}
+
+/*
+ * After the switch: every id is the target, no group is left but the primary one and
+ * those kept, no capability, root is gone.
+ */
+static int
+priv_verify(uid_t uid, gid_t gid, const gid_t *keep, size_t nkeep, char **cause)
 {
 	struct __user_cap_header_struct	 hdr;
 	struct __user_cap_data_struct	 cap[2];
 	uid_t				 ru, eu, su;
-	gid_t				 rg, eg, sg, groups[2];
-	int				 n;
+	gid_t				 rg, eg, sg, groups[PRIV_MAX_GROUPS + 2];
+	int				 i, n;
 
 	if (getresuid(&ru, &eu, &su) == -1 || getresgid(&rg, &eg, &sg) == -1) {
 		xasprintf(cause, "getresuid/getresgid: %s", strerror(errno));
@@ -194,8 +214,19 @@ priv_verify(uid_t uid, gid_t gid, char **cause)
 		    (unsigned)eg, (unsigned)sg, (unsigned)uid, (unsigned)gid);
 		return KC_ERR_INTERNAL;
 	}
-	if ((n = getgroups(2, groups)) == -1 || n > 1 || (n == 1 && groups[0] != gid)) {
-		xasprintf(cause, "supplementary groups left after setgroups");
+	if ((n = getgroups((int)nitems(groups), groups)) == -1) {
+		xasprintf(cause, "getgroups: %s", strerror(errno));
+		return KC_ERR_INTERNAL;
+	}
+	for (i = 0; i < n; i++)
+		if (!priv_group_kept(groups[i], gid, keep, nkeep)) {
+			xasprintf(cause, "supplementary group %u left after setgroups",
+			    (unsigned)groups[i]);
+			return KC_ERR_INTERNAL;
+		}
+	if ((size_t)n < nkeep) {
+		xasprintf(cause, "%d supplementary group(s) after setgroups, %zu asked for", n,
+		    nkeep);
 		return KC_ERR_INTERNAL;
 	}
 	memset(&hdr, 0, sizeof(hdr));
@@ -220,24 +251,65 @@ priv_verify(uid_t uid, gid_t gid, char **cause)
 	return 0;
 }
 
+/* A group by name first (a group may be called "123"), then by number. */
+static int
+priv_group_id(const char *name, gid_t *gid, char **buf, size_t *bufsz, char **cause)
+{
+	struct group	 gr, *grp = NULL;
+	unsigned long	 id;
+	int		 e;
+
+	for (;;) {
+		*buf = xreallocarray(*buf, 1, *bufsz);
+		if ((e = getgrnam_r(name, &gr, *buf, *bufsz, &grp)) != ERANGE)
+			break;
+		if (*bufsz > 1024 * 1024) {
+			xasprintf(cause, "group %s: entry too large", name);
+			return KC_ERR_INVALID;
+		}
+		*bufsz *= 2;
+	}
+	if (grp != NULL)
+		*gid = grp->gr_gid;
+	else if (priv_id(name, &id) == 0)
+		*gid = (gid_t)id;
+	else {
+		xasprintf(cause, "group %s: %s", name, e != 0 ? strerror(e) : "no such group");
+		return KC_ERR_INVALID;
+	}
+	return 0;
+}
+
 int
 priv_drop(const char *user, const char *group, char **cause)
 {
+	return priv_drop_groups(user, group, NULL, 0, cause);
+}
+
+int
+priv_drop_groups(const char *user, const char *group, const char *const *groups,
+    size_t ngroups, char **cause)
+{
 	struct passwd	 pw, *pwp = NULL;
-	struct group	 gr, *grp = NULL;
 	unsigned long	 id;
 	uid_t		 uid, ru, eu, su;
-	gid_t		 gid, rg, eg, sg;
+	gid_t		 gid, rg, eg, sg, keep[PRIV_MAX_GROUPS + 1];
 	char		*buf = NULL;
 	long		 sz;
-	size_t		 bufsz;
+	size_t		 bufsz, i;
 	int		 e, r = KC_ERR_INVALID;
 
 	*cause = NULL;
-	if (user == NULL && group == NULL)
+	if (user == NULL && group == NULL && ngroups == 0)
 		return 0;
 	if (user == NULL) {
-		xasprintf(cause, "a group (%s) without a user", group);
+		xasprintf(cause, "a group (%s) without a user", group != NULL ? group :
+		    groups[0]);
+		return KC_ERR_INVALID;
+	}
+	if (ngroups > PRIV_MAX_GROUPS) {
+		xasprintf(cause, "%zu supplementary groups: at most %d", ngroups,
+		    PRIV_MAX_GROUPS);
 		return KC_ERR_INVALID;
 	}
 	sz = sysconf(_SC_GETPW_R_SIZE_MAX);
@@ -266,27 +338,12 @@ priv_drop(const char *user, const char *group, char **cause)
 		xasprintf(cause, "user %s: %s", user, e != 0 ? strerror(e) : "no such user");
 		goto out;
 	}
-	if (group != NULL) {
-		for (;;) {
-			buf = xreallocarray(buf, 1, bufsz);
-			if ((e = getgrnam_r(group, &gr, buf, bufsz, &grp)) != ERANGE)
-				break;
-			if (bufsz > 1024 * 1024) {
-				xasprintf(cause, "group %s: entry too large", group);
-				goto out;
-			}
-			bufsz *= 2;
-		}
-		if (grp != NULL)
-			gid = grp->gr_gid;
-		else if (priv_id(group, &id) == 0)
-			gid = (gid_t)id;
-		else {
-			xasprintf(cause, "group %s: %s", group,
-			    e != 0 ? strerror(e) : "no such group");
+	if (group != NULL && (r = priv_group_id(group, &gid, &buf, &bufsz, cause)) != 0)
+		goto out;
+	for (i = 0; i < ngroups; i++)
+		if ((r = priv_group_id(groups[i], &keep[i + 1], &buf, &bufsz, cause)) != 0)
 			goto out;
-		}
-	}
+	r = KC_ERR_INVALID;
 	if (gid == (gid_t)-1) {
 		xasprintf(cause, "user %s has no passwd entry: name a group too", user);
 		goto out;
@@ -305,7 +362,7 @@ priv_drop(const char *user, const char *group, char **cause)
 		/* Started as the user already (systemd User=): nothing to drop, but check. */
 		if (ru == uid && eu == uid && su == uid && rg == gid && eg == gid &&
 		    sg == gid) {
-			r = priv_verify(uid, gid, cause);
+			r = priv_verify(uid, gid, keep + 1, ngroups, cause);
 			goto out;
 		}
 		xasprintf(cause, "running as uid %u, not root: cannot become %s (uid %u, "
@@ -315,8 +372,11 @@ priv_drop(const char *user, const char *group, char **cause)
 	}
 
 	r = KC_ERR_INTERNAL;
-	if (setgroups(1, &gid) == -1) {
-		xasprintf(cause, "setgroups(%u): %s", (unsigned)gid, strerror(errno));
+	/* The primary group, and those a module needs (openCryptoki's pkcs11, tss). */
+	keep[0] = gid;
+	if (setgroups(ngroups + 1, keep) == -1) {
+		xasprintf(cause, "setgroups(%u and %zu more): %s", (unsigned)gid, ngroups,
+		    strerror(errno));
 		goto out;
 	}
 	if (setresgid(gid, gid, gid) == -1) {
@@ -327,9 +387,10 @@ priv_drop(const char *user, const char *group, char **cause)
 		xasprintf(cause, "setresuid(%u): %s", (unsigned)uid, strerror(errno));
 		goto out;
 	}
-	if ((r = priv_verify(uid, gid, cause)) != 0)
+	if ((r = priv_verify(uid, gid, keep + 1, ngroups, cause)) != 0)
 		goto out;
-	log_info("running as %s (uid %u, gid %u)", user, (unsigned)uid, (unsigned)gid);
+	log_info("running as %s (uid %u, gid %u, %zu supplementary group%s)", user,
+	    (unsigned)uid, (unsigned)gid, ngroups, ngroups == 1 ? "" : "s");
  out:
 	free(buf);
 	return r;
@@ -381,8 +442,58 @@ priv_add_list(scmp_filter_ctx ctx, const int *list, size_t n, const char *what,
 }
 
 /* The allow-list of profile, with the argument checks that matter. */
+/* sandbox_allow = shm: what openCryptoki's shared token state and its locks use. */
+static const int priv_sc_shm[] = {
+	SCMP_SYS(shmget), SCMP_SYS(shmat), SCMP_SYS(shmdt), SCMP_SYS(shmctl),
+	SCMP_SYS(semget), SCMP_SYS(semop), SCMP_SYS(semtimedop), SCMP_SYS(semctl),
+	SCMP_SYS(memfd_create), SCMP_SYS(msync), SCMP_SYS(getppid),
+};
+
+/* sandbox_allow = inet: a module's own connections (sockets are checked below). */
+static const int priv_sc_inet[] = {
+	SCMP_SYS(sendmmsg), SCMP_SYS(recvmmsg), SCMP_SYS(bind),
+};
+
+int
+priv_allow_parse(const char *name, unsigned int *allow)
+{
+	if (name == NULL)
+		return KC_ERR_INVALID;
+	if (strcmp(name, "shm") == 0)
+		*allow |= PRIV_ALLOW_SHM;
+	else if (strcmp(name, "inet") == 0)
+		*allow |= PRIV_ALLOW_INET;
+	else
+		return KC_ERR_INVALID;
+	return 0;
+}
+
+/* The allowances: extra calls, and socket() for AF_INET and AF_INET6. */
 static int
-priv_add_rules(scmp_filter_ctx ctx, enum priv_profile profile, char **cause)
+priv_add_allow(scmp_filter_ctx c, unsigned int allow, char **cause)
+{
+	int	 rc, r;
+
+	if ((allow & PRIV_ALLOW_SHM) &&
+	    (r = priv_add_list(c, priv_sc_shm, nitems(priv_sc_shm), "shm", cause)) != 0)
+		return r;
+	if (!(allow & PRIV_ALLOW_INET))
+		return 0;
+	if ((r = priv_add_list(c, priv_sc_inet, nitems(priv_sc_inet), "inet", cause)) != 0)
+		return r;
+	if ((rc = seccomp_rule_add(c, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
+	    SCMP_A0(SCMP_CMP_EQ, AF_INET, 0))) != 0 ||
+	    (rc = seccomp_rule_add(c, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
+	    SCMP_A0(SCMP_CMP_EQ, AF_INET6, 0))) != 0) {
+		xasprintf(cause, "seccomp: inet socket rule: %s", strerror(-rc));
+		return KC_ERR_INTERNAL;
+	}
+	return 0;
+}
+
+static int
+priv_add_rules(scmp_filter_ctx ctx, enum priv_profile profile, unsigned int allow,
+    char **cause)
 {
 	const scmp_filter_ctx	 c = ctx;
 	pid_t			 pid = getpid();
@@ -429,6 +540,8 @@ priv_add_rules(scmp_filter_ctx ctx, enum priv_profile profile, char **cause)
 		xasprintf(cause, "seccomp: argument rule: %s", strerror(-rc));
 		return KC_ERR_INTERNAL;
 	}
+	if ((r = priv_add_allow(c, allow, cause)) != 0)
+		return r;
 #ifdef PRIV_SANITIZER
 	if ((r = priv_add_list(c, priv_sc_sanitizer, PRIV_LIST(priv_sc_sanitizer),
 	    "sanitizer", cause)) != 0)
@@ -440,6 +553,13 @@ priv_add_rules(scmp_filter_ctx ctx, enum priv_profile profile, char **cause)
 
 int
 priv_sandbox(enum priv_profile profile, enum priv_sandbox_mode mode, char **cause)
+{
+	return priv_sandbox_allow(profile, mode, 0, cause);
+}
+
+int
+priv_sandbox_allow(enum priv_profile profile, enum priv_sandbox_mode mode,
+    unsigned int allow, char **cause)
 {
 	scmp_filter_ctx	 ctx = NULL;
 	uint32_t	 defact;
@@ -486,7 +606,7 @@ priv_sandbox(enum priv_profile profile, enum priv_sandbox_mode mode, char **caus
 		xasprintf(cause, "seccomp_attr_set: %s", strerror(-rc));
 		goto out;
 	}
-	if ((r = priv_add_rules(ctx, profile, cause)) != 0)
+	if ((r = priv_add_rules(ctx, profile, allow, cause)) != 0)
 		goto out;
 	if ((rc = seccomp_load(ctx)) != 0) {
 		xasprintf(cause, "seccomp_load: %s", strerror(-rc));
@@ -496,8 +616,10 @@ priv_sandbox(enum priv_profile profile, enum priv_sandbox_mode mode, char **caus
 #ifdef PRIV_SANITIZER
 	log_warnx("sanitizer build: the seccomp filter also allows clone, ptrace, prctl");
 #endif
-	log_info("seccomp sandbox (%s profile, %s) installed",
-	    profile == PRIV_PROFILE_DAEMON ? "daemon" : "shim", priv_sandbox_mode_name(mode));
+	log_info("seccomp sandbox (%s profile%s%s, %s) installed",
+	    profile == PRIV_PROFILE_DAEMON ? "daemon" : "shim",
+	    (allow & PRIV_ALLOW_SHM) ? " + shm" : "", (allow & PRIV_ALLOW_INET) ? " + inet" : "",
+	    priv_sandbox_mode_name(mode));
 	r = 0;
  out:
 	seccomp_release(ctx);
