@@ -56,6 +56,9 @@ cmd_health(struct ctl_opts *o, int argc, char **argv)
 		printf("records missing key: %llu\n",
 		    (unsigned long long)hr->records_missing_key);
 		printf("orphan keys:         %llu\n", (unsigned long long)hr->orphan_keys);
+		if (hr->has_unresolved_creates)
+			printf("unresolved creates:  %llu\n",
+			    (unsigned long long)hr->unresolved_creates);
 		if (hr->has_hsm_module_failures)
 			printf("hsm history:         %llu down, %llu recovered, %llu failed "
 			    "recoveries, %llu sessions reopened, %llu timeouts\n",
@@ -64,6 +67,10 @@ cmd_health(struct ctl_opts *o, int argc, char **argv)
 			    (unsigned long long)hr->hsm_recovery_failures,
 			    (unsigned long long)hr->hsm_session_repairs,
 			    (unsigned long long)hr->hsm_timeouts);
+		if (hr->has_hsm_refusals)
+			printf("hsm answers:         %llu refusals, %llu late probes\n",
+			    (unsigned long long)hr->hsm_refusals,
+			    (unsigned long long)hr->hsm_probe_stalls);
 		printf("uptime:              %llus\n", (unsigned long long)hr->uptime_seconds);
 		printf("version:             %s\n", hr->version ? hr->version : "-");
 	}

@@ -12,6 +12,7 @@
 
 #include "answer.h"
 #include "audit.h"
+#include "custody.h"
 #include "hsm.h"
 #include "kc-proto.h"
 #include "kcd.h"
@@ -24,7 +25,8 @@ answer_hsm_state(const struct kcd *kcd)
 	switch (hsm_get_state(kcd->hsm)) {
 	case HSM_STATE_OK:
 		if (atomic_load(&kcd->records_missing_key) > 0 ||
-		    atomic_load(&kcd->orphan_keys) > 0)
+		    atomic_load(&kcd->orphan_keys) > 0 ||
+		    custody_pending_count(kcd->pending) > 0)
 			return "degraded";
 		return "ok";
 	case HSM_STATE_LOGIN_FAILED:
@@ -75,6 +77,12 @@ answer_health(struct kcd *kcd, Keycustody__Response *resp)
 	h->hsm_session_repairs = st.session_repairs;
 	h->has_hsm_timeouts = 1;
 	h->hsm_timeouts = st.timeouts;
+	h->has_hsm_refusals = 1;
+	h->hsm_refusals = st.refusals;
+	h->has_hsm_probe_stalls = 1;
+	h->hsm_probe_stalls = st.probe_stalls;
+	h->has_unresolved_creates = 1;
+	h->unresolved_creates = custody_pending_count(kcd->pending);
 	resp->body_case = KEYCUSTODY__RESPONSE__BODY_HEALTH;
 	resp->health = h;
 }

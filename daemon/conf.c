@@ -19,7 +19,7 @@
 #include "priv.h"
 #include "xmalloc.h"
 
-enum conf_type { CONF_STR, CONF_UINT, CONF_SIGNER, CONF_BOOL, CONF_LIST };
+enum conf_type { CONF_STR, CONF_UINT, CONF_SIGNER, CONF_BOOL, CONF_LIST, CONF_ALLOW };
 
 /* The settings: file keys and flags alike (conf_set), with their types and ranges. */
 static const struct kc_conf_file_key conf_keys[] = {
@@ -34,6 +34,14 @@ static const struct kc_conf_file_key conf_keys[] = {
 	{ "user",	 CONF_STR,	offsetof(struct kc_conf, user), 0, 0, 0 },
 	{ "group",	 CONF_STR,	offsetof(struct kc_conf, group), 0, 0, 0 },
 	{ "sandbox",	 CONF_STR,	offsetof(struct kc_conf, sandbox), 0, 0, 0 },
+	{ "sandbox_allow", CONF_ALLOW,	offsetof(struct kc_conf, sandbox_allow), 0, 0, 0 },
+	{ "groups",	 CONF_LIST,	offsetof(struct kc_conf, groups), 0, 0,
+	    offsetof(struct kc_conf, ngroups) },
+	{ "module_args", CONF_STR,	offsetof(struct kc_conf, module_args), 0, 0, 0 },
+	{ "hsm_retry_max", CONF_UINT,	offsetof(struct kc_conf, hsm_retry_max),
+	    HSM_BACKOFF_MIN_MS, 600000, 0 },
+	{ "hsm_probe_timeout", CONF_UINT, offsetof(struct kc_conf, hsm_probe_timeout),
+	    100, 600000, 0 },
 	{ "signer",	 CONF_SIGNER,	offsetof(struct kc_conf, signer), 0, 0, 0 },
 	{ "workers",	 CONF_UINT,	offsetof(struct kc_conf, workers), 1, CONF_MAX_WORKERS, 0 },
 	{ "queue_limit", CONF_UINT,	offsetof(struct kc_conf, queue_limit), 1, 100000, 0 },
@@ -68,6 +76,8 @@ conf_init(struct kc_conf *c)
 	c->max_conns = 256;
 	c->request_timeout = 30;
 	c->trust_system = 1;
+	c->hsm_retry_max = HSM_RETRY_MAX_MS;
+	c->hsm_probe_timeout = HSM_PROBE_TIMEOUT_MS;
 }
 
 void
@@ -86,6 +96,10 @@ conf_free(struct kc_conf *c)
 	free(c->user);
 	free(c->group);
 	free(c->sandbox);
+	free(c->module_args);
+	while (c->ngroups > 0)
+		free(c->groups[--c->ngroups]);
+	free(c->groups);
 	while (c->ntrust_bundles > 0)
 		free(c->trust_bundles[--c->ntrust_bundles]);
 	free(c->trust_bundles);
@@ -95,6 +109,29 @@ conf_free(struct kc_conf *c)
 		free(c->roles[i]);
 	}
 	memset(c, 0, sizeof(*c));
+}
+
+static int
+conf_set_allow(unsigned int *allow, const char *value, char **cause)
+{
+	char		*dup, *p, *word;
+	unsigned int	 v = *allow;
+	int		 r = 0;
+
+	dup = p = xstrdup(value);
+	while ((word = strsep(&p, " \t,")) != NULL) {
+		if (*word == '\0')
+			continue;
+		if (priv_allow_parse(word, &v) != 0) {
+			xasprintf(cause, "sandbox_allow: \"%s\" is neither shm nor inet", word);
+			r = KC_ERR_INVALID;
+			break;
+		}
+	}
+	free(dup);
+	if (r == 0)
+		*allow = v;
+	return r;
 }
 
 int
@@ -141,6 +178,9 @@ conf_set(struct kc_conf *c, const char *key, const char *value, char **cause)
 		sp[(*np)++] = xstrdup(value);
 		*(char ***)p = sp;
 		break;
+	case CONF_ALLOW:
+		/* Repeatable, and a line may name several: "shm inet". */
+		return conf_set_allow((unsigned int *)p, value, cause);
 	case CONF_SIGNER:
 		if (strcmp(value, "direct") == 0)
 			c->signer = HSM_SIGNER_DIRECT;
@@ -179,6 +219,10 @@ conf_check(const struct kc_conf *c, char **cause)
 	}
 	if (c->group != NULL && c->user == NULL) {
 		xasprintf(cause, "group is set but user is not");
+		return KC_ERR_INVALID;
+	}
+	if (c->ngroups > 0 && c->user == NULL) {
+		xasprintf(cause, "groups is set but user is not");
 		return KC_ERR_INVALID;
 	}
 	if (c->pin_file == NULL && c->pin_fd < 0) {

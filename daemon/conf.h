@@ -27,6 +27,12 @@ struct kc_conf {
 	char		*user;		/* drop to this user after start-up */
 	char		*group;		/* and group (default: the user's) */
 	char		*sandbox;	/* enforce (default), log or off */
+	unsigned int	 sandbox_allow;	/* PRIV_ALLOW_*: what the module needs besides */
+	char	       **groups;	/* supplementary groups kept through the drop */
+	size_t		 ngroups;
+	char		*module_args;	/* C_Initialize's pReserved (NSS softoken) */
+	unsigned int	 hsm_retry_max;		/* ms: cap of the re-initialization back-off */
+	unsigned int	 hsm_probe_timeout;	/* ms: an unanswered probe is an outage */
 	int		 signer;	/* enum hsm_signer */
 	unsigned int	 workers;
 	unsigned int	 queue_limit;

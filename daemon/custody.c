@@ -168,7 +168,7 @@ custody_create(const struct custody *c, const struct audit_actor *actor,
 	size_t			 derlen;
 	char			*pem = NULL;
 	int			 r, begun = 0, inserted = 0, generated = 0, kept = 0;
-	int			 asked;
+	int			 maybe_made = 0;
 
 	if ((r = custody_record(csr, rec)) != 0)
 		goto out;
@@ -185,28 +185,13 @@ custody_create(const struct custody *c, const struct audit_actor *actor,
 
 	/*
 	 * Step 2: the key pair in the token. A call that failed may still have made it (a
-	 * network HSM whose reply was lost): look for it by its CKA_ID and destroy it. When
-	 * that cannot be done now, the record stays CREATING, so that start-up
-	 * reconciliation removes both; it is never served.
+	 * network HSM whose reply was lost): hsm_keygen() says so, and the pair is looked
+	 * for by its CKA_ID and destroyed (out:). When that cannot be done now, the record
+	 * stays CREATING in the pending list until the token answers; it is never served.
 	 */
-	asked = hsm_get_state(c->kcd->hsm) == HSM_STATE_OK;
-	if ((r = hsm_keygen(c->hs, csr->key_type, rec->key_id, rec->id, &key)) != 0) {
-		/*
-		 * A token already down refuses before any call (asked is 0): nothing can have
-		 * been made. XXX a token that comes back between the look and the call is
-		 * taken as not asked; start-up reconciliation would count such a key.
-		 */
-		if (asked && r != KC_ERR_INVALID &&
-		    hsm_key_destroy(c->hs, rec->key_id) != 0) {
-			kept = 1;
-			custody_pending_add(c->kcd->pending, rec);
-			log_warnx("create %s: key generation failed (%s) and whether it made a "
-			    "key is not known yet; the record stays in state creating until "
-			    "the token answers, then goes with any key", rec->id,
-			    kc_strerror(r));
-		}
+	if ((r = hsm_keygen(c->hs, csr->key_type, rec->key_id, rec->id, &key,
+	    &maybe_made)) != 0)
 		goto out;
-	}
 	generated = 1;
 
 	/* Step 3: the signed request, verified against the token's public key. */
@@ -233,10 +218,16 @@ custody_create(const struct custody *c, const struct audit_actor *actor,
 	pem = NULL;
 	der = NULL;
  out:
-	if (r != 0 && generated && hsm_key_destroy(c->hs, rec->key_id) != 0)
-		log_warnx("create %s: key left in the token; start-up reconciliation will "
-		    "remove it", rec->id);
-	else if (r != 0 && inserted && !kept && store_csr_remove(c->st, rec->id) != 0)
+	if (r != 0 && (generated || maybe_made) &&
+	    hsm_key_destroy(c->hs, rec->key_id) != 0) {
+		kept = 1;
+		custody_pending_add(c->kcd->pending, rec);
+		log_warnx("create %s: failed (%s), and a key it %s made could not be "
+		    "destroyed yet; the record stays in state creating until the token "
+		    "answers, then goes with the key", rec->id, kc_strerror(r),
+		    generated ? "has" : "may have");
+	}
+	if (r != 0 && inserted && !kept && store_csr_remove(c->st, rec->id) != 0)
 		log_warnx("create %s: record left in state creating; start-up "
 		    "reconciliation will remove it", rec->id);
 	if (begun)

@@ -102,8 +102,20 @@ struct hsm {
 	pthread_mutex_t		 rlock;		/* recovery bookkeeping below */
 	int			 recovering;
 	struct timespec		 next_try;	/* CLOCK_MONOTONIC */
+	struct timespec		 last_try;	/* when the last attempt began */
 	unsigned int		 backoff_ms;
 	unsigned int		 attempts;	/* failed since the token went down */
+	unsigned int		 retry_max_ms;
+	char			*init_args;	/* C_Initialize's pReserved, or NULL */
+
+	/*
+	 * The probe (hsm_probe()): when the one in flight began, in CLOCK_MONOTONIC
+	 * milliseconds (0: none in flight; atomic), and when the last one ran (the
+	 * recovery thread's own).
+	 */
+	long long		 probe_since;
+	unsigned int		 probe_timeout_ms;
+	struct timespec		 probe_last;
 
 	struct hsm_stats	 stats;		/* atomic counters */
 
@@ -342,6 +354,8 @@ hsm_get_stats(const struct hsm *h, struct hsm_stats *st)
 	    __ATOMIC_RELAXED);
 	st->session_repairs = __atomic_load_n(&h->stats.session_repairs, __ATOMIC_RELAXED);
 	st->timeouts = __atomic_load_n(&h->stats.timeouts, __ATOMIC_RELAXED);
+	st->refusals = __atomic_load_n(&h->stats.refusals, __ATOMIC_RELAXED);
+	st->probe_stalls = __atomic_load_n(&h->stats.probe_stalls, __ATOMIC_RELAXED);
 }
 
 static void
@@ -369,12 +383,37 @@ hsm_ts_diff_ms(const struct timespec *a, const struct timespec *b)
 	    (b->tv_nsec - a->tv_nsec) / 1000000L;
 }
 
+static long long
+hsm_now_ms(void)
+{
+	struct timespec	ts;
+
+	hsm_now(&ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000L;
+}
+
+/* Milliseconds the probe in flight has waited for the token; 0 when none is. */
+static long long
+hsm_probe_waited(const struct hsm *h)
+{
+	long long	since;
+
+	since = __atomic_load_n(&h->probe_since, __ATOMIC_SEQ_CST);
+	return since == 0 ? 0 : hsm_now_ms() - since;
+}
+
 enum hsm_state
 hsm_get_state(const struct hsm *h)
 {
+	enum hsm_state	st;
+
 	if (h == NULL)
 		return HSM_STATE_DOWN;
-	return (enum hsm_state)__atomic_load_n(&h->state, __ATOMIC_SEQ_CST);
+	st = (enum hsm_state)__atomic_load_n(&h->state, __ATOMIC_SEQ_CST);
+	/* A token that does not answer is down, whatever it last said. */
+	if (st == HSM_STATE_OK && hsm_probe_waited(h) >= h->probe_timeout_ms)
+		return HSM_STATE_DOWN;
+	return st;
 }
 
 const char *
@@ -413,21 +452,35 @@ hsm_keytype_parse(const char *name, enum hsm_keytype *t)
 	return KC_ERR_INVALID;
 }
 
-/* Per-session failures: a fresh session (and login) repairs them. */
+/*
+ * Per-session failures: a fresh session (and login) repairs them. CKR_OPERATION_ACTIVE is
+ * a session left mid-operation by a call that failed without ending it (a module's bug,
+ * or a fault in front of it): only a new session is sure to be clean.
+ */
 static int
 hsm_ckr_is_session(CK_RV rv)
 {
 	return rv == CKR_SESSION_HANDLE_INVALID || rv == CKR_SESSION_CLOSED ||
-	    rv == CKR_USER_NOT_LOGGED_IN;
+	    rv == CKR_USER_NOT_LOGGED_IN || rv == CKR_OPERATION_ACTIVE;
 }
 
 /* Per-module failures: the token or the module is gone; only re-initialization helps. */
 static int
 hsm_ckr_is_module(CK_RV rv)
 {
-	return rv == CKR_DEVICE_ERROR || rv == CKR_DEVICE_REMOVED ||
-	    rv == CKR_TOKEN_NOT_PRESENT || rv == CKR_CRYPTOKI_NOT_INITIALIZED ||
-	    rv == CKR_GENERAL_ERROR || rv == CKR_DEVICE_MEMORY;
+	return rv == CKR_DEVICE_REMOVED || rv == CKR_TOKEN_NOT_PRESENT ||
+	    rv == CKR_CRYPTOKI_NOT_INITIALIZED;
+}
+
+/*
+ * What modules answer both to an operation they refuse and to an outage: tpm2-pkcs11
+ * gives CKR_GENERAL_ERROR for a template it does not take, a network HSM's client
+ * CKR_DEVICE_ERROR for a lost server. Only a probe tells which (hsm_op_result()).
+ */
+static int
+hsm_ckr_is_ambiguous(CK_RV rv)
+{
+	return rv == CKR_GENERAL_ERROR || rv == CKR_DEVICE_ERROR || rv == CKR_DEVICE_MEMORY;
 }
 
 /* The login failed for good: no call, recovery included, logs in again. */
@@ -451,7 +504,8 @@ hsm_mark_down(struct hsm *h, CK_RV rv, const char *what)
 	struct timespec	now;
 
 	pthread_mutex_lock(&h->rlock);
-	if (hsm_get_state(h) == HSM_STATE_OK) {
+	/* The state as last set: a probe that is merely late does not count here. */
+	if (__atomic_load_n(&h->state, __ATOMIC_SEQ_CST) == HSM_STATE_OK) {
 		hsm_now(&now);
 		h->backoff_ms = HSM_BACKOFF_MIN_MS;
 		h->attempts = 0;
@@ -489,7 +543,7 @@ hsm_result(struct hsm *h, CK_RV rv, const char *what)
 		hsm_login_failed(h, rv, what);
 		return h->login_err;
 	}
-	if (hsm_ckr_is_module(rv)) {
+	if (hsm_ckr_is_module(rv) || hsm_ckr_is_ambiguous(rv)) {
 		hsm_mark_down(h, rv, what);
 		return KC_ERR_UNAVAILABLE;
 	}
@@ -497,6 +551,31 @@ hsm_result(struct hsm *h, CK_RV rv, const char *what)
 	if (hsm_ckr_is_session(rv) && hsm_get_state(h) != HSM_STATE_OK)
 		return KC_ERR_UNAVAILABLE;
 	log_warnx("hsm: %s: %s", what, hsm_ckr_name(rv));
+	return KC_ERR_HSM;
+}
+
+/*
+ * hsm_result() for an operation on s, where an ambiguous error is read in context: if the
+ * token still answers on the session, it refused this operation and stays up.
+ */
+static int
+hsm_op_result(struct hsm_session *s, CK_RV rv, const char *what)
+{
+	struct hsm	*h = s->h;
+	CK_SESSION_INFO	 info;
+	CK_RV		 prv;
+
+	if (!hsm_ckr_is_ambiguous(rv) || !s->open)
+		return hsm_result(h, rv, what);
+	prv = h->f->C_GetSessionInfo(s->sh, &info);
+	if (prv != CKR_OK) {
+		log_warnx("hsm: %s: %s, and the token does not answer a probe (%s)", what,
+		    hsm_ckr_name(rv), hsm_ckr_name(prv));
+		return hsm_result(h, rv, what);
+	}
+	hsm_stat_inc(h, refusals);
+	log_warnx("hsm: %s: %s; the token answers, so it refused this operation (the token "
+	    "stays up)", what, hsm_ckr_name(rv));
 	return KC_ERR_HSM;
 }
 
@@ -720,6 +799,13 @@ hsm_engine_open(struct hsm *h, const struct hsm_config *cfg, const char *pin,
 		kc_cause(cause, "pkcs11 engine MODULE_PATH: %s", errs);
 		goto out;
 	}
+	/* libp11 initializes the module itself: it needs the same arguments. */
+	if (cfg->init_args != NULL &&
+	    !ENGINE_ctrl_cmd_string(e, "INIT_ARGS", cfg->init_args, 0)) {
+		hsm_ossl_errors(errs, sizeof(errs));
+		kc_cause(cause, "pkcs11 engine INIT_ARGS: %s", errs);
+		goto out;
+	}
 	/* The engine wants a C string; it keeps its own copy (and libp11 another). */
 	if ((pinz = malloc(pinlen + 1)) == NULL) {
 		r = KC_ERR_NOMEM;
@@ -755,6 +841,19 @@ hsm_engine_open(struct hsm *h, const struct hsm_config *cfg, const char *pin,
 	return r;
 }
 
+/*
+ * C_Initialize's arguments: we are multi-threaded and let the module use the OS's locks;
+ * pReserved carries the configured module arguments (NSS softoken reads its database
+ * location there), as PKCS#11 2.40 section 5.4 allows.
+ */
+static void
+hsm_init_args(const struct hsm *h, CK_C_INITIALIZE_ARGS *args)
+{
+	memset(args, 0, sizeof(*args));
+	args->flags = CKF_OS_LOCKING_OK;
+	args->pReserved = h->init_args;
+}
+
 int
 hsm_open(const struct hsm_config *cfg, const char *pin, size_t pinlen, struct hsm **hp,
     char **cause)
@@ -777,6 +876,11 @@ hsm_open(const struct hsm_config *cfg, const char *pin, size_t pinlen, struct hs
 		return KC_ERR_NOMEM;
 	h->signer = cfg->signer;
 	h->state = HSM_STATE_DOWN;
+	h->retry_max_ms = cfg->retry_max_ms > 0 ? cfg->retry_max_ms : HSM_RETRY_MAX_MS;
+	if (h->retry_max_ms < HSM_BACKOFF_MIN_MS)
+		h->retry_max_ms = HSM_BACKOFF_MIN_MS;
+	h->probe_timeout_ms = cfg->probe_timeout_ms > 0 ? cfg->probe_timeout_ms :
+	    HSM_PROBE_TIMEOUT_MS;
 	TAILQ_INIT(&h->sessions);
 	pthread_mutex_init(&h->lock, NULL);
 	pthread_rwlock_init(&h->search_lock, NULL);
@@ -785,7 +889,8 @@ hsm_open(const struct hsm_config *cfg, const char *pin, size_t pinlen, struct hs
 	if ((h->label = strdup(cfg->token_label)) == NULL ||
 	    (h->module = strdup(cfg->module)) == NULL ||
 	    (cfg->engine_path != NULL &&
-	    (h->engine_path = strdup(cfg->engine_path)) == NULL)) {
+	    (h->engine_path = strdup(cfg->engine_path)) == NULL) ||
+	    (cfg->init_args != NULL && (h->init_args = strdup(cfg->init_args)) == NULL)) {
 		r = KC_ERR_NOMEM;
 		goto out;
 	}
@@ -807,9 +912,7 @@ hsm_open(const struct hsm_config *cfg, const char *pin, size_t pinlen, struct hs
 		goto out;
 	}
 
-	/* We are multi-threaded and let the module use the OS's locks. */
-	memset(&args, 0, sizeof(args));
-	args.flags = CKF_OS_LOCKING_OK;
+	hsm_init_args(h, &args);
 	rv = h->f->C_Initialize(&args);
 	if (rv == CKR_OK)
 		h->initialized = 1;
@@ -930,6 +1033,7 @@ hsm_close(struct hsm *h)
 	free(h->label);
 	free(h->module);
 	free(h->engine_path);
+	free(h->init_args);
 	free(h);
 }
 
@@ -965,8 +1069,7 @@ hsm_reinit_inlock(struct hsm *h, char **cause)
 	(void)h->f->C_Finalize(NULL);
 	h->initialized = 0;
 
-	memset(&args, 0, sizeof(args));
-	args.flags = CKF_OS_LOCKING_OK;
+	hsm_init_args(h, &args);
 	rv = h->f->C_Initialize(&args);
 	if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
 		kc_cause(cause, "C_Initialize: %s", hsm_ckr_name(rv));
@@ -1002,6 +1105,7 @@ hsm_reinit_inlock(struct hsm *h, char **cause)
 		cfg.module = h->module;
 		cfg.token_label = h->label;
 		cfg.engine_path = h->engine_path;
+		cfg.init_args = h->init_args;
 		cfg.signer = h->signer;
 		if ((r = hsm_engine_open(h, &cfg, h->pin, h->pinlen, cause)) != 0)
 			return r == KC_ERR_NOMEM ? r : KC_ERR_UNAVAILABLE;
@@ -1034,6 +1138,7 @@ hsm_recover(struct hsm *h)
 		return KC_ERR_UNAVAILABLE;
 	}
 	h->recovering = 1;
+	h->last_try = now;
 	pthread_mutex_unlock(&h->rlock);
 
 	/* Requests still inside the old module (a slow call): look again shortly. */
@@ -1061,7 +1166,7 @@ hsm_recover(struct hsm *h)
 	} else if (hsm_get_state(h) == HSM_STATE_DOWN) {
 		hsm_stat_inc(h, recovery_failures);
 		h->attempts++;
-		h->backoff_ms = h->backoff_ms >= HSM_BACKOFF_MAX_MS / 2 ? HSM_BACKOFF_MAX_MS :
+		h->backoff_ms = h->backoff_ms >= h->retry_max_ms / 2 ? h->retry_max_ms :
 		    h->backoff_ms * 2;
 		hsm_now(&h->next_try);
 		hsm_ts_add_ms(&h->next_try, h->backoff_ms);
@@ -1089,6 +1194,92 @@ hsm_retry_after(struct hsm *h)
 	pthread_mutex_unlock(&h->rlock);
 	ms = hsm_ts_diff_ms(&now, &next);
 	return ms <= 1000 ? 1 : (unsigned int)((ms + 999) / 1000);
+}
+
+/* The probe while the token is up: does it answer on the login session, and in time? */
+static void
+hsm_probe_up(struct hsm *h)
+{
+	CK_SESSION_INFO	 info;
+	CK_RV		 rv;
+	long long	 took;
+
+	if (!h->login_open)
+		return;
+	__atomic_store_n(&h->probe_since, hsm_now_ms() | 1, __ATOMIC_SEQ_CST);
+	rv = h->f->C_GetSessionInfo(h->login_sh, &info);
+	took = hsm_probe_waited(h);
+	__atomic_store_n(&h->probe_since, 0, __ATOMIC_SEQ_CST);
+	if (took >= h->probe_timeout_ms) {
+		hsm_stat_inc(h, probe_stalls);
+		log_warnx("hsm: token \"%s\" answered a probe after %lld ms; it was reported "
+		    "down from %u ms on", h->label, took, h->probe_timeout_ms);
+	}
+	if (rv != CKR_OK) {
+		/* The login session is gone with the token's state: re-initialize. */
+		hsm_mark_down(h, rv, "probe (C_GetSessionInfo)");
+		return;
+	}
+	if (info.state == CKS_RW_USER_FUNCTIONS)
+		return;
+	/* The token forgot our login (it restarted under a live session). */
+	rv = hsm_relogin(h, h->login_sh);
+	if (rv == CKR_OK) {
+		log_info("hsm: probe: logged in to token \"%s\" again", h->label);
+		hsm_map_flush(h);
+	} else
+		(void)hsm_result(h, rv, "C_Login (probe)");
+}
+
+/*
+ * The probe while the token is down: if the loaded module answers for the token again,
+ * try to re-initialize now rather than at the end of the back-off, but never more than
+ * once per HSM_PROBE_INTERVAL_MS.
+ */
+static void
+hsm_probe_down(struct hsm *h, const struct timespec *now)
+{
+	CK_TOKEN_INFO	 info;
+	struct timespec	 soonest;
+
+	if (!h->initialized || h->f->C_GetTokenInfo(h->slot, &info) != CKR_OK)
+		return;
+	pthread_mutex_lock(&h->rlock);
+	soonest = h->last_try;
+	hsm_ts_add_ms(&soonest, HSM_PROBE_INTERVAL_MS);
+	if (hsm_ts_diff_ms(&soonest, now) < 0)
+		soonest = *now;
+	if (hsm_ts_diff_ms(&soonest, &h->next_try) > 0) {
+		h->next_try = soonest;
+		log_debug("hsm: token \"%s\" answers a probe; re-initializing early",
+		    h->label);
+	}
+	pthread_mutex_unlock(&h->rlock);
+}
+
+void
+hsm_probe(struct hsm *h)
+{
+	struct timespec	now;
+	int		st;
+
+	if (h == NULL)
+		return;
+	hsm_now(&now);
+	st = __atomic_load_n(&h->state, __ATOMIC_SEQ_CST);
+	if (st == HSM_STATE_LOGIN_FAILED ||
+	    (st == HSM_STATE_OK &&
+	    hsm_ts_diff_ms(&h->probe_last, &now) < HSM_PROBE_INTERVAL_MS))
+		return;
+	h->probe_last = now;
+	/* Held like an operation: never inside a re-initialization. */
+	if (pthread_rwlock_tryrdlock(&h->modlock) != 0)
+		return;
+	if (st == HSM_STATE_OK)
+		hsm_probe_up(h);
+	else
+		hsm_probe_down(h, &now);
+	pthread_rwlock_unlock(&h->modlock);
 }
 
 /* Open s->sh in the current module epoch. Called with h->modlock held shared. */
@@ -1148,6 +1339,24 @@ static void
 hsm_op_end(struct hsm_session *s)
 {
 	pthread_rwlock_unlock(&s->h->modlock);
+}
+
+int
+hsm_session_probe(struct hsm_session *s)
+{
+	CK_SESSION_INFO	 info;
+	CK_RV		 rv;
+	int		 r;
+
+	return_val_if_fail(s != NULL && s->h != NULL, KC_ERR_INVALID);
+	if ((r = hsm_op_begin(s, 0)) != 0)
+		return r == KC_ERR_TIMEOUT ? r : KC_ERR_UNAVAILABLE;
+	rv = s->h->f->C_GetSessionInfo(s->sh, &info);
+	hsm_op_end(s);
+	if (rv == CKR_OK)
+		return 0;
+	hsm_mark_down(s->h, rv, "probe after a failed engine operation");
+	return KC_ERR_UNAVAILABLE;
 }
 
 /*
@@ -1675,8 +1884,8 @@ hsm_destroy_handles(struct hsm_session *s, const CK_OBJECT_HANDLE *o, size_t n)
 	return first;
 }
 
-/* Destroy a pair just made, retrying once on a per-session failure. */
-static void
+/* Destroy a pair just made, retrying once on a per-session failure. @retval 0 when gone */
+static int
 hsm_destroy_pair(struct hsm_session *s, CK_OBJECT_HANDLE priv, CK_OBJECT_HANDLE pub)
 {
 	CK_OBJECT_HANDLE	o[2] = { priv, pub };
@@ -1688,13 +1897,16 @@ hsm_destroy_pair(struct hsm_session *s, CK_OBJECT_HANDLE priv, CK_OBJECT_HANDLE 
 		if (rv == CKR_OK || retried || !hsm_session_recover(s, rv))
 			break;
 	}
-	if (rv != CKR_OK)
-		(void)hsm_result(s->h, rv, "destroying a rejected key pair");
+	if (rv != CKR_OK) {
+		(void)hsm_op_result(s, rv, "destroying a rejected key pair");
+		return -1;
+	}
+	return 0;
 }
 
 int
 hsm_keygen(struct hsm_session *s, enum hsm_keytype type, const uint8_t id[HSM_KEY_ID_LEN],
-    const char *label, struct hsm_key **kp)
+    const char *label, struct hsm_key **kp, int *maybe_made)
 {
 	struct hsm		*h;
 	struct hsm_key		*k = NULL;
@@ -1709,8 +1921,10 @@ hsm_keygen(struct hsm_session *s, enum hsm_keytype type, const uint8_t id[HSM_KE
 	return_val_if_fail(s != NULL && s->h != NULL, KC_ERR_INVALID);
 	return_val_if_fail((unsigned int)type < HSM_KEY_NTYPES, KC_ERR_INVALID);
 	return_val_if_fail(id != NULL && label != NULL && kp != NULL, KC_ERR_INVALID);
+	return_val_if_fail(maybe_made != NULL, KC_ERR_INVALID);
 	h = s->h;
 	*kp = NULL;
+	*maybe_made = 0;
 	if (asprintf(&fullabel, "%s%s", HSM_LABEL_PREFIX, label) == -1)
 		return KC_ERR_NOMEM;
 	if ((r = hsm_op_begin(s, 0)) != 0) {
@@ -1720,12 +1934,14 @@ hsm_keygen(struct hsm_session *s, enum hsm_keytype type, const uint8_t id[HSM_KE
 
 	for (retried = 0;; retried = 1) {
 		epoch = hsm_epoch(h);
+		/* From here on a failure may leave a pair behind, whatever rv says. */
+		*maybe_made = 1;
 		rv = hsm_generate(s, type, id, fullabel, &pub, &priv);
 		if (rv == CKR_OK || retried || !hsm_session_recover(s, rv))
 			break;
 	}
 	if (rv != CKR_OK) {
-		r = hsm_result(h, rv, "C_GenerateKeyPair");
+		r = hsm_op_result(s, rv, "C_GenerateKeyPair");
 		goto out;
 	}
 	made = 1;
@@ -1742,7 +1958,7 @@ hsm_keygen(struct hsm_session *s, enum hsm_keytype type, const uint8_t id[HSM_KE
 			break;
 	}
 	if (rv != CKR_OK) {
-		r = hsm_result(h, rv, "checking a new key pair");
+		r = hsm_op_result(s, rv, "checking a new key pair");
 		goto out;
 	}
 	/* The client was told "timed out": the pair must not outlive the request. */
@@ -1770,8 +1986,10 @@ hsm_keygen(struct hsm_session *s, enum hsm_keytype type, const uint8_t id[HSM_KE
 	made = 0;
 	r = 0;
  out:
-	if (made)
-		hsm_destroy_pair(s, priv, pub);
+	if (made && hsm_destroy_pair(s, priv, pub) == 0)
+		*maybe_made = 0;
+	if (r == 0)
+		*maybe_made = 0;
 	hsm_op_end(s);
 	hsm_key_free(k);
 	EVP_PKEY_free(pkey);
@@ -1875,7 +2093,7 @@ hsm_key_find(struct hsm_session *s, const uint8_t id[HSM_KEY_ID_LEN], struct hsm
 		return r;
 	}
 	if ((rv = hsm_key_lookup(s, id, k)) != CKR_OK) {
-		r = hsm_result(s->h, rv, "finding a key");
+		r = hsm_op_result(s, rv, "finding a key");
 		hsm_op_end(s);
 		hsm_key_free(k);
 		return r;
@@ -2051,7 +2269,7 @@ hsm_sign(struct hsm_session *s, const struct hsm_key *k, const uint8_t *tbs, siz
 		break;
 	}
 	if (rv != CKR_OK) {
-		r = hsm_result(h, rv, "C_Sign");
+		r = hsm_op_result(s, rv, "C_Sign");
 		goto out;
 	}
 	if (hsm_late(s, "C_Sign")) {
@@ -2168,7 +2386,7 @@ hsm_key_destroy(struct hsm_session *s, const uint8_t id[HSM_KEY_ID_LEN])
 		if (rv == CKR_OK || retried || !hsm_session_recover(s, rv))
 			break;
 	}
-	r = hsm_result(h, rv, "destroying a key pair");
+	r = hsm_op_result(s, rv, "destroying a key pair");
 	hsm_op_end(s);
 	return r;
 }
@@ -2271,7 +2489,7 @@ hsm_key_list(struct hsm_session *s, uint8_t **ids, size_t *n)
 		if (rv == CKR_OK || retried || !hsm_session_recover(s, rv))
 			break;
 	}
-	r = hsm_result(s->h, rv, "listing keys");
+	r = hsm_op_result(s, rv, "listing keys");
 	hsm_op_end(s);
 	return r;
 }

@@ -30,11 +30,21 @@ enum hsm_signer {
 };
 
 /*
- * Health of the token as the daemon sees it (DESIGN section 5). A per-module failure
- * (CKR_DEVICE_ERROR, CKR_DEVICE_REMOVED, CKR_TOKEN_NOT_PRESENT, CKR_CRYPTOKI_NOT_INITIALIZED,
- * CKR_GENERAL_ERROR, CKR_DEVICE_MEMORY) turns OK into DOWN: requests then fail fast with
- * KC_ERR_UNAVAILABLE while hsm_recover() re-initializes the module with exponential backoff.
- * CKR_PIN_INCORRECT and CKR_PIN_LOCKED turn any state into LOGIN_FAILED, which is final.
+ * Health of the token as the daemon sees it (DESIGN section 5; docs/RELIABILITY.md).
+ * An error is read in its context:
+ *   - CKR_DEVICE_REMOVED, CKR_TOKEN_NOT_PRESENT and CKR_CRYPTOKI_NOT_INITIALIZED say the
+ *     token or module is gone: OK turns DOWN.
+ *   - CKR_GENERAL_ERROR, CKR_DEVICE_ERROR and CKR_DEVICE_MEMORY are what modules answer
+ *     both to an operation they refuse (tpm2-pkcs11) and to an outage (a network HSM's
+ *     client): the session is probed at once, and only a token that does not answer the
+ *     probe turns DOWN. One that answers refused the operation: KC_ERR_HSM, still OK.
+ *   - A token that leaves a probe (hsm_probe()) unanswered for probe_timeout_ms is DOWN
+ *     for as long as it stays silent: requests fail fast instead of queueing behind it.
+ * While DOWN requests fail with KC_ERR_UNAVAILABLE and hsm_recover() re-initializes the
+ * module, retrying with a back-off capped at retry_max_ms, and at once when a probe of
+ * the loaded module finds the token answering again.
+ * CKR_PIN_INCORRECT and CKR_PIN_LOCKED turn any state into LOGIN_FAILED, which is final:
+ * the PIN is never tried again.
  */
 enum hsm_state {
 	HSM_STATE_OK = 0,
@@ -47,10 +57,16 @@ struct hsm_config {
 	const char	*token_label;	/* token selected by label, never by slot number */
 	const char	*engine_path;	/* libp11 engine .so (engine signer only) */
 	enum hsm_signer	 signer;
+	/* C_Initialize's pReserved, for modules that take arguments (NSS softoken); NULL */
+	const char	*init_args;
+	unsigned int	 retry_max_ms;		/* 0: HSM_RETRY_MAX_MS */
+	unsigned int	 probe_timeout_ms;	/* 0: HSM_PROBE_TIMEOUT_MS */
 };
 
-#define HSM_BACKOFF_MIN_MS	500
-#define HSM_BACKOFF_MAX_MS	30000
+#define HSM_BACKOFF_MIN_MS	250	/* first re-initialization attempt after an outage */
+#define HSM_RETRY_MAX_MS	2000	/* default cap of the back-off between attempts */
+#define HSM_PROBE_INTERVAL_MS	1000	/* hsm_probe() while the token is up */
+#define HSM_PROBE_TIMEOUT_MS	3000	/* default: a probe unanswered this long is DOWN */
 
 /* Counters since hsm_open(), for health (answer-health.c). */
 struct hsm_stats {
@@ -59,6 +75,8 @@ struct hsm_stats {
 	uint64_t	 recovery_failures;	/* failed re-initialization attempts */
 	uint64_t	 session_repairs;	/* sessions reopened after a per-session error */
 	uint64_t	 timeouts;		/* calls failed for passing their deadline */
+	uint64_t	 refusals;		/* operations refused by a token that answered */
+	uint64_t	 probe_stalls;		/* probes that took longer than the timeout */
 };
 
 struct hsm;			/* the module, the token, the login: one per daemon */
@@ -85,11 +103,12 @@ enum hsm_state hsm_get_state(const struct hsm *h);
  * Bring a DOWN token back if its backoff has elapsed: C_Finalize, C_Initialize, find the
  * token by label again, open the login session and log in with the kept PIN copy, empty the
  * id -> handle map. Worker sessions notice the new module epoch and reopen themselves on
- * their next call. A failed attempt doubles the backoff (HSM_BACKOFF_MIN_MS up to
- * HSM_BACKOFF_MAX_MS by default); PIN_INCORRECT or PIN_LOCKED makes the state
- * LOGIN_FAILED, never retried.
+ * their next call. A failed attempt doubles the backoff (HSM_BACKOFF_MIN_MS up to the
+ * configured retry_max_ms); a probe that finds the token answering again cuts it short
+ * (hsm_probe()). PIN_INCORRECT or PIN_LOCKED makes the state LOGIN_FAILED, never
+ * retried.
  * Every call that finds the token DOWN runs this first, so requests alone bring the token
- * back; the daemon should also call it periodically (about every 500 ms) so that health
+ * back; the daemon should also call it periodically (about every 250 ms) so that health
  * turns OK without traffic. Cheap when the token is up or the backoff has not elapsed. It
  * never waits for requests still inside the module (it tries again 100 ms later); when it
  * does run, it blocks for the module's C_Finalize/C_Initialize/C_Login, so call it from a
@@ -104,6 +123,23 @@ int	 hsm_recover(struct hsm *h);
  * 0 when the token is up or the login failed (no retry will come).
  */
 unsigned int hsm_retry_after(struct hsm *h);
+/**
+ * Ask the token whether it still answers: C_GetSessionInfo on the login session, at most
+ * every HSM_PROBE_INTERVAL_MS while it is up. While the call is in flight for longer than
+ * probe_timeout_ms, hsm_get_state() says DOWN (a hung token, or a network HSM whose
+ * replies stopped); a failed probe marks the token down. While DOWN, a probe of the
+ * loaded module that finds the token answering makes the next hsm_recover() run at once
+ * instead of waiting out its back-off. Blocks for as long as the module does: call it from
+ * the recovery thread, never from the event loop. Any thread.
+ */
+void	 hsm_probe(struct hsm *h);
+/**
+ * After a failure outside hsm.c's own calls (the engine signer's OpenSSL path), ask the
+ * token whether it still answers on s.
+ * @retval 0 (it answers: the operation was refused), KC_ERR_UNAVAILABLE (it does not; the
+ *     token is marked down)
+ */
+int	 hsm_session_probe(struct hsm_session *s);
 /** Copy the counters; any thread. */
 void	 hsm_get_stats(const struct hsm *h, struct hsm_stats *st);
 /** Borrowed; valid until hsm_close(). */
@@ -132,9 +168,15 @@ void	 hsm_session_set_deadline(struct hsm_session *s, unsigned int ms);
  * back; a pair that could leave the token is destroyed and KC_ERR_KEY_UNSAFE returned.
  * The pair is entered in the id -> handle map.
  * @param kp caller frees with hsm_key_free() (which does not destroy the objects)
+ * @param maybe_made on failure, 1 when the token may hold objects with this CKA_ID all
+ *     the same: C_GenerateKeyPair was called and its pair is not known to be gone (a
+ *     network HSM whose reply was lost, a destruction that failed). The caller must then
+ *     look for the pair by its id (hsm_key_destroy()) before it forgets the id. 0 when
+ *     nothing was asked of the token. Set on success too (0).
  */
 int	 hsm_keygen(struct hsm_session *s, enum hsm_keytype type,
-	    const uint8_t id[HSM_KEY_ID_LEN], const char *label, struct hsm_key **kp);
+	    const uint8_t id[HSM_KEY_ID_LEN], const char *label, struct hsm_key **kp,
+	    int *maybe_made);
 
 /**
  * Find a key pair by CKA_ID: the id -> handle map first, the token only when it misses.

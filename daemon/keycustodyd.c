@@ -49,7 +49,12 @@
 static struct event	*drain_ev;
 static time_t		 drain_started;
 
-/* The recovery thread: brings a DOWN token back without waiting for traffic. */
+/*
+ * The recovery thread: probes the token (a hung one is reported down within
+ * hsm_probe_timeout), brings a DOWN token back without waiting for traffic, and finishes
+ * the creates that could not tell whether they made a key.
+ */
+#define RECOVER_TICK_MS	250
 static pthread_mutex_t	 recover_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t	 recover_cond = PTHREAD_COND_INITIALIZER;
 static int		 recover_stop;
@@ -64,7 +69,7 @@ recover_thread(void *arg)
 	pthread_mutex_lock(&recover_lock);
 	while (!recover_stop) {
 		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 500 * 1000000L;
+		ts.tv_nsec += RECOVER_TICK_MS * 1000000L;
 		if (ts.tv_nsec >= 1000000000L) {
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000L;
@@ -73,6 +78,8 @@ recover_thread(void *arg)
 		if (recover_stop)
 			break;
 		pthread_mutex_unlock(&recover_lock);
+		/* Blocks while the token does: nothing else waits on this thread. */
+		hsm_probe(kcd->hsm);
 		/* Cheap when the token is up or the backoff has not elapsed yet. */
 		if (hsm_get_state(kcd->hsm) == HSM_STATE_DOWN && hsm_recover(kcd->hsm) == 0)
 			log_info("token \"%s\" is back", hsm_token_label(kcd->hsm));
@@ -422,6 +429,9 @@ main(int argc, char *argv[])
 	hc.token_label = conf.token_label;
 	hc.engine_path = conf.engine_path;
 	hc.signer = conf.signer;
+	hc.init_args = conf.module_args;
+	hc.retry_max_ms = conf.hsm_retry_max;
+	hc.probe_timeout_ms = conf.hsm_probe_timeout;
 	memset(&kcd, 0, sizeof(kcd));
 	kcd.conf = &conf;
 	kcd.store_path = conf.store_path;
@@ -449,7 +459,8 @@ main(int argc, char *argv[])
 		fatalx("sandbox: \"%s\"", conf.sandbox);
 	if (conf.user == NULL && geteuid() == 0)
 		log_warnx("running as root: set user (and group) in the configuration");
-	if ((r = priv_drop(conf.user, conf.group, &cause)) != 0)
+	if ((r = priv_drop_groups(conf.user, conf.group, (const char *const *)conf.groups,
+	    conf.ngroups, &cause)) != 0)
 		fatalx("dropping privileges: %s", cause);
 	if ((r = priv_harden(&cause)) != 0)
 		fatalx("hardening: %s", cause);
@@ -486,7 +497,8 @@ main(int argc, char *argv[])
 	log_info("listening on %s with %u worker(s)", conf.socket_path, conf.workers);
 
 	/* Nothing forbidden after this: every thread of the process is filtered. */
-	if ((r = priv_sandbox(PRIV_PROFILE_DAEMON, sbmode, &cause)) != 0)
+	if ((r = priv_sandbox_allow(PRIV_PROFILE_DAEMON, sbmode, conf.sandbox_allow,
+	    &cause)) != 0)
 		fatalx("sandbox: %s", cause);
 
 	event_base_dispatch(kcd.base);

@@ -50,6 +50,13 @@ signer_engine(struct hsm_session *s, const struct hsm_key *key,
 
 	if ((r = hsm_engine_key(s, key, &pkey)) == 0)
 		r = csr_make_with_key(subject, hsm_key_public(key), pkey, pem, cause);
+	/*
+	 * libp11 turns a PKCS#11 failure into an OpenSSL error: whether the token is still
+	 * there decides between an outage and a refusal (both answered 1503, retry later).
+	 */
+	if (r == KC_ERR_CRYPTO || r == KC_ERR_HSM)
+		r = hsm_session_probe(s) == KC_ERR_UNAVAILABLE ? KC_ERR_UNAVAILABLE :
+		    KC_ERR_HSM;
 	EVP_PKEY_free(pkey);
 	return r;
 }

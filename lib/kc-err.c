@@ -30,7 +30,7 @@ static const struct {
 	{ KC_ERR_BAD_VERSION,	KC_STATUS_INVALID_ARGUMENT,	"protocol version mismatch" },
 	{ KC_ERR_IO,		KC_STATUS_UNAVAILABLE,		"input/output error" },
 	{ KC_ERR_CLOSED,	KC_STATUS_UNAVAILABLE,		"connection closed" },
-	{ KC_ERR_HSM,		KC_STATUS_INTERNAL,		"HSM operation failed" },
+	{ KC_ERR_HSM,		KC_STATUS_UNAVAILABLE,		"HSM operation failed" },
 	{ KC_ERR_PIN_INCORRECT,	KC_STATUS_UNAVAILABLE,		"token PIN incorrect" },
 	{ KC_ERR_PIN_LOCKED,	KC_STATUS_UNAVAILABLE,		"token PIN locked" },
 	{ KC_ERR_TOKEN_NOT_PRESENT, KC_STATUS_UNAVAILABLE,	"token not present" },

@@ -120,6 +120,17 @@ hsm_retry_after(struct hsm *h)
 }
 
 void
+hsm_probe(struct hsm *h)
+{
+}
+
+int
+hsm_session_probe(struct hsm_session *s)
+{
+	return fake_down() ? KC_ERR_UNAVAILABLE : 0;
+}
+
+void
 hsm_get_stats(const struct hsm *h, struct hsm_stats *st)
 {
 	*st = h->stats;
@@ -173,18 +184,24 @@ fake_key_new(const uint8_t id[HSM_KEY_ID_LEN], enum hsm_keytype type)
 
 int
 hsm_keygen(struct hsm_session *s, enum hsm_keytype type, const uint8_t id[HSM_KEY_ID_LEN],
-    const char *label, struct hsm_key **kp)
+    const char *label, struct hsm_key **kp, int *maybe_made)
 {
 	*kp = NULL;
+	*maybe_made = 0;
 	if ((unsigned int)type >= HSM_KEY_NTYPES || label == NULL)
 		return KC_ERR_INVALID;
 	if (fake_down())
 		return KC_ERR_UNAVAILABLE;
+	*maybe_made = 1;
 	if ((fake_faults & FAKE_HSM_KEYGEN) || fake_nids >= FAKE_MAX_KEYS)
 		return KC_ERR_HSM;
 	if (fake_find(id) >= 0)
 		return KC_ERR_CONFLICT;
 	memcpy(fake_ids[fake_nids++], id, HSM_KEY_ID_LEN);
+	/* The reply was lost: the pair is in the token all the same. */
+	if (fake_faults & FAKE_HSM_KEYGEN_LOST)
+		return KC_ERR_UNAVAILABLE;
+	*maybe_made = 0;
 	*kp = fake_key_new(id, type);
 	return 0;
 }

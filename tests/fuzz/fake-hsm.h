@@ -11,7 +11,8 @@
 #define FAKE_HSM_SIGN		0x04	/* hsm_sign() and hsm_engine_key() fail */
 #define FAKE_HSM_DESTROY	0x08	/* hsm_key_destroy() fails */
 #define FAKE_HSM_ENGINE		0x10	/* report the engine signer */
-#define FAKE_HSM_MASK		0x1f
+#define FAKE_HSM_KEYGEN_LOST	0x20	/* hsm_keygen() makes the pair, then fails */
+#define FAKE_HSM_MASK		0x3f
 
 /** Make the next calls fail as faults says (FAKE_HSM_*); 0 for none. */
 void	fake_hsm_set_faults(unsigned int faults);

@@ -167,6 +167,7 @@ static void
 frame_reset(void)
 {
 	struct hsm_key	*k = NULL;
+	int		 maybe;
 	char		*cause = NULL;
 
 	store_close(fr.w.st);
@@ -184,7 +185,7 @@ frame_reset(void)
 
 	/* The seeded CSR's key pair is in the token. */
 	fake_hsm_reset();
-	if (hsm_keygen(fr.w.hs, HSM_KEY_P256, frame_key_id, FUZZ_CSR_ID, &k) != 0)
+	if (hsm_keygen(fr.w.hs, HSM_KEY_P256, frame_key_id, FUZZ_CSR_ID, &k, &maybe) != 0)
 		frame_fail("seed key", "hsm_keygen");
 	hsm_key_free(k);
 	atomic_store(&fr.kcd.keys_in_custody, 1);
@@ -195,7 +196,9 @@ frame_reset(void)
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	static const struct hsm_config	 hcfg = { "fake", "fuzz", NULL, HSM_SIGNER_DIRECT };
+	static const struct hsm_config	 hcfg = {
+		.module = "fake", .token_label = "fuzz", .signer = HSM_SIGNER_DIRECT
+	};
 	const char			*bundles[1], *e;
 	char				 ca[PATH_MAX], *cause = NULL;
 	static char			 pool_store[PATH_MAX];

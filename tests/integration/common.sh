@@ -141,6 +141,30 @@ p11tool() {
 # A JSON field with jq, or python when jq is missing.
 jget() { jq -r "$1"; }
 
+# kc_fault_module: the daemon is to load tests/p11-fault in front of SoftHSM2 (KC_MODULE
+# becomes it; REAL_MODULE stays SoftHSM2, for pkcs11-tool and the fault module itself),
+# with no fault yet. Call before kc_token. faults RULE... then replaces its control file
+# (one rule per argument; no argument clears it); P11_FAULT_LOG lists what was injected.
+kc_fault_module() {
+	FAULT_SO="$top_builddir/tests/p11-fault/p11-fault.so"
+	if [ ! -f "$FAULT_SO" ]; then
+		echo "Bail out: $FAULT_SO not built (make check builds it)"
+		exit 99
+	fi
+	REAL_MODULE=$KC_MODULE
+	KC_MODULE=$FAULT_SO
+	P11_FAULT_MODULE=$REAL_MODULE
+	P11_FAULT_CONTROL="$KC_TMP/faults"
+	P11_FAULT_LOG="$KC_TMP/faults.log"
+	export P11_FAULT_MODULE P11_FAULT_CONTROL P11_FAULT_LOG
+	: >"$P11_FAULT_CONTROL"
+}
+faults() {
+	: >"$KC_TMP/faults.new"
+	for rule in "$@"; do printf '%s\n' "$rule" >>"$KC_TMP/faults.new"; done
+	mv "$KC_TMP/faults.new" "$P11_FAULT_CONTROL"
+}
+
 # Create a CSR over the CLI: kc_csr KEYTYPE CN [SAN...] -> JSON on stdout.
 kc_csr() {
 	local kt=$1 cn=$2; shift 2

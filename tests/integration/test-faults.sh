@@ -11,30 +11,11 @@
 
 . "$(dirname "$0")/common.sh"
 
-FAULT_SO="$top_builddir/tests/p11-fault/p11-fault.so"
-if [ ! -f "$FAULT_SO" ]; then
-	echo "Bail out: $FAULT_SO not built (make check builds it)"
-	exit 99
-fi
 command -v sqlite3 >/dev/null 2>&1 || { echo "SKIP: sqlite3 missing"; exit 77; }
 
-# The daemon loads the fault module; pkcs11-tool and SoftHSM2 itself are the real module.
-REAL_MODULE=$KC_MODULE
-KC_MODULE=$FAULT_SO
-P11_FAULT_MODULE=$REAL_MODULE
-P11_FAULT_CONTROL="$KC_TMP/faults"
-P11_FAULT_LOG="$KC_TMP/faults.log"
-export P11_FAULT_MODULE P11_FAULT_CONTROL P11_FAULT_LOG
+kc_fault_module
 # A PIN that cannot occur by chance in a log.
 KC_PIN=kc-Pin-7f3q9Zr
-: >"$P11_FAULT_CONTROL"
-
-# faults RULE...: replace the control file (one rule per argument); no argument clears it.
-faults() {
-	: >"$KC_TMP/faults.new"
-	for rule in "$@"; do printf '%s\n' "$rule" >>"$KC_TMP/faults.new"; done
-	mv "$KC_TMP/faults.new" "$P11_FAULT_CONTROL"
-}
 
 # Faults injected so far with this FUNCTION and KIND ("CKR_..." or "delay").
 injected() {
@@ -63,7 +44,7 @@ hsm_state() {
 
 # agree WHAT: store and token agree; no record left creating or deleting. A create that
 # could not tell whether it made a key waits until the token answers again (the recovery
-# thread, every 0.5 s): up to 10 s are given for that.
+# thread, every 0.25 s): up to 10 s are given for that.
 agree() {
 	local r k p l nr i=0
 	while [ "$(records_not_ready)" != 0 ] && [ $i -lt 100 ]; do
@@ -92,10 +73,12 @@ create ok0.acme-corp.co.uk
 check_eq "a create through the fault module works" 0 "$rc"
 agree "start"
 
-# --- 1. per-module: C_GenerateKeyPair -> CKR_DEVICE_ERROR once ---
+# --- 1. an outage: C_GenerateKeyPair -> CKR_DEVICE_ERROR, and the token answers no probe ---
+# (A CKR_DEVICE_ERROR from a token that still answers is a refusal: test-hsm-health.sh.)
 # C_Initialize fails as well until the rules are cleared, so the token stays down while we
 # look at it.
-faults "C_GenerateKeyPair CKR_DEVICE_ERROR once" "C_Initialize CKR_DEVICE_ERROR always"
+faults "C_GenerateKeyPair CKR_DEVICE_ERROR once" "C_GetSessionInfo CKR_DEVICE_ERROR always" \
+    "C_Initialize CKR_DEVICE_ERROR always"
 create down1.acme-corp.co.uk
 check_eq "DEVICE_ERROR: create fails as unavailable (exit 3)" 3 "$rc"
 check "DEVICE_ERROR: error code 1503" grep -q 1503 "$KC_TMP/create.out"

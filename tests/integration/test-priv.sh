@@ -122,6 +122,25 @@ kc_start_daemon || not_ok "restart as nobody"
 check "records survive a restart as nobody" ctl csr list --zone $KC_ZONE
 kc_stop_daemon
 
+# A group named in groups = survives the drop (openCryptoki's pkcs11, tpm2-pkcs11's tss);
+# nothing else does.
+if extra=$(getent group users | cut -d: -f3) && [ -n "$extra" ]; then
+	cp "$KC_TMP/keycustodyd.conf" "$KC_TMP/nogroups.conf"
+	echo "groups = users" >>"$KC_TMP/keycustodyd.conf"
+	kc_start_daemon || not_ok "start with groups = users"
+	check_eq "groups = users: kept through the drop, and only it" \
+	    "$(printf '%s\n' "$(id -g nobody)" "$extra" | sort -n | tr '\n' ' ')" \
+	    "$(status_field "$DAEMON_PID" Groups | tr ' ' '\n' | grep . | sort -n | tr '\n' ' ')"
+	check "groups = users: the drop is logged with it" \
+	    grep -q 'running as nobody (uid [0-9]*, gid [0-9]*, 1 supplementary group)' \
+	    "$KC_TMP/keycustodyd.log"
+	check "groups = users: a CSR is made" kc_csr p256v1 grp.acme-corp.co.uk grp.acme-corp.co.uk
+	kc_stop_daemon
+	mv "$KC_TMP/nogroups.conf" "$KC_TMP/keycustodyd.conf"
+else
+	ok "# SKIP groups: no group users on this machine"
+fi
+
 # Refusals: each must stop start-up with a message, not run without the protection.
 refuse() {	# refuse DESCRIPTION PATTERN EXTRA-CONFIG-LINE...
 	d=$1 pat=$2; shift 2
@@ -138,6 +157,9 @@ refuse() {	# refuse DESCRIPTION PATTERN EXTRA-CONFIG-LINE...
 refuse "an unknown sandbox mode is refused" 'sandbox' 'sandbox = maybe'
 refuse "an unknown user is refused" 'no such user' 'user = kc-no-such-user'
 refuse "user root is refused" 'is root' 'user = root'
+refuse "an unknown supplementary group is refused" 'no such group' 'user = nobody' \
+    'groups = kc-no-such-group'
+refuse "groups without user is refused" 'groups is set but user is not' 'groups = users'
 refuse "group without user is refused" 'group' "group = $NOGROUP"
 
 kc_done

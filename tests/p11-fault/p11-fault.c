@@ -8,6 +8,12 @@
  *   P11_FAULT_MODULE   the real module (default: SoftHSM2)
  *   P11_FAULT_CONTROL  the control file; re-read whenever it changes (one stat per call)
  *   P11_FAULT_LOG      optional: one line appended per injected fault or delay
+ *   P11_FAULT_NEEDS    optional: "shm", "inet" or both: C_GenerateKeyPair first does what
+ *                      such modules do (System V shared memory; an IPv4 TCP connection
+ *                      attempt to 127.0.0.1), so that a sandbox without them kills it
+ *
+ * C_Initialize's pReserved (module arguments, as NSS softoken takes them) is logged as
+ * "C_Initialize reserved=TEXT pid=P" and not passed on: SoftHSM2 refuses it.
  *
  * Control file, one rule a line ('#' starts a comment; an empty or missing file means no
  * faults; every rewrite starts every counter again from zero):
@@ -26,7 +32,13 @@
  */
 #include "config.h"
 
+#include <sys/ipc.h>
+#include <sys/shm.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -579,10 +591,18 @@ fault_enter(enum fault_fn fn, CK_RV *rv)
 static CK_RV
 fault_C_Initialize(void *init_args)
 {
-	CK_RV	rv;
+	CK_C_INITIALIZE_ARGS	 args, *in = init_args;
+	CK_RV			 rv;
 
 	if (fault_enter(FAULT_C_Initialize, &rv))
 		return rv;
+	if (in != NULL && in->pReserved != NULL) {
+		fault_log("C_Initialize reserved=%s pid=%ld", (const char *)in->pReserved,
+		    (long)getpid());
+		args = *in;
+		args.pReserved = NULL;
+		return fault_real->C_Initialize(&args);
+	}
 	return fault_real->C_Initialize(init_args);
 }
 
@@ -1215,6 +1235,34 @@ fault_C_GenerateKey(CK_SESSION_HANDLE session, CK_MECHANISM *mechanism,
 	return fault_real->C_GenerateKey(session, mechanism, templ, count, key);
 }
 
+/* What P11_FAULT_NEEDS names: the system calls of modules that need more than SoftHSM2. */
+static void
+fault_needs(void)
+{
+	const char		*needs = getenv("P11_FAULT_NEEDS");
+	struct sockaddr_in	 sin;
+	void			*p;
+	int			 id, fd;
+
+	if (needs == NULL)
+		return;
+	if (strstr(needs, "shm") != NULL &&
+	    (id = shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0600)) != -1) {
+		if ((p = shmat(id, NULL, 0)) != (void *)-1)
+			(void)shmdt(p);
+		(void)shmctl(id, IPC_RMID, NULL);
+	}
+	if (strstr(needs, "inet") != NULL &&
+	    (fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) != -1) {
+		memset(&sin, 0, sizeof(sin));
+		sin.sin_family = AF_INET;
+		sin.sin_port = htons(9);	/* discard: refused, and that is enough */
+		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		(void)connect(fd, (struct sockaddr *)&sin, sizeof(sin));
+		(void)close(fd);
+	}
+}
+
 static CK_RV
 fault_C_GenerateKeyPair(CK_SESSION_HANDLE session, CK_MECHANISM *mechanism,
     CK_ATTRIBUTE *public_key_template, unsigned long public_key_attribute_count,
@@ -1226,6 +1274,7 @@ fault_C_GenerateKeyPair(CK_SESSION_HANDLE session, CK_MECHANISM *mechanism,
 
 	if ((fail = fault_enter(FAULT_C_GenerateKeyPair, &rv)) == 1)
 		return rv;
+	fault_needs();
 	real = fault_real->C_GenerateKeyPair(session, mechanism, public_key_template,
 	    public_key_attribute_count, private_key_template, private_key_attribute_count,
 	    public_key, private_key);

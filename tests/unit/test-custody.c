@@ -51,7 +51,9 @@ static const struct csr_subject subject = {
 static int
 fx_setup(void **state)
 {
-	static const struct hsm_config	 hcfg = { "fake", "test", NULL, HSM_SIGNER_DIRECT };
+	static const struct hsm_config	 hcfg = {
+		.module = "fake", .token_label = "test", .signer = HSM_SIGNER_DIRECT
+	};
 	struct fixture			*fx;
 	const char			*tmp;
 	char				*cause = NULL;
@@ -75,6 +77,7 @@ fx_setup(void **state)
 		return -1;
 	}
 	fx->c.kcd = &fx->kcd;
+	fx->kcd.pending = custody_pending_new();
 	fx->actor.uid = 1000;
 	fx->actor.pid = 4242;
 	fx->actor.credential = "acme-gateway";
@@ -106,6 +109,7 @@ fx_teardown(void **state)
 	fx_unlink(fx->log, "");
 	(void)rmdir(fx->dir);
 	free(fx->kcd.missing_ids);
+	custody_pending_free(fx->kcd.pending);
 	free(fx);
 	fake_hsm_reset();
 	return 0;
@@ -237,6 +241,47 @@ test_create_fails_clean(void **state)
 	assert_int_equal(atomic_load(&fx->kcd.keys_in_custody), 0);
 }
 
+/*
+ * A key generation whose reply was lost made the pair all the same: it is found by its
+ * CKA_ID and destroyed at once; when the token cannot destroy it yet, the record stays
+ * CREATING in the pending list (counted live) until custody_finish_pending() can.
+ */
+static void
+test_create_lost_reply(void **state)
+{
+	struct fixture		*fx = *state;
+	struct custody_csr	 p = csr_params(ZONE);
+	struct store_csr	 rec;
+	uint64_t		 n;
+
+	memset(&rec, 0, sizeof(rec));
+	fake_hsm_set_faults(FAKE_HSM_KEYGEN_LOST);
+	assert_int_equal(custody_create(&fx->c, &fx->actor, &p, &rec), KC_ERR_UNAVAILABLE);
+	custody_csr_uninit(&rec);
+	assert_int_equal(token_keys(fx, NULL, NULL), 0);
+	assert_int_equal(unfinished(fx), 0);
+	assert_int_equal(custody_pending_count(fx->kcd.pending), 0);
+
+	memset(&rec, 0, sizeof(rec));
+	fake_hsm_set_faults(FAKE_HSM_KEYGEN_LOST | FAKE_HSM_DESTROY);
+	assert_int_equal(custody_create(&fx->c, &fx->actor, &p, &rec), KC_ERR_UNAVAILABLE);
+	custody_csr_uninit(&rec);
+	assert_int_equal(token_keys(fx, NULL, NULL), 1);
+	assert_int_equal(unfinished(fx), 1);
+	assert_int_equal(custody_pending_count(fx->kcd.pending), 1);
+	/* Still refusing: nothing is forgotten. */
+	assert_int_equal(custody_finish_pending(&fx->c), 1);
+	assert_int_equal(token_keys(fx, NULL, NULL), 1);
+
+	fake_hsm_set_faults(0);
+	assert_int_equal(custody_finish_pending(&fx->c), 0);
+	assert_int_equal(token_keys(fx, NULL, NULL), 0);
+	assert_int_equal(unfinished(fx), 0);
+	assert_int_equal(store_csr_count(fx->c.st, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(atomic_load(&fx->kcd.keys_in_custody), 0);
+}
+
 static void
 test_delete(void **state)
 {
@@ -327,10 +372,11 @@ test_reconcile_counts(void **state)
 	struct custody_report	 rep;
 	struct store_csr	 a, b;
 	struct hsm_key		*k = NULL;
+	int			 maybe;
 
 	make_csr(fx, ZONE, &a);
 	make_csr(fx, ZONE2, &b);
-	assert_int_equal(hsm_keygen(fx->c.hs, HSM_KEY_P256, stray, "stray", &k), 0);
+	assert_int_equal(hsm_keygen(fx->c.hs, HSM_KEY_P256, stray, "stray", &k, &maybe), 0);
 	hsm_key_free(k);
 	assert_int_equal(hsm_key_destroy(fx->c.hs, b.key_id), 0);
 
@@ -353,6 +399,8 @@ main(void)
 	const struct CMUnitTest	 tests[] = {
 		cmocka_unit_test_setup_teardown(test_create, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_create_fails_clean, fx_setup,
+		    fx_teardown),
+		cmocka_unit_test_setup_teardown(test_create_lost_reply, fx_setup,
 		    fx_teardown),
 		cmocka_unit_test_setup_teardown(test_delete, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_delete_fails_then_reconcile, fx_setup,

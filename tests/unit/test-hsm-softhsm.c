@@ -79,7 +79,7 @@ t_run(const char *fmt, ...)
 static struct hsm *
 t_open(enum hsm_signer signer)
 {
-	struct hsm_config	 cfg = { t_module, T_LABEL, NULL, signer };
+	struct hsm_config	 cfg = { .module = t_module, .token_label = T_LABEL, .signer = signer };
 	struct hsm		*h = NULL;
 	char			*cause = NULL;
 	int			 r;
@@ -212,7 +212,9 @@ test_keytype_names(void **state)
 static void
 test_open_errors(void **state)
 {
-	struct hsm_config	 cfg = { t_module, T_LABEL, NULL, HSM_SIGNER_DIRECT };
+	struct hsm_config	 cfg = {
+		.module = t_module, .token_label = T_LABEL, .signer = HSM_SIGNER_DIRECT
+	};
 	struct hsm		*h = NULL;
 	char			*cause = NULL;
 
@@ -247,14 +249,15 @@ test_keygen_all(void **state)
 	struct hsm_session	*s = NULL;
 	struct hsm_key		*k, *k2;
 	char			 label[32], *uri;
-	int			 t, bits[] = { 2048, 256, 3072, 4096, 384 };
+	int			 t, bits[] = { 2048, 256, 3072, 4096, 384 }, maybe;
 
 	assert_int_equal(hsm_session_new(h, &s), 0);
 	for (t = 0; t < HSM_KEY_NTYPES; t++) {
 		assert_int_equal(RAND_bytes(t_ids[t], HSM_KEY_ID_LEN), 1);
 		snprintf(label, sizeof(label), "t-%s", hsm_keytype_name(t));
 		k = NULL;
-		assert_int_equal(hsm_keygen(s, t, t_ids[t], label, &k), 0);
+		assert_int_equal(hsm_keygen(s, t, t_ids[t], label, &k, &maybe), 0);
+		assert_int_equal(maybe, 0);
 		assert_int_equal(hsm_key_type(k), t);
 		assert_int_equal(EVP_PKEY_get_bits(hsm_key_public(k)), bits[t]);
 		assert_int_equal(EVP_PKEY_is_a(hsm_key_public(k),
@@ -413,6 +416,7 @@ test_session_recovery(void **state)
 	struct hsm		*h = t_open(HSM_SIGNER_DIRECT);
 	struct hsm_session	*s = NULL;
 	struct hsm_key		*k = NULL;
+	int			 maybe;
 	uint8_t			 id[HSM_KEY_ID_LEN];
 
 	assert_int_equal(hsm_session_new(h, &s), 0);
@@ -425,7 +429,7 @@ test_session_recovery(void **state)
 	t_close_all_sessions();
 	assert_int_equal(RAND_bytes(id, sizeof(id)), 1);
 	hsm_key_free(k);
-	assert_int_equal(hsm_keygen(s, HSM_KEY_P256, id, "t-recovery", &k), 0);
+	assert_int_equal(hsm_keygen(s, HSM_KEY_P256, id, "t-recovery", &k, &maybe), 0);
 	hsm_key_free(k);
 	assert_int_equal(hsm_key_destroy(s, id), 0);
 	assert_int_equal(hsm_get_state(h), HSM_STATE_OK);
@@ -492,6 +496,7 @@ t_worker(void *arg)
 	struct t_thread		*w = arg;
 	struct hsm_session	*s = NULL;
 	struct hsm_key		*k = NULL, *k2 = NULL;
+	int			 maybe;
 	struct t_signer		 ts;
 	EVP_PKEY		*pkey = NULL;
 	uint8_t			 id[HSM_KEY_ID_LEN], *ids = NULL;
@@ -510,7 +515,7 @@ t_worker(void *arg)
 		RAND_bytes(id, sizeof(id));
 		snprintf(label, sizeof(label), "t-thread-%d-%d", w->n, i);
 		T_TRY(hsm_keygen(s, i == 1 ? HSM_KEY_RSA2048 : HSM_KEY_P256, id, label,
-		    &k));
+		    &k, &maybe));
 		T_TRY(hsm_key_list(s, &ids, &n));
 		free(ids);
 		ids = NULL;

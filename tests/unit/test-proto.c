@@ -236,7 +236,8 @@ test_error_table(void **state)
 	assert_int_equal(kc_status_http(kc_err_status(KC_ERR_CONFLICT)), 409);
 	assert_int_equal(kc_status_http(kc_err_status(KC_ERR_INVALID)), 400);
 	assert_int_equal(kc_status_http(kc_err_status(KC_ERR_UNAVAILABLE)), 503);
-	assert_int_equal(kc_status_http(kc_err_status(KC_ERR_HSM)), 500);
+	/* A failed HSM operation is a 503 with Retry-After (1503), never a 500. */
+	assert_int_equal(kc_status_http(kc_err_status(KC_ERR_HSM)), 503);
 	assert_int_equal(kc_status_http(kc_err_status(-999)), 500);
 	for (int r = KC_ERR_MAX; r <= 0; r++)
 		assert_string_not_equal(kc_strerror(r), "unknown error");
