@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,10 +97,44 @@ usage(void)
 	exit(2);
 }
 
-/* Read the PIN into pin (PIN_MAX bytes, locked in memory by the caller). */
+/*
+ * The uid the daemon runs as once started: the configured user's (a name, or a number as
+ * priv_drop() accepts), or the current one. -1 with *cause set when the user is unknown.
+ */
+static int
+daemon_uid(const struct kc_conf *conf, uid_t *uid, char **cause)
+{
+	struct passwd	*pw;
+	char		*end;
+	unsigned long	 v;
+
+	if (conf->user == NULL) {
+		*uid = geteuid();
+		return 0;
+	}
+	if ((pw = getpwnam(conf->user)) != NULL) {
+		*uid = pw->pw_uid;
+		return 0;
+	}
+	errno = 0;
+	v = strtoul(conf->user, &end, 10);
+	if (*conf->user != '\0' && *end == '\0' && errno == 0 && v < (uid_t)-1) {
+		*uid = (uid_t)v;
+		return 0;
+	}
+	xasprintf(cause, "user \"%s\": no such user", conf->user);
+	return -1;
+}
+
+/*
+ * Read the PIN into pin (PIN_MAX bytes, locked in memory by the caller). A PIN file must be
+ * a regular file, readable by its owner only, and owned by root or the daemon's user: a
+ * file another user owns could be replaced or read by that user (chmod is theirs).
+ */
 static int
 read_pin(const struct kc_conf *conf, char *pin, size_t *pinlen, char **cause)
 {
+	uid_t		 me = 0;
 	struct stat	 sb;
 	ssize_t		 n;
 	size_t		 len = 0;
@@ -120,6 +155,18 @@ read_pin(const struct kc_conf *conf, char *pin, size_t *pinlen, char **cause)
 		if (sb.st_mode & (S_IRWXG | S_IRWXO)) {
 			xasprintf(cause, "PIN file %s: mode %03o lets others read it; "
 			    "chmod 600 it", conf->pin_file, (unsigned)(sb.st_mode & 0777));
+			r = KC_ERR_DENIED;
+			goto out;
+		}
+		if (daemon_uid(conf, &me, cause) != 0) {
+			r = KC_ERR_INVALID;
+			goto out;
+		}
+		if (sb.st_uid != 0 && sb.st_uid != me) {
+			xasprintf(cause, "PIN file %s: owned by uid %u, which is neither root "
+			    "nor the daemon's user (uid %u): another user could read or replace "
+			    "it; chown it to root or to the daemon's user", conf->pin_file,
+			    (unsigned)sb.st_uid, (unsigned)me);
 			r = KC_ERR_DENIED;
 			goto out;
 		}
