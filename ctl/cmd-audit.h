@@ -6,7 +6,7 @@
 #ifndef KC_CMD_AUDIT_H
 #define KC_CMD_AUDIT_H
 
-#define CMD_AUDIT_USAGE	"audit verify [--head HASH] FILE..."
+#define CMD_AUDIT_USAGE	"audit verify [--after HASH] [--head HASH] FILE..."
 
 struct ctl_opts;
 

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "answer.h"
+#include "audit.h"
 #include "cert.h"
 #include "kc-api.h"
 #include "kc-err.h"
@@ -154,6 +155,9 @@ hostname_check_ssl(struct worker *w, const char *zone, const char *hostname,
 	if ((r = cert_check(w->kcd->certs, pem, strlen(pem), csr->pubkey_der, csr->pubkey_len,
 	    hostname, kc_now_us(), &ci, err)) != 0)
 		goto out;
+	if (ci->dropped > 0)
+		log_info("hostname %s: %zu uploaded certificate(s) not on the path from the leaf "
+		    "to the trust anchor dropped", hostname, ci->dropped);
 	if ((r = hostname_bundle_check(bundle_method, err)) != 0)
 		goto out;
 
@@ -178,6 +182,32 @@ hostname_check_ssl(struct worker *w, const char *zone, const char *hostname,
 	cert_info_free(ci);
 	store_csr_free(csr);
 	return r;
+}
+
+/*
+ * The audit record of a hostname operation: the actor, and what h (NULL: nothing known yet)
+ * names: the hostname, the custom CSR and the SHA-256 fingerprint of its certificate.
+ */
+static int
+hostname_audit(struct worker *w, const Keycustody__Request *req, const char *op,
+    const char *zone, const char *id, const struct store_hostname *h, int r,
+    const struct kc_error *err)
+{
+	struct audit_actor	 actor;
+	struct audit_hostname	 ah;
+	char			 fp[CERT_FINGERPRINT_LEN + 1];
+
+	ans_actor(w, req, &actor);
+	memset(&ah, 0, sizeof(ah));
+	fp[0] = '\0';
+	if (h != NULL) {
+		ah.hostname = h->hostname;
+		ah.csr_id = h->csr_id;
+		if (h->certificate_pem != NULL)
+			(void)cert_pem_fingerprint(h->certificate_pem, fp);
+		ah.cert_sha256 = fp;
+	}
+	return audit_op_hostname(w->kcd->audit, &actor, op, zone, id, &ah, r, err);
 }
 
 /* Free what hostname_check_ssl() and the handlers put in a stack record. */
@@ -264,7 +294,8 @@ answer_create_hostname(struct worker *w, const Keycustody__Request *req,
 	snprintf(h.zone_id, sizeof(h.zone_id), "%s", m->zone_id);
 	h.hostname = xstrdup(m->hostname);
 	h.created_at_us = h.uploaded_on_us;
-	if ((r = ans_audit(w, req, "create_hostname.begin", m->zone_id, h.id, NULL, 0, NULL)) != 0)
+	if ((r = hostname_audit(w, req, "create_hostname.begin", m->zone_id, h.id, &h, 0,
+	    NULL)) != 0)
 		goto out;
 	r = store_hostname_insert(w->st, &h);
 	if (r == KC_ERR_CONFLICT)
@@ -278,7 +309,7 @@ answer_create_hostname(struct worker *w, const Keycustody__Request *req,
 	resp->hostname = hostname_msg(&h, ANS_COPY);
  out:
 	if (h.hostname != NULL)
-		(void)ans_audit(w, req, "create_hostname", m->zone_id, h.id, NULL, r,
+		(void)hostname_audit(w, req, "create_hostname", m->zone_id, h.id, &h, r,
 		    err);
 	hostname_clear(&h);
 	return r;
@@ -322,7 +353,8 @@ answer_update_hostname(struct worker *w, const Keycustody__Request *req,
 	memcpy(h.ssl_id, old->ssl_id, sizeof(h.ssl_id));
 	h.hostname = xstrdup(old->hostname);
 	h.created_at_us = old->created_at_us;
-	if ((r = ans_audit(w, req, "update_hostname.begin", m->zone_id, h.id, NULL, 0, NULL)) != 0)
+	if ((r = hostname_audit(w, req, "update_hostname.begin", m->zone_id, h.id, &h, 0,
+	    NULL)) != 0)
 		goto out;
 	if ((r = store_hostname_update(w->st, &h)) == KC_ERR_NOT_FOUND) {
 		/* The hostname or the CSR went away meanwhile. */
@@ -334,7 +366,8 @@ answer_update_hostname(struct worker *w, const Keycustody__Request *req,
 	resp->body_case = KEYCUSTODY__RESPONSE__BODY_HOSTNAME;
 	resp->hostname = hostname_msg(&h, ANS_MOVE);
  out:
-	(void)ans_audit(w, req, "update_hostname", m->zone_id, m->id, NULL, r, err);
+	(void)hostname_audit(w, req, "update_hostname", m->zone_id, m->id,
+	    h.hostname != NULL ? &h : old, r, err);
 	store_hostname_free(old);
 	hostname_clear(&h);
 	return r;
@@ -404,17 +437,25 @@ answer_delete_hostname(struct worker *w, const Keycustody__Request *req,
 {
 	const Keycustody__DeleteHostnameRequest	*m = req->delete_hostname;
 	Keycustody__DeleteHostnameResponse	*d;
+	struct store_hostname			*old = NULL;
 	int					 r;
 
 	if ((r = ans_check_zone(m->zone_id, err)) != 0)
 		return r;
 	if (m->id == NULL || !val_uuid(m->id))
 		return hostname_not_found(err);
-	if ((r = ans_audit(w, req, "delete_hostname.begin", m->zone_id, m->id, NULL, 0, NULL)) != 0)
+	/* What is deleted, for the audit record; a missing one is answered below. */
+	if ((r = store_hostname_get(w->st, m->zone_id, m->id, &old)) != 0 &&
+	    r != KC_ERR_NOT_FOUND)
 		return r;
+	if ((r = hostname_audit(w, req, "delete_hostname.begin", m->zone_id, m->id, old, 0,
+	    NULL)) != 0)
+		goto out;
 	if ((r = store_hostname_delete(w->st, m->zone_id, m->id)) == KC_ERR_NOT_FOUND)
 		(void)hostname_not_found(err);
-	(void)ans_audit(w, req, "delete_hostname", m->zone_id, m->id, NULL, r, err);
+	(void)hostname_audit(w, req, "delete_hostname", m->zone_id, m->id, old, r, err);
+ out:
+	store_hostname_free(old);
 	if (r != 0)
 		return r;
 	d = xcalloc(1, sizeof(*d));

@@ -175,7 +175,12 @@ ans_actor(const struct worker *w, const Keycustody__Request *req, struct audit_a
 		actor->uid = w->peer->uid;
 		actor->pid = w->peer->pid;
 	}
-	actor->credential = req->actor;
+	/*
+	 * Only the gateway speaks for an API credential: a name an admin or reader sends is
+	 * ignored, so nobody else can put words in a credential's mouth (issue 12).
+	 */
+	if (w->peer != NULL && w->peer->role == PEER_ROLE_GATEWAY)
+		actor->credential = req->actor;
 }
 
 int

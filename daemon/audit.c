@@ -9,6 +9,10 @@
  * or sync that fails is cut off again with ftruncate() so the file never keeps a torn or
  * unsynced line that the chain does not account for; if even that fails, every later record
  * first retries the cut and fails closed until it works.
+ *
+ * With a seal (the daemon), each line ends with an HMAC-SHA256 made in the HSM, and each
+ * synced line moves the anchor (seq and hash of the head) kept in the store before the
+ * record counts as written; audit_open() checks the file against that anchor (issue 12).
  */
 #include "config.h"
 
@@ -34,6 +38,8 @@
 #include "kc-util.h"
 #include "log.h"
 
+static char	*audit_rotated_name(const char *);
+
 struct audit {
 	pthread_mutex_t	 mtx;
 	char		*path;
@@ -43,6 +49,7 @@ struct audit {
 	bool		 ok;		/* the last write succeeded */
 	uint64_t	 seq;		/* seq of the last line */
 	char		 head[AUDIT_HASH_LEN + 1];	/* last line's hash */
+	const struct audit_seal *seal;	/* NULL: unkeyed, unanchored */
 };
 
 /* Current time as RFC 3339 UTC with microseconds: 2026-01-02T03:04:05.123456Z. */
@@ -143,12 +150,13 @@ audit_hex(const uint8_t *p, size_t len)
  */
 static int
 audit_line_new_inlock(struct audit *a, const struct audit_event *ev, bool genesis,
-    const char *prev_file, char **linep, size_t *lenp)
+    const char *prev_file, json_t *extra, char **linep, size_t *lenp)
 {
 	json_t	*o = NULL, *actor = NULL;
-	char	 now[64];
+	uint8_t	 mac[AUDIT_MAC_LEN];
+	char	 now[64], machex[2 * AUDIT_MAC_LEN + 1];
 	char	*s = NULL, *line;
-	size_t	 len;
+	size_t	 len, total;
 	int	 r = KC_ERR_NOMEM;
 
 	*linep = NULL;
@@ -171,23 +179,42 @@ audit_line_new_inlock(struct audit *a, const struct audit_event *ev, bool genesi
 	    (ev->id != NULL && audit_set(o, "id", audit_str(ev->id)) != 0) ||
 	    (ev->key_id != NULL && ev->key_id_len > 0 &&
 	    audit_set(o, "key_id", audit_hex(ev->key_id, ev->key_id_len)) != 0) ||
+	    (ev->hostname != NULL && audit_set(o, "hostname", audit_str(ev->hostname)) != 0) ||
+	    (ev->csr_id != NULL && audit_set(o, "csr_id", audit_str(ev->csr_id)) != 0) ||
+	    (ev->cert_sha256 != NULL &&
+	    audit_set(o, "cert_sha256", audit_str(ev->cert_sha256)) != 0) ||
 	    audit_set(o, "result", audit_result(ev->error)) != 0 ||
 	    (genesis && audit_set(o, "genesis", json_true()) != 0) ||
+	    (extra != NULL && json_object_update(o, extra) != 0) ||
 	    (prev_file != NULL && audit_set(o, "prev_file", audit_str(prev_file)) != 0) ||
 	    audit_set(o, "prev", json_string(a->head)) != 0)
 		goto out;
 	if ((s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER)) == NULL)
 		goto out;
-	if ((len = strlen(s)) > AUDIT_MAX_LINE) {
+	len = strlen(s);
+	total = len + (a->seal != NULL ? AUDIT_MAC_SUFFIX_LEN - 1 : 0);
+	if (total > AUDIT_MAX_LINE) {
 		r = KC_ERR_INVALID;
 		goto out;
 	}
-	if ((line = malloc(len + 1)) == NULL)
+	/* The MAC is over the line as dumped; ,"mac":"..." then takes the final '}'s place. */
+	if (a->seal != NULL) {
+		if ((r = a->seal->mac(a->seal->arg, s, len, mac)) != 0) {
+			log_warnx("audit: cannot make the record's MAC: %s", kc_strerror(r));
+			goto out;
+		}
+		kc_hex(mac, sizeof(mac), machex);
+		r = KC_ERR_NOMEM;
+	}
+	if ((line = malloc(total + 1)) == NULL)
 		goto out;
-	memcpy(line, s, len);
-	line[len] = '\n';
+	if (a->seal != NULL)
+		snprintf(line, total + 1, "%.*s,\"mac\":\"%s\"}", (int)(len - 1), s, machex);
+	else
+		memcpy(line, s, len);
+	line[total] = '\n';
 	*linep = line;
-	*lenp = len + 1;
+	*lenp = total + 1;
 	r = 0;
 out:
 	free(s);
@@ -254,6 +281,14 @@ audit_write_inlock(struct audit *a, const char *line, size_t len)
 		audit_cut_inlock(a);
 		return KC_ERR_IO;
 	}
+	/* Anchored before it counts: a record the store does not vouch for is cut again. */
+	if (a->seal != NULL && (r = a->seal->anchor_put(a->seal->arg, a->seq + 1, hash)) != 0) {
+		log_warnx("audit: cannot move the anchor to seq %llu: %s; record dropped",
+		    (unsigned long long)(a->seq + 1), kc_strerror(r));
+		a->ok = false;
+		audit_cut_inlock(a);
+		return KC_ERR_IO;
+	}
 	a->size += (off_t)len;
 	a->seq++;
 	memcpy(a->head, hash, sizeof(a->head));
@@ -263,9 +298,10 @@ audit_write_inlock(struct audit *a, const char *line, size_t len)
 	return 0;
 }
 
-/* Write a record of the daemon itself (genesis, rotate). */
+/* Write a record of the daemon itself (genesis, rotate); extra (borrowed) adds fields. */
 static int
-audit_self_inlock(struct audit *a, const char *op, bool genesis, const char *prev_file)
+audit_self_inlock(struct audit *a, const char *op, bool genesis, const char *prev_file,
+    json_t *extra)
 {
 	struct audit_event	 ev;
 	char			*line;
@@ -276,7 +312,7 @@ audit_self_inlock(struct audit *a, const char *op, bool genesis, const char *pre
 	ev.op = op;
 	ev.uid = getuid();
 	ev.pid = getpid();
-	if ((r = audit_line_new_inlock(a, &ev, genesis, prev_file, &line, &len)) != 0)
+	if ((r = audit_line_new_inlock(a, &ev, genesis, prev_file, extra, &line, &len)) != 0)
 		return r;
 	r = audit_write_inlock(a, line, len);
 	free(line);
@@ -367,8 +403,225 @@ out:
 	return r;
 }
 
+/* Create the log file at a->path (it must not exist) as a->fd; false with *cause set. */
+static bool
+audit_create_file(struct audit *a, char **cause)
+{
+	a->fd = open(a->path, O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+	    0600);
+	if (a->fd == -1) {
+		if (asprintf(cause, "%s: cannot create: %s", a->path, strerror(errno)) == -1)
+			*cause = NULL;
+		return false;
+	}
+	a->size = 0;
+	return true;
+}
+
+/*
+ * The start-up check of a keyed log against its anchor. 0: the file is the anchored chain
+ * (a->seq and a->head are its head; a head past the anchor, whose MACs are right, is the
+ * crash window between a record's sync and the anchor's move and is anchored now).
+ * KC_ERR_BAD_MESSAGE: the check failed, *problem (caller frees) says how, and *found_seq
+ * and found_hash what the file ends with (0 and "" when unknown). Anything else: the check
+ * could not be made (the store, the HSM, the file), *cause set.
+ */
+static int
+audit_check(struct audit *a, bool anchored, uint64_t aseq, const char *ahash,
+    char **problem, uint64_t *found_seq, char *found_hash, char **cause)
+{
+	struct audit_verify_opts opts;
+	struct audit_chain	 chain;
+	FILE			*f;
+	char			*report = NULL;
+	size_t			 rlen = 0;
+	int			 r, pr = 0;
+
+	*problem = NULL;
+	*found_seq = 0;
+	found_hash[0] = '\0';
+	if (a->size == 0) {
+		if (!anchored)
+			return 0;
+		pr = asprintf(problem, "%s is empty, but the store's anchor is at seq %llu "
+		    "(hash %s): the log was deleted, emptied or replaced", a->path,
+		    (unsigned long long)aseq, ahash);
+		goto bad;
+	}
+	/* Without an anchor the check fails anyway; its MACs would say nothing more. */
+	memset(&opts, 0, sizeof(opts));
+	opts.mac = anchored ? a->seal->mac : NULL;
+	opts.mac_arg = a->seal->arg;
+	opts.mac_from = aseq;
+	opts.any_start = true;
+	opts.find_seq = aseq;
+	audit_chain_init(&chain);
+	if ((f = open_memstream(&report, &rlen)) == NULL)
+		return KC_ERR_NOMEM;
+	r = audit_verify_file_opts(a->path, &chain, &opts, f);
+	fclose(f);
+	if (rlen > 0 && report[rlen - 1] == '\n')
+		report[rlen - 1] = '\0';
+	if (chain.lines > 0) {
+		*found_seq = chain.seq;
+		memcpy(found_hash, chain.hash, AUDIT_HASH_LEN + 1);
+	}
+	if (r != 0 && r != KC_ERR_BAD_MESSAGE) {
+		if (asprintf(cause, "%s: cannot check the log: %s", a->path,
+		    report != NULL && *report != '\0' ? report : kc_strerror(r)) == -1)
+			*cause = NULL;
+		free(report);
+		return r;
+	}
+	if (r == KC_ERR_BAD_MESSAGE)
+		pr = asprintf(problem, "%s", report != NULL ? report : "broken");
+	else if (!anchored)
+		pr = asprintf(problem, "%s holds %llu record(s), but the store has no audit "
+		    "anchor: the store was replaced or reset, or the log predates the keyed, "
+		    "anchored chain", a->path, (unsigned long long)chain.lines);
+	else if (chain.seq < aseq)
+		pr = asprintf(problem, "%s ends at seq %llu, but the store's anchor is at seq "
+		    "%llu: %llu record(s) were cut from its end", a->path,
+		    (unsigned long long)chain.seq, (unsigned long long)aseq,
+		    (unsigned long long)(aseq - chain.seq));
+	else if (strcmp(opts.found, ahash) != 0)
+		pr = asprintf(problem, "%s: the record at seq %llu is not the anchored one "
+		    "(hash %s, anchored %s): the log was rewritten", a->path,
+		    (unsigned long long)aseq, opts.found[0] != '\0' ? opts.found : "none",
+		    ahash);
+	free(report);
+	if (*problem != NULL || pr == -1)
+		goto bad;
+	a->seq = chain.seq;
+	memcpy(a->head, chain.hash, sizeof(a->head));
+	if (chain.seq > aseq) {
+		log_warnx("audit: %s has %llu record(s) past the store's anchor (seq %llu), "
+		    "with right MACs: written before a crash could move the anchor; anchoring "
+		    "seq %llu", a->path, (unsigned long long)(chain.seq - aseq),
+		    (unsigned long long)aseq, (unsigned long long)chain.seq);
+		if ((r = a->seal->anchor_put(a->seal->arg, a->seq, a->head)) != 0) {
+			if (asprintf(cause, "cannot move the audit anchor: %s",
+			    kc_strerror(r)) == -1)
+				*cause = NULL;
+			return r;
+		}
+	}
+	return 0;
+ bad:
+	if (pr == -1) {
+		*problem = NULL;
+		return KC_ERR_NOMEM;
+	}
+	return KC_ERR_BAD_MESSAGE;
+}
+
+/*
+ * The operator accepted a log that failed the check (seal->accept): move it aside and
+ * begin a new chain whose genesis record says what was found and what was anchored, so
+ * that the acceptance is itself in the (keyed, anchored) trail.
+ */
+static int
+audit_accept(struct audit *a, const char *problem, bool anchored, uint64_t aseq,
+    const char *ahash, uint64_t fseq, const char *fhash, char **cause)
+{
+	json_t		*acc = NULL, *extra = NULL;
+	char		*aside = NULL;
+	const char	*base;
+	int		 r = KC_ERR_NOMEM;
+
+	log_warnx("audit: ACCEPTED by the operator (--accept-audit-log): %s", problem);
+	if (a->size > 0) {
+		if ((aside = audit_rotated_name(a->path)) == NULL ||
+		    rename(a->path, aside) != 0) {
+			if (asprintf(cause, "%s: cannot move the log aside: %s", a->path,
+			    strerror(errno)) == -1)
+				*cause = NULL;
+			r = KC_ERR_IO;
+			goto out;
+		}
+		log_warnx("audit: the log that failed the check is kept as %s; a new chain "
+		    "begins in %s", aside, a->path);
+		close(a->fd);
+		a->fd = -1;
+		if (!audit_create_file(a, cause)) {
+			r = KC_ERR_IO;
+			goto out;
+		}
+	}
+	a->seq = 0;
+	memcpy(a->head, AUDIT_GENESIS_PREV, sizeof(a->head));
+	base = aside == NULL ? NULL : strrchr(aside, '/') != NULL ? strrchr(aside, '/') + 1 :
+	    aside;
+	if ((acc = json_object()) == NULL || (extra = json_object()) == NULL ||
+	    audit_set(acc, "reason", audit_str(problem)) != 0 ||
+	    (base != NULL && audit_set(acc, "file", audit_str(base)) != 0) ||
+	    (anchored && (audit_set(acc, "anchor_seq", json_integer((json_int_t)aseq)) != 0 ||
+	    audit_set(acc, "anchor_hash", json_string(ahash)) != 0)) ||
+	    (fhash[0] != '\0' && (audit_set(acc, "found_seq",
+	    json_integer((json_int_t)fseq)) != 0 ||
+	    audit_set(acc, "found_hash", json_string(fhash)) != 0)) ||
+	    json_object_set(extra, "accepted", acc) != 0)
+		goto out;
+	if ((r = audit_self_inlock(a, "genesis", true, NULL, extra)) != 0 ||
+	    (r = audit_sync_dir(a->path)) != 0) {
+		if (asprintf(cause, "%s: cannot write the acceptance record: %s", a->path,
+		    kc_strerror(r)) == -1)
+			*cause = NULL;
+		goto out;
+	}
+	r = 0;
+ out:
+	json_decref(acc);
+	json_decref(extra);
+	free(aside);
+	return r;
+}
+
+/* audit_open() with a seal: the anchor, the check, and what the operator accepted. */
+static int
+audit_open_sealed(struct audit *a, char **cause)
+{
+	char		 ahash[AUDIT_HASH_LEN + 1], fhash[AUDIT_HASH_LEN + 1];
+	char		*problem = NULL;
+	uint64_t	 aseq = 0, fseq = 0;
+	bool		 anchored;
+	int		 r;
+
+	ahash[0] = '\0';
+	r = a->seal->anchor_get(a->seal->arg, &aseq, ahash);
+	if (r != 0 && r != KC_ERR_NOT_FOUND) {
+		if (asprintf(cause, "cannot read the audit anchor from the store: %s",
+		    kc_strerror(r)) == -1)
+			*cause = NULL;
+		return r;
+	}
+	anchored = r == 0;
+	r = audit_check(a, anchored, aseq, ahash, &problem, &fseq, fhash, cause);
+	if (r == KC_ERR_BAD_MESSAGE && a->seal->accept)
+		r = audit_accept(a, problem, anchored, aseq, ahash, fseq, fhash, cause);
+	else if (r == KC_ERR_BAD_MESSAGE) {
+		if (asprintf(cause, "%s. REFUSING TO START: the audit trail may have been "
+		    "tampered with. Keep the file as evidence, check it with 'keycustodyd "
+		    "--verify-audit', and only then start once with --accept-audit-log to "
+		    "move it aside and begin a new chain (that acceptance is recorded)",
+		    problem) == -1)
+			*cause = NULL;
+	} else if (r == 0 && a->size == 0) {
+		log_info("audit: starting a new chain in %s", a->path);
+		if ((r = audit_self_inlock(a, "genesis", true, NULL, NULL)) != 0 ||
+		    (r = audit_sync_dir(a->path)) != 0) {
+			if (asprintf(cause, "%s: cannot write the genesis record: %s", a->path,
+			    kc_strerror(r)) == -1)
+				*cause = NULL;
+		}
+	}
+	free(problem);
+	return r;
+}
+
 int
-audit_open(const char *path, struct audit **ap, char **cause)
+audit_open(const char *path, const struct audit_seal *seal, struct audit **ap,
+    char **cause)
 {
 	struct audit	*a;
 	struct stat	 st;
@@ -382,6 +635,7 @@ audit_open(const char *path, struct audit **ap, char **cause)
 	}
 	a->fd = -1;
 	a->ok = true;
+	a->seal = seal;
 	memcpy(a->head, AUDIT_GENESIS_PREV, sizeof(a->head));
 	if ((r = pthread_mutex_init(&a->mtx, NULL)) != 0) {
 		free(a->path);
@@ -405,9 +659,12 @@ audit_open(const char *path, struct audit **ap, char **cause)
 		log_warnx("audit: %s is accessible to group or others (mode %04o)", path,
 		    (unsigned int)(st.st_mode & 07777));
 	a->size = st.st_size;
-	if (a->size == 0) {
+	if (seal != NULL) {
+		if ((r = audit_open_sealed(a, cause)) != 0)
+			goto fail;
+	} else if (a->size == 0) {
 		log_info("audit: starting a new chain in %s", path);
-		if ((r = audit_self_inlock(a, "genesis", true, NULL)) != 0 ||
+		if ((r = audit_self_inlock(a, "genesis", true, NULL, NULL)) != 0 ||
 		    (r = audit_sync_dir(path)) != 0) {
 			if (asprintf(cause, "%s: cannot write the genesis record: %s", path,
 			    kc_strerror(r)) == -1)
@@ -416,8 +673,8 @@ audit_open(const char *path, struct audit **ap, char **cause)
 		}
 	} else if ((r = audit_recover(a, cause)) != 0)
 		goto fail;
-	log_info("audit: %s open at seq %llu, head %s", path, (unsigned long long)a->seq,
-	    a->head);
+	log_info("audit: %s open at seq %llu, head %s%s", path, (unsigned long long)a->seq,
+	    a->head, seal != NULL ? " (keyed, anchored)" : "");
 	*ap = a;
 	return 0;
 fail:
@@ -434,7 +691,7 @@ audit_record(struct audit *a, const struct audit_event *ev)
 
 	return_val_if_fail(a != NULL && ev != NULL, KC_ERR_INVALID);
 	pthread_mutex_lock(&a->mtx);
-	if ((r = audit_line_new_inlock(a, ev, false, NULL, &line, &len)) == 0) {
+	if ((r = audit_line_new_inlock(a, ev, false, NULL, NULL, &line, &len)) == 0) {
 		r = audit_write_inlock(a, line, len);
 		free(line);
 	}
@@ -472,10 +729,11 @@ audit_rotated_name(const char *path)
 	return NULL;
 }
 
-int
-audit_op(struct audit *a, const struct audit_actor *actor, const char *op, const char *zone,
-    const char *id, const uint8_t *key_id, size_t key_id_len, int r,
-    const struct kc_error *err)
+/* Record one operation: the actor, the result r and err, h's fields when given. */
+static int
+audit_op_event(struct audit *a, const struct audit_actor *actor, const char *op,
+    const char *zone, const char *id, const uint8_t *key_id, size_t key_id_len,
+    const struct audit_hostname *h, int r, const struct kc_error *err)
 {
 	struct audit_event	 ev;
 	struct kc_error		 e;
@@ -493,6 +751,12 @@ audit_op(struct audit *a, const struct audit_actor *actor, const char *op, const
 	ev.id = id;
 	ev.key_id = key_id;
 	ev.key_id_len = key_id != NULL ? key_id_len : 0;
+	if (h != NULL) {
+		ev.hostname = h->hostname;
+		ev.csr_id = h->csr_id != NULL && *h->csr_id != '\0' ? h->csr_id : NULL;
+		ev.cert_sha256 = h->cert_sha256 != NULL && *h->cert_sha256 != '\0' ?
+		    h->cert_sha256 : NULL;
+	}
 	if (r != 0) {
 		if (err == NULL || err->status == KC_STATUS_OK) {
 			kc_error_from(&e, r);
@@ -505,6 +769,22 @@ audit_op(struct audit *a, const struct audit_actor *actor, const char *op, const
 		return KC_ERR_UNAVAILABLE;
 	}
 	return 0;
+}
+
+int
+audit_op(struct audit *a, const struct audit_actor *actor, const char *op, const char *zone,
+    const char *id, const uint8_t *key_id, size_t key_id_len, int r,
+    const struct kc_error *err)
+{
+	return audit_op_event(a, actor, op, zone, id, key_id, key_id_len, NULL, r, err);
+}
+
+int
+audit_op_hostname(struct audit *a, const struct audit_actor *actor, const char *op,
+    const char *zone, const char *id, const struct audit_hostname *h, int r,
+    const struct kc_error *err)
+{
+	return audit_op_event(a, actor, op, zone, id, NULL, 0, h, r, err);
 }
 
 int
@@ -546,7 +826,7 @@ audit_rotate(struct audit *a, char **rotated_out)
 	a->fd = newfd;
 	a->size = 0;
 	base = strrchr(rotated, '/') != NULL ? strrchr(rotated, '/') + 1 : rotated;
-	if ((r = audit_self_inlock(a, "rotate", false, base)) != 0 ||
+	if ((r = audit_self_inlock(a, "rotate", false, base, NULL)) != 0 ||
 	    (r = audit_sync_dir(a->path)) != 0) {
 		/* Keep writing to the old file, under its old name, from its head. */
 		close(newfd);
@@ -557,6 +837,11 @@ audit_rotate(struct audit *a, char **rotated_out)
 		a->dirty = false;
 		if (unlink(a->path) != 0 || rename(rotated, a->path) != 0)
 			log_warn("audit: cannot move %s back to %s", rotated, a->path);
+		/* The rotate record may have moved the anchor: back to the old head. */
+		if (a->seal != NULL && a->seq > 0 &&
+		    a->seal->anchor_put(a->seal->arg, a->seq, a->head) != 0)
+			log_warnx("audit: cannot move the anchor back to seq %llu",
+			    (unsigned long long)a->seq);
 		a->ok = false;
 		goto out;
 	}

@@ -2,7 +2,8 @@
  * Copyright (c) 2026 The keycustody authors. SPDX-License-Identifier: ISC
  *
  * audit.h: the tamper-evident audit log (DESIGN.md section 3): append-only JSON lines, each
- * carrying the SHA-256 of the line before it, written and synced before the reply.
+ * carrying the SHA-256 of the line before it and, in the daemon, an HMAC-SHA256 made with a
+ * key held in the HSM; written, synced and anchored in the store before the reply.
  */
 #ifndef KC_AUDIT_H
 #define KC_AUDIT_H
@@ -12,6 +13,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "audit-verify.h"
 
 struct kc_error;
 
@@ -31,6 +34,24 @@ struct audit_event {
 	const uint8_t		*key_id;	/* written in hex */
 	size_t			 key_id_len;
 	const struct kc_error	*error;		/* NULL: the result is "ok" */
+	const char		*hostname;	/* custom hostname records */
+	const char		*csr_id;	/* the custom CSR a hostname uses */
+	const char		*cert_sha256;	/* the certificate's (leaf's) fingerprint */
+};
+
+/*
+ * How the daemon keys and anchors the chain (issue 12). mac makes each line's MAC (the key
+ * never leaves the HSM); anchor_get and anchor_put read and move the chain head kept in the
+ * store, outside the file. Called with the log's lock held, one call at a time, so they may
+ * share one HSM session and one store handle.
+ */
+struct audit_seal {
+	audit_mac_fn	  mac;
+	int		(*anchor_get)(void *arg, uint64_t *seq, char *hash);
+					/* 0, KC_ERR_NOT_FOUND (never anchored), KC_ERR_* */
+	int		(*anchor_put)(void *arg, uint64_t seq, const char *hash);
+	void		 *arg;
+	bool		  accept;	/* the operator accepts a log that fails the check */
 };
 
 /**
@@ -38,12 +59,21 @@ struct audit_event {
  * (hash and seq of the last line). A new or empty file gets a genesis record. Refuses a file
  * whose last line is torn or is not an audit record: the operator must look at it
  * (keycustodyctl audit verify) before the daemon appends to it.
+ * With a seal (borrowed; must outlive the log) every line gets a MAC and moves the anchor,
+ * and the file is checked against the anchor first: its chain must be intact, the line at
+ * the anchor's seq must be the anchored one, and every line from there on (normally just
+ * the last) must carry a right MAC. A log that is shorter than the anchor, rewritten,
+ * emptied, or present without an anchor is refused, unless seal->accept: then it is renamed
+ * aside ("<path>.<UTC time>") and a new chain begins whose genesis record says what was
+ * found and what was accepted.
+ * @param seal	NULL: unkeyed and unanchored (tests, fuzzing)
  * @param ap	out: the log; caller closes it with audit_close()
  * @param cause	out on failure: what is wrong, caller frees
  * @retval 0, KC_ERR_IO (cannot open, read or write), KC_ERR_BAD_MESSAGE (torn or corrupt
- *	last line), KC_ERR_NOMEM
+ *	last line; with a seal: the check failed), KC_ERR_NOMEM, or the seal's errors
  */
-int	audit_open(const char *path, struct audit **ap, char **cause);
+int	audit_open(const char *path, const struct audit_seal *seal, struct audit **ap,
+	    char **cause);
 
 /**
  * Append one record and fdatasync it. Thread-safe; records are serialized so the chain
@@ -70,6 +100,18 @@ struct audit_actor {
  */
 int	audit_op(struct audit *a, const struct audit_actor *actor, const char *op,
 	    const char *zone, const char *id, const uint8_t *key_id, size_t key_id_len, int r,
+	    const struct kc_error *err);
+
+/* What a custom hostname record names; each NULL leaves the field out. */
+struct audit_hostname {
+	const char		*hostname;
+	const char		*csr_id;
+	const char		*cert_sha256;
+};
+
+/** audit_op() for a custom hostname operation: the record also names h's fields. */
+int	audit_op_hostname(struct audit *a, const struct audit_actor *actor, const char *op,
+	    const char *zone, const char *id, const struct audit_hostname *h, int r,
 	    const struct kc_error *err);
 
 /**

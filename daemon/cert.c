@@ -2,7 +2,8 @@
  * Copyright (c) 2026 The keycustody authors. SPDX-License-Identifier: ISC
  *
  * cert.c: the trust store and the checks of an uploaded certificate chain (PEM framing,
- * leaf, key, signature algorithms, path validation, hostname). The only X509 parser.
+ * leaf, key, signature algorithms, path validation, key sizes on the path, hostname). The
+ * only X509 parser. libpsl (shared with validate.c) decides which wildcards match nothing.
  */
 #include "config.h"
 
@@ -27,12 +28,17 @@
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
 
+#include <libpsl.h>
+
 #include "kc-err.h"
 #include "kc-util.h"
 #include "cert.h"
 
 /* The system CA bundle on Debian; X509_get_default_cert_file() when it is absent. */
 #define CERT_SYSTEM_BUNDLE	"/etc/ssl/certs/ca-certificates.crt"
+
+#define CERT_MIN_RSA_BITS	2048	/* every key on the path, trust anchor included */
+#define CERT_MIN_EC_BITS	256
 
 #define CERT_MSG_EMPTY		"The certificate that you uploaded is empty."
 #define CERT_MSG_PARSE		"The certificate that you uploaded cannot be parsed."
@@ -235,6 +241,41 @@ cert_info_free(struct cert_info *info)
 	free(info->hosts);
 	free(info->chain_pem);
 	free(info);
+}
+
+/* Hex SHA-256 of x's DER into out (CERT_FINGERPRINT_LEN + 1 bytes). */
+static int
+cert_fingerprint_x509(X509 *x, char *out)
+{
+	unsigned char	 md[EVP_MAX_MD_SIZE];
+	unsigned int	 mdlen = 0;
+
+	if (!X509_digest(x, EVP_sha256(), md, &mdlen) || mdlen * 2 != CERT_FINGERPRINT_LEN) {
+		ERR_clear_error();
+		return KC_ERR_NOMEM;
+	}
+	kc_hex(md, mdlen, out);
+	return 0;
+}
+
+int
+cert_pem_fingerprint(const char *pem, char *out)
+{
+	BIO	*bio;
+	X509	*x = NULL;
+	int	 r = KC_ERR_INVALID;
+
+	out[0] = '\0';
+	if (pem == NULL)
+		return KC_ERR_INVALID;
+	if ((bio = BIO_new_mem_buf(pem, -1)) == NULL)
+		return KC_ERR_NOMEM;
+	if ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL)
+		r = cert_fingerprint_x509(x, out);
+	ERR_clear_error();
+	X509_free(x);
+	BIO_free(bio);
+	return r;
 }
 
 /* ASCII whitespace between and around PEM blocks. */
@@ -509,20 +550,96 @@ cert_check_sigalgs(STACK_OF(X509) *chain, struct kc_error *err)
 }
 
 /*
+ * Every key on the validated path, the trust anchor included, must be RSA of at least
+ * CERT_MIN_RSA_BITS or EC of at least CERT_MIN_EC_BITS: OpenSSL's default security level
+ * lets a 1024-bit intermediate through, and an EC check needs a curve size anyway.
+ */
+static int
+cert_check_key_sizes(STACK_OF(X509) *path, struct kc_error *err)
+{
+	EVP_PKEY	*pk;
+	X509		*x;
+	char		 who[256];
+	int		 i, id, bits;
+
+	for (i = 0; i < sk_X509_num(path); i++) {
+		x = sk_X509_value(path, i);
+		if ((pk = X509_get0_pubkey(x)) == NULL)
+			return cert_reject(err, 1426, CERT_MSG_PARSE);
+		id = EVP_PKEY_get_base_id(pk);
+		bits = EVP_PKEY_get_bits(pk);
+		if ((id == EVP_PKEY_RSA || id == EVP_PKEY_RSA_PSS) && bits >= CERT_MIN_RSA_BITS)
+			continue;
+		if (id == EVP_PKEY_EC && bits >= CERT_MIN_EC_BITS)
+			continue;
+		if (X509_NAME_oneline(X509_get_subject_name(x), who, sizeof(who)) == NULL)
+			snprintf(who, sizeof(who), "?");
+		ERR_clear_error();
+		if (id == EVP_PKEY_RSA || id == EVP_PKEY_RSA_PSS || id == EVP_PKEY_EC)
+			return cert_reject(err, 1441, CERT_MSG_BUNDLE " (%s key of %d bits in "
+			    "%s: at least %d bits are required)", id == EVP_PKEY_EC ? "EC" :
+			    "RSA", bits, who, id == EVP_PKEY_EC ? CERT_MIN_EC_BITS :
+			    CERT_MIN_RSA_BITS);
+		return cert_reject(err, 1441, CERT_MSG_BUNDLE " (unsupported key type %s in "
+		    "%s: only RSA and EC keys are accepted)", OBJ_nid2sn(id), who);
+	}
+	return 0;
+}
+
+/*
+ * The uploaded certificates that lie on the validated path, in path order (leaf first):
+ * what gets stored. An uploaded certificate that is not on the path (an unrelated
+ * certificate, a second intermediate, a cross-signed root the store did not need) is
+ * dropped and counted in *dropped; the trust anchor is kept only when it was uploaded.
+ */
+static int
+cert_path_uploaded(STACK_OF(X509) *chain, STACK_OF(X509) *path, STACK_OF(X509) **outp,
+    size_t *dropped, struct kc_error *err)
+{
+	STACK_OF(X509)	*out;
+	X509		*p;
+	int		 i, j, kept = 0;
+
+	*outp = NULL;
+	if ((out = sk_X509_new_null()) == NULL)
+		return cert_ossl_fail(err);
+	for (i = 0; i < sk_X509_num(path); i++) {
+		p = sk_X509_value(path, i);
+		for (j = 0; j < sk_X509_num(chain); j++)
+			if (X509_cmp(p, sk_X509_value(chain, j)) == 0)
+				break;
+		if (j == sk_X509_num(chain))
+			continue;
+		if (!sk_X509_push(out, sk_X509_value(chain, j)) ||
+		    !X509_up_ref(sk_X509_value(chain, j))) {
+			sk_X509_pop_free(out, X509_free);
+			return cert_ossl_fail(err);
+		}
+		kept++;
+	}
+	*dropped = (size_t)(sk_X509_num(chain) - kept);
+	*outp = out;
+	return 0;
+}
+
+/*
  * Path validation against the trust store at now_us, the other uploaded certificates as
  * untrusted intermediates, for a TLS server (the leaf's extendedKeyUsage, if any, must
- * allow serverAuth). A fresh X509_STORE_CTX per call: the store itself is only read.
- * Partial chains are not accepted: the chain must end at a root of the store.
+ * allow serverAuth), then the key sizes on the path. A fresh X509_STORE_CTX per call: the
+ * store itself is only read. Partial chains are not accepted: the chain must end at a root
+ * of the store. On success *pathp (caller frees with sk_X509_pop_free) holds the uploaded
+ * certificates on the path.
  */
 static int
 cert_verify(const struct cert_store *s, STACK_OF(X509) *chain, int64_t now_us,
-    struct kc_error *err)
+    STACK_OF(X509) **pathp, size_t *dropped, struct kc_error *err)
 {
 	X509_STORE_CTX		*ctx = NULL;
 	STACK_OF(X509)		*untrusted = NULL;
 	X509_VERIFY_PARAM	*param;
 	int			 i, e, r;
 
+	*pathp = NULL;
 	if ((ctx = X509_STORE_CTX_new()) == NULL ||
 	    (untrusted = sk_X509_new_null()) == NULL) {
 		r = cert_ossl_fail(err);
@@ -543,7 +660,9 @@ cert_verify(const struct cert_store *s, STACK_OF(X509) *chain, int64_t now_us,
 	X509_VERIFY_PARAM_clear_flags(param, X509_V_FLAG_PARTIAL_CHAIN);
 	X509_VERIFY_PARAM_set_time(param, (time_t)(now_us / 1000000));
 	if (X509_verify_cert(ctx) == 1) {
-		r = 0;
+		if ((r = cert_check_key_sizes(X509_STORE_CTX_get0_chain(ctx), err)) == 0)
+			r = cert_path_uploaded(chain, X509_STORE_CTX_get0_chain(ctx), pathp,
+			    dropped, err);
 		goto out;
 	}
 	e = X509_STORE_CTX_get_error(ctx);
@@ -573,14 +692,56 @@ cert_name_eq(const unsigned char *name, int len, const char *host)
 }
 
 /*
+ * Does one dNSName (len bytes) cover the concrete hostname host? Equal names, ignoring
+ * case and one trailing dot of the name; or a wildcard "*.rest" (the whole left-most
+ * label, RFC 6125 6.4.3 with no partial labels) when host is one non-empty label then
+ * ".rest", and rest has at least two labels and is not itself a public suffix (ICANN or
+ * private section of the Public Suffix List, or its implicit "*" rule for an unknown
+ * top-level domain): "*.co.uk" or "*.github.io" match nothing.
+ */
+static int
+cert_dns_covers(const unsigned char *name, int len, const char *host)
+{
+	const psl_ctx_t	*psl;
+	const char	*n = (const char *)name, *dot;
+	char		*rest;
+	size_t		 i, nlen, restlen;
+	int		 suffix;
+
+	if (len <= 0 || memchr(name, '\0', (size_t)len) != NULL)
+		return 0;
+	nlen = (size_t)len;
+	if (nlen > 1 && n[nlen - 1] == '.')
+		nlen--;
+	if (nlen < 2 || n[0] != '*' || n[1] != '.')
+		return memchr(n, '*', nlen) == NULL && nlen == strlen(host) &&
+		    strncasecmp(n, host, nlen) == 0;
+	restlen = nlen - 2;
+	if (restlen == 0 || memchr(n + 2, '*', restlen) != NULL ||
+	    memchr(n + 2, '.', restlen) == NULL)
+		return 0;
+	if ((dot = strchr(host, '.')) == NULL || dot == host ||
+	    strlen(dot + 1) != restlen || strncasecmp(dot + 1, n + 2, restlen) != 0)
+		return 0;
+	/* psl_builtin() is read-only compiled-in data, safe to share between threads. */
+	if ((psl = psl_builtin()) == NULL || (rest = strndup(n + 2, restlen)) == NULL)
+		return 0;	/* fail closed */
+	for (i = 0; i < restlen; i++)	/* the list is lowercase ASCII */
+		if (rest[i] >= 'A' && rest[i] <= 'Z')
+			rest[i] = (char)(rest[i] - 'A' + 'a');
+	suffix = psl_is_public_suffix2(psl, rest, PSL_TYPE_ANY);
+	free(rest);
+	return !suffix;
+}
+
+/*
  * Does the leaf cover hostname? Only dNSName subjectAltNames count (never the subject CN).
- * A concrete hostname is matched by X509_check_host(): RFC 6125 wildcards, one whole
- * left-most label ("*.acme-corp.co.uk" covers "shop.acme-corp.co.uk", neither
- * "a.b.acme-corp.co.uk" nor "acme-corp.co.uk", never partial "f*.example.com"). A wildcard
- * hostname ("*.shop.acme-corp.co.uk") is covered by the identical name only, compared here
- * (ignoring case): OpenSSL 3.0 happens to compare names literally before trying wildcards,
- * but does not document it. A leading '.' asks X509_check_host() for any subdomain, so
- * such a name is covered by nothing.
+ * A concrete hostname is matched by cert_dns_covers(): "*.acme-corp.co.uk" covers
+ * "shop.acme-corp.co.uk", neither "a.b.acme-corp.co.uk" nor "acme-corp.co.uk", never
+ * partial "f*.example.com", and a wildcard over a public suffix ("*.co.uk") covers
+ * nothing. X509_check_host() is not used: it takes "*.co.uk" to cover acme-corp.co.uk. A
+ * wildcard hostname ("*.shop.acme-corp.co.uk") is covered by the identical name only,
+ * ignoring case. A leading '.' (any subdomain) is covered by nothing.
  */
 static int
 cert_check_host(X509 *leaf, const char *hostname, struct kc_error *err)
@@ -588,30 +749,29 @@ cert_check_host(X509 *leaf, const char *hostname, struct kc_error *err)
 	GENERAL_NAMES	*gens = NULL;
 	GENERAL_NAME	*gn;
 	ASN1_IA5STRING	*dns;
-	int		 i, type, covered = 0, r;
+	int		 i, type, wild, covered = 0, r;
 
-	if (hostname == NULL || *hostname == '\0' || *hostname == '.') {
-		covered = 0;
-	} else if (strchr(hostname, '*') != NULL) {
-		gens = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
-		for (i = 0; i < sk_GENERAL_NAME_num(gens) && !covered; i++) {
-			gn = sk_GENERAL_NAME_value(gens, i);
-			dns = GENERAL_NAME_get0_value(gn, &type);
-			if (type == GEN_DNS && cert_name_eq(ASN1_STRING_get0_data(dns),
-			    ASN1_STRING_length(dns), hostname))
-				covered = 1;
-		}
-	} else {
+	if (hostname != NULL && *hostname != '\0' && *hostname != '.') {
+		wild = strchr(hostname, '*') != NULL;
 		ERR_clear_error();
-		r = X509_check_host(leaf, hostname, strlen(hostname),
-		    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS | X509_CHECK_FLAG_NEVER_CHECK_SUBJECT,
-		    NULL);
-		if (r < 0 && cert_ossl_nomem()) {
+		gens = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
+		if (gens == NULL && cert_ossl_nomem()) {
 			r = KC_ERR_NOMEM;
 			kc_error_from(err, r);
 			goto out;
 		}
-		covered = r == 1;
+		for (i = 0; i < sk_GENERAL_NAME_num(gens) && !covered; i++) {
+			gn = sk_GENERAL_NAME_value(gens, i);
+			dns = GENERAL_NAME_get0_value(gn, &type);
+			if (type != GEN_DNS)
+				continue;
+			if (wild)
+				covered = cert_name_eq(ASN1_STRING_get0_data(dns),
+				    ASN1_STRING_length(dns), hostname);
+			else
+				covered = cert_dns_covers(ASN1_STRING_get0_data(dns),
+				    ASN1_STRING_length(dns), hostname);
+		}
 	}
 	if (!covered) {
 		r = cert_reject(err, 1446, "The certificate that you uploaded does not include "
@@ -792,7 +952,8 @@ cert_info_make(STACK_OF(X509) *chain, struct cert_info **infop, struct kc_error 
 		goto out;
 	}
 	if ((r = cert_info_hosts(leaf, ci)) != 0 ||
-	    (r = cert_info_pem(chain, ci)) != 0)
+	    (r = cert_info_pem(chain, ci)) != 0 ||
+	    (r = cert_fingerprint_x509(leaf, ci->fingerprint)) != 0)
 		goto out;
 	*infop = ci;
 	ci = NULL;
@@ -815,7 +976,8 @@ cert_check(const struct cert_store *s, const char *pem, size_t pemlen,
     const uint8_t *spki, size_t spkilen, const char *hostname, int64_t now_us,
     struct cert_info **info, struct kc_error *err)
 {
-	STACK_OF(X509)	*chain = NULL;
+	STACK_OF(X509)	*chain = NULL, *path = NULL;
+	size_t		 dropped = 0;
 	int		 r;
 
 	if (info != NULL)
@@ -831,13 +993,15 @@ cert_check(const struct cert_store *s, const char *pem, size_t pemlen,
 	    (r = cert_find_leaf(chain, err)) != 0 ||
 	    (r = cert_check_key(sk_X509_value(chain, 0), spki, spkilen, err)) != 0 ||
 	    (r = cert_check_sigalgs(chain, err)) != 0 ||
-	    (r = cert_verify(s, chain, now_us, err)) != 0 ||
-	    (r = cert_check_host(sk_X509_value(chain, 0), hostname, err)) != 0 ||
-	    (r = cert_info_make(chain, info, err)) != 0)
+	    (r = cert_verify(s, chain, now_us, &path, &dropped, err)) != 0 ||
+	    (r = cert_check_host(sk_X509_value(path, 0), hostname, err)) != 0 ||
+	    (r = cert_info_make(path, info, err)) != 0)
 		goto out;
+	(*info)->dropped = dropped;
 	r = 0;
  out:
 	ERR_clear_error();
+	sk_X509_pop_free(path, X509_free);
 	sk_X509_pop_free(chain, X509_free);
 	return r;
 }

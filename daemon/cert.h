@@ -15,6 +15,7 @@
 struct kc_error;
 
 #define CERT_MAX_CHAIN		16	/* certificates in one upload */
+#define CERT_FINGERPRINT_LEN	64	/* hex SHA-256 of the leaf's DER */
 
 struct cert_store;	/* trusted roots; shared read-only by every worker thread */
 
@@ -27,7 +28,10 @@ struct cert_info {
 	int64_t		  not_after_us;
 	char		**hosts;	/* the leaf's DNS subjectAltNames */
 	size_t		  nhosts;
-	char		 *chain_pem;	/* leaf then intermediates, normalized PEM */
+	char		 *chain_pem;	/* the uploaded certificates on the validated path,
+					   leaf first, normalized PEM */
+	size_t		  dropped;	/* uploaded certificates not on the path, not kept */
+	char		  fingerprint[CERT_FINGERPRINT_LEN + 1];	/* leaf's SHA-256 */
 };
 
 /**
@@ -48,8 +52,13 @@ void	cert_store_free(struct cert_store *s);
  *   1447 signature algorithm not SHA-256/384/512 with RSA PKCS#1 v1.5 or ECDSA (leaf and
  *        intermediates);
  *   1441 does not verify against the trust store with the intermediates given (self-signed,
- *        expired, not yet valid at now_us, untrusted), the reason appended;
- *   1446 hostname not covered by the leaf's DNS names (RFC 6125 wildcards, no CN fallback).
+ *        expired, not yet valid at now_us, untrusted), or a key on the validated path
+ *        (trust anchor included) is RSA under 2048 bits, EC under 256 bits or neither,
+ *        the reason appended;
+ *   1446 hostname not covered by the leaf's DNS names (RFC 6125 wildcards, no CN fallback;
+ *        a wildcard whose remainder is a public suffix, "*.co.uk", covers nothing).
+ * Uploaded certificates that are not on the validated path from the leaf to the trust
+ * anchor are dropped (info->dropped counts them): info->chain_pem holds only the path.
  * @param info on success, caller frees with cert_info_free()
  * @retval 0, KC_ERR_INVALID, KC_ERR_NOMEM
  */
@@ -58,5 +67,12 @@ int	cert_check(const struct cert_store *s, const char *pem, size_t pemlen,
 	    struct cert_info **info, struct kc_error *err);
 
 void	cert_info_free(struct cert_info *info);
+
+/**
+ * Hex SHA-256 of the DER of the first certificate in pem (a stored chain: its leaf).
+ * @param out	CERT_FINGERPRINT_LEN + 1 bytes; "" on failure
+ * @retval 0, KC_ERR_INVALID (no certificate), KC_ERR_NOMEM
+ */
+int	cert_pem_fingerprint(const char *pem, char *out);
 
 #endif /* KC_CERT_H */

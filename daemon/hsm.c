@@ -74,6 +74,8 @@ struct hsm_session {
 	struct timespec			 op_start;	/* CLOCK_MONOTONIC */
 	struct timespec			 deadline;
 	int				 has_deadline;
+	CK_OBJECT_HANDLE		 mac_key;	/* the audit MAC key, see hsm_mac() */
+	unsigned int			 mac_epoch;	/* h->epoch + 1 when mac_key was found */
 	TAILQ_ENTRY(hsm_session)	 entry;
 };
 
@@ -2543,4 +2545,257 @@ hsm_key_uri(const struct hsm *h, const uint8_t id[HSM_KEY_ID_LEN])
 		return NULL;
 	hsm_key_uri_write(h, id, uri);
 	return uri;
+}
+
+/*
+ * The audit log's MAC key (issue 12): one HMAC-SHA256 secret generated in the token
+ * (CKM_GENERIC_SECRET_KEY_GEN), sensitive, never extractable, usable for C_Sign only. It is
+ * a CKO_SECRET_KEY with its own label and a CKA_ID of another length than a key pair's, so
+ * neither hsm_key_list() (private keys labelled HSM_LABEL_PREFIX) nor hsm_key_destroy()
+ * (key pairs by a 16-byte CKA_ID) can ever see it: reconciliation never counts it as an
+ * orphan or destroys it.
+ */
+static const CK_BYTE	 hsm_mac_id[] = "keycustody-audit-mac-v1";
+#define HSM_MAC_ID_LEN	(sizeof(hsm_mac_id) - 1)
+
+/* Find the MAC key by class, label and id: *n is how many match (capped at 2). */
+static CK_RV
+hsm_mac_find(struct hsm_session *s, CK_OBJECT_HANDLE *o, CK_ULONG *n)
+{
+	CK_FUNCTION_LIST_PTR f = s->h->f;
+	CK_OBJECT_CLASS	 cls = CKO_SECRET_KEY;
+	CK_ATTRIBUTE	 t[3];
+	CK_ULONG	 nt = 0;
+	CK_RV		 rv, rv2;
+
+	hsm_attr(t, &nt, CKA_CLASS, &cls, sizeof(cls));
+	hsm_attr(t, &nt, CKA_LABEL, HSM_AUDIT_MAC_LABEL, strlen(HSM_AUDIT_MAC_LABEL));
+	hsm_attr(t, &nt, CKA_ID, hsm_mac_id, HSM_MAC_ID_LEN);
+	*n = 0;
+	pthread_rwlock_wrlock(&s->h->search_lock);
+	if ((rv = f->C_FindObjectsInit(s->sh, t, nt)) == CKR_OK) {
+		rv = f->C_FindObjects(s->sh, o, 2, n);
+		rv2 = f->C_FindObjectsFinal(s->sh);
+		if (rv == CKR_OK)
+			rv = rv2;
+	}
+	pthread_rwlock_unlock(&s->h->search_lock);
+	return rv;
+}
+
+/* Generate the MAC key in the token. */
+static CK_RV
+hsm_mac_generate(struct hsm_session *s, CK_OBJECT_HANDLE *o)
+{
+	CK_BBOOL	 yes = CK_TRUE, no = CK_FALSE;
+	CK_OBJECT_CLASS	 cls = CKO_SECRET_KEY;
+	CK_KEY_TYPE	 ckk = CKK_GENERIC_SECRET;
+	CK_ULONG	 len = HSM_MAC_LEN, n = 0;
+	CK_MECHANISM	 mech = { CKM_GENERIC_SECRET_KEY_GEN, NULL, 0 };
+	CK_ATTRIBUTE	 t[20];
+	CK_RV		 rv;
+
+	hsm_attr(t, &n, CKA_CLASS, &cls, sizeof(cls));
+	hsm_attr(t, &n, CKA_KEY_TYPE, &ckk, sizeof(ckk));
+	hsm_attr(t, &n, CKA_VALUE_LEN, &len, sizeof(len));
+	hsm_attr(t, &n, CKA_TOKEN, &yes, sizeof(yes));
+	hsm_attr(t, &n, CKA_PRIVATE, &yes, sizeof(yes));
+	hsm_attr(t, &n, CKA_SENSITIVE, &yes, sizeof(yes));
+	hsm_attr(t, &n, CKA_EXTRACTABLE, &no, sizeof(no));
+	hsm_attr(t, &n, CKA_MODIFIABLE, &no, sizeof(no));
+	hsm_attr(t, &n, CKA_SIGN, &yes, sizeof(yes));
+	hsm_attr(t, &n, CKA_VERIFY, &no, sizeof(no));
+	hsm_attr(t, &n, CKA_ENCRYPT, &no, sizeof(no));
+	hsm_attr(t, &n, CKA_DECRYPT, &no, sizeof(no));
+	hsm_attr(t, &n, CKA_WRAP, &no, sizeof(no));
+	hsm_attr(t, &n, CKA_UNWRAP, &no, sizeof(no));
+	hsm_attr(t, &n, CKA_DERIVE, &no, sizeof(no));
+	hsm_attr(t, &n, CKA_ID, hsm_mac_id, HSM_MAC_ID_LEN);
+	hsm_attr(t, &n, CKA_LABEL, HSM_AUDIT_MAC_LABEL, strlen(HSM_AUDIT_MAC_LABEL));
+	pthread_rwlock_rdlock(&s->h->search_lock);
+	rv = s->h->f->C_GenerateKey(s->sh, &mech, t, n, o);
+	pthread_rwlock_unlock(&s->h->search_lock);
+	return rv;
+}
+
+/* The MAC key must be sensitive, never extractable, generated in the token, sign-only. */
+static CK_RV
+hsm_mac_check(struct hsm_session *s, CK_OBJECT_HANDLE o, char **cause)
+{
+	static const struct {
+		CK_ATTRIBUTE_TYPE	 type;
+		const char		*name;
+		CK_BBOOL		 want;
+		int			 required;
+	} checks[] = {
+		{ CKA_TOKEN, "CKA_TOKEN", CK_TRUE, 1 },
+		{ CKA_PRIVATE, "CKA_PRIVATE", CK_TRUE, 1 },
+		{ CKA_SENSITIVE, "CKA_SENSITIVE", CK_TRUE, 1 },
+		{ CKA_ALWAYS_SENSITIVE, "CKA_ALWAYS_SENSITIVE", CK_TRUE, 1 },
+		{ CKA_EXTRACTABLE, "CKA_EXTRACTABLE", CK_FALSE, 1 },
+		{ CKA_NEVER_EXTRACTABLE, "CKA_NEVER_EXTRACTABLE", CK_TRUE, 1 },
+		{ CKA_LOCAL, "CKA_LOCAL", CK_TRUE, 1 },
+		{ CKA_SIGN, "CKA_SIGN", CK_TRUE, 1 },
+		{ CKA_ENCRYPT, "CKA_ENCRYPT", CK_FALSE, 0 },
+		{ CKA_DECRYPT, "CKA_DECRYPT", CK_FALSE, 0 },
+		{ CKA_WRAP, "CKA_WRAP", CK_FALSE, 0 },
+		{ CKA_UNWRAP, "CKA_UNWRAP", CK_FALSE, 0 },
+		{ CKA_DERIVE, "CKA_DERIVE", CK_FALSE, 0 },
+	};
+	enum { NCHECKS = sizeof(checks) / sizeof(checks[0]) };
+	CK_ATTRIBUTE	 t[NCHECKS + 1];
+	CK_BBOOL	 v[NCHECKS];
+	CK_KEY_TYPE	 ckk = (CK_KEY_TYPE)-1;
+	CK_RV		 rv;
+	size_t		 i;
+
+	for (i = 0; i < NCHECKS; i++) {
+		v[i] = !checks[i].want;
+		t[i].type = checks[i].type;
+		t[i].pValue = &v[i];
+		t[i].ulValueLen = sizeof(v[i]);
+	}
+	t[NCHECKS].type = CKA_KEY_TYPE;
+	t[NCHECKS].pValue = &ckk;
+	t[NCHECKS].ulValueLen = sizeof(ckk);
+	rv = s->h->f->C_GetAttributeValue(s->sh, o, t, NCHECKS + 1);
+	if (rv != CKR_OK && rv != CKR_ATTRIBUTE_TYPE_INVALID &&
+	    rv != CKR_ATTRIBUTE_SENSITIVE)
+		return rv;
+	if (t[NCHECKS].ulValueLen != sizeof(ckk) ||
+	    (ckk != CKK_GENERIC_SECRET && ckk != CKK_SHA256_HMAC)) {
+		kc_cause(cause, "the audit MAC key \"%s\" is not a generic secret or "
+		    "HMAC-SHA256 key", HSM_AUDIT_MAC_LABEL);
+		return HSM_CKR_UNSAFE;
+	}
+	for (i = 0; i < NCHECKS; i++) {
+		if (t[i].ulValueLen != sizeof(CK_BBOOL)) {
+			if (!checks[i].required)
+				continue;
+			kc_cause(cause, "the audit MAC key \"%s\": %s unreadable",
+			    HSM_AUDIT_MAC_LABEL, checks[i].name);
+			return HSM_CKR_UNSAFE;
+		}
+		if ((v[i] != CK_FALSE) != (checks[i].want != CK_FALSE)) {
+			kc_cause(cause, "the audit MAC key \"%s\": %s is %s: it could leave "
+			    "the token or serve another purpose; it is not used",
+			    HSM_AUDIT_MAC_LABEL, checks[i].name, v[i] ? "true" : "false");
+			return HSM_CKR_UNSAFE;
+		}
+	}
+	return CKR_OK;
+}
+
+/* Find (or, when create, make) the MAC key and keep its handle in s. */
+static CK_RV
+hsm_mac_key_once(struct hsm_session *s, int create, int *created, char **cause)
+{
+	CK_OBJECT_HANDLE	 o[2];
+	CK_ULONG		 n;
+	CK_RV			 rv;
+
+	if ((rv = hsm_mac_find(s, o, &n)) != CKR_OK)
+		return rv;
+	if (n > 1) {
+		kc_cause(cause, "the token holds more than one audit MAC key \"%s\"",
+		    HSM_AUDIT_MAC_LABEL);
+		return HSM_CKR_UNSAFE;
+	}
+	if (n == 0) {
+		if (!create)
+			return HSM_CKR_NOT_FOUND;
+		if ((rv = hsm_mac_generate(s, &o[0])) != CKR_OK)
+			return rv;
+		*created = 1;
+	}
+	if ((rv = hsm_mac_check(s, o[0], cause)) != CKR_OK)
+		return rv;
+	s->mac_key = o[0];
+	s->mac_epoch = hsm_epoch(s->h) + 1;
+	return CKR_OK;
+}
+
+int
+hsm_mac_key_open(struct hsm_session *s, int create, char **cause)
+{
+	CK_RV	 rv;
+	int	 r, retried, created = 0;
+
+	return_val_if_fail(s != NULL && s->h != NULL && cause != NULL, KC_ERR_INVALID);
+	*cause = NULL;
+	if ((r = hsm_op_begin(s, 0)) != 0)
+		return r;
+	for (retried = 0;; retried = 1) {
+		free(*cause);
+		*cause = NULL;
+		rv = hsm_mac_key_once(s, create, &created, cause);
+		if (rv == CKR_OK || retried || !hsm_session_recover(s, rv))
+			break;
+	}
+	if (rv == HSM_CKR_NOT_FOUND) {
+		kc_cause(cause, "the token \"%s\" has no audit MAC key \"%s\"", s->h->label,
+		    HSM_AUDIT_MAC_LABEL);
+		r = KC_ERR_NOT_FOUND;
+	} else if (rv == HSM_CKR_UNSAFE)
+		r = KC_ERR_KEY_UNSAFE;
+	else if ((r = hsm_result(s->h, rv, "the audit MAC key")) != 0 && *cause == NULL)
+		kc_cause(cause, "the audit MAC key \"%s\": %s (%s)", HSM_AUDIT_MAC_LABEL,
+		    kc_strerror(r), hsm_ckr_name(rv));
+	hsm_op_end(s);
+	if (r == 0 && created)
+		log_info("hsm: generated the audit MAC key \"%s\" in the token",
+		    HSM_AUDIT_MAC_LABEL);
+	return r;
+}
+
+/* C_Sign with CKM_SHA256_HMAC on the session's MAC key, found again in a new epoch. */
+static CK_RV
+hsm_mac_once(struct hsm_session *s, const void *data, size_t len, uint8_t *out)
+{
+	CK_FUNCTION_LIST_PTR f = s->h->f;
+	CK_MECHANISM	 mech = { CKM_SHA256_HMAC, NULL, 0 };
+	CK_ULONG	 n = HSM_MAC_LEN;
+	char		*cause = NULL;
+	int		 created = 0;
+	CK_RV		 rv;
+
+	if (s->mac_epoch != hsm_epoch(s->h) + 1) {
+		rv = hsm_mac_key_once(s, 0, &created, &cause);
+		if (cause != NULL)
+			log_warnx("hsm: %s", cause);
+		free(cause);
+		if (rv != CKR_OK)
+			return rv;
+	}
+	if ((rv = f->C_SignInit(s->sh, &mech, s->mac_key)) != CKR_OK)
+		return rv;
+	if ((rv = f->C_Sign(s->sh, (CK_BYTE_PTR)data, len, out, &n)) != CKR_OK)
+		return rv;
+	return n == HSM_MAC_LEN ? CKR_OK : HSM_CKR_CRYPTO;
+}
+
+int
+hsm_mac(struct hsm_session *s, const void *data, size_t len, uint8_t out[HSM_MAC_LEN])
+{
+	CK_RV	 rv;
+	int	 r, retried;
+
+	return_val_if_fail(s != NULL && s->h != NULL && out != NULL, KC_ERR_INVALID);
+	return_val_if_fail(data != NULL || len == 0, KC_ERR_INVALID);
+	if ((r = hsm_op_begin(s, 0)) != 0)
+		return r;
+	for (retried = 0;; retried = 1) {
+		rv = hsm_mac_once(s, data, len, out);
+		if (rv == CKR_OK || retried || !hsm_session_recover(s, rv))
+			break;
+		s->mac_epoch = 0;	/* the session was reopened: look the key up again */
+	}
+	if (rv == HSM_CKR_NOT_FOUND || rv == HSM_CKR_UNSAFE)
+		r = KC_ERR_KEY_UNSAFE;
+	else
+		r = hsm_result(s->h, rv, "the audit MAC");
+	hsm_op_end(s);
+	if (r != 0)
+		OPENSSL_cleanse(out, HSM_MAC_LEN);
+	return r;
 }

@@ -234,4 +234,30 @@ const char *hsm_keytype_name(enum hsm_keytype t);
 /** Parse a key type name. @retval 0 or KC_ERR_INVALID */
 int	 hsm_keytype_parse(const char *name, enum hsm_keytype *t);
 
+/*
+ * The audit log's MAC key: an HMAC-SHA256 secret generated in the token, never extractable,
+ * sign-only, labelled HSM_AUDIT_MAC_LABEL (a CKO_SECRET_KEY: key listing and destruction of
+ * key pairs never touch it).
+ */
+#define HSM_AUDIT_MAC_LABEL	"keycustody-audit-mac"
+#define HSM_MAC_LEN		32	/* HMAC-SHA256 */
+
+/**
+ * Find the audit MAC key on s (generate it first when create and the token has none) and
+ * check its attributes; later hsm_mac() calls on s use it. Start-up only: it searches.
+ * @param cause	out on failure: why, for the operator (caller frees)
+ * @retval 0, KC_ERR_NOT_FOUND (none, and not create), KC_ERR_KEY_UNSAFE (its attributes
+ *	let it leave the token or serve another purpose, or there are two), KC_ERR_*
+ */
+int	 hsm_mac_key_open(struct hsm_session *s, int create, char **cause);
+
+/**
+ * HMAC-SHA256 of data with the audit MAC key (C_Sign, CKM_SHA256_HMAC), on the session
+ * hsm_mac_key_open() prepared. The key is looked up again when the token renumbered its
+ * objects.
+ * @retval 0, KC_ERR_UNAVAILABLE (token down), KC_ERR_KEY_UNSAFE (key gone), KC_ERR_*
+ */
+int	 hsm_mac(struct hsm_session *s, const void *data, size_t len,
+	    uint8_t out[HSM_MAC_LEN]);
+
 #endif /* KC_HSM_H */

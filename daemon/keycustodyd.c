@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,9 @@
 #include "xmalloc.h"
 
 #define PIN_MAX		256
+#define OPT_ACCEPT_AUDIT	256	/* long options only */
+#define OPT_VERIFY_AUDIT	257
+#define OPT_AFTER		258
 #define DRAIN_MAX_SEC	30
 #define ENGINE_WARN_KEYS 1000	/* the engine signer slows down past this */
 
@@ -99,14 +103,174 @@ usage(void)
 	fprintf(stderr,
 	    "usage: keycustodyd [-dnv] [-f config] [-E direct|engine] [-m module]\n"
 	    "                   [-P pin-file | --pin-fd fd] [-S store] [-s socket]\n"
-	    "                   [-t token-label] [-w workers]\n");
+	    "                   [-t token-label] [-w workers] [--accept-audit-log]\n"
+	    "       keycustodyd [-f config] [-P pin-file | --pin-fd fd] --verify-audit\n"
+	    "                   [--after hash] [file ...]\n");
 	exit(2);
 }
 
-/* Read the PIN into pin (PIN_MAX bytes, locked in memory by the caller). */
+/*
+ * The audit log's seal (audit.h): its MAC key's session and the store handle holding its
+ * anchor, both used only under the log's lock.
+ */
+struct kcd_seal {
+	struct hsm_session	*hs;
+	struct store		*st;
+};
+
+_Static_assert(AUDIT_MAC_LEN == HSM_MAC_LEN, "the audit MAC is the HSM's HMAC-SHA256");
+
+static int
+kcd_seal_mac(void *arg, const void *data, size_t len, uint8_t mac[AUDIT_MAC_LEN])
+{
+	return hsm_mac(((struct kcd_seal *)arg)->hs, data, len, mac);
+}
+
+static int
+kcd_seal_anchor_get(void *arg, uint64_t *seq, char *hash)
+{
+	return store_audit_anchor_get(((struct kcd_seal *)arg)->st, seq, hash);
+}
+
+static int
+kcd_seal_anchor_put(void *arg, uint64_t seq, const char *hash)
+{
+	return store_audit_anchor_put(((struct kcd_seal *)arg)->st, seq, hash);
+}
+
+/*
+ * keycustodyd --verify-audit: verify audit files oldest first, every line's MAC included,
+ * with the token's MAC key (which only this process can use), and compare the end of the
+ * chain with the store's anchor. The token is open; privileges are dropped as the daemon's
+ * so that nothing is created as root. Returns the exit status: 0 intact, 1 broken or not
+ * verified, 2 usage.
+ */
+static int
+verify_audit(struct kcd *kcd, const struct kc_conf *conf, char **files, int nfiles,
+    const char *after)
+{
+	struct audit_verify_opts opts;
+	struct audit_chain	 chain;
+	struct kcd_seal		 seal;
+	char			*cause = NULL, *current = NULL, *last = NULL;
+	char			*deflt[1];
+	char			 ahash[AUDIT_HASH_LEN + 1];
+	uint64_t		 aseq = 0;
+	int			 r, anchored = 0, status = 1;
+
+	memset(&seal, 0, sizeof(seal));
+	if (after != NULL && (strlen(after) != AUDIT_HASH_LEN ||
+	    after[strspn(after, "0123456789abcdefABCDEF")] != '\0')) {
+		fprintf(stderr, "keycustodyd: --after: not a hex SHA-256\n");
+		return 2;
+	}
+	if (nfiles == 0) {
+		deflt[0] = conf->audit_log;
+		files = deflt;
+		nfiles = 1;
+	}
+	if ((r = priv_drop(conf->user, conf->group, &cause)) != 0)
+		fatalx("dropping privileges: %s", cause);
+	if ((r = hsm_session_new(kcd->hsm, &seal.hs)) != 0)
+		fatalx("PKCS#11 session: %s", kc_strerror(r));
+	if ((r = hsm_mac_key_open(seal.hs, 0, &cause)) != 0)
+		fatalx("%s: the MACs cannot be checked", cause);
+	/* The anchor first: the daemon may append while the files are read. */
+	if (access(conf->store_path, F_OK) == 0) {
+		if ((r = store_open(conf->store_path, &seal.st, &cause)) != 0)
+			fatalx("%s", cause);
+		r = store_audit_anchor_get(seal.st, &aseq, ahash);
+		if (r != 0 && r != KC_ERR_NOT_FOUND)
+			fatalx("the store's audit anchor: %s", kc_strerror(r));
+		anchored = r == 0;
+	}
+	memset(&opts, 0, sizeof(opts));
+	opts.mac = kcd_seal_mac;
+	opts.mac_arg = &seal;
+	opts.after = after;
+	if ((r = audit_verify_files_opts(files, nfiles, &chain, &opts, stderr)) != 0) {
+		if (r == KC_ERR_BAD_MESSAGE)
+			fprintf(stderr, "audit log BROKEN\n");
+		else
+			fprintf(stderr, "audit log NOT VERIFIED: %s\n", kc_strerror(r));
+		goto out;
+	}
+	/* Is the last file the live log? Then it must reach the anchor. */
+	current = realpath(conf->audit_log, NULL);
+	last = realpath(files[nfiles - 1], NULL);
+	if (anchored && current != NULL && last != NULL && strcmp(current, last) == 0) {
+		if (chain.seq < aseq) {
+			fprintf(stderr, "%s: the chain ends at seq %llu, but the store's "
+			    "anchor is at seq %llu: %llu record(s) were cut from its end\n",
+			    files[nfiles - 1], (unsigned long long)chain.seq,
+			    (unsigned long long)aseq, (unsigned long long)(aseq - chain.seq));
+			fprintf(stderr, "audit log BROKEN\n");
+			goto out;
+		}
+		if (chain.seq == aseq && strcmp(chain.hash, ahash) != 0) {
+			fprintf(stderr, "%s: the last record (seq %llu) is not the anchored one "
+			    "(hash %s, anchored %s)\n", files[nfiles - 1],
+			    (unsigned long long)aseq, chain.hash, ahash);
+			fprintf(stderr, "audit log BROKEN\n");
+			goto out;
+		}
+		printf("the chain reaches the store's anchor (seq %llu)\n",
+		    (unsigned long long)aseq);
+	} else if (anchored)
+		printf("note: the store's anchor is at seq %llu, hash %s (the live log %s "
+		    "was not among the files)\n", (unsigned long long)aseq, ahash,
+		    conf->audit_log);
+	printf("audit log OK: %llu lines, %llu MACs checked, last seq %llu, last hash %s\n",
+	    (unsigned long long)chain.total, (unsigned long long)chain.macs_checked,
+	    (unsigned long long)chain.seq, chain.hash);
+	status = 0;
+ out:
+	free(current);
+	free(last);
+	free(cause);
+	store_close(seal.st);
+	hsm_session_free(seal.hs);
+	return status;
+}
+
+/*
+ * The uid the daemon runs as once started: the configured user's (a name, or a number as
+ * priv_drop() accepts), or the current one. -1 with *cause set when the user is unknown.
+ */
+static int
+daemon_uid(const struct kc_conf *conf, uid_t *uid, char **cause)
+{
+	struct passwd	*pw;
+	char		*end;
+	unsigned long	 v;
+
+	if (conf->user == NULL) {
+		*uid = geteuid();
+		return 0;
+	}
+	if ((pw = getpwnam(conf->user)) != NULL) {
+		*uid = pw->pw_uid;
+		return 0;
+	}
+	errno = 0;
+	v = strtoul(conf->user, &end, 10);
+	if (*conf->user != '\0' && *end == '\0' && errno == 0 && v < (uid_t)-1) {
+		*uid = (uid_t)v;
+		return 0;
+	}
+	xasprintf(cause, "user \"%s\": no such user", conf->user);
+	return -1;
+}
+
+/*
+ * Read the PIN into pin (PIN_MAX bytes, locked in memory by the caller). A PIN file must be
+ * a regular file, readable by its owner only, and owned by root or the daemon's user: a
+ * file another user owns could be replaced or read by that user (chmod is theirs).
+ */
 static int
 read_pin(const struct kc_conf *conf, char *pin, size_t *pinlen, char **cause)
 {
+	uid_t		 me = 0;
 	struct stat	 sb;
 	ssize_t		 n;
 	size_t		 len = 0;
@@ -127,6 +291,18 @@ read_pin(const struct kc_conf *conf, char *pin, size_t *pinlen, char **cause)
 		if (sb.st_mode & (S_IRWXG | S_IRWXO)) {
 			xasprintf(cause, "PIN file %s: mode %03o lets others read it; "
 			    "chmod 600 it", conf->pin_file, (unsigned)(sb.st_mode & 0777));
+			r = KC_ERR_DENIED;
+			goto out;
+		}
+		if (daemon_uid(conf, &me, cause) != 0) {
+			r = KC_ERR_INVALID;
+			goto out;
+		}
+		if (sb.st_uid != 0 && sb.st_uid != me) {
+			xasprintf(cause, "PIN file %s: owned by uid %u, which is neither root "
+			    "nor the daemon's user (uid %u): another user could read or replace "
+			    "it; chown it to root or to the daemon's user", conf->pin_file,
+			    (unsigned)sb.st_uid, (unsigned)me);
 			r = KC_ERR_DENIED;
 			goto out;
 		}
@@ -307,10 +483,17 @@ main(int argc, char *argv[])
 	static const struct option longopts[] = {
 		{ "pin-fd",	required_argument,	NULL,	'F' },
 		{ "help",	no_argument,		NULL,	'h' },
+		{ "accept-audit-log", no_argument,	NULL,	OPT_ACCEPT_AUDIT },
+		{ "verify-audit", no_argument,		NULL,	OPT_VERIFY_AUDIT },
+		{ "after",	required_argument,	NULL,	OPT_AFTER },
 		{ NULL,		0,			NULL,	0 }
 	};
 	struct kc_conf	 conf;
 	struct kcd	 kcd;
+	struct kcd_seal	 seal;
+	struct audit_seal aseal;
+	const char	*after = NULL;
+	int		 accept_audit = 0, verify = 0;
 	struct custody	 rc;		/* the recovery thread's session and store handle */
 	struct hsm_config hc;
 	struct rlimit	 rl = { 0, 0 };
@@ -380,13 +563,23 @@ main(int argc, char *argv[])
 		case 'w':
 			r = conf_set(&conf, "workers", optarg, &cause);
 			break;
+		case OPT_ACCEPT_AUDIT:
+			accept_audit = 1;
+			break;
+		case OPT_VERIFY_AUDIT:
+			verify = 1;
+			break;
+		case OPT_AFTER:
+			after = optarg;
+			break;
 		default:
 			usage();
 		}
 		if (r != 0)
 			fatalx("%s", cause);
 	}
-	if (optind != argc)
+	if ((optind != argc && !verify) || (after != NULL && !verify) ||
+	    (verify && (accept_audit || noaction)))
 		usage();
 	if ((r = conf_check(&conf, &cause)) != 0)
 		fatalx("configuration: %s", cause);
@@ -408,10 +601,10 @@ main(int argc, char *argv[])
 	 * not reconcile (undo) the first one's work in flight, and a start that cannot succeed
 	 * must not create files.
 	 */
-	if (control_in_use(conf.socket_path))
+	if (!verify && control_in_use(conf.socket_path))
 		fatalx("%s: another keycustodyd is already answering there", conf.socket_path);
-	if (preflight_writable("store", conf.store_path, &cause) != 0 ||
-	    preflight_writable("audit log", conf.audit_log, &cause) != 0)
+	if (!verify && (preflight_writable("store", conf.store_path, &cause) != 0 ||
+	    preflight_writable("audit log", conf.audit_log, &cause) != 0))
 		fatalx("%s", cause);
 
 	/* The PIN: read once, used for C_Login, wiped. */
@@ -444,6 +637,12 @@ main(int argc, char *argv[])
 		    cause != NULL ? cause : kc_strerror(r));
 	log_info("token \"%s\" open, signer %s", conf.token_label,
 	    conf.signer == HSM_SIGNER_ENGINE ? "engine" : "direct");
+	if (verify) {
+		r = verify_audit(&kcd, &conf, argv + optind, argc - optind, after);
+		hsm_close(kcd.hsm);
+		conf_free(&conf);
+		return r;
+	}
 
 	if (evthread_use_pthreads() == -1)
 		fatalx("evthread_use_pthreads");
@@ -469,7 +668,21 @@ main(int argc, char *argv[])
 	    conf.ntrust_bundles, &kcd.certs, &cause)) != 0)
 		fatalx("trust store: %s", cause);
 
-	if ((r = audit_open(conf.audit_log, &kcd.audit, &cause)) != 0)
+	/* The audit log: keyed by the token's MAC key, anchored in the store (issue 12). */
+	memset(&seal, 0, sizeof(seal));
+	if ((r = hsm_session_new(kcd.hsm, &seal.hs)) != 0)
+		fatalx("audit log: PKCS#11 session: %s", kc_strerror(r));
+	if ((r = hsm_mac_key_open(seal.hs, 1, &cause)) != 0)
+		fatalx("audit log: %s", cause);
+	if ((r = store_open(kcd.store_path, &seal.st, &cause)) != 0)
+		fatalx("audit log: %s", cause);
+	memset(&aseal, 0, sizeof(aseal));
+	aseal.mac = kcd_seal_mac;
+	aseal.anchor_get = kcd_seal_anchor_get;
+	aseal.anchor_put = kcd_seal_anchor_put;
+	aseal.arg = &seal;
+	aseal.accept = accept_audit != 0;
+	if ((r = audit_open(conf.audit_log, &aseal, &kcd.audit, &cause)) != 0)
 		fatalx("audit log: %s", cause);
 
 	if ((r = reconcile(&kcd)) != 0)
@@ -525,6 +738,8 @@ main(int argc, char *argv[])
 	event_base_free(kcd.base);
 	hsm_close(kcd.hsm);
 	audit_close(kcd.audit);
+	store_close(seal.st);
+	hsm_session_free(seal.hs);
 	cert_store_free(kcd.certs);
 	free(kcd.missing_ids);
 	conf_free(&conf);

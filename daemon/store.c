@@ -163,6 +163,18 @@ static const char *const store_migrations[] = {
 	"  UPDATE zone_counts SET hostnames = hostnames - 1 WHERE zone_id = old.zone_id;\n"
 	"END;\n"
 	"PRAGMA user_version = 3;\n",
+
+	/*
+	 * 4: the audit log's anchor (issue 12): the seq and SHA-256 of the last record the
+	 * daemon wrote, kept outside the log file so that a log cut short or rewritten is
+	 * noticed at start-up. One row at most.
+	 */
+	"CREATE TABLE audit_anchor (\n"
+	"  one INTEGER PRIMARY KEY CHECK (one = 1),\n"
+	"  seq INTEGER NOT NULL CHECK (seq >= 1),\n"
+	"  hash TEXT NOT NULL CHECK (length(hash) = 64)\n"
+	") STRICT;\n"
+	"PRAGMA user_version = 4;\n",
 };
 
 /* Every column of a CSR record, in the order store_csr_from_row() reads them. */
@@ -224,6 +236,8 @@ enum store_stmt {
 	STMT_HOST_COUNT_NAME,
 	STMT_HOST_LIST_NAME_ASC,
 	STMT_HOST_LIST_NAME_DESC,
+	STMT_ANCHOR_GET,
+	STMT_ANCHOR_PUT,
 	STMT_MAX
 };
 
@@ -234,6 +248,10 @@ static const char *const store_sql[STMT_MAX] = {
 	[STMT_COMMIT] = "COMMIT",
 	[STMT_ROLLBACK] = "ROLLBACK",
 	[STMT_PING] = "SELECT 1",
+	[STMT_ANCHOR_GET] = "SELECT seq, hash FROM audit_anchor WHERE one = 1",
+	[STMT_ANCHOR_PUT] =
+	    "INSERT INTO audit_anchor (one, seq, hash) VALUES (1, ?1, ?2) "
+	    "ON CONFLICT (one) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
 	[STMT_CSR_INSERT] =
 	    "INSERT INTO csrs (id, zone_id, created_at_us, state, key_type, key_id, "
 	    "country, state_name, locality, organization, organizational_unit, "
@@ -1729,4 +1747,54 @@ store_csr_free_array(struct store_csr **v, size_t n)
 	for (i = 0; i < n; i++)
 		store_csr_free(v[i]);
 	free(v);
+}
+
+int
+store_audit_anchor_get(struct store *s, uint64_t *seq, char *hash)
+{
+	sqlite3_stmt		*st;
+	const unsigned char	*h;
+	sqlite3_int64		 v;
+	int			 rc, r;
+
+	return_val_if_fail(s != NULL && seq != NULL && hash != NULL, KC_ERR_INVALID);
+	st = s->stmt[STMT_ANCHOR_GET];
+	if ((rc = sqlite3_step(st)) == SQLITE_DONE) {
+		r = KC_ERR_NOT_FOUND;
+		goto out;
+	}
+	if (rc != SQLITE_ROW) {
+		r = store_error(s, rc, "audit anchor");
+		goto out;
+	}
+	v = sqlite3_column_int64(st, 0);
+	h = sqlite3_column_text(st, 1);
+	if (v < 1 || h == NULL || strlen((const char *)h) != STORE_ANCHOR_HASH_LEN) {
+		log_warnx("store: the audit anchor row is malformed");
+		r = KC_ERR_STORE;
+		goto out;
+	}
+	*seq = (uint64_t)v;
+	memcpy(hash, h, STORE_ANCHOR_HASH_LEN + 1);
+	r = 0;
+ out:
+	store_done(st);
+	return r;
+}
+
+int
+store_audit_anchor_put(struct store *s, uint64_t seq, const char *hash)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	return_val_if_fail(s != NULL && hash != NULL && seq >= 1 && seq <= INT64_MAX &&
+	    strlen(hash) == STORE_ANCHOR_HASH_LEN, KC_ERR_INVALID);
+	st = s->stmt[STMT_ANCHOR_PUT];
+	if ((rc = store_bind_int64(st, 1, (int64_t)seq)) != SQLITE_OK ||
+	    (rc = store_bind_text(st, 2, hash)) != SQLITE_OK) {
+		store_done(st);
+		return store_error(s, rc, "audit anchor bind");
+	}
+	return store_step_done(s, STMT_ANCHOR_PUT, "audit anchor update");
 }

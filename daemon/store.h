@@ -187,4 +187,21 @@ void	store_hostname_free_array(struct store_hostname **v, size_t n);
 void	store_csr_free(struct store_csr *c);
 void	store_csr_free_array(struct store_csr **v, size_t n);
 
+#define STORE_ANCHOR_HASH_LEN	64	/* hex SHA-256 of an audit record */
+
+/**
+ * The audit log's anchor: the seq and hex SHA-256 of the last record written (audit.c,
+ * through the daemon's callbacks). Outside the log, so that start-up notices a log cut
+ * short or rewritten.
+ * @param hash	out: STORE_ANCHOR_HASH_LEN + 1 bytes
+ * @retval 0, KC_ERR_NOT_FOUND (never anchored), KC_ERR_STORE
+ */
+int	store_audit_anchor_get(struct store *s, uint64_t *seq, char *hash);
+/**
+ * Move the anchor (one statement in autocommit, synced with synchronous=FULL before it
+ * returns).
+ * @retval 0, KC_ERR_INVALID, KC_ERR_STORE, KC_ERR_UNAVAILABLE (busy)
+ */
+int	store_audit_anchor_put(struct store *s, uint64_t seq, const char *hash);
+
 #endif /* KC_STORE_H */

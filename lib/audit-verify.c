@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include <jansson.h>
@@ -167,8 +168,8 @@ audit_verify_fail(struct audit_chain *chain, FILE *report, const char *path, uin
  * one, a rotate record continues the previous file's.
  */
 static int
-audit_verify_first(struct audit_chain *chain, FILE *report, const char *path, json_t *o,
-    uint64_t seq, const char *prev)
+audit_verify_first(struct audit_chain *chain, const struct audit_verify_opts *opts,
+    FILE *report, const char *path, json_t *o, uint64_t seq, const char *prev)
 {
 	const char	*op, *from;
 
@@ -186,13 +187,24 @@ audit_verify_first(struct audit_chain *chain, FILE *report, const char *path, js
 		return audit_verify_fail(chain, report, path, 1, "first line is neither a "
 		    "genesis nor a rotate record: the start of the log is missing");
 	from = json_string_value(json_object_get(o, "prev_file"));
-	if (chain->hash[0] == '\0') {
-		/* The previous file was not given: the link cannot be checked. */
-		if (report != NULL)
-			fprintf(report, "%s: note: continues %s (seq %" PRIu64 ", prev %s); "
-			    "that link is not checked: give the previous file first\n", path,
-			    from != NULL ? from : "an unnamed file", seq - 1, prev);
+	if (chain->hash[0] == '\0' && opts != NULL && opts->after != NULL) {
+		/* The previous file's last hash, given by the operator (an anchor). */
+		if (strcasecmp(prev, opts->after) != 0)
+			return audit_verify_fail(chain, report, path, 1, "the rotate record "
+			    "links to %s, not to the given --after hash %s: the earlier file "
+			    "was altered or truncated, or this record was edited", prev,
+			    opts->after);
 		return 0;
+	}
+	if (chain->hash[0] == '\0') {
+		if (opts != NULL && opts->any_start)
+			return 0;
+		/* A gap: without the earlier files the whole start is unchecked. */
+		return audit_verify_fail(chain, report, path, 1, "this file continues %s (seq "
+		    "%" PRIu64 ", prev %s), which was not given: the earlier files are "
+		    "missing; give them first (oldest first), or the hash of the previous "
+		    "file's last line with --after", from != NULL ? from : "an unnamed file",
+		    seq - 1, prev);
 	}
 	if (strcmp(prev, chain->hash) != 0)
 		return audit_verify_fail(chain, report, path, 1, "broken link: rotate record's "
@@ -231,8 +243,101 @@ audit_verify_next(struct audit_chain *chain, FILE *report, const char *path, uin
 	    "or edited", seq, chain->seq, n - 1);
 }
 
+/* The value of a lowercase hex digit, -1 for anything else. */
+static int
+audit_verify_hexdigit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/*
+ * The MAC field of a line: absent (0), or well-formed and last (1, *bodylen the length of
+ * the bytes before it, mac decoded); -1 when "mac" is there in any other form.
+ */
+static int
+audit_verify_mac_field(json_t *o, const char *line, size_t len, size_t *bodylen,
+    uint8_t *mac)
+{
+	static const char	 pre[] = ",\"mac\":\"";
+	const char		*hex;
+	size_t			 i, at;
+	int			 hi, lo;
+
+	if (json_object_get(o, "mac") == NULL)
+		return 0;
+	if (len < AUDIT_MAC_SUFFIX_LEN + 1)
+		return -1;
+	at = len - AUDIT_MAC_SUFFIX_LEN;
+	hex = line + at + sizeof(pre) - 1;
+	if (memcmp(line + at, pre, sizeof(pre) - 1) != 0 ||
+	    memcmp(hex + 2 * AUDIT_MAC_LEN, "\"}", 2) != 0)
+		return -1;
+	for (i = 0; i < AUDIT_MAC_LEN; i++) {
+		hi = audit_verify_hexdigit(hex[2 * i]);
+		lo = audit_verify_hexdigit(hex[2 * i + 1]);
+		if (hi < 0 || lo < 0)
+			return -1;
+		mac[i] = (uint8_t)(hi << 4 | lo);
+	}
+	*bodylen = at;
+	return 1;
+}
+
+/*
+ * Check the MAC rules of line n (buf holds AUDIT_MAX_LINE + 1 bytes, the line len of
+ * them). The MAC input is the line without its mac field: the body, then '}'.
+ */
+static int
+audit_verify_mac(struct audit_chain *chain, struct audit_verify_opts *opts, FILE *report,
+    const char *path, uint64_t n, json_t *o, char *buf, size_t len, uint64_t seq)
+{
+	uint8_t		 mac[AUDIT_MAC_LEN], want[AUDIT_MAC_LEN];
+	size_t		 bodylen = 0;
+	char		 saved;
+	int		 has, r;
+
+	if ((has = audit_verify_mac_field(o, buf, len, &bodylen, mac)) < 0)
+		return audit_verify_fail(chain, report, path, n, "malformed mac field (it "
+		    "must be the line's last, 64 lowercase hex digits): the line was edited");
+	if (has)
+		chain->keyed++;
+	if (opts == NULL || opts->mac == NULL || seq < opts->mac_from)
+		return 0;
+	if (!has)
+		return audit_verify_fail(chain, report, path, n, "no MAC: this line was not "
+		    "written by the daemon with its key, or its MAC was removed");
+	saved = buf[bodylen];
+	buf[bodylen] = '}';
+	r = opts->mac(opts->mac_arg, buf, bodylen + 1, want);
+	buf[bodylen] = saved;
+	if (r != 0) {
+		if (report != NULL)
+			fprintf(report, "%s:%" PRIu64 ": cannot compute the MAC: %s\n", path, n,
+			    kc_strerror(r));
+		chain->bad_line = n;
+		return r == KC_ERR_BAD_MESSAGE ? KC_ERR_IO : r;
+	}
+	if (CRYPTO_memcmp(mac, want, sizeof(mac)) != 0)
+		return audit_verify_fail(chain, report, path, n, "wrong MAC: the line was "
+		    "written or rewritten without the daemon's key (an edited, inserted or "
+		    "re-chained record)");
+	chain->macs_checked++;
+	return 0;
+}
+
 int
 audit_verify_file(const char *path, struct audit_chain *chain, FILE *report)
+{
+	return audit_verify_file_opts(path, chain, NULL, report);
+}
+
+int
+audit_verify_file_opts(const char *path, struct audit_chain *chain,
+    struct audit_verify_opts *opts, FILE *report)
 {
 	FILE		*f;
 	json_t		*o = NULL;
@@ -272,15 +377,19 @@ audit_verify_file(const char *path, struct audit_chain *chain, FILE *report)
 			goto out;
 		}
 		if (n == 1)
-			r = audit_verify_first(chain, report, path, o, seq, prev);
+			r = audit_verify_first(chain, opts, report, path, o, seq, prev);
 		else
 			r = audit_verify_next(chain, report, path, n, seq, prev);
+		if (r == 0)
+			r = audit_verify_mac(chain, opts, report, path, n, o, buf, len, seq);
 		json_decref(o);
 		o = NULL;
 		if (r != 0)
 			goto out;
 		if ((r = audit_line_hash(buf, len, chain->hash)) != 0)
 			goto out;
+		if (opts != NULL && opts->find_seq != 0 && seq == opts->find_seq)
+			memcpy(opts->found, chain->hash, sizeof(opts->found));
 		chain->seq = seq;
 		chain->lines++;
 		chain->total++;
@@ -305,11 +414,20 @@ out:
 int
 audit_verify_files(char *const *paths, int npaths, struct audit_chain *chain, FILE *report)
 {
+	return audit_verify_files_opts(paths, npaths, chain, NULL, report);
+}
+
+int
+audit_verify_files_opts(char *const *paths, int npaths, struct audit_chain *chain,
+    struct audit_verify_opts *opts, FILE *report)
+{
 	int	 i, r;
 
 	audit_chain_init(chain);
+	if (opts != NULL)
+		opts->found[0] = '\0';
 	for (i = 0; i < npaths; i++)
-		if ((r = audit_verify_file(paths[i], chain, report)) != 0)
+		if ((r = audit_verify_file_opts(paths[i], chain, opts, report)) != 0)
 			return r;
 	return 0;
 }

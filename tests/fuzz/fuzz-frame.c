@@ -180,7 +180,7 @@ frame_reset(void)
 	audit_close(fr.kcd.audit);
 	fr.kcd.audit = NULL;
 	(void)unlink(fr.audit_path);
-	if (audit_open(fr.audit_path, &fr.kcd.audit, &cause) != 0)
+	if (audit_open(fr.audit_path, NULL, &fr.kcd.audit, &cause) != 0)
 		frame_fail("audit_open", cause);
 
 	/* The seeded CSR's key pair is in the token. */

@@ -64,6 +64,15 @@ else
 fi
 cp "$KC_TMP/pin" "$KC_TMP/pin644"; chmod 644 "$KC_TMP/pin644"
 try "PIN file mode 0644 refused" 'pin644' pin_file="$KC_TMP/pin644"
+if [ "$(id -u)" = 0 ]; then
+	# Issue 12: a PIN file owned by another user (not root, not the daemon's) is refused.
+	cp "$KC_TMP/pin" "$KC_TMP/pin-nobody"; chmod 600 "$KC_TMP/pin-nobody"
+	chown 65534 "$KC_TMP/pin-nobody"
+	try "PIN file owned by another user refused" 'pin-nobody.*owned by uid 65534' \
+	    pin_file="$KC_TMP/pin-nobody"
+else
+	echo "# (not root: cannot make a PIN file owned by another user)"
+fi
 try "store under a missing directory" 'no-such-dir' store="$KC_TMP/no-such-dir/kc.db"
 mkdir "$KC_TMP/storedir"
 try "store path is a directory" 'storedir' store="$KC_TMP/storedir"

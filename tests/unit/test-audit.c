@@ -28,6 +28,9 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 #include "audit-verify.h"
 #include "audit.h"
 #include "kc-err.h"
@@ -115,7 +118,7 @@ test_open(struct test_ctx *t)
 	char		*cause = NULL;
 	int		 r;
 
-	r = audit_open(t->path, &a, &cause);
+	r = audit_open(t->path, NULL, &a, &cause);
 	if (r != 0)
 		print_error("audit_open: %s\n", cause != NULL ? cause : kc_strerror(r));
 	assert_int_equal(r, 0);
@@ -483,7 +486,7 @@ test_torn(void **state)
 	assert_int_equal(chain.bad_line, 6);
 	assert_non_null(strstr(t->report, ":6: torn line"));
 
-	assert_int_equal(audit_open(t->path, &a, &cause), KC_ERR_BAD_MESSAGE);
+	assert_int_equal(audit_open(t->path, NULL, &a, &cause), KC_ERR_BAD_MESSAGE);
 	assert_null(a);
 	assert_non_null(cause);
 	assert_non_null(strstr(cause, "torn"));
@@ -503,7 +506,7 @@ test_corrupt_last(void **state)
 	assert_true((fd = open(t->path, O_WRONLY | O_APPEND)) != -1);
 	assert_int_equal(write(fd, "{\"seq\":4}\n", 10), 10);
 	close(fd);
-	assert_int_equal(audit_open(t->path, &a, &cause), KC_ERR_BAD_MESSAGE);
+	assert_int_equal(audit_open(t->path, NULL, &a, &cause), KC_ERR_BAD_MESSAGE);
 	assert_null(a);
 	assert_non_null(strstr(cause, "not an audit record"));
 	free(cause);
@@ -571,13 +574,32 @@ test_rotate(void **state)
 	    strrchr(rotated, '/') + 1);
 	json_decref(o);
 
-	/* The newer file alone: fine, with a note that the link was not checked. */
-	assert_int_equal(test_verify(t, &chain, 1, t->path), 0);
-	assert_non_null(strstr(t->report, "not checked"));
+	/* The newer file alone: a gap, refused (issue 12)... */
+	assert_int_equal(test_verify(t, &chain, 1, t->path), KC_ERR_BAD_MESSAGE);
+	assert_non_null(strstr(t->report, "earlier files are missing"));
+	/* ...unless the previous file's last hash is given, and it is the right one. */
+	{
+		struct audit_verify_opts	 opts;
+		char				 bad[AUDIT_HASH_LEN + 1];
 
-	/* Wrong order: the older file's genesis cannot follow. */
+		memset(&opts, 0, sizeof(opts));
+		opts.after = first.hash;
+		assert_int_equal(audit_verify_files_opts((char *[]){ t->path }, 1, &chain, &opts, NULL), 0);
+		assert_int_equal(chain.seq, 5);
+		memcpy(bad, first.hash, sizeof(bad));
+		bad[0] = bad[0] == '0' ? '1' : '0';
+		opts.after = bad;
+		assert_int_equal(audit_verify_files_opts((char *[]){ t->path }, 1, &chain, &opts, NULL),
+		    KC_ERR_BAD_MESSAGE);
+		/* The daemon's start-up mode takes any start (its anchor vouches). */
+		memset(&opts, 0, sizeof(opts));
+		opts.any_start = true;
+		assert_int_equal(audit_verify_files_opts((char *[]){ t->path }, 1, &chain, &opts, NULL), 0);
+	}
+
+	/* Wrong order: the newer file comes first, without what it continues. */
 	assert_int_equal(test_verify(t, &chain, 2, t->path, rotated), KC_ERR_BAD_MESSAGE);
-	assert_non_null(strstr(t->report, "starts a new chain"));
+	assert_non_null(strstr(t->report, "earlier files are missing"));
 
 	/* Alter the rotate record's prev: the link is broken at line 1 of the new file. */
 	buf = test_slurp(t->path, &len);
@@ -590,6 +612,356 @@ test_rotate(void **state)
 	assert_int_equal(chain.bad_line, 1);
 	assert_non_null(strstr(t->report, "audit.log:1: broken link"));
 	free(rotated);
+}
+
+/*
+ * Issue 12: the keyed, anchored chain, with a software HMAC standing in for the HSM and an
+ * in-memory anchor standing in for the store.
+ */
+struct test_seal {
+	unsigned char	 key[32];
+	bool		 anchored;
+	uint64_t	 seq;
+	char		 hash[AUDIT_HASH_LEN + 1];
+	int		 puts;
+	bool		 fail_put;
+};
+
+static int
+test_seal_mac(void *arg, const void *data, size_t len, uint8_t mac[AUDIT_MAC_LEN])
+{
+	struct test_seal	*ts = arg;
+	unsigned int		 n = 0;
+
+	if (HMAC(EVP_sha256(), ts->key, sizeof(ts->key), data, len, mac, &n) == NULL ||
+	    n != AUDIT_MAC_LEN)
+		return KC_ERR_CRYPTO;
+	return 0;
+}
+
+static int
+test_seal_get(void *arg, uint64_t *seq, char *hash)
+{
+	struct test_seal	*ts = arg;
+
+	if (!ts->anchored)
+		return KC_ERR_NOT_FOUND;
+	*seq = ts->seq;
+	memcpy(hash, ts->hash, sizeof(ts->hash));
+	return 0;
+}
+
+static int
+test_seal_put(void *arg, uint64_t seq, const char *hash)
+{
+	struct test_seal	*ts = arg;
+
+	if (ts->fail_put)
+		return KC_ERR_STORE;
+	ts->anchored = true;
+	ts->seq = seq;
+	memcpy(ts->hash, hash, sizeof(ts->hash));
+	ts->puts++;
+	return 0;
+}
+
+static struct test_seal	 tseal;
+static struct audit_seal tas = {
+	test_seal_mac, test_seal_get, test_seal_put, &tseal, false
+};
+
+static void
+test_seal_reset(void)
+{
+	memset(&tseal, 0, sizeof(tseal));
+	memset(tseal.key, 0x5a, sizeof(tseal.key));
+	tas.accept = false;
+}
+
+/* audit_open() with the test seal; *cause kept for the caller (freed by it). */
+static int
+test_open_sealed(struct test_ctx *t, struct audit **ap, char **cause)
+{
+	*cause = NULL;
+	return audit_open(t->path, &tas, ap, cause);
+}
+
+/* Write n records to a new keyed log at t->path and close it. */
+static void
+test_fill_sealed(struct test_ctx *t, int n)
+{
+	struct audit	*a = NULL;
+	char		*cause = NULL, id[32];
+	int		 i;
+
+	assert_int_equal(test_open_sealed(t, &a, &cause), 0);
+	for (i = 0; i < n; i++) {
+		snprintf(id, sizeof(id), "id-%d", i);
+		assert_int_equal(test_record(a, "0123456789abcdef0123456789abcdef", id), 0);
+	}
+	audit_close(a);
+}
+
+/* Online verification of t->path alone, with the test key (or another one). */
+static int
+test_verify_online(struct test_ctx *t, struct audit_chain *chain, bool wrong_key)
+{
+	struct audit_verify_opts	 opts;
+	struct test_seal		 other;
+	FILE				*f;
+	size_t				 len;
+	int				 r;
+
+	memset(&opts, 0, sizeof(opts));
+	other = tseal;
+	memset(other.key, 0x33, sizeof(other.key));
+	opts.mac = test_seal_mac;
+	opts.mac_arg = wrong_key ? &other : &tseal;
+	free(t->report);
+	t->report = NULL;
+	assert_non_null(f = open_memstream(&t->report, &len));
+	r = audit_verify_files_opts((char *[]){ t->path }, 1, chain, &opts, f);
+	fclose(f);
+	return r;
+}
+
+/*
+ * What an attacker with write access to the file (and no key) can do: remove line k and
+ * recompute the unkeyed chain (seq and prev) after it, keeping the old MAC fields.
+ */
+static void
+test_rechain_without(const char *path, int k)
+{
+	char	*buf, *out, *line, *save = NULL, *dump;
+	char	 prev[AUDIT_HASH_LEN + 1];
+	json_t	*o;
+	size_t	 len, olen = 0;
+	int	 n = 0;
+
+	buf = test_slurp(path, &len);
+	assert_non_null(out = calloc(1, len + 1));
+	for (line = strtok_r(buf, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save)) {
+		n++;
+		if (n == k)
+			continue;
+		if (n > k) {
+			assert_non_null(o = json_loads(line, 0, NULL));
+			assert_int_equal(json_object_set_new(o, "seq", json_integer(n - 1)), 0);
+			assert_int_equal(json_object_set_new(o, "prev", json_string(prev)), 0);
+			assert_non_null(dump = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER));
+			json_decref(o);
+		} else
+			assert_non_null(dump = strdup(line));
+		assert_int_equal(audit_line_hash(dump, strlen(dump), prev), 0);
+		memcpy(out + olen, dump, strlen(dump));
+		olen += strlen(dump);
+		out[olen++] = '\n';
+		free(dump);
+	}
+	test_spew(path, out, olen);
+	free(out);
+	free(buf);
+}
+
+/* Every keyed line carries a MAC that the key verifies and another key does not. */
+static void
+test_keyed_lines(void **state)
+{
+	struct test_ctx		*t = *state;
+	struct audit_chain	 chain;
+	struct audit_verify_opts opts;
+	json_t			*o;
+	const char		*mac;
+
+	test_seal_reset();
+	test_fill_sealed(t, 5);
+	/* Anchored at the head, once per line. */
+	assert_true(tseal.anchored);
+	assert_int_equal(tseal.seq, 6);
+	assert_int_equal(tseal.puts, 6);
+	o = test_line_json(t->path, 3);
+	assert_non_null(mac = json_string_value(json_object_get(o, "mac")));
+	assert_int_equal(strlen(mac), 2 * AUDIT_MAC_LEN);
+	json_decref(o);
+
+	assert_int_equal(test_verify_online(t, &chain, false), 0);
+	assert_int_equal(chain.macs_checked, 6);
+	assert_int_equal(chain.keyed, 6);
+	assert_int_equal(chain.seq, 6);
+	assert_string_equal(chain.hash, tseal.hash);
+	assert_int_equal(test_verify_online(t, &chain, true), KC_ERR_BAD_MESSAGE);
+	assert_non_null(strstr(t->report, ":1: wrong MAC"));
+	/* Offline: structure only, and it says so through macs_checked. */
+	memset(&opts, 0, sizeof(opts));
+	assert_int_equal(audit_verify_files_opts((char *[]){ t->path }, 1, &chain, &opts, NULL), 0);
+	assert_int_equal(chain.macs_checked, 0);
+	assert_int_equal(chain.keyed, 6);
+}
+
+/* Cutting the last records is found at the next open, however the chain looks. */
+static void
+test_keyed_truncated(void **state)
+{
+	struct test_ctx		*t = *state;
+	struct audit_chain	 chain;
+	struct audit		*a = NULL;
+	char			*buf, *cause = NULL;
+	size_t			 len;
+
+	test_seal_reset();
+	test_fill_sealed(t, 6);
+	buf = test_slurp(t->path, &len);
+	/* Keep 5 of the 7 lines: a valid chain, both offline and online. */
+	test_spew(t->path, buf, test_line_off(buf, 6));
+	free(buf);
+	assert_int_equal(test_verify(t, &chain, 1, t->path), 0);
+	assert_int_equal(test_verify_online(t, &chain, false), 0);
+	assert_int_equal(test_open_sealed(t, &a, &cause), KC_ERR_BAD_MESSAGE);
+	assert_null(a);
+	assert_non_null(cause);
+	assert_non_null(strstr(cause, "ends at seq 5, but the store's anchor is at seq 7"));
+	assert_non_null(strstr(cause, "REFUSING TO START"));
+	free(cause);
+
+	/* Emptied: refused too. */
+	test_spew(t->path, "", 0);
+	assert_int_equal(test_open_sealed(t, &a, &cause), KC_ERR_BAD_MESSAGE);
+	assert_non_null(strstr(cause, "is empty, but the store's anchor is at seq 7"));
+	free(cause);
+}
+
+/* Removing one record and recomputing the unkeyed chain: only the MACs tell. */
+static void
+test_keyed_rechained(void **state)
+{
+	struct test_ctx		*t = *state;
+	struct audit_chain	 chain;
+	struct audit		*a = NULL;
+	char			*cause = NULL;
+
+	test_seal_reset();
+	test_fill_sealed(t, 6);
+	test_rechain_without(t->path, 3);
+	/* Offline the forgery passes: that is why the MACs exist. */
+	assert_int_equal(test_verify(t, &chain, 1, t->path), 0);
+	assert_int_equal(test_verify_online(t, &chain, false), KC_ERR_BAD_MESSAGE);
+	assert_non_null(strstr(t->report, "audit.log:3: wrong MAC"));
+	/* Start-up: shorter than the anchor. */
+	assert_int_equal(test_open_sealed(t, &a, &cause), KC_ERR_BAD_MESSAGE);
+	assert_non_null(strstr(cause, "cut from its end"));
+	free(cause);
+	/* And with the anchor moved along by someone who can write the store too. */
+	tseal.seq = 6;
+	assert_int_equal(audit_line_hash("x", 1, tseal.hash), 0);
+	{
+		char	*buf, *nl;
+		size_t	 len, off;
+
+		buf = test_slurp(t->path, &len);
+		off = test_line_off(buf, 6);
+		nl = strchr(buf + off, '\n');
+		assert_int_equal(audit_line_hash(buf + off, (size_t)(nl - buf - off),
+		    tseal.hash), 0);
+		free(buf);
+	}
+	assert_int_equal(test_open_sealed(t, &a, &cause), KC_ERR_BAD_MESSAGE);
+	assert_non_null(strstr(cause, "wrong MAC"));
+	free(cause);
+}
+
+/* No anchor for a non-empty log, a log past its anchor, and what the operator accepts. */
+static void
+test_keyed_anchor_cases(void **state)
+{
+	struct test_ctx		*t = *state;
+	struct audit_chain	 chain;
+	struct audit		*a = NULL;
+	json_t			*o, *acc;
+	char			*cause = NULL, *buf, aside[256];
+	size_t			 len;
+	DIR			*d;
+	struct dirent		*de;
+
+	test_seal_reset();
+	test_fill_sealed(t, 3);
+	/* The crash window: synced, not anchored. Opened, anchored now. */
+	tseal.seq = 3;
+	buf = test_slurp(t->path, &len);
+	{
+		size_t	 off = test_line_off(buf, 3);
+		char	*nl = strchr(buf + off, '\n');
+
+		assert_int_equal(audit_line_hash(buf + off, (size_t)(nl - buf - off),
+		    tseal.hash), 0);
+	}
+	free(buf);
+	assert_int_equal(test_open_sealed(t, &a, &cause), 0);
+	assert_int_equal(tseal.seq, 4);
+	audit_close(a);
+
+	/* A failing anchor update fails the record closed, and the file is cut back. */
+	assert_int_equal(test_open_sealed(t, &a, &cause), 0);
+	tseal.fail_put = true;
+	assert_int_equal(test_record(a, "z", "refused"), KC_ERR_IO);
+	assert_false(audit_ok(a));
+	tseal.fail_put = false;
+	audit_close(a);
+	assert_int_equal(test_verify_online(t, &chain, false), 0);
+	assert_int_equal(chain.seq, 4);
+
+	/* The store lost its anchor: refused... */
+	tseal.anchored = false;
+	assert_int_equal(test_open_sealed(t, &a, &cause), KC_ERR_BAD_MESSAGE);
+	assert_non_null(strstr(cause, "the store has no audit anchor"));
+	free(cause);
+	/* ...unless accepted: the log moves aside, a new chain records the acceptance. */
+	tas.accept = true;
+	assert_int_equal(test_open_sealed(t, &a, &cause), 0);
+	assert_null(cause);
+	audit_close(a);
+	o = test_line_json(t->path, 1);
+	assert_true(json_is_true(json_object_get(o, "genesis")));
+	assert_non_null(acc = json_object_get(o, "accepted"));
+	assert_non_null(strstr(json_string_value(json_object_get(acc, "reason")),
+	    "no audit anchor"));
+	assert_int_equal(json_integer_value(json_object_get(acc, "found_seq")), 4);
+	snprintf(aside, sizeof(aside), "%s", json_string_value(json_object_get(acc, "file")));
+	json_decref(o);
+	assert_true(tseal.anchored);
+	assert_int_equal(tseal.seq, 1);
+	assert_int_equal(test_verify_online(t, &chain, false), 0);
+	/* The old file is kept under the name the record gives. */
+	assert_non_null(d = opendir(t->dir));
+	len = 0;
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, aside) == 0)
+			len++;
+	closedir(d);
+	assert_int_equal(len, 1);
+}
+
+/* Hostname records name the hostname, the CSR and the certificate's fingerprint. */
+static void
+test_hostname_fields(void **state)
+{
+	struct test_ctx		*t = *state;
+	struct audit		*a = test_open(t);
+	struct audit_actor	 actor = { 1000, 42, "gw-cred" };
+	struct audit_hostname	 h = { "shop.acme-corp.co.uk",
+	    "7b163417-1d2c-4e6f-8a9b-0c1d2e3f4a5b",
+	    "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff" };
+	json_t			*o;
+
+	assert_int_equal(audit_op_hostname(a, &actor, "create_hostname", "z", "id-1", &h, 0,
+	    NULL), 0);
+	audit_close(a);
+	o = test_line_json(t->path, 2);
+	assert_string_equal(json_string_value(json_object_get(o, "hostname")), h.hostname);
+	assert_string_equal(json_string_value(json_object_get(o, "csr_id")), h.csr_id);
+	assert_string_equal(json_string_value(json_object_get(o, "cert_sha256")),
+	    h.cert_sha256);
+	json_decref(o);
 }
 
 /* Reopen after rotation and rotate twice: three files verify as one chain. */
@@ -772,6 +1144,12 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_write_failure, test_setup, test_teardown),
 		cmocka_unit_test_setup_teardown(test_short_write, test_setup, test_teardown),
 		cmocka_unit_test_setup_teardown(test_verify_misc, test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_keyed_lines, test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_keyed_truncated, test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_keyed_rechained, test_setup, test_teardown),
+		cmocka_unit_test_setup_teardown(test_keyed_anchor_cases, test_setup,
+		    test_teardown),
+		cmocka_unit_test_setup_teardown(test_hostname_fields, test_setup, test_teardown),
 	};
 
 	log_init(1, 0);

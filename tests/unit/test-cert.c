@@ -840,6 +840,140 @@ test_cert_hostname(void **state)
 	assert_false(test_covers("IP:192.0.2.1", "192.0.2.1"));
 }
 
+/* Issue 12: a weak key anywhere on the path is refused (1441), whatever the upload order. */
+static void
+test_cert_weak_keys(void **state)
+{
+	static const struct {
+		const char	*alg;		/* "RSA" or "EC" */
+		size_t		 bits;
+		const char	*curve;
+		const char	*what;
+	} t[] = {
+		{ "RSA", 512, NULL, "RSA key of 512 bits" },
+		{ "RSA", 1024, NULL, "RSA key of 1024 bits" },
+		{ "RSA", 2047, NULL, "RSA key of 2047 bits" },
+		{ "EC", 0, "P-224", "EC key of 224 bits" },
+		{ "EC", 0, "P-192", "EC key of 192 bits" },
+	};
+	struct cert_info	*ci = NULL;
+	struct kc_error		 err;
+	EVP_PKEY		*k;
+	X509			*inter, *leaf;
+	char			*s;
+	size_t			 i;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		if (t[i].curve != NULL)
+			k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", t[i].curve);
+		else
+			k = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", t[i].bits);
+		assert_non_null(k);
+		inter = test_inter(k, "Acme Test Trust Inc", "Weak CA", EVP_sha256());
+		leaf = test_leaf(fix.leaf_ec_key, inter, k, EVP_sha256(), TEST_SANS);
+		s = test_pem(leaf, inter, TEST_END);
+		test_reject_1441(s, fix.leaf_ec_key, t[i].what);
+		free(s);
+		s = test_pem(inter, leaf, TEST_END);
+		test_reject_1441(s, fix.leaf_ec_key, "Weak CA");
+		free(s);
+		X509_free(leaf);
+		X509_free(inter);
+		EVP_PKEY_free(k);
+	}
+
+	/* The limits themselves pass: RSA-2048 (irsa) and P-256 with a P-256 intermediate. */
+	s = test_pem(fix.leaf_rsa, fix.irsa, TEST_END);
+	assert_int_equal(test_check(s, strlen(s), fix.leaf_rsa_key, TEST_HOST, &ci, &err), 0);
+	cert_info_free(ci);
+	ci = NULL;
+	free(s);
+	k = test_key_ec("P-256");
+	inter = test_inter(k, "Acme Test Trust Inc", "P-256 CA", EVP_sha256());
+	leaf = test_leaf(fix.leaf_ec_key, inter, k, EVP_sha256(), TEST_SANS);
+	s = test_pem(leaf, inter, TEST_END);
+	assert_int_equal(test_check(s, strlen(s), fix.leaf_ec_key, TEST_HOST, &ci, &err), 0);
+	cert_info_free(ci);
+	free(s);
+	X509_free(leaf);
+	X509_free(inter);
+	EVP_PKEY_free(k);
+}
+
+/* Issue 12: a wildcard whose remainder is a public suffix covers nothing. */
+static void
+test_cert_wildcard_public_suffix(void **state)
+{
+	assert_false(test_covers("DNS:*.co.uk", "acme-corp.co.uk"));
+	assert_false(test_covers("DNS:*.CO.UK", "acme-corp.co.uk"));
+	assert_false(test_covers("DNS:*.co.uk.", "acme-corp.co.uk"));
+	assert_false(test_covers("DNS:*.com", "acme-corp.com"));
+	assert_false(test_covers("DNS:*.uk", "co.uk"));
+	/* Private section of the list too: github.io is a public suffix. */
+	assert_false(test_covers("DNS:*.github.io", "acme-corp.github.io"));
+	/* An unknown top-level domain is a public suffix by the implicit "*" rule. */
+	assert_false(test_covers("DNS:*.notatld", "acme.notatld"));
+	/* One label below a public suffix is a registrable domain: its wildcard works. */
+	assert_true(test_covers("DNS:*.acme-corp.co.uk", "shop.acme-corp.co.uk"));
+	assert_true(test_covers("DNS:*.acme-corp.github.io", "www.acme-corp.github.io"));
+	/* The public-suffix wildcard is skipped, the exact SAN after it still counts. */
+	assert_true(test_covers("DNS:*.co.uk,DNS:acme-corp.co.uk", "acme-corp.co.uk"));
+	assert_false(test_covers("DNS:*.co.uk,DNS:www.acme-corp.co.uk", "acme-corp.co.uk"));
+}
+
+/* Issue 12: only the path from the leaf to the trust anchor is stored. */
+static void
+test_cert_unrelated_dropped(void **state)
+{
+	struct cert_info	*ci = NULL;
+	struct kc_error		 err;
+	char			*s, *want;
+
+	/* An unrelated intermediate (EC) and an unrelated root (rogue) come along. */
+	s = test_pem(fix.iec, fix.irsa, fix.rogue, fix.leaf_rsa, TEST_END);
+	assert_int_equal(test_check(s, strlen(s), fix.leaf_rsa_key, TEST_HOST, &ci, &err), 0);
+	want = test_pem(fix.leaf_rsa, fix.irsa, TEST_END);
+	assert_string_equal(ci->chain_pem, want);
+	assert_int_equal(ci->dropped, 2);
+	cert_info_free(ci);
+	ci = NULL;
+	free(want);
+	free(s);
+
+	/* The root uploaded along is on the path: kept, in path order. */
+	s = test_pem(fix.root, fix.iec, fix.leaf_rsa, fix.irsa, TEST_END);
+	assert_int_equal(test_check(s, strlen(s), fix.leaf_rsa_key, TEST_HOST, &ci, &err), 0);
+	want = test_pem(fix.leaf_rsa, fix.irsa, fix.root, TEST_END);
+	assert_string_equal(ci->chain_pem, want);
+	assert_int_equal(ci->dropped, 1);
+	cert_info_free(ci);
+	ci = NULL;
+	free(want);
+	free(s);
+
+	/* Nothing extra: nothing dropped; the fingerprint is the leaf's. */
+	s = test_pem(fix.leaf_ec, fix.iec, TEST_END);
+	assert_int_equal(test_check(s, strlen(s), fix.leaf_ec_key, TEST_HOST, &ci, &err), 0);
+	assert_int_equal(ci->dropped, 0);
+	{
+		unsigned char	 md[32];
+		unsigned int	 mdlen = 0;
+		char		 hex[65], fp[CERT_FINGERPRINT_LEN + 1];
+		unsigned int	 j;
+
+		assert_int_equal(X509_digest(fix.leaf_ec, EVP_sha256(), md, &mdlen), 1);
+		for (j = 0; j < mdlen; j++)
+			snprintf(hex + 2 * j, 3, "%02x", md[j]);
+		assert_string_equal(ci->fingerprint, hex);
+		assert_int_equal(cert_pem_fingerprint(ci->chain_pem, fp), 0);
+		assert_string_equal(fp, hex);
+		assert_int_equal(cert_pem_fingerprint("no certificate", fp), KC_ERR_INVALID);
+		assert_string_equal(fp, "");
+	}
+	cert_info_free(ci);
+	free(s);
+}
+
 /* The success path with the intermediate sent first; every field. */
 static void
 test_cert_ok_rsa(void **state)
@@ -1204,6 +1338,9 @@ main(void)
 		cmocka_unit_test(test_cert_sigalg),
 		cmocka_unit_test(test_cert_trust),
 		cmocka_unit_test(test_cert_hostname),
+		cmocka_unit_test(test_cert_weak_keys),
+		cmocka_unit_test(test_cert_wildcard_public_suffix),
+		cmocka_unit_test(test_cert_unrelated_dropped),
 		cmocka_unit_test(test_cert_ok_rsa),
 		cmocka_unit_test(test_cert_ok_variants),
 		cmocka_unit_test(test_cert_threads),

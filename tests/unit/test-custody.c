@@ -69,7 +69,7 @@ fx_setup(void **state)
 	snprintf(fx->log, sizeof(fx->log), "%s/audit.log", fx->dir);
 	fake_hsm_reset();
 	if (hsm_open(&hcfg, "", 0, &fx->kcd.hsm, &cause) != 0 ||
-	    audit_open(fx->log, &fx->kcd.audit, &cause) != 0 ||
+	    audit_open(fx->log, NULL, &fx->kcd.audit, &cause) != 0 ||
 	    store_open(fx->db, &fx->c.st, &cause) != 0 ||
 	    hsm_session_new(fx->kcd.hsm, &fx->c.hs) != 0) {
 		fprintf(stderr, "setup: %s\n", cause != NULL ? cause : "failed");

@@ -33,7 +33,7 @@
 #define NPAGED	23	/* READY records of zone A in the pagination test */
 #define NHOSTS	13	/* custom hostnames of zone A in the hostname list test */
 
-#define SCHEMA_VERSION	3	/* the newest migration of store.c */
+#define SCHEMA_VERSION	4	/* the newest migration of store.c */
 
 struct fixture {
 	char		 dir[PATH_MAX];
