@@ -2367,7 +2367,7 @@ hsm_key_destroy(struct hsm_session *s, const uint8_t id[HSM_KEY_ID_LEN])
 				break;
 		}
 		if (rv != CKR_OK) {
-			r = hsm_result(h, rv, "C_DestroyObject");
+			r = hsm_op_result(s, rv, "C_DestroyObject");
 			hsm_op_end(s);
 			return r;
 		}
@@ -2793,7 +2793,7 @@ hsm_mac(struct hsm_session *s, const void *data, size_t len, uint8_t out[HSM_MAC
 	if (rv == HSM_CKR_NOT_FOUND || rv == HSM_CKR_UNSAFE)
 		r = KC_ERR_KEY_UNSAFE;
 	else
-		r = hsm_result(s->h, rv, "the audit MAC");
+		r = hsm_op_result(s, rv, "the audit MAC");
 	hsm_op_end(s);
 	if (r != 0)
 		OPENSSL_cleanse(out, HSM_MAC_LEN);
