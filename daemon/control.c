@@ -394,11 +394,10 @@ conn_read(struct bufferevent *bev, void *arg)
 		if (evbuffer_copyout(in, hdr, sizeof(hdr)) < (ssize_t)sizeof(hdr))
 			return;
 		if (proto_frame_len(hdr, &len) != 0) {
-			log_warnx("connection %llu (uid %ld pid %ld): frame of %u bytes "
+			log_warnx("connection %llu (uid %ld pid %ld): frame of %zu bytes "
 			    "exceeds the limit; closing",
 			    (unsigned long long)conn->serial, (long)conn->peer.uid,
-			    (long)conn->peer.pid, (unsigned)(hdr[0] << 24 | hdr[1] << 16 |
-			    hdr[2] << 8 | hdr[3]));
+			    (long)conn->peer.pid, len);
 			conn_lost(conn);
 			return;
 		}

@@ -24,13 +24,19 @@ test_frame_len(void **state)
 	const uint8_t	 ok[4] = { 0x00, 0x10, 0x00, 0x00 };	/* exactly 1 MiB */
 	const uint8_t	 big[4] = { 0x00, 0x10, 0x00, 0x01 };	/* 1 MiB + 1 */
 	const uint8_t	 huge[4] = { 0xff, 0xff, 0xff, 0xff };
+	const uint8_t	 half[4] = { 0x80, 0x00, 0x00, 0x00 };	/* 2^31: the sign bit */
 	const uint8_t	 zero[4] = { 0, 0, 0, 0 };
 	size_t		 len = 7;
 
 	assert_int_equal(proto_frame_len(ok, &len), 0);
 	assert_int_equal(len, KC_MAX_MSG);
 	assert_int_equal(proto_frame_len(big, &len), KC_ERR_MSG_TOO_BIG);
+	assert_int_equal(len, KC_MAX_MSG + 1);
+	/* Lengths of 2^31 and more are refused and reported whole, without a sign (issue 12). */
+	assert_int_equal(proto_frame_len(half, &len), KC_ERR_MSG_TOO_BIG);
+	assert_true(len == 0x80000000UL);
 	assert_int_equal(proto_frame_len(huge, &len), KC_ERR_MSG_TOO_BIG);
+	assert_true(len == 0xffffffffUL);
 	assert_int_equal(proto_frame_len(zero, &len), 0);
 	assert_int_equal(len, 0);
 }
