@@ -243,6 +243,13 @@ test_error_table(void **state)
 	assert_int_equal(kc_status_http(kc_err_status(KC_ERR_INVALID)), 400);
 	assert_int_equal(kc_status_http(kc_err_status(KC_ERR_UNAVAILABLE)), 503);
 	assert_int_equal(kc_status_http(kc_err_status(KC_ERR_HSM)), 500);
+	/* A zone's or credential's limit (issue 12): 429 and Cloudflare's 971. */
+	assert_int_equal(kc_status_http(kc_err_status(KC_ERR_RATE_LIMITED)), 429);
+	assert_int_equal(KC_STATUS_RATE_LIMITED, KEYCUSTODY__STATUS__RATE_LIMITED);
+	assert_string_equal(kc_status_name(KC_STATUS_RATE_LIMITED), "rate_limited");
+	kc_error_from(&e, KC_ERR_RATE_LIMITED);
+	assert_int_equal(e.code, KC_API_RATE_LIMITED);
+	assert_string_equal(e.message, KC_API_RATE_LIMITED_MSG);
 	assert_int_equal(kc_status_http(kc_err_status(-999)), 500);
 	for (int r = KC_ERR_MAX; r <= 0; r++)
 		assert_string_not_equal(kc_strerror(r), "unknown error");
