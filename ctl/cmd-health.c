@@ -71,6 +71,20 @@ cmd_health(struct ctl_opts *o, int argc, char **argv)
 			printf("hsm answers:         %llu refusals, %llu late probes\n",
 			    (unsigned long long)hr->hsm_refusals,
 			    (unsigned long long)hr->hsm_probe_stalls);
+		if (hr->has_connections)
+			printf("connections:         %u / %u (admin %u, gateway %u, reader %u), "
+			    "%llu refused, %llu cut off for unread replies\n", hr->connections,
+			    hr->connection_limit, hr->admin_connections, hr->gateway_connections,
+			    hr->reader_connections, (unsigned long long)hr->connections_refused,
+			    (unsigned long long)hr->connections_cut_off);
+		if (hr->has_creates_running)
+			printf("key creation:        %u running, %u waiting their turn, %llu "
+			    "rate-limited (429), %llu over quota\n", hr->creates_running,
+			    hr->creates_waiting, (unsigned long long)hr->creates_rate_limited,
+			    (unsigned long long)hr->creates_over_quota);
+		if (hr->has_log_lines_suppressed)
+			printf("log lines suppressed: %llu\n",
+			    (unsigned long long)hr->log_lines_suppressed);
 		printf("uptime:              %llus\n", (unsigned long long)hr->uptime_seconds);
 		printf("version:             %s\n", hr->version ? hr->version : "-");
 	}

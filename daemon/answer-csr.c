@@ -6,16 +6,19 @@
  */
 #include "config.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "answer.h"
 #include "audit.h"
+#include "conf.h"
 #include "custody.h"
 #include "hsm.h"
 #include "kc-api.h"
 #include "kc-err.h"
 #include "kc-proto.h"
+#include "kcd.h"
 #include "store.h"
 #include "validate.h"
 #include "xmalloc.h"
@@ -29,6 +32,34 @@ answer_check_csr_id(const char *id, struct kc_error *err)
 		return KC_ERR_INVALID;
 	}
 	return 0;
+}
+
+/*
+ * zone_key_quota: a zone that holds that many custom CSRs gets no more. The creates of the
+ * zone that run at the same time are not counted (zone_creates of them run at once; one
+ * with the default two workers), so the quota can be passed by at most zone_creates - 1.
+ */
+static int
+answer_check_quota(struct worker *w, const char *zone, struct kc_error *err)
+{
+	unsigned int		 quota = w->kcd->conf->zone_key_quota;
+	struct store_csr	**v = NULL;
+	size_t			 n = 0;
+	uint64_t		 total = 0;
+	int			 r;
+
+	if (quota == 0)
+		return 0;
+	if ((r = store_csr_list(w->st, zone, 1, KC_PER_PAGE_MIN, false, &v, &n,
+	    &total)) != 0)
+		return r;
+	store_csr_free_array(v, n);
+	if (total < quota)
+		return 0;
+	atomic_fetch_add(&w->kcd->creates_over_quota, 1);
+	kc_error_set(err, KC_STATUS_PERMISSION_DENIED, KC_API_ZONE_QUOTA,
+	    KC_API_ZONE_QUOTA_FMT, quota);
+	return KC_ERR_DENIED;
 }
 
 int
@@ -57,7 +88,8 @@ answer_create_csr(struct worker *w, const Keycustody__Request *req,
 	f.key_type = m->key_type;
 	f.name = m->name;
 	f.description = m->description;
-	if ((r = val_csr_fields(&f, err)) != 0)
+	if ((r = val_csr_fields(&f, err)) != 0 ||
+	    (r = answer_check_quota(w, m->zone_id, err)) != 0)
 		return r;
 
 	memset(&csr, 0, sizeof(csr));

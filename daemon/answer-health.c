@@ -12,7 +12,9 @@
 
 #include "answer.h"
 #include "audit.h"
+#include "control.h"
 #include "custody.h"
+#include "dispatch.h"
 #include "hsm.h"
 #include "kc-proto.h"
 #include "kcd.h"
@@ -41,8 +43,12 @@ answer_health(struct kcd *kcd, Keycustody__Response *resp)
 {
 	Keycustody__HealthResponse	*h;
 	struct hsm_stats		 st;
+	struct control_stats		 cs;
+	struct disp_stats		 ds;
 
 	hsm_get_stats(kcd->hsm, &st);
+	control_stats(kcd->control, &cs);
+	disp_stats(kcd->disp, &ds);
 	h = xcalloc(1, sizeof(*h));
 	keycustody__health_response__init(h);
 	h->hsm_state = xstrdup(answer_hsm_state(kcd));
@@ -83,6 +89,30 @@ answer_health(struct kcd *kcd, Keycustody__Response *resp)
 	h->hsm_probe_stalls = st.probe_stalls;
 	h->has_unresolved_creates = 1;
 	h->unresolved_creates = custody_pending_count(kcd->pending);
+	h->has_connections = 1;
+	h->connections = cs.conns;
+	h->has_connection_limit = 1;
+	h->connection_limit = cs.max_conns;
+	h->has_admin_connections = 1;
+	h->admin_connections = cs.admin_conns;
+	h->has_gateway_connections = 1;
+	h->gateway_connections = cs.gateway_conns;
+	h->has_reader_connections = 1;
+	h->reader_connections = cs.reader_conns;
+	h->has_connections_refused = 1;
+	h->connections_refused = cs.refused;
+	h->has_connections_cut_off = 1;
+	h->connections_cut_off = cs.cut_off;
+	h->has_log_lines_suppressed = 1;
+	h->log_lines_suppressed = cs.log_suppressed + ds.log_suppressed;
+	h->has_creates_running = 1;
+	h->creates_running = ds.creates_running;
+	h->has_creates_waiting = 1;
+	h->creates_waiting = ds.creates_waiting;
+	h->has_creates_rate_limited = 1;
+	h->creates_rate_limited = ds.creates_limited;
+	h->has_creates_over_quota = 1;
+	h->creates_over_quota = atomic_load(&kcd->creates_over_quota);
 	resp->body_case = KEYCUSTODY__RESPONSE__BODY_HEALTH;
 	resp->health = h;
 }

@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,6 +57,30 @@ static const struct kc_conf_file_key conf_keys[] = {
 	    offsetof(struct kc_conf, nroles[1]) },
 	{ "reader",	 CONF_LIST,	offsetof(struct kc_conf, roles[2]), 0, 0,
 	    offsetof(struct kc_conf, nroles[2]) },
+	/* Daemon limits (issue 12). */
+	{ "connection_requests", CONF_UINT, offsetof(struct kc_conf, conn_requests),
+	    1, 100000, 0 },
+	{ "connection_unread", CONF_UINT, offsetof(struct kc_conf, conn_unread),
+	    CONF_MIN_UNREAD, 1073741824, 0 },
+	{ "connection_unread_timeout", CONF_UINT,
+	    offsetof(struct kc_conf, conn_unread_timeout), 1, 3600, 0 },
+	{ "admin_connections", CONF_UINT, offsetof(struct kc_conf, admin_connections),
+	    0, 100000, 0 },
+	{ "gateway_connections", CONF_UINT, offsetof(struct kc_conf, gateway_connections),
+	    0, 100000, 0 },
+	{ "refusal_log_rate", CONF_UINT, offsetof(struct kc_conf, refusal_log_rate),
+	    1, 100000, 0 },
+	{ "zone_creates", CONF_UINT,	offsetof(struct kc_conf, zone_creates), 0, 100000, 0 },
+	{ "zone_pending_creates", CONF_UINT,
+	    offsetof(struct kc_conf, zone_pending_creates), 1, 100000, 0 },
+	{ "credential_creates", CONF_UINT, offsetof(struct kc_conf, credential_creates),
+	    0, 100000, 0 },
+	{ "credential_pending_creates", CONF_UINT,
+	    offsetof(struct kc_conf, credential_pending_creates), 1, 100000, 0 },
+	{ "create_queue_limit", CONF_UINT, offsetof(struct kc_conf, create_queue_limit),
+	    0, 100000, 0 },
+	{ "zone_key_quota", CONF_UINT,	offsetof(struct kc_conf, zone_key_quota),
+	    0, 100000000, 0 },
 };
 
 void
@@ -78,6 +103,14 @@ conf_init(struct kc_conf *c)
 	c->trust_system = 1;
 	c->hsm_retry_max = HSM_RETRY_MAX_MS;
 	c->hsm_probe_timeout = HSM_PROBE_TIMEOUT_MS;
+	c->conn_requests = 64;
+	c->conn_unread = 4 * 1024 * 1024;
+	c->conn_unread_timeout = 10;
+	c->admin_connections = 4;
+	c->gateway_connections = 16;
+	c->refusal_log_rate = 10;
+	c->zone_pending_creates = 16;
+	c->credential_pending_creates = 32;
 }
 
 void
@@ -235,6 +268,23 @@ conf_check(const struct kc_conf *c, char **cause)
 	}
 	if (strlen(c->socket_path) >= 108) {
 		xasprintf(cause, "socket path is too long (at most 107 bytes)");
+		return KC_ERR_INVALID;
+	}
+	if ((uint64_t)c->admin_connections + c->gateway_connections >= c->max_conns) {
+		xasprintf(cause, "admin_connections + gateway_connections (%u) must leave "
+		    "slots of max_connections (%u) for readers",
+		    c->admin_connections + c->gateway_connections, c->max_conns);
+		return KC_ERR_INVALID;
+	}
+	if (c->zone_creates > c->zone_pending_creates ||
+	    c->credential_creates > c->credential_pending_creates) {
+		xasprintf(cause, "zone_creates and credential_creates must not exceed "
+		    "zone_pending_creates and credential_pending_creates");
+		return KC_ERR_INVALID;
+	}
+	if (c->create_queue_limit > c->queue_limit) {
+		xasprintf(cause, "create_queue_limit (%u) exceeds queue_limit (%u)",
+		    c->create_queue_limit, c->queue_limit);
 		return KC_ERR_INVALID;
 	}
 	return 0;

@@ -13,6 +13,7 @@
 #define CONF_DEFAULT_AUDIT	"/var/log/keycustody/audit.log"
 #define CONF_DEFAULT_TOKEN	"keycustody"
 #define CONF_MAX_WORKERS	64
+#define CONF_MIN_UNREAD		65536	/* connection_unread: a page of CSRs must fit */
 
 struct kc_conf {
 	char		*module;	/* PKCS#11 module path */
@@ -43,6 +44,24 @@ struct kc_conf {
 	int		 trust_system;	/* use the system CA bundle */
 	char	       **trust_bundles;	/* more CA bundle files */
 	size_t		 ntrust_bundles;
+
+	/*
+	 * Limits on what one peer, one role, one zone or one credential may hold (issue 12;
+	 * keycustodyd(8), docs/SECURITY.md "Daemon limits"). 0 in the "auto" ones: derived
+	 * from workers and queue_limit by dispatch.c.
+	 */
+	unsigned int	 conn_requests;		/* requests in flight per connection */
+	unsigned int	 conn_unread;		/* reply bytes a peer leaves unread */
+	unsigned int	 conn_unread_timeout;	/* seconds over conn_unread: cut off */
+	unsigned int	 admin_connections;	/* slots that only admins may take */
+	unsigned int	 gateway_connections;	/* slots that readers may not take */
+	unsigned int	 refusal_log_rate;	/* refusal log lines a second, each kind */
+	unsigned int	 zone_creates;		/* creates running per zone (0: auto) */
+	unsigned int	 zone_pending_creates;	/* in flight per zone, or 429 */
+	unsigned int	 credential_creates;	/* creates running per credential (0: auto) */
+	unsigned int	 credential_pending_creates; /* in flight per credential, or 429 */
+	unsigned int	 create_queue_limit;	/* creates in flight in all, or 503 (0: auto) */
+	unsigned int	 zone_key_quota;	/* custom CSRs per zone (0: no quota) */
 };
 
 /** Fill the defaults. Free with conf_free(). */

@@ -15,6 +15,8 @@
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -34,16 +36,22 @@
 #include "peer.h"
 #include "xmalloc.h"
 
-#define CONN_MAX_INFLIGHT	64	/* per connection; reading pauses beyond it */
-
+/*
+ * Per connection, reading pauses while connection_requests requests are in flight, or while
+ * more than connection_unread reply bytes wait for the peer to read them; reading resumes
+ * once those are half read. A peer that stays over connection_unread for
+ * connection_unread_timeout seconds is cut off: its replies are not the daemon's to keep.
+ */
 struct conn {
 	TAILQ_ENTRY(conn)	 entry;
 	struct control		*ctl;
 	struct bufferevent	*bev;
+	struct event		*unread_ev;	/* the cut-off while over the unread cap */
 	uint64_t		 serial;
 	struct peer		 peer;
 	unsigned int		 refs;		/* the connection itself + one per job */
 	unsigned int		 inflight;
+	int			 over;		/* unread replies over the cap: not reading */
 	int			 lost;
 	int			 closing;	/* close once the output is flushed */
 };
@@ -69,6 +77,17 @@ struct control {
 	struct connq		 conns;
 	unsigned int		 nconns;
 	unsigned int		 max_conns;
+	unsigned int		 role_conns[PEER_ROLE_ADMIN + 1];	/* open, by role */
+	unsigned int		 role_max[PEER_ROLE_ADMIN + 1];		/* slots a role may take */
+	unsigned int		 conn_requests;
+	size_t			 conn_unread;
+	struct timeval		 unread_timeout;
+	unsigned int		 log_rate;
+	struct peer_loglimit	 log_norole;	/* refusals: no role */
+	struct peer_loglimit	 log_full;	/* refusals: no slot for the role */
+	struct peer_loglimit	 log_cutoff;	/* peers cut off */
+	uint64_t		 refused;
+	uint64_t		 cut_off;
 	unsigned int		 inflight;
 	uint64_t		 serial;
 };
@@ -81,6 +100,8 @@ static void	conn_read(struct bufferevent *, void *);
 static void	conn_write(struct bufferevent *, void *);
 static void	conn_event(struct bufferevent *, short, void *);
 static void	conn_lost(struct conn *);
+static void	conn_unread_expired(evutil_socket_t, short, void *);
+static void	conn_resume(struct conn *);
 static void	conn_unref(struct conn *);
 static void	conn_reply(void *, uint8_t *, size_t);
 static void	conn_frame_free(const void *, size_t, void *);
@@ -282,6 +303,15 @@ control_new(struct kcd *kcd, const struct kc_conf *conf, char **cause)
 	c->kcd = kcd;
 	c->path = xstrdup(path);
 	c->max_conns = conf->max_conns;
+	/* conf_check(): the reservations leave slots for readers. */
+	c->role_max[PEER_ROLE_ADMIN] = conf->max_conns;
+	c->role_max[PEER_ROLE_GATEWAY] = conf->max_conns - conf->admin_connections;
+	c->role_max[PEER_ROLE_READER] = conf->max_conns - conf->admin_connections -
+	    conf->gateway_connections;
+	c->conn_requests = conf->conn_requests;
+	c->conn_unread = conf->conn_unread;
+	c->unread_timeout.tv_sec = conf->conn_unread_timeout;
+	c->log_rate = conf->refusal_log_rate;
 	TAILQ_INIT(&c->conns);
 	c->listener = evconnlistener_new(kcd->base, control_accept, c,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 128, fd);
@@ -300,6 +330,16 @@ control_new(struct kcd *kcd, const struct kc_conf *conf, char **cause)
 	free(c->path);
 	free(c);
 	return NULL;
+}
+
+/* The tail of a rate-limited line that says how many like it were left out. */
+static const char *
+control_held(uint64_t held, char *buf, size_t len)
+{
+	if (held == 0)
+		return "";
+	snprintf(buf, len, " (%llu more suppressed)", (unsigned long long)held);
+	return buf;
 }
 
 /* accept(2) failed (EMFILE, ENFILE, ENOBUFS): pause accepting for a second. */
@@ -332,6 +372,8 @@ control_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa
 	struct ucred	 cred;
 	socklen_t	 len = sizeof(cred);
 	enum peer_role	 role;
+	uint64_t	 held;
+	char		 note[64];
 
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1) {
 		log_warn("getsockopt SO_PEERCRED");
@@ -339,14 +381,25 @@ control_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa
 		return;
 	}
 	if ((role = control_peer_role(c, cred.uid, cred.gid)) == PEER_ROLE_NONE) {
-		log_warnx("refusing connection from uid %ld gid %ld pid %ld: no role",
-		    (long)cred.uid, (long)cred.gid, (long)cred.pid);
+		c->refused++;
+		if (peer_loglimit_pass(&c->log_norole, c->log_rate, &held))
+			log_warnx("refusing connection from uid %ld gid %ld pid %ld: no role%s",
+			    (long)cred.uid, (long)cred.gid, (long)cred.pid,
+			    control_held(held, note, sizeof(note)));
 		close(fd);
 		return;
 	}
-	if (c->nconns >= c->max_conns) {
-		log_warnx("refusing connection from uid %ld pid %ld: %u connections open",
-		    (long)cred.uid, (long)cred.pid, c->nconns);
+	/*
+	 * Admins may take every slot, gateways all but admin_connections, readers all but
+	 * those and gateway_connections: no lesser role can lock a greater one out.
+	 */
+	if (c->nconns >= c->role_max[role]) {
+		c->refused++;
+		if (peer_loglimit_pass(&c->log_full, c->log_rate, &held))
+			log_warnx("refusing connection from uid %ld pid %ld (role %s): %u "
+			    "connections open, %u the most for the role%s", (long)cred.uid,
+			    (long)cred.pid, peer_role_name(role), c->nconns, c->role_max[role],
+			    control_held(held, note, sizeof(note)));
 		close(fd);
 		return;
 	}
@@ -365,10 +418,15 @@ control_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa
 		free(conn);
 		return;
 	}
+	if ((conn->unread_ev = evtimer_new(c->kcd->base, conn_unread_expired, conn)) == NULL)
+		fatalx("evtimer_new");
 	bufferevent_setcb(conn->bev, conn_read, conn_write, conn_event, conn);
+	/* conn_write() runs once the unread replies are down to half the cap. */
+	bufferevent_setwatermark(conn->bev, EV_WRITE, c->conn_unread / 2, 0);
 	bufferevent_enable(conn->bev, EV_READ | EV_WRITE);
 	TAILQ_INSERT_TAIL(&c->conns, conn, entry);
 	c->nconns++;
+	c->role_conns[role]++;
 	log_debug("connection %llu from uid %ld gid %ld pid %ld, role %s",
 	    (unsigned long long)conn->serial, (long)conn->peer.uid, (long)conn->peer.gid,
 	    (long)conn->peer.pid, peer_role_name(role));
@@ -387,18 +445,17 @@ conn_read(struct bufferevent *bev, void *arg)
 	int			 r;
 
 	while (!conn->lost && !conn->closing) {
-		if (conn->inflight >= CONN_MAX_INFLIGHT) {
+		if (conn->inflight >= c->conn_requests || conn->over) {
 			bufferevent_disable(bev, EV_READ);
 			return;
 		}
 		if (evbuffer_copyout(in, hdr, sizeof(hdr)) < (ssize_t)sizeof(hdr))
 			return;
 		if (proto_frame_len(hdr, &len) != 0) {
-			log_warnx("connection %llu (uid %ld pid %ld): frame of %u bytes "
+			log_warnx("connection %llu (uid %ld pid %ld): frame of %zu bytes "
 			    "exceeds the limit; closing",
 			    (unsigned long long)conn->serial, (long)conn->peer.uid,
-			    (long)conn->peer.pid, (unsigned)(hdr[0] << 24 | hdr[1] << 16 |
-			    hdr[2] << 8 | hdr[3]));
+			    (long)conn->peer.pid, len);
 			conn_lost(conn);
 			return;
 		}
@@ -473,7 +530,48 @@ conn_send(struct conn *conn, uint8_t *frame, size_t len)
 		    (unsigned long long)conn->serial);
 		free(frame);
 		conn_lost(conn);
+		return;
 	}
+	if (!conn->over &&
+	    evbuffer_get_length(bufferevent_get_output(conn->bev)) > conn->ctl->conn_unread) {
+		/* Stop taking requests until the peer reads; cut it off if it never does. */
+		conn->over = 1;
+		bufferevent_disable(conn->bev, EV_READ);
+		evtimer_add(conn->unread_ev, &conn->ctl->unread_timeout);
+		log_debug("connection %llu: over %zu unread reply bytes; not reading",
+		    (unsigned long long)conn->serial, conn->ctl->conn_unread);
+	}
+}
+
+/* Read requests again, unless a cap still holds. */
+static void
+conn_resume(struct conn *conn)
+{
+	if (conn->lost || conn->closing || conn->over ||
+	    conn->inflight >= conn->ctl->conn_requests ||
+	    (bufferevent_get_enabled(conn->bev) & EV_READ))
+		return;
+	bufferevent_enable(conn->bev, EV_READ);
+	conn_read(conn->bev, conn);
+}
+
+/* On the loop: the peer left its replies over the cap for too long. */
+static void
+conn_unread_expired(evutil_socket_t fd, short ev, void *arg)
+{
+	struct conn	*conn = arg;
+	struct control	*c = conn->ctl;
+	uint64_t	 held;
+	char		 note[64];
+
+	c->cut_off++;
+	if (peer_loglimit_pass(&c->log_cutoff, c->log_rate, &held))
+		log_warnx("connection %llu (uid %ld pid %ld): %zu reply bytes unread for "
+		    "%lds; cutting it off%s", (unsigned long long)conn->serial,
+		    (long)conn->peer.uid, (long)conn->peer.pid,
+		    evbuffer_get_length(bufferevent_get_output(conn->bev)),
+		    (long)c->unread_timeout.tv_sec, control_held(held, note, sizeof(note)));
+	conn_lost(conn);
 }
 
 /* On the loop: the reply to a request of conn (disp_request()). */
@@ -488,11 +586,7 @@ conn_reply(void *arg, uint8_t *frame, size_t len)
 		free(frame);
 	else {
 		conn_send(conn, frame, len);
-		if (!conn->lost && !conn->closing && conn->inflight < CONN_MAX_INFLIGHT &&
-		    !(bufferevent_get_enabled(conn->bev) & EV_READ)) {
-			bufferevent_enable(conn->bev, EV_READ);
-			conn_read(conn->bev, conn);
-		}
+		conn_resume(conn);
 	}
 	conn_unref(conn);
 }
@@ -501,9 +595,17 @@ static void
 conn_write(struct bufferevent *bev, void *arg)
 {
 	struct conn	*conn = arg;
+	size_t		 out = evbuffer_get_length(bufferevent_get_output(bev));
 
-	if (conn->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+	if (conn->closing && out == 0) {
 		conn_lost(conn);
+		return;
+	}
+	if (conn->over && out <= conn->ctl->conn_unread / 2) {
+		conn->over = 0;
+		evtimer_del(conn->unread_ev);
+		conn_resume(conn);
+	}
 }
 
 static void
@@ -528,10 +630,13 @@ conn_lost(struct conn *conn)
 		return;
 	conn->lost = 1;
 	log_debug("connection %llu closed", (unsigned long long)conn->serial);
+	event_free(conn->unread_ev);
+	conn->unread_ev = NULL;
 	bufferevent_free(conn->bev);
 	conn->bev = NULL;
 	TAILQ_REMOVE(&c->conns, conn, entry);
 	c->nconns--;
+	c->role_conns[conn->peer.role]--;
 	conn_unref(conn);
 }
 
@@ -561,6 +666,23 @@ unsigned int
 control_inflight(struct control *c)
 {
 	return c->inflight;
+}
+
+void
+control_stats(const struct control *c, struct control_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	if (c == NULL)
+		return;
+	st->conns = c->nconns;
+	st->max_conns = c->max_conns;
+	st->admin_conns = c->role_conns[PEER_ROLE_ADMIN];
+	st->gateway_conns = c->role_conns[PEER_ROLE_GATEWAY];
+	st->reader_conns = c->role_conns[PEER_ROLE_READER];
+	st->refused = c->refused;
+	st->cut_off = c->cut_off;
+	st->log_suppressed = c->log_norole.suppressed + c->log_full.suppressed +
+	    c->log_cutoff.suppressed;
 }
 
 void

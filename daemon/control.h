@@ -6,9 +6,21 @@
 #ifndef KC_CONTROL_H
 #define KC_CONTROL_H
 
+#include <stdint.h>
+
 struct kcd;
 struct kc_conf;
 struct control;
+
+/* What the socket counts, for health. */
+struct control_stats {
+	unsigned int	 conns;		/* open */
+	unsigned int	 max_conns;
+	unsigned int	 admin_conns, gateway_conns, reader_conns;
+	uint64_t	 refused;	/* at connect: no role, or no slot left for the role */
+	uint64_t	 cut_off;	/* peers that left their replies unread too long */
+	uint64_t	 log_suppressed; /* refusal log lines over refusal_log_rate */
+};
 
 /**
  * Resolve the roles of the configuration (admin, gateway, reader: a user name, a uid or
@@ -26,6 +38,8 @@ void		 control_stop_accepting(struct control *c);
 unsigned int	 control_nconns(struct control *c);
 /** Requests read but not yet answered, all connections. */
 unsigned int	 control_inflight(struct control *c);
+/** Fill st (all zero for NULL: no socket, as in the fuzz targets). */
+void		 control_stats(const struct control *c, struct control_stats *st);
 /** Close every connection, remove the socket file. NULL is a no-op. */
 void		 control_free(struct control *c);
 

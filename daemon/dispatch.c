@@ -7,7 +7,10 @@
  */
 #include "config.h"
 
+#include <sys/queue.h>
+
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -28,10 +31,12 @@
 #include "peer.h"
 #include "pool.h"
 #include "store.h"
+#include "validate.h"
 #include "xmalloc.h"
 
 #define DISP_LOOP	0x01	/* answered on the event loop: no I/O, no HSM */
 #define DISP_ACTOR	0x02	/* a gateway must name the acting credential */
+#define DISP_CREATE	0x04	/* makes a key: the zone's and credential's limits apply */
 
 /* One row per request type: the least role that may make it, flags, handler, undo. */
 static const struct disp_entry {
@@ -42,7 +47,7 @@ static const struct disp_entry {
 	answer_undo_fn		 undo;		/* NULL: nothing to undo (reads, deletes) */
 } disp_table[] = {
 	{ KEYCUSTODY__REQUEST__BODY_HEALTH, PEER_ROLE_READER, DISP_LOOP, NULL, NULL },
-	{ KEYCUSTODY__REQUEST__BODY_CREATE_CSR, PEER_ROLE_GATEWAY, DISP_ACTOR,
+	{ KEYCUSTODY__REQUEST__BODY_CREATE_CSR, PEER_ROLE_GATEWAY, DISP_ACTOR | DISP_CREATE,
 	    answer_create_csr, answer_undo_create_csr },
 	{ KEYCUSTODY__REQUEST__BODY_LIST_CSRS, PEER_ROLE_READER, DISP_ACTOR,
 	    answer_list_csrs, NULL },
@@ -62,16 +67,60 @@ static const struct disp_entry {
 	    answer_delete_hostname, NULL },
 };
 
+/*
+ * Key creations in flight for one zone or one credential: those on a worker (running) and
+ * those waiting in the line for their turn (pending counts both). Freed at pending 0.
+ */
+struct disp_tally {
+	TAILQ_ENTRY(disp_tally)	 entry;
+	char			*key;
+	unsigned int		 running;
+	unsigned int		 pending;
+};
+TAILQ_HEAD(disp_tallyq, disp_tally);
+
+struct disp_job;
+TAILQ_HEAD(disp_jobq, disp_job);
+
+/*
+ * Fairness of key creation (issue 12): a create runs while its zone has fewer than
+ * zone_run creates running and its credential fewer than cred_run; otherwise it waits in
+ * the line, on the loop, holding no worker and no queue slot. A zone with zone_max creates
+ * in flight, or a credential with cred_max, is answered 429 at once; create_max in flight
+ * in all is a full queue (503). Creates go to the pool as POOL_SLOW jobs, so that reads
+ * always find a worker.
+ */
+struct disp_fair {
+	struct disp_tallyq	 zones;
+	struct disp_tallyq	 creds;
+	struct disp_jobq	 line;		/* waiting, oldest first */
+	unsigned int		 zone_run, zone_max;
+	unsigned int		 cred_run, cred_max;
+	unsigned int		 create_max;
+	unsigned int		 running;
+	unsigned int		 waiting;
+	uint64_t		 limited;	/* answered 429 */
+	unsigned int		 log_rate;
+	struct peer_loglimit	 log_limited;
+	struct peer_loglimit	 log_refused;	/* permission refusals */
+};
+
 struct dispatch {
 	struct kcd		*kcd;
 	struct worker		*workers;
 	unsigned int		 nworkers;
 	struct timeval		 timeout;	/* the request deadline */
+	struct disp_fair	 fair;
 };
 
 /* A request on its way through a worker, from disp_request() to its reply. */
 struct disp_job {
 	struct dispatch		*d;
+	TAILQ_ENTRY(disp_job)	 entry;		/* in the line (a create waiting its turn) */
+	struct disp_tally	*zone;		/* a create's tallies (zone NULL: invalid id) */
+	struct disp_tally	*cred;
+	int			 waiting;	/* in the line */
+	int			 running;	/* a create given to the pool */
 	Keycustody__Request	*req;
 	struct peer		 peer;
 	uint64_t		 id;
@@ -84,6 +133,9 @@ struct disp_job {
 	size_t			 len;
 };
 
+static void	disp_work(void *, void *);
+static void	disp_work_done(void *);
+
 static const struct disp_entry *
 disp_lookup(int type)
 {
@@ -93,6 +145,18 @@ disp_lookup(int type)
 		if (disp_table[i].type == type)
 			return &disp_table[i];
 	return NULL;
+}
+
+/* The tail of a rate-limited log line that says how many like it were left out. */
+static const char *
+disp_held(uint64_t held)
+{
+	static char	 buf[64];
+
+	if (held == 0)
+		return "";
+	snprintf(buf, sizeof(buf), " (%llu more suppressed)", (unsigned long long)held);
+	return buf;
 }
 
 /*
@@ -170,7 +234,7 @@ disp_set_error(Keycustody__Response *resp, const struct kc_error *err,
 	e->status = (Keycustody__Status)err->status;
 	e->code = (uint32_t)err->code;
 	e->message = xstrdup(err->message);
-	if (err->status == KC_STATUS_UNAVAILABLE) {
+	if (err->status == KC_STATUS_UNAVAILABLE || err->status == KC_STATUS_RATE_LIMITED) {
 		e->has_retry_after = 1;
 		e->retry_after = retry_after > 0 ? retry_after : 1;
 	}
@@ -270,12 +334,15 @@ disp_answer_here(struct kcd *kcd, const Keycustody__Request *req, const struct p
 {
 	const struct disp_entry	*e = disp_lookup(req->body_case);
 	struct kc_error		 err;
+	struct disp_fair	*f = kcd->disp != NULL ? &kcd->disp->fair : NULL;
+	uint64_t		 held = 0;
 
 	memset(&err, 0, sizeof(err));
 	if (disp_permitted(e, req, peer->role, &err) != 0) {
-		log_warnx("peer uid %ld pid %ld (role %s): %s refused", (long)peer->uid,
-		    (long)peer->pid, peer_role_name(peer->role),
-		    proto_request_name(req->body_case));
+		if (f == NULL || peer_loglimit_pass(&f->log_refused, f->log_rate, &held))
+			log_warnx("peer uid %ld pid %ld (role %s): %s refused%s", (long)peer->uid,
+			    (long)peer->pid, peer_role_name(peer->role),
+			    proto_request_name(req->body_case), disp_held(held));
 		disp_error_frame(req->id, &err, frame, len);
 		return 1;
 	}
@@ -332,6 +399,210 @@ disp_work(void *ctx, void *arg)
 	job->req = NULL;
 }
 
+static struct disp_tally *
+disp_tally_find(struct disp_tallyq *q, const char *key)
+{
+	struct disp_tally	*t;
+
+	TAILQ_FOREACH(t, q, entry)
+		if (strcmp(t->key, key) == 0)
+			return t;
+	return NULL;
+}
+
+/* One more create in flight for key (copied). */
+static struct disp_tally *
+disp_tally_ref(struct disp_tallyq *q, const char *key)
+{
+	struct disp_tally	*t;
+
+	if ((t = disp_tally_find(q, key)) == NULL) {
+		t = xcalloc(1, sizeof(*t));
+		t->key = xstrdup(key);
+		TAILQ_INSERT_TAIL(q, t, entry);
+	}
+	t->pending++;
+	return t;
+}
+
+static void
+disp_tally_unref(struct disp_tallyq *q, struct disp_tally *t)
+{
+	if (t == NULL || --t->pending > 0)
+		return;
+	TAILQ_REMOVE(q, t, entry);
+	free(t->key);
+	free(t);
+}
+
+/*
+ * The credential a create counts against: the acting credential a gateway names (it
+ * speaks for many), or the peer's uid for an admin, whatever actor it names.
+ * @retval a string the caller frees
+ */
+static char *
+disp_cred_key(const Keycustody__Request *req, const struct peer *peer)
+{
+	char	*key;
+
+	if (peer->role == PEER_ROLE_GATEWAY && req->actor != NULL)
+		xasprintf(&key, "credential %s", req->actor);
+	else
+		xasprintf(&key, "uid %ld", (long)peer->uid);
+	return key;
+}
+
+/*
+ * Count a create against its zone and credential, or refuse it: 429 when either has
+ * zone_max or cred_max in flight, 503 when creates in all have create_max.
+ * @retval 0, or 1 with *frame set to the refusal
+ */
+static int
+disp_fair_admit(struct dispatch *d, struct disp_job *job, const Keycustody__Request *req,
+    uint8_t **frame, size_t *len)
+{
+	struct disp_fair	*f = &d->fair;
+	const char		*zone = req->create_csr->zone_id;
+	struct disp_tally	*zt = NULL, *ct;
+	struct kc_error		 err;
+	const char		*what = NULL;
+	char			*ckey;
+	uint64_t		 held;
+	unsigned int		 n = 0;
+
+	if (f->running + f->waiting >= f->create_max) {
+		kc_error_set(&err, KC_STATUS_UNAVAILABLE, KC_API_UNAVAILABLE, "Service "
+		    "Unavailable: too many key creations are queued. Please try again later.");
+		disp_error_frame(req->id, &err, frame, len);
+		return 1;
+	}
+	/* An invalid zone id is refused by the handler before it reaches the token. */
+	if (zone != NULL && !val_zone_id(zone))
+		zone = NULL;
+	ckey = disp_cred_key(req, &job->peer);
+	if (zone != NULL && (zt = disp_tally_find(&f->zones, zone)) != NULL &&
+	    zt->pending >= f->zone_max) {
+		what = "zone";
+		n = zt->pending;
+	} else if ((ct = disp_tally_find(&f->creds, ckey)) != NULL &&
+	    ct->pending >= f->cred_max) {
+		what = "credential";
+		n = ct->pending;
+	}
+	if (what != NULL) {
+		f->limited++;
+		if (peer_loglimit_pass(&f->log_limited, f->log_rate, &held))
+			log_warnx("peer uid %ld pid %ld (%s): create_csr in zone %s refused (429): "
+			    "its %s has %u key creations in flight%s", (long)job->peer.uid,
+			    (long)job->peer.pid, ckey, zone != NULL ? zone : "<invalid>", what, n,
+			    disp_held(held));
+		free(ckey);
+		kc_error_set(&err, KC_STATUS_RATE_LIMITED, KC_API_RATE_LIMITED,
+		    KC_API_RATE_LIMITED_MSG);
+		disp_error_frame(req->id, &err, frame, len);
+		return 1;
+	}
+	job->zone = zone != NULL ? disp_tally_ref(&f->zones, zone) : NULL;
+	job->cred = disp_tally_ref(&f->creds, ckey);
+	free(ckey);
+	return 0;
+}
+
+/* Whether a counted create may go to a worker now. */
+static int
+disp_fair_may_run(const struct disp_fair *f, const struct disp_job *job)
+{
+	return (job->zone == NULL || job->zone->running < f->zone_run) &&
+	    job->cred->running < f->cred_run;
+}
+
+/* A create leaves the line or the pool: its zone and credential have one fewer. */
+static void
+disp_fair_release(struct dispatch *d, struct disp_job *job)
+{
+	struct disp_fair	*f = &d->fair;
+
+	if (job->cred == NULL)
+		return;
+	if (job->running) {
+		if (job->zone != NULL)
+			job->zone->running--;
+		job->cred->running--;
+		f->running--;
+		job->running = 0;
+	}
+	if (job->waiting) {
+		TAILQ_REMOVE(&f->line, job, entry);
+		f->waiting--;
+		job->waiting = 0;
+	}
+	disp_tally_unref(&f->zones, job->zone);
+	disp_tally_unref(&f->creds, job->cred);
+	job->zone = NULL;
+	job->cred = NULL;
+}
+
+/* Give job to the pool, a counted create as a slow job. @retval 0 or KC_ERR_UNAVAILABLE */
+static int
+disp_submit(struct dispatch *d, struct disp_job *job)
+{
+	struct disp_fair	*f = &d->fair;
+	int			 create = job->cred != NULL;
+
+	if (create) {
+		if (job->zone != NULL)
+			job->zone->running++;
+		job->cred->running++;
+		f->running++;
+		job->running = 1;
+	}
+	if (pool_submit(d->kcd->pool, create ? POOL_SLOW : POOL_FAST, disp_work,
+	    disp_work_done, job) != 0) {
+		disp_fair_release(d, job);
+		return KC_ERR_UNAVAILABLE;
+	}
+	return 0;
+}
+
+/* Answer a job that never reached a worker "unavailable" (message msg), and free it. */
+static void
+disp_refuse(struct dispatch *d, struct disp_job *job, const char *msg)
+{
+	disp_reply_fn	 reply = job->reply;
+	void		*arg = job->arg;
+	struct kc_error	 err;
+	uint8_t		*frame;
+	size_t		 len;
+
+	event_free(job->timer);
+	disp_fair_release(d, job);
+	kc_error_set(&err, KC_STATUS_UNAVAILABLE, KC_API_UNAVAILABLE,
+	    "Service Unavailable: %s. Please try again later.", msg);
+	disp_error_frame(job->id, &err, &frame, &len);
+	keycustody__request__free_unpacked(job->req, NULL);
+	free(job);
+	reply(arg, frame, len);
+}
+
+/* Start the creates in the line whose zone and credential have room now, oldest first. */
+static void
+disp_fair_next(struct dispatch *d)
+{
+	struct disp_fair	*f = &d->fair;
+	struct disp_job		*job, *next;
+
+	for (job = TAILQ_FIRST(&f->line); job != NULL; job = next) {
+		next = TAILQ_NEXT(job, entry);
+		if (!disp_fair_may_run(f, job))
+			continue;
+		TAILQ_REMOVE(&f->line, job, entry);
+		f->waiting--;
+		job->waiting = 0;
+		if (disp_submit(d, job) != 0)
+			disp_refuse(d, job, "the request queue is full");
+	}
+}
+
 /* On the loop: the worker's answer goes out, unless the deadline answered already. */
 static void
 disp_work_done(void *arg)
@@ -339,6 +610,10 @@ disp_work_done(void *arg)
 	struct disp_job	*job = arg;
 
 	event_free(job->timer);
+	if (job->running) {
+		disp_fair_release(job->d, job);
+		disp_fair_next(job->d);
+	}
 	if (atomic_load(&job->abandoned))
 		free(job->frame);
 	else
@@ -358,6 +633,15 @@ disp_deadline(evutil_socket_t fd, short ev, void *arg)
 	uint8_t		*frame;
 	size_t		 len;
 
+	if (job->waiting) {
+		/* It never reached a worker: nothing to undo. */
+		log_warnx("request %llu (uid %ld pid %ld): key creation waited %lds for its "
+		    "turn; giving up", (unsigned long long)job->id, (long)job->peer.uid,
+		    (long)job->peer.pid, (long)job->d->timeout.tv_sec);
+		disp_refuse(job->d, job, "the key creation waited too long for its turn; "
+		    "nothing was changed");
+		return;
+	}
 	atomic_store(&job->abandoned, 1);
 	log_warnx("request %llu (uid %ld pid %ld) not answered within %lds; giving up",
 	    (unsigned long long)job->id, (long)job->peer.uid, (long)job->peer.pid,
@@ -375,7 +659,6 @@ disp_request(struct dispatch *d, Keycustody__Request *req, const struct peer *pe
 {
 	const struct disp_entry	*e;
 	struct disp_job		*job;
-	struct kc_error		 err;
 	uint8_t			*frame;
 	size_t			 len;
 
@@ -392,21 +675,63 @@ disp_request(struct dispatch *d, Keycustody__Request *req, const struct peer *pe
 	job->reply = reply;
 	job->arg = arg;
 	atomic_init(&job->abandoned, 0);
-	clock_gettime(CLOCK_MONOTONIC, &job->deadline);
-	job->deadline.tv_sec += d->timeout.tv_sec;
-	if ((job->timer = evtimer_new(d->kcd->base, disp_deadline, job)) == NULL)
-		fatalx("evtimer_new");
-	if (pool_submit(d->kcd->pool, disp_work, disp_work_done, job) != 0) {
-		event_free(job->timer);
+	if ((e->flags & DISP_CREATE) && disp_fair_admit(d, job, req, &frame, &len)) {
 		free(job);
-		kc_error_set(&err, KC_STATUS_UNAVAILABLE, KC_API_UNAVAILABLE,
-		    "Service Unavailable: the request queue is full. Please try again later.");
-		disp_error_frame(req->id, &err, &frame, &len);
 		keycustody__request__free_unpacked(req, NULL);
 		reply(arg, frame, len);
 		return;
 	}
+	clock_gettime(CLOCK_MONOTONIC, &job->deadline);
+	job->deadline.tv_sec += d->timeout.tv_sec;
+	if ((job->timer = evtimer_new(d->kcd->base, disp_deadline, job)) == NULL)
+		fatalx("evtimer_new");
+	if (job->cred != NULL && !disp_fair_may_run(&d->fair, job)) {
+		/* Its zone or credential has enough running: wait in the line. */
+		TAILQ_INSERT_TAIL(&d->fair.line, job, entry);
+		job->waiting = 1;
+		d->fair.waiting++;
+	} else if (disp_submit(d, job) != 0) {
+		disp_refuse(d, job, "the request queue is full");
+		return;
+	}
 	evtimer_add(job->timer, &d->timeout);
+}
+
+void
+disp_stats(const struct dispatch *d, struct disp_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	if (d == NULL)
+		return;
+	st->creates_running = d->fair.running;
+	st->creates_waiting = d->fair.waiting;
+	st->creates_limited = d->fair.limited;
+	st->log_suppressed = d->fair.log_limited.suppressed + d->fair.log_refused.suppressed;
+}
+
+/*
+ * The fairness limits from the configuration: "auto" (0) runs at most all workers but one
+ * for one zone or one credential (at least one), and lets creates take half the queue.
+ */
+static void
+disp_fair_init(struct disp_fair *f, const struct kc_conf *conf)
+{
+	unsigned int	 run = conf->workers > 1 ? conf->workers - 1 : 1;
+
+	TAILQ_INIT(&f->zones);
+	TAILQ_INIT(&f->creds);
+	TAILQ_INIT(&f->line);
+	f->zone_max = conf->zone_pending_creates;
+	f->cred_max = conf->credential_pending_creates;
+	f->zone_run = conf->zone_creates != 0 ? conf->zone_creates : run;
+	if (f->zone_run > f->zone_max)
+		f->zone_run = f->zone_max;
+	f->cred_run = conf->credential_creates != 0 ? conf->credential_creates : run;
+	if (f->cred_run > f->cred_max)
+		f->cred_run = f->cred_max;
+	f->create_max = conf->create_queue_limit != 0 ? conf->create_queue_limit :
+	    (conf->queue_limit > 1 ? conf->queue_limit / 2 : 1);
+	f->log_rate = conf->refusal_log_rate;
 }
 
 static void
@@ -435,6 +760,7 @@ disp_new(struct kcd *kcd, char **cause)
 	d->kcd = kcd;
 	d->timeout.tv_sec = conf->request_timeout;
 	d->nworkers = conf->workers;
+	disp_fair_init(&d->fair, conf);
 	d->workers = xcalloc(d->nworkers, sizeof(*d->workers));
 	ctxs = xcalloc(d->nworkers, sizeof(*ctxs));
 	for (i = 0; i < d->nworkers; i++) {
@@ -461,8 +787,12 @@ disp_new(struct kcd *kcd, char **cause)
 void
 disp_free(struct dispatch *d)
 {
+	struct disp_job	*job;
+
 	if (d == NULL)
 		return;
+	while ((job = TAILQ_FIRST(&d->fair.line)) != NULL)
+		disp_refuse(d, job, "the daemon is stopping");
 	pool_free(d->kcd->pool);
 	d->kcd->pool = NULL;
 	disp_workers_free(d->workers, d->nworkers);

@@ -42,6 +42,17 @@ struct dispatch	*disp_new(struct kcd *kcd, char **cause);
 void		 disp_request(struct dispatch *d, Keycustody__Request *req,
 		    const struct peer *peer, disp_reply_fn reply, void *arg);
 
+/* What dispatch counts, for health. */
+struct disp_stats {
+	unsigned int	 creates_running;	/* on a worker */
+	unsigned int	 creates_waiting;	/* in the line for their zone's or credential's turn */
+	uint64_t	 creates_limited;	/* answered 429 */
+	uint64_t	 log_suppressed;	/* refusal log lines over refusal_log_rate */
+};
+
+/** Fill st (all zero for NULL). */
+void		 disp_stats(const struct dispatch *d, struct disp_stats *st);
+
 /** The reply to a request of an unsupported protocol version. Caller frees *frame. */
 void		 disp_bad_version(const Keycustody__Request *req, uint8_t **frame,
 		    size_t *len);

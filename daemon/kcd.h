@@ -35,6 +35,7 @@ struct kcd {
 	_Atomic uint64_t	 keys_in_custody;	/* READY records */
 	_Atomic uint64_t	 records_missing_key;	/* found at start-up */
 	_Atomic uint64_t	 orphan_keys;		/* found at start-up */
+	_Atomic uint64_t	 creates_over_quota;	/* refused by zone_key_quota */
 	uint8_t			*missing_ids;		/* sorted key ids of those records */
 	size_t			 nmissing;		/* read-only after start-up */
 	struct custody_pending	*pending;		/* creates waiting for the token */

@@ -9,6 +9,9 @@
 
 #include <sys/types.h>
 
+#include <stdint.h>
+#include <time.h>
+
 enum peer_role {
 	PEER_ROLE_NONE = 0,	/* refused at connect */
 	PEER_ROLE_READER,	/* health, list, get */
@@ -37,6 +40,43 @@ peer_role_name(enum peer_role role)
 	default:
 		return "none";
 	}
+}
+
+/*
+ * A budget of log lines a second for one kind of refusal, so that a peer cannot make the
+ * daemon log as fast as it can connect or send (OpenSSH's log_ratelimit). One thread only.
+ */
+struct peer_loglimit {
+	time_t			 second;	/* CLOCK_MONOTONIC second of the budget */
+	unsigned int		 lines;		/* logged in that second */
+	uint64_t		 held;		/* suppressed since the last line logged */
+	uint64_t		 suppressed;	/* suppressed in all, for health */
+};
+
+/**
+ * Whether one more line of this kind may be logged now, at most rate a second.
+ * @param heldp set to the lines suppressed since the last one logged (to say so), or 0
+ */
+static inline int
+peer_loglimit_pass(struct peer_loglimit *l, unsigned int rate, uint64_t *heldp)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	if (ts.tv_sec != l->second) {
+		l->second = ts.tv_sec;
+		l->lines = 0;
+	}
+	*heldp = 0;
+	if (l->lines >= rate) {
+		l->held++;
+		l->suppressed++;
+		return 0;
+	}
+	l->lines++;
+	*heldp = l->held;
+	l->held = 0;
+	return 1;
 }
 
 #endif /* KC_PEER_H */

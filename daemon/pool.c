@@ -22,6 +22,7 @@
 
 struct pool_job {
 	TAILQ_ENTRY(pool_job)	 entry;
+	enum pool_class		 class;
 	pool_work_fn		 work;
 	pool_done_fn		 done;
 	void			*arg;
@@ -37,7 +38,9 @@ struct pool_thread {
 struct pool {
 	pthread_mutex_t		 lock;
 	pthread_cond_t		 cond;
-	struct pool_jobq	 todo;		/* waiting for a worker */
+	struct pool_jobq	 todo;		/* POOL_FAST jobs waiting for a worker */
+	struct pool_jobq	 slow;		/* POOL_SLOW jobs waiting for a worker */
+	unsigned int		 running_slow;
 	struct pool_jobq	 done;		/* worked, waiting for the loop */
 	unsigned int		 depth;		/* queued + running + waiting for the loop */
 	unsigned int		 limit;
@@ -61,12 +64,15 @@ pool_new(struct event_base *base, void *const *ctxs, unsigned int nworkers,
 	p = xcalloc(1, sizeof(*p));
 	p->limit = limit;
 	TAILQ_INIT(&p->todo);
+	TAILQ_INIT(&p->slow);
 	TAILQ_INIT(&p->done);
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->cond, NULL);
 	if ((p->done_ev = event_new(base, -1, 0, pool_done_cb, p)) == NULL)
 		fatalx("event_new");
 	p->threads = xcalloc(nworkers, sizeof(*p->threads));
+	/* The workers read nworkers (pool_next_inlock()) once it is final. */
+	pthread_mutex_lock(&p->lock);
 	for (i = 0; i < nworkers; i++) {
 		p->threads[i].pool = p;
 		p->threads[i].ctx = ctxs[i];
@@ -75,11 +81,13 @@ pool_new(struct event_base *base, void *const *ctxs, unsigned int nworkers,
 			fatalx("pthread_create: %s", strerror(r));
 		p->nworkers++;
 	}
+	pthread_mutex_unlock(&p->lock);
 	return p;
 }
 
 int
-pool_submit(struct pool *p, pool_work_fn work, pool_done_fn done, void *arg)
+pool_submit(struct pool *p, enum pool_class class, pool_work_fn work, pool_done_fn done,
+    void *arg)
 {
 	struct pool_job	*job;
 
@@ -89,10 +97,11 @@ pool_submit(struct pool *p, pool_work_fn work, pool_done_fn done, void *arg)
 		return KC_ERR_UNAVAILABLE;
 	}
 	job = xcalloc(1, sizeof(*job));
+	job->class = class;
 	job->work = work;
 	job->done = done;
 	job->arg = arg;
-	TAILQ_INSERT_TAIL(&p->todo, job, entry);
+	TAILQ_INSERT_TAIL(class == POOL_SLOW ? &p->slow : &p->todo, job, entry);
 	p->depth++;
 	pthread_cond_signal(&p->cond);
 	pthread_mutex_unlock(&p->lock);
@@ -122,6 +131,28 @@ pool_workers(const struct pool *p)
 	return p->nworkers;
 }
 
+/*
+ * The next job for a free worker, or NULL: a slow job when no fast job waits, or while
+ * fewer than all workers but one run slow jobs; otherwise a fast job. So slow jobs never
+ * hold every worker while fast ones wait (beyond the slow jobs already running when they
+ * came), and fast ones cannot starve them either (with two workers or more).
+ */
+static struct pool_job *
+pool_next_inlock(struct pool *p)
+{
+	struct pool_job	*job;
+
+	if ((job = TAILQ_FIRST(&p->slow)) != NULL &&
+	    (TAILQ_EMPTY(&p->todo) || p->running_slow + 1 < p->nworkers)) {
+		TAILQ_REMOVE(&p->slow, job, entry);
+		p->running_slow++;
+		return job;
+	}
+	if ((job = TAILQ_FIRST(&p->todo)) != NULL)
+		TAILQ_REMOVE(&p->todo, job, entry);
+	return job;
+}
+
 /* A worker: take a job, work it, hand it to the loop. */
 static void *
 pool_run(void *arg)
@@ -132,16 +163,17 @@ pool_run(void *arg)
 
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
-		while ((job = TAILQ_FIRST(&p->todo)) == NULL && !p->stopping)
+		while ((job = pool_next_inlock(p)) == NULL && !p->stopping)
 			pthread_cond_wait(&p->cond, &p->lock);
 		if (job == NULL)
 			break;
-		TAILQ_REMOVE(&p->todo, job, entry);
 		pthread_mutex_unlock(&p->lock);
 
 		job->work(t->ctx, job->arg);
 
 		pthread_mutex_lock(&p->lock);
+		if (job->class == POOL_SLOW)
+			p->running_slow--;
 		TAILQ_INSERT_TAIL(&p->done, job, entry);
 		event_active(p->done_ev, 0, 0);
 	}

@@ -11,6 +11,13 @@
 struct event_base;
 struct pool;
 
+/*
+ * Fast jobs are taken first, but slow ones (key generation) always get a worker of their
+ * own when there are two workers or more: a free worker takes a slow job when no fast job
+ * waits, or while fewer than all workers but one run slow jobs.
+ */
+enum pool_class { POOL_FAST, POOL_SLOW };
+
 /* Run on a worker thread: ctx is the worker's own (pool_new()), arg the job's. */
 typedef void (*pool_work_fn)(void *ctx, void *arg);
 /* Run on the event loop thread after the job's work function returned. */
@@ -29,7 +36,8 @@ struct pool	*pool_new(struct event_base *base, void *const *ctxs, unsigned int n
  * each exactly once, unless this fails.
  * @retval 0, or KC_ERR_UNAVAILABLE when limit jobs are queued or running, or the pool stops
  */
-int		 pool_submit(struct pool *p, pool_work_fn work, pool_done_fn done, void *arg);
+int		 pool_submit(struct pool *p, enum pool_class class, pool_work_fn work,
+		    pool_done_fn done, void *arg);
 
 /** Jobs queued or running. */
 unsigned int	 pool_depth(struct pool *p);

@@ -167,7 +167,7 @@ http_body_free(const void *data, size_t len, void *arg)
 
 /*
  * Send body (a JSON text, may be NULL: then a fixed 500) with status; the one way out of
- * every request. 4xx carry x-should-retry: false, 503 carries Retry-After.
+ * every request. 4xx but 429 carry x-should-retry: false, 503 and 429 carry Retry-After.
  * @param body taken over: it goes into the reply buffer as it is, without a copy
  */
 static void
@@ -191,9 +191,9 @@ http_send(struct http *h, struct evhttp_request *req, enum http_route route, dou
 	evhttp_remove_header(hdr, "Content-Type");
 	evhttp_add_header(hdr, "Content-Type", route == HTTP_R_METRICS ?
 	    "text/plain; version=0.0.4; charset=utf-8" : "application/json");
-	if (status >= 400 && status < 500)
+	if (status >= 400 && status < 500 && status != 429)
 		evhttp_add_header(hdr, "x-should-retry", "false");
-	if (status == 503) {
+	if (status == 503 || status == 429) {
 		snprintf(ra, sizeof(ra), "%d", retry_after > 0 ? retry_after :
 		    HTTP_RETRY_AFTER);
 		evhttp_add_header(hdr, "Retry-After", ra);

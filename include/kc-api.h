@@ -12,6 +12,16 @@
 /* Not tied to one request (docs/API.md "Server errors"). */
 #define KC_API_INTERNAL			1500
 #define KC_API_UNAVAILABLE		1503
+/* What Cloudflare's API answers with HTTP 429 (a rate limit): KC_STATUS_RATE_LIMITED. */
+#define KC_API_RATE_LIMITED		971
+#define KC_API_RATE_LIMITED_MSG		"Please wait and consider throttling your request speed"
+/*
+ * An extension (Cloudflare's documentation names no code for it): the zone holds
+ * zone_key_quota custom CSRs already; 403, not worth retrying until one is deleted.
+ */
+#define KC_API_ZONE_QUOTA		1499
+#define KC_API_ZONE_QUOTA_FMT						\
+	"The zone has reached its quota of %u custom CSRs. Delete one before creating another."
 
 #define KC_API_AUTH			10000	/* the message starts with this: */
 #define KC_API_AUTH_MSG			"Authentication error"

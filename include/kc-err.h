@@ -31,7 +31,8 @@
 #define KC_ERR_STORE		-18	/* SQLite failure */
 #define KC_ERR_TIMEOUT		-19	/* deadline passed */
 #define KC_ERR_KEY_UNSAFE	-20	/* key attributes would let it leave the token */
-#define KC_ERR_MAX		-20
+#define KC_ERR_RATE_LIMITED	-21	/* too many at once for this zone or credential */
+#define KC_ERR_MAX		-21
 
 /* Status classes, as carried by the protocol (numbers equal keycustody.proto's Status). */
 #define KC_STATUS_OK			0
@@ -41,6 +42,7 @@
 #define KC_STATUS_PERMISSION_DENIED	4
 #define KC_STATUS_UNAVAILABLE		5
 #define KC_STATUS_INTERNAL		6
+#define KC_STATUS_RATE_LIMITED		7	/* HTTP 429 with Retry-After */
 
 /* The API's codes (KC_API_INTERNAL, KC_API_UNAVAILABLE, ...) are in kc-api.h. */
 #include "kc-api.h"

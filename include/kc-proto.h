@@ -22,7 +22,8 @@
 
 /**
  * Read a frame header.
- * @param len the body length that follows
+ * @param len the body length that follows; set on KC_ERR_MSG_TOO_BIG too (the length the
+ *     peer announced, up to 2^32 - 1, for the log)
  * @retval 0 or KC_ERR_MSG_TOO_BIG
  */
 int	 proto_frame_len(const uint8_t hdr[KC_FRAME_HDR], size_t *len);

@@ -38,6 +38,7 @@ static const struct {
 	{ KC_ERR_STORE,		KC_STATUS_INTERNAL,		"store operation failed" },
 	{ KC_ERR_TIMEOUT,	KC_STATUS_UNAVAILABLE,		"timed out" },
 	{ KC_ERR_KEY_UNSAFE,	KC_STATUS_INTERNAL,		"generated key has unsafe attributes" },
+	{ KC_ERR_RATE_LIMITED,	KC_STATUS_RATE_LIMITED,		"too many requests" },
 };
 
 static const struct {
@@ -52,6 +53,7 @@ static const struct {
 	{ KC_STATUS_PERMISSION_DENIED,	403, "permission_denied" },
 	{ KC_STATUS_UNAVAILABLE,	503, "unavailable" },
 	{ KC_STATUS_INTERNAL,		500, "internal" },
+	{ KC_STATUS_RATE_LIMITED,	429, "rate_limited" },
 };
 
 const char *
@@ -120,6 +122,8 @@ kc_error_from(struct kc_error *err, int r)
 	if (status == KC_STATUS_UNAVAILABLE)
 		kc_error_set(err, status, KC_API_UNAVAILABLE,
 		    "Service Unavailable: %s. Please try again later.", kc_strerror(r));
+	else if (status == KC_STATUS_RATE_LIMITED)
+		kc_error_set(err, status, KC_API_RATE_LIMITED, KC_API_RATE_LIMITED_MSG);
 	else if (status == KC_STATUS_INTERNAL)
 		kc_error_set(err, status, KC_API_INTERNAL, "Internal Server Error");
 	else

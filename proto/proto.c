@@ -23,10 +23,8 @@ proto_frame_len(const uint8_t hdr[KC_FRAME_HDR], size_t *len)
 
 	n = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 |
 	    (uint32_t)hdr[3];
-	if (n > KC_MAX_MSG)
-		return KC_ERR_MSG_TOO_BIG;
 	*len = n;
-	return 0;
+	return n > KC_MAX_MSG ? KC_ERR_MSG_TOO_BIG : 0;
 }
 
 /* Allocate a frame of hdr + n bytes and write the header. */

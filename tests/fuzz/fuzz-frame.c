@@ -26,6 +26,7 @@
 #include "arena.h"
 #include "audit.h"
 #include "cert.h"
+#include "conf.h"
 #include "answer.h"
 #include "dispatch.h"
 #include "fake-hsm.h"
@@ -203,6 +204,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	char				 ca[PATH_MAX], *cause = NULL;
 	static char			 pool_store[PATH_MAX];
 	static void			*pool_ctx[1];
+	static struct kc_conf		 conf;	/* the defaults: the handlers read limits */
 
 	fuzz_log_init();
 	fr.verbose = getenv("KC_FUZZ_VERBOSE") != NULL;
@@ -217,6 +219,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	/* The pool's own worker (idle: this file answers) has a store of its own. */
 	fuzz_path(pool_store, sizeof(pool_store), "pool.db");
 	fr.kcd.store_path = pool_store;
+	conf_init(&conf);
+	fr.kcd.conf = &conf;
 	fr.kcd.started = time(NULL);
 	fr.kcd.store_ok = 1;
 	bundles[0] = ca;

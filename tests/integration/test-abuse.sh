@@ -34,6 +34,14 @@ health_body=08011002a20600
 check_eq "a well-formed health request is answered" "answer" \
     "$(raw ok "$(frame $health_body)" | cut -d: -f1)"
 check_eq "oversized length: closed" closed "$(raw big 7fffffff00)"
+# 2^31 and 2^32 - 1: the sign bit set (issue 12: a signed shift in the refusal's log line,
+# which the sanitizer build reports at the daemon's exit).
+check_eq "length 2^31: closed" closed "$(raw big31 8000000000)"
+check_eq "length 2^32 - 1: closed" closed "$(raw big32 ffffffff00)"
+check "the refusal names the whole length" \
+    grep -q 'frame of 2147483648 bytes exceeds' "$KC_TMP/keycustodyd.log"
+check "the refusal names 2^32 - 1" \
+    grep -q 'frame of 4294967295 bytes exceeds' "$KC_TMP/keycustodyd.log"
 check_eq "length just over 1 MiB: closed" closed "$(raw big2 00100001)"
 check_eq "garbage protobuf: closed" closed "$(raw garbage "$(frame ffffffffffffffff)")"
 # Request{version=1, id=3, field 999 (unknown), no body}: 08 01 10 03 ba 3e 00

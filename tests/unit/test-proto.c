@@ -24,13 +24,19 @@ test_frame_len(void **state)
 	const uint8_t	 ok[4] = { 0x00, 0x10, 0x00, 0x00 };	/* exactly 1 MiB */
 	const uint8_t	 big[4] = { 0x00, 0x10, 0x00, 0x01 };	/* 1 MiB + 1 */
 	const uint8_t	 huge[4] = { 0xff, 0xff, 0xff, 0xff };
+	const uint8_t	 half[4] = { 0x80, 0x00, 0x00, 0x00 };	/* 2^31: the sign bit */
 	const uint8_t	 zero[4] = { 0, 0, 0, 0 };
 	size_t		 len = 7;
 
 	assert_int_equal(proto_frame_len(ok, &len), 0);
 	assert_int_equal(len, KC_MAX_MSG);
 	assert_int_equal(proto_frame_len(big, &len), KC_ERR_MSG_TOO_BIG);
+	assert_int_equal(len, KC_MAX_MSG + 1);
+	/* Lengths of 2^31 and more are refused and reported whole, without a sign (issue 12). */
+	assert_int_equal(proto_frame_len(half, &len), KC_ERR_MSG_TOO_BIG);
+	assert_true(len == 0x80000000UL);
 	assert_int_equal(proto_frame_len(huge, &len), KC_ERR_MSG_TOO_BIG);
+	assert_true(len == 0xffffffffUL);
 	assert_int_equal(proto_frame_len(zero, &len), 0);
 	assert_int_equal(len, 0);
 }
@@ -238,6 +244,13 @@ test_error_table(void **state)
 	assert_int_equal(kc_status_http(kc_err_status(KC_ERR_UNAVAILABLE)), 503);
 	/* A failed HSM operation is a 503 with Retry-After (1503), never a 500. */
 	assert_int_equal(kc_status_http(kc_err_status(KC_ERR_HSM)), 503);
+	/* A zone's or credential's limit (issue 12): 429 and Cloudflare's 971. */
+	assert_int_equal(kc_status_http(kc_err_status(KC_ERR_RATE_LIMITED)), 429);
+	assert_int_equal(KC_STATUS_RATE_LIMITED, KEYCUSTODY__STATUS__RATE_LIMITED);
+	assert_string_equal(kc_status_name(KC_STATUS_RATE_LIMITED), "rate_limited");
+	kc_error_from(&e, KC_ERR_RATE_LIMITED);
+	assert_int_equal(e.code, KC_API_RATE_LIMITED);
+	assert_string_equal(e.message, KC_API_RATE_LIMITED_MSG);
 	assert_int_equal(kc_status_http(kc_err_status(-999)), 500);
 	for (int r = KC_ERR_MAX; r <= 0; r++)
 		assert_string_not_equal(kc_strerror(r), "unknown error");
