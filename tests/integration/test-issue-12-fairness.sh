@@ -84,6 +84,7 @@ printf 'C_GenerateKeyPair delay 300\n' >"$KC_TMP/faults.new"
 mv "$KC_TMP/faults.new" "$P11_FAULT_CONTROL"
 python3 - "$RAW" "$KEYCUSTODY_SOCKET" >"$KC_TMP/cred.out" 2>&1 <<'EOP'
 import importlib.util, sys
+sys.dont_write_bytecode = True	# srcdir may be read-only (distcheck)
 spec = importlib.util.spec_from_file_location("raw", sys.argv[1])
 raw = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(raw)
