@@ -10,6 +10,7 @@
 #include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/un.h>
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -996,18 +997,78 @@ http_new(struct event_base *base, const struct http_config *conf, struct cred_ta
 	fd = evhttp_bound_socket_get_fd(bound);
 	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1)
 		log_warn("setsockopt TCP_NODELAY");
-	h->daemon = kcc_async_new(base, conf->socket, conf->daemon_conns > 0 ?
-	    conf->daemon_conns : 4, conf->daemon_timeout_ms, conf->max_pending > 0 ?
-	    (size_t)conf->max_pending : 256);
-	if (h->daemon == NULL) {
-		xasprintf(cause, "cannot set up the daemon connections (socket path?)");
-		goto fail;
-	}
 	return h;
  fail:
 	h->creds = NULL;	/* the caller still owns them on failure */
 	http_free(h);
 	return NULL;
+}
+
+/*
+ * Try the daemon's socket once as whoever we are now: a refusal by its mode or group
+ * would otherwise only show as a pool that never comes up.
+ */
+static int
+http_probe_daemon(const char *path, char **cause)
+{
+	struct sockaddr_un	 sun;
+	int			 fd, e = 0;
+
+	if (path == NULL && (path = getenv("KEYCUSTODY_SOCKET")) == NULL)
+		path = KC_DEFAULT_SOCKET;
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		xasprintf(cause, "daemon socket path too long: %s", path);
+		return KC_ERR_INVALID;
+	}
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1) {
+		xasprintf(cause, "socket: %s", strerror(errno));
+		return KC_ERR_INTERNAL;
+	}
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1)
+		e = errno;
+	close(fd);
+	if (e == EACCES || e == EPERM) {
+		xasprintf(cause, "daemon socket %s: %s for uid %u gid %u: give the shim's "
+		    "user or group (--group) access to it", path, strerror(e),
+		    (unsigned)geteuid(), (unsigned)getegid());
+		return KC_ERR_DENIED;
+	}
+	if (e != 0)
+		log_warnx("daemon socket %s: %s: retrying", path, strerror(e));
+	return 0;
+}
+
+int
+http_connect(struct http *h, const struct http_config *conf, char **cause)
+{
+	int	 r;
+
+	*cause = NULL;
+	if (h->daemon != NULL) {
+		xasprintf(cause, "already connected");
+		return KC_ERR_INTERNAL;
+	}
+	if ((r = http_probe_daemon(conf->socket, cause)) != 0)
+		return r;
+	h->daemon = kcc_async_new(h->base, conf->socket, conf->daemon_conns > 0 ?
+	    conf->daemon_conns : 4, conf->daemon_timeout_ms, conf->max_pending > 0 ?
+	    (size_t)conf->max_pending : 256);
+	if (h->daemon == NULL) {
+		xasprintf(cause, "cannot set up the daemon connections (socket path?)");
+		return KC_ERR_INTERNAL;
+	}
+	return 0;
+}
+
+void
+http_set_creds(struct http *h, struct cred_table *creds)
+{
+	/* No request keeps a credential across the loop: msg.actor is packed at once. */
+	cred_table_free(h->creds);
+	h->creds = creds;
 }
 
 void

@@ -239,6 +239,41 @@ main_signal(evutil_socket_t sig, short what, void *arg)
 	event_base_loopbreak(base);
 }
 
+/* What SIGHUP needs: the credentials file, open since start-up (the sandbox has no open). */
+struct main_reload {
+	struct http	*h;
+	const char	*path;
+	int		 fd;
+};
+
+/*
+ * SIGHUP: read the credentials file again through the descriptor kept open. A broken file
+ * keeps the old table; a file replaced by rename is not the one we hold, so say so.
+ */
+static void
+main_sighup(evutil_socket_t sig, short what, void *arg)
+{
+	struct main_reload	*rl = arg;
+	struct cred_table	*t;
+	struct stat		 held, now;
+	char			*cause = NULL;
+	int			 r;
+
+	if (fstat(rl->fd, &held) == 0 && stat(rl->path, &now) == 0 &&
+	    (held.st_dev != now.st_dev || held.st_ino != now.st_ino))
+		log_warnx("%s was replaced (renamed over): the sandbox cannot open it, "
+		    "rereading the file opened at start; edit it in place, or restart",
+		    rl->path);
+	if ((r = cred_load_fd(rl->fd, rl->path, &t, &cause)) != 0) {
+		log_warnx("SIGHUP: credentials not reloaded, the old ones stay: %s",
+		    cause != NULL ? cause : kc_strerror(r));
+		free(cause);
+		return;
+	}
+	log_info("SIGHUP: %zu credential(s) reloaded from %s", cred_count(t), rl->path);
+	http_set_creds(rl->h, t);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -270,7 +305,8 @@ main(int argc, char **argv)
 	struct main_conf	 mc;
 	struct http_config	 conf;
 	struct event_base	*base;
-	struct event		*ev_int, *ev_term;
+	struct event		*ev_int, *ev_term, *ev_hup;
+	struct main_reload	 rl;
 	struct cred_table	*creds = NULL;
 	struct http		*h;
 	const char		*file = NULL;
@@ -349,7 +385,10 @@ main(int argc, char **argv)
 	conf.tls_client_ca = mc.tls_client_ca;
 	if (mc.credentials == NULL)
 		fatalx("no credentials file (-c, or credentials in the configuration file)");
-	if ((r = cred_load(mc.credentials, &creds, &cause)) != 0)
+	if ((rl.fd = open(mc.credentials, O_RDONLY | O_CLOEXEC)) == -1)
+		fatal("credentials: %s", mc.credentials);
+	rl.path = mc.credentials;
+	if ((r = cred_load_fd(rl.fd, mc.credentials, &creds, &cause)) != 0)
 		fatalx("credentials: %s", cause != NULL ? cause : kc_strerror(r));
 	if (check) {
 		if (http_tls_check(&conf, &cause) != 0)
@@ -358,6 +397,7 @@ main(int argc, char **argv)
 		    conf.tls_cert != NULL ? conf.tls_client_ca != NULL ?
 		    ", TLS with client certificates" : ", TLS" : "");
 		cred_table_free(creds);
+		close(rl.fd);
 		main_conf_free(&mc);
 		return 0;
 	}
@@ -370,12 +410,15 @@ main(int argc, char **argv)
 		fatalx("event_base_new");
 	if ((h = http_new(base, &conf, creds, &cause)) == NULL)
 		fatalx("%s", cause);
+	rl.h = h;
 	ev_int = evsignal_new(base, SIGINT, main_signal, base);
 	ev_term = evsignal_new(base, SIGTERM, main_signal, base);
-	if (ev_int == NULL || ev_term == NULL)
+	ev_hup = evsignal_new(base, SIGHUP, main_sighup, &rl);
+	if (ev_int == NULL || ev_term == NULL || ev_hup == NULL)
 		fatalx("evsignal_new");
 	evsignal_add(ev_int, NULL);
 	evsignal_add(ev_term, NULL);
+	evsignal_add(ev_hup, NULL);
 	log_info("listening on %s port %d%s", conf.address, conf.port,
 	    conf.tls_cert != NULL ? conf.tls_client_ca != NULL ?
 	    " (TLS, client certificates required)" : " (TLS)" : "");
@@ -395,12 +438,20 @@ main(int argc, char **argv)
 		fatalx("dropping privileges: %s", cause);
 	if ((r = priv_harden(&cause)) != 0)
 		fatalx("hardening: %s", cause);
+	/*
+	 * Only now the daemon: it must see the shim's uid and gid (the gateway role), never
+	 * root's, on every connection, the first ones included.
+	 */
+	if ((r = http_connect(h, &conf, &cause)) != 0)
+		fatalx("%s", cause);
 	if ((r = priv_sandbox(PRIV_PROFILE_SHIM, sbmode, &cause)) != 0)
 		fatalx("sandbox: %s", cause);
 	event_base_dispatch(base);
 	http_free(h);
 	event_free(ev_int);
 	event_free(ev_term);
+	event_free(ev_hup);
+	close(rl.fd);
 	event_base_free(base);
 	main_conf_free(&mc);
 	return 0;
