@@ -9,6 +9,8 @@
 struct event_base;
 struct cred_table;
 
+#include "http-conn.h"
+
 #define HTTP_BODY_MAX		(1024 * 1024)	/* API.md: larger bodies are 400/1400 */
 
 struct http_config {
@@ -23,6 +25,7 @@ struct http_config {
 	const char	*tls_cert;		/* PEM chain; NULL: plain HTTP */
 	const char	*tls_key;		/* PEM key, mode 0600 or tighter */
 	const char	*tls_client_ca;		/* NULL: no client certificate asked */
+	struct http_limits limits;		/* connections, deadlines, headers */
 };
 
 struct http;
