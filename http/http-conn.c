@@ -544,8 +544,8 @@ http_conn_admit(struct http_conn *c)
 	evhttp_connection_set_closecb(evcon, http_conn_closed, c);
 	c->state = HTTP_C_HEAD;
 	http_conn_timer_set(c, HTTP_L_HEADER_TIME);
-	/* Bytes that came with the connection (none so far, but be safe). */
-	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+	/* Bytes held before admission: none as the loop runs, but be safe. */
+	if (evbuffer_get_length(c->hold) > 0)
 		http_conn_feed(c, bufferevent_get_input(c->bev));
 }
 
@@ -601,14 +601,34 @@ http_conn_take_tail(struct http_conn *c, struct evbuffer *in, size_t n)
 	c->feeding = 0;
 }
 
+/*
+ * Append to in, the input of c's bufferevent. Within a read its end is open; outside one
+ * (admission, on a timer) a socket bufferevent keeps it frozen: thaw it meanwhile.
+ */
+static void
+http_conn_append(struct http_conn *c, struct evbuffer *in, const char *data, size_t n)
+{
+	int	 r;
+
+	c->feeding = 1;
+	r = data != NULL ? evbuffer_add(in, data, n) :
+	    evbuffer_remove_buffer(c->hold, in, n) == (int)n ? 0 : -1;
+	if (r != 0) {
+		evbuffer_unfreeze(in, 0);
+		r = data != NULL ? evbuffer_add(in, data, n) :
+		    evbuffer_remove_buffer(c->hold, in, n) == (int)n ? 0 : -1;
+		evbuffer_freeze(in, 0);
+	}
+	c->feeding = 0;
+	if (r != 0)
+		fatalx("http_conn_append: out of memory");
+}
+
 /* Hand the first n bytes of c->hold to evhttp. */
 static void
 http_conn_give(struct http_conn *c, struct evbuffer *in, size_t n)
 {
-	c->feeding = 1;
-	if (evbuffer_remove_buffer(c->hold, in, n) != (int)n)
-		fatalx("evbuffer_remove_buffer failed");
-	c->feeding = 0;
+	http_conn_append(c, in, NULL, n);
 }
 
 /*
@@ -634,9 +654,7 @@ http_conn_refuse_req(struct http_conn *c, struct evbuffer *in, enum http_limit w
 	c->refused_seq = ++c->given;
 	c->state = HTTP_C_DROP;
 	c->close_seq = c->refused_seq;
-	c->feeding = 1;
-	evbuffer_add(in, http_refused_req, sizeof(http_refused_req) - 1);
-	c->feeding = 0;
+	http_conn_append(c, in, http_refused_req, sizeof(http_refused_req) - 1);
 	http_compat_linger(c->bev);
 }
 
@@ -818,20 +836,26 @@ http_conn_check(struct http_conn *c, char *buf, size_t len, uint64_t *body,
 	buf[len] = '\0';
 	line = strsep(&p, "\n");
 	method = strsep(&line, " ");
-	if ((target = strsep(&line, " ")) == NULL || line == NULL || *target == '\0' ||
-	    (uri = evhttp_uri_parse(target)) == NULL ||
-	    http_conn_headers(p, &hdrs) != 0 || http_conn_framing(&hdrs, body) != 0) {
-		e = &http_err_framing;
-		goto out;
-	}
-	if ((path = evhttp_uri_get_path(uri)) == NULL || *path == '\0')
-		path = "/";
 	for (i = 0; i < sizeof(http_conn_methods) / sizeof(http_conn_methods[0]); i++) {
 		if (strcmp(method, http_conn_methods[i].name) == 0)
 			type = (int)http_conn_methods[i].type;
 	}
-	if (type == 0 || (*body > 0 && type != EVHTTP_REQ_HEAD &&
-	    type != EVHTTP_REQ_TRACE)) {
+	/* The URI as evhttp parses it (CONNECT's authority form has no path: "/"). */
+	if ((target = strsep(&line, " ")) == NULL || line == NULL || *target == '\0' ||
+	    (type != EVHTTP_REQ_CONNECT && (uri = evhttp_uri_parse_with_flags(target,
+	    EVHTTP_URI_NONCONFORMANT)) == NULL) ||
+	    http_conn_headers(p, &hdrs) != 0 || http_conn_framing(&hdrs, body) != 0) {
+		e = &http_err_framing;
+		goto out;
+	}
+	if (uri == NULL || (path = evhttp_uri_get_path(uri)) == NULL || *path == '\0')
+		path = "/";
+	/* evhttp reads no body after HEAD or TRACE: it would parse one as a request. */
+	if (*body > 0 && (type == EVHTTP_REQ_HEAD || type == EVHTTP_REQ_TRACE)) {
+		e = &http_err_framing;
+		goto out;
+	}
+	if (type == 0 || *body > 0) {
 		/* An unknown method matches no row: the same 405 (or 400) as ever. */
 		*why = type == 0 ? HTTP_L_METHOD : HTTP_L_EARLY_AUTH;
 		e = http_head_check(c->cs->h, type, path, &hdrs, route, c->allow,

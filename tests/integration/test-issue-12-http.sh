@@ -90,6 +90,8 @@ frame "conflicting Content-Length: 400" 400 6003 \
     "POST $CSRS HTTP/1.1\r\nHost: x\r\n$AUTH\r\nContent-Length: 2\r\nContent-Length: 40\r\n\r\n{}"
 frame "Content-Length with chunked: 400" 400 6003 \
     "POST $CSRS HTTP/1.1\r\nHost: x\r\n$AUTH\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+frame "HEAD with a body (evhttp would read it as a request): 400" 400 6003 \
+    "HEAD /client/v4/healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 27\r\n\r\nGET /client/v4/nope HTTP/1.1\r\n\r\n"
 frame "a NUL in a header value: 400" 400 6003 \
     "GET /client/v4/healthz HTTP/1.1\r\nHost: x\r\nX-A: a\0b\r\n\r\n"
 frame "duplicate Authorization: 400" 400 6003 \
