@@ -40,6 +40,7 @@
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 
+#include "kc-api.h"
 #include "kc-err.h"
 #include "log.h"
 #include "xmalloc.h"
@@ -59,11 +60,11 @@
 static const char http_refused_req[] = "GET / HTTP/1.1\r\nConnection: close\r\n\r\n";
 
 /* The answer to a connection over a cap, written before closing it (plain HTTP only). */
-static const char http_busy_reply[] = "HTTP/1.1 503 Service Unavailable\r\n"
-    "Content-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\n"
-    "Content-Length: 135\r\n\r\n"
-    "{\"result\":null,\"success\":false,\"errors\":[{\"code\":1503,\"message\":\"Too "
-    "many connections: try again later.\"}],\"messages\":[]}\n";
+#define HTTP_BUSY_BODY	"{\"result\":null,\"success\":false,\"errors\":[{\"code\":%d," \
+	"\"message\":\"Too many connections: try again later.\"}],\"messages\":[]}\n"
+#define HTTP_BUSY_HEAD	"HTTP/1.1 503 Service Unavailable\r\nContent-Type: " \
+	"application/json\r\nRetry-After: 1\r\nConnection: close\r\n" \
+	"Content-Length: %d\r\n\r\n%s"
 
 struct http_cidr {
 	int		 family;
@@ -166,17 +167,20 @@ http_rl_ok(struct http_conns *cs, enum http_rl_kind kind)
 	return 0;
 }
 
+/* The peer address of c, for logs. */
 static const char *
 http_conn_addr(const struct http_conn *c, char *buf, size_t len)
 {
 	const struct sockaddr_in	*sin = (const struct sockaddr_in *)&c->ss;
 	const struct sockaddr_in6	*sin6 = (const struct sockaddr_in6 *)&c->ss;
 
+	const char			*s = NULL;
+
 	if (c->ss.ss_family == AF_INET)
-		return inet_ntop(AF_INET, &sin->sin_addr, buf, (socklen_t)len);
-	if (c->ss.ss_family == AF_INET6)
-		return inet_ntop(AF_INET6, &sin6->sin6_addr, buf, (socklen_t)len);
-	return "-";
+		s = inet_ntop(AF_INET, &sin->sin_addr, buf, (socklen_t)len);
+	else if (c->ss.ss_family == AF_INET6)
+		s = inet_ntop(AF_INET6, &sin6->sin6_addr, buf, (socklen_t)len);
+	return s != NULL ? s : "-";
 }
 
 /* The address of ss as family and bytes; an IPv4-mapped IPv6 address is IPv4. */
@@ -457,16 +461,20 @@ static void
 http_conn_refuse(struct http_conn *c, enum http_limit why, struct evhttp_connection *evcon,
     int tls)
 {
-	char	 a[INET6_ADDRSTRLEN];
+	char	 a[INET6_ADDRSTRLEN], body[256], reply[512];
+	int	 blen, n;
 
 	http_metrics_limit(c->cs->m, why);
 	if (http_rl_ok(c->cs, HTTP_RL_REFUSE))
 		log_warnx("%s: connection refused: %s (%d open)", http_conn_addr(c, a,
 		    sizeof(a)), why == HTTP_L_CONNS ? "too many connections" :
 		    "too many connections from this address", c->cs->open);
-	if (!tls)
-		(void)send(c->fd, http_busy_reply, sizeof(http_busy_reply) - 1,
-		    MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (!tls) {
+		blen = snprintf(body, sizeof(body), HTTP_BUSY_BODY, KC_API_UNAVAILABLE);
+		n = snprintf(reply, sizeof(reply), HTTP_BUSY_HEAD, blen, body);
+		if (blen > 0 && n > 0 && (size_t)n < sizeof(reply))
+			(void)send(c->fd, reply, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+	}
 	http_conn_free(c);
 	evhttp_connection_free(evcon);
 }

@@ -143,12 +143,22 @@ f5=$!
 sleep 1.5
 n=$(($(head -1 "$tmp/flood3") + $(head -1 "$tmp/flood4") + $(head -1 "$tmp/flood5")))
 check_eq "total cap: 5 of 30 refused, the reserve kept" 5 "$n"
-check_eq "a client outside the reserve is refused now" "HTTP/1.1 503 Service Unavailable" \
+check_eq "a client outside the reserve is refused now: 503, JSON 1503, Retry-After" \
+    "HTTP/1.1 503 Service Unavailable|1503|1" \
     "$(python3 - "$KC_HTTP_PORT" <<'EOP'
-import socket, sys
+import json, socket, sys
 s = socket.socket(); s.bind(("127.0.0.6", 0)); s.connect(("127.0.0.1", int(sys.argv[1])))
 s.sendall(b"GET /client/v4/healthz HTTP/1.1\r\nHost: x\r\n\r\n"); s.settimeout(3)
-print(s.recv(4096).decode("latin-1").split("\r\n")[0])
+out = b""
+while True:
+    b = s.recv(4096)
+    if not b:
+        break
+    out += b
+head, _, body = out.decode("latin-1").partition("\r\n\r\n")
+lines = head.split("\r\n")
+ra = [l.split(":")[1].strip() for l in lines if l.lower().startswith("retry-after:")]
+print("%s|%s|%s" % (lines[0], json.loads(body)["errors"][0]["code"], ra[0] if ra else ""))
 EOP
 )"
 check_eq "the reserve (127.0.0.2) is served during the flood" 200 \
