@@ -186,6 +186,9 @@ http_send(struct http *h, struct evhttp_request *req, enum http_route route, dou
 	struct evbuffer		*buf = evhttp_request_get_output_buffer(req);
 	char			 ra[16];
 
+	/* A deadline passed meanwhile, or the next request was refused: the last answer. */
+	if (http_conn_closing(http_conn_of(h->conns, req)))
+		evhttp_add_header(hdr, "Connection", "close");
 	if (body != NULL && evbuffer_add_reference(buf, body, strlen(body), http_body_free,
 	    NULL) != 0) {
 		free(body);
@@ -201,8 +204,6 @@ http_send(struct http *h, struct evhttp_request *req, enum http_route route, dou
 	    "text/plain; version=0.0.4; charset=utf-8" : "application/json");
 	if (status >= 400 && status < 500)
 		evhttp_add_header(hdr, "x-should-retry", "false");
-	if (http_conn_closing(http_conn_of(h->conns, req)))
-		evhttp_add_header(hdr, "Connection", "close");
 	if (status == 503) {
 		snprintf(ra, sizeof(ra), "%d", retry_after > 0 ? retry_after :
 		    HTTP_RETRY_AFTER);
