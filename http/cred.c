@@ -293,36 +293,46 @@ cred_parse(const char *text, size_t len, struct cred_table **tp, char **cause)
 int
 cred_load(const char *path, struct cred_table **tp, char **cause)
 {
-	struct stat	 st;
-	char		*buf = NULL;
-	ssize_t		 n;
-	size_t		 off = 0;
-	int		 fd, r;
+	int	 fd, r;
 
 	*tp = NULL;
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
 		cred_cause(cause, "%s: %s", path, strerror(errno));
 		return KC_ERR_IO;
 	}
+	r = cred_load_fd(fd, path, tp, cause);
+	close(fd);
+	return r;
+}
+
+int
+cred_load_fd(int fd, const char *path, struct cred_table **tp, char **cause)
+{
+	struct stat	 st;
+	char		*buf = NULL;
+	ssize_t		 n;
+	size_t		 off = 0;
+	int		 r;
+
+	*tp = NULL;
 	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
 		cred_cause(cause, "%s: not a regular file", path);
-		r = KC_ERR_IO;
-		goto out;
+		return KC_ERR_IO;
 	}
 	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
 		cred_cause(cause, "%s: writable by group or others", path);
-		r = KC_ERR_IO;
-		goto out;
+		return KC_ERR_IO;
 	}
 	if (st.st_size > CRED_FILE_MAX) {
 		cred_cause(cause, "%s: too large", path);
-		r = KC_ERR_IO;
-		goto out;
+		return KC_ERR_IO;
 	}
-	if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
-		r = KC_ERR_NOMEM;
-		goto out;
+	if (lseek(fd, 0, SEEK_SET) == -1) {
+		cred_cause(cause, "%s: %s", path, strerror(errno));
+		return KC_ERR_IO;
 	}
+	if ((buf = malloc((size_t)st.st_size + 1)) == NULL)
+		return KC_ERR_NOMEM;
 	while (off < (size_t)st.st_size) {
 		n = read(fd, buf + off, (size_t)st.st_size - off);
 		if (n == -1 && errno == EINTR)
@@ -332,9 +342,7 @@ cred_load(const char *path, struct cred_table **tp, char **cause)
 		off += (size_t)n;
 	}
 	r = cred_parse(buf, off, tp, cause);
- out:
 	free(buf);
-	close(fd);
 	return r;
 }
 

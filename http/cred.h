@@ -57,6 +57,13 @@ int	 cred_parse(const char *text, size_t len, struct cred_table **tp, char **cau
  */
 int	 cred_load(const char *path, struct cred_table **tp, char **cause);
 
+/**
+ * cred_load() from a descriptor open on the file, read from its start (the offset is
+ * moved), so that the sandboxed shim, which may not open(2), can read it again on SIGHUP.
+ * @param path for messages only
+ */
+int	 cred_load_fd(int fd, const char *path, struct cred_table **tp, char **cause);
+
 /** Free a table. NULL is a no-op. */
 void	 cred_table_free(struct cred_table *t);
 

@@ -104,7 +104,7 @@ http_linger_start(struct bufferevent *bev)
 	if ((fd = bufferevent_getfd(bev)) == -1 || (fd = dup(fd)) == -1)
 		return;
 	l = xcalloc(1, sizeof(*l));
-		l->bev = bev;
+	l->bev = bev;
 	l->fd = fd;
 	l->left = HTTP_LINGER_MAX;
 	if ((l->ev = evtimer_new(http_compat.base, http_linger_cb, l)) == NULL ||
@@ -253,6 +253,12 @@ http_compat_watch(struct bufferevent *bev)
 	if (evbuffer_add_cb(bufferevent_get_output(bev), http_page_cb, bev) == NULL)
 		return -1;
 	return 0;
+}
+
+void
+http_compat_linger(struct bufferevent *bev)
+{
+	http_linger_start(bev);
 }
 
 void

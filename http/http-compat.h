@@ -23,6 +23,13 @@ void	 http_compat_init(struct event_base *base, struct http_metrics *m);
  */
 int	 http_compat_watch(struct bufferevent *bev);
 
+/**
+ * Linger on bev's connection once its answer is written: what the client still sends is
+ * read and dropped (for a while, up to a size), so that closing does not reset the
+ * connection before the client has read the answer. Best effort.
+ */
+void	 http_compat_linger(struct bufferevent *bev);
+
 /** Close the lingering connections (after evhttp_free()). */
 void	 http_compat_uninit(void);
 

@@ -41,6 +41,24 @@ struct http_metrics {
 	uint64_t		 daemon_errors[HTTP_R_MAX];
 	uint64_t		 gone;
 	long			 inflight;
+	uint64_t		 limited[HTTP_L_MAX];
+	int			 conns;
+	int			 conns_reserved;
+};
+
+/* The label of each enum http_limit in keycustody_http_limited_total. */
+static const char *const http_limit_names[HTTP_L_MAX] = {
+	[HTTP_L_CONNS] = "connections",
+	[HTTP_L_CONNS_ADDR] = "connections_per_address",
+	[HTTP_L_HEADER_TIME] = "header_timeout",
+	[HTTP_L_BODY_TIME] = "body_timeout",
+	[HTTP_L_HEADER_BYTES] = "header_bytes",
+	[HTTP_L_HEADERS] = "header_count",
+	[HTTP_L_FRAMING] = "framing",
+	[HTTP_L_METHOD] = "method",
+	[HTTP_L_EARLY_AUTH] = "refused_before_body",
+	[HTTP_L_ACCEPT] = "accept_error",
+	[HTTP_L_LOG] = "log_suppressed",
 };
 
 static void
@@ -144,6 +162,20 @@ http_metrics_text(const struct http_metrics *m, int connections)
 	    "keycustody_http_clients_gone_total %llu\n",
 	    m->inflight, connections,
 	    (unsigned long long)m->gone);
+	evbuffer_add_printf(b,
+	    "# HELP keycustody_http_connections Client connections open.\n"
+	    "# TYPE keycustody_http_connections gauge\n"
+	    "keycustody_http_connections %d\n"
+	    "# HELP keycustody_http_connections_reserved Of those, from reserve "
+	    "addresses.\n"
+	    "# TYPE keycustody_http_connections_reserved gauge\n"
+	    "keycustody_http_connections_reserved %d\n"
+	    "# HELP keycustody_http_limited_total Connections and requests refused by a "
+	    "limit, accept() errors, log lines suppressed.\n"
+	    "# TYPE keycustody_http_limited_total counter\n", m->conns, m->conns_reserved);
+	for (i = 0; i < HTTP_L_MAX; i++)
+		evbuffer_add_printf(b, "keycustody_http_limited_total{limit=\"%s\"} %llu\n",
+		    http_limit_names[i], (unsigned long long)m->limited[i]);
 	len = evbuffer_get_length(b);
 	text = xmalloc(len + 1);
 	evbuffer_remove(b, text, len);
@@ -191,4 +223,18 @@ void
 http_metrics_refused(struct http_metrics *m, int route)
 {
 	m->daemon_errors[route]++;
+}
+
+void
+http_metrics_limit(struct http_metrics *m, int limit)
+{
+	if (limit >= 0 && limit < HTTP_L_MAX)
+		m->limited[limit]++;
+}
+
+void
+http_metrics_conns(struct http_metrics *m, int open, int reserved)
+{
+	m->conns = open;
+	m->conns_reserved = reserved;
 }

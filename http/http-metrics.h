@@ -35,6 +35,12 @@ void		 http_metrics_called(struct http_metrics *m, int route, double tcall,
 /** A daemon call that could not be sent at all. */
 void		 http_metrics_refused(struct http_metrics *m, int route);
 
+/** A limit of http-conn.c refused something (enum http_limit). */
+void		 http_metrics_limit(struct http_metrics *m, int limit);
+
+/** The connections open now, and how many of them from reserve addresses. */
+void		 http_metrics_conns(struct http_metrics *m, int open, int reserved);
+
 /**
  * The text of GET /metrics; connections is how many daemon connections are up.
  * @retval NUL-terminated text (caller frees), or NULL when out of memory

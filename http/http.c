@@ -10,6 +10,7 @@
 #include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/un.h>
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -41,17 +42,16 @@
 #include "http.h"
 #include "json.h"
 #include "http-compat.h"
+#include "http-conn.h"
 #include "http-int.h"
 #include "http-metrics.h"
 #include "http-tls.h"
 
 #define HTTP_PREFIX		"/client/v4"
 #define HTTP_ZONES		"/client/v4/zones/"
-#define HTTP_HEADERS_MAX	(16 * 1024)
 #define HTTP_TOKEN_MAX		256
 #define HTTP_RETRY_AFTER	1
 #define HTTP_ID_MAX		40	/* an id this long or longer is kept as "-" */
-#define HTTP_ALLOW_MAX		32	/* "GET, POST, PATCH, DELETE" */
 
 struct http {
 	struct event_base	*base;
@@ -61,6 +61,7 @@ struct http {
 	SSL_CTX			*tls;		/* NULL: plain HTTP */
 	int			 metrics_on;
 	struct http_metrics	*m;
+	struct http_conns	*conns;
 	const char		*names[HTTP_R_MAX];	/* from http_routes[], for logs */
 };
 
@@ -106,7 +107,7 @@ struct http_row {
 struct http_pending {
 	struct http		*h;
 	struct evhttp_request	*req;
-	struct evhttp_connection *evcon;	/* NULL once the client has gone */
+	struct http_conn	*conn;		/* NULL once the client has gone */
 	enum http_route		 route;
 	double			 t0;
 	double			 tcall;
@@ -133,6 +134,13 @@ static const struct http_err http_err_hostname_id = { 404, KC_API_HOSTNAME_NOT_F
 	KC_API_HOSTNAME_NOT_FOUND_MSG, 0, NULL };
 const struct http_err http_err_headers = { 400, 6003, "Invalid request headers", 0,
 	NULL };
+const struct http_err http_err_framing = { 400, 6003, "Invalid request headers", 0,
+	NULL };
+const struct http_err http_err_too_large = { 431, 6003, "Invalid request headers",
+	0, "Request header fields too large" };
+const struct http_err http_err_method = { 405, 7001, "Method not allowed for that URI.",
+	0, NULL };
+const struct http_err http_err_no_route = { 400, 7003, "No route for that URI", 0, NULL };
 static const struct http_err http_err_per_page = { 400, KC_API_PARAMS, KC_API_PARAMS_MSG,
 	11000, "per_page variable must be a number between 5 and 50" };
 static const struct http_err http_err_page = { 400, KC_API_PARAMS, KC_API_PARAMS_MSG,
@@ -178,6 +186,9 @@ http_send(struct http *h, struct evhttp_request *req, enum http_route route, dou
 	struct evbuffer		*buf = evhttp_request_get_output_buffer(req);
 	char			 ra[16];
 
+	/* A deadline passed meanwhile, or the next request was refused: the last answer. */
+	if (http_conn_closing(http_conn_of(h->conns, req)))
+		evhttp_add_header(hdr, "Connection", "close");
 	if (body != NULL && evbuffer_add_reference(buf, body, strlen(body), http_body_free,
 	    NULL) != 0) {
 		free(body);
@@ -231,7 +242,7 @@ http_send_bad_method(struct http *h, struct evhttp_request *req, const char *all
 	char	*body = NULL;
 
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
-	json_reply_error(7001, "Method not allowed for that URI.", 0, NULL, &body);
+	json_reply_error(http_err_method.code, http_err_method.message, 0, NULL, &body);
 	http_send(h, req, HTTP_R_NONE, t0, 405, body, 0);
 }
 
@@ -260,9 +271,8 @@ http_valid_email(const char *s)
  * @retval NULL and *credp set, or the error to answer
  */
 static const struct http_err *
-http_auth(struct http *h, struct evhttp_request *req, const struct cred **credp)
+http_auth(struct http *h, struct evkeyvalq *in, const struct cred **credp)
 {
-	struct evkeyvalq	*in = evhttp_request_get_input_headers(req);
 	const char		*authz, *email, *key;
 
 	*credp = NULL;
@@ -407,14 +417,15 @@ http_reply_daemon(struct http *h, struct http_pending *p, Keycustody__Response *
 	http_send_err(h, p->req, p->route, p->t0, e);
 }
 
+/* The client of a pending call went away (http-conn.c tells). */
 static void
-http_closecb(struct evhttp_connection *evcon, void *arg)
+http_pending_gone(void *arg)
 {
 	struct http_pending	*p = arg;
 
 	/* evhttp detaches the request and frees it on our (later) evhttp_send_reply. */
 	log_debug("client went away during %s", p->h->names[p->route]);
-	p->evcon = NULL;
+	p->conn = NULL;
 }
 
 /* Completion of a daemon call: answer the HTTP request, whether or not its client waits. */
@@ -424,9 +435,8 @@ http_daemon_cb(int r, Keycustody__Response *resp, void *arg)
 	struct http_pending	*p = arg;
 	struct http		*h = p->h;
 
-	http_metrics_called(h->m, p->route, p->tcall, r != 0, p->evcon == NULL);
-	if (p->evcon != NULL)
-		evhttp_connection_set_closecb(p->evcon, NULL, NULL);
+	http_metrics_called(h->m, p->route, p->tcall, r != 0, p->conn == NULL);
+	http_conn_set_pending(p->conn, NULL, NULL);
 	if (r != 0) {
 		if (p->route == HTTP_R_HEALTHZ) {
 			char	*body = NULL;
@@ -453,7 +463,7 @@ http_call(struct http *h, struct evhttp_request *req, enum http_route route, dou
 	p = xcalloc(1, sizeof(*p));
 	p->h = h;
 	p->req = req;
-	p->evcon = evhttp_request_get_connection(req);
+	p->conn = http_conn_of(h->conns, req);
 	p->route = route;
 	p->t0 = t0;
 	p->tcall = http_now();
@@ -474,8 +484,7 @@ http_call(struct http *h, struct evhttp_request *req, enum http_route route, dou
 		return;
 	}
 	http_metrics_call(h->m);
-	if (p->evcon != NULL)
-		evhttp_connection_set_closecb(p->evcon, http_closecb, p);
+	http_conn_set_pending(p->conn, http_pending_gone, p);
 }
 
 /*
@@ -887,6 +896,69 @@ http_allow(const struct http *h, const char *path, char *buf, size_t len)
  * parameters. Order: route and zone syntax (400 7003/7000), method (405),
  * authentication (400/403), zone and access (403), then the route's own checks.
  */
+/*
+ * The checks of a request's head, in http_dispatch()'s order; on success *rowp, pp and
+ * *credp (NULL for an open route) are set.
+ */
+static const struct http_err *
+http_check(struct http *h, int method, const char *path, struct evkeyvalq *headers,
+    const struct http_row **rowp, struct http_params *pp, const struct cred **credp,
+    char *allow, size_t len)
+{
+	const struct http_row		*row;
+	const struct http_err		*e;
+	int				 known;
+
+	*credp = NULL;
+	*rowp = row = http_route_find(h, path, (enum evhttp_cmd_type)method, pp, &known);
+	if (row == NULL && known) {
+		http_allow(h, path, allow, len);
+		return &http_err_method;
+	}
+	if (row == NULL)
+		return &http_err_no_route;
+	if (row->flags & HTTP_F_OPEN)
+		return NULL;
+	if ((e = http_auth(h, headers, credp)) != NULL)
+		return e;
+	if (!cred_allows(*credp, pp->zone, (row->flags & HTTP_F_WRITES) != 0))
+		return &http_err_token;
+	return NULL;
+}
+
+const struct http_err *
+http_head_check(struct http *h, int method, const char *path, struct evkeyvalq *headers,
+    int *route, char *allow, size_t len)
+{
+	const struct http_row		*row;
+	const struct cred		*cred;
+	const struct http_err		*e;
+	struct http_params		 pp;
+
+	e = http_check(h, method, path, headers, &row, &pp, &cred, allow, len);
+	*route = row != NULL ? (int)row->route : HTTP_R_NONE;
+	return e;
+}
+
+/* Answer e, from http_head_check() or a refusal of http-conn.c. */
+static void
+http_send_check(struct http *h, struct evhttp_request *req, const struct http_err *e,
+    int route, const char *path, const char *allow, double t0)
+{
+	if (e == &http_err_method)
+		http_send_bad_method(h, req, allow, t0);
+	else if (e == &http_err_no_route)
+		http_send_no_route(h, req, path, t0);
+	else
+		http_send_err(h, req, (enum http_route)route, t0, e);
+}
+
+/*
+ * The router: every request comes here (evhttp_set_gencb), because paths carry
+ * parameters. Order: route and zone syntax (400 7003/7000), method (405),
+ * authentication (400/403), zone and access (403), then the route's own checks. A
+ * request that http-conn.c refused before evhttp read it gets that refusal.
+ */
 static void
 http_dispatch(struct evhttp_request *req, void *arg)
 {
@@ -896,36 +968,37 @@ http_dispatch(struct evhttp_request *req, void *arg)
 	const struct cred		*cred = NULL;
 	const struct http_err		*e;
 	struct http_params		 pp;
-	const char			*path = NULL;
-	char				 allow[HTTP_ALLOW_MAX];
+	const char			*path = NULL, *allow, *rpath;
+	char				 allowbuf[HTTP_ALLOW_MAX];
 	double				 t0 = http_now();
-	int				 known;
+	int				 route;
 
+	e = http_conn_refused(http_conn_dispatched(h->conns, req), &route, &allow, &rpath);
+	if (e != NULL) {
+		http_send_check(h, req, e, route, rpath, allow, t0);
+		return;
+	}
 	if (uri != NULL)
 		path = evhttp_uri_get_path(uri);
 	if (path == NULL || *path == '\0')
 		path = "/";
-	row = http_route_find(h, path, evhttp_request_get_command(req), &pp, &known);
-	if (row == NULL && known) {
-		http_allow(h, path, allow, sizeof(allow));
-		http_send_bad_method(h, req, allow, t0);
+	if ((e = http_check(h, evhttp_request_get_command(req), path,
+	    evhttp_request_get_input_headers(req), &row, &pp, &cred, allowbuf,
+	    sizeof(allowbuf))) != NULL) {
+		http_send_check(h, req, e, row != NULL ? (int)row->route : HTTP_R_NONE, path,
+		    allowbuf, t0);
 		return;
-	}
-	if (row == NULL) {
-		http_send_no_route(h, req, path, t0);
-		return;
-	}
-	if (!(row->flags & HTTP_F_OPEN)) {
-		if ((e = http_auth(h, req, &cred)) != NULL) {
-			http_send_err(h, req, row->route, t0, e);
-			return;
-		}
-		if (!cred_allows(cred, pp.zone, (row->flags & HTTP_F_WRITES) != 0)) {
-			http_send_err(h, req, row->route, t0, &http_err_token);
-			return;
-		}
 	}
 	row->handler(h, req, row, cred, pp.zone, pp.id, t0);
+}
+
+/* Every connection's bufferevent: TLS or not (http-tls.c), watched by http-conn.c. */
+static struct bufferevent *
+http_bevcb(struct event_base *base, void *arg)
+{
+	struct http	*h = arg;
+
+	return http_conns_watch(h->conns, http_tls_bevcb(base, h->tls));
 }
 
 struct http *
@@ -977,8 +1050,14 @@ http_new(struct event_base *base, const struct http_config *conf, struct cred_ta
 	 */
 	evhttp_set_max_body_size(h->evh, HTTP_BODY_MAX);
 	evhttp_set_flags(h->evh, EVHTTP_SERVER_LINGERING_CLOSE);
-	evhttp_set_bevcb(h->evh, http_tls_bevcb, h->tls);
-	evhttp_set_max_headers_size(h->evh, HTTP_HEADERS_MAX);
+	/* Our connection limits; the daemon's sockets, the listener and logs beside. */
+	if ((h->conns = http_conns_new(base, h, &conf->limits, (conf->daemon_conns > 0 ?
+	    conf->daemon_conns : 4) + 4, conf->tls_cert != NULL, h->m, cause)) == NULL)
+		goto fail;
+	evhttp_set_bevcb(h->evh, http_bevcb, h);
+	/* http-conn.c holds the header block to its own cap first; this one is a backstop. */
+	evhttp_set_max_headers_size(h->evh, conf->limits.max_header_bytes > 0 ?
+	    (size_t)conf->limits.max_header_bytes : HTTP_DEF_MAX_HEADER_BYTES);
 	tv.tv_sec = conf->http_timeout_s > 0 ? conf->http_timeout_s : 30;
 	tv.tv_usec = 0;
 	evhttp_set_timeout_tv(h->evh, &tv);
@@ -993,21 +1072,82 @@ http_new(struct event_base *base, const struct http_config *conf, struct cred_ta
 	 * Small JSON replies must not wait for the client's delayed ACK (Nagle): measured,
 	 * list/get p50 went from 44 ms to 5.6 ms. Accepted sockets inherit the option.
 	 */
+	http_conns_listen(h->conns, evhttp_bound_socket_get_listener(bound));
 	fd = evhttp_bound_socket_get_fd(bound);
 	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1)
 		log_warn("setsockopt TCP_NODELAY");
-	h->daemon = kcc_async_new(base, conf->socket, conf->daemon_conns > 0 ?
-	    conf->daemon_conns : 4, conf->daemon_timeout_ms, conf->max_pending > 0 ?
-	    (size_t)conf->max_pending : 256);
-	if (h->daemon == NULL) {
-		xasprintf(cause, "cannot set up the daemon connections (socket path?)");
-		goto fail;
-	}
 	return h;
  fail:
 	h->creds = NULL;	/* the caller still owns them on failure */
 	http_free(h);
 	return NULL;
+}
+
+/*
+ * Try the daemon's socket once as whoever we are now: a refusal by its mode or group
+ * would otherwise only show as a pool that never comes up.
+ */
+static int
+http_probe_daemon(const char *path, char **cause)
+{
+	struct sockaddr_un	 sun;
+	int			 fd, e = 0;
+
+	if (path == NULL && (path = getenv("KEYCUSTODY_SOCKET")) == NULL)
+		path = KC_DEFAULT_SOCKET;
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		xasprintf(cause, "daemon socket path too long: %s", path);
+		return KC_ERR_INVALID;
+	}
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1) {
+		xasprintf(cause, "socket: %s", strerror(errno));
+		return KC_ERR_INTERNAL;
+	}
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1)
+		e = errno;
+	close(fd);
+	if (e == EACCES || e == EPERM) {
+		xasprintf(cause, "daemon socket %s: %s for uid %u gid %u: give the shim's "
+		    "user or group (--group) access to it", path, strerror(e),
+		    (unsigned)geteuid(), (unsigned)getegid());
+		return KC_ERR_DENIED;
+	}
+	if (e != 0)
+		log_warnx("daemon socket %s: %s: retrying", path, strerror(e));
+	return 0;
+}
+
+int
+http_connect(struct http *h, const struct http_config *conf, char **cause)
+{
+	int	 r;
+
+	*cause = NULL;
+	if (h->daemon != NULL) {
+		xasprintf(cause, "already connected");
+		return KC_ERR_INTERNAL;
+	}
+	if ((r = http_probe_daemon(conf->socket, cause)) != 0)
+		return r;
+	h->daemon = kcc_async_new(h->base, conf->socket, conf->daemon_conns > 0 ?
+	    conf->daemon_conns : 4, conf->daemon_timeout_ms, conf->max_pending > 0 ?
+	    (size_t)conf->max_pending : 256);
+	if (h->daemon == NULL) {
+		xasprintf(cause, "cannot set up the daemon connections (socket path?)");
+		return KC_ERR_INTERNAL;
+	}
+	return 0;
+}
+
+void
+http_set_creds(struct http *h, struct cred_table *creds)
+{
+	/* No request keeps a credential across the loop: msg.actor is packed at once. */
+	cred_table_free(h->creds);
+	h->creds = creds;
 }
 
 void
@@ -1019,6 +1159,7 @@ http_free(struct http *h)
 	kcc_async_free(h->daemon);
 	if (h->evh != NULL)
 		evhttp_free(h->evh);
+	http_conns_free(h->conns);	/* after evhttp_free(): it closes the connections */
 	http_compat_uninit();
 	http_metrics_free(h->m);
 	SSL_CTX_free(h->tls);		/* after the connections, whose SSLs hold it */

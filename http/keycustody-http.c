@@ -51,6 +51,8 @@ struct main_conf {
 	int	 metrics;
 	int	 timeout_ms;
 	int	 connections;
+	struct http_limits lim;		/* lim.reserve points at reserve */
+	char	*reserve;
 };
 
 enum main_type { MAIN_STR, MAIN_INT, MAIN_BOOL };
@@ -71,6 +73,22 @@ static const struct kc_conf_file_key main_keys[] = {
 	{ "timeout_ms",	   MAIN_INT,  offsetof(struct main_conf, timeout_ms), 100,
 	    3600000, 0 },
 	{ "connections",   MAIN_INT,  offsetof(struct main_conf, connections), 1, 64, 0 },
+	/* keycustody-http(8) LIMITS */
+	{ "max_connections", MAIN_INT, offsetof(struct main_conf, lim.max_conns), 1,
+	    1000000, 0 },
+	{ "max_connections_per_address", MAIN_INT,
+	    offsetof(struct main_conf, lim.max_conns_addr), 1, 1000000, 0 },
+	{ "reserved_connections", MAIN_INT,
+	    offsetof(struct main_conf, lim.reserved_conns), 0, 1000000, 0 },
+	{ "reserve",	   MAIN_STR,  offsetof(struct main_conf, reserve), 0, 0, 0 },
+	{ "header_timeout_ms", MAIN_INT, offsetof(struct main_conf, lim.header_timeout_ms),
+	    100, 3600000, 0 },
+	{ "body_timeout_ms", MAIN_INT, offsetof(struct main_conf, lim.body_timeout_ms),
+	    100, 3600000, 0 },
+	{ "max_header_bytes", MAIN_INT, offsetof(struct main_conf, lim.max_header_bytes),
+	    1024, 1024 * 1024, 0 },
+	{ "max_headers",   MAIN_INT,  offsetof(struct main_conf, lim.max_headers), 8, 1000,
+	    0 },
 };
 
 static __dead void
@@ -80,7 +98,11 @@ main_usage(void)
 	    "usage: keycustody-http [-dn] [--no-metrics] [-c credentials] [-f file]\n"
 	    "                       [-l address] [-p port] [-s socket] [-t timeout_ms]\n"
 	    "                       [-w connections] [--tls-cert file --tls-key file\n"
-	    "                       [--tls-client-ca file]]\n"
+	    "                       [--tls-client-ca file]] [--user user [--group group]]\n"
+	    "                       [--max-connections n] [--max-connections-per-address n]\n"
+	    "                       [--reserved-connections n] [--reserve list]\n"
+	    "                       [--header-timeout-ms ms] [--body-timeout-ms ms]\n"
+	    "                       [--max-header-bytes n] [--max-headers n]\n"
 	    "       keycustody-http credential add --name name --zone zone|* "
 	    "--access read|write\n"
 	    "                       [--email email] -c credentials\n");
@@ -146,6 +168,7 @@ main_conf_free(struct main_conf *mc)
 	free(mc->user);
 	free(mc->group);
 	free(mc->sandbox);
+	free(mc->reserve);
 	memset(mc, 0, sizeof(*mc));
 }
 
@@ -239,6 +262,41 @@ main_signal(evutil_socket_t sig, short what, void *arg)
 	event_base_loopbreak(base);
 }
 
+/* What SIGHUP needs: the credentials file, open since start-up (the sandbox has no open). */
+struct main_reload {
+	struct http	*h;
+	const char	*path;
+	int		 fd;
+};
+
+/*
+ * SIGHUP: read the credentials file again through the descriptor kept open. A broken file
+ * keeps the old table; a file replaced by rename is not the one we hold, so say so.
+ */
+static void
+main_sighup(evutil_socket_t sig, short what, void *arg)
+{
+	struct main_reload	*rl = arg;
+	struct cred_table	*t;
+	struct stat		 held, now;
+	char			*cause = NULL;
+	int			 r;
+
+	if (fstat(rl->fd, &held) == 0 && stat(rl->path, &now) == 0 &&
+	    (held.st_dev != now.st_dev || held.st_ino != now.st_ino))
+		log_warnx("%s was replaced (renamed over): the sandbox cannot open it, "
+		    "rereading the file opened at start; edit it in place, or restart",
+		    rl->path);
+	if ((r = cred_load_fd(rl->fd, rl->path, &t, &cause)) != 0) {
+		log_warnx("SIGHUP: credentials not reloaded, the old ones stay: %s",
+		    cause != NULL ? cause : kc_strerror(r));
+		free(cause);
+		return;
+	}
+	log_info("SIGHUP: %zu credential(s) reloaded from %s", cred_count(t), rl->path);
+	http_set_creds(rl->h, t);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -258,9 +316,21 @@ main(int argc, char **argv)
 		{ "user", required_argument, NULL, 'u' },
 		{ "group", required_argument, NULL, 'g' },
 		{ "sandbox", required_argument, NULL, 'S' },
+		{ "max-connections", required_argument, NULL, '1' },
+		{ "max-connections-per-address", required_argument, NULL, '2' },
+		{ "reserved-connections", required_argument, NULL, '3' },
+		{ "reserve", required_argument, NULL, '4' },
+		{ "header-timeout-ms", required_argument, NULL, '5' },
+		{ "body-timeout-ms", required_argument, NULL, '6' },
+		{ "max-header-bytes", required_argument, NULL, '7' },
+		{ "max-headers", required_argument, NULL, '8' },
 		{ NULL, 0, NULL, 0 }
 	};
 	static const char	*const optkeys[] = {
+		['1'] = "max_connections", ['2'] = "max_connections_per_address",
+		['3'] = "reserved_connections", ['4'] = "reserve",
+		['5'] = "header_timeout_ms", ['6'] = "body_timeout_ms",
+		['7'] = "max_header_bytes", ['8'] = "max_headers",
 		['c'] = "credentials", ['l'] = "listen", ['p'] = "port", ['s'] = "socket",
 		['t'] = "timeout_ms", ['w'] = "connections", ['C'] = "tls_cert",
 		['K'] = "tls_key", ['A'] = "tls_client_ca", ['u'] = "user", ['g'] = "group",
@@ -270,7 +340,8 @@ main(int argc, char **argv)
 	struct main_conf	 mc;
 	struct http_config	 conf;
 	struct event_base	*base;
-	struct event		*ev_int, *ev_term;
+	struct event		*ev_int, *ev_term, *ev_hup;
+	struct main_reload	 rl;
 	struct cred_table	*creds = NULL;
 	struct http		*h;
 	const char		*file = NULL;
@@ -290,6 +361,13 @@ main(int argc, char **argv)
 	mc.metrics = 1;
 	mc.connections = 4;
 	mc.timeout_ms = 60000;
+	mc.lim.max_conns = HTTP_DEF_MAX_CONNS;
+	mc.lim.max_conns_addr = HTTP_DEF_MAX_CONNS_ADDR;
+	mc.lim.reserved_conns = HTTP_DEF_RESERVED_CONNS;
+	mc.lim.header_timeout_ms = HTTP_DEF_HEADER_TIMEOUT_MS;
+	mc.lim.body_timeout_ms = HTTP_DEF_BODY_TIMEOUT_MS;
+	mc.lim.max_header_bytes = HTTP_DEF_MAX_HEADER_BYTES;
+	mc.lim.max_headers = HTTP_DEF_MAX_HEADERS;
 
 	/* The file first, so that options override it: find -f, then read the rest. */
 	while ((ch = getopt_long(argc, argv, shortopts, opts, NULL)) != -1) {
@@ -347,9 +425,14 @@ main(int argc, char **argv)
 	conf.tls_cert = mc.tls_cert;
 	conf.tls_key = mc.tls_key;
 	conf.tls_client_ca = mc.tls_client_ca;
+	conf.limits = mc.lim;
+	conf.limits.reserve = mc.reserve;
 	if (mc.credentials == NULL)
 		fatalx("no credentials file (-c, or credentials in the configuration file)");
-	if ((r = cred_load(mc.credentials, &creds, &cause)) != 0)
+	if ((rl.fd = open(mc.credentials, O_RDONLY | O_CLOEXEC)) == -1)
+		fatal("credentials: %s", mc.credentials);
+	rl.path = mc.credentials;
+	if ((r = cred_load_fd(rl.fd, mc.credentials, &creds, &cause)) != 0)
 		fatalx("credentials: %s", cause != NULL ? cause : kc_strerror(r));
 	if (check) {
 		if (http_tls_check(&conf, &cause) != 0)
@@ -358,6 +441,7 @@ main(int argc, char **argv)
 		    conf.tls_cert != NULL ? conf.tls_client_ca != NULL ?
 		    ", TLS with client certificates" : ", TLS" : "");
 		cred_table_free(creds);
+		close(rl.fd);
 		main_conf_free(&mc);
 		return 0;
 	}
@@ -370,12 +454,15 @@ main(int argc, char **argv)
 		fatalx("event_base_new");
 	if ((h = http_new(base, &conf, creds, &cause)) == NULL)
 		fatalx("%s", cause);
+	rl.h = h;
 	ev_int = evsignal_new(base, SIGINT, main_signal, base);
 	ev_term = evsignal_new(base, SIGTERM, main_signal, base);
-	if (ev_int == NULL || ev_term == NULL)
+	ev_hup = evsignal_new(base, SIGHUP, main_sighup, &rl);
+	if (ev_int == NULL || ev_term == NULL || ev_hup == NULL)
 		fatalx("evsignal_new");
 	evsignal_add(ev_int, NULL);
 	evsignal_add(ev_term, NULL);
+	evsignal_add(ev_hup, NULL);
 	log_info("listening on %s port %d%s", conf.address, conf.port,
 	    conf.tls_cert != NULL ? conf.tls_client_ca != NULL ?
 	    " (TLS, client certificates required)" : " (TLS)" : "");
@@ -395,12 +482,20 @@ main(int argc, char **argv)
 		fatalx("dropping privileges: %s", cause);
 	if ((r = priv_harden(&cause)) != 0)
 		fatalx("hardening: %s", cause);
+	/*
+	 * Only now the daemon: it must see the shim's uid and gid (the gateway role), never
+	 * root's, on every connection, the first ones included.
+	 */
+	if ((r = http_connect(h, &conf, &cause)) != 0)
+		fatalx("%s", cause);
 	if ((r = priv_sandbox(PRIV_PROFILE_SHIM, sbmode, &cause)) != 0)
 		fatalx("sandbox: %s", cause);
 	event_base_dispatch(base);
 	http_free(h);
 	event_free(ev_int);
 	event_free(ev_term);
+	event_free(ev_hup);
+	close(rl.fd);
 	event_base_free(base);
 	main_conf_free(&mc);
 	return 0;

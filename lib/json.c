@@ -725,8 +725,9 @@ json_health(const Keycustody__HealthResponse *h, int *ok, char **out)
 {
 	struct json_w	 w;
 
+	/* A failing audit log refuses every change (fail closed): not healthy either. */
 	*ok = h != NULL && h->hsm_state != NULL && strcmp(h->hsm_state, "ok") == 0 &&
-	    h->store_ok;
+	    h->store_ok && (!h->has_audit_ok || h->audit_ok);
 	json_w_init(&w, JSON_ENVELOPE_HINT);
 	json_w_object_begin(&w);
 	if (*ok)
@@ -739,6 +740,10 @@ json_health(const Keycustody__HealthResponse *h, int *ok, char **out)
 		json_w_kstr(&w, "hsm_state", h->hsm_state != NULL ? h->hsm_state : "unknown");
 		json_w_key(&w, "store_ok");
 		json_w_bool(&w, h->store_ok);
+		if (h->has_audit_ok) {
+			json_w_key(&w, "audit_ok");
+			json_w_bool(&w, h->audit_ok);
+		}
 	}
 	json_w_object_end(&w);
 	return json_w_steal(&w, out, NULL);

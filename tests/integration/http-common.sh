@@ -118,3 +118,129 @@ expect()
 	fi
 	ok "$desc"
 }
+
+# kc_metric NAME_AND_LABELS: the value of one line of the shim's /metrics (0 when absent),
+# e.g. kc_metric 'keycustody_http_limited_total{limit="framing"}'.
+kc_metric()
+{
+	# shellcheck disable=SC2086
+	curl -sS ${KC_CURL_TLS:-} "${KC_HTTP_URL%/client/v4}/metrics" |
+	    awk -v k="$1" '$1 == k { v = $2 } END { print v + 0 }'
+}
+
+# kc_cpu_ticks PID: user + system CPU time of PID so far, in clock ticks.
+kc_cpu_ticks()
+{
+	awk '{ print $14 + $15 }' "/proc/$1/stat"
+}
+
+# kc_raw_client FILE: write a small Python raw-socket client for the shim to FILE.
+# python3 FILE PORT CMD ... (see its text); every call is bounded in time and count.
+kc_raw_client()
+{
+	cat >"$1" <<'EOP'
+import socket, sys, time
+
+port = int(sys.argv[1])
+
+def conn(src="127.0.0.1"):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind((src, 0))
+    s.settimeout(1.0)		# a full backlog drops SYNs: do not wait for retries
+    s.connect(("127.0.0.1", port))
+    s.settimeout(None)
+    return s
+
+def closed_within(s, limit):
+    """Seconds until the peer closed s (reading and dropping), None if still open."""
+    t0 = time.monotonic()
+    s.settimeout(0.1)
+    while time.monotonic() - t0 < limit:
+        try:
+            if s.recv(65536) == b"":
+                return time.monotonic() - t0
+        except socket.timeout:
+            pass
+        except OSError:
+            return time.monotonic() - t0
+    return None
+
+def answer(s, limit=3.0):
+    """The first answer's status line and body (b"" if none came within limit)."""
+    s.settimeout(limit)
+    out = body = b""
+    try:
+        while b"\r\n\r\n" not in out:
+            b = s.recv(65536)
+            if not b:
+                break
+            out += b
+        head, _, body = out.partition(b"\r\n\r\n")
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"content-length:"):
+                n = int(line.split(b":")[1])
+                while len(body) < n:
+                    b = s.recv(65536)
+                    if not b:
+                        break
+                    body += b
+    except OSError:
+        pass
+    return out.split(b"\r\n", 1)[0].decode("latin-1"), body
+
+def drip(prefix, data, every, limit):
+    """Send prefix, then data a byte at a time every `every` s; print how long until
+    the close."""
+    s = conn()
+    s.sendall(prefix)
+    t0 = time.monotonic()
+    s.settimeout(every)
+    for i in range(len(data)):
+        try:
+            s.send(data[i:i + 1])
+            if s.recv(65536) == b"":
+                break
+        except socket.timeout:
+            pass
+        except OSError:
+            break
+        if time.monotonic() - t0 > limit:
+            print("open")
+            return
+    print("closed %.1f" % (time.monotonic() - t0))
+
+cmd = sys.argv[2]
+if cmd == "idle":			# idle LIMIT: a connection that sends nothing
+    t = closed_within(conn(), float(sys.argv[3]))
+    print("open" if t is None else "closed %.1f" % t)
+elif cmd == "drip":			# drip PREFIX-HEX HEX EVERY LIMIT
+    drip(bytes.fromhex(sys.argv[3]), bytes.fromhex(sys.argv[4]), float(sys.argv[5]),
+        float(sys.argv[6]))
+elif cmd == "send":			# send HEX [WAIT]: one request, print "status|body"
+    s = conn()
+    s.sendall(bytes.fromhex(sys.argv[3]))
+    st, body = answer(s, float(sys.argv[4]) if len(sys.argv) > 4 else 3.0)
+    print("%s|%s" % (st, body.decode("latin-1").strip()))
+elif cmd == "flood":			# flood SRC N HOLD: N connections from SRC, hold HOLD s
+    socks, refused = [], 0
+    for i in range(int(sys.argv[4])):
+        try:
+            socks.append(conn(sys.argv[3]))
+        except OSError:
+            refused += 1
+    time.sleep(0.3)
+    for s in socks:
+        s.settimeout(0.01)
+        try:
+            b = s.recv(4096)
+            if b == b"" or b.startswith(b"HTTP/1.1 503"):
+                refused += 1
+        except socket.timeout:
+            pass
+        except OSError:
+            refused += 1
+    print(refused)
+    sys.stdout.flush()
+    time.sleep(float(sys.argv[5]))
+EOP
+}

@@ -4,7 +4,9 @@
 # test-priv.sh: least privilege of the real programs. Started as root with user = nobody,
 # keycustodyd ends up as nobody with no capability, no-new-privs, non-dumpable and under
 # its seccomp filter, and still makes CSRs, rotates its audit log and restarts; the shim
-# likewise with --user. Bad settings refuse to start. Needs root.
+# likewise with --user/--group, dropping before it connects to the daemon (issue 12: the
+# daemon sees the shim's uid on its first connections, a socket it may not use stops it),
+# and reloading its credentials on SIGHUP. Bad settings refuse to start. Needs root.
 
 # Tools beyond common.sh's (contrib/deps installs them all): skip, not fail, without one.
 for p in curl jq python3 timeout stat; do
@@ -63,6 +65,7 @@ group = $NOGROUP
 sandbox = enforce
 admin = 0
 gateway = nobody
+socket_group = $NOGROUP
 EOC
 
 kc_start_daemon || { echo "Bail out: daemon did not start as nobody"; exit 1; }
@@ -88,18 +91,25 @@ check "the daemon survives the audit rotation" kill -0 "$DAEMON_PID"
 check "a request after the rotation" ctl csr get --zone $KC_ZONE "$id"
 check "delete under the filter" ctl csr delete --zone $KC_ZONE "$id"
 
-# The shim, started as root with --user nobody.
+# The shim, started as root with --user nobody --group nogroup; the socket is root's,
+# group nogroup, mode 0660: the shim reaches it by its group only.
+# start_shim LOG ARGS...: start it on a free port; sets hpid and port.
+start_shim() {
+	log=$1; shift
+	port=$(kc_free_port)
+	"$KC_HTTP" -d --sandbox enforce -p "$port" -s "$KEYCUSTODY_SOCKET" \
+	    -c "$KC_TMP/credentials" "$@" >"$log" 2>&1 &
+	hpid=$!
+}
 if [ ! -x "$KC_HTTP" ]; then
 	not_ok "no $KC_HTTP"
 else
-	chmod 0666 "$KEYCUSTODY_SOCKET"
+	check_eq "the daemon's socket is group $NOGROUP, mode 0660" "$NOGROUP 660" \
+	    "$(stat -c '%G %a' "$KEYCUSTODY_SOCKET")"
 	tok=$("$KC_HTTP" credential add --name w --zone '*' --access write \
 	    -c "$KC_TMP/credentials") || not_ok "credential add"
 	chmod 0644 "$KC_TMP/credentials"
-	port=$(kc_free_port)
-	"$KC_HTTP" -d --user nobody --sandbox enforce -p "$port" -s "$KEYCUSTODY_SOCKET" \
-	    -c "$KC_TMP/credentials" >"$KC_TMP/http.log" 2>&1 &
-	hpid=$!
+	start_shim "$KC_TMP/http.log" --user nobody --group "$NOGROUP"
 	i=0
 	until curl -fsS -o /dev/null "http://127.0.0.1:$port/healthz" 2>/dev/null; do
 		i=$((i + 1)); [ $i -lt 100 ] || break; sleep 0.05
@@ -108,13 +118,51 @@ else
 	st=$(curl -sS -o "$KC_TMP/body" -w '%{http_code}' -H "Authorization: Bearer $tok" \
 	    "http://127.0.0.1:$port/client/v4/zones/$KC_ZONE/custom_csrs")
 	check_eq "the shim answers a listing under the filter" 200 "$st"
+	# Its first connection already: the daemon audits the shim's uid, never root's.
+	st=$(curl -sS -o "$KC_TMP/body" -w '%{http_code}' -H "Authorization: Bearer $tok" \
+	    -d '{"country":"US","state":"MA","locality":"Boston","organization":"A","common_name":"drop.acme-corp.co.uk","sans":["drop.acme-corp.co.uk"],"key_type":"p256v1"}' \
+	    "http://127.0.0.1:$port/client/v4/zones/$KC_ZONE/custom_csrs")
+	check_eq "the shim creates a CSR" 201 "$st"
+	check_eq "the daemon saw the shim as uid nobody, pid $hpid, credential w" \
+	    "$NOBODY $hpid w" \
+	    "$(jq -r 'select(.op == "create_csr") | "\(.actor.uid) \(.actor.pid) \(.actor.credential)"' \
+	    "$KC_TMP/state/audit.log" | tail -1)"
 	st=$(curl -sS -o "$KC_TMP/body" -w '%{http_code}' "http://127.0.0.1:$port/nope")
 	case $st in 4??) ok "an error reply under the filter ($st)" ;;
 	*) not_ok "an error reply under the filter: $st" ;; esac
+	# SIGHUP rereads the credentials file (edited in place, as credential add does).
+	tok2=$("$KC_HTTP" credential add --name w2 --zone '*' --access read \
+	    -c "$KC_TMP/credentials") || not_ok "credential add"
+	kill -HUP "$hpid"
+	i=0
+	until grep -q 'credential(s) reloaded' "$KC_TMP/http.log"; do
+		i=$((i + 1)); [ $i -lt 50 ] || break; sleep 0.05
+	done
+	check "the shim survives SIGHUP" kill -0 "$hpid"
+	st=$(curl -sS -o "$KC_TMP/body" -w '%{http_code}' -H "Authorization: Bearer $tok2" \
+	    "http://127.0.0.1:$port/client/v4/zones/$KC_ZONE/custom_csrs")
+	check_eq "a credential added before SIGHUP is accepted" 200 "$st"
 	check "the shim is still alive" kill -0 "$hpid"
 	kill "$hpid"; wait "$hpid" 2>/dev/null
 	hpid=
 	kc_check_sanitizer_log "$KC_TMP/http.log" keycustody-http
+
+	# A group that may not use the socket: a start-up error, not silent retries.
+	other=$(getent group daemon >/dev/null && echo daemon || echo users)
+	start_shim "$KC_TMP/http-denied.log" --user nobody --group "$other"
+	i=0
+	while kill -0 "$hpid" 2>/dev/null && [ $i -lt 100 ]; do i=$((i + 1)); sleep 0.05; done
+	if kill -0 "$hpid" 2>/dev/null; then
+		not_ok "the shim runs on with a socket it may not use (group $other)"
+		kill "$hpid"
+	elif grep -q 'Permission denied for uid' "$KC_TMP/http-denied.log"; then
+		ok "a socket the shim may not use stops it, with the reason"
+	else
+		not_ok "the shim stopped without saying why"
+		sed 's/^/#   /' "$KC_TMP/http-denied.log" | tail -5
+	fi
+	wait "$hpid" 2>/dev/null
+	hpid=
 fi
 
 kc_stop_daemon

@@ -359,6 +359,19 @@ test_health(void **state)
 	assert_int_equal(ok, 1);
 	assert_string_equal(out, "{\"status\":\"ok\"}");
 	free(out);
+	h.has_audit_ok = 1;
+	h.audit_ok = 1;
+	assert_int_equal(json_health(&h, &ok, &out), 0);
+	assert_int_equal(ok, 1);
+	free(out);
+	/* issue 12: a failing audit log refuses every change, so health is not ok. */
+	h.audit_ok = 0;
+	assert_int_equal(json_health(&h, &ok, &out), 0);
+	assert_int_equal(ok, 0);
+	assert_string_equal(out, "{\"status\":\"unavailable\",\"hsm_state\":\"ok\","
+	    "\"store_ok\":true,\"audit_ok\":false}");
+	free(out);
+	h.has_audit_ok = 0;
 	h.hsm_state = (char *)"down";
 	assert_int_equal(json_health(&h, &ok, &out), 0);
 	assert_int_equal(ok, 0);
