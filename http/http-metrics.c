@@ -42,6 +42,7 @@ struct http_metrics {
 	uint64_t		 gone;
 	long			 inflight;
 	uint64_t		 limited[HTTP_L_MAX];
+	uint64_t		 auth_failed[2];	/* malformed, unknown credential */
 	int			 conns;
 	int			 conns_reserved;
 };
@@ -176,6 +177,13 @@ http_metrics_text(const struct http_metrics *m, int connections)
 	for (i = 0; i < HTTP_L_MAX; i++)
 		evbuffer_add_printf(b, "keycustody_http_limited_total{limit=\"%s\"} %llu\n",
 		    http_limit_names[i], (unsigned long long)m->limited[i]);
+	evbuffer_add_printf(b,
+	    "# HELP keycustody_http_auth_failures_total Requests refused at authentication: "
+	    "credentials missing or malformed, or not known (a wrong token or key).\n"
+	    "# TYPE keycustody_http_auth_failures_total counter\n"
+	    "keycustody_http_auth_failures_total{reason=\"malformed\"} %llu\n"
+	    "keycustody_http_auth_failures_total{reason=\"unknown\"} %llu\n",
+	    (unsigned long long)m->auth_failed[0], (unsigned long long)m->auth_failed[1]);
 	len = evbuffer_get_length(b);
 	text = xmalloc(len + 1);
 	evbuffer_remove(b, text, len);
@@ -223,6 +231,12 @@ void
 http_metrics_refused(struct http_metrics *m, int route)
 {
 	m->daemon_errors[route]++;
+}
+
+void
+http_metrics_auth_failed(struct http_metrics *m, int unknown)
+{
+	m->auth_failed[unknown != 0]++;
 }
 
 void

@@ -37,6 +37,8 @@ void		 http_metrics_refused(struct http_metrics *m, int route);
 
 /** A limit of http-conn.c refused something (enum http_limit). */
 void		 http_metrics_limit(struct http_metrics *m, int limit);
+/** A request refused at authentication: malformed (0) or an unknown credential (1). */
+void		 http_metrics_auth_failed(struct http_metrics *m, int unknown);
 
 /** The connections open now, and how many of them from reserve addresses. */
 void		 http_metrics_conns(struct http_metrics *m, int open, int reserved);

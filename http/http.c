@@ -919,8 +919,10 @@ http_check(struct http *h, int method, const char *path, struct evkeyvalq *heade
 		return &http_err_no_route;
 	if (row->flags & HTTP_F_OPEN)
 		return NULL;
-	if ((e = http_auth(h, headers, credp)) != NULL)
+	if ((e = http_auth(h, headers, credp)) != NULL) {
+		http_metrics_auth_failed(h->m, e == &http_err_token || e == &http_err_pair);
 		return e;
+	}
 	if (!cred_allows(*credp, pp->zone, (row->flags & HTTP_F_WRITES) != 0))
 		return &http_err_token;
 	return NULL;

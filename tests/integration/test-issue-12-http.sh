@@ -215,6 +215,19 @@ kill "$pid2"; wait "$pid2" 2>/dev/null
 pid2=
 kc_check_sanitizer_log "$tmp/fd/http.log" keycustody-http
 
+# Failed logins are counted, by reason.
+authfail() {
+	curl -sS "${KC_HTTP_URL%/client/v4}/metrics" |
+	    awk -v r="$1" '$1 == "keycustody_http_auth_failures_total{reason=\"" r "\"}" { print $2 }'
+}
+m0=$(authfail malformed) u0=$(authfail unknown)
+for i in 1 2 3; do
+	req GET "/client/v4/zones/$KC_ZONE/custom_csrs" -H "Authorization: Bearer wrongwrongwrongwrong$i"
+done
+req GET "/client/v4/zones/$KC_ZONE/custom_csrs" -H "Authorization: Basic abc"
+check_eq "unknown tokens counted in /metrics" $((u0 + 3)) "$(authfail unknown)"
+check_eq "malformed credentials counted in /metrics" $((m0 + 1)) "$(authfail malformed)"
+
 kc_stop_http
 kc_check_sanitizer_log "$tmp/http.log" keycustody-http
 kc_done
