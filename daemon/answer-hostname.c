@@ -132,7 +132,7 @@ hostname_check_ssl(struct worker *w, const char *zone, const char *hostname,
 	if (r != 0)
 		return r;
 	if (ans_key_missing(w, csr->key_id)) {
-		kc_error_set(err, KC_STATUS_CONFLICT, 1432, "The key of the custom CSR is "
+		kc_error_set(err, KC_STATUS_CONFLICT, KC_API_CSR_KEY_MISSING, "The key of the custom CSR is "
 		    "missing from the HSM, so no certificate can be bound to it. Delete the "
 		    "custom CSR and create a new one.");
 		r = KC_ERR_CONFLICT;
@@ -279,20 +279,26 @@ answer_create_hostname(struct worker *w, const Keycustody__Request *req,
 	const Keycustody__SslInput		*ssl = m->ssl;
 	struct store_hostname			 h;
 	const char				*bm;
+	char					*name = NULL;
 	int					 r;
 
 	memset(&h, 0, sizeof(h));
-	if ((r = ans_check_zone(m->zone_id, err)) != 0 ||
-	    (r = hostname_check(m->hostname, err)) != 0)
+	if ((r = ans_check_zone(m->zone_id, err)) != 0)
 		return r;
+	/* Checked, matched, stored and answered in the folded form (RFC 4343). */
+	name = m->hostname != NULL ? xstrdup(m->hostname) : NULL;
+	val_hostname_fold(name);
+	if ((r = hostname_check(name, err)) != 0)
+		goto out;
 	bm = ssl != NULL && ssl->bundle_method != NULL ? ssl->bundle_method : BUNDLE_DEFAULT;
-	if ((r = hostname_check_ssl(w, m->zone_id, m->hostname, ssl,
+	if ((r = hostname_check_ssl(w, m->zone_id, name, ssl,
 	    ssl != NULL ? ssl->custom_csr_id : NULL, bm, &h, err)) != 0)
 		goto out;
 	if ((r = kc_uuid(h.id)) != 0 || (r = kc_uuid(h.ssl_id)) != 0)
 		goto out;
 	snprintf(h.zone_id, sizeof(h.zone_id), "%s", m->zone_id);
-	h.hostname = xstrdup(m->hostname);
+	h.hostname = name;
+	name = NULL;
 	h.created_at_us = h.uploaded_on_us;
 	if ((r = hostname_audit(w, req, "create_hostname.begin", m->zone_id, h.id, &h, 0,
 	    NULL)) != 0)
@@ -312,6 +318,7 @@ answer_create_hostname(struct worker *w, const Keycustody__Request *req,
 		(void)hostname_audit(w, req, "create_hostname", m->zone_id, h.id, &h, r,
 		    err);
 	hostname_clear(&h);
+	free(name);
 	return r;
 }
 
@@ -401,18 +408,38 @@ answer_list_hostnames(struct worker *w, const Keycustody__Request *req,
 {
 	const Keycustody__ListHostnamesRequest	*m = req->list_hostnames;
 	Keycustody__ListHostnamesResponse	*l;
+	struct val_host_query			 q;
+	struct val_host_filter			 vf;
 	struct store_hostname			**v = NULL;
 	size_t					 n = 0, i;
 	uint64_t				 total = 0;
 	unsigned int				 page, per_page;
 	int					 r;
 
+	memset(&q, 0, sizeof(q));
 	if ((r = ans_check_zone(m->zone_id, err)) != 0 ||
 	    (r = ans_pagination(m->has_page, m->page, m->has_per_page, m->per_page, &page,
 	    &per_page, err)) != 0)
 		return r;
-	if ((r = store_hostname_list(w->st, m->zone_id, m->hostname, m->custom_csr_id, page,
-	    per_page, m->has_descending && m->descending, &v, &n, &total)) != 0)
+	q.id = m->id;
+	q.hostname = m->hostname;
+	q.hostname_exact = m->hostname_exact;
+	q.hostname_contain = m->hostname_contain;
+	q.hostname_starts_with = m->hostname_starts_with;
+	q.custom_csr_id = m->custom_csr_id;
+	q.ssl = m->ssl;
+	q.ssl_status = m->ssl_status;
+	q.wildcard = m->wildcard;
+	q.order = m->order;
+	q.hostname_status = m->hostname_status;
+	q.certificate_authority = m->certificate_authority;
+	q.custom_origin_server = m->custom_origin_server;
+	if ((r = val_hostname_filter(&q, &vf, err)) != 0)
+		return r;
+	vf.f.descending = m->has_descending && m->descending;
+	vf.f.now_us = kc_now_us();
+	if ((r = store_hostname_find(w->st, m->zone_id, &vf.f, page, per_page, &v, &n,
+	    &total)) != 0)
 		return r;
 	l = xcalloc(1, sizeof(*l));
 	keycustody__list_hostnames_response__init(l);

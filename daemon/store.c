@@ -175,6 +175,29 @@ static const char *const store_migrations[] = {
 	"  hash TEXT NOT NULL CHECK (length(hash) = 64)\n"
 	") STRICT;\n"
 	"PRAGMA user_version = 4;\n",
+
+	/*
+	 * 5: hostnames are compared case-insensitively (RFC 4343, issue 13): the daemon
+	 * stores them lower case, so UNIQUE (zone_id, hostname) holds whatever the case. Rows
+	 * written before are lowered here; two that differ only in case make this step fail
+	 * on that constraint and the daemon refuse to start, with nothing changed: which of
+	 * the two bindings to keep is the operator's choice (DESIGN.md "Store"), never the
+	 * migration's. The triggers keep any later writer to lower case. SQLite's lower()
+	 * folds ASCII only, which is all a stored hostname holds.
+	 */
+	"UPDATE custom_hostnames SET hostname = lower(hostname)\n"
+	"  WHERE hostname <> lower(hostname);\n"
+	"CREATE TRIGGER custom_hostnames_lower_insert BEFORE INSERT ON custom_hostnames\n"
+	"  WHEN new.hostname <> lower(new.hostname)\n"
+	"BEGIN\n"
+	"  SELECT RAISE(ABORT, 'custom hostname not in lower case');\n"
+	"END;\n"
+	"CREATE TRIGGER custom_hostnames_lower_update BEFORE UPDATE OF hostname\n"
+	"  ON custom_hostnames WHEN new.hostname <> lower(new.hostname)\n"
+	"BEGIN\n"
+	"  SELECT RAISE(ABORT, 'custom hostname not in lower case');\n"
+	"END;\n"
+	"PRAGMA user_version = 5;\n",
 };
 
 /* Every column of a CSR record, in the order store_csr_from_row() reads them. */
@@ -191,16 +214,14 @@ static const char *const store_migrations[] = {
 	"signature_alg, uploaded_on_us, not_before_us, expires_on_us, hosts"
 
 /*
- * The custom hostname list comes in three variants, each with its own index: the whole
- * zone (custom_hostnames_list), one CSR's (custom_hostnames_zone_csr) and one hostname's
- * (the UNIQUE (zone_id, hostname) index: at most one row, so the order is moot). Their
- * bind indexes agree: ?1 zone, ?2 hostname, ?3 csr_id (NULL: any), ?4 limit, ?5 offset.
- * The whole zone's total is zone_counts'; the filtered ones count their (few) rows.
+ * The custom hostname list in created_at order comes in two prepared variants, each with
+ * its own index: the whole zone (custom_hostnames_list) and one CSR's
+ * (custom_hostnames_zone_csr). Their bind indexes agree: ?1 zone, ?3 csr_id, ?4 limit,
+ * ?5 offset. The whole zone's total is zone_counts'; one CSR's counts its rows. Any other
+ * filter or order is store_host_find_sql()'s statement, prepared per call.
  */
 #define STORE_HOST_ZONE		"WHERE zone_id = ?1 "
 #define STORE_HOST_CSR		"WHERE zone_id = ?1 AND csr_id = ?3 "
-#define STORE_HOST_NAME		\
-	"WHERE zone_id = ?1 AND hostname = ?2 AND (?3 IS NULL OR csr_id = ?3) "
 #define STORE_HOST_ASC		"ORDER BY created_at_us ASC, id ASC LIMIT ?4 OFFSET ?5"
 #define STORE_HOST_DESC		"ORDER BY created_at_us DESC, id DESC LIMIT ?4 OFFSET ?5"
 
@@ -233,9 +254,6 @@ enum store_stmt {
 	STMT_HOST_COUNT_CSR,
 	STMT_HOST_LIST_CSR_ASC,
 	STMT_HOST_LIST_CSR_DESC,
-	STMT_HOST_COUNT_NAME,
-	STMT_HOST_LIST_NAME_ASC,
-	STMT_HOST_LIST_NAME_DESC,
 	STMT_ANCHOR_GET,
 	STMT_ANCHOR_PUT,
 	STMT_MAX
@@ -321,14 +339,6 @@ static const char *const store_sql[STMT_MAX] = {
 	[STMT_HOST_LIST_CSR_DESC] =
 	    "SELECT " STORE_HOST_COLUMNS " FROM custom_hostnames "
 	    STORE_HOST_CSR STORE_HOST_DESC,
-	[STMT_HOST_COUNT_NAME] =
-	    "SELECT count(*) FROM custom_hostnames " STORE_HOST_NAME,
-	[STMT_HOST_LIST_NAME_ASC] =
-	    "SELECT " STORE_HOST_COLUMNS " FROM custom_hostnames "
-	    STORE_HOST_NAME STORE_HOST_ASC,
-	[STMT_HOST_LIST_NAME_DESC] =
-	    "SELECT " STORE_HOST_COLUMNS " FROM custom_hostnames "
-	    STORE_HOST_NAME STORE_HOST_DESC,
 };
 
 /* The statements of one variant of the custom hostname list. */
@@ -343,9 +353,6 @@ static const struct store_host_query store_host_by_zone = {
 };
 static const struct store_host_query store_host_by_csr = {
 	STMT_HOST_COUNT_CSR, STMT_HOST_LIST_CSR_ASC, STMT_HOST_LIST_CSR_DESC
-};
-static const struct store_host_query store_host_by_name = {
-	STMT_HOST_COUNT_NAME, STMT_HOST_LIST_NAME_ASC, STMT_HOST_LIST_NAME_DESC
 };
 
 struct store {
@@ -376,12 +383,21 @@ static int	store_csr_rows(struct store *, sqlite3_stmt *, size_t, struct kc_aren
 		    struct store_csr ***, size_t *);
 static int	store_csr_ready_inlock(struct store *, const char *, const char *);
 static bool	store_hostname_complete(const struct store_hostname *);
+static bool	store_lower(const char *);
 static int	store_hostname_bind(sqlite3_stmt *, const struct store_hostname *,
 		    const char *);
 static int	store_hostname_from_row(sqlite3_stmt *, struct store_hostname **);
 static int	store_hostname_rows(struct store *, sqlite3_stmt *, size_t,
 		    struct store_hostname ***, size_t *);
 static int	store_count(struct store *, enum store_stmt, const char *, uint64_t *);
+static bool	store_host_plain(const struct store_hostname_filter *);
+static char	*store_like_text(const char *, bool);
+static int	store_host_find_sql(struct store *, const char *,
+		    const struct store_hostname_filter *, bool, int64_t, int64_t,
+		    sqlite3_stmt **);
+static int	store_host_find_dynamic(struct store *, const char *,
+		    const struct store_hostname_filter *, unsigned int, unsigned int,
+		    struct store_hostname ***, size_t *, uint64_t *);
 static bool	store_page(unsigned int, unsigned int, uint64_t, uint64_t *, size_t *);
 static int	store_user_version(sqlite3 *, int *);
 static int	store_wal(sqlite3 *, const char *, char **);
@@ -831,6 +847,16 @@ store_csr_ready_inlock(struct store *s, const char *zone_id, const char *id)
  * Are the certificate's fields all there? A certificate covers its hostname, so it has DNS
  * names: hosts is never empty (and its column is NOT NULL).
  */
+/* No ASCII upper case in s: a hostname as migration 5 and its triggers keep them. */
+static bool
+store_lower(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if (*s >= 'A' && *s <= 'Z')
+			return false;
+	return true;
+}
+
 static bool
 store_hostname_complete(const struct store_hostname *h)
 {
@@ -1500,6 +1526,7 @@ store_hostname_insert(struct store *s, const struct store_hostname *h)
 
 	return_val_if_fail(s != NULL && h != NULL && h->hostname != NULL, KC_ERR_INVALID);
 	return_val_if_fail(store_hostname_complete(h), KC_ERR_INVALID);
+	return_val_if_fail(store_lower(h->hostname), KC_ERR_INVALID);
 	if ((r = store_lines_join(h->hosts, h->nhosts, "custom hostname", h->id, &hosts)) != 0)
 		return r;
 	/* IMMEDIATE: the CSR cannot leave READY between the check and the insert. */
@@ -1595,9 +1622,167 @@ store_hostname_list(struct store *s, const char *zone_id, const char *hostname,
     const char *csr_id, unsigned int page, unsigned int per_page, bool descending,
     struct store_hostname ***vp, size_t *n, uint64_t *total)
 {
+	struct store_hostname_filter	 f;
+
+	memset(&f, 0, sizeof(f));
+	f.hostname = hostname;
+	f.csr_id = csr_id;
+	f.descending = descending;
+	return store_hostname_find(s, zone_id, &f, page, per_page, vp, n, total);
+}
+
+/* Whether f is served by a prepared statement: at most a CSR filter, created_at order. */
+static bool
+store_host_plain(const struct store_hostname_filter *f)
+{
+	return f->id == NULL && f->hostname == NULL && f->contains == NULL &&
+	    f->prefix == NULL && f->wildcard == STORE_MATCH_ANY &&
+	    f->ssl_status == STORE_SSL_ANY && !f->none && f->order == STORE_ORDER_CREATED;
+}
+
+/*
+ * The LIKE pattern (ESCAPE '\\') that matches text literally, as a substring or (prefix)
+ * a prefix. NULL out of memory.
+ */
+static char *
+store_like_text(const char *text, bool prefix)
+{
+	size_t	 len = strlen(text), i, j = 0;
+	char	*p;
+
+	if (len > (SIZE_MAX - 3) / 2 || (p = malloc(2 * len + 3)) == NULL)
+		return NULL;
+	if (!prefix)
+		p[j++] = '%';
+	for (i = 0; i < len; i++) {
+		if (text[i] == '%' || text[i] == '_' || text[i] == '\\')
+			p[j++] = '\\';
+		p[j++] = text[i];
+	}
+	p[j++] = '%';
+	p[j] = '\0';
+	return p;
+}
+
+/*
+ * Prepare the count (count true) or the page of f. Only fixed fragments go into the SQL;
+ * every value is bound: ?1 zone, ?2 id, ?3 hostname, ?4 contains, ?5 prefix, ?6 csr_id,
+ * ?7 now_us, ?8 limit, ?9 offset. The strings of f are bound, not copied: they must
+ * outlive the statement.
+ */
+static int
+store_host_find_sql(struct store *s, const char *zone_id,
+    const struct store_hostname_filter *f, bool count, int64_t limit, int64_t offset,
+    sqlite3_stmt **stp)
+{
+	char		 sql[1024], *contains = NULL, *prefix = NULL;
+	const char	*dir = f->descending ? "DESC" : "ASC";
+	sqlite3_stmt	*st = NULL;
+	bool		 uses_now;
+	int		 rc = SQLITE_OK, r = 0;
+	int		 len;
+
+	*stp = NULL;
+	uses_now = f->ssl_status == STORE_SSL_ACTIVE || f->ssl_status == STORE_SSL_EXPIRED ||
+	    (!count && f->order == STORE_ORDER_SSL_STATUS);
+	if ((f->contains != NULL && (contains = store_like_text(f->contains, false)) == NULL) ||
+	    (f->prefix != NULL && (prefix = store_like_text(f->prefix, true)) == NULL)) {
+		r = KC_ERR_NOMEM;
+		goto out;
+	}
+	len = snprintf(sql, sizeof(sql),
+	    "SELECT %s FROM custom_hostnames WHERE zone_id = ?1%s%s%s%s%s%s%s%s",
+	    count ? "count(*)" : STORE_HOST_COLUMNS,
+	    f->id != NULL ? " AND id = ?2" : "",
+	    f->hostname != NULL ? " AND hostname = ?3" : "",
+	    contains != NULL ? " AND hostname LIKE ?4 ESCAPE '\\'" : "",
+	    prefix != NULL ? " AND hostname LIKE ?5 ESCAPE '\\'" : "",
+	    f->csr_id != NULL ? " AND csr_id = ?6" : "",
+	    f->wildcard == STORE_MATCH_YES ? " AND substr(hostname, 1, 2) = '*.'" :
+	    f->wildcard == STORE_MATCH_NO ? " AND substr(hostname, 1, 2) <> '*.'" : "",
+	    f->ssl_status == STORE_SSL_ACTIVE ? " AND ?7 < expires_on_us" :
+	    f->ssl_status == STORE_SSL_EXPIRED ? " AND ?7 >= expires_on_us" :
+	    f->ssl_status == STORE_SSL_NONE ? " AND 0" : "",
+	    f->none ? " AND 0" : "");
+	if (len > 0 && (size_t)len < sizeof(sql) && !count)
+		len += snprintf(sql + len, sizeof(sql) - (size_t)len,
+		    " ORDER BY %s created_at_us %s, id %s LIMIT ?8 OFFSET ?9",
+		    f->order == STORE_ORDER_SSL_STATUS ?
+		    (f->descending ? "(?7 >= expires_on_us) DESC," :
+		    "(?7 >= expires_on_us) ASC,") : "", dir, dir);
+	if (len < 0 || (size_t)len >= sizeof(sql)) {
+		r = KC_ERR_INVALID;	/* the fragments are fixed: cannot happen */
+		goto out;
+	}
+	if ((rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL)) != SQLITE_OK ||
+	    (rc = store_bind_text(st, 1, zone_id)) != SQLITE_OK ||
+	    (f->id != NULL && (rc = store_bind_text(st, 2, f->id)) != SQLITE_OK) ||
+	    (f->hostname != NULL && (rc = store_bind_text(st, 3, f->hostname)) != SQLITE_OK) ||
+	    /* Copied: the patterns are freed below, before the statement runs. */
+	    (contains != NULL && (rc = sqlite3_bind_text(st, 4, contains, -1,
+	    SQLITE_TRANSIENT)) != SQLITE_OK) ||
+	    (prefix != NULL && (rc = sqlite3_bind_text(st, 5, prefix, -1,
+	    SQLITE_TRANSIENT)) != SQLITE_OK) ||
+	    (f->csr_id != NULL && (rc = store_bind_text(st, 6, f->csr_id)) != SQLITE_OK) ||
+	    (uses_now && (rc = store_bind_int64(st, 7, f->now_us)) != SQLITE_OK) ||
+	    (!count && ((rc = store_bind_int64(st, 8, limit)) != SQLITE_OK ||
+	    (rc = store_bind_int64(st, 9, offset)) != SQLITE_OK))) {
+		r = store_error(s, rc, "prepare custom hostname search");
+		goto out;
+	}
+	*stp = st;
+	st = NULL;
+ out:
+	sqlite3_finalize(st);
+	free(contains);
+	free(prefix);
+	return r;
+}
+
+/* store_hostname_find() for a filter no prepared statement serves; in its transaction. */
+static int
+store_host_find_dynamic(struct store *s, const char *zone_id,
+    const struct store_hostname_filter *f, unsigned int page, unsigned int per_page,
+    struct store_hostname ***vp, size_t *n, uint64_t *total)
+{
+	sqlite3_stmt	*st = NULL;
+	sqlite3_int64	 v;
+	uint64_t	 skip;
+	size_t		 rows;
+	int		 rc, r;
+
+	if ((r = store_host_find_sql(s, zone_id, f, true, 0, 0, &st)) != 0)
+		goto out;
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		r = store_error(s, rc, "count custom hostnames");
+		goto out;
+	}
+	if ((v = sqlite3_column_int64(st, 0)) < 0) {
+		r = KC_ERR_STORE;
+		goto out;
+	}
+	*total = (uint64_t)v;
+	sqlite3_finalize(st);
+	st = NULL;
+	if (!store_page(page, per_page, *total, &skip, &rows))
+		goto out;
+	if ((r = store_host_find_sql(s, zone_id, f, false, per_page, (int64_t)skip,
+	    &st)) != 0 ||
+	    (r = store_hostname_rows(s, st, rows, vp, n)) != 0)
+		goto out;
+ out:
+	sqlite3_finalize(st);
+	return r;
+}
+
+int
+store_hostname_find(struct store *s, const char *zone_id,
+    const struct store_hostname_filter *f, unsigned int page, unsigned int per_page,
+    struct store_hostname ***vp, size_t *n, uint64_t *total)
+{
 	const struct store_host_query	*q;
 	sqlite3_stmt			*st = NULL;
-	uint64_t			 count, skip;
+	uint64_t			 count = 0, skip;
 	size_t				 rows;
 	int				 rc, r;
 
@@ -1605,24 +1790,24 @@ store_hostname_list(struct store *s, const char *zone_id, const char *hostname,
 	*vp = NULL;
 	*n = 0;
 	*total = 0;
-	return_val_if_fail(s != NULL && zone_id != NULL, KC_ERR_INVALID);
+	return_val_if_fail(s != NULL && zone_id != NULL && f != NULL, KC_ERR_INVALID);
 	return_val_if_fail(page >= 1 && per_page >= 1, KC_ERR_INVALID);
-
-	/* The variant is chosen by the filters, so it uses every bind index set below. */
-	if (hostname != NULL)
-		q = &store_host_by_name;
-	else if (csr_id != NULL)
-		q = &store_host_by_csr;
-	else
-		q = &store_host_by_zone;
 
 	/* One read transaction, so that the total and the page agree. */
 	if ((r = store_begin(s, STMT_BEGIN)) != 0)
 		return r;
+	if (!store_host_plain(f)) {
+		if ((r = store_host_find_dynamic(s, zone_id, f, page, per_page, vp, n,
+		    &count)) != 0)
+			goto out;
+		r = store_commit(s);
+		goto out;
+	}
+
+	q = f->csr_id != NULL ? &store_host_by_csr : &store_host_by_zone;
 	st = s->stmt[q->count];
 	if ((rc = store_bind_text(st, 1, zone_id)) != SQLITE_OK ||
-	    (hostname != NULL && (rc = store_bind_text(st, 2, hostname)) != SQLITE_OK) ||
-	    (csr_id != NULL && (rc = store_bind_text(st, 3, csr_id)) != SQLITE_OK)) {
+	    (f->csr_id != NULL && (rc = store_bind_text(st, 3, f->csr_id)) != SQLITE_OK)) {
 		r = store_error(s, rc, "count custom hostnames");
 		goto out;
 	}
@@ -1634,10 +1819,9 @@ store_hostname_list(struct store *s, const char *zone_id, const char *hostname,
 		r = store_commit(s);
 		goto out;
 	}
-	st = s->stmt[descending ? q->desc : q->asc];
+	st = s->stmt[f->descending ? q->desc : q->asc];
 	if ((rc = store_bind_text(st, 1, zone_id)) != SQLITE_OK ||
-	    (hostname != NULL && (rc = store_bind_text(st, 2, hostname)) != SQLITE_OK) ||
-	    (csr_id != NULL && (rc = store_bind_text(st, 3, csr_id)) != SQLITE_OK) ||
+	    (f->csr_id != NULL && (rc = store_bind_text(st, 3, f->csr_id)) != SQLITE_OK) ||
 	    (rc = store_bind_int64(st, 4, per_page)) != SQLITE_OK ||
 	    (rc = store_bind_int64(st, 5, (int64_t)skip)) != SQLITE_OK) {
 		r = store_error(s, rc, "list custom hostnames");
@@ -1647,17 +1831,16 @@ store_hostname_list(struct store *s, const char *zone_id, const char *hostname,
 		goto out;
 	store_done(st);
 	st = NULL;
-	if ((r = store_commit(s)) != 0) {
-		store_hostname_free_array(*vp, *n);
-		*vp = NULL;
-		*n = 0;
-	}
+	r = store_commit(s);
  out:
 	if (st != NULL)
 		store_done(st);
-	if (r != 0)
+	if (r != 0) {
 		store_rollback(s);
-	else
+		store_hostname_free_array(*vp, *n);
+		*vp = NULL;
+		*n = 0;
+	} else
 		*total = count;
 	return r;
 }

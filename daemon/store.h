@@ -153,7 +153,8 @@ int	store_csr_count(struct store *s, uint64_t *n);
 int	store_ping(struct store *s);
 
 /**
- * Insert a custom hostname. The CSR must be READY in the same zone.
+ * Insert a custom hostname. The CSR must be READY in the same zone, the hostname in lower
+ * case (val_hostname_fold(): unique per zone whatever the case a client sent).
  * @retval 0, KC_ERR_CONFLICT (hostname already in the zone), KC_ERR_NOT_FOUND (no READY CSR
  *	csr_id in the zone), KC_ERR_STORE
  */
@@ -172,10 +173,60 @@ int	store_hostname_get(struct store *s, const char *zone_id, const char *id,
 
 /**
  * A page of a zone's hostnames, ordered by created_at then id; filters may be NULL.
+ * store_hostname_find() with only these two filters.
  * @param vp caller frees with store_hostname_free_array()
  */
 int	store_hostname_list(struct store *s, const char *zone_id, const char *hostname,
 	    const char *csr_id, unsigned int page, unsigned int per_page, bool descending,
+	    struct store_hostname ***vp, size_t *n, uint64_t *total);
+
+/* Whether a hostname is a wildcard ("*." first), for store_hostname_filter.wildcard. */
+enum store_match {
+	STORE_MATCH_ANY = 0,
+	STORE_MATCH_NO,
+	STORE_MATCH_YES
+};
+
+/* The certificate status selected, as hostname answers compute it at now_us. */
+enum store_ssl_status {
+	STORE_SSL_ANY = 0,
+	STORE_SSL_ACTIVE,	/* now_us < the leaf's notAfter */
+	STORE_SSL_EXPIRED,	/* now_us >= notAfter */
+	STORE_SSL_NONE		/* a status no hostname here can have: selects nothing */
+};
+
+enum store_host_order {
+	STORE_ORDER_CREATED = 0,	/* created_at, then id */
+	STORE_ORDER_SSL_STATUS		/* "active" before "expired", then created_at, id */
+};
+
+/*
+ * What store_hostname_find() selects, every set member ANDed. Strings are compared with
+ * the stored names, which are lower case (val_hostname_fold()): the caller folds them.
+ * contains and prefix are plain text, not patterns: '%', '_' and '\' match themselves.
+ */
+struct store_hostname_filter {
+	const char		*id;		/* NULL: any */
+	const char		*hostname;	/* exact; NULL: any */
+	const char		*contains;	/* substring of the hostname; NULL: any */
+	const char		*prefix;	/* prefix of the hostname; NULL: any */
+	const char		*csr_id;	/* NULL: any */
+	enum store_match	 wildcard;
+	enum store_ssl_status	 ssl_status;
+	bool			 none;		/* select nothing (a filter no row can pass) */
+	enum store_host_order	 order;
+	bool			 descending;	/* every order key reversed */
+	int64_t			 now_us;	/* for ssl_status and STORE_ORDER_SSL_STATUS */
+};
+
+/**
+ * A page of a zone's hostnames selected and ordered by f, and the number selected, from
+ * one read transaction. page counts from 1; past the end, n = 0 and still the total.
+ * @param vp caller frees with store_hostname_free_array()
+ * @retval 0, KC_ERR_INVALID, KC_ERR_NOMEM, KC_ERR_STORE
+ */
+int	store_hostname_find(struct store *s, const char *zone_id,
+	    const struct store_hostname_filter *f, unsigned int page, unsigned int per_page,
 	    struct store_hostname ***vp, size_t *n, uint64_t *total);
 
 /** @retval 0, KC_ERR_NOT_FOUND */

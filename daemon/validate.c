@@ -16,6 +16,7 @@
 
 #include "kc-api.h"
 #include "kc-err.h"
+#include "kc-util.h"
 #include "validate.h"
 
 /* API.md "POST custom_csrs" codes. */
@@ -587,6 +588,146 @@ val_zone_id(const char *s)
  * Any lowercase 8-4-4-4-12 form, whatever its version and variant bits: we only issue v4
  * ids, and a well-formed id we never issued is simply not found.
  */
+void
+val_hostname_fold(char *name)
+{
+	size_t	 len;
+
+	if (name == NULL)
+		return;
+	val_hostname_fold_case(name);
+	if ((len = strlen(name)) > 1 && name[len - 1] == '.')
+		name[len - 1] = '\0';
+}
+
+/*
+ * Cloudflare's ssl.status values (SDK 7.3.0's list filter). Only "active" and "expired"
+ * occur here (the certificate is uploaded and served at once); the others select nothing.
+ */
+static const char *const val_ssl_statuses[] = {
+	"initializing", "pending_validation", "deleted", "pending_issuance",
+	"pending_deployment", "pending_deletion", "pending_expiration", "expired", "active",
+	"initializing_timed_out", "validation_timed_out", "issuance_timed_out",
+	"deployment_timed_out", "deletion_timed_out", "pending_cleanup", "staging_deployment",
+	"staging_active", "deactivating", "inactive", "backup_issued", "holding_deployment",
+};
+
+static int
+val_filter_refuse(struct kc_error *err, int code, const char *msg)
+{
+	kc_error_set(err, KC_STATUS_INVALID_ARGUMENT, code, "%s", msg);
+	return KC_ERR_INVALID;
+}
+
+int
+val_hostname_filter(const struct val_host_query *q, struct val_host_filter *out,
+    struct kc_error *err)
+{
+	struct store_hostname_filter	*f = &out->f;
+	const char			*names[4];
+	const char			*name = NULL;
+	size_t				 i, nnames = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (q->hostname_status != NULL)
+		return val_filter_refuse(err, KC_API_HOSTNAME_FILTER, "The hostname_status filter is not "
+		    "supported: a custom hostname here has no activation step, its status is "
+		    "its certificate's (filter by ssl_status). Check your input and try "
+		    "again.");
+	if (q->certificate_authority != NULL)
+		return val_filter_refuse(err, KC_API_HOSTNAME_FILTER, "The certificate_authority filter is not "
+		    "supported: certificates are uploaded for a custom CSR, never issued by a "
+		    "certificate authority of this service. Check your input and try again.");
+	if (q->custom_origin_server != NULL)
+		return val_filter_refuse(err, KC_API_HOSTNAME_FILTER, "The custom_origin_server filter is not "
+		    "supported: this service stores no custom origin servers. Check your "
+		    "input and try again.");
+
+	names[0] = q->hostname;
+	names[1] = q->hostname_exact;
+	names[2] = q->hostname_contain;
+	names[3] = q->hostname_starts_with;
+	for (i = 0; i < nitems(names); i++)
+		if (names[i] != NULL) {
+			nnames++;
+			name = names[i];
+		}
+	if ((q->id != NULL && nnames > 0) || nnames > 1)
+		return val_filter_refuse(err, KC_API_HOSTNAME_FILTERS, "The id, hostname, "
+		    "hostname.exact, hostname.contain and hostname.startsWith filters cannot "
+		    "be combined. Check your input and try again.");
+	if (q->id != NULL) {
+		if (!val_uuid(q->id))
+			return val_filter_refuse(err, KC_API_HOSTNAME_ID_INVALID, KC_API_HOSTNAME_ID_INVALID_MSG);
+		f->id = q->id;
+	}
+	if (name != NULL) {
+		if (strlen(name) > VAL_MAX_NAME_LEN + 1)
+			return val_filter_refuse(err, KC_API_HOSTNAME_FILTER, "The hostname "
+			    "filter is too long: a hostname has at most 253 characters. Check "
+			    "your input and try again.");
+		snprintf(out->name, sizeof(out->name), "%s", name);
+		if (name == q->hostname || name == q->hostname_exact) {
+			val_hostname_fold(out->name);
+			f->hostname = out->name;
+		} else {
+			/* A part of a name: lowered, its dots kept. */
+			val_hostname_fold_case(out->name);
+			if (name == q->hostname_contain)
+				f->contains = out->name;
+			else
+				f->prefix = out->name;
+		}
+	}
+	f->csr_id = q->custom_csr_id;
+
+	if (q->ssl != NULL) {
+		/* Every custom hostname here has its certificate: ssl=0 selects none. */
+		if (strcmp(q->ssl, "0") == 0)
+			f->none = true;
+		else if (strcmp(q->ssl, "1") != 0)
+			return val_filter_refuse(err, KC_API_HOSTNAME_FILTER, "The ssl filter "
+			    "must be 0 or 1. Check your input and try again.");
+	}
+	if (q->ssl_status != NULL) {
+		for (i = 0; i < nitems(val_ssl_statuses); i++)
+			if (strcmp(q->ssl_status, val_ssl_statuses[i]) == 0)
+				break;
+		if (i == nitems(val_ssl_statuses))
+			return val_filter_refuse(err, KC_API_HOSTNAME_FILTER, "The ssl_status filter "
+			    "is not a certificate status. Check your input and try again.");
+		f->ssl_status = strcmp(q->ssl_status, "active") == 0 ? STORE_SSL_ACTIVE :
+		    strcmp(q->ssl_status, "expired") == 0 ? STORE_SSL_EXPIRED :
+		    STORE_SSL_NONE;
+	}
+	if (q->wildcard != NULL) {
+		if (strcmp(q->wildcard, "true") == 0 || strcmp(q->wildcard, "1") == 0)
+			f->wildcard = STORE_MATCH_YES;
+		else if (strcmp(q->wildcard, "false") == 0 || strcmp(q->wildcard, "0") == 0)
+			f->wildcard = STORE_MATCH_NO;
+		else
+			return val_filter_refuse(err, KC_API_HOSTNAME_FILTER, "The wildcard filter "
+			    "must be true or false. Check your input and try again.");
+	}
+	if (q->order != NULL) {
+		/* "ssl": every hostname has SSL, so its created_at order decides. */
+		if (strcmp(q->order, "ssl_status") == 0)
+			f->order = STORE_ORDER_SSL_STATUS;
+		else if (strcmp(q->order, "ssl") != 0)
+			return val_filter_refuse(err, KC_API_HOSTNAME_FILTER, "The order parameter "
+			    "must be ssl or ssl_status. Check your input and try again.");
+	}
+	return 0;
+}
+
+void
+val_hostname_fold_case(char *name)
+{
+	for (; name != NULL && *name != '\0'; name++)
+		if (*name >= 'A' && *name <= 'Z')
+			*name = (char)(*name - 'A' + 'a');
+}
+
 bool
 val_uuid(const char *s)
 {

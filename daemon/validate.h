@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 #include "csr.h"
+#include "store.h"
 
 struct kc_error;
 
@@ -38,6 +39,50 @@ enum val_name {
  */
 enum val_name val_dns_name(const char *name, bool allow_wildcard, char *reason,
 	    size_t reasonlen);
+
+/**
+ * Bring a hostname, in place, to the form that is stored and compared: DNS names are
+ * case-insensitive (RFC 4343), so ASCII letters are lowered, and one trailing dot (the
+ * absolute form of the same name, RFC 1034 3.1) is dropped. Other bytes are left for
+ * val_dns_name() to judge, so a second trailing dot or a lone "." stays invalid.
+ * @param name NUL-terminated, modified in place; NULL is a no-op
+ */
+void	val_hostname_fold(char *name);
+/** val_hostname_fold() without the dot: ASCII letters lowered only (a part of a name). */
+void	val_hostname_fold_case(char *name);
+
+/* The filters of a custom hostname list as the client sent them; NULL: absent. */
+struct val_host_query {
+	const char	*id;
+	const char	*hostname;
+	const char	*hostname_exact;
+	const char	*hostname_contain;
+	const char	*hostname_starts_with;
+	const char	*custom_csr_id;
+	const char	*ssl;
+	const char	*ssl_status;
+	const char	*wildcard;
+	const char	*order;
+	const char	*hostname_status;
+	const char	*certificate_authority;
+	const char	*custom_origin_server;
+};
+
+/* The checked filters: f's strings point into this structure or into the query. */
+struct val_host_filter {
+	struct store_hostname_filter	 f;
+	char				 name[VAL_MAX_NAME_LEN + 2];	/* folded */
+};
+
+/**
+ * Check and fold the list filters of API.md "GET custom_hostnames" into out (its
+ * f.descending, f.now_us left 0 for the caller). Refused, status INVALID_ARGUMENT: a
+ * malformed id (1435), id with a hostname filter or two hostname filters (1438), a value
+ * outside its set or too long, and the filters without a meaning here (1437).
+ * @retval 0 or KC_ERR_INVALID with err filled
+ */
+int	val_hostname_filter(const struct val_host_query *q, struct val_host_filter *out,
+	    struct kc_error *err);
 
 /* A create-CSR request as the daemon received it; NULL means the field was absent. */
 struct val_csr_fields {

@@ -78,6 +78,17 @@ struct http_list_query {
 	const char	*custom_csr_id;
 };
 
+/*
+ * The other list filters of custom hostnames, passed to the daemon as sent (it checks
+ * them); an empty value is no filter. SDK 7 sends the hostname ones with dots.
+ */
+#define HTTP_HN_FILTERS	11
+static const char *const http_hn_filters[HTTP_HN_FILTERS] = {
+	"id", "hostname.exact", "hostname.contain", "hostname.startsWith", "ssl",
+	"ssl_status", "wildcard", "order", "hostname_status", "certificate_authority",
+	"custom_origin_server"
+};
+
 struct http_row;
 
 /*
@@ -129,9 +140,8 @@ const struct http_err http_err_body = { 400, JSON_CODE_BAD_BODY, JSON_MSG_BAD_BO
 	0, NULL };
 static const struct http_err http_err_csr_id = { 400, KC_API_CSR_ID_INVALID,
 	KC_API_CSR_ID_INVALID_MSG, 0, NULL };
-/* A hostname id that is not a UUID cannot exist: not found, as the daemon says for others. */
-static const struct http_err http_err_hostname_id = { 404, KC_API_HOSTNAME_NOT_FOUND,
-	KC_API_HOSTNAME_NOT_FOUND_MSG, 0, NULL };
+static const struct http_err http_err_hostname_id = { 400, KC_API_HOSTNAME_ID_INVALID,
+	KC_API_HOSTNAME_ID_INVALID_MSG, 0, NULL };
 const struct http_err http_err_headers = { 400, 6003, "Invalid request headers", 0,
 	NULL };
 const struct http_err http_err_framing = { 400, 6003, "Invalid request headers", 0,
@@ -653,6 +663,19 @@ http_hn_update(struct http *h, struct evhttp_request *req, const struct http_row
 	keycustody__update_hostname_request__free_unpacked(m, NULL);
 }
 
+/* The request field of http_hn_filters[i]. */
+static char **
+http_hn_field(Keycustody__ListHostnamesRequest *m, size_t i)
+{
+	char	**const fields[HTTP_HN_FILTERS] = {
+		&m->id, &m->hostname_exact, &m->hostname_contain, &m->hostname_starts_with,
+		&m->ssl, &m->ssl_status, &m->wildcard, &m->order, &m->hostname_status,
+		&m->certificate_authority, &m->custom_origin_server
+	};
+
+	return fields[i];
+}
+
 static void
 http_hn_list(struct http *h, struct evhttp_request *req, const struct http_row *row,
     const struct cred *cred, const char *zone, const char *id, double t0)
@@ -662,6 +685,8 @@ http_hn_list(struct http *h, struct evhttp_request *req, const struct http_row *
 	struct evkeyvalq			 q;
 	struct http_list_query			 lq;
 	const struct http_err			*e;
+	const char				*v;
+	size_t					 i;
 
 	TAILQ_INIT(&q);
 	if ((e = http_list_query(req, &q, &lq)) != NULL) {
@@ -677,6 +702,9 @@ http_hn_list(struct http *h, struct evhttp_request *req, const struct http_row *
 	m.descending = lq.descending;
 	m.hostname = (char *)lq.hostname;
 	m.custom_csr_id = (char *)lq.custom_csr_id;
+	for (i = 0; i < HTTP_HN_FILTERS; i++)
+		if ((v = evhttp_find_header(&q, http_hn_filters[i])) != NULL && *v != '\0')
+			*http_hn_field(&m, i) = (char *)v;
 	msg.actor = (char *)cred->name;
 	msg.body_case = KEYCUSTODY__REQUEST__BODY_LIST_HOSTNAMES;
 	msg.list_hostnames = &m;
@@ -802,6 +830,25 @@ struct http_params {
  * handler refuses it after authentication).
  * @retval 1 with pp set, or 0
  */
+/*
+ * Cloudflare's sub-resources beside the ids of custom hostnames, which this service does
+ * not serve: their paths are unknown routes (400/7003), never a hostname id.
+ */
+static const char *const http_unserved_names[] = { "fallback_origin", "quota" };
+
+/* Whether the segment (len bytes) names one of http_unserved_names[]. */
+static int
+http_unserved(const char *seg, size_t len)
+{
+	size_t	 i;
+
+	for (i = 0; i < sizeof(http_unserved_names) / sizeof(*http_unserved_names); i++)
+		if (strlen(http_unserved_names[i]) == len &&
+		    strncmp(http_unserved_names[i], seg, len) == 0)
+			return 1;
+	return 0;
+}
+
 static int
 http_match(const char *pattern, const char *path, struct http_params *pp)
 {
@@ -821,7 +868,7 @@ http_match(const char *pattern, const char *path, struct http_params *pp)
 			if (!cred_valid_zone(pp->zone))
 				return 0;
 		} else if (plen == 3 && strncmp(pattern, ":id", plen) == 0) {
-			if (slen == 0)
+			if (slen == 0 || http_unserved(path, slen))
 				return 0;
 			if (slen < sizeof(pp->id)) {
 				memcpy(pp->id, path, slen);

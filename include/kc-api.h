@@ -42,7 +42,17 @@
 #define KC_API_CSR_IN_USE_MSG						\
 	"The custom CSR is associated with an active certificate pack. You will need to " \
 	"delete all associated active certificate packs before you can delete the custom CSR."
+#define KC_API_HOSTNAME_ID_INVALID	1435
+#define KC_API_HOSTNAME_ID_INVALID_MSG					\
+	"The custom hostname ID is invalid. Check your input and try again."
+#define KC_API_HOSTNAME_FILTER		1437	/* a list filter's value is refused */
+#define KC_API_HOSTNAME_FILTERS		1438	/* id and hostname filters combined */
 #define KC_API_HOSTNAME_NOT_FOUND	1436
+/*
+ * Extension: an upload to a custom CSR whose key start-up found missing from the token
+ * (409). Not one of Cloudflare's codes (its 1432 is a validation-method error).
+ */
+#define KC_API_CSR_KEY_MISSING		1490
 #define KC_API_HOSTNAME_NOT_FOUND_MSG	"The custom hostname was not found."
 
 /* Pages of a list: page 1..KC_PAGE_MAX, per_page KC_PER_PAGE_MIN..KC_PER_PAGE_MAX. */

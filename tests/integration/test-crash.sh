@@ -298,7 +298,7 @@ if [ -n "$privf" ]; then
 	printf 'not a certificate' >"$KC_TMP/lose.pem"
 	out=$(ctl --json hostname create --zone "$KC_ZONE" --hostname lose.acme-corp.co.uk \
 	    --csr "$lose_id" --cert "$KC_TMP/lose.pem" 2>&1)
-	check_eq "no certificate can be bound to it (409/1432)" 1432 \
+	check_eq "no certificate can be bound to it (409/1490)" 1490 \
 	    "$(printf '%s' "$out" | jq -r '.errors[0].code')"
 	kc_stop_daemon
 else

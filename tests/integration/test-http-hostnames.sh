@@ -215,9 +215,17 @@ req POST "$HN" -H "$(R)" -d '{}'; expect 403 10000 "reader may not create"
 req PATCH "$HN/00000000-0000-4000-8000-000000000000" -H "$(R)" -d '{}'; expect 403 10000 "reader may not update"
 req DELETE "$HN/00000000-0000-4000-8000-000000000000" -H "$(R)"; expect 403 10000 "reader may not delete"
 for bid in not-a-uuid 12345 7B163417-1D2B-4C84-A38A-2FB7A0CD7752 "$CSR_EC-0"; do
-	req GET "$HN/$bid" -H "$(W)"; expect 404 1436 "get malformed id $bid"
-	req PATCH "$HN/$bid" -H "$(W)" -d '{}'; expect 404 1436 "patch malformed id $bid"
-	req DELETE "$HN/$bid" -H "$(W)"; expect 404 1436 "delete malformed id $bid"
+	req GET "$HN/$bid" -H "$(W)"; expect 400 1435 "get malformed id $bid"
+	req PATCH "$HN/$bid" -H "$(W)" -d '{}'; expect 400 1435 "patch malformed id $bid"
+	req DELETE "$HN/$bid" -H "$(W)"; expect 400 1435 "delete malformed id $bid"
+done
+jq -e '.errors[0].message == "The custom hostname ID is invalid. Check your input and try again."' \
+    "$tmp/body" >/dev/null && ok "1435 message" || bad "1435 message"
+# Issue 13: Cloudflare's sub-resources that are not served are unknown routes, not ids.
+for sub in fallback_origin quota; do
+	for m in GET PUT PATCH DELETE; do
+		req $m "$HN/$sub" -H "$(W)" -d '{}'; expect 400 7003 "$m $sub: no route"
+	done
 done
 req GET "$HN/3f1e4b2a-9c1d-4e7f-8a2b-5c6d7e8f9a0b" -H "$(W)"; expect 404 1436 "unknown id"
 jq -e '.errors[0].message == "The custom hostname was not found."' "$tmp/body" >/dev/null &&
@@ -281,6 +289,54 @@ jq -e --arg a "$HN_EC" --arg b "$HN_A" '[.result[].id] == [$a, $b]' "$tmp/body" 
 req GET "$HN?hostname=nope.acme-corp.co.uk" -H "$(W)"; expect 200 - "filter, no match"
 jq -e '.result == [] and .result_info.total_count == 0' "$tmp/body" >/dev/null &&
     ok "filter without a match" || bad "filter without a match"
+
+echo "# == issue 13: case, trailing dot, every list filter of the SDK"
+hpost "$(hn_body SHOP.ACME-CORP.CO.UK "$CSR_EC" "$tmp/ec.pem.chain")"
+expect 409 1406 "upper case is the same hostname"
+hpost "$(hn_body shop.acme-corp.co.uk. "$CSR_EC" "$tmp/ec.pem.chain")"
+expect 409 1406 "a trailing dot is the same hostname"
+req GET "$HN?hostname=PAY.Acme-Corp.co.uk." -H "$(W)"; expect 200 - "filter hostname, any case"
+jq -e --arg c "$HN_RSA" '[.result[].id] == [$c]' "$tmp/body" >/dev/null &&
+    ok "hostname filter folds case and dot" || bad "hostname filter case"
+# name [ids...]: the query answers exactly these ids, in this order.
+lists() {
+	q=$1; shift
+	req GET "$HN?$q" -H "$(W)"; expect 200 - "list $q"
+	want=$(printf '%s\n' "$@" | jq -R . | jq -sc .)
+	[ $# -eq 0 ] && want='[]'
+	jq -e --argjson w "$want" '[.result[].id] == $w and .result_info.total_count == ($w | length)' \
+	    "$tmp/body" >/dev/null && ok "$q" || bad "$q: want $want"
+}
+lists "hostname.exact=Shop.acme-corp.co.uk" "$HN_EC"
+lists "hostname.contain=SHOP" "$HN_EC" "$HN_A"
+lists "hostname.contain=_" 
+lists "hostname.startsWith=a." "$HN_A"
+lists "hostname.startsWith=shop" "$HN_EC"
+lists "id=$HN_A" "$HN_A"
+lists "id=$HN_A&custom_csr_id=$CSR_RSA"
+lists "ssl=1" "$HN_EC" "$HN_A" "$HN_RSA"
+lists "ssl=0"
+lists "ssl_status=active" "$HN_EC" "$HN_A" "$HN_RSA"
+lists "ssl_status=expired"
+lists "ssl_status=pending_validation"
+lists "wildcard=false" "$HN_EC" "$HN_A" "$HN_RSA"
+lists "wildcard=true"
+lists "order=ssl" "$HN_EC" "$HN_A" "$HN_RSA"
+lists "order=ssl_status&direction=desc" "$HN_RSA" "$HN_A" "$HN_EC"
+lists "hostname.contain=acme&custom_csr_id=$CSR_EC&per_page=5" "$HN_EC" "$HN_A"
+for q in "id=$HN_A&hostname=pay.acme-corp.co.uk" "id=$HN_A&hostname.exact=x.co.uk" \
+    "hostname.contain=a&hostname.startsWith=a" "hostname=a.co.uk&hostname.exact=a.co.uk"; do
+	req GET "$HN?$q" -H "$(W)"; expect 400 1438 "combined: $q"
+done
+req GET "$HN?id=not-a-uuid" -H "$(W)"; expect 400 1435 "id filter malformed"
+for q in ssl=2 ssl_status=bogus wildcard=maybe order=name hostname_status=active \
+    certificate_authority=google custom_origin_server=origin.acme-corp.co.uk \
+    "hostname.contain=$(printf 'a%.0s' $(seq 1 260))"; do
+	req GET "$HN?$q" -H "$(W)"; expect 400 1437 "refused: ${q%%=*}"
+	jq -e '.errors[0].message | endswith("Check your input and try again.")' "$tmp/body" \
+	    >/dev/null && ok "${q%%=*}: message ending" || bad "${q%%=*}: message ending"
+done
+
 req GET "/zones/$Z2/custom_hostnames" -H "Authorization: Bearer $KC_TOKEN_Z2"; expect 200 - "zone 2"
 jq -e '.result == []' "$tmp/body" >/dev/null && ok "zone 2 sees none of zone 1" || bad "zone 2 list"
 

@@ -33,7 +33,7 @@
 #define NPAGED	23	/* READY records of zone A in the pagination test */
 #define NHOSTS	13	/* custom hostnames of zone A in the hostname list test */
 
-#define SCHEMA_VERSION	4	/* the newest migration of store.c */
+#define SCHEMA_VERSION	5	/* the newest migration of store.c */
 
 struct fixture {
 	char		 dir[PATH_MAX];
@@ -1656,6 +1656,194 @@ test_migrate_v2(void **state)
 	remove_db(path);
 }
 
+/* The hostnames of a store_hostname_find() page, space-joined, for one comparison. */
+static void
+find_names(struct store *s, const struct store_hostname_filter *f, char *buf, size_t len,
+    uint64_t *total)
+{
+	struct store_hostname	**v = NULL;
+	size_t			  n, i, off = 0;
+
+	buf[0] = '\0';
+	assert_int_equal(store_hostname_find(s, ZONE_A, f, 1, 50, &v, &n, total), 0);
+	for (i = 0; i < n; i++)
+		off += (size_t)snprintf(buf + off, len - off, "%s%s", i > 0 ? " " : "",
+		    v[i]->hostname);
+	assert_int_equal(n, *total);
+	store_hostname_free_array(v, n);
+}
+
+/*
+ * store_hostname_find(): each filter alone and combined, LIKE's '%' and '_' taken
+ * literally, the certificate status against now_us, its order, and the refusal of a
+ * hostname in upper case.
+ */
+static void
+test_hostname_find(void **state)
+{
+	struct fixture			*fx = *state;
+	struct store_hostname_filter	 f;
+	struct tcsr			 a, b;
+	struct thost			 t[5];
+	const char			*names[5] = { "shop.acme.example.net",
+					    "*.shop.acme.example.net", "ab.example.net",
+					    "a_b.example.net", "a%b.example.net" };
+	char				 got[512];
+	uint64_t			 total;
+	size_t				 i;
+
+	tcsr_init(&a, 0, 1, 1, 1);
+	insert_ready(fx->s, &a);
+	tcsr_init(&b, 1, 2, 1, 1);
+	insert_ready(fx->s, &b);
+	for (i = 0; i < 5; i++) {
+		thost_init(&t[i], &a, (unsigned int)i, names[i], 100 + (int64_t)i);
+		t[i].h.expires_on_us = i % 2 == 0 ? 1000 : 3000;	/* even: expired at 2000 */
+		assert_int_equal(store_hostname_insert(fx->s, &t[i].h), 0);
+	}
+
+	memset(&f, 0, sizeof(f));
+	find_names(fx->s, &f, got, sizeof(got), &total);
+	assert_string_equal(got, "shop.acme.example.net *.shop.acme.example.net "
+	    "ab.example.net a_b.example.net a%b.example.net");
+	f.id = t[2].h.id;
+	find_names(fx->s, &f, got, sizeof(got), &total);
+	assert_string_equal(got, "ab.example.net");
+	f.id = b.c.id;		/* no such hostname */
+	find_names(fx->s, &f, got, sizeof(got), &total);
+	assert_string_equal(got, "");
+
+	memset(&f, 0, sizeof(f));
+	f.hostname = "a_b.example.net";
+	find_names(fx->s, &f, got, sizeof(got), &total);
+	assert_string_equal(got, "a_b.example.net");
+	f.hostname = NULL;
+	f.contains = "shop.acme";
+	find_names(fx->s, &f, got, sizeof(got), &total);
+	assert_string_equal(got, "shop.acme.example.net *.shop.acme.example.net");
+	f.contains = "_";
+	find_names(fx->s, &f, got, sizeof(got), &total);
+	assert_string_equal(got, "a_b.example.net");
+	f.contains = "%";
+	find_names(fx->s, &f, got, sizeof(got), &total);
+	assert_string_equal(got, "a%b.example.net");
+	f.contains = NULL;
+	f.prefix = "a_";
+	find_names(fx->s, &f, got, sizeof(got), &total);
+	assert_string_equal(got, "a_b.example.net");
+	f.prefix = "shop.";
+	find_names(fx->s, &f, got, sizeof(got), &total);
+	assert_string_equal(got, "shop.acme.example.net");
+	f.prefix = NULL;
+
+	f.wildcard = STORE_MATCH_YES;
+	find_names(fx->s, &f, got, sizeof(got), &total);
+	assert_string_equal(got, "*.shop.acme.example.net");
+	f.wildcard = STORE_MATCH_NO;
+	f.contains = "shop";
+	find_names(fx->s, &f, got, sizeof(got), &total);
+	assert_string_equal(got, "shop.acme.example.net");
+	f.contains = NULL;
+	f.wildcard = STORE_MATCH_ANY;
+
+	f.now_us = 2000;
+	f.ssl_status = STORE_SSL_ACTIVE;
+	find_names(fx->s, &f, got, sizeof(got), &total);
+	assert_string_equal(got, "*.shop.acme.example.net a_b.example.net");
+	f.ssl_status = STORE_SSL_EXPIRED;
+	find_names(fx->s, &f, got, sizeof(got), &total);
+	assert_string_equal(got, "shop.acme.example.net ab.example.net a%b.example.net");
+	f.ssl_status = STORE_SSL_NONE;
+	find_names(fx->s, &f, got, sizeof(got), &total);
+	assert_string_equal(got, "");
+	f.ssl_status = STORE_SSL_ANY;
+	f.none = true;
+	find_names(fx->s, &f, got, sizeof(got), &total);
+	assert_string_equal(got, "");
+	f.none = false;
+
+	f.order = STORE_ORDER_SSL_STATUS;
+	find_names(fx->s, &f, got, sizeof(got), &total);
+	assert_string_equal(got, "*.shop.acme.example.net a_b.example.net "
+	    "shop.acme.example.net ab.example.net a%b.example.net");
+	f.descending = true;
+	find_names(fx->s, &f, got, sizeof(got), &total);
+	assert_string_equal(got, "a%b.example.net ab.example.net shop.acme.example.net "
+	    "a_b.example.net *.shop.acme.example.net");
+
+	/* Another zone's filter sees nothing of zone A; upper case is refused. */
+	memset(&f, 0, sizeof(f));
+	f.csr_id = b.c.id;
+	find_names(fx->s, &f, got, sizeof(got), &total);
+	assert_string_equal(got, "");
+	thost_init(&t[0], &a, 9, "Upper.example.net", 1);
+	assert_int_equal(store_hostname_insert(fx->s, &t[0].h), KC_ERR_INVALID);
+}
+
+/* A version-4 file with hostnames in upper case: migration 5 lowers them, or refuses. */
+static void
+test_migrate_v4_case(void **state)
+{
+	struct fixture		*fx = *state;
+	struct store		*s = NULL;
+	sqlite3			*db;
+	char			 path[PATH_MAX + 64], *cause = NULL;
+	int			 dup;
+
+	for (dup = 0; dup <= 1; dup++) {
+		snprintf(path, sizeof(path), "%s/v4-%d.db", fx->dir, dup);
+		assert_int_equal(store_open(path, &s, &cause), 0);
+		store_close(s);
+		s = NULL;
+		/* Back to version 4: no triggers, rows as an older daemon wrote them. */
+		db = raw_open(path);
+		assert_int_equal(sqlite3_exec(db,
+		    "DROP TRIGGER custom_hostnames_lower_insert;"
+		    "DROP TRIGGER custom_hostnames_lower_update;"
+		    "PRAGMA user_version = 4;", NULL, NULL, NULL), SQLITE_OK);
+		raw_add_csr(db, 0, 1, 1);
+		assert_int_equal(raw_add_hostname(db, "11111111-1111-4111-8111-111111111111",
+		    ZONE_A, "aaaaaaaa-0000-4000-8000-000000000001"), SQLITE_DONE);
+		assert_int_equal(sqlite3_exec(db, dup ?
+		    "UPDATE custom_hostnames SET hostname = 'App.Example.NET';"
+		    "INSERT INTO custom_hostnames SELECT '22222222-2222-4222-8222-222222222222',"
+		    " zone_id, 'app.example.net', csr_id, created_at_us, "
+		    "'22222222-2222-4222-8222-222222222223', bundle_method, certificate_pem, "
+		    "issuer, serial_number, signature_alg, uploaded_on_us, expires_on_us, "
+		    "hosts, not_before_us FROM custom_hostnames" :
+		    "UPDATE custom_hostnames SET hostname = 'App.Example.NET'",
+		    NULL, NULL, NULL), SQLITE_OK);
+		assert_int_equal(sqlite3_close(db), SQLITE_OK);
+
+		if (dup) {
+			/* Two bindings of one name: refused, nothing changed. */
+			assert_int_equal(store_open(path, &s, &cause), KC_ERR_STORE);
+			assert_non_null(cause);
+			assert_non_null(strstr(cause, "migration 5"));
+			free(cause);
+			cause = NULL;
+			db = raw_open(path);
+			assert_int_equal(raw_int(db, "PRAGMA user_version"), 4);
+			assert_int_equal(raw_int(db, "SELECT count(*) FROM custom_hostnames "
+			    "WHERE hostname = 'App.Example.NET'"), 1);
+			assert_int_equal(sqlite3_close(db), SQLITE_OK);
+		} else {
+			assert_int_equal(store_open(path, &s, &cause), 0);
+			db = raw_open(path);
+			assert_int_equal(raw_int(db, "PRAGMA user_version"), SCHEMA_VERSION);
+			assert_int_equal(raw_int(db, "SELECT count(*) FROM custom_hostnames "
+			    "WHERE hostname = 'app.example.net'"), 1);
+			/* The triggers hold for any writer. */
+			assert_int_not_equal(sqlite3_exec(db, "UPDATE custom_hostnames SET "
+			    "hostname = 'APP.example.net'", NULL, NULL, NULL), SQLITE_OK);
+			assert_int_equal(sqlite3_close(db), SQLITE_OK);
+			store_close(s);
+			s = NULL;
+		}
+		remove_db(path);
+	}
+}
+
 int
 main(void)
 {
@@ -1678,6 +1866,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_hostname_csr_checks, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_hostname_update, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_hostname_list, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_hostname_find, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_migrate_v4_case, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_hostname_delete, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_migrate_v1, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_zone_counts, fx_setup, fx_teardown),

@@ -636,6 +636,40 @@ test_ids(void **state)
 			fail_msg("uuid case %zu", i);
 }
 
+/* val_hostname_fold(): lower case, one trailing dot dropped, the rest left to judge. */
+static const struct {
+	const char	*in;
+	const char	*want;
+	enum val_name	 check;		/* val_dns_name() of the folded name */
+} fold_cases[] = {
+	{ "shop.acme-corp.co.uk", "shop.acme-corp.co.uk", VAL_NAME_OK },
+	{ "SHOP.ACME-CORP.CO.UK", "shop.acme-corp.co.uk", VAL_NAME_OK },
+	{ "Shop.Acme-Corp.co.uk.", "shop.acme-corp.co.uk", VAL_NAME_OK },
+	{ "*.Shop.acme-corp.co.uk", "*.shop.acme-corp.co.uk", VAL_NAME_OK },
+	{ "shop.acme-corp.co.uk..", "shop.acme-corp.co.uk.", VAL_NAME_SYNTAX },
+	{ ".", ".", VAL_NAME_SYNTAX },
+	{ "", "", VAL_NAME_SYNTAX },
+	{ "SH\xc3\x96P.acme-corp.co.uk", "sh\xc3\x96p.acme-corp.co.uk", VAL_NAME_NONASCII },
+	{ "EXAMPLE.COM.", "example.com", VAL_NAME_EXAMPLE },
+};
+
+static void
+test_hostname_fold(void **state)
+{
+	char	 buf[64];
+	size_t	 i;
+
+	for (i = 0; i < nitems(fold_cases); i++) {
+		snprintf(buf, sizeof(buf), "%s", fold_cases[i].in);
+		val_hostname_fold(buf);
+		if (strcmp(buf, fold_cases[i].want) != 0)
+			fail_msg("fold case %zu: \"%s\"", i, buf);
+		if (val_dns_name(buf, true, NULL, 0) != fold_cases[i].check)
+			fail_msg("fold case %zu: check %d", i, val_dns_name(buf, true, NULL, 0));
+	}
+	val_hostname_fold(NULL);
+}
+
 int
 main(void)
 {
@@ -646,6 +680,7 @@ main(void)
 		cmocka_unit_test(test_csr_null),
 		cmocka_unit_test(test_pagination),
 		cmocka_unit_test(test_ids),
+		cmocka_unit_test(test_hostname_fold),
 	};
 
 	return cmocka_run_group_tests(tests, test_setup, NULL);
