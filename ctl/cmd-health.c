@@ -85,6 +85,15 @@ cmd_health(struct ctl_opts *o, int argc, char **argv)
 		if (hr->has_log_lines_suppressed)
 			printf("log lines suppressed: %llu\n",
 			    (unsigned long long)hr->log_lines_suppressed);
+		if (hr->has_token_pairs)
+			printf("token scan:          %llu pairs, %llu duplicate, %llu "
+			    "incomplete, %llu debris; %llu scans, %llu searches\n",
+			    (unsigned long long)hr->token_pairs,
+			    (unsigned long long)hr->token_duplicates,
+			    (unsigned long long)hr->token_incomplete,
+			    (unsigned long long)hr->token_debris,
+			    (unsigned long long)hr->hsm_scans,
+			    (unsigned long long)hr->hsm_searches);
 		printf("uptime:              %llus\n", (unsigned long long)hr->uptime_seconds);
 		printf("version:             %s\n", hr->version ? hr->version : "-");
 	}

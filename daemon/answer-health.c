@@ -21,13 +21,15 @@
 #include "pool.h"
 #include "xmalloc.h"
 
+/* Duplicates and incomplete pairs of ours degrade; debris, not provably ours, is counted. */
 static const char *
-answer_hsm_state(const struct kcd *kcd)
+answer_hsm_state(const struct kcd *kcd, const struct hsm_stats *st)
 {
 	switch (hsm_get_state(kcd->hsm)) {
 	case HSM_STATE_OK:
 		if (atomic_load(&kcd->records_missing_key) > 0 ||
 		    atomic_load(&kcd->orphan_keys) > 0 ||
+		    st->token_duplicates > 0 || st->token_incomplete > 0 ||
 		    custody_pending_count(kcd->pending) > 0)
 			return "degraded";
 		return "ok";
@@ -51,7 +53,7 @@ answer_health(struct kcd *kcd, Keycustody__Response *resp)
 	disp_stats(kcd->disp, &ds);
 	h = xcalloc(1, sizeof(*h));
 	keycustody__health_response__init(h);
-	h->hsm_state = xstrdup(answer_hsm_state(kcd));
+	h->hsm_state = xstrdup(answer_hsm_state(kcd, &st));
 	h->store_ok = kcd->store_ok;
 	h->token_label = xstrdup(hsm_token_label(kcd->hsm));
 	h->has_keys_in_custody = 1;
@@ -113,6 +115,18 @@ answer_health(struct kcd *kcd, Keycustody__Response *resp)
 	h->creates_rate_limited = ds.creates_limited;
 	h->has_creates_over_quota = 1;
 	h->creates_over_quota = atomic_load(&kcd->creates_over_quota);
+	h->has_token_pairs = 1;
+	h->token_pairs = st.token_pairs;
+	h->has_token_duplicates = 1;
+	h->token_duplicates = st.token_duplicates;
+	h->has_token_incomplete = 1;
+	h->token_incomplete = st.token_incomplete;
+	h->has_token_debris = 1;
+	h->token_debris = st.token_debris;
+	h->has_hsm_searches = 1;
+	h->hsm_searches = st.searches;
+	h->has_hsm_scans = 1;
+	h->hsm_scans = st.scans;
 	resp->body_case = KEYCUSTODY__RESPONSE__BODY_HEALTH;
 	resp->health = h;
 }

@@ -41,6 +41,7 @@
 #include "kc-util.h"
 #include "log.h"
 #include "hsm.h"
+#include "hsm-map.h"
 
 /*
  * Our own failures, carried through the same CK_RV paths as the module's so that one
@@ -57,14 +58,9 @@
 #define HSM_TOKEN_LABEL_LEN	32	/* CK_TOKEN_INFO.label, space-padded */
 #define HSM_FIND_BATCH		64
 
-/* One key pair known to the daemon; the map is sorted by id. */
-struct hsm_map_entry {
-	uint8_t			 id[HSM_KEY_ID_LEN];
-	CK_OBJECT_HANDLE	 priv;
-	CK_OBJECT_HANDLE	 pub;
-	enum hsm_keytype	 type;
-	EVP_PKEY		*pkey;		/* public key, shared by reference */
-};
+#define HSM_SCAN_LABEL_MAX	128	/* CKA_LABEL read into a fixed buffer by the scan */
+#define HSM_SCAN_ID_MAX		64
+#define HSM_SCAN_LOG_MAX	20	/* findings logged one by one, per kind */
 
 struct hsm_session {
 	struct hsm			*h;	/* NULL once hsm_close() detached us */
@@ -146,9 +142,16 @@ struct hsm {
 	 */
 	pthread_rwlock_t	 search_lock;
 
-	struct hsm_map_entry	*map;
-	size_t			 nmap;
-	size_t			 mapcap;
+	/*
+	 * The id -> handle map (hsm-map.h), under lock. One scan of the token fills it (at
+	 * the first use, and again after a flush); map_valid says the scan is done in this
+	 * epoch, so that a miss means "not in the token when we looked". scan_lock: the scan
+	 * holds it exclusive, a destruction by known handles shared, so that a scan never
+	 * enters a handle destroyed behind it.
+	 */
+	struct hsm_map		 map;
+	int			 map_valid;	/* atomic */
+	pthread_rwlock_t	 scan_lock;
 	/*
 	 * Bumped whenever the token may have renumbered its objects (the login was lost: with
 	 * the last session gone, a module may hand out new handles, SoftHSM2 does). The map
@@ -288,6 +291,7 @@ static const struct hsm_ckr_name {
 #undef HSM_CKR
 
 static void	hsm_map_flush(struct hsm *);
+static void	hsm_map_entry_free(struct hsm_map_entry *);
 
 /* Name of a CKR_* code, for logs and causes. */
 static const char *
@@ -343,6 +347,13 @@ hsm_set_state(struct hsm *h, enum hsm_state st)
 }
 
 #define hsm_stat_inc(h, field)	__atomic_add_fetch(&(h)->stats.field, 1, __ATOMIC_RELAXED)
+/* A finding of the scan that was since destroyed; never below 0. */
+#define hsm_stat_dec(h, field)	do {						\
+	uint64_t v_ = __atomic_load_n(&(h)->stats.field, __ATOMIC_RELAXED);		\
+	while (v_ > 0 && !__atomic_compare_exchange_n(&(h)->stats.field, &v_, v_ - 1,	\
+	    0, __ATOMIC_RELAXED, __ATOMIC_RELAXED))					\
+		;								\
+} while (0)
 
 void
 hsm_get_stats(const struct hsm *h, struct hsm_stats *st)
@@ -358,6 +369,16 @@ hsm_get_stats(const struct hsm *h, struct hsm_stats *st)
 	st->timeouts = __atomic_load_n(&h->stats.timeouts, __ATOMIC_RELAXED);
 	st->refusals = __atomic_load_n(&h->stats.refusals, __ATOMIC_RELAXED);
 	st->probe_stalls = __atomic_load_n(&h->stats.probe_stalls, __ATOMIC_RELAXED);
+	st->scans = __atomic_load_n(&h->stats.scans, __ATOMIC_RELAXED);
+	st->searches = __atomic_load_n(&h->stats.searches, __ATOMIC_RELAXED);
+	st->token_pairs = __atomic_load_n(&h->stats.token_pairs, __ATOMIC_RELAXED);
+	st->token_duplicates = __atomic_load_n(&h->stats.token_duplicates,
+	    __ATOMIC_RELAXED);
+	st->token_incomplete = __atomic_load_n(&h->stats.token_incomplete,
+	    __ATOMIC_RELAXED);
+	st->token_debris = __atomic_load_n(&h->stats.token_debris, __ATOMIC_RELAXED);
+	st->scan_ms = __atomic_load_n(&h->stats.scan_ms, __ATOMIC_RELAXED);
+	st->map_bytes = __atomic_load_n(&h->stats.map_bytes, __ATOMIC_RELAXED);
 }
 
 static void
@@ -886,6 +907,8 @@ hsm_open(const struct hsm_config *cfg, const char *pin, size_t pinlen, struct hs
 	TAILQ_INIT(&h->sessions);
 	pthread_mutex_init(&h->lock, NULL);
 	pthread_rwlock_init(&h->search_lock, NULL);
+	pthread_rwlock_init(&h->scan_lock, NULL);
+	hsm_map_init(&h->map);
 	pthread_mutex_init(&h->rlock, NULL);
 	pthread_rwlock_init(&h->modlock, NULL);
 	if ((h->label = strdup(cfg->token_label)) == NULL ||
@@ -982,7 +1005,6 @@ void
 hsm_close(struct hsm *h)
 {
 	struct hsm_session	*s;
-	size_t			 i;
 	CK_RV			 rv;
 
 	if (h == NULL)
@@ -1024,13 +1046,12 @@ hsm_close(struct hsm *h)
 	if (h->dl != NULL)
 		dlclose(h->dl);
 
-	for (i = 0; i < h->nmap; i++)
-		EVP_PKEY_free(h->map[i].pkey);
-	free(h->map);
+	hsm_map_uninit(&h->map, hsm_map_entry_free);
 	hsm_pin_wipe(h);
 	pthread_rwlock_destroy(&h->modlock);
 	pthread_mutex_destroy(&h->rlock);
 	pthread_rwlock_destroy(&h->search_lock);
+	pthread_rwlock_destroy(&h->scan_lock);
 	pthread_mutex_destroy(&h->lock);
 	free(h->label);
 	free(h->module);
@@ -1439,133 +1460,151 @@ hsm_session_free(struct hsm_session *s)
 	free(s);
 }
 
-/*
- * The id -> handle map: a sorted array, binary search. Called with h->lock held.
- * Returns the index of id, or -(insertion point) - 1.
- */
-static long
-hsm_map_search_inlock(struct hsm *h, const uint8_t *id)
-{
-	size_t	lo = 0, hi = h->nmap, mid;
-	int	c;
-
-	while (lo < hi) {
-		mid = lo + (hi - lo) / 2;
-		c = memcmp(h->map[mid].id, id, HSM_KEY_ID_LEN);
-		if (c == 0)
-			return (long)mid;
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return -(long)lo - 1;
-}
-
 static unsigned int
 hsm_epoch(struct hsm *h)
 {
 	return __atomic_load_n(&h->epoch, __ATOMIC_SEQ_CST);
 }
 
-/* Forget every handle: the token may have renumbered its objects. */
+static int
+hsm_map_is_valid(struct hsm *h)
+{
+	return __atomic_load_n(&h->map_valid, __ATOMIC_SEQ_CST);
+}
+
+static void
+hsm_map_entry_free(struct hsm_map_entry *e)
+{
+	EVP_PKEY_free(e->pkey);
+	e->pkey = NULL;
+}
+
+/* Forget every handle: the token may have renumbered its objects. The next use scans. */
 static void
 hsm_map_flush(struct hsm *h)
 {
-	size_t	i;
-
 	pthread_mutex_lock(&h->lock);
-	for (i = 0; i < h->nmap; i++)
-		EVP_PKEY_free(h->map[i].pkey);
-	h->nmap = 0;
+	hsm_map_clear(&h->map, hsm_map_entry_free);
+	__atomic_store_n(&h->map_valid, 0, __ATOMIC_SEQ_CST);
 	__atomic_add_fetch(&h->epoch, 1, __ATOMIC_SEQ_CST);
 	pthread_mutex_unlock(&h->lock);
 }
 
 /*
- * Enter a pair in the map (replacing what was there). Takes a reference to k->pkey.
- * A pair found in an older epoch is not entered.
+ * Enter a pair in the map (replacing its handles). Takes a reference to k->pkey, which may
+ * be NULL (loaded on first use). A pair found in an older epoch is not entered.
  */
 static int
 hsm_map_put(struct hsm *h, const struct hsm_key *k)
 {
-	struct hsm_map_entry	*m, *e;
-	size_t			 cap, at;
-	long			 i;
-	int			 r = 0;
+	struct hsm_map_entry	*e;
+	int			 made, r = 0;
 
 	pthread_mutex_lock(&h->lock);
 	if (k->epoch != h->epoch)
 		goto out;
-	if ((i = hsm_map_search_inlock(h, k->id)) >= 0) {
-		e = &h->map[i];
-		EVP_PKEY_free(e->pkey);
-	} else {
-		at = (size_t)(-i - 1);
-		if (h->nmap == h->mapcap) {
-			cap = h->mapcap ? h->mapcap * 2 : 64;
-			if ((m = reallocarray(h->map, cap, sizeof(*m))) == NULL) {
-				r = KC_ERR_NOMEM;
-				goto out;
-			}
-			h->map = m;
-			h->mapcap = cap;
-		}
-		memmove(&h->map[at + 1], &h->map[at],
-		    (h->nmap - at) * sizeof(*h->map));
-		h->nmap++;
-		e = &h->map[at];
-		memcpy(e->id, k->id, HSM_KEY_ID_LEN);
+	if ((e = hsm_map_insert(&h->map, k->id, &made)) == NULL) {
+		r = KC_ERR_NOMEM;
+		goto out;
 	}
+	__atomic_store_n(&h->stats.map_bytes, hsm_map_bytes(&h->map), __ATOMIC_RELAXED);
+	EVP_PKEY_free(e->pkey);
 	e->priv = k->priv;
 	e->pub = k->pub;
-	e->type = k->type;
-	EVP_PKEY_up_ref(k->pkey);
+	e->type = (uint8_t)k->type;
+	if (k->pkey != NULL)
+		EVP_PKEY_up_ref(k->pkey);
 	e->pkey = k->pkey;
  out:
 	pthread_mutex_unlock(&h->lock);
 	return r;
 }
 
-/* Look a pair up in the map; *k gets a copy and a reference to the public key. */
-static int
+enum hsm_map_hit {
+	HSM_MAP_MISS = 0,
+	HSM_MAP_HALF,		/* one half of the pair only */
+	HSM_MAP_NOKEY,		/* both handles; the public key not loaded yet */
+	HSM_MAP_HIT
+};
+
+/*
+ * Look a pair up in the map; *k gets its handles, the epoch, and (HSM_MAP_HIT) the type and
+ * a reference to the public key.
+ */
+static enum hsm_map_hit
 hsm_map_get(struct hsm *h, const uint8_t *id, struct hsm_key *k)
 {
-	long	i;
+	struct hsm_map_entry	*e;
+	enum hsm_map_hit	 hit = HSM_MAP_MISS;
 
 	pthread_mutex_lock(&h->lock);
-	if ((i = hsm_map_search_inlock(h, id)) >= 0) {
+	if ((e = hsm_map_lookup(&h->map, id)) != NULL) {
 		memcpy(k->id, id, HSM_KEY_ID_LEN);
-		k->priv = h->map[i].priv;
-		k->pub = h->map[i].pub;
-		k->type = h->map[i].type;
-		EVP_PKEY_up_ref(h->map[i].pkey);
-		EVP_PKEY_free(k->pkey);
-		k->pkey = h->map[i].pkey;
+		k->priv = e->priv;
+		k->pub = e->pub;
 		k->epoch = h->epoch;
+		EVP_PKEY_free(k->pkey);
+		k->pkey = NULL;
+		if (e->priv == CK_INVALID_HANDLE || e->pub == CK_INVALID_HANDLE)
+			hit = HSM_MAP_HALF;
+		else if (e->pkey == NULL)
+			hit = HSM_MAP_NOKEY;
+		else {
+			k->type = (enum hsm_keytype)e->type;
+			EVP_PKEY_up_ref(e->pkey);
+			k->pkey = e->pkey;
+			hit = HSM_MAP_HIT;
+		}
 	}
 	pthread_mutex_unlock(&h->lock);
-	return i >= 0;
+	return hit;
 }
 
-/* Forget a pair; returns whether it was there, and its handles. */
-static int
-hsm_map_del(struct hsm *h, const uint8_t *id, CK_OBJECT_HANDLE *priv,
-    CK_OBJECT_HANDLE *pub)
+/*
+ * Keep the public key read for k in its map entry, unless the entry changed meanwhile;
+ * when another thread was first, k takes its key instead.
+ */
+static void
+hsm_map_set_pkey(struct hsm *h, struct hsm_key *k)
 {
-	long	i;
+	struct hsm_map_entry	*e;
 
 	pthread_mutex_lock(&h->lock);
-	if ((i = hsm_map_search_inlock(h, id)) >= 0) {
-		*priv = h->map[i].priv;
-		*pub = h->map[i].pub;
-		EVP_PKEY_free(h->map[i].pkey);
-		memmove(&h->map[i], &h->map[i + 1],
-		    (h->nmap - (size_t)i - 1) * sizeof(*h->map));
-		h->nmap--;
+	e = hsm_map_lookup(&h->map, k->id);
+	if (k->epoch == h->epoch && e != NULL && e->pub == k->pub) {
+		if (e->pkey == NULL) {
+			EVP_PKEY_up_ref(k->pkey);
+			e->pkey = k->pkey;
+			e->type = (uint8_t)k->type;
+		} else {
+			EVP_PKEY_up_ref(e->pkey);
+			EVP_PKEY_free(k->pkey);
+			k->pkey = e->pkey;
+		}
 	}
 	pthread_mutex_unlock(&h->lock);
-	return i >= 0;
+}
+
+/*
+ * Forget a pair; returns whether it was there, with its handles and whether the token
+ * holds more objects of ours with its id (HSM_MAP_DUP).
+ */
+static int
+hsm_map_del(struct hsm *h, const uint8_t *id, CK_OBJECT_HANDLE *priv,
+    CK_OBJECT_HANDLE *pub, int *dup)
+{
+	struct hsm_map_entry	e;
+	int			found;
+
+	pthread_mutex_lock(&h->lock);
+	if ((found = hsm_map_remove(&h->map, id, &e))) {
+		*priv = e.priv;
+		*pub = e.pub;
+		*dup = (e.flags & HSM_MAP_DUP) != 0;
+		EVP_PKEY_free(e.pkey);
+	}
+	pthread_mutex_unlock(&h->lock);
+	return found;
 }
 
 static void
@@ -2035,6 +2074,7 @@ hsm_key_search(struct hsm_session *s, const uint8_t *id, struct hsm_key *k)
 	CK_RV			rv;
 	unsigned int		epoch = hsm_epoch(s->h);
 
+	hsm_stat_inc(s->h, searches);
 	if ((rv = hsm_find_by_id(s, CKO_PRIVATE_KEY, id, o, 2, &n)) != CKR_OK)
 		return rv;
 	if (n == 0)
@@ -2056,9 +2096,238 @@ hsm_key_search(struct hsm_session *s, const uint8_t *id, struct hsm_key *k)
 	return hsm_read_public(s, k->pub, &k->type, &k->pkey);
 }
 
+/* Find every object of class cls, under the search lock; *o grows, *n counts. */
+static CK_RV
+hsm_find_class(struct hsm_session *s, CK_OBJECT_CLASS cls, CK_OBJECT_HANDLE **o,
+    size_t *n, size_t *cap)
+{
+	CK_FUNCTION_LIST_PTR f = s->h->f;
+	CK_ATTRIBUTE	 t = { CKA_CLASS, &cls, sizeof(cls) };
+	CK_OBJECT_HANDLE *no;
+	CK_ULONG	 got;
+	CK_RV		 rv, rv2;
+
+	if ((rv = f->C_FindObjectsInit(s->sh, &t, 1)) != CKR_OK)
+		return rv;
+	for (;;) {
+		if (*n + HSM_FIND_BATCH > *cap) {
+			if ((no = reallocarray(*o, *cap ? *cap * 2 : 1024, sizeof(**o))) == NULL) {
+				rv = HSM_CKR_NOMEM;
+				break;
+			}
+			*o = no;
+			*cap = *cap ? *cap * 2 : 1024;
+		}
+		rv = f->C_FindObjects(s->sh, *o + *n, HSM_FIND_BATCH, &got);
+		if (rv != CKR_OK || got == 0)
+			break;
+		*n += got;
+	}
+	rv2 = f->C_FindObjectsFinal(s->sh);
+	return rv != CKR_OK ? rv : rv2;
+}
+
+static void
+hsm_hex(const uint8_t *p, size_t len, char *buf, size_t buflen)
+{
+	size_t	i;
+
+	buf[0] = '\0';
+	for (i = 0; i < len && 2 * i + 2 < buflen; i++)
+		(void)snprintf(buf + 2 * i, 3, "%02x", p[i]);
+}
+
+struct hsm_scan_count {
+	uint64_t	pairs, duplicates, incomplete, debris, foreign;
+};
+
 /*
- * Fill k for this id: from the map, else from a token search (then entered in the map).
- * A per-session failure is repaired and the search retried once.
+ * Read one key object (one C_GetAttributeValue into fixed buffers) and enter it in the map
+ * if it is ours. CKR_OBJECT_HANDLE_INVALID (destroyed since the search) is skipped.
+ */
+static CK_RV
+hsm_scan_object(struct hsm_session *s, CK_OBJECT_HANDLE o, unsigned int epoch,
+    struct hsm_scan_count *c)
+{
+	struct hsm		*h = s->h;
+	struct hsm_map_entry	*e;
+	CK_OBJECT_CLASS		 cls = (CK_OBJECT_CLASS)-1;
+	CK_KEY_TYPE		 ckk = (CK_KEY_TYPE)-1;
+	uint8_t			 label[HSM_SCAN_LABEL_MAX], id[HSM_SCAN_ID_MAX];
+	uint8_t			*longlab = NULL;
+	const uint8_t		*lab = label;
+	CK_ATTRIBUTE		 t[4] = {
+		{ CKA_CLASS, &cls, sizeof(cls) },
+		{ CKA_KEY_TYPE, &ckk, sizeof(ckk) },
+		{ CKA_LABEL, label, sizeof(label) },
+		{ CKA_ID, id, sizeof(id) },
+	};
+	CK_ULONG		 lablen, idlen, plen = strlen(HSM_LABEL_PREFIX);
+	CK_OBJECT_HANDLE	*slot;
+	char			 hex[2 * HSM_SCAN_ID_MAX + 1];
+	CK_RV			 rv;
+	int			 made;
+
+	rv = h->f->C_GetAttributeValue(s->sh, o, t, 4);
+	if (rv == CKR_OBJECT_HANDLE_INVALID)
+		return CKR_OK;
+	if (rv != CKR_OK && rv != CKR_BUFFER_TOO_SMALL && rv != CKR_ATTRIBUTE_TYPE_INVALID &&
+	    rv != CKR_ATTRIBUTE_SENSITIVE)
+		return rv;
+	lablen = t[2].ulValueLen == CK_UNAVAILABLE_INFORMATION ? 0 : t[2].ulValueLen;
+	idlen = t[3].ulValueLen;
+	if (t[2].ulValueLen == CK_UNAVAILABLE_INFORMATION && rv == CKR_BUFFER_TOO_SMALL) {
+		/* A label longer than our buffer: read it alone (rare). */
+		if ((rv = hsm_get_attr(s, o, CKA_LABEL, &longlab, &lablen)) != CKR_OK) {
+			free(longlab);
+			return rv == CKR_OBJECT_HANDLE_INVALID ? CKR_OK : rv;
+		}
+		lab = longlab;
+	}
+	if (lablen == 0 && (idlen == 0 || idlen == CK_UNAVAILABLE_INFORMATION)) {
+		if (c->debris++ < HSM_SCAN_LOG_MAX)
+			log_warnx("hsm: scan: debris: %s key object %lu (key type 0x%lx) has "
+			    "neither label nor CKA_ID; left alone", cls == CKO_PRIVATE_KEY ?
+			    "private" : "public", (unsigned long)o, (unsigned long)ckk);
+		goto done;
+	}
+	if (lablen < plen || memcmp(lab, HSM_LABEL_PREFIX, plen) != 0) {
+		c->foreign++;
+		goto done;
+	}
+	if (idlen != HSM_KEY_ID_LEN) {
+		log_warnx("hsm: a key labelled %.*s has a %ld-byte CKA_ID", (int)lablen,
+		    (const char *)lab, idlen == CK_UNAVAILABLE_INFORMATION ? -1L : (long)idlen);
+		c->foreign++;
+		goto done;
+	}
+	pthread_mutex_lock(&h->lock);
+	if (epoch != h->epoch) {
+		pthread_mutex_unlock(&h->lock);
+		goto done;
+	}
+	if ((e = hsm_map_insert(&h->map, id, &made)) == NULL) {
+		pthread_mutex_unlock(&h->lock);
+		free(longlab);
+		return HSM_CKR_NOMEM;
+	}
+	__atomic_store_n(&h->stats.map_bytes, hsm_map_bytes(&h->map), __ATOMIC_RELAXED);
+	slot = cls == CKO_PRIVATE_KEY ? &e->priv : &e->pub;
+	if (*slot != CK_INVALID_HANDLE && *slot != o) {
+		if (!(e->flags & HSM_MAP_DUP)) {
+			e->flags |= HSM_MAP_DUP;
+			hsm_hex(id, HSM_KEY_ID_LEN, hex, sizeof(hex));
+			if (c->duplicates++ < HSM_SCAN_LOG_MAX)
+				log_warnx("hsm: scan: duplicate: id %s has two %s keys labelled "
+				    "%.*s (objects %lu and %lu); left alone", hex,
+				    cls == CKO_PRIVATE_KEY ? "private" : "public", (int)lablen,
+				    (const char *)lab, (unsigned long)*slot, (unsigned long)o);
+		}
+	} else
+		*slot = o;
+	pthread_mutex_unlock(&h->lock);
+ done:
+	free(longlab);
+	return CKR_OK;
+}
+
+/*
+ * Scan the token once: find every private and public key object (the only part under the
+ * exclusive search lock), read each, and fill the map. The map is valid afterwards unless
+ * it was flushed meanwhile. Called with scan_lock held exclusive.
+ */
+static CK_RV
+hsm_scan_once(struct hsm_session *s)
+{
+	struct hsm		*h = s->h;
+	struct hsm_scan_count	 c;
+	struct hsm_map_entry	*e;
+	CK_OBJECT_HANDLE	*o = NULL;
+	size_t			 n = 0, npriv, cap = 0, i;
+	unsigned int		 epoch = hsm_epoch(h);
+	char			 hex[2 * HSM_KEY_ID_LEN + 1];
+	long long		 t0 = hsm_now_ms();
+	CK_RV			 rv;
+
+	memset(&c, 0, sizeof(c));
+	pthread_rwlock_wrlock(&h->search_lock);
+	rv = hsm_find_class(s, CKO_PRIVATE_KEY, &o, &n, &cap);
+	npriv = n;
+	if (rv == CKR_OK)
+		rv = hsm_find_class(s, CKO_PUBLIC_KEY, &o, &n, &cap);
+	pthread_rwlock_unlock(&h->search_lock);
+	if (rv != CKR_OK)
+		goto out;
+
+	for (i = 0; i < n; i++)
+		if ((rv = hsm_scan_object(s, o[i], epoch, &c)) != CKR_OK)
+			goto out;
+
+	pthread_mutex_lock(&h->lock);
+	if (epoch != h->epoch) {
+		pthread_mutex_unlock(&h->lock);
+		goto out;	/* flushed meanwhile: the next use scans again */
+	}
+	for (i = 0; (e = hsm_map_next(&h->map, &i)) != NULL;) {
+		if (e->priv != CK_INVALID_HANDLE && e->pub != CK_INVALID_HANDLE) {
+			c.pairs++;
+			continue;
+		}
+		hsm_hex(e->id, HSM_KEY_ID_LEN, hex, sizeof(hex));
+		if (c.incomplete++ < HSM_SCAN_LOG_MAX)
+			log_warnx("hsm: scan: incomplete pair: id %s has a %s key and no %s "
+			    "key; left alone", hex, e->priv ? "private" : "public",
+			    e->priv ? "public" : "private");
+	}
+	__atomic_store_n(&h->map_valid, 1, __ATOMIC_SEQ_CST);
+	pthread_mutex_unlock(&h->lock);
+
+	hsm_stat_inc(h, scans);
+	__atomic_store_n(&h->stats.token_pairs, c.pairs, __ATOMIC_RELAXED);
+	__atomic_store_n(&h->stats.token_duplicates, c.duplicates, __ATOMIC_RELAXED);
+	__atomic_store_n(&h->stats.token_incomplete, c.incomplete, __ATOMIC_RELAXED);
+	__atomic_store_n(&h->stats.token_debris, c.debris, __ATOMIC_RELAXED);
+	__atomic_store_n(&h->stats.scan_ms, (uint64_t)(hsm_now_ms() - t0),
+	    __ATOMIC_RELAXED);
+	log_info("hsm: scanned token \"%s\" in %lld ms: %zu private and %zu public key "
+	    "objects; %llu pairs of ours, %llu duplicate, %llu incomplete, %llu debris, "
+	    "%llu others'", h->label, hsm_now_ms() - t0, npriv, n - npriv,
+	    (unsigned long long)c.pairs, (unsigned long long)c.duplicates,
+	    (unsigned long long)c.incomplete, (unsigned long long)c.debris,
+	    (unsigned long long)c.foreign);
+ out:
+	free(o);
+	return rv;
+}
+
+/*
+ * Make the map valid: scan the token if this epoch has not been scanned. One thread scans;
+ * the others wait for it rather than each searching. A per-session failure is repaired and
+ * the scan retried once.
+ */
+static CK_RV
+hsm_map_ensure(struct hsm_session *s)
+{
+	struct hsm	*h = s->h;
+	CK_RV		 rv = CKR_OK;
+	int		 retried;
+
+	if (hsm_map_is_valid(h))
+		return CKR_OK;
+	pthread_rwlock_wrlock(&h->scan_lock);
+	for (retried = 0; !hsm_map_is_valid(h); retried = 1) {
+		rv = hsm_scan_once(s);
+		if (rv == CKR_OK || retried || !hsm_session_recover(s, rv))
+			break;
+	}
+	pthread_rwlock_unlock(&h->scan_lock);
+	return rv;
+}
+
+/*
+ * Fill k for this id: from the map (the public key read from its handle on first use),
+ * else from a token search (then entered in the map). A per-session failure is repaired
+ * and the search retried once.
  */
 static CK_RV
 hsm_key_lookup(struct hsm_session *s, const uint8_t *id, struct hsm_key *k)
@@ -2066,8 +2335,27 @@ hsm_key_lookup(struct hsm_session *s, const uint8_t *id, struct hsm_key *k)
 	CK_RV	rv;
 	int	retried;
 
-	if (hsm_map_get(s->h, id, k))
+	/* A failed scan leaves the search below to answer. */
+	(void)hsm_map_ensure(s);
+	switch (hsm_map_get(s->h, id, k)) {
+	case HSM_MAP_HIT:
 		return CKR_OK;
+	case HSM_MAP_NOKEY:
+		for (retried = 0;; retried = 1) {
+			rv = hsm_read_public(s, k->pub, &k->type, &k->pkey);
+			if (rv == CKR_OK || retried || !hsm_session_recover(s, rv))
+				break;
+		}
+		if (rv == CKR_OK) {
+			hsm_map_set_pkey(s->h, k);
+			return CKR_OK;
+		}
+		if (rv != CKR_OBJECT_HANDLE_INVALID)
+			return rv;
+		break;		/* stale: search */
+	default:
+		break;
+	}
 	for (retried = 0;; retried = 1) {
 		rv = hsm_key_search(s, id, k);
 		if (rv == CKR_OK || retried || !hsm_session_recover(s, rv))
@@ -2346,6 +2634,40 @@ hsm_engine_key(struct hsm_session *s, const struct hsm_key *k, struct evp_pkey_s
 	return r;
 }
 
+/*
+ * Destroy the pair the map knew, by its handles: each is proven ours first (its CKA_ID is
+ * id), so that a handle the token reused is never destroyed. Only the two C_DestroyObject
+ * calls hold the search lock. Sets *stale when a handle was gone or not ours.
+ */
+static CK_RV
+hsm_destroy_known(struct hsm_session *s, const uint8_t *id, const CK_OBJECT_HANDLE *o,
+    int *stale)
+{
+	CK_OBJECT_HANDLE	 ok[2];
+	uint8_t			 got[HSM_KEY_ID_LEN];
+	CK_ATTRIBUTE		 t = { CKA_ID, got, sizeof(got) };
+	size_t			 i, n = 0;
+	CK_RV			 rv;
+
+	*stale = 0;
+	for (i = 0; i < 2; i++) {
+		if (o[i] == CK_INVALID_HANDLE)
+			continue;
+		t.ulValueLen = sizeof(got);
+		rv = s->h->f->C_GetAttributeValue(s->sh, o[i], &t, 1);
+		if (rv == CKR_OBJECT_HANDLE_INVALID || rv == CKR_BUFFER_TOO_SMALL ||
+		    (rv == CKR_OK && (t.ulValueLen != HSM_KEY_ID_LEN ||
+		    memcmp(got, id, HSM_KEY_ID_LEN) != 0))) {
+			*stale = 1;
+			continue;
+		}
+		if (rv != CKR_OK)
+			return rv;
+		ok[n++] = o[i];
+	}
+	return hsm_destroy_handles(s, ok, n);
+}
+
 int
 hsm_key_destroy(struct hsm_session *s, const uint8_t id[HSM_KEY_ID_LEN])
 {
@@ -2353,31 +2675,46 @@ hsm_key_destroy(struct hsm_session *s, const uint8_t id[HSM_KEY_ID_LEN])
 	CK_OBJECT_HANDLE	 o[2 * HSM_FIND_BATCH];
 	CK_ULONG		 n1, n2;
 	CK_RV			 rv;
-	int			 r, retried;
+	int			 r, retried, dup = 0, stale = 0, known = 0;
 
 	return_val_if_fail(s != NULL && s->h != NULL && id != NULL, KC_ERR_INVALID);
 	h = s->h;
 	if ((r = hsm_op_begin(s, 1)) != 0)
 		return r;
 
-	if (hsm_map_del(h, id, &o[0], &o[1])) {
+	/* A failed scan leaves the search below to find the pair. */
+	(void)hsm_map_ensure(s);
+	pthread_rwlock_rdlock(&h->scan_lock);
+	if (hsm_map_del(h, id, &o[0], &o[1], &dup)) {
 		for (retried = 0;; retried = 1) {
-			rv = hsm_destroy_handles(s, o, 2);
+			rv = hsm_destroy_known(s, id, o, &stale);
 			if (rv == CKR_OK || retried || !hsm_session_recover(s, rv))
 				break;
 		}
 		if (rv != CKR_OK) {
+			pthread_rwlock_unlock(&h->scan_lock);
 			r = hsm_op_result(s, rv, "C_DestroyObject");
 			hsm_op_end(s);
 			return r;
 		}
+		known = !dup && !stale;
+		/* The scan's findings count what is still there: this one is gone. */
+		if (o[0] == CK_INVALID_HANDLE || o[1] == CK_INVALID_HANDLE)
+			hsm_stat_dec(h, token_incomplete);
+	}
+	pthread_rwlock_unlock(&h->scan_lock);
+	if (known) {
+		hsm_op_end(s);
+		return 0;
 	}
 
 	/*
-	 * Also search: the map may be stale, and a duplicate left by a crash must go too.
+	 * Search: the map missed the id (a pair made by another daemon, or by a generation
+	 * whose reply was lost), or knew a stale handle, or the scan saw duplicates of it.
 	 * XXX a pair whose id is shared by more than HSM_FIND_BATCH objects takes several
 	 * calls.
 	 */
+	hsm_stat_inc(h, searches);
 	for (retried = 0;; retried = 1) {
 		rv = hsm_find_by_id(s, CKO_PRIVATE_KEY, id, o, HSM_FIND_BATCH, &n1);
 		if (rv == CKR_OK)
@@ -2388,97 +2725,40 @@ hsm_key_destroy(struct hsm_session *s, const uint8_t id[HSM_KEY_ID_LEN])
 		if (rv == CKR_OK || retried || !hsm_session_recover(s, rv))
 			break;
 	}
+	if (rv == CKR_OK && dup)
+		hsm_stat_dec(h, token_duplicates);
 	r = hsm_op_result(s, rv, "destroying a key pair");
 	hsm_op_end(s);
 	return r;
 }
 
-/* Collect the ids of our private keys. */
+/* The ids of our private keys, from the map. */
 static CK_RV
-hsm_key_list_once(struct hsm_session *s, uint8_t **ids, size_t *n)
+hsm_key_list_map(struct hsm *h, uint8_t **ids, size_t *n)
 {
-	CK_FUNCTION_LIST_PTR f = s->h->f;
-	CK_OBJECT_CLASS	 cls = CKO_PRIVATE_KEY;
-	CK_ATTRIBUTE	 t = { CKA_CLASS, &cls, sizeof(cls) };
-	CK_OBJECT_HANDLE *o = NULL, *no;
-	CK_ULONG	 got, i, plen = strlen(HSM_LABEL_PREFIX);
-	size_t		 cap = 0, nobj = 0, nids = 0;
-	uint8_t		*out = NULL, *lab = NULL, *id = NULL;
-	CK_ULONG	 lablen, idlen;
-	CK_RV		 rv, rv2;
+	struct hsm_map_entry	*e;
+	uint8_t			*out;
+	size_t			 i, nids = 0;
 
-	*ids = NULL;
-	*n = 0;
-	pthread_rwlock_wrlock(&s->h->search_lock);
-	if ((rv = f->C_FindObjectsInit(s->sh, &t, 1)) != CKR_OK)
-		goto unlock;
-	for (;;) {
-		if (nobj + HSM_FIND_BATCH > cap) {
-			cap = cap ? cap * 2 : 256;
-			if ((no = reallocarray(o, cap, sizeof(*o))) == NULL) {
-				rv = HSM_CKR_NOMEM;
-				break;
-			}
-			o = no;
-		}
-		rv = f->C_FindObjects(s->sh, o + nobj, HSM_FIND_BATCH, &got);
-		if (rv != CKR_OK || got == 0)
-			break;
-		nobj += got;
+	pthread_mutex_lock(&h->lock);
+	if ((out = calloc(h->map.n ? h->map.n : 1, HSM_KEY_ID_LEN)) == NULL) {
+		pthread_mutex_unlock(&h->lock);
+		return HSM_CKR_NOMEM;
 	}
-	rv2 = f->C_FindObjectsFinal(s->sh);
-	if (rv == CKR_OK)
-		rv = rv2;
-	if (rv != CKR_OK)
-		goto unlock;
-
-	/* Attribute reads stay under the lock: this runs at start-up, rarely. */
-	if ((out = calloc(nobj ? nobj : 1, HSM_KEY_ID_LEN)) == NULL) {
-		rv = HSM_CKR_NOMEM;
-		goto unlock;
-	}
-	for (i = 0; i < nobj; i++) {
-		free(lab);
-		free(id);
-		lab = id = NULL;
-		rv = hsm_get_attr(s, o[i], CKA_LABEL, &lab, &lablen);
-		if (rv == CKR_OBJECT_HANDLE_INVALID || rv == HSM_CKR_BAD_KEY)
-			continue;	/* destroyed meanwhile, or no label */
-		if (rv != CKR_OK)
-			goto unlock;
-		if (lablen < plen || memcmp(lab, HSM_LABEL_PREFIX, plen) != 0)
-			continue;
-		rv = hsm_get_attr(s, o[i], CKA_ID, &id, &idlen);
-		if (rv == CKR_OBJECT_HANDLE_INVALID || rv == HSM_CKR_BAD_KEY)
-			continue;
-		if (rv != CKR_OK)
-			goto unlock;
-		if (idlen != HSM_KEY_ID_LEN) {
-			log_warnx("hsm: a key labelled %.*s has a %lu-byte CKA_ID",
-			    (int)lablen, (char *)lab, (unsigned long)idlen);
-			continue;
-		}
-		memcpy(out + nids * HSM_KEY_ID_LEN, id, HSM_KEY_ID_LEN);
-		nids++;
-	}
+	for (i = 0; (e = hsm_map_next(&h->map, &i)) != NULL;)
+		if (e->priv != CK_INVALID_HANDLE)
+			memcpy(out + nids++ * HSM_KEY_ID_LEN, e->id, HSM_KEY_ID_LEN);
+	pthread_mutex_unlock(&h->lock);
 	*ids = out;
 	*n = nids;
-	out = NULL;
-	rv = CKR_OK;
- unlock:
-	pthread_rwlock_unlock(&s->h->search_lock);
-	free(lab);
-	free(id);
-	free(out);
-	free(o);
-	return rv;
+	return CKR_OK;
 }
 
 int
 hsm_key_list(struct hsm_session *s, uint8_t **ids, size_t *n)
 {
 	CK_RV	rv;
-	int	r, retried;
+	int	r;
 
 	return_val_if_fail(s != NULL && s->h != NULL, KC_ERR_INVALID);
 	return_val_if_fail(ids != NULL && n != NULL, KC_ERR_INVALID);
@@ -2486,11 +2766,8 @@ hsm_key_list(struct hsm_session *s, uint8_t **ids, size_t *n)
 	*n = 0;
 	if ((r = hsm_op_begin(s, 0)) != 0)
 		return r;
-	for (retried = 0;; retried = 1) {
-		rv = hsm_key_list_once(s, ids, n);
-		if (rv == CKR_OK || retried || !hsm_session_recover(s, rv))
-			break;
-	}
+	if ((rv = hsm_map_ensure(s)) == CKR_OK)
+		rv = hsm_key_list_map(s->h, ids, n);
 	r = hsm_op_result(s, rv, "listing keys");
 	hsm_op_end(s);
 	return r;

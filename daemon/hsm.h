@@ -77,6 +77,21 @@ struct hsm_stats {
 	uint64_t	 timeouts;		/* calls failed for passing their deadline */
 	uint64_t	 refusals;		/* operations refused by a token that answered */
 	uint64_t	 probe_stalls;		/* probes that took longer than the timeout */
+	uint64_t	 scans;			/* full token scans (start-up, re-login) */
+	uint64_t	 searches;		/* token searches for an id the map missed */
+	/*
+	 * What the last scan found (duplicates and incomplete pairs less those that
+	 * hsm_key_destroy() destroyed since), and how
+	 * long the scan took. Objects are "ours" when their CKA_LABEL starts with
+	 * HSM_LABEL_PREFIX. The scan itself never destroys any of them.
+	 */
+	uint64_t	 token_pairs;		/* ids with our private and public key */
+	uint64_t	 token_duplicates;	/* ids with two or more of our private (or
+						   public) keys */
+	uint64_t	 token_incomplete;	/* ids with our private key only, or public */
+	uint64_t	 token_debris;		/* key objects with neither label nor CKA_ID */
+	uint64_t	 scan_ms;
+	uint64_t	 map_bytes;		/* the id -> handle map's table */
 };
 
 struct hsm;			/* the module, the token, the login: one per daemon */
@@ -208,7 +223,11 @@ int	 hsm_engine_key(struct hsm_session *s, const struct hsm_key *k,
 	    struct evp_pkey_st **pkey);
 
 /**
- * Destroy both objects of the pair with this CKA_ID and forget it in the map. This is the
+ * Destroy both objects of the pair with this CKA_ID and forget it in the map. When the map
+ * knows the pair (and the scan saw no duplicate of it), its two handles are checked (their
+ * CKA_ID) and destroyed without a search; only an id the map misses (a pair made by
+ * another daemon, or by a generation whose reply was lost) or a stale handle makes it
+ * search the token. This is the
  * undo path of a failed create: it is tried even while the token is DOWN (on the module
  * instance still loaded) and past the session's deadline.
  * @retval 0 (also when no object was there), or KC_ERR_*
@@ -217,7 +236,13 @@ int	 hsm_key_destroy(struct hsm_session *s, const uint8_t id[HSM_KEY_ID_LEN]);
 
 /**
  * List the CKA_IDs of every private key whose label starts with HSM_LABEL_PREFIX
- * (start-up reconciliation). Serialized against key creation.
+ * (start-up reconciliation), from the id -> handle map. The map is filled by one scan of
+ * the token, at its first use (this call at start-up) and again at the first use after a
+ * re-login or re-initialization emptied it: every private and public key object is read
+ * once (CKA_CLASS, CKA_KEY_TYPE, CKA_LABEL, CKA_ID in one C_GetAttributeValue), and
+ * duplicates, incomplete pairs and debris (key objects with neither label nor CKA_ID, as
+ * SoftHSM2 leaves when killed inside C_GenerateKeyPair) are logged and counted in
+ * hsm_stats. The scan destroys nothing.
  * @param ids caller frees with free(): n * HSM_KEY_ID_LEN bytes
  */
 int	 hsm_key_list(struct hsm_session *s, uint8_t **ids, size_t *n);

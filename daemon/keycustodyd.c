@@ -396,6 +396,7 @@ reconcile(struct kcd *kcd)
 {
 	struct custody		 c;
 	struct custody_report	 rep;
+	struct hsm_stats	 st;
 	char			*cause = NULL;
 	int			 r;
 
@@ -420,6 +421,13 @@ reconcile(struct kcd *kcd)
 		log_warnx("signer = engine with %zu keys in the token: every CSR makes libp11 "
 		    "search the whole token, so CSRs slow down as it fills; signer = direct "
 		    "does not", rep.token_keys);
+	hsm_get_stats(kcd->hsm, &st);
+	if (st.token_duplicates > 0 || st.token_incomplete > 0 || st.token_debris > 0)
+		log_warnx("reconcile: the token holds %llu duplicate id(s), %llu incomplete "
+		    "pair(s) and %llu debris object(s), left alone (the hsm: scan lines name "
+		    "them)", (unsigned long long)st.token_duplicates,
+		    (unsigned long long)st.token_incomplete,
+		    (unsigned long long)st.token_debris);
 	atomic_store(&kcd->keys_in_custody, rep.ready);
 	atomic_store(&kcd->orphan_keys, rep.orphans);
 	atomic_store(&kcd->records_missing_key, rep.missing);

@@ -27,7 +27,8 @@
  * milliseconds; "FUNCTION delay MS" delays every call and then forwards it. Each rule
  * counts the calls of its function; when several rules fail one call, the first one wins.
  *
- * Log lines: "FUNCTION CKR_NAME call=N pid=P" or "FUNCTION delay=MS call=N pid=P", and
+ * Log lines: "FUNCTION CKR_NAME call=N pid=P" or "FUNCTION delay=MS call=N pid=P" (so a
+ * "FUNCTION delay 0" rule counts the calls of FUNCTION without changing them), and
  * "p11-fault: control line N ignored: TEXT" for a line that does not parse.
  */
 #include "config.h"

@@ -1,0 +1,56 @@
+#!/bin/sh
+# Copyright (c) 2026 The keycustody authors. SPDX-License-Identifier: ISC
+#
+# test-issue-14.sh: start-up learns the token in one scan (issue 14). A token holding
+# debris (a key pair with neither label nor CKA_ID, as SoftHSM2 leaves after a SIGKILL
+# inside C_GenerateKeyPair), a duplicate (two pairs of ours with one CKA_ID) and an
+# incomplete pair (our private key without its public key): the daemon reports each in its
+# log and in health, marks health degraded, and destroys none of them.
+
+. "$(dirname "$0")/common.sh"
+
+kc_token
+p11() {
+	pkcs11-tool --module "$KC_MODULE" --token-label "$KC_LABEL" --login --pin "$KC_PIN" \
+	    "$@" >/dev/null 2>&1
+}
+keyobjs() {
+	pkcs11-tool --module "$KC_MODULE" --token-label "$KC_LABEL" --login --pin "$KC_PIN" \
+	    --list-objects 2>/dev/null | grep -c 'Key Object'
+}
+DUP=d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1 HALF=e2e2e2e2e2e2e2e2e2e2e2e2e2e2e2e2
+p11 --keypairgen --key-type EC:prime256v1 &&
+p11 --keypairgen --key-type EC:prime256v1 --label keycustody:dup --id $DUP &&
+p11 --keypairgen --key-type EC:prime256v1 --label keycustody:dup --id $DUP &&
+p11 --keypairgen --key-type EC:prime256v1 --label keycustody:half --id $HALF &&
+p11 --delete-object --type pubkey --id $HALF || { echo "Bail out: planting failed"; exit 1; }
+OBJS=$(keyobjs)
+check_eq "planted: 2 debris + 4 duplicate + 1 half" 7 "$OBJS"
+
+# kc_start_daemon waits for health to say "ok": this token makes it say "degraded".
+"$KEYCUSTODYD" -d -f "$KC_TMP/keycustodyd.conf" >>"$KC_TMP/keycustodyd.log" 2>&1 &
+DAEMON_PID=$!
+i=0
+until ctl --json health 2>/dev/null | grep -q hsm_state; do
+	i=$((i + 1))
+	if [ $i -gt 600 ] || ! kill -0 "$DAEMON_PID" 2>/dev/null; then
+		sed 's/^/#   /' "$KC_TMP/keycustodyd.log"; echo "Bail out: daemon did not start"
+		exit 1
+	fi
+	sleep 0.05
+done
+LOG=$KC_TMP/keycustodyd.log
+check_eq "log: two debris objects named" 2 "$(grep -c 'scan: debris:' "$LOG")"
+check_eq "log: the duplicate named" 1 "$(grep -c "scan: duplicate: id $DUP" "$LOG")"
+check_eq "log: the incomplete pair named" 1 \
+    "$(grep -c "scan: incomplete pair: id $HALF has a private key" "$LOG")"
+check_eq "log: one scan summary" 1 "$(grep -c 'hsm: scanned token' "$LOG")"
+check_eq "log: reconcile reports them" 1 \
+    "$(grep -c 'reconcile: the token holds 1 duplicate id(s), 1 incomplete pair(s) and 2 debris' "$LOG")"
+scan=$(ctl health 2>/dev/null | sed -n 's/^token scan: *//p')
+check_eq "health: token scan line" "1 pairs, 1 duplicate, 1 incomplete, 2 debris; 1 scans, 0 searches" "$scan"
+state=$(ctl --json health 2>/dev/null | jget '.hsm_state // .status')
+check_eq "health: degraded" degraded "$state"
+kc_stop_daemon
+check_eq "nothing destroyed" "$OBJS" "$(keyobjs)"
+kc_done
