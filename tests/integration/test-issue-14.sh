@@ -14,9 +14,10 @@ p11() {
 	pkcs11-tool --module "$KC_MODULE" --token-label "$KC_LABEL" --login --pin "$KC_PIN" \
 	    "$@" >/dev/null 2>&1
 }
+# Key pairs only: the daemon adds its audit MAC key (a secret key) at its first start.
 keyobjs() {
 	pkcs11-tool --module "$KC_MODULE" --token-label "$KC_LABEL" --login --pin "$KC_PIN" \
-	    --list-objects 2>/dev/null | grep -c 'Key Object'
+	    --list-objects 2>/dev/null | grep -cE '(Private|Public) Key Object'
 }
 DUP=d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1 HALF=e2e2e2e2e2e2e2e2e2e2e2e2e2e2e2e2
 p11 --keypairgen --key-type EC:prime256v1 &&
