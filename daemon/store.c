@@ -259,6 +259,8 @@ enum store_stmt {
 	STMT_CSR_COUNT_ZONE,
 	STMT_CSR_LIST_ASC,
 	STMT_CSR_LIST_DESC,
+	STMT_CSR_LIST_NAME_ASC,
+	STMT_CSR_LIST_NAME_DESC,
 	STMT_CSR_UNFINISHED,
 	STMT_CSR_KEY_IDS,
 	STMT_CSR_COUNT,
@@ -350,6 +352,14 @@ static const char *const store_sql[STMT_MAX] = {
 	    "SELECT " STORE_CSR_COLUMNS " FROM csrs "
 	    "WHERE zone_id = ?1 AND state = ?2 "
 	    "ORDER BY created_at_us DESC, id DESC LIMIT ?3 OFFSET ?4",
+	[STMT_CSR_LIST_NAME_ASC] =
+	    "SELECT " STORE_CSR_COLUMNS " FROM csrs "
+	    "WHERE zone_id = ?1 AND state = ?2 "
+	    "ORDER BY name ASC, created_at_us ASC, id ASC LIMIT ?3 OFFSET ?4",
+	[STMT_CSR_LIST_NAME_DESC] =
+	    "SELECT " STORE_CSR_COLUMNS " FROM csrs "
+	    "WHERE zone_id = ?1 AND state = ?2 "
+	    "ORDER BY name DESC, created_at_us DESC, id DESC LIMIT ?3 OFFSET ?4",
 	[STMT_CSR_UNFINISHED] =
 	    "SELECT " STORE_CSR_COLUMNS " FROM csrs "
 	    "WHERE state IN (?1, ?2) ORDER BY created_at_us, id",
@@ -1424,8 +1434,8 @@ store_csr_get(struct store *s, const char *zone_id, const char *id, struct store
 
 int
 store_csr_list_arena(struct store *s, const char *zone_id, unsigned int page,
-    unsigned int per_page, bool descending, struct kc_arena *a, struct store_csr ***vp,
-    size_t *n, uint64_t *total)
+    unsigned int per_page, bool descending, bool by_name, struct kc_arena *a,
+    struct store_csr ***vp, size_t *n, uint64_t *total)
 {
 	sqlite3_stmt	*st = NULL;
 	uint64_t	 count, skip;
@@ -1455,7 +1465,10 @@ store_csr_list_arena(struct store *s, const char *zone_id, unsigned int page,
 		r = store_commit(s);
 		goto out;
 	}
-	st = s->stmt[descending ? STMT_CSR_LIST_DESC : STMT_CSR_LIST_ASC];
+	if (by_name)
+		st = s->stmt[descending ? STMT_CSR_LIST_NAME_DESC : STMT_CSR_LIST_NAME_ASC];
+	else
+		st = s->stmt[descending ? STMT_CSR_LIST_DESC : STMT_CSR_LIST_ASC];
 	if ((rc = store_bind_text(st, 1, zone_id)) != SQLITE_OK ||
 	    (rc = store_bind_int64(st, 2, STORE_CSR_READY)) != SQLITE_OK ||
 	    (rc = store_bind_int64(st, 3, per_page)) != SQLITE_OK ||
@@ -1487,8 +1500,8 @@ int
 store_csr_list(struct store *s, const char *zone_id, unsigned int page, unsigned int per_page,
     bool descending, struct store_csr ***vp, size_t *n, uint64_t *total)
 {
-	return store_csr_list_arena(s, zone_id, page, per_page, descending, NULL, vp, n,
-	    total);
+	return store_csr_list_arena(s, zone_id, page, per_page, descending, false, NULL, vp,
+	    n, total);
 }
 
 int

@@ -143,12 +143,13 @@ int	store_csr_list(struct store *s, const char *zone_id, unsigned int page,
 struct kc_arena;
 
 /**
- * store_csr_list(), with the records, their strings and the array allocated from a (see
+ * store_csr_list(), ordered by name (NULL first), then created_at and id when by_name,
+ * with the records, their strings and the array allocated from a (see
  * arena.h): nothing to free, everything lives until kc_arena_reset(a). A page then costs
  * no malloc in the steady state.
  */
 int	store_csr_list_arena(struct store *s, const char *zone_id, unsigned int page,
-	    unsigned int per_page, bool descending, struct kc_arena *a,
+	    unsigned int per_page, bool descending, bool by_name, struct kc_arena *a,
 	    struct store_csr ***vp, size_t *n, uint64_t *total);
 
 /**

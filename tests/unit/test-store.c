@@ -341,8 +341,8 @@ test_list_arena(void **state)
 		for (desc = 0; desc <= 1; desc++) {
 			assert_int_equal(store_csr_list(fx->s, ZONE_A, 1, 50, desc, &v, &n,
 			    &total), 0);
-			assert_int_equal(store_csr_list_arena(fx->s, ZONE_A, 1, 50, desc, &a, &w,
-			    &n2, &total2), 0);
+			assert_int_equal(store_csr_list_arena(fx->s, ZONE_A, 1, 50, desc,
+			    false, &a, &w, &n2, &total2), 0);
 			assert_int_equal(n, NPAGED);
 			assert_int_equal(n2, n);
 			assert_int_equal(total2, total);
@@ -358,12 +358,12 @@ test_list_arena(void **state)
 			kc_arena_reset(&a);
 		}
 		/* Page past the end and an empty zone: no records, the total still right. */
-		assert_int_equal(store_csr_list_arena(fx->s, ZONE_A, 9, 5, false, &a, &w, &n2,
-		    &total2), 0);
+		assert_int_equal(store_csr_list_arena(fx->s, ZONE_A, 9, 5, false, false, &a,
+		    &w, &n2, &total2), 0);
 		assert_int_equal(n2, 0);
 		assert_int_equal(total2, NPAGED);
-		assert_int_equal(store_csr_list_arena(fx->s, ZONE_C, 1, 5, false, &a, &w, &n2,
-		    &total2), 0);
+		assert_int_equal(store_csr_list_arena(fx->s, ZONE_C, 1, 5, false, false, &a,
+		    &w, &n2, &total2), 0);
 		assert_int_equal(n2, 0);
 		assert_int_equal(total2, 0);
 		kc_arena_reset(&a);
