@@ -132,6 +132,7 @@ answer_list_csrs(struct worker *w, const Keycustody__Request *req,
 	size_t					 n = 0, i;
 	uint64_t				 total = 0;
 	unsigned int				 page, per_page;
+	bool					 by_name = false;
 	int					 r;
 
 	if ((r = ans_check_zone(m->zone_id, err)) != 0)
@@ -139,13 +140,22 @@ answer_list_csrs(struct worker *w, const Keycustody__Request *req,
 	if ((r = ans_pagination(m->has_page, m->page, m->has_per_page, m->per_page, &page,
 	    &per_page, err)) != 0)
 		return r;
+	/* Cloudflare's orders; account_tag has no meaning here (no accounts): refused. */
+	if (m->order != NULL && *m->order != '\0' && strcmp(m->order, "created_at") != 0) {
+		if (strcmp(m->order, "name") != 0) {
+			kc_error_set(err, KC_STATUS_INVALID_ARGUMENT, KC_API_PARAMS,
+			    "order variable must be name or created_at");
+			return KC_ERR_INVALID;
+		}
+		by_name = true;
+	}
 	/*
 	 * The page's records and the reply built from them live in the worker's arena until
 	 * the reply is packed: no malloc per record or string.
 	 */
 	w->arena_body = 1;
 	if ((r = store_csr_list_arena(w->st, m->zone_id, page, per_page,
-	    m->has_descending && m->descending, &w->arena, &v, &n, &total)) != 0)
+	    m->has_descending && m->descending, by_name, &w->arena, &v, &n, &total)) != 0)
 		return r;
 	l = ans_amem(w, sizeof(*l));
 	keycustody__list_csrs_response__init(l);

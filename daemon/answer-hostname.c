@@ -110,6 +110,148 @@ hostname_bundle_check(const char *bm, struct kc_error *err)
 	return KC_ERR_INVALID;
 }
 
+static const char *const hostname_dcv_methods[] = { "http", "txt", "email" };
+
+/*
+ * A custom origin server or SNI: the hostname rules with Cloudflare's custom origin codes
+ * (1415 to 1420), folded in place. An empty one is "none" and passes.
+ */
+static int
+hostname_origin_check(char *name, struct kc_error *err)
+{
+	char	 reason[256] = "";
+
+	if (name == NULL || *name == '\0')
+		return 0;
+	val_hostname_fold(name);
+	if (strncmp(name, "*.", 2) == 0) {
+		kc_error_set(err, KC_STATUS_INVALID_ARGUMENT, 1420, "Wildcard custom origin "
+		    "hostnames are not supported. Check your input and try again.");
+		return KC_ERR_INVALID;
+	}
+	switch (val_dns_name(name, false, reason, sizeof(reason))) {
+	case VAL_NAME_OK:
+		return 0;
+	case VAL_NAME_NONASCII:
+		kc_error_set(err, KC_STATUS_INVALID_ARGUMENT, 1416, "Custom origin hostnames "
+		    "with non-ASCII characters are not supported. Check your input and try "
+		    "again.");
+		break;
+	case VAL_NAME_RESERVED:
+		kc_error_set(err, KC_STATUS_INVALID_ARGUMENT, 1417, "Reserved top domain "
+		    "custom origin hostnames, such as 'test', 'example', 'invalid' or "
+		    "'localhost', is not supported. Check your input and try again.");
+		break;
+	case VAL_NAME_SUFFIX:
+		kc_error_set(err, KC_STATUS_INVALID_ARGUMENT, 1418, "Unable to parse custom "
+		    "origin hostname - %s. Check your input and try again.", reason);
+		break;
+	case VAL_NAME_EXAMPLE:
+		kc_error_set(err, KC_STATUS_INVALID_ARGUMENT, 1419, "Custom origin hostnames "
+		    "ending in example.com, example.net, or example.org are prohibited. Check "
+		    "your input and try again.");
+		break;
+	default:
+		kc_error_set(err, KC_STATUS_INVALID_ARGUMENT, 1415, "Invalid custom origin "
+		    "hostname. Custom origin hostnames have to be smaller than 256 characters "
+		    "in length, cannot be IP addresses and cannot contain any special "
+		    "characters. Check your input and try again.");
+		break;
+	}
+	return KC_ERR_INVALID;
+}
+
+/* Replace *dst by a copy of src, or by NULL when src is empty. */
+static void
+hostname_set(char **dst, const char *src)
+{
+	free(*dst);
+	*dst = src != NULL && *src != '\0' ? xstrdup(src) : NULL;
+}
+
+/*
+ * The optional fields of a create or update, checked in this order and set in h where
+ * given (NULL: kept): ssl.method (1432), ssl.type (1433), ssl.settings (1434, 1422 ...),
+ * custom_metadata (1401), custom_origin_server and custom_origin_sni (1415 to 1420).
+ */
+static int
+hostname_check_opts(struct worker *w, const Keycustody__SslInput *ssl,
+    const char *metadata, const char *origin, const char *sni, struct store_hostname *h,
+    struct kc_error *err)
+{
+	char		*o = NULL, *n = NULL;
+	unsigned int	 code;
+	size_t		 i;
+	int		 r;
+
+	if (ssl != NULL && ssl->method != NULL) {
+		for (i = 0; i < nitems(hostname_dcv_methods); i++)
+			if (strcmp(ssl->method, hostname_dcv_methods[i]) == 0)
+				break;
+		if (i == nitems(hostname_dcv_methods)) {
+			kc_error_set(err, KC_STATUS_INVALID_ARGUMENT, 1432, "The validation "
+			    "method is not supported. Only http, email, or txt are accepted. "
+			    "Check your input and try again.");
+			return KC_ERR_INVALID;
+		}
+	}
+	if (ssl != NULL && ssl->type != NULL && strcmp(ssl->type, "dv") != 0) {
+		kc_error_set(err, KC_STATUS_INVALID_ARGUMENT, 1433, "The validation type is "
+		    "not supported. Only 'dv' is accepted. Check your input and try again.");
+		return KC_ERR_INVALID;
+	}
+	if (ssl != NULL && ssl->settings != NULL) {
+		if ((r = store_json_check(w->st, STORE_JSON_SETTINGS, ssl->settings,
+		    &code)) != 0)
+			return r;
+		if (code != 0) {
+			kc_error_set(err, KC_STATUS_INVALID_ARGUMENT, code, "The SSL "
+			    "attribute is invalid: ssl.settings takes at most %d bytes of "
+			    "http2, tls_1_3, early_hints ('on' or 'off'), min_tls_version "
+			    "('1.0' to '1.3') and ciphers (strings, not with 1.3). Check "
+			    "your input and try again.", STORE_JSON_MAX);
+			return KC_ERR_INVALID;
+		}
+	}
+	if (metadata != NULL) {
+		if ((r = store_json_check(w->st, STORE_JSON_METADATA, metadata,
+		    &code)) != 0)
+			return r;
+		if (code != 0) {
+			kc_error_set(err, KC_STATUS_INVALID_ARGUMENT, code, "Unable to encode "
+			    "the Custom Metadata as JSON: it must be an object of string "
+			    "values, at most %d bytes. Check your input and try again.",
+			    STORE_JSON_MAX);
+			return KC_ERR_INVALID;
+		}
+	}
+	o = origin != NULL ? xstrdup(origin) : NULL;
+	n = sni != NULL ? xstrdup(sni) : NULL;
+	if ((r = hostname_origin_check(o, err)) != 0 ||
+	    (r = hostname_origin_check(n, err)) != 0)
+		goto out;
+	if (ssl != NULL && ssl->method != NULL)
+		hostname_set(&h->ssl_method, ssl->method);
+	if (ssl != NULL && ssl->type != NULL)
+		hostname_set(&h->ssl_type, ssl->type);
+	if (ssl != NULL && ssl->has_wildcard)
+		h->ssl_wildcard = ssl->wildcard != 0;
+	if (ssl != NULL && ssl->settings != NULL)
+		hostname_set(&h->ssl_settings, ssl->settings);
+	if (metadata != NULL) {
+		free(h->custom_metadata);
+		h->custom_metadata = xstrdup(metadata);
+	}
+	if (o != NULL)
+		hostname_set(&h->custom_origin_server, o);
+	if (n != NULL)
+		hostname_set(&h->custom_origin_sni, n);
+ out:
+	free(o);
+	free(n);
+	return r;
+}
+
 /*
  * The certificate part of a create or update: the CSR (1430, 1431), the certificate
  * (1427, 1434, 1426, 1445/1444, 1429, 1447, 1441, 1446) and the bundle method (1449).
@@ -225,7 +367,21 @@ hostname_clear(struct store_hostname *h)
 	for (i = 0; i < h->nhosts; i++)
 		free(h->hosts[i]);
 	free(h->hosts);
+	free(h->custom_metadata);
+	free(h->custom_origin_server);
+	free(h->custom_origin_sni);
+	free(h->ssl_method);
+	free(h->ssl_type);
+	free(h->ssl_settings);
 	memset(h, 0, sizeof(*h));
+	h->ssl_wildcard = -1;
+}
+
+/* As ans_str() for a field that may be NULL (never set): NULL stays NULL. */
+static char *
+hostname_opt(char **sp, enum ans_how how)
+{
+	return *sp == NULL ? NULL : ans_str(sp, how);
 }
 
 /*
@@ -267,6 +423,16 @@ hostname_msg(struct store_hostname *h, enum ans_how how)
 			s->hosts[i] = xstrdup(h->hosts[i]);
 		s->n_hosts = h->nhosts;
 	}
+	s->method = hostname_opt(&h->ssl_method, how);
+	s->type = hostname_opt(&h->ssl_type, how);
+	s->settings = hostname_opt(&h->ssl_settings, how);
+	if (h->ssl_wildcard >= 0) {
+		s->has_wildcard = 1;
+		s->wildcard = h->ssl_wildcard != 0;
+	}
+	m->custom_metadata = hostname_opt(&h->custom_metadata, how);
+	m->custom_origin_server = hostname_opt(&h->custom_origin_server, how);
+	m->custom_origin_sni = hostname_opt(&h->custom_origin_sni, how);
 	m->ssl = s;
 	return m;
 }
@@ -283,6 +449,7 @@ answer_create_hostname(struct worker *w, const Keycustody__Request *req,
 	int					 r;
 
 	memset(&h, 0, sizeof(h));
+	h.ssl_wildcard = -1;
 	if ((r = ans_check_zone(m->zone_id, err)) != 0)
 		return r;
 	/* Checked, matched, stored and answered in the folded form (RFC 4343). */
@@ -292,7 +459,9 @@ answer_create_hostname(struct worker *w, const Keycustody__Request *req,
 		goto out;
 	bm = ssl != NULL && ssl->bundle_method != NULL ? ssl->bundle_method : BUNDLE_DEFAULT;
 	if ((r = hostname_check_ssl(w, m->zone_id, name, ssl,
-	    ssl != NULL ? ssl->custom_csr_id : NULL, bm, &h, err)) != 0)
+	    ssl != NULL ? ssl->custom_csr_id : NULL, bm, &h, err)) != 0 ||
+	    (r = hostname_check_opts(w, ssl, m->custom_metadata, m->custom_origin_server,
+	    m->custom_origin_sni, &h, err)) != 0)
 		goto out;
 	if ((r = kc_uuid(h.id)) != 0 || (r = kc_uuid(h.ssl_id)) != 0)
 		goto out;
@@ -329,6 +498,12 @@ answer_undo_create_hostname(struct worker *w, const Keycustody__Request *req,
 	return store_hostname_delete(w->st, resp->hostname->zone_id, resp->hostname->id);
 }
 
+/*
+ * A PATCH changes what it sends and only that (API.md): a certificate (ssl.custom_certificate
+ * or ssl.custom_csr_id) goes through every check of a create; ssl.bundle_method alone is
+ * checked and kept; the optional fields are checked and replace what is stored. An empty
+ * body changes nothing and answers the object.
+ */
 int
 answer_update_hostname(struct worker *w, const Keycustody__Request *req,
     Keycustody__Response *resp, struct kc_error *err)
@@ -337,9 +512,11 @@ answer_update_hostname(struct worker *w, const Keycustody__Request *req,
 	const Keycustody__SslInput		*ssl = m->ssl;
 	struct store_hostname			*old = NULL, h;
 	const char				*csr_id, *bm;
+	bool					 cert;
 	int					 r;
 
 	memset(&h, 0, sizeof(h));
+	h.ssl_wildcard = -1;
 	if ((r = ans_check_zone(m->zone_id, err)) != 0)
 		return r;
 	if (m->id == NULL || !val_uuid(m->id))
@@ -348,11 +525,60 @@ answer_update_hostname(struct worker *w, const Keycustody__Request *req,
 		return hostname_not_found(err);
 	if (r != 0)
 		return r;
+	cert = ssl != NULL && (ssl->custom_certificate != NULL ||
+	    ssl->custom_csr_id != NULL);
 	csr_id = ssl != NULL && ssl->custom_csr_id != NULL ? ssl->custom_csr_id : old->csr_id;
 	bm = ssl != NULL && ssl->bundle_method != NULL ? ssl->bundle_method :
 	    old->bundle_method;
-	if ((r = hostname_check_ssl(w, m->zone_id, old->hostname, ssl, csr_id, bm, &h,
-	    err)) != 0)
+	if (ssl != NULL && ssl->has_custom_key_given && ssl->custom_key_given && !cert) {
+		kc_error_set(err, KC_STATUS_INVALID_ARGUMENT, 1434, "The SSL attribute is "
+		    "invalid. A custom_key cannot be uploaded: the key of a custom CSR is "
+		    "generated in the HSM and never leaves it.");
+		r = KC_ERR_INVALID;
+		goto out;
+	}
+	if (cert) {
+		if ((r = hostname_check_ssl(w, m->zone_id, old->hostname, ssl, csr_id, bm,
+		    &h, err)) != 0)
+			goto out;
+	} else {
+		if ((r = hostname_bundle_check(bm, err)) != 0)
+			goto out;
+		/* The certificate as stored. */
+		memcpy(h.csr_id, old->csr_id, sizeof(h.csr_id));
+		h.bundle_method = xstrdup(bm);
+		h.certificate_pem = old->certificate_pem;
+		old->certificate_pem = NULL;
+		h.issuer = old->issuer;
+		old->issuer = NULL;
+		h.serial_number = old->serial_number;
+		old->serial_number = NULL;
+		h.signature_alg = old->signature_alg;
+		old->signature_alg = NULL;
+		h.hosts = old->hosts;
+		h.nhosts = old->nhosts;
+		old->hosts = NULL;
+		old->nhosts = 0;
+		h.not_before_us = old->not_before_us;
+		h.expires_on_us = old->expires_on_us;
+		h.uploaded_on_us = old->uploaded_on_us;
+	}
+	/* The optional fields as stored, then what the PATCH sends over them. */
+	h.custom_metadata = old->custom_metadata;
+	old->custom_metadata = NULL;
+	h.custom_origin_server = old->custom_origin_server;
+	old->custom_origin_server = NULL;
+	h.custom_origin_sni = old->custom_origin_sni;
+	old->custom_origin_sni = NULL;
+	h.ssl_method = old->ssl_method;
+	old->ssl_method = NULL;
+	h.ssl_type = old->ssl_type;
+	old->ssl_type = NULL;
+	h.ssl_settings = old->ssl_settings;
+	old->ssl_settings = NULL;
+	h.ssl_wildcard = old->ssl_wildcard;
+	if ((r = hostname_check_opts(w, ssl, m->custom_metadata, m->custom_origin_server,
+	    m->custom_origin_sni, &h, err)) != 0)
 		goto out;
 	/* The record keeps its identity; the certificate pack keeps its id too. */
 	memcpy(h.id, old->id, sizeof(h.id));

@@ -128,12 +128,14 @@ custody_audit(const struct custody *c, const struct audit_actor *actor, const ch
 	return audit_op(c->kcd->audit, actor, op, zone, id, key_id, STORE_KEY_ID_LEN, r, err);
 }
 
-/* Step 1's record, CREATING, from csr: strings borrowed, but for the upper-cased country. */
+/*
+ * Step 1's record, CREATING, from csr: strings borrowed, but for the country, copied as
+ * sent (echoed so; the CSR's subject has it upper case, step 3).
+ */
 static int
 custody_record(const struct custody_csr *csr, struct store_csr *rec)
 {
 	const struct csr_subject	*s = csr->subject;
-	char				 country[3];
 
 	if (kc_uuid(rec->id) != 0 || RAND_bytes(rec->key_id, sizeof(rec->key_id)) != 1)
 		return KC_ERR_CRYPTO;
@@ -141,10 +143,7 @@ custody_record(const struct custody_csr *csr, struct store_csr *rec)
 	rec->created_at_us = kc_now_us();
 	rec->state = STORE_CSR_CREATING;
 	rec->key_type = (char *)hsm_keytype_name(csr->key_type);
-	country[0] = (char)toupper((unsigned char)s->country[0]);
-	country[1] = (char)toupper((unsigned char)s->country[1]);
-	country[2] = '\0';
-	rec->country = xstrdup(country);
+	rec->country = xstrdup(s->country);
 	rec->state_name = (char *)s->state;
 	rec->locality = (char *)s->locality;
 	rec->organization = (char *)s->organization;
@@ -164,6 +163,7 @@ custody_create(const struct custody *c, const struct audit_actor *actor,
 {
 	struct csr_subject	 subj;
 	struct hsm_key		*key = NULL;
+	char			 country[3];
 	uint8_t			*der = NULL;
 	size_t			 derlen;
 	char			*pem = NULL;
@@ -195,7 +195,11 @@ custody_create(const struct custody *c, const struct audit_actor *actor,
 	generated = 1;
 
 	/* Step 3: the signed request, verified against the token's public key. */
-	subj.country = rec->country;
+	/* ISO 3166 codes are upper case in a subject (validated: two ASCII letters). */
+	country[0] = (char)toupper((unsigned char)rec->country[0]);
+	country[1] = (char)toupper((unsigned char)rec->country[1]);
+	country[2] = '\0';
+	subj.country = country;
 	subj.state = rec->state_name;
 	subj.locality = rec->locality;
 	subj.organization = rec->organization;

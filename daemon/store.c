@@ -198,6 +198,22 @@ static const char *const store_migrations[] = {
 	"  SELECT RAISE(ABORT, 'custom hostname not in lower case');\n"
 	"END;\n"
 	"PRAGMA user_version = 5;\n",
+
+	/*
+	 * 6: the optional fields of a custom hostname (issue 13), stored as the client sent
+	 * them and echoed: NULL is "never set". custom_metadata and ssl_settings hold
+	 * compact JSON objects that store_json_check() accepted.
+	 */
+	"ALTER TABLE custom_hostnames ADD COLUMN custom_metadata TEXT;\n"
+	"ALTER TABLE custom_hostnames ADD COLUMN custom_origin_server TEXT;\n"
+	"ALTER TABLE custom_hostnames ADD COLUMN custom_origin_sni TEXT;\n"
+	"ALTER TABLE custom_hostnames ADD COLUMN ssl_method TEXT\n"
+	"  CHECK (ssl_method IN ('http', 'txt', 'email'));\n"
+	"ALTER TABLE custom_hostnames ADD COLUMN ssl_type TEXT CHECK (ssl_type = 'dv');\n"
+	"ALTER TABLE custom_hostnames ADD COLUMN ssl_wildcard INTEGER\n"
+	"  CHECK (ssl_wildcard IN (0, 1));\n"
+	"ALTER TABLE custom_hostnames ADD COLUMN ssl_settings TEXT;\n"
+	"PRAGMA user_version = 6;\n",
 };
 
 /* Every column of a CSR record, in the order store_csr_from_row() reads them. */
@@ -211,7 +227,9 @@ static const char *const store_migrations[] = {
 #define STORE_HOST_COLUMNS						\
 	"id, zone_id, hostname, csr_id, created_at_us, ssl_id, "	\
 	"bundle_method, certificate_pem, issuer, serial_number, "	\
-	"signature_alg, uploaded_on_us, not_before_us, expires_on_us, hosts"
+	"signature_alg, uploaded_on_us, not_before_us, expires_on_us, hosts, "	\
+	"custom_metadata, custom_origin_server, custom_origin_sni, "	\
+	"ssl_method, ssl_type, ssl_wildcard, ssl_settings"
 
 /*
  * The custom hostname list in created_at order comes in two prepared variants, each with
@@ -241,6 +259,8 @@ enum store_stmt {
 	STMT_CSR_COUNT_ZONE,
 	STMT_CSR_LIST_ASC,
 	STMT_CSR_LIST_DESC,
+	STMT_CSR_LIST_NAME_ASC,
+	STMT_CSR_LIST_NAME_DESC,
 	STMT_CSR_UNFINISHED,
 	STMT_CSR_KEY_IDS,
 	STMT_CSR_COUNT,
@@ -256,6 +276,9 @@ enum store_stmt {
 	STMT_HOST_LIST_CSR_DESC,
 	STMT_ANCHOR_GET,
 	STMT_ANCHOR_PUT,
+	STMT_JSON_OBJECT,
+	STMT_JSON_METADATA,
+	STMT_JSON_SETTINGS,
 	STMT_MAX
 };
 
@@ -266,6 +289,35 @@ static const char *const store_sql[STMT_MAX] = {
 	[STMT_COMMIT] = "COMMIT",
 	[STMT_ROLLBACK] = "ROLLBACK",
 	[STMT_PING] = "SELECT 1",
+	/* store_json_check(): ?1 is the text; the first is run before the others. */
+	[STMT_JSON_OBJECT] =
+	    "SELECT CASE WHEN json_valid(?1) THEN json_type(?1) = 'object' ELSE 0 END",
+	[STMT_JSON_METADATA] =
+	    "SELECT EXISTS (SELECT 1 FROM json_each(?1) WHERE type <> 'text')",
+	[STMT_JSON_SETTINGS] =
+	    "SELECT CASE "
+	    "WHEN EXISTS (SELECT 1 FROM json_each(?1) WHERE key NOT IN "
+	    "  ('ciphers', 'early_hints', 'http2', 'min_tls_version', 'tls_1_3')) THEN 1434 "
+	    "WHEN json_type(?1, '$.http2') IS NOT NULL AND "
+	    "  (json_type(?1, '$.http2') <> 'text' OR "
+	    "  json_extract(?1, '$.http2') NOT IN ('on', 'off')) THEN 1422 "
+	    "WHEN json_type(?1, '$.tls_1_3') IS NOT NULL AND "
+	    "  (json_type(?1, '$.tls_1_3') <> 'text' OR "
+	    "  json_extract(?1, '$.tls_1_3') NOT IN ('on', 'off')) THEN 1424 "
+	    "WHEN json_type(?1, '$.min_tls_version') IS NOT NULL AND "
+	    "  (json_type(?1, '$.min_tls_version') <> 'text' OR "
+	    "  json_extract(?1, '$.min_tls_version') NOT IN ('1.0', '1.1', '1.2', '1.3')) "
+	    "  THEN 1425 "
+	    "WHEN json_type(?1, '$.early_hints') IS NOT NULL AND "
+	    "  (json_type(?1, '$.early_hints') <> 'text' OR "
+	    "  json_extract(?1, '$.early_hints') NOT IN ('on', 'off')) THEN 1434 "
+	    "WHEN json_type(?1, '$.ciphers') IS NOT NULL AND "
+	    "  (json_type(?1, '$.ciphers') <> 'array' OR "
+	    "  EXISTS (SELECT 1 FROM json_each(?1, '$.ciphers') WHERE type <> 'text')) "
+	    "  THEN 1442 "
+	    "WHEN json_array_length(?1, '$.ciphers') > 0 AND "
+	    "  json_extract(?1, '$.min_tls_version') = '1.3' THEN 1443 "
+	    "ELSE 0 END",
 	[STMT_ANCHOR_GET] = "SELECT seq, hash FROM audit_anchor WHERE one = 1",
 	[STMT_ANCHOR_PUT] =
 	    "INSERT INTO audit_anchor (one, seq, hash) VALUES (1, ?1, ?2) "
@@ -300,6 +352,14 @@ static const char *const store_sql[STMT_MAX] = {
 	    "SELECT " STORE_CSR_COLUMNS " FROM csrs "
 	    "WHERE zone_id = ?1 AND state = ?2 "
 	    "ORDER BY created_at_us DESC, id DESC LIMIT ?3 OFFSET ?4",
+	[STMT_CSR_LIST_NAME_ASC] =
+	    "SELECT " STORE_CSR_COLUMNS " FROM csrs "
+	    "WHERE zone_id = ?1 AND state = ?2 "
+	    "ORDER BY name ASC, created_at_us ASC, id ASC LIMIT ?3 OFFSET ?4",
+	[STMT_CSR_LIST_NAME_DESC] =
+	    "SELECT " STORE_CSR_COLUMNS " FROM csrs "
+	    "WHERE zone_id = ?1 AND state = ?2 "
+	    "ORDER BY name DESC, created_at_us DESC, id DESC LIMIT ?3 OFFSET ?4",
 	[STMT_CSR_UNFINISHED] =
 	    "SELECT " STORE_CSR_COLUMNS " FROM csrs "
 	    "WHERE state IN (?1, ?2) ORDER BY created_at_us, id",
@@ -311,12 +371,17 @@ static const char *const store_sql[STMT_MAX] = {
 	[STMT_HOST_INSERT] =
 	    "INSERT INTO custom_hostnames (csr_id, ssl_id, bundle_method, certificate_pem, "
 	    "issuer, serial_number, signature_alg, uploaded_on_us, not_before_us, "
-	    "expires_on_us, hosts, id, zone_id, hostname, created_at_us) "
-	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+	    "expires_on_us, hosts, id, zone_id, hostname, created_at_us, "
+	    "custom_metadata, custom_origin_server, custom_origin_sni, ssl_method, "
+	    "ssl_type, ssl_wildcard, ssl_settings) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, "
+	    "?16, ?17, ?18, ?19, ?20, ?21, ?22)",
 	[STMT_HOST_UPDATE] =
 	    "UPDATE custom_hostnames SET csr_id = ?1, ssl_id = ?2, bundle_method = ?3, "
 	    "certificate_pem = ?4, issuer = ?5, serial_number = ?6, signature_alg = ?7, "
-	    "uploaded_on_us = ?8, not_before_us = ?9, expires_on_us = ?10, hosts = ?11 "
+	    "uploaded_on_us = ?8, not_before_us = ?9, expires_on_us = ?10, hosts = ?11, "
+	    "custom_metadata = ?16, custom_origin_server = ?17, custom_origin_sni = ?18, "
+	    "ssl_method = ?19, ssl_type = ?20, ssl_wildcard = ?21, ssl_settings = ?22 "
 	    "WHERE id = ?12 AND zone_id = ?13",
 	[STMT_HOST_GET] =
 	    "SELECT " STORE_HOST_COLUMNS " FROM custom_hostnames "
@@ -864,7 +929,10 @@ store_hostname_complete(const struct store_hostname *h)
 	    h->serial_number != NULL && h->signature_alg != NULL && h->nhosts > 0;
 }
 
-/* Bind ?1 to ?13 of STMT_HOST_INSERT and STMT_HOST_UPDATE; hosts is h's, joined. */
+/*
+ * Bind ?1 to ?13 and ?16 to ?22 of STMT_HOST_INSERT and STMT_HOST_UPDATE; hosts is h's,
+ * joined.
+ */
 static int
 store_hostname_bind(sqlite3_stmt *st, const struct store_hostname *h, const char *hosts)
 {
@@ -882,7 +950,15 @@ store_hostname_bind(sqlite3_stmt *st, const struct store_hostname *h, const char
 	    (rc = store_bind_int64(st, 10, h->expires_on_us)) != SQLITE_OK ||
 	    (rc = store_bind_text(st, 11, hosts)) != SQLITE_OK ||
 	    (rc = store_bind_text(st, 12, h->id)) != SQLITE_OK ||
-	    (rc = store_bind_text(st, 13, h->zone_id)) != SQLITE_OK)
+	    (rc = store_bind_text(st, 13, h->zone_id)) != SQLITE_OK ||
+	    (rc = store_bind_text(st, 16, h->custom_metadata)) != SQLITE_OK ||
+	    (rc = store_bind_text(st, 17, h->custom_origin_server)) != SQLITE_OK ||
+	    (rc = store_bind_text(st, 18, h->custom_origin_sni)) != SQLITE_OK ||
+	    (rc = store_bind_text(st, 19, h->ssl_method)) != SQLITE_OK ||
+	    (rc = store_bind_text(st, 20, h->ssl_type)) != SQLITE_OK ||
+	    (rc = (h->ssl_wildcard < 0 ? sqlite3_bind_null(st, 21) :
+	    sqlite3_bind_int(st, 21, h->ssl_wildcard != 0))) != SQLITE_OK ||
+	    (rc = store_bind_text(st, 22, h->ssl_settings)) != SQLITE_OK)
 		return rc;
 	return SQLITE_OK;
 }
@@ -911,8 +987,16 @@ store_hostname_from_row(sqlite3_stmt *st, struct store_hostname **hp)
 	    (r = store_col_text(st, 8, 0, NULL, &h->issuer)) != 0 ||
 	    (r = store_col_text(st, 9, 0, NULL, &h->serial_number)) != 0 ||
 	    (r = store_col_text(st, 10, 0, NULL, &h->signature_alg)) != 0 ||
-	    (r = store_col_lines(st, 14, 0, NULL, &h->hosts, &h->nhosts)) != 0)
+	    (r = store_col_lines(st, 14, 0, NULL, &h->hosts, &h->nhosts)) != 0 ||
+	    (r = store_col_text(st, 15, 1, NULL, &h->custom_metadata)) != 0 ||
+	    (r = store_col_text(st, 16, 1, NULL, &h->custom_origin_server)) != 0 ||
+	    (r = store_col_text(st, 17, 1, NULL, &h->custom_origin_sni)) != 0 ||
+	    (r = store_col_text(st, 18, 1, NULL, &h->ssl_method)) != 0 ||
+	    (r = store_col_text(st, 19, 1, NULL, &h->ssl_type)) != 0 ||
+	    (r = store_col_text(st, 21, 1, NULL, &h->ssl_settings)) != 0)
 		goto out;
+	h->ssl_wildcard = sqlite3_column_type(st, 20) == SQLITE_NULL ? -1 :
+	    sqlite3_column_int(st, 20) != 0;
 	*hp = h;
 	h = NULL;
 	r = 0;
@@ -1350,8 +1434,8 @@ store_csr_get(struct store *s, const char *zone_id, const char *id, struct store
 
 int
 store_csr_list_arena(struct store *s, const char *zone_id, unsigned int page,
-    unsigned int per_page, bool descending, struct kc_arena *a, struct store_csr ***vp,
-    size_t *n, uint64_t *total)
+    unsigned int per_page, bool descending, bool by_name, struct kc_arena *a,
+    struct store_csr ***vp, size_t *n, uint64_t *total)
 {
 	sqlite3_stmt	*st = NULL;
 	uint64_t	 count, skip;
@@ -1381,7 +1465,10 @@ store_csr_list_arena(struct store *s, const char *zone_id, unsigned int page,
 		r = store_commit(s);
 		goto out;
 	}
-	st = s->stmt[descending ? STMT_CSR_LIST_DESC : STMT_CSR_LIST_ASC];
+	if (by_name)
+		st = s->stmt[descending ? STMT_CSR_LIST_NAME_DESC : STMT_CSR_LIST_NAME_ASC];
+	else
+		st = s->stmt[descending ? STMT_CSR_LIST_DESC : STMT_CSR_LIST_ASC];
 	if ((rc = store_bind_text(st, 1, zone_id)) != SQLITE_OK ||
 	    (rc = store_bind_int64(st, 2, STORE_CSR_READY)) != SQLITE_OK ||
 	    (rc = store_bind_int64(st, 3, per_page)) != SQLITE_OK ||
@@ -1413,8 +1500,8 @@ int
 store_csr_list(struct store *s, const char *zone_id, unsigned int page, unsigned int per_page,
     bool descending, struct store_csr ***vp, size_t *n, uint64_t *total)
 {
-	return store_csr_list_arena(s, zone_id, page, per_page, descending, NULL, vp, n,
-	    total);
+	return store_csr_list_arena(s, zone_id, page, per_page, descending, false, NULL, vp,
+	    n, total);
 }
 
 int
@@ -1515,6 +1602,46 @@ store_ping(struct store *s)
 		r = store_error(s, rc, "ping");
 	store_done(st);
 	return r;
+}
+
+/* The integer of the one row that st, ?1 bound to text, selects. */
+static int
+store_json_int(struct store *s, enum store_stmt which, const char *text, int64_t *v)
+{
+	sqlite3_stmt	*st = s->stmt[which];
+	int		 rc, r = 0;
+
+	if ((rc = store_bind_text(st, 1, text)) != SQLITE_OK ||
+	    (rc = sqlite3_step(st)) != SQLITE_ROW)
+		r = store_error(s, rc, "check JSON");
+	else
+		*v = sqlite3_column_int64(st, 0);
+	store_done(st);
+	return r;
+}
+
+int
+store_json_check(struct store *s, enum store_json_kind kind, const char *text,
+    unsigned int *code)
+{
+	int64_t		 v = 0;
+	unsigned int	 bad = kind == STORE_JSON_METADATA ? 1401 : 1434;
+	int		 r;
+
+	return_val_if_fail(s != NULL && text != NULL && code != NULL, KC_ERR_INVALID);
+	*code = bad;
+	if (strlen(text) > STORE_JSON_MAX)
+		return 0;
+	if ((r = store_json_int(s, STMT_JSON_OBJECT, text, &v)) != 0 || v == 0)
+		return r;
+	if ((r = store_json_int(s, kind == STORE_JSON_METADATA ? STMT_JSON_METADATA :
+	    STMT_JSON_SETTINGS, text, &v)) != 0)
+		return r;
+	if (kind == STORE_JSON_METADATA)
+		*code = v != 0 ? bad : 0;
+	else
+		*code = (unsigned int)v;
+	return 0;
 }
 
 int
@@ -1881,6 +2008,12 @@ store_hostname_free(struct store_hostname *h)
 	for (i = 0; i < h->nhosts && h->hosts != NULL; i++)
 		free(h->hosts[i]);
 	free(h->hosts);
+	free(h->custom_metadata);
+	free(h->custom_origin_server);
+	free(h->custom_origin_sni);
+	free(h->ssl_method);
+	free(h->ssl_type);
+	free(h->ssl_settings);
 	free(h);
 }
 

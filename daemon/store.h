@@ -70,6 +70,23 @@ struct store_hostname {
 	int64_t			 expires_on_us;		/* the leaf's notAfter */
 	char		       **hosts;			/* the leaf's DNS SANs */
 	size_t			 nhosts;
+	/* Migration 6: what the client set; NULL (wildcard -1): never set. */
+	char			*custom_metadata;	/* JSON object of strings */
+	char			*custom_origin_server;
+	char			*custom_origin_sni;
+	char			*ssl_method;		/* NULL: "http" */
+	char			*ssl_type;		/* NULL: "dv" */
+	int			 ssl_wildcard;		/* -1, 0 or 1 */
+	char			*ssl_settings;		/* JSON object */
+};
+
+/* The largest custom_metadata and ssl.settings stored, as compact JSON text. */
+#define STORE_JSON_MAX		4096
+
+/* What store_json_check() checks text for. */
+enum store_json_kind {
+	STORE_JSON_METADATA,	/* an object of strings */
+	STORE_JSON_SETTINGS	/* Cloudflare's ssl.settings object */
 };
 
 struct store;
@@ -126,12 +143,13 @@ int	store_csr_list(struct store *s, const char *zone_id, unsigned int page,
 struct kc_arena;
 
 /**
- * store_csr_list(), with the records, their strings and the array allocated from a (see
+ * store_csr_list(), ordered by name (NULL first), then created_at and id when by_name,
+ * with the records, their strings and the array allocated from a (see
  * arena.h): nothing to free, everything lives until kc_arena_reset(a). A page then costs
  * no malloc in the steady state.
  */
 int	store_csr_list_arena(struct store *s, const char *zone_id, unsigned int page,
-	    unsigned int per_page, bool descending, struct kc_arena *a,
+	    unsigned int per_page, bool descending, bool by_name, struct kc_arena *a,
 	    struct store_csr ***vp, size_t *n, uint64_t *total);
 
 /**
@@ -158,6 +176,17 @@ int	store_ping(struct store *s);
  * @retval 0, KC_ERR_CONFLICT (hostname already in the zone), KC_ERR_NOT_FOUND (no READY CSR
  *	csr_id in the zone), KC_ERR_STORE
  */
+/**
+ * Check JSON text against kind with SQLite's JSON functions, the daemon's only JSON parser.
+ * @param code set to Cloudflare's code for the first fault: 1401 (metadata not an object
+ *	of strings, or over STORE_JSON_MAX), 1434 (settings not an object, an unknown member,
+ *	over STORE_JSON_MAX), 1422 http2, 1424 tls_1_3, 1425 min_tls_version, 1442 ciphers,
+ *	1443 ciphers with min_tls_version 1.3; 0 when text is fine
+ * @retval 0 (see code) or KC_ERR_STORE
+ */
+int	store_json_check(struct store *s, enum store_json_kind kind, const char *text,
+	    unsigned int *code);
+
 int	store_hostname_insert(struct store *s, const struct store_hostname *h);
 
 /**

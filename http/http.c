@@ -157,6 +157,8 @@ static const struct http_err http_err_page = { 400, KC_API_PARAMS, KC_API_PARAMS
 	11000, KC_API_PAGE_MSG };
 static const struct http_err http_err_direction = { 400, KC_API_PARAMS,
 	KC_API_PARAMS_MSG, 11000, "direction variable must be asc or desc" };
+static const struct http_err http_err_csr_order = { 400, KC_API_PARAMS,
+	KC_API_PARAMS_MSG, 11000, "order variable must be name or created_at" };
 const struct http_err http_err_internal = { 500, KC_API_INTERNAL,
 	"Internal Server Error", 0, NULL };
 static const struct http_err http_err_unavailable = { 503, KC_API_UNAVAILABLE,
@@ -591,17 +593,28 @@ http_list(struct http *h, struct evhttp_request *req, const struct http_row *row
 		http_send_err(h, req, row->route, t0, e);
 		return;
 	}
-	evhttp_clear_headers(&q);	/* no string of it is used */
 	m.zone_id = (char *)zone;
 	m.has_page = m.has_per_page = 1;
 	m.page = lq.page;
 	m.per_page = lq.per_page;
 	m.has_descending = lq.has_descending;
 	m.descending = lq.descending;
+	/*
+	 * Cloudflare's orders are name, account_tag and created_at; there are no accounts
+	 * here, so account_tag is refused, never ignored. The daemon checks again.
+	 */
+	m.order = (char *)evhttp_find_header(&q, "order");
+	if (m.order != NULL && *m.order != '\0' && strcmp(m.order, "name") != 0 &&
+	    strcmp(m.order, "created_at") != 0) {
+		evhttp_clear_headers(&q);
+		http_send_err(h, req, row->route, t0, &http_err_csr_order);
+		return;
+	}
 	msg.actor = (char *)cred->name;
 	msg.body_case = KEYCUSTODY__REQUEST__BODY_LIST_CSRS;
 	msg.list_csrs = &m;
 	http_call(h, req, row->route, t0, &msg);
+	evhttp_clear_headers(&q);
 }
 
 static void

@@ -159,6 +159,32 @@ json_create_csr_request(const char *body, size_t len, Keycustody__CreateCsrReque
 }
 
 /*
+ * The object member key of obj as compact JSON text in *dst (NULL when absent or null); not
+ * an object, or (strings) a member that is not a string, is KC_ERR_INVALID, as a typed
+ * decoder of the original would refuse it (1400). Content is the daemon's to check.
+ */
+static int
+json_get_object_text(const json_t *obj, const char *key, int strings, char **dst)
+{
+	const char	*k;
+	json_t		*v, *e;
+
+	*dst = NULL;
+	if ((v = json_object_get(obj, key)) == NULL || json_is_null(v))
+		return 0;
+	if (!json_is_object(v))
+		return KC_ERR_INVALID;
+	if (strings)
+		json_object_foreach(v, k, e) {
+			if (!json_is_string(e))
+				return KC_ERR_INVALID;
+		}
+	if ((*dst = json_dumps(v, JSON_COMPACT)) == NULL)
+		return KC_ERR_NOMEM;
+	return 0;
+}
+
+/*
  * The ssl member of a custom hostname body. Absent or null leaves *sslp NULL; an ssl that
  * is not an object, or a known member of the wrong type, is KC_ERR_INVALID. custom_key
  * (any value, null included) is only flagged: the daemon refuses it with 1434.
@@ -167,7 +193,7 @@ static int
 json_get_ssl(const json_t *obj, Keycustody__SslInput **sslp)
 {
 	Keycustody__SslInput	*ssl;
-	json_t			*v;
+	json_t			*v, *w;
 	int			 r;
 
 	*sslp = NULL;
@@ -181,9 +207,20 @@ json_get_ssl(const json_t *obj, Keycustody__SslInput **sslp)
 	if ((r = json_get_string(v, "custom_csr_id", &ssl->custom_csr_id)) != 0 ||
 	    (r = json_get_string(v, "custom_certificate",
 	    &ssl->custom_certificate)) != 0 ||
-	    (r = json_get_string(v, "bundle_method", &ssl->bundle_method)) != 0) {
+	    (r = json_get_string(v, "bundle_method", &ssl->bundle_method)) != 0 ||
+	    (r = json_get_string(v, "method", &ssl->method)) != 0 ||
+	    (r = json_get_string(v, "type", &ssl->type)) != 0 ||
+	    (r = json_get_object_text(v, "settings", 0, &ssl->settings)) != 0) {
 		keycustody__ssl_input__free_unpacked(ssl, NULL);
 		return r;
+	}
+	if ((w = json_object_get(v, "wildcard")) != NULL && !json_is_null(w)) {
+		if (!json_is_boolean(w)) {
+			keycustody__ssl_input__free_unpacked(ssl, NULL);
+			return KC_ERR_INVALID;
+		}
+		ssl->has_wildcard = 1;
+		ssl->wildcard = json_is_true(w);
 	}
 	if (json_object_get(v, "custom_key") != NULL)
 		ssl->has_custom_key_given = ssl->custom_key_given = 1;
@@ -208,7 +245,12 @@ json_create_hostname_request(const char *body, size_t len,
 	}
 	keycustody__create_hostname_request__init(m);
 	if ((r = json_get_string(root, "hostname", &m->hostname)) != 0 ||
-	    (r = json_get_ssl(root, &m->ssl)) != 0)
+	    (r = json_get_ssl(root, &m->ssl)) != 0 ||
+	    (r = json_get_object_text(root, "custom_metadata", 1,
+	    &m->custom_metadata)) != 0 ||
+	    (r = json_get_string(root, "custom_origin_server",
+	    &m->custom_origin_server)) != 0 ||
+	    (r = json_get_string(root, "custom_origin_sni", &m->custom_origin_sni)) != 0)
 		goto out;
 	*reqp = m;
 	m = NULL;
@@ -235,7 +277,12 @@ json_update_hostname_request(const char *body, size_t len,
 		goto out;
 	}
 	keycustody__update_hostname_request__init(m);
-	if ((r = json_get_ssl(root, &m->ssl)) != 0)
+	if ((r = json_get_ssl(root, &m->ssl)) != 0 ||
+	    (r = json_get_object_text(root, "custom_metadata", 1,
+	    &m->custom_metadata)) != 0 ||
+	    (r = json_get_string(root, "custom_origin_server",
+	    &m->custom_origin_server)) != 0 ||
+	    (r = json_get_string(root, "custom_origin_sni", &m->custom_origin_sni)) != 0)
 		goto out;
 	*reqp = m;
 	m = NULL;
@@ -369,6 +416,72 @@ json_w_csr(struct json_w *w, const Keycustody__Csr *c)
 	json_w_object_end(w);
 }
 
+/* A JSON value parsed back from the daemon, on the writer; a real number fails w. */
+static void
+json_w_value(struct json_w *w, json_t *v, int depth)
+{
+	const char	*k;
+	json_t		*e;
+	size_t		 i;
+
+	if (depth > JSON_MAX_DEPTH) {
+		json_w_fail(w, KC_ERR_INVALID);
+		return;
+	}
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		json_w_object_begin(w);
+		json_object_foreach(v, k, e) {
+			json_w_key(w, k);
+			json_w_value(w, e, depth + 1);
+		}
+		json_w_object_end(w);
+		break;
+	case JSON_ARRAY:
+		json_w_array_begin(w);
+		json_array_foreach(v, i, e)
+			json_w_value(w, e, depth + 1);
+		json_w_array_end(w);
+		break;
+	case JSON_STRING:
+		json_w_string(w, json_string_value(v));
+		break;
+	case JSON_INTEGER:
+		json_w_int(w, json_integer_value(v));
+		break;
+	case JSON_TRUE:
+	case JSON_FALSE:
+		json_w_bool(w, json_is_true(v));
+		break;
+	case JSON_NULL:
+		json_w_null(w);
+		break;
+	default:
+		json_w_fail(w, KC_ERR_INVALID);
+		break;
+	}
+}
+
+/* A member whose value is the JSON object text (stored by the daemon); NULL: no member. */
+static void
+json_w_kjson(struct json_w *w, const char *key, const char *text)
+{
+	json_error_t	 jerr;
+	json_t		*v;
+
+	if (text == NULL)
+		return;
+	if ((v = json_loads(text, JSON_REJECT_DUPLICATES, &jerr)) == NULL ||
+	    !json_is_object(v)) {
+		json_decref(v);
+		json_w_fail(w, KC_ERR_INVALID);
+		return;
+	}
+	json_w_key(w, key);
+	json_w_value(w, v, 0);
+	json_decref(v);
+}
+
 /*
  * The API object of a custom hostname (no zone_id), with its ssl object (no
  * certificate_authority). A hostname without ssl is refused: never half an object.
@@ -394,11 +507,21 @@ json_w_hostname(struct json_w *w, const Keycustody__CustomHostname *hn)
 	json_w_kstr(w, "hostname", hn->hostname);
 	json_w_kstr(w, "created_at", created);
 	json_w_kstr(w, "status", "active");
+	json_w_kjson(w, "custom_metadata", hn->custom_metadata);
+	if (hn->custom_origin_server != NULL)
+		json_w_kstr(w, "custom_origin_server", hn->custom_origin_server);
+	if (hn->custom_origin_sni != NULL)
+		json_w_kstr(w, "custom_origin_sni", hn->custom_origin_sni);
 	json_w_key(w, "ssl");
 	json_w_object_begin(w);
 	json_w_kstr(w, "id", ssl->id);
-	json_w_kstr(w, "type", "dv");
-	json_w_kstr(w, "method", "http");
+	json_w_kstr(w, "type", ssl->type != NULL ? ssl->type : "dv");
+	json_w_kstr(w, "method", ssl->method != NULL ? ssl->method : "http");
+	if (ssl->has_wildcard) {
+		json_w_key(w, "wildcard");
+		json_w_bool(w, ssl->wildcard);
+	}
+	json_w_kjson(w, "settings", ssl->settings);
 	json_w_kstr(w, "status", ssl->status);
 	json_w_kstr(w, "bundle_method", ssl->bundle_method);
 	json_w_kstr(w, "custom_csr_id", ssl->custom_csr_id);

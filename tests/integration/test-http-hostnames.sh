@@ -487,7 +487,8 @@ hpatch "$HN_EC" "$(jq -nc --rawfile c "$tmp/junk.pem" '{ssl: {custom_certificate
 expect 400 1426 "renewal with a broken certificate"
 hpatch "$HN_EC" "$(jq -nc --rawfile c "$tmp/ec2.pem.chain" '{ssl: {custom_certificate: $c}}')"
 expect 400 1429 "renewal with another key's certificate"
-hpatch "$HN_EC" '{"ssl":{}}'; expect 400 1427 "renewal without a certificate"
+hpatch "$HN_EC" '{"ssl":{"custom_certificate":""}}'; expect 400 1427 "renewal with an empty certificate"
+hpatch "$HN_EC" '{"ssl":{"custom_csr_id":"'"$CSR_EC"'"}}'; expect 400 1427 "new csr id without a certificate"
 hpatch "$HN_EC" "$(jq -nc --rawfile c "$tmp/ec-renew.pem.chain" '{ssl: {custom_certificate: $c, custom_key: "k"}}')"
 expect 400 1434 "renewal with a custom_key"
 hpatch "$HN_EC" "$(jq -nc --rawfile c "$tmp/ec-renew.pem.chain" '{ssl: {custom_certificate: $c, custom_csr_id: "nope"}}')"
@@ -507,6 +508,81 @@ jq -e --arg id "$CSR_EC2" '.result.ssl.custom_csr_id == $id and .result.ssl.sign
     and .result.ssl.bundle_method == "force"' "$tmp/body" >/dev/null && ok "moved" || bad "move"
 hpatch 3f1e4b2a-9c1d-4e7f-8a2b-5c6d7e8f9a0b "$(jq -nc --rawfile c "$tmp/ec-renew.pem.chain" '{ssl: {custom_certificate: $c}}')"
 expect 404 1436 "renewal of an unknown hostname"
+
+echo "# == PATCH changes what is sent and only that (issue 13 point 3)"
+req GET "$HN/$HN_EC" -H "$(W)"; cp "$tmp/body" "$tmp/pp-0.json"
+# same(): everything but the named top-level and ssl members is as in pp-0.json.
+same() {
+	jq -e --slurpfile o "$tmp/pp-0.json" --argjson top "$1" --argjson s "$2" '
+	    (.result | del(.[$top[]]) | .ssl |= del(.[$s[]])) ==
+	    ($o[0].result | del(.[$top[]]) | .ssl |= del(.[$s[]]))' "$tmp/body" >/dev/null
+}
+hpatch "$HN_EC" '{}'; expect 200 - "PATCH {} accepted"
+same '[]' '[]' && ok "PATCH {} changed nothing" || bad "PATCH {} changed the record"
+hpatch "$HN_EC" '{"ssl":{}}'; expect 200 - "PATCH ssl {} accepted"
+same '[]' '[]' && ok "PATCH ssl {} changed nothing" || bad "PATCH ssl {} changed the record"
+hpatch "$HN_EC" '{"custom_metadata":{"customer_id":"12345","redirect":"on"}}'
+expect 200 - "metadata-only PATCH"
+jq -e '.result.custom_metadata == {"customer_id":"12345","redirect":"on"}' "$tmp/body" >/dev/null &&
+    same '["custom_metadata"]' '[]' && ok "metadata stored, nothing else changed" || bad "metadata PATCH"
+hpatch "$HN_EC" '{"custom_origin_server":"Origin.Acme-Corp.co.uk.","custom_origin_sni":"sni.acme-corp.co.uk"}'
+expect 200 - "origin-only PATCH"
+jq -e '.result.custom_origin_server == "origin.acme-corp.co.uk" and
+    .result.custom_origin_sni == "sni.acme-corp.co.uk" and .result.custom_metadata.customer_id == "12345"' \
+    "$tmp/body" >/dev/null && same '["custom_metadata","custom_origin_server","custom_origin_sni"]' '[]' &&
+    ok "origin stored folded, metadata kept" || bad "origin PATCH"
+hpatch "$HN_EC" '{"ssl":{"bundle_method":"optimal"}}'; expect 200 - "bundle_method-only PATCH"
+jq -e '.result.ssl.bundle_method == "optimal"' "$tmp/body" >/dev/null &&
+    same '["custom_metadata","custom_origin_server","custom_origin_sni"]' '["bundle_method"]' &&
+    ok "bundle_method stored, certificate kept" || bad "bundle_method PATCH"
+hpatch "$HN_EC" '{"ssl":{"method":"txt","type":"dv"}}'; expect 200 - "re-validation PATCH (txt)"
+jq -e '.result.ssl.method == "txt" and .result.ssl.type == "dv"' "$tmp/body" >/dev/null &&
+    same '["custom_metadata","custom_origin_server","custom_origin_sni"]' '["bundle_method","method"]' &&
+    ok "method stored" || bad "method PATCH"
+hpatch "$HN_EC" '{"ssl":{"method":"http","type":"dv","wildcard":false,"settings":{"min_tls_version":"1.2","http2":"on","ciphers":["ECDHE-RSA-AES128-GCM-SHA256"]}}}'
+expect 200 - "re-validation PATCH with wildcard and settings"
+cp "$tmp/body" "$tmp/pp-1.json"
+jq -e '.result.ssl.method == "http" and .result.ssl.wildcard == false and
+    .result.ssl.settings == {"min_tls_version":"1.2","http2":"on","ciphers":["ECDHE-RSA-AES128-GCM-SHA256"]}' \
+    "$tmp/body" >/dev/null && ok "wildcard and settings stored" || bad "settings PATCH"
+for b in '{"ssl":{"method":"carrier-pigeon","type":"dv"}}:1432' '{"ssl":{"method":"http","type":"ev"}}:1433' \
+    '{"ssl":{"settings":{"http2":"maybe"}}}:1422' '{"ssl":{"settings":{"tls_1_3":1}}}:1424' \
+    '{"ssl":{"settings":{"min_tls_version":"1.4"}}}:1425' '{"ssl":{"settings":{"ciphers":"x"}}}:1442' \
+    '{"ssl":{"settings":{"min_tls_version":"1.3","ciphers":["x"]}}}:1443' \
+    '{"ssl":{"settings":{"colour":"blue"}}}:1434' '{"ssl":{"custom_key":"k"}}:1434' \
+    '{"custom_origin_server":"*.origin.acme-corp.co.uk"}:1420' '{"custom_origin_server":"a b"}:1415' \
+    '{"custom_origin_server":"origin.test"}:1417' '{"custom_origin_sni":"co.uk"}:1418' \
+    '{"custom_origin_server":"origin.example.com"}:1419' '{"custom_origin_server":"ö.acme-corp.co.uk"}:1416'; do
+	hpatch "$HN_EC" "${b%:*}"; expect 400 "${b##*:}" "PATCH ${b%:*}"
+done
+for b in '{"custom_metadata":{"a":1}}' '{"custom_metadata":"x"}' '{"ssl":{"wildcard":"yes"}}' \
+    '{"ssl":{"settings":[]}}' '{"ssl":{"method":7}}'; do
+	hpatch "$HN_EC" "$b"; expect 400 1400 "PATCH $b (wrong type)"
+done
+hpatch "$HN_EC" "$(python3 -c 'import json; print(json.dumps({"custom_metadata": {"k": "v" * 5000}}))')"
+expect 400 1401 "metadata over 4096 bytes"
+req GET "$HN/$HN_EC" -H "$(W)"
+jq -e --slurpfile n "$tmp/pp-1.json" '.result == $n[0].result' "$tmp/body" >/dev/null &&
+    ok "refused PATCHes changed nothing; GET echoes every field" || bad "GET after PATCHes"
+req GET "$HN?id=$HN_EC" -H "$(W)"
+jq -e --slurpfile n "$tmp/pp-1.json" '.result == [$n[0].result]' "$tmp/body" >/dev/null &&
+    ok "list echoes every field" || bad "list echo"
+hpatch "$HN_EC" '{"custom_origin_server":"","custom_origin_sni":"","custom_metadata":{}}'
+expect 200 - "origin cleared"
+jq -e '(.result | has("custom_origin_server") | not) and (.result | has("custom_origin_sni") | not) and
+    .result.custom_metadata == {}' "$tmp/body" >/dev/null && ok "origin and metadata cleared" || bad "clear"
+hpost "$(hn_body meta.shop.acme-corp.co.uk "$CSR_EC" "$good" '{"method":"email","wildcard":true}' |
+    jq -c '. + {custom_origin_server: "origin.acme-corp.co.uk", custom_metadata: {a: "b"}}')"
+if [ "$st" = 201 ]; then
+	jq -e '.result.ssl.method == "email" and .result.ssl.wildcard == true and
+	    .result.custom_origin_server == "origin.acme-corp.co.uk" and .result.custom_metadata == {a: "b"}' \
+	    "$tmp/body" >/dev/null && ok "POST stores the optional fields" || bad "POST optional fields"
+	req DELETE "$HN/$(jq -r .result.id "$tmp/body")" -H "$(W)"
+else
+	echo "# (POST of meta.shop skipped: $st)"
+fi
+hpost "$(hn_body bad.shop.acme-corp.co.uk "$CSR_EC" "$good" '{"method":"pigeon"}')"
+expect 400 1432 "POST with a bad method"
 
 echo "# == the seed's lifecycle: CSR, CA signs, two hostnames, CSR in use, deletes, key gone"
 SEED=$(csr_new "$Z" "$KC_TOKEN_W" p256v1 app.acme-corp.co.uk) || exit 1

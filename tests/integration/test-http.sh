@@ -203,7 +203,10 @@ echo "# == create: validation by the daemon (1405..1417)"
 req POST $CSRS -H "$(W)" -d "$(mkdel country)"; expect 400 1405 "no country"
 req POST $CSRS -H "$(W)" -d "$(mk 'country: "USA"')"; expect 400 1405 "country of 3 letters"
 req POST $CSRS -H "$(W)" -d "$(mk 'country: "us"')"; expect 201 - "lower-case country"
-jq -e '.result.country == "US"' "$tmp/body" >/dev/null && ok || bad "country stored upper-case"
+jq -e '.result.country == "us"' "$tmp/body" >/dev/null && ok "country echoed as sent" ||
+    bad "country not echoed as sent"
+jq -r .result.csr "$tmp/body" | openssl req -noout -subject -nameopt sep_comma_plus 2>/dev/null |
+    grep -q 'C=US' && ok "CSR subject country upper case" || bad "CSR subject country"
 req POST $CSRS -H "$(W)" -d "$(mkdel state)"; expect 400 1406 "no state"
 req POST $CSRS -H "$(W)" -d "$(mkdel locality)"; expect 400 1407 "no locality"
 req POST $CSRS -H "$(W)" -d "$(mkdel organization)"; expect 400 1408 "no organization"
@@ -261,6 +264,26 @@ jq -r '.result[] | @base64' "$tmp/body" | while read -r o; do
 done
 req GET "$CSRS?per_page=50" -H "$(W)"; expect 200 - "zone 1 list"
 jq -e --arg f "$first" '[.result[].id] | index($f) == null' "$tmp/body" >/dev/null && ok || bad "zone 2 CSR listed in zone 1"
+
+echo "# == list order (Cloudflare's name, created_at; account_tag refused)"
+# In zone 2 (12 unnamed CSRs): a NULL name sorts first.
+for n in zeta alpha mid; do
+	req POST "$L2" -H "$T2" -d "$(mk "name: \"$n\"")"; expect 201 - "named CSR $n"
+done
+req GET "$L2?per_page=50&order=name" -H "$T2"; expect 200 - "order=name"
+jq -e '[.result[] | select(.name != null) | .name] == ["alpha","mid","zeta"]' "$tmp/body" >/dev/null &&
+    ok "order=name sorts by name" || bad "order=name"
+req GET "$L2?per_page=50&order=name&direction=desc" -H "$T2"; expect 200 - "order=name desc"
+jq -e '[.result[] | select(.name != null) | .name] == ["zeta","mid","alpha"]' "$tmp/body" >/dev/null &&
+    ok "order=name desc" || bad "order=name desc"
+req GET "$L2?per_page=50&order=created_at" -H "$T2"; expect 200 - "order=created_at"
+jq -e '[.result[] | select(.name != null) | .name] == ["zeta","alpha","mid"]' "$tmp/body" >/dev/null &&
+    ok "order=created_at" || bad "order=created_at"
+for o in account_tag bogus; do
+	req GET "$CSRS?order=$o" -H "$(W)"; expect 400 6008 "order=$o refused"
+done
+jq -e '.errors[0].error_chain[0] == {"code":11000,"message":"order variable must be name or created_at"}' \
+    "$tmp/body" >/dev/null && ok "order error chain" || bad "order error chain"
 
 echo "# == get and delete"
 req GET $CSRS/$ID -H "$(W)"; expect 200 - "get"

@@ -33,7 +33,7 @@
 #define NPAGED	23	/* READY records of zone A in the pagination test */
 #define NHOSTS	13	/* custom hostnames of zone A in the hostname list test */
 
-#define SCHEMA_VERSION	5	/* the newest migration of store.c */
+#define SCHEMA_VERSION	6	/* the newest migration of store.c */
 
 struct fixture {
 	char		 dir[PATH_MAX];
@@ -341,8 +341,8 @@ test_list_arena(void **state)
 		for (desc = 0; desc <= 1; desc++) {
 			assert_int_equal(store_csr_list(fx->s, ZONE_A, 1, 50, desc, &v, &n,
 			    &total), 0);
-			assert_int_equal(store_csr_list_arena(fx->s, ZONE_A, 1, 50, desc, &a, &w,
-			    &n2, &total2), 0);
+			assert_int_equal(store_csr_list_arena(fx->s, ZONE_A, 1, 50, desc,
+			    false, &a, &w, &n2, &total2), 0);
 			assert_int_equal(n, NPAGED);
 			assert_int_equal(n2, n);
 			assert_int_equal(total2, total);
@@ -358,12 +358,12 @@ test_list_arena(void **state)
 			kc_arena_reset(&a);
 		}
 		/* Page past the end and an empty zone: no records, the total still right. */
-		assert_int_equal(store_csr_list_arena(fx->s, ZONE_A, 9, 5, false, &a, &w, &n2,
-		    &total2), 0);
+		assert_int_equal(store_csr_list_arena(fx->s, ZONE_A, 9, 5, false, false, &a,
+		    &w, &n2, &total2), 0);
 		assert_int_equal(n2, 0);
 		assert_int_equal(total2, NPAGED);
-		assert_int_equal(store_csr_list_arena(fx->s, ZONE_C, 1, 5, false, &a, &w, &n2,
-		    &total2), 0);
+		assert_int_equal(store_csr_list_arena(fx->s, ZONE_C, 1, 5, false, false, &a,
+		    &w, &n2, &total2), 0);
 		assert_int_equal(n2, 0);
 		assert_int_equal(total2, 0);
 		kc_arena_reset(&a);
@@ -970,6 +970,97 @@ test_hostname_roundtrip(void **state)
 
 	store_hostname_free(NULL);
 	store_hostname_free_array(NULL, 0);
+}
+
+/* Migration 6: the optional fields go in, come back and are updated; NULL stays NULL. */
+static void
+test_hostname_optional_fields(void **state)
+{
+	struct fixture		*fx = *state;
+	struct store_hostname	*got = NULL;
+	struct tcsr		 a;
+	struct thost		 one;
+
+	tcsr_init(&a, 0, 1, 1, 1);
+	insert_ready(fx->s, &a);
+	thost_init(&one, &a, 1, "app.example.net", 1700000000000001LL);
+	one.h.ssl_wildcard = -1;
+	assert_int_equal(store_hostname_insert(fx->s, &one.h), 0);
+	assert_int_equal(store_hostname_get(fx->s, ZONE_A, one.h.id, &got), 0);
+	assert_null(got->custom_metadata);
+	assert_null(got->custom_origin_server);
+	assert_null(got->custom_origin_sni);
+	assert_null(got->ssl_method);
+	assert_null(got->ssl_type);
+	assert_null(got->ssl_settings);
+	assert_int_equal(got->ssl_wildcard, -1);
+
+	got->custom_metadata = strdup("{\"a\":\"b\"}");
+	got->custom_origin_server = strdup("origin.example.net");
+	got->custom_origin_sni = strdup("sni.example.net");
+	got->ssl_method = strdup("txt");
+	got->ssl_type = strdup("dv");
+	got->ssl_settings = strdup("{\"http2\":\"on\"}");
+	got->ssl_wildcard = 1;
+	assert_int_equal(store_hostname_update(fx->s, got), 0);
+	store_hostname_free(got);
+	got = NULL;
+	assert_int_equal(store_hostname_get(fx->s, ZONE_A, one.h.id, &got), 0);
+	assert_string_equal(got->custom_metadata, "{\"a\":\"b\"}");
+	assert_string_equal(got->custom_origin_server, "origin.example.net");
+	assert_string_equal(got->custom_origin_sni, "sni.example.net");
+	assert_string_equal(got->ssl_method, "txt");
+	assert_string_equal(got->ssl_type, "dv");
+	assert_string_equal(got->ssl_settings, "{\"http2\":\"on\"}");
+	assert_int_equal(got->ssl_wildcard, 1);
+	/* The schema refuses what the daemon never writes. */
+	free(got->ssl_method);
+	got->ssl_method = strdup("pigeon");
+	assert_int_equal(store_hostname_update(fx->s, got), KC_ERR_STORE);
+	store_hostname_free(got);
+}
+
+/* store_json_check(): Cloudflare's codes for custom_metadata and ssl.settings. */
+static void
+test_json_check(void **state)
+{
+	struct fixture		*fx = *state;
+	static const struct {
+		enum store_json_kind	 kind;
+		const char		*text;
+		unsigned int		 code;
+	} t[] = {
+		{ STORE_JSON_METADATA, "{}", 0 },
+		{ STORE_JSON_METADATA, "{\"a\":\"b\",\"c\":\"\"}", 0 },
+		{ STORE_JSON_METADATA, "{\"a\":1}", 1401 },
+		{ STORE_JSON_METADATA, "[]", 1401 },
+		{ STORE_JSON_METADATA, "{", 1401 },
+		{ STORE_JSON_SETTINGS, "{\"http2\":\"on\",\"tls_1_3\":\"off\"}", 0 },
+		{ STORE_JSON_SETTINGS, "{\"min_tls_version\":\"1.2\",\"ciphers\":[\"x\"]}", 0 },
+		{ STORE_JSON_SETTINGS, "{\"early_hints\":\"on\"}", 0 },
+		{ STORE_JSON_SETTINGS, "{\"colour\":\"on\"}", 1434 },
+		{ STORE_JSON_SETTINGS, "{\"http2\":\"yes\"}", 1422 },
+		{ STORE_JSON_SETTINGS, "{\"tls_1_3\":true}", 1424 },
+		{ STORE_JSON_SETTINGS, "{\"min_tls_version\":\"1.4\"}", 1425 },
+		{ STORE_JSON_SETTINGS, "{\"early_hints\":null}", 1434 },
+		{ STORE_JSON_SETTINGS, "{\"ciphers\":[1]}", 1442 },
+		{ STORE_JSON_SETTINGS, "{\"min_tls_version\":\"1.3\",\"ciphers\":[\"x\"]}", 1443 },
+		{ STORE_JSON_SETTINGS, "\"on\"", 1434 },
+	};
+	char			 big[STORE_JSON_MAX + 16];
+	unsigned int		 code, i;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		code = 99;
+		assert_int_equal(store_json_check(fx->s, t[i].kind, t[i].text, &code), 0);
+		if (code != t[i].code)
+			fail_msg("%s: %u, not %u", t[i].text, code, t[i].code);
+	}
+	memset(big, 'x', sizeof(big));
+	memcpy(big, "{\"a\":\"", 6);
+	memcpy(big + sizeof(big) - 3, "\"}", 3);
+	assert_int_equal(store_json_check(fx->s, STORE_JSON_METADATA, big, &code), 0);
+	assert_int_equal(code, 1401);
 }
 
 /* The hostname is unique in its zone only; ids and ssl ids are unique everywhere. */
@@ -1795,11 +1886,21 @@ test_migrate_v4_case(void **state)
 		assert_int_equal(store_open(path, &s, &cause), 0);
 		store_close(s);
 		s = NULL;
-		/* Back to version 4: no triggers, rows as an older daemon wrote them. */
+		/*
+		 * Back to version 4: no triggers, no columns of migration 6, rows as an older
+		 * daemon wrote them.
+		 */
 		db = raw_open(path);
 		assert_int_equal(sqlite3_exec(db,
 		    "DROP TRIGGER custom_hostnames_lower_insert;"
 		    "DROP TRIGGER custom_hostnames_lower_update;"
+		    "ALTER TABLE custom_hostnames DROP COLUMN custom_metadata;"
+		    "ALTER TABLE custom_hostnames DROP COLUMN custom_origin_server;"
+		    "ALTER TABLE custom_hostnames DROP COLUMN custom_origin_sni;"
+		    "ALTER TABLE custom_hostnames DROP COLUMN ssl_method;"
+		    "ALTER TABLE custom_hostnames DROP COLUMN ssl_type;"
+		    "ALTER TABLE custom_hostnames DROP COLUMN ssl_wildcard;"
+		    "ALTER TABLE custom_hostnames DROP COLUMN ssl_settings;"
 		    "PRAGMA user_version = 4;", NULL, NULL, NULL), SQLITE_OK);
 		raw_add_csr(db, 0, 1, 1);
 		assert_int_equal(raw_add_hostname(db, "11111111-1111-4111-8111-111111111111",
@@ -1869,6 +1970,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_hostname_find, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_migrate_v4_case, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_hostname_delete, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_hostname_optional_fields, fx_setup,
+		    fx_teardown),
+		cmocka_unit_test_setup_teardown(test_json_check, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_migrate_v1, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_zone_counts, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_migrate_v2, fx_setup, fx_teardown),

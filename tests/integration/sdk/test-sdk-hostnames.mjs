@@ -92,6 +92,65 @@ assert.equal(renewed.ssl.serial_number, '7002');
 assert.deepEqual(renewed.ssl.hosts, ['store.acme-corp.co.uk']);
 checks++;
 
+// edit with each partial body (issue 13 point 3): what is sent changes, nothing else
+const unchanged = (a, b, top = [], ssl = []) => {
+	const strip = (o) => {
+		const c = structuredClone(o);
+		for (const k of top) delete c[k];
+		for (const k of ssl) delete c.ssl[k];
+		return c;
+	};
+	assert.deepEqual(strip(a), strip(b));
+};
+let cur = renewed;
+const partials = [
+	[{ custom_metadata: { customer_id: '12345', tier: 'gold' } }, ['custom_metadata'], [],
+		(h) => assert.deepEqual(h.custom_metadata, { customer_id: '12345', tier: 'gold' })],
+	[{ custom_origin_server: 'origin.acme-corp.co.uk' }, ['custom_origin_server'], [],
+		(h) => assert.equal(h.custom_origin_server, 'origin.acme-corp.co.uk')],
+	[{ custom_origin_sni: 'sni.acme-corp.co.uk' }, ['custom_origin_sni'], [],
+		(h) => assert.equal(h.custom_origin_sni, 'sni.acme-corp.co.uk')],
+	[{ ssl: { bundle_method: 'optimal' } }, [], ['bundle_method'],
+		(h) => assert.equal(h.ssl.bundle_method, 'optimal')],
+	[{ ssl: { method: 'txt', type: 'dv' } }, [], ['method'],
+		(h) => assert.equal(h.ssl.method, 'txt')],
+	[{ ssl: { method: 'http', type: 'dv', wildcard: false,
+		settings: { min_tls_version: '1.2', http2: 'on' } } }, [], ['method', 'wildcard', 'settings'],
+		(h) => {
+			assert.equal(h.ssl.method, 'http');
+			assert.equal(h.ssl.wildcard, false);
+			assert.deepEqual(h.ssl.settings, { min_tls_version: '1.2', http2: 'on' });
+		}],
+];
+for (const [body, top, ssl, check] of partials) {
+	const h = await client.customHostnames.edit(hn.id, { zone_id, ...body });
+	check(h);
+	unchanged(h, cur, top, ssl);
+	assert.deepEqual(await client.customHostnames.get(hn.id, { zone_id }), h);
+	cur = h;
+	checks++;
+}
+for (const [ssl, code] of [[{ method: 'carrier-pigeon', type: 'dv' }, 1432],
+    [{ method: 'http', type: 'ev' }, 1433]]) {
+	await assert.rejects(client.customHostnames.edit(hn.id, { zone_id, ssl }), (e) => {
+		assert.ok(e instanceof BadRequestError, `${code}: got ${e?.constructor?.name}`);
+		assert.equal(e.errors[0].code, code);
+		return true;
+	});
+	checks++;
+}
+// list with filters echoes the same object, every field included
+const byName = [];
+for await (const h of client.customHostnames.list({ zone_id, hostname: { exact: 'Store.Acme-Corp.co.uk' } }))
+	byName.push(h);
+assert.deepEqual(byName, [cur]);
+checks++;
+const byId = [];
+for await (const h of client.customHostnames.list({ zone_id, id: hn.id }))
+	byId.push(h);
+assert.deepEqual(byId, [cur]);
+checks++;
+
 // a rejected upload surfaces as BadRequestError with the API code in errors
 const rejected = [
 	[{ custom_csr_id: csr.id, custom_certificate: 'not a certificate' }, 1426],
