@@ -36,9 +36,8 @@ answer_check_csr_id(const char *id, struct kc_error *err)
 
 /*
  * zone_key_quota: a zone that holds that many custom CSRs gets no more. The creates of the
- * zone that run at the same time are not counted (zone_creates of them run at once: as
- * many as there are workers by default), so the quota can be passed by at most
- * zone_creates - 1.
+ * zone that run at the same time are not counted (zone_creates of them run at once; one
+ * with the default two workers), so the quota can be passed by at most zone_creates - 1.
  */
 static int
 answer_check_quota(struct worker *w, const char *zone, struct kc_error *err)

@@ -710,15 +710,13 @@ disp_stats(const struct dispatch *d, struct disp_stats *st)
 }
 
 /*
- * The fairness limits from the configuration: "auto" (0) lets one zone or one credential
- * run as many creates as there are workers, so that a lone tenant reaches the token's
- * ceiling (pool.c still serves waiting reads first, and keeps a worker from key generation
- * while they wait), and lets creates take half the queue.
+ * The fairness limits from the configuration: "auto" (0) runs at most all workers but one
+ * for one zone or one credential (at least one), and lets creates take half the queue.
  */
 static void
 disp_fair_init(struct disp_fair *f, const struct kc_conf *conf)
 {
-	unsigned int	 run = conf->workers;
+	unsigned int	 run = conf->workers > 1 ? conf->workers - 1 : 1;
 
 	TAILQ_INIT(&f->zones);
 	TAILQ_INIT(&f->creds);
