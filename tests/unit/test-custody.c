@@ -192,7 +192,7 @@ test_create(void **state)
 
 	make_csr(fx, ZONE, &rec);
 	assert_int_equal(rec.state, STORE_CSR_READY);
-	assert_string_equal(rec.country, "US");		/* upper-cased */
+	assert_string_equal(rec.country, "us");		/* stored as sent (issue 13) */
 	assert_null(rec.organizational_unit);		/* "" is absent */
 	assert_non_null(strstr(rec.csr_pem, "BEGIN CERTIFICATE REQUEST"));
 	assert_true(rec.pubkey_len > 0);
