@@ -4,6 +4,7 @@
  * answer-hostname.c: the custom hostname handlers: a certificate uploaded for a custom
  * CSR's key is checked (cert.c) and bound to one hostname of the zone. The checks run in the
  * order of API.md's table, so a request with several faults gets the first one's code.
+ * Also the zone's fallback origin, checked as a custom origin server is.
  */
 #include "config.h"
 
