@@ -4,6 +4,7 @@
  * answer-hostname.c: the custom hostname handlers: a certificate uploaded for a custom
  * CSR's key is checked (cert.c) and bound to one hostname of the zone. The checks run in the
  * order of API.md's table, so a request with several faults gets the first one's code.
+ * Also the zone's fallback origin, checked as a custom origin server is.
  */
 #include "config.h"
 
@@ -716,5 +717,129 @@ answer_delete_hostname(struct worker *w, const Keycustody__Request *req,
 	d->id = xstrdup(m->id);
 	resp->body_case = KEYCUSTODY__RESPONSE__BODY_DELETE_HOSTNAME;
 	resp->delete_hostname = d;
+	return 0;
+}
+
+/*
+ * The zone's fallback origin (API.md "fallback_origin"): one hostname per zone, checked as
+ * a custom origin server is (1415 to 1420) and stored folded. Its status is "active" once
+ * stored; nothing here deploys it, so no other status is ever true.
+ */
+
+/* The FallbackOrigin message of a row; removed: the reply of a delete, without status. */
+static Keycustody__FallbackOrigin *
+fallback_msg(const struct store_fallback *f, int removed)
+{
+	Keycustody__FallbackOrigin	*m = xcalloc(1, sizeof(*m));
+
+	keycustody__fallback_origin__init(m);
+	m->origin = xstrdup(f->origin);
+	m->status = removed ? NULL : xstrdup("active");
+	m->created_at_us = f->created_at_us;
+	m->updated_at_us = f->updated_at_us;
+	return m;
+}
+
+/* The audit record of a fallback origin write: the actor and the origin (NULL: none). */
+static int
+fallback_audit(struct worker *w, const Keycustody__Request *req, const char *op,
+    const char *zone, const char *origin, int r, const struct kc_error *err)
+{
+	struct audit_actor	 actor;
+	struct audit_hostname	 ah;
+
+	ans_actor(w, req, &actor);
+	memset(&ah, 0, sizeof(ah));
+	ah.hostname = origin;
+	return audit_op_hostname(w->kcd->audit, &actor, op, zone, NULL, &ah, r, err);
+}
+
+static int
+fallback_not_found(struct kc_error *err)
+{
+	kc_error_set(err, KC_STATUS_NOT_FOUND, KC_API_FALLBACK_NOT_FOUND,
+	    KC_API_FALLBACK_NOT_FOUND_MSG);
+	return KC_ERR_NOT_FOUND;
+}
+
+int
+answer_get_fallback_origin(struct worker *w, const Keycustody__Request *req,
+    Keycustody__Response *resp, struct kc_error *err)
+{
+	const Keycustody__GetFallbackOriginRequest	*m = req->get_fallback_origin;
+	struct store_fallback				 f;
+	int						 r;
+
+	if ((r = ans_check_zone(m->zone_id, err)) != 0)
+		return r;
+	if ((r = store_fallback_get(w->st, m->zone_id, &f)) == KC_ERR_NOT_FOUND)
+		return fallback_not_found(err);
+	if (r != 0)
+		return r;
+	resp->body_case = KEYCUSTODY__RESPONSE__BODY_FALLBACK_ORIGIN;
+	resp->fallback_origin = fallback_msg(&f, 0);
+	return 0;
+}
+
+int
+answer_update_fallback_origin(struct worker *w, const Keycustody__Request *req,
+    Keycustody__Response *resp, struct kc_error *err)
+{
+	const Keycustody__UpdateFallbackOriginRequest	*m = req->update_fallback_origin;
+	struct store_fallback				 f;
+	char						*origin = NULL;
+	int						 r;
+
+	if ((r = ans_check_zone(m->zone_id, err)) != 0)
+		return r;
+	/* A copy, folded in place; none or "" is no hostname at all. */
+	origin = xstrdup(m->origin != NULL ? m->origin : "");
+	if (*origin == '\0') {
+		kc_error_set(err, KC_STATUS_INVALID_ARGUMENT, 1415, "Invalid fallback "
+		    "origin: the origin hostname is required. Check your input and try "
+		    "again.");
+		r = KC_ERR_INVALID;
+		goto out;
+	}
+	if ((r = hostname_origin_check(origin, err)) != 0)
+		goto out;
+	if ((r = fallback_audit(w, req, "update_fallback_origin.begin", m->zone_id,
+	    origin, 0, NULL)) != 0)
+		goto out;
+	r = store_fallback_put(w->st, m->zone_id, origin, kc_now_us(), &f);
+	(void)fallback_audit(w, req, "update_fallback_origin", m->zone_id, origin, r, err);
+	if (r != 0)
+		goto out;
+	resp->body_case = KEYCUSTODY__RESPONSE__BODY_FALLBACK_ORIGIN;
+	resp->fallback_origin = fallback_msg(&f, 0);
+ out:
+	free(origin);
+	return r;
+}
+
+int
+answer_delete_fallback_origin(struct worker *w, const Keycustody__Request *req,
+    Keycustody__Response *resp, struct kc_error *err)
+{
+	const Keycustody__DeleteFallbackOriginRequest	*m = req->delete_fallback_origin;
+	struct store_fallback				 f;
+	int						 r;
+
+	if ((r = ans_check_zone(m->zone_id, err)) != 0)
+		return r;
+	/* What is removed, for the audit record; none is answered below. */
+	if ((r = store_fallback_get(w->st, m->zone_id, &f)) != 0 && r != KC_ERR_NOT_FOUND)
+		return r;
+	if ((r = fallback_audit(w, req, "delete_fallback_origin.begin", m->zone_id,
+	    r == 0 ? f.origin : NULL, 0, NULL)) != 0)
+		return r;
+	if ((r = store_fallback_delete(w->st, m->zone_id, &f)) == KC_ERR_NOT_FOUND)
+		(void)fallback_not_found(err);
+	(void)fallback_audit(w, req, "delete_fallback_origin", m->zone_id,
+	    r == 0 ? f.origin : NULL, r, err);
+	if (r != 0)
+		return r;
+	resp->body_case = KEYCUSTODY__RESPONSE__BODY_FALLBACK_ORIGIN;
+	resp->fallback_origin = fallback_msg(&f, 1);
 	return 0;
 }

@@ -67,6 +67,13 @@ int	answer_update_hostname(struct worker *, const Keycustody__Request *,
 	    Keycustody__Response *, struct kc_error *);
 int	answer_delete_hostname(struct worker *, const Keycustody__Request *,
 	    Keycustody__Response *, struct kc_error *);
+/* The zone's fallback origin (API.md "fallback_origin"). */
+int	answer_get_fallback_origin(struct worker *, const Keycustody__Request *,
+	    Keycustody__Response *, struct kc_error *);
+int	answer_update_fallback_origin(struct worker *, const Keycustody__Request *,
+	    Keycustody__Response *, struct kc_error *);
+int	answer_delete_fallback_origin(struct worker *, const Keycustody__Request *,
+	    Keycustody__Response *, struct kc_error *);
 
 /* answer-health.c: on the event loop, no I/O. */
 void	answer_health(struct kcd *kcd, Keycustody__Response *resp);

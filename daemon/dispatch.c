@@ -65,6 +65,12 @@ static const struct disp_entry {
 	    answer_update_hostname, NULL },
 	{ KEYCUSTODY__REQUEST__BODY_DELETE_HOSTNAME, PEER_ROLE_GATEWAY, DISP_ACTOR,
 	    answer_delete_hostname, NULL },
+	{ KEYCUSTODY__REQUEST__BODY_GET_FALLBACK_ORIGIN, PEER_ROLE_READER, DISP_ACTOR,
+	    answer_get_fallback_origin, NULL },
+	{ KEYCUSTODY__REQUEST__BODY_UPDATE_FALLBACK_ORIGIN, PEER_ROLE_GATEWAY, DISP_ACTOR,
+	    answer_update_fallback_origin, NULL },
+	{ KEYCUSTODY__REQUEST__BODY_DELETE_FALLBACK_ORIGIN, PEER_ROLE_GATEWAY, DISP_ACTOR,
+	    answer_delete_fallback_origin, NULL },
 };
 
 /*

@@ -214,6 +214,19 @@ static const char *const store_migrations[] = {
 	"  CHECK (ssl_wildcard IN (0, 1));\n"
 	"ALTER TABLE custom_hostnames ADD COLUMN ssl_settings TEXT;\n"
 	"PRAGMA user_version = 6;\n",
+
+	/*
+	 * 7: the fallback origin of a zone (issue 13), one row per zone at most: a hostname
+	 * the daemon checked and folded to lower case (API.md "fallback_origin").
+	 */
+	"CREATE TABLE fallback_origins (\n"
+	"  zone_id TEXT PRIMARY KEY CHECK (length(zone_id) = 32),\n"
+	"  origin TEXT NOT NULL\n"
+	"    CHECK (length(origin) BETWEEN 1 AND 253 AND origin = lower(origin)),\n"
+	"  created_at_us INTEGER NOT NULL,\n"
+	"  updated_at_us INTEGER NOT NULL CHECK (updated_at_us >= created_at_us)\n"
+	") STRICT;\n"
+	"PRAGMA user_version = 7;\n",
 };
 
 /* Every column of a CSR record, in the order store_csr_from_row() reads them. */
@@ -230,6 +243,9 @@ static const char *const store_migrations[] = {
 	"signature_alg, uploaded_on_us, not_before_us, expires_on_us, hosts, "	\
 	"custom_metadata, custom_origin_server, custom_origin_sni, "	\
 	"ssl_method, ssl_type, ssl_wildcard, ssl_settings"
+
+/* The columns of a fallback origin, in the order store_fallback_row() reads them. */
+#define STORE_FALLBACK_COLUMNS	"origin, created_at_us, updated_at_us"
 
 /*
  * The custom hostname list in created_at order comes in two prepared variants, each with
@@ -279,6 +295,9 @@ enum store_stmt {
 	STMT_JSON_OBJECT,
 	STMT_JSON_METADATA,
 	STMT_JSON_SETTINGS,
+	STMT_FALLBACK_GET,
+	STMT_FALLBACK_PUT,
+	STMT_FALLBACK_DELETE,
 	STMT_MAX
 };
 
@@ -322,6 +341,17 @@ static const char *const store_sql[STMT_MAX] = {
 	[STMT_ANCHOR_PUT] =
 	    "INSERT INTO audit_anchor (one, seq, hash) VALUES (1, ?1, ?2) "
 	    "ON CONFLICT (one) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+	/* Each returns the row as STORE_FALLBACK_COLUMNS: read, written or removed. */
+	[STMT_FALLBACK_GET] =
+	    "SELECT " STORE_FALLBACK_COLUMNS " FROM fallback_origins WHERE zone_id = ?1",
+	[STMT_FALLBACK_PUT] =
+	    "INSERT INTO fallback_origins (zone_id, origin, created_at_us, updated_at_us) "
+	    "VALUES (?1, ?2, ?3, ?3) ON CONFLICT (zone_id) DO UPDATE SET "
+	    "origin = excluded.origin, "
+	    "updated_at_us = max(excluded.updated_at_us, created_at_us) "
+	    "RETURNING " STORE_FALLBACK_COLUMNS,
+	[STMT_FALLBACK_DELETE] =
+	    "DELETE FROM fallback_origins WHERE zone_id = ?1 RETURNING " STORE_FALLBACK_COLUMNS,
 	[STMT_CSR_INSERT] =
 	    "INSERT INTO csrs (id, zone_id, created_at_us, state, key_type, key_id, "
 	    "country, state_name, locality, organization, organizational_unit, "
@@ -468,6 +498,8 @@ static int	store_user_version(sqlite3 *, int *);
 static int	store_wal(sqlite3 *, const char *, char **);
 static int	store_migrate(sqlite3 *, char **);
 static int	store_file_missing(const char *, int *, char **);
+static int	store_fallback_run(struct store *, enum store_stmt, const char *,
+		    struct store_fallback *);
 
 /* Translate a SQLite result code, logging what failed unless it is an expected conflict. */
 static int
@@ -2113,4 +2145,83 @@ store_audit_anchor_put(struct store *s, uint64_t seq, const char *hash)
 		return store_error(s, rc, "audit anchor bind");
 	}
 	return store_step_done(s, STMT_ANCHOR_PUT, "audit anchor update");
+}
+
+/*
+ * Run one of the fallback origin statements (its bindings set by the caller) and read the
+ * one row it returns into f; none is KC_ERR_NOT_FOUND.
+ */
+static int
+store_fallback_run(struct store *s, enum store_stmt which, const char *what,
+    struct store_fallback *f)
+{
+	sqlite3_stmt	*st = s->stmt[which];
+	int		 rc, r;
+
+	if ((rc = sqlite3_step(st)) == SQLITE_DONE) {
+		r = KC_ERR_NOT_FOUND;
+		goto out;
+	}
+	if (rc != SQLITE_ROW) {
+		r = store_error(s, rc, what);
+		goto out;
+	}
+	if ((r = store_col_fixed(st, 0, f->origin, sizeof(f->origin))) != 0) {
+		log_warnx("store: %s: the origin column is malformed", what);
+		goto out;
+	}
+	f->created_at_us = sqlite3_column_int64(st, 1);
+	f->updated_at_us = sqlite3_column_int64(st, 2);
+	/* To SQLITE_DONE: a RETURNING statement's changes are final there. */
+	if ((rc = sqlite3_step(st)) != SQLITE_DONE)
+		r = store_error(s, rc, what);
+ out:
+	store_done(st);
+	return r;
+}
+
+int
+store_fallback_get(struct store *s, const char *zone_id, struct store_fallback *f)
+{
+	int	 rc;
+
+	return_val_if_fail(s != NULL && zone_id != NULL && f != NULL, KC_ERR_INVALID);
+	if ((rc = store_bind_text(s->stmt[STMT_FALLBACK_GET], 1, zone_id)) != SQLITE_OK) {
+		store_done(s->stmt[STMT_FALLBACK_GET]);
+		return store_error(s, rc, "fallback origin bind");
+	}
+	return store_fallback_run(s, STMT_FALLBACK_GET, "get fallback origin", f);
+}
+
+int
+store_fallback_put(struct store *s, const char *zone_id, const char *origin,
+    int64_t now_us, struct store_fallback *f)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	return_val_if_fail(s != NULL && zone_id != NULL && origin != NULL && f != NULL &&
+	    *origin != '\0' && strlen(origin) <= STORE_ORIGIN_MAX && store_lower(origin),
+	    KC_ERR_INVALID);
+	st = s->stmt[STMT_FALLBACK_PUT];
+	if ((rc = store_bind_text(st, 1, zone_id)) != SQLITE_OK ||
+	    (rc = store_bind_text(st, 2, origin)) != SQLITE_OK ||
+	    (rc = store_bind_int64(st, 3, now_us)) != SQLITE_OK) {
+		store_done(st);
+		return store_error(s, rc, "fallback origin bind");
+	}
+	return store_fallback_run(s, STMT_FALLBACK_PUT, "put fallback origin", f);
+}
+
+int
+store_fallback_delete(struct store *s, const char *zone_id, struct store_fallback *f)
+{
+	int	 rc;
+
+	return_val_if_fail(s != NULL && zone_id != NULL && f != NULL, KC_ERR_INVALID);
+	if ((rc = store_bind_text(s->stmt[STMT_FALLBACK_DELETE], 1, zone_id)) != SQLITE_OK) {
+		store_done(s->stmt[STMT_FALLBACK_DELETE]);
+		return store_error(s, rc, "fallback origin bind");
+	}
+	return store_fallback_run(s, STMT_FALLBACK_DELETE, "delete fallback origin", f);
 }

@@ -284,4 +284,28 @@ int	store_audit_anchor_get(struct store *s, uint64_t *seq, char *hash);
  */
 int	store_audit_anchor_put(struct store *s, uint64_t seq, const char *hash);
 
+/* The fallback origin of a zone (API.md "fallback_origin"). */
+#define STORE_ORIGIN_MAX	253	/* the longest DNS name */
+struct store_fallback {
+	char		 origin[STORE_ORIGIN_MAX + 1];	/* lower case, no trailing dot */
+	int64_t		 created_at_us;	/* when the zone's first origin was set */
+	int64_t		 updated_at_us;	/* when it was last set */
+};
+
+/** The zone's fallback origin into f. @retval 0, KC_ERR_NOT_FOUND (none set), KC_ERR_STORE */
+int	store_fallback_get(struct store *s, const char *zone_id, struct store_fallback *f);
+/**
+ * Set the zone's fallback origin: created at now_us when it had none, else replaced, its
+ * created_at kept and updated_at now_us. f: the row as stored.
+ * @param origin a checked hostname, lower case (KC_ERR_INVALID otherwise)
+ * @retval 0, KC_ERR_INVALID, KC_ERR_STORE
+ */
+int	store_fallback_put(struct store *s, const char *zone_id, const char *origin,
+	    int64_t now_us, struct store_fallback *f);
+/**
+ * Remove the zone's fallback origin; f: the row removed.
+ * @retval 0, KC_ERR_NOT_FOUND (none set), KC_ERR_STORE
+ */
+int	store_fallback_delete(struct store *s, const char *zone_id, struct store_fallback *f);
+
 #endif /* KC_STORE_H */

@@ -18,6 +18,9 @@ enum http_route {
 	HTTP_R_HN_GET,
 	HTTP_R_HN_UPDATE,
 	HTTP_R_HN_DELETE,
+	HTTP_R_FO_GET,
+	HTTP_R_FO_UPDATE,
+	HTTP_R_FO_DELETE,
 	HTTP_R_HEALTHZ,
 	HTTP_R_METRICS,
 	HTTP_R_NONE,		/* requests that matched no route */

@@ -406,6 +406,13 @@ http_reply_daemon(struct http *h, struct http_pending *p, Keycustody__Response *
 			goto bad;
 		r = json_id(resp->delete_hostname->id, &body);
 		break;
+	case HTTP_R_FO_GET:
+	case HTTP_R_FO_UPDATE:
+	case HTTP_R_FO_DELETE:
+		if (resp->body_case != KEYCUSTODY__RESPONSE__BODY_FALLBACK_ORIGIN)
+			goto bad;
+		r = json_reply_fallback_origin(resp->fallback_origin, &body);
+		break;
 	case HTTP_R_HEALTHZ:
 		if (resp->body_case != KEYCUSTODY__RESPONSE__BODY_HEALTH)
 			goto bad;
@@ -763,6 +770,53 @@ http_get_or_delete(struct http *h, struct evhttp_request *req, const struct http
 	http_call(h, req, row->route, t0, &msg);
 }
 
+/* GET, PUT and DELETE of the zone's fallback origin; PUT's body is {"origin": "..."}. */
+static void
+http_fallback(struct http *h, struct evhttp_request *req, const struct http_row *row,
+    const struct cred *cred, const char *zone, const char *id, double t0)
+{
+	Keycustody__Request			 msg = KEYCUSTODY__REQUEST__INIT;
+	Keycustody__GetFallbackOriginRequest	 g = KEYCUSTODY__GET_FALLBACK_ORIGIN_REQUEST__INIT;
+	Keycustody__DeleteFallbackOriginRequest	 d =
+	    KEYCUSTODY__DELETE_FALLBACK_ORIGIN_REQUEST__INIT;
+	Keycustody__UpdateFallbackOriginRequest	*u = NULL;
+	const char				*body;
+	size_t					 len;
+	int					 r;
+
+	(void)id;
+	msg.actor = (char *)cred->name;
+	msg.body_case = row->body_case;
+	switch (row->body_case) {
+	case KEYCUSTODY__REQUEST__BODY_GET_FALLBACK_ORIGIN:
+		g.zone_id = (char *)zone;
+		msg.get_fallback_origin = &g;
+		break;
+	case KEYCUSTODY__REQUEST__BODY_DELETE_FALLBACK_ORIGIN:
+		d.zone_id = (char *)zone;
+		msg.delete_fallback_origin = &d;
+		break;
+	case KEYCUSTODY__REQUEST__BODY_UPDATE_FALLBACK_ORIGIN:
+		if ((body = http_body(req, &len)) == NULL) {
+			http_send_err(h, req, row->route, t0, &http_err_body);
+			return;
+		}
+		if ((r = json_update_fallback_origin_request(body, len, &u)) != 0) {
+			http_send_err(h, req, row->route, t0, r == KC_ERR_INVALID ?
+			    &http_err_body : &http_err_internal);
+			return;
+		}
+		u->zone_id = xstrdup(zone);
+		msg.update_fallback_origin = u;
+		break;
+	default:
+		fatalx("route %s is no fallback origin route", row->name);
+	}
+	http_call(h, req, row->route, t0, &msg);
+	if (u != NULL)
+		keycustody__update_fallback_origin_request__free_unpacked(u, NULL);
+}
+
 static void
 http_healthz(struct http *h, struct evhttp_request *req, const struct http_row *row,
     const struct cred *cred, const char *zone, const char *id, double t0)
@@ -811,6 +865,15 @@ static const struct http_row http_routes[] = {
 	{ EVHTTP_REQ_DELETE, HTTP_ZONES ":zone/custom_hostnames/:id", HTTP_R_HN_DELETE,
 	    "delete_hostname", HTTP_F_WRITES, http_get_or_delete,
 	    KEYCUSTODY__REQUEST__BODY_DELETE_HOSTNAME, &http_err_hostname_id },
+	{ EVHTTP_REQ_GET, HTTP_ZONES ":zone/custom_hostnames/fallback_origin", HTTP_R_FO_GET,
+	    "get_fallback_origin", 0, http_fallback,
+	    KEYCUSTODY__REQUEST__BODY_GET_FALLBACK_ORIGIN, NULL },
+	{ EVHTTP_REQ_PUT, HTTP_ZONES ":zone/custom_hostnames/fallback_origin",
+	    HTTP_R_FO_UPDATE, "update_fallback_origin", HTTP_F_WRITES, http_fallback,
+	    KEYCUSTODY__REQUEST__BODY_UPDATE_FALLBACK_ORIGIN, NULL },
+	{ EVHTTP_REQ_DELETE, HTTP_ZONES ":zone/custom_hostnames/fallback_origin",
+	    HTTP_R_FO_DELETE, "delete_fallback_origin", HTTP_F_WRITES, http_fallback,
+	    KEYCUSTODY__REQUEST__BODY_DELETE_FALLBACK_ORIGIN, NULL },
 	{ EVHTTP_REQ_GET, HTTP_PREFIX "/healthz", HTTP_R_HEALTHZ, "healthz", HTTP_F_OPEN,
 	    http_healthz, 0, NULL },
 	{ EVHTTP_REQ_GET, "/metrics", HTTP_R_METRICS, "metrics",
@@ -826,6 +889,7 @@ static const struct {
 } http_methods[] = {
 	{ EVHTTP_REQ_GET, "GET" },
 	{ EVHTTP_REQ_POST, "POST" },
+	{ EVHTTP_REQ_PUT, "PUT" },
 	{ EVHTTP_REQ_PATCH, "PATCH" },
 	{ EVHTTP_REQ_DELETE, "DELETE" },
 };
@@ -844,8 +908,9 @@ struct http_params {
  * @retval 1 with pp set, or 0
  */
 /*
- * Cloudflare's sub-resources beside the ids of custom hostnames, which this service does
- * not serve: their paths are unknown routes (400/7003), never a hostname id.
+ * Cloudflare's sub-resources beside the ids of custom hostnames, never a hostname id: the
+ * fallback origin has its own rows; quota, which this service does not serve, is an
+ * unknown route (400/7003).
  */
 static const char *const http_unserved_names[] = { "fallback_origin", "quota" };
 

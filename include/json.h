@@ -61,6 +61,18 @@ int	 json_update_hostname_request(const char *body, size_t len,
 	    Keycustody__UpdateHostnameRequest **reqp);
 
 /**
+ * Map a fallback origin PUT body ({"origin": "..."}); the origin is left NULL when absent
+ * or null, and checked by the daemon.
+ * @param reqp on success, caller frees with
+ *	keycustody__update_fallback_origin_request__free_unpacked(*reqp, NULL); zone_id is
+ *	left NULL
+ * @retval 0, KC_ERR_INVALID (undecodable, not an object, origin not a string),
+ *	KC_ERR_NOMEM
+ */
+int	 json_update_fallback_origin_request(const char *body, size_t len,
+	    Keycustody__UpdateFallbackOriginRequest **reqp);
+
+/**
  * The API object of a CSR, without envelope (no zone_id, no key_uri, no key_id).
  * @param out caller frees
  */
@@ -104,6 +116,13 @@ int	 json_reply_csr_list(const Keycustody__ListCsrsResponse *list, char **out);
 
 /** Success envelope with result {"id": id}. @param out caller frees */
 int	 json_reply_id(const char *id, char **out);
+
+/**
+ * Success envelope around a fallback origin: origin, status (when f has one), created_at,
+ * updated_at (with microseconds) and errors (always empty).
+ * @param out caller frees
+ */
+int	 json_reply_fallback_origin(const Keycustody__FallbackOrigin *f, char **out);
 
 /**
  * Failure envelope with one error; when chain_code is not 0, the error carries an

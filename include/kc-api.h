@@ -55,6 +55,10 @@
 #define KC_API_CSR_KEY_MISSING		1490
 #define KC_API_HOSTNAME_NOT_FOUND_MSG	"The custom hostname was not found."
 
+/* The zone has no fallback origin (Cloudflare's 1551, a 404). */
+#define KC_API_FALLBACK_NOT_FOUND	1551
+#define KC_API_FALLBACK_NOT_FOUND_MSG	"Fallback origin not found."
+
 /* Pages of a list: page 1..KC_PAGE_MAX, per_page KC_PER_PAGE_MIN..KC_PER_PAGE_MAX. */
 #define KC_PAGE_MAX			100000000U
 #define KC_PER_PAGE_MIN			5

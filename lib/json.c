@@ -293,6 +293,33 @@ json_update_hostname_request(const char *body, size_t len,
 	return r;
 }
 
+int
+json_update_fallback_origin_request(const char *body, size_t len,
+    Keycustody__UpdateFallbackOriginRequest **reqp)
+{
+	Keycustody__UpdateFallbackOriginRequest	*m = NULL;
+	json_t					*root = NULL;
+	int					 r;
+
+	*reqp = NULL;
+	if ((r = json_load_object(body, len, &root)) != 0)
+		goto out;
+	if ((m = calloc(1, sizeof(*m))) == NULL) {
+		r = KC_ERR_NOMEM;
+		goto out;
+	}
+	keycustody__update_fallback_origin_request__init(m);
+	if ((r = json_get_string(root, "origin", &m->origin)) != 0)
+		goto out;
+	*reqp = m;
+	m = NULL;
+ out:
+	if (m != NULL)
+		keycustody__update_fallback_origin_request__free_unpacked(m, NULL);
+	json_decref(root);
+	return r;
+}
+
 /*
  * The API objects and envelopes, on the writer. Members go in jansson's former order (the
  * order API.md lists them); a NULL string is written as "", as it always was.
@@ -540,6 +567,30 @@ json_w_hostname(struct json_w *w, const Keycustody__CustomHostname *hn)
 	json_w_object_end(w);
 }
 
+/*
+ * The API object of a fallback origin (API.md "fallback_origin"): errors is always empty,
+ * nothing being activated here; status only where the daemon gave one.
+ */
+static void
+json_w_fallback(struct json_w *w, const Keycustody__FallbackOrigin *f)
+{
+	char	 created[JSON_TIME_LEN];
+	char	 updated[JSON_TIME_LEN];
+
+	json_time(f->created_at_us, 1, created, sizeof(created));
+	json_time(f->updated_at_us, 1, updated, sizeof(updated));
+	json_w_object_begin(w);
+	json_w_kstr(w, "origin", f->origin);
+	if (f->status != NULL)
+		json_w_kstr(w, "status", f->status);
+	json_w_kstr(w, "created_at", created);
+	json_w_kstr(w, "updated_at", updated);
+	json_w_key(w, "errors");
+	json_w_array_begin(w);
+	json_w_array_end(w);
+	json_w_object_end(w);
+}
+
 /* {"id": id}; a NULL id is "". */
 static void
 json_w_id(struct json_w *w, const char *id)
@@ -601,6 +652,7 @@ json_w_success_end(struct json_w *w, const struct json_page *pg)
 struct json_result {
 	const Keycustody__Csr			*const *csrs;
 	const Keycustody__CustomHostname	*const *hostnames;
+	const Keycustody__FallbackOrigin	*fallback;
 	const char				*id;
 	size_t					 n;
 	const struct json_page			*page;
@@ -630,6 +682,8 @@ json_render(const struct json_result *res, int envelope, char **out)
 			json_w_csr(&w, res->csrs[i]);
 		else if (res->hostnames != NULL)
 			json_w_hostname(&w, res->hostnames[i]);
+		else if (res->fallback != NULL)
+			json_w_fallback(&w, res->fallback);
 		else
 			json_w_id(&w, res->id);
 	}
@@ -753,6 +807,14 @@ int
 json_reply_id(const char *id, char **out)
 {
 	return json_render_id(id, 1, out);
+}
+
+int
+json_reply_fallback_origin(const Keycustody__FallbackOrigin *f, char **out)
+{
+	const struct json_result	 res = { .fallback = f, .n = 1 };
+
+	return json_render(&res, 1, out);
 }
 
 

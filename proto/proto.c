@@ -163,6 +163,12 @@ proto_request_name(int body_case)
 		return "update_hostname";
 	case KEYCUSTODY__REQUEST__BODY_DELETE_HOSTNAME:
 		return "delete_hostname";
+	case KEYCUSTODY__REQUEST__BODY_GET_FALLBACK_ORIGIN:
+		return "get_fallback_origin";
+	case KEYCUSTODY__REQUEST__BODY_UPDATE_FALLBACK_ORIGIN:
+		return "update_fallback_origin";
+	case KEYCUSTODY__REQUEST__BODY_DELETE_FALLBACK_ORIGIN:
+		return "delete_fallback_origin";
 	default:
 		return "unknown";
 	}

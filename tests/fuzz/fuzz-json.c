@@ -2,7 +2,7 @@
  * Copyright (c) 2026 The keycustody authors. SPDX-License-Identifier: ISC
  *
  * fuzz-json.c: the shim's JSON mapping (lib/json.c). Every input is a request body given
- * to the three request mappings; what they accept is packed and unpacked as protobuf (the
+ * to the four request mappings; what they accept is packed and unpacked as protobuf (the
  * trip to the daemon) and serialized back as API objects and envelopes, whose output must
  * be JSON again and carry the strings it was given. The body as a string, whatever its
  * bytes, also goes through the id replies and error envelopes: the output must be JSON, and
@@ -226,9 +226,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	Keycustody__CreateCsrRequest		*csr = NULL, *u;
 	Keycustody__CreateHostnameRequest	*ch = NULL;
 	Keycustody__UpdateHostnameRequest	*uh = NULL;
+	Keycustody__UpdateFallbackOriginRequest	*fo = NULL;
+	Keycustody__FallbackOrigin		 f = KEYCUSTODY__FALLBACK_ORIGIN__INIT;
 	const char				*body = (const char *)data;
-	char					*s;
+	char					*s, *out = NULL;
 	int64_t					 ts = 0;
+	int					 r;
 
 	if (size >= sizeof(ts))
 		memcpy(&ts, data, sizeof(ts));
@@ -250,6 +253,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (json_update_hostname_request(body, size, &uh) == 0) {
 		json_hostname_out(NULL, uh->ssl, ts);
 		keycustody__update_hostname_request__free_unpacked(uh, NULL);
+	}
+	if (json_update_fallback_origin_request(body, size, &fo) == 0) {
+		f.origin = (char *)json_or(fo->origin, "");
+		f.status = fo->origin != NULL ? (char *)"active" : NULL;
+		f.created_at_us = ts;
+		f.updated_at_us = ts;
+		r = json_reply_fallback_origin(&f, &out);
+		json_check(r, out, "origin", f.origin);
+		keycustody__update_fallback_origin_request__free_unpacked(fo, NULL);
 	}
 
 	if ((s = malloc(size + 1)) == NULL)

@@ -222,6 +222,8 @@ def gen_json():
     w("hostname-ssl-null", '{"hostname":"a.com","ssl":null}')
     w("hostname-ssl-wrong", '{"hostname":"a.com","ssl":[1]}')
     w("update", '{"ssl":{"custom_certificate":"x","bundle_method":"force"}}')
+    w("fallback-origin", '{"origin":"Origin.' + HOST + '."}')
+    w("fallback-origin-wrong", '{"origin":["a.com"]}')
     w("numbers", '{"common_name":1e999,"sans":[1,2.5,-0]}')
     w("timestamp-bytes", '\xff\xff\xff\xff\xff\xff\xff\x7f{"common_name":"x"}'.encode("latin-1"))
 

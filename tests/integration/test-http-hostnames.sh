@@ -222,11 +222,69 @@ done
 jq -e '.errors[0].message == "The custom hostname ID is invalid. Check your input and try again."' \
     "$tmp/body" >/dev/null && ok "1435 message" || bad "1435 message"
 # Issue 13: Cloudflare's sub-resources that are not served are unknown routes, not ids.
-for sub in fallback_origin quota; do
-	for m in GET PUT PATCH DELETE; do
-		req $m "$HN/$sub" -H "$(W)" -d '{}'; expect 400 7003 "$m $sub: no route"
-	done
+for m in GET PUT PATCH DELETE; do
+	req $m "$HN/quota" -H "$(W)" -d '{}'; expect 400 7003 "$m quota: no route"
 done
+
+echo "# == the zone's fallback origin (issue 13)"
+FO=$HN/fallback_origin
+fput() { req PUT "$FO" -H "$(W)" -H 'Content-Type: application/json' --data-binary "$1"; }
+# Before one is set: Cloudflare's 404/1551, as for any record that is not there.
+req GET "$FO" -H "$(W)"; expect 404 1551 "fallback origin: get before set"
+jq -e '.errors[0].message == "Fallback origin not found."' "$tmp/body" >/dev/null &&
+    ok "1551 message" || bad "1551 message"
+req DELETE "$FO" -H "$(W)"; expect 404 1551 "fallback origin: delete before set"
+req PATCH "$FO" -H "$(W)" -d '{}'; expect 405 - "fallback origin: PATCH"
+grep -qi '^allow: GET, PUT, DELETE' "$tmp/hdr" && ok "Allow: GET, PUT, DELETE" || bad "Allow header"
+req POST "$FO" -H "$(W)" -d '{}'; expect 405 - "fallback origin: POST"
+req PUT "$FO" -H "$(R)" -d '{"origin":"origin.acme-corp.co.uk"}'; expect 403 10000 "reader may not set it"
+req GET "$FO" -H "Authorization: Bearer $KC_TOKEN_Z2"; expect 403 10000 "zone-2 token on zone 1's"
+for b in '{}' '{"origin":""}' '{"origin":null}'; do
+	fput "$b"; expect 400 1415 "fallback origin: none in $b"
+done
+fput '{"origin":"no spaces.acme-corp.co.uk"}'; expect 400 1415 "fallback origin: syntax"
+fput '{"origin":"192.0.2.1"}'; expect 400 1415 "fallback origin: an IP address"
+fput '{"origin":"*.acme-corp.co.uk"}'; expect 400 1420 "fallback origin: wildcard"
+fput '{"origin":"origin.test"}'; expect 400 1417 "fallback origin: reserved TLD"
+fput '{"origin":"fallback.example.com"}'; expect 400 1419 "fallback origin: example.com"
+fput '{"origin":"co.uk"}'; expect 400 1418 "fallback origin: a public suffix"
+fput '{"origin":"bücher.acme-corp.co.uk"}'; expect 400 1416 "fallback origin: non-ASCII"
+fput '{"origin":7}'; expect 400 1400 "fallback origin: not a string"
+fput 'nope'; expect 400 1400 "fallback origin: not JSON"
+req GET "$FO" -H "$(W)"; expect 404 1551 "fallback origin: still none after refusals"
+# Set: stored folded, status "active" (stored), created_at = updated_at, errors empty.
+fput '{"origin":"Origin.ACME-corp.co.uk."}'; expect 200 - "fallback origin: set"
+jq -e '.success == true and .result.origin == "origin.acme-corp.co.uk" and
+    .result.status == "active" and .result.errors == [] and
+    (.result.created_at | test("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}\\.[0-9]{6}Z$")) and
+    .result.created_at == .result.updated_at' "$tmp/body" >/dev/null &&
+    ok "set: origin folded, active, times" || bad "set result"
+c1=$(jq -r .result.created_at "$tmp/body")
+req GET "$FO" -H "$(R)"; expect 200 - "fallback origin: reader gets it"
+jq -e --arg c "$c1" '.result == {"origin":"origin.acme-corp.co.uk","status":"active",
+    "created_at":$c,"updated_at":$c,"errors":[]}' "$tmp/body" >/dev/null &&
+    ok "get: as set" || bad "get result"
+req GET "/zones/$Z2/custom_hostnames/fallback_origin" -H "Authorization: Bearer $KC_TOKEN_Z2"; expect 404 1551 "zone 2 has none"
+sleep 0.01
+fput '{"origin":"fallback.acme-corp.co.uk"}'; expect 200 - "fallback origin: replaced"
+jq -e --arg c "$c1" '.result.origin == "fallback.acme-corp.co.uk" and
+    .result.created_at == $c and .result.updated_at > $c' "$tmp/body" >/dev/null &&
+    ok "replace: created_at kept, updated_at later" || bad "replace result"
+u2=$(jq -r .result.updated_at "$tmp/body")
+fput '{"origin":"*.acme-corp.co.uk"}'; expect 400 1420 "fallback origin: bad replacement"
+req GET "$FO" -H "$(W)"; expect 200 - "fallback origin: get after a refused replacement"
+jq -e '.result.origin == "fallback.acme-corp.co.uk"' "$tmp/body" >/dev/null &&
+    ok "a refused PUT changes nothing" || bad "refused PUT changed it"
+# Delete: the record removed, without status (it is gone, not pending), then none.
+req DELETE "$FO" -H "$(W)"; expect 200 - "fallback origin: delete"
+jq -e --arg c "$c1" --arg u "$u2" '.success == true and .result == {"origin":
+    "fallback.acme-corp.co.uk","created_at":$c,"updated_at":$u,"errors":[]}' \
+    "$tmp/body" >/dev/null && ok "delete: the removed record" || bad "delete result"
+req GET "$FO" -H "$(W)"; expect 404 1551 "fallback origin: get after delete"
+req DELETE "$FO" -H "$(W)"; expect 404 1551 "fallback origin: delete again"
+grep -c '"op":"update_fallback_origin"' "$KC_TMP/audit.log" | grep -qx 2 &&
+    grep -q '"op":"delete_fallback_origin".*"hostname":"fallback.acme-corp.co.uk"' \
+    "$KC_TMP/audit.log" && ok "fallback origin writes audited" || bad "audit records"
 req GET "$HN/3f1e4b2a-9c1d-4e7f-8a2b-5c6d7e8f9a0b" -H "$(W)"; expect 404 1436 "unknown id"
 jq -e '.errors[0].message == "The custom hostname was not found."' "$tmp/body" >/dev/null &&
     ok "1436 message" || bad "1436 message"

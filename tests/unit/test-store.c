@@ -33,7 +33,7 @@
 #define NPAGED	23	/* READY records of zone A in the pagination test */
 #define NHOSTS	13	/* custom hostnames of zone A in the hostname list test */
 
-#define SCHEMA_VERSION	6	/* the newest migration of store.c */
+#define SCHEMA_VERSION	7	/* the newest migration of store.c */
 
 struct fixture {
 	char		 dir[PATH_MAX];
@@ -1887,11 +1887,12 @@ test_migrate_v4_case(void **state)
 		store_close(s);
 		s = NULL;
 		/*
-		 * Back to version 4: no triggers, no columns of migration 6, rows as an older
-		 * daemon wrote them.
+		 * Back to version 4: no triggers, no columns of migration 6, no table of
+		 * migration 7, rows as an older daemon wrote them.
 		 */
 		db = raw_open(path);
 		assert_int_equal(sqlite3_exec(db,
+		    "DROP TABLE fallback_origins;"
 		    "DROP TRIGGER custom_hostnames_lower_insert;"
 		    "DROP TRIGGER custom_hostnames_lower_update;"
 		    "ALTER TABLE custom_hostnames DROP COLUMN custom_metadata;"
@@ -1945,6 +1946,76 @@ test_migrate_v4_case(void **state)
 	}
 }
 
+/*
+ * The fallback origin: none before it is set, created then replaced (created_at kept),
+ * one per zone, removed with what was removed returned; the schema refuses upper case.
+ */
+static void
+test_fallback_origin(void **state)
+{
+	struct fixture		*fx = *state;
+	struct store_fallback	 f, g;
+	sqlite3			*db;
+	char			*cause = NULL;
+	char			 longname[STORE_ORIGIN_MAX + 2];
+
+	assert_int_equal(store_fallback_get(fx->s, ZONE_A, &f), KC_ERR_NOT_FOUND);
+	assert_int_equal(store_fallback_delete(fx->s, ZONE_A, &f), KC_ERR_NOT_FOUND);
+
+	assert_int_equal(store_fallback_put(fx->s, ZONE_A, "origin.acme-corp.co.uk", 1000,
+	    &f), 0);
+	assert_string_equal(f.origin, "origin.acme-corp.co.uk");
+	assert_int_equal(f.created_at_us, 1000);
+	assert_int_equal(f.updated_at_us, 1000);
+	assert_int_equal(store_fallback_get(fx->s, ZONE_A, &g), 0);
+	assert_string_equal(g.origin, f.origin);
+	assert_int_equal(g.created_at_us, 1000);
+
+	/* Replaced: created_at kept, updated_at moves (never before created_at). */
+	assert_int_equal(store_fallback_put(fx->s, ZONE_A, "fallback.acme-corp.co.uk", 5000,
+	    &f), 0);
+	assert_string_equal(f.origin, "fallback.acme-corp.co.uk");
+	assert_int_equal(f.created_at_us, 1000);
+	assert_int_equal(f.updated_at_us, 5000);
+	assert_int_equal(store_fallback_put(fx->s, ZONE_A, "fallback.acme-corp.co.uk", 10,
+	    &f), 0);
+	assert_int_equal(f.updated_at_us, 1000);
+
+	/* Another zone's is its own. */
+	assert_int_equal(store_fallback_get(fx->s, ZONE_B, &g), KC_ERR_NOT_FOUND);
+	assert_int_equal(store_fallback_put(fx->s, ZONE_B, "b.acme-corp.co.uk", 7, &g), 0);
+
+	/* Refused before SQL: upper case, empty, too long. */
+	assert_int_equal(store_fallback_put(fx->s, ZONE_A, "Origin.acme-corp.co.uk", 1,
+	    &g), KC_ERR_INVALID);
+	assert_int_equal(store_fallback_put(fx->s, ZONE_A, "", 1, &g), KC_ERR_INVALID);
+	memset(longname, 'a', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	assert_int_equal(store_fallback_put(fx->s, ZONE_A, longname, 1, &g),
+	    KC_ERR_INVALID);
+	/* And by the schema, for any other writer. */
+	db = raw_open(fx->path);
+	assert_int_not_equal(sqlite3_exec(db, "INSERT INTO fallback_origins VALUES ('"
+	    ZONE_C "', 'Origin.acme-corp.co.uk', 1, 1)", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_close(db), SQLITE_OK);
+
+	assert_int_equal(store_fallback_delete(fx->s, ZONE_A, &g), 0);
+	assert_string_equal(g.origin, "fallback.acme-corp.co.uk");
+	assert_int_equal(g.created_at_us, 1000);
+	assert_int_equal(store_fallback_get(fx->s, ZONE_A, &g), KC_ERR_NOT_FOUND);
+	assert_int_equal(store_fallback_delete(fx->s, ZONE_A, &g), KC_ERR_NOT_FOUND);
+	assert_int_equal(store_fallback_get(fx->s, ZONE_B, &g), 0);
+	assert_string_equal(g.origin, "b.acme-corp.co.uk");
+
+	/* Persisted: a new handle sees zone B's. */
+	store_close(fx->s);
+	fx->s = NULL;
+	assert_int_equal(store_open(fx->path, &fx->s, &cause), 0);
+	free(cause);
+	assert_int_equal(store_fallback_get(fx->s, ZONE_B, &g), 0);
+	assert_int_equal(g.created_at_us, 7);
+}
+
 int
 main(void)
 {
@@ -1976,6 +2047,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_migrate_v1, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_zone_counts, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_migrate_v2, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_fallback_origin, fx_setup, fx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

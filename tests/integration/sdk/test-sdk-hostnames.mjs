@@ -187,6 +187,48 @@ await assert.rejects(client.customHostnames.create({
 });
 checks++;
 
+// the zone's fallback origin (issue 13): none, set (folded), replaced, refused, deleted
+const fo = client.customHostnames.fallbackOrigin;
+const usTime = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/;
+const notFound = (e) => {
+	assert.ok(e instanceof NotFoundError, `got ${e?.constructor?.name}`);
+	assert.equal(e.errors[0].code, 1551);
+	return true;
+};
+await assert.rejects(fo.get({ zone_id }), notFound);
+checks++;
+const set = await fo.update({ zone_id, origin: 'Origin.Acme-Corp.co.uk' });
+assert.equal(set.origin, 'origin.acme-corp.co.uk');
+assert.equal(set.status, 'active');
+assert.deepEqual(set.errors, []);
+assert.match(set.created_at, usTime);
+assert.equal(set.updated_at, set.created_at);
+assert.deepEqual(await fo.get({ zone_id }), set);
+checks++;
+await new Promise((r) => setTimeout(r, 5));
+const moved = await fo.update({ zone_id, origin: 'fallback.acme-corp.co.uk' });
+assert.equal(moved.origin, 'fallback.acme-corp.co.uk');
+assert.equal(moved.created_at, set.created_at);
+assert.ok(moved.updated_at > set.created_at, `updated_at ${moved.updated_at}`);
+checks++;
+for (const [origin, code] of [['*.acme-corp.co.uk', 1420], ['fallback.example.com', 1419],
+    ['origin.test', 1417], ['192.0.2.1', 1415], ['', 1415]]) {
+	await assert.rejects(fo.update({ zone_id, origin }), (e) => {
+		assert.ok(e instanceof BadRequestError, `${origin}: got ${e?.constructor?.name}`);
+		assert.equal(e.errors[0].code, code, origin);
+		return true;
+	});
+	checks++;
+}
+assert.deepEqual(await fo.get({ zone_id }), moved);
+const gone = await fo.delete({ zone_id });
+assert.deepEqual(gone, { origin: moved.origin, created_at: moved.created_at,
+	updated_at: moved.updated_at, errors: [] });
+checks++;
+await assert.rejects(fo.get({ zone_id }), notFound);
+await assert.rejects(fo.delete({ zone_id }), notFound);
+checks++;
+
 // the CSR is in use; delete (bare {"id"} body), then the CSR goes
 await assert.rejects(client.customCsrs.delete(csr.id, { zone_id }), (e) => {
 	assert.ok(e instanceof ConflictError);
