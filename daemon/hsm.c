@@ -1849,6 +1849,57 @@ hsm_generate(struct hsm_session *s, enum hsm_keytype type, const uint8_t *id,
 	return rv;
 }
 
+/* A CK_BBOOL attribute a custody key must have (or must not have). */
+struct hsm_flag_check {
+	CK_ATTRIBUTE_TYPE	 type;
+	const char		*name;
+	CK_BBOOL		 want;
+	int			 required;	/* must be present */
+};
+
+#define HSM_MAX_FLAG_CHECKS	16
+
+/*
+ * Read the n flags of checks on o in one call and compare them. On a mismatch, why (len
+ * bytes) says which flag and HSM_CKR_UNSAFE is returned.
+ */
+static CK_RV
+hsm_check_flags(struct hsm_session *s, CK_OBJECT_HANDLE o,
+    const struct hsm_flag_check *checks, size_t n, char *why, size_t len)
+{
+	CK_ATTRIBUTE	 t[HSM_MAX_FLAG_CHECKS];
+	CK_BBOOL	 v[HSM_MAX_FLAG_CHECKS];
+	CK_RV		 rv;
+	size_t		 i;
+
+	if (n > HSM_MAX_FLAG_CHECKS)
+		return HSM_CKR_UNSAFE;
+	for (i = 0; i < n; i++) {
+		v[i] = !checks[i].want;
+		t[i].type = checks[i].type;
+		t[i].pValue = &v[i];
+		t[i].ulValueLen = sizeof(v[i]);
+	}
+	rv = s->h->f->C_GetAttributeValue(s->sh, o, t, n);
+	if (rv != CKR_OK && rv != CKR_ATTRIBUTE_TYPE_INVALID &&
+	    rv != CKR_ATTRIBUTE_SENSITIVE)
+		return rv;
+	for (i = 0; i < n; i++) {
+		if (t[i].ulValueLen != sizeof(CK_BBOOL)) {
+			if (!checks[i].required)
+				continue;
+			snprintf(why, len, "%s unreadable", checks[i].name);
+			return HSM_CKR_UNSAFE;
+		}
+		if ((v[i] != CK_FALSE) != (checks[i].want != CK_FALSE)) {
+			snprintf(why, len, "%s is %s", checks[i].name,
+			    v[i] ? "true" : "false");
+			return HSM_CKR_UNSAFE;
+		}
+	}
+	return CKR_OK;
+}
+
 /*
  * Read the private key's attributes back: a key that is or was extractable, or not
  * generated in the token, or usable for anything but signing, is unsafe.
@@ -1856,12 +1907,7 @@ hsm_generate(struct hsm_session *s, enum hsm_keytype type, const uint8_t *id,
 static CK_RV
 hsm_check_private(struct hsm_session *s, CK_OBJECT_HANDLE priv)
 {
-	static const struct {
-		CK_ATTRIBUTE_TYPE	 type;
-		const char		*name;
-		CK_BBOOL		 want;
-		int			 required;	/* must be present */
-	} checks[] = {
+	static const struct hsm_flag_check checks[] = {
 		{ CKA_TOKEN, "CKA_TOKEN", CK_TRUE, 1 },
 		{ CKA_PRIVATE, "CKA_PRIVATE", CK_TRUE, 1 },
 		{ CKA_SENSITIVE, "CKA_SENSITIVE", CK_TRUE, 1 },
@@ -1874,36 +1920,13 @@ hsm_check_private(struct hsm_session *s, CK_OBJECT_HANDLE priv)
 		{ CKA_UNWRAP, "CKA_UNWRAP", CK_FALSE, 0 },
 		{ CKA_DERIVE, "CKA_DERIVE", CK_FALSE, 0 },
 	};
-	enum { NCHECKS = sizeof(checks) / sizeof(checks[0]) };
-	CK_ATTRIBUTE	 t[NCHECKS];
-	CK_BBOOL	 v[NCHECKS];
-	CK_RV		 rv;
-	size_t		 i;
+	char	 why[128];
+	CK_RV	 rv;
 
-	for (i = 0; i < NCHECKS; i++) {
-		v[i] = !checks[i].want;
-		t[i].type = checks[i].type;
-		t[i].pValue = &v[i];
-		t[i].ulValueLen = sizeof(v[i]);
-	}
-	rv = s->h->f->C_GetAttributeValue(s->sh, priv, t, NCHECKS);
-	if (rv != CKR_OK && rv != CKR_ATTRIBUTE_TYPE_INVALID &&
-	    rv != CKR_ATTRIBUTE_SENSITIVE)
-		return rv;
-	for (i = 0; i < NCHECKS; i++) {
-		if (t[i].ulValueLen != sizeof(CK_BBOOL)) {
-			if (!checks[i].required)
-				continue;
-			log_warnx("hsm: new private key: %s unreadable", checks[i].name);
-			return HSM_CKR_UNSAFE;
-		}
-		if ((v[i] != CK_FALSE) != (checks[i].want != CK_FALSE)) {
-			log_warnx("hsm: new private key: %s is %s", checks[i].name,
-			    v[i] ? "true" : "false");
-			return HSM_CKR_UNSAFE;
-		}
-	}
-	return CKR_OK;
+	if ((rv = hsm_check_flags(s, priv, checks, nitems(checks), why, sizeof(why))) ==
+	    HSM_CKR_UNSAFE)
+		log_warnx("hsm: new private key: %s", why);
+	return rv;
 }
 
 /* Destroy objects; a handle that is already gone counts as destroyed. */
@@ -2899,12 +2922,7 @@ hsm_mac_generate(struct hsm_session *s, CK_OBJECT_HANDLE *o)
 static CK_RV
 hsm_mac_check(struct hsm_session *s, CK_OBJECT_HANDLE o, char **cause)
 {
-	static const struct {
-		CK_ATTRIBUTE_TYPE	 type;
-		const char		*name;
-		CK_BBOOL		 want;
-		int			 required;
-	} checks[] = {
+	static const struct hsm_flag_check checks[] = {
 		{ CKA_TOKEN, "CKA_TOKEN", CK_TRUE, 1 },
 		{ CKA_PRIVATE, "CKA_PRIVATE", CK_TRUE, 1 },
 		{ CKA_SENSITIVE, "CKA_SENSITIVE", CK_TRUE, 1 },
@@ -2919,48 +2937,25 @@ hsm_mac_check(struct hsm_session *s, CK_OBJECT_HANDLE o, char **cause)
 		{ CKA_UNWRAP, "CKA_UNWRAP", CK_FALSE, 0 },
 		{ CKA_DERIVE, "CKA_DERIVE", CK_FALSE, 0 },
 	};
-	enum { NCHECKS = sizeof(checks) / sizeof(checks[0]) };
-	CK_ATTRIBUTE	 t[NCHECKS + 1];
-	CK_BBOOL	 v[NCHECKS];
 	CK_KEY_TYPE	 ckk = (CK_KEY_TYPE)-1;
+	CK_ATTRIBUTE	 t = { CKA_KEY_TYPE, &ckk, sizeof(ckk) };
+	char		 why[128];
 	CK_RV		 rv;
-	size_t		 i;
 
-	for (i = 0; i < NCHECKS; i++) {
-		v[i] = !checks[i].want;
-		t[i].type = checks[i].type;
-		t[i].pValue = &v[i];
-		t[i].ulValueLen = sizeof(v[i]);
-	}
-	t[NCHECKS].type = CKA_KEY_TYPE;
-	t[NCHECKS].pValue = &ckk;
-	t[NCHECKS].ulValueLen = sizeof(ckk);
-	rv = s->h->f->C_GetAttributeValue(s->sh, o, t, NCHECKS + 1);
-	if (rv != CKR_OK && rv != CKR_ATTRIBUTE_TYPE_INVALID &&
-	    rv != CKR_ATTRIBUTE_SENSITIVE)
+	rv = s->h->f->C_GetAttributeValue(s->sh, o, &t, 1);
+	if (rv != CKR_OK && rv != CKR_ATTRIBUTE_TYPE_INVALID)
 		return rv;
-	if (t[NCHECKS].ulValueLen != sizeof(ckk) ||
+	if (t.ulValueLen != sizeof(ckk) ||
 	    (ckk != CKK_GENERIC_SECRET && ckk != CKK_SHA256_HMAC)) {
 		kc_cause(cause, "the audit MAC key \"%s\" is not a generic secret or "
 		    "HMAC-SHA256 key", HSM_AUDIT_MAC_LABEL);
 		return HSM_CKR_UNSAFE;
 	}
-	for (i = 0; i < NCHECKS; i++) {
-		if (t[i].ulValueLen != sizeof(CK_BBOOL)) {
-			if (!checks[i].required)
-				continue;
-			kc_cause(cause, "the audit MAC key \"%s\": %s unreadable",
-			    HSM_AUDIT_MAC_LABEL, checks[i].name);
-			return HSM_CKR_UNSAFE;
-		}
-		if ((v[i] != CK_FALSE) != (checks[i].want != CK_FALSE)) {
-			kc_cause(cause, "the audit MAC key \"%s\": %s is %s: it could leave "
-			    "the token or serve another purpose; it is not used",
-			    HSM_AUDIT_MAC_LABEL, checks[i].name, v[i] ? "true" : "false");
-			return HSM_CKR_UNSAFE;
-		}
-	}
-	return CKR_OK;
+	if ((rv = hsm_check_flags(s, o, checks, nitems(checks), why, sizeof(why))) ==
+	    HSM_CKR_UNSAFE)
+		kc_cause(cause, "the audit MAC key \"%s\": %s: it could leave the token or "
+		    "serve another purpose; it is not used", HSM_AUDIT_MAC_LABEL, why);
+	return rv;
 }
 
 /* Find (or, when create, make) the MAC key and keep its handle in s. */

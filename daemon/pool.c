@@ -38,7 +38,7 @@ struct pool_thread {
 struct pool {
 	pthread_mutex_t		 lock;
 	pthread_cond_t		 cond;
-	struct pool_jobq	 todo;		/* POOL_FAST jobs waiting for a worker */
+	struct pool_jobq	 fast;		/* POOL_FAST jobs waiting for a worker */
 	struct pool_jobq	 slow;		/* POOL_SLOW jobs waiting for a worker */
 	unsigned int		 running_slow;
 	struct pool_jobq	 done;		/* worked, waiting for the loop */
@@ -63,7 +63,7 @@ pool_new(struct event_base *base, void *const *ctxs, unsigned int nworkers,
 
 	p = xcalloc(1, sizeof(*p));
 	p->limit = limit;
-	TAILQ_INIT(&p->todo);
+	TAILQ_INIT(&p->fast);
 	TAILQ_INIT(&p->slow);
 	TAILQ_INIT(&p->done);
 	pthread_mutex_init(&p->lock, NULL);
@@ -101,7 +101,7 @@ pool_submit(struct pool *p, enum pool_class class, pool_work_fn work, pool_done_
 	job->work = work;
 	job->done = done;
 	job->arg = arg;
-	TAILQ_INSERT_TAIL(class == POOL_SLOW ? &p->slow : &p->todo, job, entry);
+	TAILQ_INSERT_TAIL(class == POOL_SLOW ? &p->slow : &p->fast, job, entry);
 	p->depth++;
 	pthread_cond_signal(&p->cond);
 	pthread_mutex_unlock(&p->lock);
@@ -143,13 +143,13 @@ pool_next_inlock(struct pool *p)
 	struct pool_job	*job;
 
 	if ((job = TAILQ_FIRST(&p->slow)) != NULL &&
-	    (TAILQ_EMPTY(&p->todo) || p->running_slow + 1 < p->nworkers)) {
+	    (TAILQ_EMPTY(&p->fast) || p->running_slow + 1 < p->nworkers)) {
 		TAILQ_REMOVE(&p->slow, job, entry);
 		p->running_slow++;
 		return job;
 	}
-	if ((job = TAILQ_FIRST(&p->todo)) != NULL)
-		TAILQ_REMOVE(&p->todo, job, entry);
+	if ((job = TAILQ_FIRST(&p->fast)) != NULL)
+		TAILQ_REMOVE(&p->fast, job, entry);
 	return job;
 }
 

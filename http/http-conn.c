@@ -7,11 +7,11 @@
  * credentials, unknown methods, authentication before a body), and the listener's
  * back-off on accept() errors.
  *
- * XXX libevent 2.1 has no hook before evhttp reads a request (2.2 has
- * evhttp_set_newreqcb() and evhttp_set_max_connections()). So every connection's input
- * buffer is watched (evbuffer_add_cb runs before evhttp's read callback): the bytes of a
- * header block are moved aside until the block is complete and has passed, then handed
- * back to evhttp in one piece; body bytes are counted through. A refused request is
+ * Why it is done this way: libevent 2.1 (Debian 12's) has no hook before evhttp reads a
+ * request (2.2 has evhttp_set_newreqcb() and evhttp_set_max_connections()). So every
+ * connection's input buffer is watched (evbuffer_add_cb runs before evhttp's read
+ * callback): the bytes of a header block are moved aside until the block is complete and
+ * has passed, then handed back to evhttp in one piece; body bytes are counted through. A refused request is
  * replaced by a bodiless one with "Connection: close", which http_dispatch() answers with
  * the refusal, and whatever the client still sends is dropped as it arrives.
  */

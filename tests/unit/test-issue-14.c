@@ -32,7 +32,7 @@
 #define T_LABEL		"kc-test"
 #define T_SOFTHSM	"/usr/lib/softhsm/libsofthsm2.so"
 
-static char	 t_dir[] = "/tmp/kc-issue14.XXXXXX";
+static char	 t_dir[256];		/* $TMPDIR/kc-issue14.XXXXXX */
 static char	 t_log[300];
 static char	 t_fault[300];
 
@@ -106,11 +106,15 @@ t_setup(void **state)
 {
 	const char	*top = getenv("top_builddir");
 	FILE		*f;
+	const char	*tmp;
 	char		 path[400];
 
 	if (access(T_SOFTHSM, R_OK) != 0 || top == NULL)
 		return -1;
 	snprintf(t_fault, sizeof(t_fault), "%s/tests/p11-fault/p11-fault.so", top);
+	tmp = getenv("TMPDIR");
+	snprintf(t_dir, sizeof(t_dir), "%s/kc-issue14.XXXXXX",
+	    tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
 	if (access(t_fault, R_OK) != 0 || mkdtemp(t_dir) == NULL)
 		return -1;
 	snprintf(path, sizeof(path), "%s/tokens", t_dir);
