@@ -83,6 +83,7 @@ struct bench_client {
 	char				 host[128];	/* and its hostname */
 	double				 t0;
 	int				 idle;	/* its last send was refused */
+	int				 deleter;	/* -x: deletes only, from the pool */
 };
 
 struct bench {
@@ -95,7 +96,8 @@ struct bench {
 	const char		*token;
 	const char		*zone;
 	const char		*keytype;
-	unsigned int		 nconn;
+	unsigned int		 nconn;		/* including the deleters */
+	unsigned int		 ndeleters;
 	unsigned int		 weight[BENCH_NOPS];
 	unsigned int		 wsum;
 	unsigned long		 count;		/* 0: run for secs */
@@ -181,7 +183,8 @@ bench_usage(void)
 {
 	fprintf(stderr, "usage: keycustody-bench (-s socket | -u http://host:port -a token)"
 	    " [-c conns] [-d secs | -n count]\n\t[-k keytype]"
-	    " [-m create=W,list=W,get=W,delete=W,upload=W] [-F prefill]\n\t[-C ca-cert -K ca-key]"
+	    " [-m create=W,list=W,get=W,delete=W,upload=W] [-F prefill] [-x deleters]\n"
+	    "\t[-C ca-cert -K ca-key]"
 	    " [-P per-page] [-p name=pid]... [-T tag] [-z zone]\n");
 	exit(2);
 }
@@ -445,6 +448,19 @@ bench_more(struct bench *b)
 }
 
 static void
+bench_wake_deleter(struct bench *b)
+{
+	unsigned int	 i;
+
+	for (i = 0; i < b->nconn; i++)
+		if (b->clients[i].deleter && b->clients[i].idle && bench_more(b)) {
+			b->clients[i].idle = 0;
+			bench_next(&b->clients[i]);
+			return;
+		}
+}
+
+static void
 bench_finished(struct bench_client *cl, int ok)
 {
 	struct bench	*b = cl->b;
@@ -455,6 +471,9 @@ bench_finished(struct bench_client *cl, int ok)
 	free(cl->cert);
 	cl->cert = NULL;
 	b->finished++;
+	/* A new CSR for an idle deleter: wake one now rather than at the next tick. */
+	if (ok && cl->op == OP_CREATE && b->ndeleters > 0 && !b->in_prefill)
+		bench_wake_deleter(b);
 	if (bench_more(b))
 		bench_next(cl);
 	else if (b->finished == b->issued) {
@@ -665,6 +684,15 @@ bench_next(struct bench_client *cl)
 	struct bench	*b = cl->b;
 	int		 r;
 
+	if (cl->deleter && !b->in_prefill) {
+		/* Nothing to delete yet: wait for a create (or the next tick). */
+		if (!bench_pool_take(b, &cl->taken)) {
+			cl->idle = 1;
+			return;
+		}
+		cl->op = OP_DELETE;
+		goto send;
+	}
 	cl->op = bench_pick_op(b);
 	if (cl->op == OP_GET && b->nids == 0)
 		cl->op = b->weight[OP_LIST] > 0 ? OP_LIST : OP_CREATE;
@@ -678,6 +706,7 @@ bench_next(struct bench_client *cl)
 			exit(1);
 		}
 	}
+ send:
 	cl->t0 = bench_now();
 	b->issued++;
 	r = b->async != NULL ? bench_unix_send(cl) : bench_http_send(cl);
@@ -875,11 +904,11 @@ bench_report(struct bench *b)
 		    (b->cpu_after - b->cpu_before) / el,
 		    (b->cpu_after - b->cpu_before) * 1e6 / all.n);
 
-	printf("BENCH tag=%s mode=%s conns=%u key=%s mix=create:%u,list:%u,get:%u,delete:%u,"
+	printf("BENCH tag=%s mode=%s conns=%u deleters=%u key=%s mix=create:%u,list:%u,get:%u,delete:%u,"
 	    "upload:%u prefill=%lu secs=%.3f ok=%lu errors=%lu rate=%.2f p50_ms=%.3f "
 	    "p90_ms=%.3f p99_ms=%.3f max_ms=%.3f",
-	    b->tag, b->async != NULL ? "socket" : "http", b->nconn, b->keytype,
-	    b->weight[OP_CREATE], b->weight[OP_LIST], b->weight[OP_GET], b->weight[OP_DELETE],
+	    b->tag, b->async != NULL ? "socket" : "http", b->nconn - b->ndeleters,
+	    b->ndeleters, b->keytype, b->weight[OP_CREATE], b->weight[OP_LIST], b->weight[OP_GET], b->weight[OP_DELETE],
 	    b->weight[OP_UPLOAD], b->prefill, el, ok, err,
 	    all.n / el, bench_pct(&all, 0.5), bench_pct(&all, 0.9), bench_pct(&all, 0.99),
 	    all.n ? all.v[all.n - 1] / 1e3 : 0.0);
@@ -923,7 +952,7 @@ main(int argc, char *argv[])
 	b.rng = (unsigned long)getpid() * 2654435761UL + 1;
 	b.weight[OP_CREATE] = b.wsum = 1;
 	b.token = getenv("KC_BENCH_TOKEN");
-	while ((ch = getopt(argc, argv, "a:c:C:d:F:k:K:m:n:p:P:s:T:u:z:")) != -1) {
+	while ((ch = getopt(argc, argv, "a:c:C:d:F:k:K:m:n:p:P:s:T:u:x:z:")) != -1) {
 		switch (ch) {
 		case 'C':
 			ca_cert = optarg;
@@ -984,6 +1013,11 @@ main(int argc, char *argv[])
 		case 'u':
 			b.url = optarg;
 			break;
+		case 'x':
+			b.ndeleters = (unsigned int)strtoul(optarg, &end, 10);
+			if (*end != '\0' || b.ndeleters > 64)
+				bench_usage();
+			break;
 		case 'z':
 			b.zone = optarg;
 			break;
@@ -994,6 +1028,12 @@ main(int argc, char *argv[])
 	if (optind != argc || (b.socket == NULL) == (b.url == NULL) ||
 	    (b.url != NULL && b.token == NULL) || (ca_cert == NULL) != (ca_key == NULL))
 		bench_usage();
+	/* Deleters run beside the mix for a time: with a count they could wait for ever. */
+	if (b.ndeleters > 0 && b.count > 0)
+		bench_usage();
+	b.nconn += b.ndeleters;
+	if (b.ndeleters > 0)
+		b.consuming = 1;
 	if (b.weight[OP_UPLOAD] > 0 && ca_cert == NULL) {
 		fprintf(stderr, "keycustody-bench: uploads need the CA that signs them"
 		    " (-C cert -K key), trusted by the daemon (trust_bundle)\n");
@@ -1034,6 +1074,7 @@ main(int argc, char *argv[])
 		bench_parse_url(&b);
 	for (i = 0; i < b.nconn; i++) {
 		b.clients[i].b = &b;
+		b.clients[i].deleter = i >= b.nconn - b.ndeleters;
 		if (b.url != NULL && (b.clients[i].evcon = evhttp_connection_base_new(b.base,
 		    NULL, b.host, (unsigned short)b.port)) == NULL)
 			return 1;

@@ -101,11 +101,24 @@ check "bench/run: one tiny case" sh -c 'TMPDIR="$1" "$0" -B "$2" -d 1 -k p256v1 
     "$KC_TMP" "$top_builddir"
 check "bench/run: the ratio table" grep -q '^p256v1 *3 direct ' "$KC_TMP/run.out"
 check "bench/run: the list/get table" grep -q '^socket ' "$KC_TMP/run.out"
+check "bench/run --scale: two tiny sizes" sh -c 'TMPDIR="$1" "$0" -B "$2" --scale "3 5" \
+    --scale-only -d 1 -N 4 -r 1 -o "$1/scale.out" >"$1/scale.log" 2>&1' "$top_srcdir/bench/run" \
+    "$KC_TMP" "$top_builddir"
+check "bench/run --scale: start-up and RSS per size" sh -c 'grep -q "^SCALE size=5 startup_s=[0-9.]* .*rss_kb=[0-9][0-9]* destroy_p50_ms=[0-9.]* destroy_cpu_us=[0-9.]*$" "$0/scale.out"' "$KC_TMP"
+for op in create delete upload list get mix; do
+	check "bench/run --scale: $op at both sizes" sh -c 'test "$(grep -c "^$1  *[35]  *[0-9.]* " \
+	    "$0/scale.out")" -eq 2' "$KC_TMP" "$op"
+done
+check "bench/run --scale: creates beside deletes" grep -q '^5  *[0-9.]*  *[0-9.]*  *[0-9.]* ' \
+    "$KC_TMP/scale.out"
+check "bench/run --scale: no token search" sh -c 'test "$(grep -c "^SCALE_HEALTH .* 0 searches$" \
+    "$0/scale.out")" -eq 2' "$KC_TMP"
 check "bench/ab: one tiny round, this build against itself" sh -c '"$0" -r 1 -d 1 -c 2 \
     -f 3 -L 3 -o "$1/ab.out" "$2" "$2" >"$1/ab.log" 2>&1' "$top_srcdir/bench/ab" "$KC_TMP" \
     "$top_builddir"
 check "bench/ab: a row per build and path" sh -c 'test "$(grep -c "^[AB] *1 \(socket\|http\) " \
     "$0/ab.out")" -eq 4' "$KC_TMP"
 check "bench/ab: the medians" grep -q '^http *shim_us ' "$KC_TMP/ab.out"
-[ "$KC_FAILED" -eq 0 ] || sed 's/^/#   /' "$KC_TMP/run.log" "$KC_TMP/ab.log" | tail -30
+[ "$KC_FAILED" -eq 0 ] || sed 's/^/#   /' "$KC_TMP/run.log" "$KC_TMP/scale.log" \
+    "$KC_TMP/ab.log" | tail -40
 kc_done
