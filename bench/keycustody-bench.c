@@ -119,6 +119,9 @@ struct bench {
 	int			 consuming;	/* the mix deletes or uploads */
 	int			 in_prefill;
 	unsigned long		 prefill;	/* CSRs made, untimed, before the run */
+	int			 from_list;	/* -L: the pool is the zone's CSRs */
+	unsigned int		 list_page;
+	int			 list_failed;
 	EVP_PKEY		*ca_key;	/* uploads: the issuer */
 	X509			*ca_cert;
 	unsigned long		 nhost;
@@ -183,7 +186,7 @@ bench_usage(void)
 {
 	fprintf(stderr, "usage: keycustody-bench (-s socket | -u http://host:port -a token)"
 	    " [-c conns] [-d secs | -n count]\n\t[-k keytype]"
-	    " [-m create=W,list=W,get=W,delete=W,upload=W] [-F prefill] [-x deleters]\n"
+	    " [-m create=W,list=W,get=W,delete=W,upload=W] [-F prefill | -L] [-x deleters]\n"
 	    "\t[-C ca-cert -K ca-key]"
 	    " [-P per-page] [-p name=pid]... [-T tag] [-z zone]\n");
 	exit(2);
@@ -816,6 +819,71 @@ bench_parse_url(struct bench *b)
 		bench_usage();
 }
 
+static void	bench_listall_cb(int, Keycustody__Response *, void *);
+
+/* Ask for the next page of the zone's CSRs (50 a page); ends the loop on failure. */
+static void
+bench_list_page(struct bench *b)
+{
+	Keycustody__Request		 req = KEYCUSTODY__REQUEST__INIT;
+	Keycustody__ListCsrsRequest	 lr = KEYCUSTODY__LIST_CSRS_REQUEST__INIT;
+
+	lr.zone_id = (char *)b->zone;
+	lr.has_page = lr.has_per_page = 1;
+	lr.page = ++b->list_page;
+	lr.per_page = 50;
+	req.body_case = KEYCUSTODY__REQUEST__BODY_LIST_CSRS;
+	req.list_csrs = &lr;
+	if (kcc_async_call(b->async, &req, bench_listall_cb, b) != 0) {
+		b->list_failed = 1;
+		event_base_loopexit(b->base, NULL);
+	}
+}
+
+/* One page into the pool (and the gets' ring); then the next, until the last. */
+static void
+bench_listall_cb(int r, Keycustody__Response *resp, void *arg)
+{
+	struct bench	*b = arg;
+	size_t		 i;
+
+	if (r != 0 || resp->error != NULL ||
+	    resp->body_case != KEYCUSTODY__RESPONSE__BODY_LIST_CSRS) {
+		b->list_failed = 1;
+		event_base_loopexit(b->base, NULL);
+		return;
+	}
+	for (i = 0; i < resp->list_csrs->n_csrs; i++) {
+		bench_pool_add(b, resp->list_csrs->csrs[i]->id, resp->list_csrs->csrs[i]->csr);
+		if (b->nids < BENCH_MAXIDS)
+			bench_id_add(b, resp->list_csrs->csrs[i]->id);
+	}
+	if ((uint64_t)b->list_page * 50 >= resp->list_csrs->total_count ||
+	    resp->list_csrs->n_csrs == 0)
+		event_base_loopexit(b->base, NULL);
+	else
+		bench_list_page(b);
+}
+
+/*
+ * -L: every CSR of the zone, listed page by page (untimed), is the pool of the deletes and
+ * uploads and the ids of the gets: a run can delete what an earlier one made.
+ */
+static int
+bench_listall(struct bench *b)
+{
+	b->list_page = 0;
+	bench_list_page(b);
+	if (!b->list_failed)
+		event_base_dispatch(b->base);
+	if (b->list_failed) {
+		fprintf(stderr, "keycustody-bench: listing the zone's CSRs failed\n");
+		return -1;
+	}
+	fprintf(stderr, "keycustody-bench: listed %zu CSRs\n", b->npool);
+	return 0;
+}
+
 /*
  * Make b->prefill CSRs, untimed, for the deletes and uploads (and, one in four, the gets) of
  * the run that follows; its errors fail the run before it starts.
@@ -940,7 +1008,7 @@ main(int argc, char *argv[])
 	char			*end, *eq;
 	unsigned long		 err;
 	unsigned int		 i;
-	int			 ch;
+	int			 ch, secs_given = 0;
 
 	memset(&b, 0, sizeof(b));
 	b.nconn = 4;
@@ -952,7 +1020,7 @@ main(int argc, char *argv[])
 	b.rng = (unsigned long)getpid() * 2654435761UL + 1;
 	b.weight[OP_CREATE] = b.wsum = 1;
 	b.token = getenv("KC_BENCH_TOKEN");
-	while ((ch = getopt(argc, argv, "a:c:C:d:F:k:K:m:n:p:P:s:T:u:x:z:")) != -1) {
+	while ((ch = getopt(argc, argv, "a:c:C:d:F:k:K:Lm:n:p:P:s:T:u:x:z:")) != -1) {
 		switch (ch) {
 		case 'C':
 			ca_cert = optarg;
@@ -964,6 +1032,9 @@ main(int argc, char *argv[])
 			break;
 		case 'K':
 			ca_key = optarg;
+			break;
+		case 'L':
+			b.from_list = 1;
 			break;
 		case 'a':
 			b.token = optarg;
@@ -977,6 +1048,7 @@ main(int argc, char *argv[])
 			b.secs = strtod(optarg, &end);
 			if (*end != '\0' || b.secs <= 0)
 				bench_usage();
+			secs_given = 1;
 			break;
 		case 'k':
 			b.keytype = optarg;
@@ -1028,6 +1100,9 @@ main(int argc, char *argv[])
 	if (optind != argc || (b.socket == NULL) == (b.url == NULL) ||
 	    (b.url != NULL && b.token == NULL) || (ca_cert == NULL) != (ca_key == NULL))
 		bench_usage();
+	/* -L lists over the socket only. */
+	if (b.from_list && b.socket == NULL)
+		bench_usage();
 	/* Deleters run beside the mix for a time: with a count they could wait for ever. */
 	if (b.ndeleters > 0 && b.count > 0)
 		bench_usage();
@@ -1078,6 +1153,16 @@ main(int argc, char *argv[])
 		if (b.url != NULL && (b.clients[i].evcon = evhttp_connection_base_new(b.base,
 		    NULL, b.host, (unsigned short)b.port)) == NULL)
 			return 1;
+	}
+	if (b.from_list && bench_listall(&b) != 0)
+		return 1;
+	/* -L without -n or -d: one operation per CSR listed (deleting them all). */
+	if (b.from_list && b.count == 0 && !secs_given) {
+		if (b.npool == 0) {
+			printf("keycustody-bench: no CSRs in zone %s: nothing to do\n", b.zone);
+			return 0;
+		}
+		b.count = b.npool;
 	}
 	if (b.prefill > 0 && bench_prefill(&b) != 0)
 		return 1;
