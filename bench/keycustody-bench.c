@@ -972,12 +972,13 @@ bench_report(struct bench *b)
 		    (b->cpu_after - b->cpu_before) / el,
 		    (b->cpu_after - b->cpu_before) * 1e6 / all.n);
 
-	printf("BENCH tag=%s mode=%s conns=%u deleters=%u key=%s mix=create:%u,list:%u,get:%u,delete:%u,"
-	    "upload:%u prefill=%lu secs=%.3f ok=%lu errors=%lu rate=%.2f p50_ms=%.3f "
-	    "p90_ms=%.3f p99_ms=%.3f max_ms=%.3f",
+	printf("BENCH tag=%s mode=%s conns=%u deleters=%u key=%s "
+	    "mix=create:%u,list:%u,get:%u,delete:%u,upload:%u prefill=%lu secs=%.3f ok=%lu "
+	    "errors=%lu rate=%.2f p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f max_ms=%.3f",
 	    b->tag, b->async != NULL ? "socket" : "http", b->nconn - b->ndeleters,
-	    b->ndeleters, b->keytype, b->weight[OP_CREATE], b->weight[OP_LIST], b->weight[OP_GET], b->weight[OP_DELETE],
-	    b->weight[OP_UPLOAD], b->prefill, el, ok, err,
+	    b->ndeleters, b->keytype, b->weight[OP_CREATE], b->weight[OP_LIST],
+	    b->weight[OP_GET], b->weight[OP_DELETE], b->weight[OP_UPLOAD], b->prefill, el, ok,
+	    err,
 	    all.n / el, bench_pct(&all, 0.5), bench_pct(&all, 0.9), bench_pct(&all, 0.99),
 	    all.n ? all.v[all.n - 1] / 1e3 : 0.0);
 	for (op = 0; op < BENCH_NOPS; op++)

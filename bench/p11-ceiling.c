@@ -60,8 +60,8 @@ struct ceil_conf {
 	atomic_int		 stop;
 	pthread_mutex_t		 gen_lock;
 	double			 t_keygen, t_sign;	/* summed seconds, under stat_lock */
-	double			*t_destroy;		/* -X: each pair's, under stat_lock */
-	double			 cpu_destroy;		/* -X: summed thread CPU seconds */
+	double			*t_destroy;	/* -X: each pair's, under stat_lock */
+	double			 cpu_destroy;	/* -X: summed thread CPU seconds */
 	size_t			 ndestroy, capdestroy;
 	pthread_mutex_t		 stat_lock;
 };
@@ -611,7 +611,8 @@ main(int argc, char *argv[])
 	printf("p11-ceiling: %s, %u thread(s)%s%s: %lu %s in %.2f s = %.2f/s, %lu failed\n",
 	    kt, nthreads, c.serialize ? ", keygen serialized" : "",
 	    c.keygen_only ? ", keygen only" : c.destroy ? ", keygen and destroy" : "",
-	    atomic_load(&c.done), c.keygen_only || c.destroy ? "key pairs" : "CSRs", el, rate, atomic_load(&c.failed));
+	    atomic_load(&c.done), c.keygen_only || c.destroy ? "key pairs" : "CSRs", el, rate,
+	    atomic_load(&c.failed));
 	if (atomic_load(&c.done) > 0)
 		printf("p11-ceiling: per operation: keygen %.2f ms, sign %.3f ms, rest %.3f ms"
 		    " (thread time)\n", c.t_keygen * 1e3 / atomic_load(&c.done),
