@@ -3,8 +3,10 @@
  *
  * keycustody-bench.c: the load generator: N closed-loop clients against keycustodyd's socket
  * (libkeycustody's async pool) or keycustody-http (evhttp keep-alive, Bearer token), making
- * CSRs and/or listing and getting them; reports throughput, latency percentiles, errors by
- * kind and the RSS of given processes, as a table and one BENCH key=value line.
+ * CSRs, listing, getting and deleting them and uploading a certificate for one to a new
+ * custom hostname (signed here by a given CA); reports throughput, latency percentiles,
+ * errors by kind and the RSS and CPU of given processes, as a table and one BENCH key=value
+ * line.
  */
 #include "config.h"
 
@@ -25,17 +27,33 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
+#include <openssl/bn.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "kc-err.h"
 #include "keycustody.h"
 
-#define BENCH_NOPS	3
+#define BENCH_NOPS	5
 #define BENCH_MAXERR	32
 #define BENCH_MAXPID	8
 #define BENCH_MAXIDS	4096
 
-enum bench_op { OP_CREATE, OP_LIST, OP_GET };
-static const char *const bench_opname[BENCH_NOPS] = { "create", "list", "get" };
+enum bench_op { OP_CREATE, OP_LIST, OP_GET, OP_DELETE, OP_UPLOAD };
+static const char *const bench_opname[BENCH_NOPS] = { "create", "list", "get", "delete",
+    "upload" };
+
+/*
+ * A CSR this run made and still owns: deletes and uploads each take one (so no two requests
+ * race for a CSR); its PEM is kept for the certificate an upload signs.
+ */
+struct bench_csr {
+	char		*id;
+	char		*pem;
+};
 
 struct bench_lat {
 	uint32_t	*v;		/* microseconds */
@@ -60,8 +78,12 @@ struct bench_client {
 	struct bench			*b;
 	struct evhttp_connection	*evcon;
 	enum bench_op			 op;
+	struct bench_csr		 taken;	/* the CSR a delete or upload uses */
+	char				*cert;	/* an upload's certificate, PEM */
+	char				 host[128];	/* and its hostname */
 	double				 t0;
 	int				 idle;	/* its last send was refused */
+	int				 deleter;	/* -x: deletes only, from the pool */
 };
 
 struct bench {
@@ -74,7 +96,8 @@ struct bench {
 	const char		*token;
 	const char		*zone;
 	const char		*keytype;
-	unsigned int		 nconn;
+	unsigned int		 nconn;		/* including the deleters */
+	unsigned int		 ndeleters;
 	unsigned int		 weight[BENCH_NOPS];
 	unsigned int		 wsum;
 	unsigned long		 count;		/* 0: run for secs */
@@ -91,6 +114,17 @@ struct bench {
 	char			*ids[BENCH_MAXIDS];
 	size_t			 nids;
 	size_t			 idnext;
+	struct bench_csr	*pool;		/* CSRs for deletes and uploads */
+	size_t			 npool, cappool;
+	int			 consuming;	/* the mix deletes or uploads */
+	int			 in_prefill;
+	unsigned long		 prefill;	/* CSRs made, untimed, before the run */
+	int			 from_list;	/* -L: the pool is the zone's CSRs */
+	unsigned int		 list_page;
+	int			 list_failed;
+	EVP_PKEY		*ca_key;	/* uploads: the issuer */
+	X509			*ca_cert;
+	unsigned long		 nhost;
 	struct bench_pid	 pids[BENCH_MAXPID];
 	size_t			 npids;
 	char			*create_body;
@@ -151,7 +185,9 @@ static void
 bench_usage(void)
 {
 	fprintf(stderr, "usage: keycustody-bench (-s socket | -u http://host:port -a token)"
-	    " [-c conns] [-d secs | -n count]\n\t[-k keytype] [-m create=W,list=W,get=W]"
+	    " [-c conns] [-d secs | -n count]\n\t[-k keytype]"
+	    " [-m create=W,list=W,get=W,delete=W,upload=W] [-F prefill | -L] [-x deleters]\n"
+	    "\t[-C ca-cert -K ca-key]"
 	    " [-P per-page] [-p name=pid]... [-T tag] [-z zone]\n");
 	exit(2);
 }
@@ -232,6 +268,59 @@ bench_id_add(struct bench *b, const char *id)
 		exit(1);
 }
 
+static void
+bench_pool_add(struct bench *b, const char *id, const char *pem)
+{
+	struct bench_csr	*p;
+
+	if (b->npool == b->cappool) {
+		b->cappool = b->cappool ? b->cappool * 2 : 1024;
+		if ((p = realloc(b->pool, b->cappool * sizeof(*p))) == NULL)
+			exit(1);
+		b->pool = p;
+	}
+	p = &b->pool[b->npool++];
+	p->pem = NULL;
+	if ((p->id = strdup(id)) == NULL ||
+	    (b->weight[OP_UPLOAD] > 0 && (p->pem = strdup(pem != NULL ? pem : "")) == NULL))
+		exit(1);
+}
+
+/* A new CSR: a delete or upload takes it from the pool; else gets may read it. */
+static void
+bench_created(struct bench *b, const char *id, const char *pem)
+{
+	/* Of a prefill, every fourth CSR is kept for gets, which never see it go. */
+	if (b->consuming && (!b->in_prefill || b->weight[OP_GET] == 0 ||
+	    b->nids == BENCH_MAXIDS || b->finished % 4 != 0))
+		bench_pool_add(b, id, pem);
+	else
+		bench_id_add(b, id);
+}
+
+/* Take a random CSR out of the pool; 0 if it is empty. */
+static int
+bench_pool_take(struct bench *b, struct bench_csr *out)
+{
+	size_t	 i;
+
+	if (b->npool == 0)
+		return 0;
+	b->rng = b->rng * 6364136223846793005UL + 1442695040888963407UL;
+	i = (b->rng >> 33) % b->npool;
+	*out = b->pool[i];
+	b->pool[i] = b->pool[--b->npool];
+	return 1;
+}
+
+static void
+bench_csr_clear(struct bench_csr *c)
+{
+	free(c->id);
+	free(c->pem);
+	c->id = c->pem = NULL;
+}
+
 static const char *
 bench_id_pick(struct bench *b)
 {
@@ -246,6 +335,8 @@ bench_pick_op(struct bench *b)
 {
 	unsigned int	 x, i;
 
+	if (b->in_prefill)
+		return OP_CREATE;
 	b->rng = b->rng * 6364136223846793005UL + 1442695040888963407UL;
 	x = (unsigned int)((b->rng >> 33) % b->wsum);
 	for (i = 0; i < BENCH_NOPS; i++) {
@@ -254,6 +345,98 @@ bench_pick_op(struct bench *b)
 		x -= b->weight[i];
 	}
 	return OP_CREATE;
+}
+
+/*
+ * A leaf for the CSR's key covering host, issued by the -C/-K CA: what a CA would return for
+ * the CSR. Returns a malloc'd PEM, or NULL.
+ */
+static char *
+bench_sign(struct bench *b, const char *csr_pem, const char *host)
+{
+	X509_REQ	*req = NULL;
+	X509		*x = NULL;
+	EVP_PKEY	*pub;
+	BIO		*bio = NULL;
+	BIGNUM		*serial = NULL;
+	X509V3_CTX	 v3;
+	X509_EXTENSION	*ext;
+	char		 san[300], *pem = NULL;
+	const char	*const exts[][2] = {
+		{ "basicConstraints", "critical,CA:FALSE" },
+		{ "keyUsage", "critical,digitalSignature" },
+		{ "extendedKeyUsage", "serverAuth" },
+		{ "subjectAltName", san },
+	};
+	size_t		 i;
+	long		 len;
+	char		*data;
+
+	snprintf(san, sizeof(san), "DNS:%s", host);
+	if ((bio = BIO_new_mem_buf(csr_pem, -1)) == NULL ||
+	    (req = PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL)) == NULL ||
+	    (pub = X509_REQ_get0_pubkey(req)) == NULL || (x = X509_new()) == NULL ||
+	    (serial = BN_new()) == NULL || !BN_rand(serial, 96, BN_RAND_TOP_ANY,
+	    BN_RAND_BOTTOM_ANY) || BN_to_ASN1_INTEGER(serial, X509_get_serialNumber(x)) == NULL ||
+	    !X509_set_version(x, X509_VERSION_3) ||
+	    !X509_set_issuer_name(x, X509_get_subject_name(b->ca_cert)) ||
+	    !X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+	    (const unsigned char *)host, -1, -1, 0) ||
+	    X509_gmtime_adj(X509_getm_notBefore(x), -3600) == NULL ||
+	    X509_gmtime_adj(X509_getm_notAfter(x), 90L * 86400) == NULL ||
+	    !X509_set_pubkey(x, pub))
+		goto out;
+	X509V3_set_ctx(&v3, b->ca_cert, x, NULL, NULL, 0);
+	for (i = 0; i < sizeof(exts) / sizeof(exts[0]); i++) {
+		if ((ext = X509V3_EXT_conf(NULL, &v3, exts[i][0], exts[i][1])) == NULL)
+			goto out;
+		if (!X509_add_ext(x, ext, -1)) {
+			X509_EXTENSION_free(ext);
+			goto out;
+		}
+		X509_EXTENSION_free(ext);
+	}
+	if (!X509_sign(x, b->ca_key, EVP_sha256()))
+		goto out;
+	BIO_free(bio);
+	if ((bio = BIO_new(BIO_s_mem())) == NULL || !PEM_write_bio_X509(bio, x) ||
+	    (len = BIO_get_mem_data(bio, &data)) <= 0 || (pem = malloc((size_t)len + 1)) == NULL)
+		goto out;
+	memcpy(pem, data, (size_t)len);
+	pem[len] = '\0';
+ out:
+	BN_free(serial);
+	X509_free(x);
+	X509_REQ_free(req);
+	BIO_free(bio);
+	return pem;
+}
+
+/* Load the CA that signs the uploads' certificates. */
+static void
+bench_load_ca(struct bench *b, const char *cert, const char *key)
+{
+	FILE	*fp;
+
+	if ((fp = fopen(cert, "r")) == NULL ||
+	    (b->ca_cert = PEM_read_X509(fp, NULL, NULL, NULL)) == NULL) {
+		fprintf(stderr, "keycustody-bench: %s: cannot read a certificate\n", cert);
+		exit(1);
+	}
+	fclose(fp);
+	if ((fp = fopen(key, "r")) == NULL ||
+	    (b->ca_key = PEM_read_PrivateKey(fp, NULL, NULL, NULL)) == NULL) {
+		fprintf(stderr, "keycustody-bench: %s: cannot read a private key\n", key);
+		exit(1);
+	}
+	fclose(fp);
+}
+
+/* The next upload's hostname: unique to this process. */
+static void
+bench_hostname(struct bench *b, char *buf, size_t len)
+{
+	snprintf(buf, len, "b%ld-%lu.acme-corp.co.uk", (long)getpid(), ++b->nhost);
 }
 
 /* Whether to start another request: false once the time or count is used up. */
@@ -268,13 +451,32 @@ bench_more(struct bench *b)
 }
 
 static void
+bench_wake_deleter(struct bench *b)
+{
+	unsigned int	 i;
+
+	for (i = 0; i < b->nconn; i++)
+		if (b->clients[i].deleter && b->clients[i].idle && bench_more(b)) {
+			b->clients[i].idle = 0;
+			bench_next(&b->clients[i]);
+			return;
+		}
+}
+
+static void
 bench_finished(struct bench_client *cl, int ok)
 {
 	struct bench	*b = cl->b;
 
 	if (ok)
 		bench_lat_add(&b->lat[cl->op], bench_now() - cl->t0);
+	bench_csr_clear(&cl->taken);
+	free(cl->cert);
+	cl->cert = NULL;
 	b->finished++;
+	/* A new CSR for an idle deleter: wake one now rather than at the next tick. */
+	if (ok && cl->op == OP_CREATE && b->ndeleters > 0 && !b->in_prefill)
+		bench_wake_deleter(b);
 	if (bench_more(b))
 		bench_next(cl);
 	else if (b->finished == b->issued) {
@@ -301,9 +503,9 @@ bench_unix_cb(int r, Keycustody__Response *resp, void *arg)
 	else {
 		ok = 1;
 		if (resp->body_case == KEYCUSTODY__RESPONSE__BODY_CSR && cl->op == OP_CREATE)
-			bench_id_add(b, resp->csr->id);
+			bench_created(b, resp->csr->id, resp->csr->csr);
 		else if (resp->body_case == KEYCUSTODY__RESPONSE__BODY_LIST_CSRS &&
-		    b->nids < BENCH_MAXIDS)
+		    !b->consuming && b->nids < BENCH_MAXIDS)
 			for (i = 0; i < resp->list_csrs->n_csrs; i++)
 				bench_id_add(b, resp->list_csrs->csrs[i]->id);
 	}
@@ -322,6 +524,9 @@ bench_unix_send(struct bench_client *cl)
 	Keycustody__CreateCsrRequest	 cr = KEYCUSTODY__CREATE_CSR_REQUEST__INIT;
 	Keycustody__ListCsrsRequest	 lr = KEYCUSTODY__LIST_CSRS_REQUEST__INIT;
 	Keycustody__GetCsrRequest	 gr = KEYCUSTODY__GET_CSR_REQUEST__INIT;
+	Keycustody__DeleteCsrRequest	 dr = KEYCUSTODY__DELETE_CSR_REQUEST__INIT;
+	Keycustody__CreateHostnameRequest hr = KEYCUSTODY__CREATE_HOSTNAME_REQUEST__INIT;
+	Keycustody__SslInput		 ssl = KEYCUSTODY__SSL_INPUT__INIT;
 
 	switch (cl->op) {
 	case OP_CREATE:
@@ -351,6 +556,21 @@ bench_unix_send(struct bench_client *cl)
 		req.body_case = KEYCUSTODY__REQUEST__BODY_GET_CSR;
 		req.get_csr = &gr;
 		break;
+	case OP_DELETE:
+		dr.zone_id = (char *)b->zone;
+		dr.id = cl->taken.id;
+		req.body_case = KEYCUSTODY__REQUEST__BODY_DELETE_CSR;
+		req.delete_csr = &dr;
+		break;
+	case OP_UPLOAD:
+		hr.zone_id = (char *)b->zone;
+		hr.hostname = cl->host;
+		ssl.custom_csr_id = cl->taken.id;
+		ssl.custom_certificate = cl->cert;
+		hr.ssl = &ssl;
+		req.body_case = KEYCUSTODY__REQUEST__BODY_CREATE_HOSTNAME;
+		req.create_hostname = &hr;
+		break;
 	}
 	return kcc_async_call(b->async, &req, bench_unix_cb, cl);
 }
@@ -370,7 +590,7 @@ bench_http_ids(struct bench *b, struct evbuffer *in)
 	res = json_object_get(root, "result");
 	if (json_is_object(res)) {
 		if ((id = json_string_value(json_object_get(res, "id"))) != NULL)
-			bench_id_add(b, id);
+			bench_created(b, id, json_string_value(json_object_get(res, "csr")));
 	} else if (json_is_array(res) && b->nids < BENCH_MAXIDS) {
 		json_array_foreach(res, i, v)
 			if ((id = json_string_value(json_object_get(v, "id"))) != NULL)
@@ -392,7 +612,8 @@ bench_http_cb(struct evhttp_request *req, void *arg)
 		bench_error(b, cl->op, "http:%d", code);
 	else {
 		ok = 1;
-		if (cl->op == OP_CREATE || b->nids < BENCH_MAXIDS)
+		if (cl->op == OP_CREATE || (cl->op == OP_LIST && !b->consuming &&
+		    b->nids < BENCH_MAXIDS))
 			bench_http_ids(b, evhttp_request_get_input_buffer(req));
 		else
 			evbuffer_drain(evhttp_request_get_input_buffer(req),
@@ -408,7 +629,8 @@ bench_http_send(struct bench_client *cl)
 	struct evhttp_request	*req;
 	struct evkeyvalq	*h;
 	enum evhttp_cmd_type	 method = EVHTTP_REQ_GET;
-	char			 path[512], auth[512];
+	char			 path[512], auth[512], *body;
+	json_t			*j;
 
 	if ((req = evhttp_request_new(bench_http_cb, cl)) == NULL)
 		return KC_ERR_NOMEM;
@@ -432,6 +654,26 @@ bench_http_send(struct bench_client *cl)
 		snprintf(path, sizeof(path), "/client/v4/zones/%s/custom_csrs/%s", b->zone,
 		    bench_id_pick(b));
 		break;
+	case OP_DELETE:
+		method = EVHTTP_REQ_DELETE;
+		snprintf(path, sizeof(path), "/client/v4/zones/%s/custom_csrs/%s", b->zone,
+		    cl->taken.id);
+		break;
+	case OP_UPLOAD:
+		method = EVHTTP_REQ_POST;
+		snprintf(path, sizeof(path), "/client/v4/zones/%s/custom_hostnames", b->zone);
+		evhttp_add_header(h, "Content-Type", "application/json");
+		j = json_pack("{s:s,s:{s:s,s:s}}", "hostname", cl->host, "ssl", "custom_csr_id",
+		    cl->taken.id, "custom_certificate", cl->cert);
+		if (j == NULL || (body = json_dumps(j, JSON_COMPACT)) == NULL) {
+			json_decref(j);
+			evhttp_request_free(req);
+			return KC_ERR_NOMEM;
+		}
+		json_decref(j);
+		evbuffer_add(evhttp_request_get_output_buffer(req), body, strlen(body));
+		free(body);
+		break;
 	}
 	if (evhttp_make_request(cl->evcon, req, method, path) != 0)
 		return KC_ERR_IO;	/* req was freed */
@@ -445,15 +687,38 @@ bench_next(struct bench_client *cl)
 	struct bench	*b = cl->b;
 	int		 r;
 
+	if (cl->deleter && !b->in_prefill) {
+		/* Nothing to delete yet: wait for a create (or the next tick). */
+		if (!bench_pool_take(b, &cl->taken)) {
+			cl->idle = 1;
+			return;
+		}
+		cl->op = OP_DELETE;
+		goto send;
+	}
 	cl->op = bench_pick_op(b);
 	if (cl->op == OP_GET && b->nids == 0)
 		cl->op = b->weight[OP_LIST] > 0 ? OP_LIST : OP_CREATE;
+	/* A delete or upload with no CSR of ours left makes one instead. */
+	if ((cl->op == OP_DELETE || cl->op == OP_UPLOAD) && !bench_pool_take(b, &cl->taken))
+		cl->op = OP_CREATE;
+	if (cl->op == OP_UPLOAD) {
+		bench_hostname(b, cl->host, sizeof(cl->host));
+		if ((cl->cert = bench_sign(b, cl->taken.pem, cl->host)) == NULL) {
+			fprintf(stderr, "keycustody-bench: cannot sign a certificate\n");
+			exit(1);
+		}
+	}
+ send:
 	cl->t0 = bench_now();
 	b->issued++;
 	r = b->async != NULL ? bench_unix_send(cl) : bench_http_send(cl);
 	if (r != 0) {
 		/* A refused send is immediate: back off one tick rather than spin. */
 		bench_error(b, cl->op, "send:%s", kc_strerror(r));
+		bench_csr_clear(&cl->taken);
+		free(cl->cert);
+		cl->cert = NULL;
 		b->finished++;
 		cl->idle = 1;
 	}
@@ -513,6 +778,7 @@ bench_parse_mix(struct bench *b, const char *s)
 	char	*dup, *tok, *save = NULL, *eq, *end;
 	int	 i;
 
+
 	memset(b->weight, 0, sizeof(b->weight));
 	if ((dup = strdup(s)) == NULL)
 		exit(1);
@@ -529,9 +795,11 @@ bench_parse_mix(struct bench *b, const char *s)
 			bench_usage();
 	}
 	free(dup);
-	b->wsum = b->weight[0] + b->weight[1] + b->weight[2];
+	for (b->wsum = 0, i = 0; i < BENCH_NOPS; i++)
+		b->wsum += b->weight[i];
 	if (b->wsum == 0)
 		bench_usage();
+	b->consuming = b->weight[OP_DELETE] > 0 || b->weight[OP_UPLOAD] > 0;
 }
 
 static void
@@ -549,6 +817,103 @@ bench_parse_url(struct bench *b)
 	b->port = atoi(colon + 1);
 	if (b->port <= 0 || b->port > 65535)
 		bench_usage();
+}
+
+static void	bench_listall_cb(int, Keycustody__Response *, void *);
+
+/* Ask for the next page of the zone's CSRs (50 a page); ends the loop on failure. */
+static void
+bench_list_page(struct bench *b)
+{
+	Keycustody__Request		 req = KEYCUSTODY__REQUEST__INIT;
+	Keycustody__ListCsrsRequest	 lr = KEYCUSTODY__LIST_CSRS_REQUEST__INIT;
+
+	lr.zone_id = (char *)b->zone;
+	lr.has_page = lr.has_per_page = 1;
+	lr.page = ++b->list_page;
+	lr.per_page = 50;
+	req.body_case = KEYCUSTODY__REQUEST__BODY_LIST_CSRS;
+	req.list_csrs = &lr;
+	if (kcc_async_call(b->async, &req, bench_listall_cb, b) != 0) {
+		b->list_failed = 1;
+		event_base_loopexit(b->base, NULL);
+	}
+}
+
+/* One page into the pool (and the gets' ring); then the next, until the last. */
+static void
+bench_listall_cb(int r, Keycustody__Response *resp, void *arg)
+{
+	struct bench	*b = arg;
+	size_t		 i;
+
+	if (r != 0 || resp->error != NULL ||
+	    resp->body_case != KEYCUSTODY__RESPONSE__BODY_LIST_CSRS) {
+		b->list_failed = 1;
+		event_base_loopexit(b->base, NULL);
+		return;
+	}
+	for (i = 0; i < resp->list_csrs->n_csrs; i++) {
+		bench_pool_add(b, resp->list_csrs->csrs[i]->id, resp->list_csrs->csrs[i]->csr);
+		if (b->nids < BENCH_MAXIDS)
+			bench_id_add(b, resp->list_csrs->csrs[i]->id);
+	}
+	if ((uint64_t)b->list_page * 50 >= resp->list_csrs->total_count ||
+	    resp->list_csrs->n_csrs == 0)
+		event_base_loopexit(b->base, NULL);
+	else
+		bench_list_page(b);
+}
+
+/*
+ * -L: every CSR of the zone, listed page by page (untimed), is the pool of the deletes and
+ * uploads and the ids of the gets: a run can delete what an earlier one made.
+ */
+static int
+bench_listall(struct bench *b)
+{
+	b->list_page = 0;
+	bench_list_page(b);
+	if (!b->list_failed)
+		event_base_dispatch(b->base);
+	if (b->list_failed) {
+		fprintf(stderr, "keycustody-bench: listing the zone's CSRs failed\n");
+		return -1;
+	}
+	fprintf(stderr, "keycustody-bench: listed %zu CSRs\n", b->npool);
+	return 0;
+}
+
+/*
+ * Make b->prefill CSRs, untimed, for the deletes and uploads (and, one in four, the gets) of
+ * the run that follows; its errors fail the run before it starts.
+ */
+static int
+bench_prefill(struct bench *b)
+{
+	unsigned long	 count = b->count;
+	unsigned int	 i;
+
+	b->count = b->prefill;
+	b->in_prefill = 1;
+	b->t_start = bench_now();
+	for (i = 0; i < b->nconn && bench_more(b); i++)
+		bench_next(&b->clients[i]);
+	event_base_dispatch(b->base);
+	b->in_prefill = 0;
+	if (b->errs[OP_CREATE] > 0) {
+		fprintf(stderr, "keycustody-bench: prefill: %lu of %lu creates failed\n",
+		    b->errs[OP_CREATE], b->prefill);
+		return -1;
+	}
+	fprintf(stderr, "keycustody-bench: prefill: %lu CSRs in %.2f s\n", b->prefill,
+	    bench_now() - b->t_start);
+	b->count = count;
+	b->issued = b->finished = 0;
+	b->t_start = b->t_end = 0;
+	free(b->lat[OP_CREATE].v);
+	memset(&b->lat[OP_CREATE], 0, sizeof(b->lat[OP_CREATE]));
+	return 0;
 }
 
 static void
@@ -607,16 +972,20 @@ bench_report(struct bench *b)
 		    (b->cpu_after - b->cpu_before) / el,
 		    (b->cpu_after - b->cpu_before) * 1e6 / all.n);
 
-	printf("BENCH tag=%s mode=%s conns=%u key=%s mix=create:%u,list:%u,get:%u secs=%.3f "
-	    "ok=%lu errors=%lu rate=%.2f p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f max_ms=%.3f",
-	    b->tag, b->async != NULL ? "socket" : "http", b->nconn, b->keytype,
-	    b->weight[OP_CREATE], b->weight[OP_LIST], b->weight[OP_GET], el, ok, err,
+	printf("BENCH tag=%s mode=%s conns=%u deleters=%u key=%s "
+	    "mix=create:%u,list:%u,get:%u,delete:%u,upload:%u prefill=%lu secs=%.3f ok=%lu "
+	    "errors=%lu rate=%.2f p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f max_ms=%.3f",
+	    b->tag, b->async != NULL ? "socket" : "http", b->nconn - b->ndeleters,
+	    b->ndeleters, b->keytype, b->weight[OP_CREATE], b->weight[OP_LIST],
+	    b->weight[OP_GET], b->weight[OP_DELETE], b->weight[OP_UPLOAD], b->prefill, el, ok,
+	    err,
 	    all.n / el, bench_pct(&all, 0.5), bench_pct(&all, 0.9), bench_pct(&all, 0.99),
 	    all.n ? all.v[all.n - 1] / 1e3 : 0.0);
 	for (op = 0; op < BENCH_NOPS; op++)
 		if (b->lat[op].n > 0)
-			printf(" %s_rate=%.2f %s_p99_ms=%.3f", bench_opname[op],
-			    b->lat[op].n / el, bench_opname[op], bench_pct(&b->lat[op], 0.99));
+			printf(" %s_rate=%.2f %s_p50_ms=%.3f %s_p99_ms=%.3f", bench_opname[op],
+			    b->lat[op].n / el, bench_opname[op], bench_pct(&b->lat[op], 0.5),
+			    bench_opname[op], bench_pct(&b->lat[op], 0.99));
 	for (i = 0; i < b->npids; i++)
 		printf(" rss_%s_before_kb=%ld rss_%s_after_kb=%ld", b->pids[i].name,
 		    b->pids[i].before_kb, b->pids[i].name, b->pids[i].after_kb);
@@ -636,9 +1005,11 @@ main(int argc, char *argv[])
 	struct bench		 b;
 	struct timeval		 tv = { 0, 100000 };
 	struct bench_pid	*bp;
+	const char		*ca_cert = NULL, *ca_key = NULL;
 	char			*end, *eq;
+	unsigned long		 err;
 	unsigned int		 i;
-	int			 ch;
+	int			 ch, secs_given = 0;
 
 	memset(&b, 0, sizeof(b));
 	b.nconn = 4;
@@ -650,8 +1021,22 @@ main(int argc, char *argv[])
 	b.rng = (unsigned long)getpid() * 2654435761UL + 1;
 	b.weight[OP_CREATE] = b.wsum = 1;
 	b.token = getenv("KC_BENCH_TOKEN");
-	while ((ch = getopt(argc, argv, "a:c:d:k:m:n:p:P:s:T:u:z:")) != -1) {
+	while ((ch = getopt(argc, argv, "a:c:C:d:F:k:K:Lm:n:p:P:s:T:u:x:z:")) != -1) {
 		switch (ch) {
+		case 'C':
+			ca_cert = optarg;
+			break;
+		case 'F':
+			b.prefill = strtoul(optarg, &end, 10);
+			if (*end != '\0')
+				bench_usage();
+			break;
+		case 'K':
+			ca_key = optarg;
+			break;
+		case 'L':
+			b.from_list = 1;
+			break;
 		case 'a':
 			b.token = optarg;
 			break;
@@ -664,6 +1049,7 @@ main(int argc, char *argv[])
 			b.secs = strtod(optarg, &end);
 			if (*end != '\0' || b.secs <= 0)
 				bench_usage();
+			secs_given = 1;
 			break;
 		case 'k':
 			b.keytype = optarg;
@@ -700,6 +1086,11 @@ main(int argc, char *argv[])
 		case 'u':
 			b.url = optarg;
 			break;
+		case 'x':
+			b.ndeleters = (unsigned int)strtoul(optarg, &end, 10);
+			if (*end != '\0' || b.ndeleters > 64)
+				bench_usage();
+			break;
 		case 'z':
 			b.zone = optarg;
 			break;
@@ -708,8 +1099,24 @@ main(int argc, char *argv[])
 		}
 	}
 	if (optind != argc || (b.socket == NULL) == (b.url == NULL) ||
-	    (b.url != NULL && b.token == NULL))
+	    (b.url != NULL && b.token == NULL) || (ca_cert == NULL) != (ca_key == NULL))
 		bench_usage();
+	/* -L lists over the socket only. */
+	if (b.from_list && b.socket == NULL)
+		bench_usage();
+	/* Deleters run beside the mix for a time: with a count they could wait for ever. */
+	if (b.ndeleters > 0 && b.count > 0)
+		bench_usage();
+	b.nconn += b.ndeleters;
+	if (b.ndeleters > 0)
+		b.consuming = 1;
+	if (b.weight[OP_UPLOAD] > 0 && ca_cert == NULL) {
+		fprintf(stderr, "keycustody-bench: uploads need the CA that signs them"
+		    " (-C cert -K key), trusted by the daemon (trust_bundle)\n");
+		return 2;
+	}
+	if (ca_cert != NULL)
+		bench_load_ca(&b, ca_cert, ca_key);
 	if (asprintf(&b.create_body, "{\"country\":\"US\",\"state\":\"MA\",\"locality\":"
 	    "\"Boston\",\"organization\":\"City of Boston\",\"organizational_unit\":"
 	    "\"Championship Parade Detail\",\"common_name\":\"app.acme-corp.co.uk\","
@@ -743,10 +1150,23 @@ main(int argc, char *argv[])
 		bench_parse_url(&b);
 	for (i = 0; i < b.nconn; i++) {
 		b.clients[i].b = &b;
+		b.clients[i].deleter = i >= b.nconn - b.ndeleters;
 		if (b.url != NULL && (b.clients[i].evcon = evhttp_connection_base_new(b.base,
 		    NULL, b.host, (unsigned short)b.port)) == NULL)
 			return 1;
 	}
+	if (b.from_list && bench_listall(&b) != 0)
+		return 1;
+	/* -L without -n or -d: one operation per CSR listed (deleting them all). */
+	if (b.from_list && b.count == 0 && !secs_given) {
+		if (b.npool == 0) {
+			printf("keycustody-bench: no CSRs in zone %s: nothing to do\n", b.zone);
+			return 0;
+		}
+		b.count = b.npool;
+	}
+	if (b.prefill > 0 && bench_prefill(&b) != 0)
+		return 1;
 	for (i = 0; i < b.npids; i++) {
 		b.pids[i].before_kb = bench_rss_kb(b.pids[i].pid);
 		b.pids[i].cpu_before = bench_cpu_s(b.pids[i].pid);
@@ -775,9 +1195,16 @@ main(int argc, char *argv[])
 	event_base_free(b.base);
 	for (i = 0; i < b.nids; i++)
 		free(b.ids[i]);
+	for (i = 0; i < b.npool; i++)
+		bench_csr_clear(&b.pool[i]);
+	free(b.pool);
+	X509_free(b.ca_cert);
+	EVP_PKEY_free(b.ca_key);
 	for (i = 0; i < BENCH_NOPS; i++)
 		free(b.lat[i].v);
 	free(b.clients);
 	free(b.create_body);
-	return b.finished > 0 && b.errs[0] + b.errs[1] + b.errs[2] == b.finished ? 1 : 0;
+	for (err = 0, i = 0; i < BENCH_NOPS; i++)
+		err += b.errs[i];
+	return b.finished > 0 && err == b.finished ? 1 : 0;
 }

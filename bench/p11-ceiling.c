@@ -4,7 +4,10 @@
  * p11-ceiling.c: the physical ceiling for CSR creation: raw PKCS#11 on the token
  * (C_GenerateKeyPair with keycustodyd's template, public key read back, C_Sign over the
  * request, PEM encoding by daemon/csr.c) on T threads, one session each; no daemon, no store.
- * With -G it only generates key pairs: that is how bench/run pre-fills a token.
+ * With -G it only generates key pairs: that is how bench/run pre-fills a token. With -X
+ * each operation generates a pair (not timed) and destroys it with the two C_DestroyObject
+ * calls keycustodyd's delete makes (private, then public): their p50 is what the daemon's
+ * delete compares with (issue 14).
  */
 #include "config.h"
 
@@ -46,6 +49,7 @@ struct ceil_conf {
 	CK_SLOT_ID		 slot;
 	int			 rsa;		/* rsa2048, else p256v1 */
 	int			 keygen_only;
+	int			 destroy;	/* -X: time C_DestroyObject x2 */
 	int			 serialize;	/* one C_GenerateKeyPair at a time */
 	unsigned long		 count;		/* 0: run for secs */
 	double			 secs;
@@ -56,6 +60,9 @@ struct ceil_conf {
 	atomic_int		 stop;
 	pthread_mutex_t		 gen_lock;
 	double			 t_keygen, t_sign;	/* summed seconds, under stat_lock */
+	double			*t_destroy;	/* -X: each pair's, under stat_lock */
+	double			 cpu_destroy;	/* -X: summed thread CPU seconds */
+	size_t			 ndestroy, capdestroy;
 	pthread_mutex_t		 stat_lock;
 };
 
@@ -96,7 +103,7 @@ ceil_cpu(void)
 static void
 ceil_usage(void)
 {
-	fprintf(stderr, "usage: p11-ceiling [-G] [-S] [-d secs | -n count] [-k p256v1|rsa2048]"
+	fprintf(stderr, "usage: p11-ceiling [-G | -X] [-S] [-d secs | -n count] [-k p256v1|rsa2048]"
 	    " [-l label-prefix]\n\t[-m module] [-P pin-file | -p pin] [-t token-label]"
 	    " [-T threads]\n");
 	exit(2);
@@ -300,7 +307,51 @@ ceil_sign(void *arg, const uint8_t *tbs, size_t tbslen, uint8_t **sig, size_t *s
 	return r;
 }
 
-/* One CSR (or, with -G, one key pair). */
+/* Destroy the pair as hsm_destroy() does, private half first; keep the time both took. */
+static int
+ceil_destroy(struct ceil_thread *t, CK_OBJECT_HANDLE pub, CK_OBJECT_HANDLE priv)
+{
+	struct ceil_conf	*c = t->c;
+	struct timespec		 c0, c1;
+	double			 t0, el, *v;
+	CK_RV			 rv;
+
+	/* The thread's CPU too: what the module spends, whatever else runs on the machine. */
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+	t0 = ceil_now();
+	if ((rv = c->f->C_DestroyObject(t->sh, priv)) == CKR_OK)
+		rv = c->f->C_DestroyObject(t->sh, pub);
+	el = ceil_now() - t0;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+	if (rv != CKR_OK) {
+		snprintf(t->err, sizeof(t->err), "C_DestroyObject: 0x%lx", (unsigned long)rv);
+		return -1;
+	}
+	pthread_mutex_lock(&c->stat_lock);
+	if (c->ndestroy == c->capdestroy) {
+		c->capdestroy = c->capdestroy ? c->capdestroy * 2 : 1024;
+		if ((v = realloc(c->t_destroy, c->capdestroy * sizeof(*v))) == NULL) {
+			pthread_mutex_unlock(&c->stat_lock);
+			snprintf(t->err, sizeof(t->err), "out of memory");
+			return -1;
+		}
+		c->t_destroy = v;
+	}
+	c->t_destroy[c->ndestroy++] = el;
+	c->cpu_destroy += (c1.tv_sec - c0.tv_sec) + (c1.tv_nsec - c0.tv_nsec) / 1e9;
+	pthread_mutex_unlock(&c->stat_lock);
+	return 0;
+}
+
+static int
+ceil_cmp_double(const void *a, const void *b)
+{
+	double	x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* One CSR (or, with -G, one key pair; with -X, one pair made and destroyed). */
 static int
 ceil_one(struct ceil_thread *t)
 {
@@ -332,6 +383,8 @@ ceil_one(struct ceil_thread *t)
 	}
 	if (t->c->keygen_only)
 		return 0;
+	if (t->c->destroy)
+		return ceil_destroy(t, pub, priv);
 	if ((pkey = ceil_public(t, pub)) == NULL) {
 		snprintf(t->err, sizeof(t->err), "reading the public key");
 		goto out;
@@ -440,7 +493,7 @@ main(int argc, char *argv[])
 	memset(&c, 0, sizeof(c));
 	c.secs = 10;
 	c.label_prefix = CEIL_LABEL_PREFIX "ceiling-";
-	while ((ch = getopt(argc, argv, "d:Gk:l:m:n:p:P:St:T:")) != -1) {
+	while ((ch = getopt(argc, argv, "d:Gk:l:m:n:p:P:St:T:X")) != -1) {
 		switch (ch) {
 		case 'd':
 			c.secs = strtod(optarg, &end);
@@ -481,11 +534,14 @@ main(int argc, char *argv[])
 			if (*end != '\0' || nthreads == 0 || nthreads > 256)
 				ceil_usage();
 			break;
+		case 'X':
+			c.destroy = 1;
+			break;
 		default:
 			ceil_usage();
 		}
 	}
-	if (optind != argc || pin == NULL)
+	if (optind != argc || pin == NULL || (c.keygen_only && c.destroy))
 		ceil_usage();
 	if (strcmp(kt, "rsa2048") == 0)
 		c.rsa = 1;
@@ -554,8 +610,9 @@ main(int argc, char *argv[])
 
 	printf("p11-ceiling: %s, %u thread(s)%s%s: %lu %s in %.2f s = %.2f/s, %lu failed\n",
 	    kt, nthreads, c.serialize ? ", keygen serialized" : "",
-	    c.keygen_only ? ", keygen only" : "", atomic_load(&c.done),
-	    c.keygen_only ? "key pairs" : "CSRs", el, rate, atomic_load(&c.failed));
+	    c.keygen_only ? ", keygen only" : c.destroy ? ", keygen and destroy" : "",
+	    atomic_load(&c.done), c.keygen_only || c.destroy ? "key pairs" : "CSRs", el, rate,
+	    atomic_load(&c.failed));
 	if (atomic_load(&c.done) > 0)
 		printf("p11-ceiling: per operation: keygen %.2f ms, sign %.3f ms, rest %.3f ms"
 		    " (thread time)\n", c.t_keygen * 1e3 / atomic_load(&c.done),
@@ -568,5 +625,13 @@ main(int argc, char *argv[])
 	    atomic_load(&c.done) ? c.t_keygen * 1e3 / atomic_load(&c.done) : 0.0,
 	    atomic_load(&c.done) ? c.t_sign * 1e3 / atomic_load(&c.done) : 0.0,
 	    atomic_load(&c.done) ? cpu * 1e6 / atomic_load(&c.done) : 0.0);
+	if (c.destroy && c.ndestroy > 0) {
+		qsort(c.t_destroy, c.ndestroy, sizeof(*c.t_destroy), ceil_cmp_double);
+		printf("DESTROY key=%s threads=%u ok=%zu p50_ms=%.3f p99_ms=%.3f cpu_us=%.1f\n", kt,
+		    nthreads, c.ndestroy, c.t_destroy[(c.ndestroy - 1) / 2] * 1e3,
+		    c.t_destroy[(size_t)(0.99 * (double)(c.ndestroy - 1) + 0.5)] * 1e3,
+		    c.cpu_destroy * 1e6 / (double)c.ndestroy);
+	}
+	free(c.t_destroy);
 	return atomic_load(&c.failed) > 0 && atomic_load(&c.done) == 0 ? 1 : 0;
 }

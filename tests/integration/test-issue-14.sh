@@ -54,4 +54,36 @@ state=$(ctl --json health 2>/dev/null | jget '.hsm_state // .status')
 check_eq "health: degraded" degraded "$state"
 kc_stop_daemon
 check_eq "nothing destroyed" "$OBJS" "$(keyobjs)"
+
+# Point 3: creates and deletes at once (keycustody-bench: 2 connections create, 2 delete
+# what they made) lose nothing: no error, every record keeps both keys, no key is left
+# without its record.
+BENCH="$top_builddir/bench/keycustody-bench"
+if [ -x "$BENCH" ]; then
+	"$KEYCUSTODYD" -d -f "$KC_TMP/keycustodyd.conf" >>"$KC_TMP/keycustodyd.log" 2>&1 &
+	DAEMON_PID=$!
+	i=0
+	until ctl --json health 2>/dev/null | grep -q hsm_state; do
+		i=$((i + 1))
+		[ $i -le 600 ] && kill -0 "$DAEMON_PID" 2>/dev/null || {
+			echo "Bail out: daemon did not start again"; exit 1; }
+		sleep 0.05
+	done
+	orphans=$(ctl --json health | jget '.orphan_keys // 0')
+	"$BENCH" -s "$KEYCUSTODY_SOCKET" -c 2 -x 2 -F 10 -d 3 >"$KC_TMP/bench-cd.out" 2>&1
+	line=$(grep '^BENCH ' "$KC_TMP/bench-cd.out")
+	check "creates beside deletes: no error" sh -c 'case " $0 " in *" errors=0 "*) ;; *) exit 1 ;; esac' "$line"
+	check "creates beside deletes: both ran" sh -c 'grep -q "^create  *[1-9]" "$0" &&
+	    grep -q "^delete  *[1-9]" "$0"' "$KC_TMP/bench-cd.out"
+	check_eq "creates beside deletes: no record without its key" 0 \
+	    "$(ctl --json health | jget '.records_missing_key // 0')"
+	check_eq "creates beside deletes: no new orphan key" "$orphans" \
+	    "$(ctl --json health | jget '.orphan_keys // 0')"
+	check_eq "creates beside deletes: two objects per listed CSR, plus the planted ones" \
+	    $((OBJS + 2 * $(ctl csr list --zone "$KC_ZONE" --per-page 5 | sed -n 's/.* \([0-9]*\) in all$/\1/p'))) \
+	    "$(keyobjs)"
+	kc_stop_daemon
+else
+	echo "# bench/keycustody-bench not built: creates beside deletes not run"
+fi
 kc_done
