@@ -47,7 +47,7 @@ struct kc_conf {
 
 	/*
 	 * Limits on what one peer, one role, one zone or one credential may hold (issue 12;
-	 * keycustodyd(8), docs/SECURITY.md "Daemon limits"). 0 in the "auto" ones: derived
+	 * keycustodyd.conf(5), docs/SECURITY.md "Daemon limits"). 0 in the "auto" ones: derived
 	 * from workers and queue_limit by dispatch.c.
 	 */
 	unsigned int	 conn_requests;		/* requests in flight per connection */
