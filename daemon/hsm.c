@@ -1129,6 +1129,7 @@ hsm_reinit_inlock(struct hsm *h, char **cause)
 	hsm_init_args(h, &args);
 	rv = h->f->C_Initialize(&args);
 	if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+		hsm_count_ckr(rv);
 		kc_cause(cause, "C_Initialize: %s", hsm_ckr_name(rv));
 		return KC_ERR_UNAVAILABLE;
 	}
@@ -1140,6 +1141,7 @@ hsm_reinit_inlock(struct hsm *h, char **cause)
 	rv = h->f->C_OpenSession(h->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL,
 	    &h->login_sh);
 	if (rv != CKR_OK) {
+		hsm_count_ckr(rv);
 		kc_cause(cause, "C_OpenSession: %s", hsm_ckr_name(rv));
 		return KC_ERR_UNAVAILABLE;
 	}
@@ -1149,6 +1151,7 @@ hsm_reinit_inlock(struct hsm *h, char **cause)
 		return KC_ERR_UNAVAILABLE;
 	}
 	rv = hsm_relogin(h, h->login_sh);
+	hsm_count_ckr(rv);
 	if (rv == CKR_PIN_INCORRECT || rv == CKR_PIN_LOCKED) {
 		hsm_login_failed(h, rv, "C_Login (re-initialization)");
 		return h->login_err;
@@ -1274,6 +1277,7 @@ hsm_probe_up(struct hsm *h)
 	}
 	if (rv != CKR_OK) {
 		/* The login session is gone with the token's state: re-initialize. */
+		hsm_count_ckr(rv);
 		hsm_mark_down(h, rv, "probe (C_GetSessionInfo)");
 		return;
 	}
@@ -1412,6 +1416,7 @@ hsm_session_probe(struct hsm_session *s)
 	hsm_op_end(s);
 	if (rv == CKR_OK)
 		return 0;
+	hsm_count_ckr(rv);
 	hsm_mark_down(s->h, rv, "probe after a failed engine operation");
 	return KC_ERR_UNAVAILABLE;
 }
