@@ -101,6 +101,14 @@ done
 missing=$(printf '%s\n' $missing | grep -v '^keycustody_pkcs11_errors_total$' | tr '\n' ' ')
 [ -z "$(echo $missing)" ] && ok "every metric of docs/METRICS.md is on /metrics" ||
     not_ok "missing from /metrics: $missing"
+# The Grafana dashboard uses only names of the doc.
+dash="$top_srcdir/contrib/grafana/keycustody.json"
+unknown=
+for name in $(grep -o 'keycustody_[a-z0-9_]*' "$dash" | sed 's/_\(bucket\|sum\|count\)$//' | sort -u); do
+	printf '%s\n' "$names" | grep -q "^$name:" || unknown="$unknown $name"
+done
+[ -z "$unknown" ] && ok "contrib/grafana/keycustody.json uses only documented metrics" ||
+    not_ok "dashboard names not in docs/METRICS.md:$unknown"
 # Every sample is a number.
 bad_lines=$(grep -v '^#' "$tmp/m" | awk '$NF !~ /^-?[0-9.e+]+$/ && $NF != "+Inf"' | head -3)
 [ -z "$bad_lines" ] && ok "every sample has a numeric value" || not_ok "bad samples: $bad_lines"
