@@ -2,7 +2,8 @@
 # Copyright (c) 2026 The keycustody authors. SPDX-License-Identifier: ISC
 #
 # plot-run.py DIR OUT.png: draw the main panels of contrib/grafana/keycustody.json from the
-# scrapes that record-run.sh saved (DIR/<unix time>.prom), with gnuplot. This is not
+# scrapes that record-run.sh saved (DIR/<unix time>.prom), with gnuplot (its pngcairo
+# terminal: apt-get install gnuplot-nox). This is not
 # Grafana: the same series, computed here from the scraped samples.
 import os
 import re
