@@ -1,8 +1,8 @@
 /*
  * Copyright (c) 2026 The keycustody authors. SPDX-License-Identifier: ISC
  *
- * answer-health.c: the health request, answered on the event loop from the daemon's
- * counters and states (no I/O).
+ * answer-health.c: the health and metrics requests, answered on the event loop from the
+ * daemon's counters and states (no I/O).
  */
 #include "config.h"
 
@@ -18,6 +18,7 @@
 #include "hsm.h"
 #include "kc-proto.h"
 #include "kcd.h"
+#include "metrics.h"
 #include "pool.h"
 #include "xmalloc.h"
 
@@ -40,8 +41,9 @@ answer_hsm_state(const struct kcd *kcd, const struct hsm_stats *st)
 	}
 }
 
-void
-answer_health(struct kcd *kcd, Keycustody__Response *resp)
+/* The health figures. @retval a HealthResponse freed with its Response */
+static Keycustody__HealthResponse *
+answer_health_new(struct kcd *kcd)
 {
 	Keycustody__HealthResponse	*h;
 	struct hsm_stats		 st;
@@ -127,6 +129,81 @@ answer_health(struct kcd *kcd, Keycustody__Response *resp)
 	h->hsm_searches = st.searches;
 	h->has_hsm_scans = 1;
 	h->hsm_scans = st.scans;
+	return h;
+}
+
+void
+answer_health(struct kcd *kcd, Keycustody__Response *resp)
+{
 	resp->body_case = KEYCUSTODY__RESPONSE__BODY_HEALTH;
-	resp->health = h;
+	resp->health = answer_health_new(kcd);
+}
+
+/* The names of enum kcd_hsm_op in MetricsResponse.hsm_operations. */
+static const char *const answer_hsm_op_names[KCD_HSM_NOPS] = {
+	[KCD_HSM_KEYGEN] = "keygen",
+	[KCD_HSM_SIGN] = "sign",
+	[KCD_HSM_DESTROY] = "destroy",
+};
+
+/* The token operations' latencies: each operation once, and by each key type it saw. */
+static void
+answer_metrics_hsm_ops(struct kcd *kcd, Keycustody__MetricsResponse *m)
+{
+	Keycustody__OperationLatency	*ol;
+	size_t				 n = 0;
+	int				 op, t;
+
+	m->hsm_operations = xcalloc(KCD_HSM_NOPS * KCD_NKEYTYPES,
+	    sizeof(*m->hsm_operations));
+	for (op = 0; op < KCD_HSM_NOPS; op++) {
+		for (t = 0; t < KCD_NKEYTYPES; t++) {
+			if (t != KCD_KEYTYPE_NONE &&
+			    atomic_load(&kcd->hsm_ops[op][t].count) == 0)
+				continue;
+			ol = xcalloc(1, sizeof(*ol));
+			keycustody__operation_latency__init(ol);
+			ol->op = xstrdup(answer_hsm_op_names[op]);
+			ol->key_type = xstrdup(t == KCD_KEYTYPE_NONE ? "none" :
+			    hsm_keytype_name((enum hsm_keytype)t));
+			ol->latency = metrics_hist_pack(&kcd->hsm_ops[op][t]);
+			m->hsm_operations[n++] = ol;
+		}
+	}
+	m->n_hsm_operations = n;
+}
+
+#define ANSWER_MAX_CKR	128
+
+void
+answer_metrics(struct kcd *kcd, Keycustody__Response *resp)
+{
+	Keycustody__MetricsResponse	*m;
+	struct hsm_ckr_count		 ckr[ANSWER_MAX_CKR];
+	size_t				 i, n;
+
+	m = xcalloc(1, sizeof(*m));
+	keycustody__metrics_response__init(m);
+	m->health = answer_health_new(kcd);
+	metrics_bounds_pack(m);
+	disp_metrics(kcd->disp, m);
+	answer_metrics_hsm_ops(kcd, m);
+	n = hsm_ckr_errors(ckr, ANSWER_MAX_CKR);
+	m->ckr_errors = xcalloc(n > 0 ? n : 1, sizeof(*m->ckr_errors));
+	for (i = 0; i < n; i++) {
+		m->ckr_errors[i] = xcalloc(1, sizeof(**m->ckr_errors));
+		keycustody__ckr_count__init(m->ckr_errors[i]);
+		m->ckr_errors[i]->name = xstrdup(ckr[i].name);
+		m->ckr_errors[i]->count = ckr[i].count;
+	}
+	m->n_ckr_errors = n;
+	m->audit_writes = metrics_hist_pack(audit_write_latency(kcd->audit));
+	m->has_audit_write_failures = 1;
+	m->audit_write_failures = audit_write_failures(kcd->audit);
+	m->has_reconciled_records = 1;
+	m->reconciled_records = atomic_load(&kcd->reconciled_records);
+	m->has_resolved_creates = 1;
+	m->resolved_creates = atomic_load(&kcd->resolved_creates);
+	resp->body_case = KEYCUSTODY__RESPONSE__BODY_METRICS;
+	resp->metrics = m;
 }

@@ -77,6 +77,8 @@ int	answer_delete_fallback_origin(struct worker *, const Keycustody__Request *,
 
 /* answer-health.c: on the event loop, no I/O. */
 void	answer_health(struct kcd *kcd, Keycustody__Response *resp);
+/** The metrics request (issue 18): health and the daemon's counters; on the loop. */
+void	answer_metrics(struct kcd *kcd, Keycustody__Response *resp);
 
 /* answer.c */
 

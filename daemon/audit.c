@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -37,6 +38,7 @@
 #include "kc-err.h"
 #include "kc-util.h"
 #include "log.h"
+#include "metrics.h"
 
 static char	*audit_rotated_name(const char *);
 
@@ -50,6 +52,8 @@ struct audit {
 	uint64_t	 seq;		/* seq of the last line */
 	char		 head[AUDIT_HASH_LEN + 1];	/* last line's hash */
 	const struct audit_seal *seal;	/* NULL: unkeyed, unanchored */
+	struct metrics_hist writes;	/* audit_write_inlock(), its sync and anchor */
+	_Atomic uint64_t write_failures;
 };
 
 /* Current time as RFC 3339 UTC with microseconds: 2026-01-02T03:04:05.123456Z. */
@@ -248,8 +252,24 @@ audit_cut_inlock(struct audit *a)
  * Append one finished line (with its newline) and sync it; on success the chain head moves
  * to it. Any failure leaves the file as it was (or marks it dirty) and the head unmoved.
  */
+static int audit_write_timed_inlock(struct audit *, const char *, size_t);
+
+/* audit_write_timed_inlock(), its time and its failure counted for metrics. */
 static int
 audit_write_inlock(struct audit *a, const char *line, size_t len)
+{
+	struct timespec	 t0;
+	int		 r;
+
+	metrics_now(&t0);
+	if ((r = audit_write_timed_inlock(a, line, len)) != 0)
+		atomic_fetch_add(&a->write_failures, 1);
+	metrics_hist_since(&a->writes, &t0);
+	return r;
+}
+
+static int
+audit_write_timed_inlock(struct audit *a, const char *line, size_t len)
 {
 	char	 hash[AUDIT_HASH_LEN + 1];
 	ssize_t	 n;
@@ -905,4 +925,18 @@ audit_test_set_fd(struct audit *a, int fd)
 	a->fd = fd;
 	pthread_mutex_unlock(&a->mtx);
 	return old;
+}
+
+const struct metrics_hist *
+audit_write_latency(const struct audit *a)
+{
+	static struct metrics_hist	 none;	/* no log: no writes */
+
+	return a != NULL ? &a->writes : &none;
+}
+
+uint64_t
+audit_write_failures(const struct audit *a)
+{
+	return a != NULL ? atomic_load(&a->write_failures) : 0;
 }

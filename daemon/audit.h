@@ -126,6 +126,12 @@ int	audit_rotate(struct audit *a, char **rotated_out);
 /** Health: false after a failed write until a write succeeds again. Thread-safe. */
 bool	audit_ok(struct audit *a);
 
+struct metrics_hist;
+/** The time of each record's write (and sync), for metrics. Borrowed; any thread. */
+const struct metrics_hist *audit_write_latency(const struct audit *a);
+/** Record writes that failed since start-up; any thread. */
+uint64_t audit_write_failures(const struct audit *a);
+
 /**
  * Head of the chain (hash of the last line written) and its seq, for logging and for
  * anchoring outside the file.

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/rand.h>
 
@@ -25,6 +26,7 @@
 #include "kc-util.h"
 #include "kcd.h"
 #include "log.h"
+#include "metrics.h"
 #include "signer.h"
 #include "store.h"
 #include "xmalloc.h"
@@ -39,6 +41,31 @@ struct custody_pending {
 	struct custody_wait	*v;
 	size_t			 n;
 };
+
+_Static_assert(KCD_KEYTYPE_NONE == HSM_KEY_NTYPES, "kcd.h's key type count");
+
+/* Count a token operation that started at t0 in its latency histogram. */
+static void
+custody_timed(const struct custody *c, enum kcd_hsm_op op, int keytype,
+    const struct timespec *t0)
+{
+	if (keytype < 0 || keytype >= HSM_KEY_NTYPES)
+		keytype = KCD_KEYTYPE_NONE;
+	metrics_hist_since(&c->kcd->hsm_ops[op][keytype], t0);
+}
+
+/* hsm_key_destroy(), timed (its key type is not known here). */
+static int
+custody_key_destroy(const struct custody *c, const uint8_t *key_id)
+{
+	struct timespec	 t0;
+	int		 r;
+
+	metrics_now(&t0);
+	r = hsm_key_destroy(c->hs, key_id);
+	custody_timed(c, KCD_HSM_DESTROY, KCD_KEYTYPE_NONE, &t0);
+	return r;
+}
 
 struct custody_pending *
 custody_pending_new(void)
@@ -107,10 +134,11 @@ custody_finish_pending(const struct custody *c)
 		w = p->v[i];
 		pthread_mutex_unlock(&p->lock);
 		/* Not found is done too: reconciliation or a restart may have been first. */
-		if ((r = hsm_key_destroy(c->hs, w.key_id)) == 0 &&
+		if ((r = custody_key_destroy(c, w.key_id)) == 0 &&
 		    ((r = store_csr_remove(c->st, w.id)) == 0 || r == KC_ERR_NOT_FOUND)) {
 			log_info("create %s: the token is back; the record and any key the "
 			    "failed key generation made are removed", w.id);
+			atomic_fetch_add(&c->kcd->resolved_creates, 1);
 			pthread_mutex_lock(&p->lock);
 			/* Only this function removes: index i still holds w. */
 			p->v[i] = p->v[--p->n];
@@ -163,6 +191,7 @@ custody_create(const struct custody *c, const struct audit_actor *actor,
 {
 	struct csr_subject	 subj;
 	struct hsm_key		*key = NULL;
+	struct timespec		 t0;
 	char			 country[3];
 	uint8_t			*der = NULL;
 	size_t			 derlen;
@@ -189,8 +218,10 @@ custody_create(const struct custody *c, const struct audit_actor *actor,
 	 * for by its CKA_ID and destroyed (out:). When that cannot be done now, the record
 	 * stays CREATING in the pending list until the token answers; it is never served.
 	 */
-	if ((r = hsm_keygen(c->hs, csr->key_type, rec->key_id, rec->id, &key,
-	    &maybe_made)) != 0)
+	metrics_now(&t0);
+	r = hsm_keygen(c->hs, csr->key_type, rec->key_id, rec->id, &key, &maybe_made);
+	custody_timed(c, KCD_HSM_KEYGEN, (int)csr->key_type, &t0);
+	if (r != 0)
 		goto out;
 	generated = 1;
 
@@ -207,8 +238,10 @@ custody_create(const struct custody *c, const struct audit_actor *actor,
 	subj.common_name = rec->common_name;
 	subj.sans = (const char *const *)rec->sans;
 	subj.nsans = rec->nsans;
-	if ((r = signer_csr(c->kcd->hsm, c->hs, key, &subj, &pem)) != 0 ||
-	    (r = csr_pubkey_der(hsm_key_public(key), &der, &derlen)) != 0)
+	metrics_now(&t0);
+	r = signer_csr(c->kcd->hsm, c->hs, key, &subj, &pem);
+	custody_timed(c, KCD_HSM_SIGN, (int)csr->key_type, &t0);
+	if (r != 0 || (r = csr_pubkey_der(hsm_key_public(key), &der, &derlen)) != 0)
 		goto out;
 
 	/* Step 4: READY. Only now does the record become visible. */
@@ -223,7 +256,7 @@ custody_create(const struct custody *c, const struct audit_actor *actor,
 	der = NULL;
  out:
 	if (r != 0 && (generated || maybe_made) &&
-	    hsm_key_destroy(c->hs, rec->key_id) != 0) {
+	    custody_key_destroy(c, rec->key_id) != 0) {
 		kept = 1;
 		custody_pending_add(c->kcd->pending, rec);
 		log_warnx("create %s: failed (%s), and a key it %s made could not be "
@@ -289,7 +322,7 @@ custody_delete(const struct custody *c, const struct audit_actor *actor, const c
 		goto out;
 	atomic_fetch_sub(&c->kcd->keys_in_custody, 1);
 	/* Step 2: both key objects. Step 3: the record. */
-	if ((r = hsm_key_destroy(c->hs, key_id)) != 0) {
+	if ((r = custody_key_destroy(c, key_id)) != 0) {
 		log_warnx("delete %s: key destruction failed (%s); the record stays in state "
 		    "deleting and is finished at start-up", id, kc_strerror(r));
 		goto out;
@@ -311,7 +344,7 @@ custody_undo_create(const struct custody *c, const char *zone, const char *id)
 
 	if ((r = store_csr_get(c->st, zone, id, &rec)) == 0 &&
 	    (r = store_csr_set_deleting(c->st, zone, id)) == 0 &&
-	    (r = hsm_key_destroy(c->hs, rec->key_id)) == 0 &&
+	    (r = custody_key_destroy(c, rec->key_id)) == 0 &&
 	    (r = store_csr_remove(c->st, id)) == 0)
 		atomic_fetch_sub(&c->kcd->keys_in_custody, 1);
 	store_csr_free(rec);
@@ -336,7 +369,7 @@ custody_reconcile(const struct custody *c, struct custody_report *report)
 	if ((r = store_csr_unfinished(c->st, &v, &n)) != 0)
 		goto out;
 	for (i = 0; i < n; i++) {
-		if ((r = hsm_key_destroy(c->hs, v[i]->key_id)) != 0) {
+		if ((r = custody_key_destroy(c, v[i]->key_id)) != 0) {
 			log_warnx("reconcile: record %s (%s): key destruction failed: %s",
 			    v[i]->id, v[i]->state == STORE_CSR_CREATING ? "creating" :
 			    "deleting", kc_strerror(r));
@@ -344,6 +377,7 @@ custody_reconcile(const struct custody *c, struct custody_report *report)
 		}
 		if ((r = store_csr_remove(c->st, v[i]->id)) != 0 && r != KC_ERR_NOT_FOUND)
 			goto out;
+		atomic_fetch_add(&c->kcd->reconciled_records, 1);
 		log_info("reconcile: %s record %s (zone %s) removed with its key",
 		    v[i]->state == STORE_CSR_CREATING ? "unfinished" : "half-deleted",
 		    v[i]->id, v[i]->zone_id);

@@ -28,6 +28,7 @@
 #include "kc-util.h"
 #include "kcd.h"
 #include "log.h"
+#include "metrics.h"
 #include "peer.h"
 #include "pool.h"
 #include "store.h"
@@ -47,6 +48,8 @@ static const struct disp_entry {
 	answer_undo_fn		 undo;		/* NULL: nothing to undo (reads, deletes) */
 } disp_table[] = {
 	{ KEYCUSTODY__REQUEST__BODY_HEALTH, PEER_ROLE_READER, DISP_LOOP, NULL, NULL },
+	/* Counts and latencies only, no zone's data: what health shows, so the same role. */
+	{ KEYCUSTODY__REQUEST__BODY_METRICS, PEER_ROLE_READER, DISP_LOOP, NULL, NULL },
 	{ KEYCUSTODY__REQUEST__BODY_CREATE_CSR, PEER_ROLE_GATEWAY, DISP_ACTOR | DISP_CREATE,
 	    answer_create_csr, answer_undo_create_csr },
 	{ KEYCUSTODY__REQUEST__BODY_LIST_CSRS, PEER_ROLE_READER, DISP_ACTOR,
@@ -111,12 +114,17 @@ struct disp_fair {
 	struct peer_loglimit	 log_refused;	/* permission refusals */
 };
 
+#define DISP_NROWS	(sizeof(disp_table) / sizeof(disp_table[0]))
+
 struct dispatch {
 	struct kcd		*kcd;
 	struct worker		*workers;
 	unsigned int		 nworkers;
 	struct timeval		 timeout;	/* the request deadline */
 	struct disp_fair	 fair;
+	unsigned int		 inflight;	/* jobs from disp_request() to their reply */
+	/* Worker answers by table row and key type (a create's; KCD_KEYTYPE_NONE else). */
+	struct metrics_hist	 latency[DISP_NROWS][KCD_NKEYTYPES];
 };
 
 /* A request on its way through a worker, from disp_request() to its reply. */
@@ -274,8 +282,25 @@ disp_answer_loop(struct kcd *kcd, const Keycustody__Request *req, uint8_t **fram
 {
 	Keycustody__Response	*resp = disp_response_new(req->id);
 
-	answer_health(kcd, resp);
+	if (req->body_case == KEYCUSTODY__REQUEST__BODY_METRICS)
+		answer_metrics(kcd, resp);
+	else
+		answer_health(kcd, resp);
 	disp_finish(NULL, resp, frame, len);
+}
+
+/* The key type a request's latency is counted under. */
+static int
+disp_keytype(const Keycustody__Request *req)
+{
+	enum hsm_keytype	 t = HSM_KEY_RSA2048;	/* the API's default */
+
+	if (req->body_case != KEYCUSTODY__REQUEST__BODY_CREATE_CSR)
+		return KCD_KEYTYPE_NONE;
+	if (req->create_csr->key_type != NULL &&
+	    hsm_keytype_parse(req->create_csr->key_type, &t) != 0)
+		return KCD_KEYTYPE_NONE;
+	return (int)t;
 }
 
 /*
@@ -309,10 +334,15 @@ disp_answer_worker(struct worker *w, const struct disp_entry *e,
 {
 	Keycustody__Response	*resp = disp_response_new(req->id);
 	struct kc_error		 err;
+	struct timespec		 t0;
 	int			 r;
 
 	memset(&err, 0, sizeof(err));
+	metrics_now(&t0);
 	r = e->fn(w, req, resp, &err);
+	if (w->kcd->disp != NULL)
+		metrics_hist_since(&w->kcd->disp->latency[e - disp_table][disp_keytype(req)],
+		    &t0);
 	if (r == 0 && atomic_load(abandoned)) {
 		disp_undo(w, e, req, resp);
 		r = KC_ERR_TIMEOUT;
@@ -582,6 +612,7 @@ disp_refuse(struct dispatch *d, struct disp_job *job, const char *msg)
 
 	event_free(job->timer);
 	disp_fair_release(d, job);
+	d->inflight--;
 	kc_error_set(&err, KC_STATUS_UNAVAILABLE, KC_API_UNAVAILABLE,
 	    "Service Unavailable: %s. Please try again later.", msg);
 	disp_error_frame(job->id, &err, &frame, &len);
@@ -616,6 +647,7 @@ disp_work_done(void *arg)
 	struct disp_job	*job = arg;
 
 	event_free(job->timer);
+	job->d->inflight--;
 	if (job->running) {
 		disp_fair_release(job->d, job);
 		disp_fair_next(job->d);
@@ -687,6 +719,7 @@ disp_request(struct dispatch *d, Keycustody__Request *req, const struct peer *pe
 		reply(arg, frame, len);
 		return;
 	}
+	d->inflight++;
 	clock_gettime(CLOCK_MONOTONIC, &job->deadline);
 	job->deadline.tv_sec += d->timeout.tv_sec;
 	if ((job->timer = evtimer_new(d->kcd->base, disp_deadline, job)) == NULL)
@@ -713,6 +746,38 @@ disp_stats(const struct dispatch *d, struct disp_stats *st)
 	st->creates_waiting = d->fair.waiting;
 	st->creates_limited = d->fair.limited;
 	st->log_suppressed = d->fair.log_limited.suppressed + d->fair.log_refused.suppressed;
+}
+
+void
+disp_metrics(const struct dispatch *d, Keycustody__MetricsResponse *m)
+{
+	Keycustody__OperationLatency	*ol;
+	size_t				 i, n = 0;
+	int				 t;
+
+	if (d == NULL)
+		return;
+	m->has_requests_in_flight = 1;
+	m->requests_in_flight = d->inflight;
+	m->requests = xcalloc(DISP_NROWS * KCD_NKEYTYPES, sizeof(*m->requests));
+	for (i = 0; i < DISP_NROWS; i++) {
+		if (disp_table[i].flags & DISP_LOOP)
+			continue;
+		for (t = 0; t < KCD_NKEYTYPES; t++) {
+			/* Every request type once; a create by each key type it was asked. */
+			if (t != KCD_KEYTYPE_NONE &&
+			    atomic_load(&d->latency[i][t].count) == 0)
+				continue;
+			ol = xcalloc(1, sizeof(*ol));
+			keycustody__operation_latency__init(ol);
+			ol->op = xstrdup(proto_request_name(disp_table[i].type));
+			ol->key_type = xstrdup(t == KCD_KEYTYPE_NONE ? "none" :
+			    hsm_keytype_name((enum hsm_keytype)t));
+			ol->latency = metrics_hist_pack(&d->latency[i][t]);
+			m->requests[n++] = ol;
+		}
+	}
+	m->n_requests = n;
 }
 
 /*

@@ -53,6 +53,12 @@ struct disp_stats {
 /** Fill st (all zero for NULL). */
 void		 disp_stats(const struct dispatch *d, struct disp_stats *st);
 
+/**
+ * Add the worker requests' latencies (each request type; a create also by key type) and
+ * the requests in flight to m; m frees them. NULL adds nothing.
+ */
+void		 disp_metrics(const struct dispatch *d, Keycustody__MetricsResponse *m);
+
 /** The reply to a request of an unsupported protocol version. Caller frees *frame. */
 void		 disp_bad_version(const Keycustody__Request *req, uint8_t **frame,
 		    size_t *len);

@@ -289,6 +289,10 @@ static const struct hsm_ckr_name {
 	HSM_CKR(CKR_FUNCTION_REJECTED),
 };
 #undef HSM_CKR
+#define HSM_NCKR	(sizeof(hsm_ckr_names) / sizeof(hsm_ckr_names[0]))
+
+/* Operations that ended in each hsm_ckr_names[] code; the last slot: any other code. */
+static uint64_t hsm_ckr_counts[HSM_NCKR + 1];	/* __atomic_* only */
 
 static void	hsm_map_flush(struct hsm *);
 static void	hsm_map_entry_free(struct hsm_map_entry *);
@@ -542,6 +546,34 @@ hsm_mark_down(struct hsm *h, CK_RV rv, const char *what)
 	pthread_mutex_unlock(&h->rlock);
 }
 
+/* Count a PKCS#11 error by its CKR_* name, for metrics (not our own HSM_CKR_* codes). */
+static void
+hsm_count_ckr(CK_RV rv)
+{
+	size_t	 i;
+
+	if (rv == CKR_OK || (rv & HSM_CKR_BASE) == HSM_CKR_BASE)
+		return;
+	for (i = 0; i < HSM_NCKR && hsm_ckr_names[i].rv != rv; i++)
+		;
+	__atomic_fetch_add(&hsm_ckr_counts[i], 1, __ATOMIC_RELAXED);
+}
+
+size_t
+hsm_ckr_errors(struct hsm_ckr_count *v, size_t max)
+{
+	uint64_t	 n;
+	size_t		 i, k = 0;
+
+	for (i = 0; i <= HSM_NCKR && k < max; i++) {
+		if ((n = __atomic_load_n(&hsm_ckr_counts[i], __ATOMIC_RELAXED)) == 0)
+			continue;
+		v[k].name = i < HSM_NCKR ? hsm_ckr_names[i].name : "other";
+		v[k++].count = n;
+	}
+	return k;
+}
+
 /*
  * Translate the outcome of an operation on a session into a KC_ERR_* code, marking the
  * token down when the module failed.
@@ -549,6 +581,7 @@ hsm_mark_down(struct hsm *h, CK_RV rv, const char *what)
 static int
 hsm_result(struct hsm *h, CK_RV rv, const char *what)
 {
+	hsm_count_ckr(rv);
 	switch (rv) {
 	case CKR_OK:
 		return 0;
@@ -596,6 +629,7 @@ hsm_op_result(struct hsm_session *s, CK_RV rv, const char *what)
 		    hsm_ckr_name(rv), hsm_ckr_name(prv));
 		return hsm_result(h, rv, what);
 	}
+	hsm_count_ckr(rv);
 	hsm_stat_inc(h, refusals);
 	log_warnx("hsm: %s: %s; the token answers, so it refused this operation (the token "
 	    "stays up)", what, hsm_ckr_name(rv));
@@ -1095,6 +1129,7 @@ hsm_reinit_inlock(struct hsm *h, char **cause)
 	hsm_init_args(h, &args);
 	rv = h->f->C_Initialize(&args);
 	if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+		hsm_count_ckr(rv);
 		kc_cause(cause, "C_Initialize: %s", hsm_ckr_name(rv));
 		return KC_ERR_UNAVAILABLE;
 	}
@@ -1106,6 +1141,7 @@ hsm_reinit_inlock(struct hsm *h, char **cause)
 	rv = h->f->C_OpenSession(h->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL,
 	    &h->login_sh);
 	if (rv != CKR_OK) {
+		hsm_count_ckr(rv);
 		kc_cause(cause, "C_OpenSession: %s", hsm_ckr_name(rv));
 		return KC_ERR_UNAVAILABLE;
 	}
@@ -1115,6 +1151,7 @@ hsm_reinit_inlock(struct hsm *h, char **cause)
 		return KC_ERR_UNAVAILABLE;
 	}
 	rv = hsm_relogin(h, h->login_sh);
+	hsm_count_ckr(rv);
 	if (rv == CKR_PIN_INCORRECT || rv == CKR_PIN_LOCKED) {
 		hsm_login_failed(h, rv, "C_Login (re-initialization)");
 		return h->login_err;
@@ -1240,6 +1277,7 @@ hsm_probe_up(struct hsm *h)
 	}
 	if (rv != CKR_OK) {
 		/* The login session is gone with the token's state: re-initialize. */
+		hsm_count_ckr(rv);
 		hsm_mark_down(h, rv, "probe (C_GetSessionInfo)");
 		return;
 	}
@@ -1378,6 +1416,7 @@ hsm_session_probe(struct hsm_session *s)
 	hsm_op_end(s);
 	if (rv == CKR_OK)
 		return 0;
+	hsm_count_ckr(rv);
 	hsm_mark_down(s->h, rv, "probe after a failed engine operation");
 	return KC_ERR_UNAVAILABLE;
 }

@@ -157,6 +157,13 @@ void	 hsm_probe(struct hsm *h);
 int	 hsm_session_probe(struct hsm_session *s);
 /** Copy the counters; any thread. */
 void	 hsm_get_stats(const struct hsm *h, struct hsm_stats *st);
+/* A PKCS#11 error code and how many operations ended in it since start-up. */
+struct hsm_ckr_count {
+	const char	*name;		/* "CKR_DEVICE_ERROR", or "other"; static */
+	uint64_t	 count;
+};
+/** The nonzero CKR counters, at most max of them, into v; any thread. @retval how many */
+size_t	 hsm_ckr_errors(struct hsm_ckr_count *v, size_t max);
 /** Borrowed; valid until hsm_close(). */
 const char *hsm_token_label(const struct hsm *h);
 enum hsm_signer hsm_get_signer(const struct hsm *h);

@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "metrics.h"
+
 struct event_base;
 struct audit;
 struct cert_store;
@@ -19,6 +21,16 @@ struct control;
 struct custody_pending;
 struct dispatch;
 struct pool;
+
+/* The token operations that custody.c times, by key type (KCD_KEYTYPE_NONE: not known). */
+enum kcd_hsm_op {
+	KCD_HSM_KEYGEN = 0,
+	KCD_HSM_SIGN,
+	KCD_HSM_DESTROY,
+	KCD_HSM_NOPS
+};
+#define KCD_KEYTYPE_NONE	5	/* HSM_KEY_NTYPES (checked in custody.c) */
+#define KCD_NKEYTYPES		(KCD_KEYTYPE_NONE + 1)
 
 struct kcd {
 	const struct kc_conf	*conf;
@@ -39,6 +51,9 @@ struct kcd {
 	uint8_t			*missing_ids;		/* sorted key ids of those records */
 	size_t			 nmissing;		/* read-only after start-up */
 	struct custody_pending	*pending;		/* creates waiting for the token */
+	struct metrics_hist	 hsm_ops[KCD_HSM_NOPS][KCD_NKEYTYPES];
+	_Atomic uint64_t	 reconciled_records;	/* removed by start-up reconciliation */
+	_Atomic uint64_t	 resolved_creates;	/* pending creates removed later */
 };
 
 #endif /* KC_KCD_H */

@@ -8,6 +8,7 @@
 #define KC_HTTP_METRICS_H
 
 struct http_metrics;
+struct Keycustody__MetricsResponse;
 
 /**
  * @param names HTTP_R_MAX route names, borrowed for the life of the metrics
@@ -44,9 +45,12 @@ void		 http_metrics_auth_failed(struct http_metrics *m, int unknown);
 void		 http_metrics_conns(struct http_metrics *m, int open, int reserved);
 
 /**
- * The text of GET /metrics; connections is how many daemon connections are up.
+ * The text of GET /metrics; connections is how many daemon connections are up, dm the
+ * daemon's answer to this scrape's MetricsRequest (borrowed; NULL: none came, and
+ * keycustody_daemon_up is 0).
  * @retval NUL-terminated text (caller frees), or NULL when out of memory
  */
-char		*http_metrics_text(const struct http_metrics *m, int connections);
+char		*http_metrics_text(const struct http_metrics *m, int connections,
+		    const struct Keycustody__MetricsResponse *dm);
 
 #endif /* KC_HTTP_METRICS_H */

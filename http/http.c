@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <openssl/ssl.h>
 
 #include <event2/buffer.h>
@@ -52,6 +53,10 @@
 #define HTTP_TOKEN_MAX		256
 #define HTTP_RETRY_AFTER	1
 #define HTTP_ID_MAX		40	/* an id this long or longer is kept as "-" */
+#define HTTP_METRICS_TIMEOUT_MS	2000	/* a scrape waits this long for the daemon */
+#define HTTP_METRICS_401	"401 Unauthorized: GET /metrics needs " \
+				"\"Authorization: Bearer <token>\" with the token of the " \
+				"file metrics_token_file names\n"
 
 struct http {
 	struct event_base	*base;
@@ -60,6 +65,8 @@ struct http {
 	struct cred_table	*creds;
 	SSL_CTX			*tls;		/* NULL: plain HTTP */
 	int			 metrics_on;
+	struct evhttp		*mevh;		/* metrics' own listener; NULL: none */
+	char			*metrics_token;	/* NULL: /metrics needs no credential */
 	struct http_metrics	*m;
 	struct http_conns	*conns;
 	const char		*names[HTTP_R_MAX];	/* from http_routes[], for logs */
@@ -350,6 +357,9 @@ http_parse_uint(const char *s, unsigned long min, unsigned long max, uint32_t *o
 	return 0;
 }
 
+static void	http_send_metrics(struct http *, struct evhttp_request *, double,
+		    const Keycustody__MetricsResponse *);
+
 static void
 http_reply_daemon(struct http *h, struct http_pending *p, Keycustody__Response *resp)
 {
@@ -366,6 +376,13 @@ http_reply_daemon(struct http *h, struct http_pending *p, Keycustody__Response *
 			body = NULL;
 			r = json_health(NULL, &ok, &body);
 			status = 503;
+		}
+		if (p->route == HTTP_R_METRICS) {
+			free(body);
+			log_warnx("daemon refused the metrics request: %s",
+			    resp->error->message != NULL ? resp->error->message : "?");
+			http_send_metrics(h, p->req, p->t0, NULL);
+			return;
 		}
 		goto send;
 	}
@@ -419,6 +436,11 @@ http_reply_daemon(struct http *h, struct http_pending *p, Keycustody__Response *
 		r = json_health(resp->health, &ok, &body);
 		status = ok ? 200 : 503;
 		break;
+	case HTTP_R_METRICS:
+		if (resp->body_case != KEYCUSTODY__RESPONSE__BODY_METRICS)
+			goto bad;
+		http_send_metrics(h, p->req, p->t0, resp->metrics);
+		return;
 	default:
 		goto bad;
 	}
@@ -463,7 +485,9 @@ http_daemon_cb(int r, Keycustody__Response *resp, void *arg)
 
 			json_health(NULL, &ok, &body);
 			http_send(h, p->req, p->route, p->t0, 503, body, HTTP_RETRY_AFTER);
-		} else
+		} else if (p->route == HTTP_R_METRICS)
+			http_send_metrics(h, p->req, p->t0, NULL);
+		else
 			http_send_err(h, p->req, p->route, p->t0, r == KC_ERR_NOMEM ?
 			    &http_err_internal : &http_err_unavailable);
 	} else
@@ -486,9 +510,20 @@ http_call(struct http *h, struct evhttp_request *req, enum http_route route, dou
 	p->route = route;
 	p->t0 = t0;
 	p->tcall = http_now();
-	if ((r = kcc_async_call(h->daemon, msg, http_daemon_cb, p)) != 0) {
+	if (h->daemon == NULL)
+		r = KC_ERR_UNAVAILABLE;
+	else if (route == HTTP_R_METRICS)
+		r = kcc_async_call_timeout(h->daemon, msg, HTTP_METRICS_TIMEOUT_MS,
+		    http_daemon_cb, p);
+	else
+		r = kcc_async_call(h->daemon, msg, http_daemon_cb, p);
+	if (r != 0) {
 		free(p);
 		http_metrics_refused(h->m, route);
+		if (route == HTTP_R_METRICS) {
+			http_send_metrics(h, req, t0, NULL);
+			return;
+		}
 		if (route == HTTP_R_HEALTHZ) {
 			char	*body = NULL;
 			int	 ok;
@@ -829,18 +864,59 @@ http_healthz(struct http *h, struct evhttp_request *req, const struct http_row *
 	http_call(h, req, row->route, t0, &msg);
 }
 
-/* GET /metrics. */
+/* Whether req carries "Authorization: Bearer <metrics token>" (compared in constant time). */
+static int
+http_metrics_authorized(const struct http *h, struct evhttp_request *req)
+{
+	const char	*v;
+	size_t		 n;
+
+	if (h->metrics_token == NULL)
+		return 1;
+	v = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+	if (v == NULL || strncasecmp(v, "Bearer ", 7) != 0)
+		return 0;
+	v += 7;
+	n = strlen(h->metrics_token);
+	return strlen(v) == n && CRYPTO_memcmp(v, h->metrics_token, n) == 0;
+}
+
+/*
+ * GET /metrics: the shim's figures and the daemon's, asked for now (nothing is kept from
+ * one scrape to the next); http_send_metrics() answers.
+ */
 static void
 http_metrics(struct http *h, struct evhttp_request *req, const struct http_row *row,
     const struct cred *cred, const char *zone, const char *id, double t0)
 {
-	char	*text;
+	Keycustody__Request		 msg = KEYCUSTODY__REQUEST__INIT;
+	Keycustody__MetricsRequest	 m = KEYCUSTODY__METRICS_REQUEST__INIT;
 
-	if ((text = http_metrics_text(h->m, kcc_async_connected(h->daemon))) == NULL) {
-		http_send_err(h, req, row->route, t0, &http_err_internal);
+	if (!http_metrics_authorized(h, req)) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+		    "Bearer realm=\"metrics\"");
+		http_send(h, req, row->route, t0, 401, xstrdup(HTTP_METRICS_401), 0);
 		return;
 	}
-	http_send(h, req, row->route, t0, 200, text, 0);
+	msg.body_case = KEYCUSTODY__REQUEST__BODY_METRICS;
+	msg.metrics = &m;
+	http_call(h, req, row->route, t0, &msg);
+}
+
+/* Answer a scrape with the daemon's figures dm (NULL: the daemon did not answer). */
+static void
+http_send_metrics(struct http *h, struct evhttp_request *req, double t0,
+    const Keycustody__MetricsResponse *dm)
+{
+	char	*text;
+
+	text = http_metrics_text(h->m, h->daemon != NULL ? kcc_async_connected(h->daemon) :
+	    0, dm);
+	if (text == NULL) {
+		http_send_err(h, req, HTTP_R_METRICS, t0, &http_err_internal);
+		return;
+	}
+	http_send(h, req, HTTP_R_METRICS, t0, 200, text, 0);
 }
 
 static const struct http_row http_routes[] = {
@@ -962,11 +1038,14 @@ http_match(const char *pattern, const char *path, struct http_params *pp)
 	}
 }
 
-/* Whether row is served: the metrics route only when metrics are on. */
+/*
+ * Whether the API's listener serves row: the metrics route only when metrics are on and
+ * have no listener of their own.
+ */
 static int
 http_row_on(const struct http *h, const struct http_row *row)
 {
-	return h->metrics_on || !(row->flags & HTTP_F_METRICS);
+	return (h->metrics_on && h->mevh == NULL) || !(row->flags & HTTP_F_METRICS);
 }
 
 /*
@@ -1119,6 +1198,42 @@ http_dispatch(struct evhttp_request *req, void *arg)
 	row->handler(h, req, row, cred, pp.zone, pp.id, t0);
 }
 
+/*
+ * The metrics listener's router (metrics_port): GET /metrics, with its token when one is
+ * set, and nothing else; no API credential is asked or accepted here.
+ */
+static void
+http_dispatch_metrics(struct evhttp_request *req, void *arg)
+{
+	struct http			*h = arg;
+	const struct evhttp_uri		*uri = evhttp_request_get_evhttp_uri(req);
+	const struct http_err		*e;
+	const char			*path = NULL, *allow, *rpath;
+	double				 t0 = http_now();
+	size_t				 i;
+	int				 route;
+
+	e = http_conn_refused(http_conn_dispatched(h->conns, req), &route, &allow, &rpath);
+	if (e != NULL) {
+		http_send_check(h, req, e, route, rpath, allow, t0);
+		return;
+	}
+	if (uri != NULL)
+		path = evhttp_uri_get_path(uri);
+	if (path == NULL || strcmp(path, "/metrics") != 0) {
+		http_send_no_route(h, req, path != NULL && *path != '\0' ? path : "/", t0);
+		return;
+	}
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
+		http_send_bad_method(h, req, "GET", t0);
+		return;
+	}
+	for (i = 0; i < HTTP_NROUTES; i++)
+		if (http_routes[i].route == HTTP_R_METRICS)
+			break;
+	http_metrics(h, req, &http_routes[i], NULL, "", "", t0);
+}
+
 /* Every connection's bufferevent: TLS or not (http-tls.c), watched by http-conn.c. */
 static struct bufferevent *
 http_bevcb(struct event_base *base, void *arg)
@@ -1126,6 +1241,50 @@ http_bevcb(struct event_base *base, void *arg)
 	struct http	*h = arg;
 
 	return http_conns_watch(h->conns, http_tls_bevcb(base, h->tls));
+}
+
+/*
+ * The metrics listener (metrics_address, metrics_port): plain HTTP, under the same
+ * connection limits as the API's (http-conn.c watches its connections too).
+ * XXX an accept() error there is not paused like the API listener's.
+ */
+static int
+http_metrics_listen(struct http *h, const struct http_config *conf, char **cause)
+{
+	const char	*addr = conf->metrics_address != NULL ? conf->metrics_address :
+			    conf->address;
+	struct timeval	 tv;
+
+	if (conf->tls_cert != NULL) {
+		/* Connections are watched as TLS or not all alike (http_conns_new()). */
+		xasprintf(cause, "metrics_port cannot be used with TLS; scrape /metrics on "
+		    "the TLS listener");
+		return KC_ERR_INVALID;
+	}
+	if ((h->mevh = evhttp_new(h->base)) == NULL) {
+		xasprintf(cause, "evhttp_new failed");
+		return KC_ERR_NOMEM;
+	}
+	evhttp_set_allowed_methods(h->mevh, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
+	    EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
+	    EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+	evhttp_set_max_body_size(h->mevh, 0);
+	evhttp_set_bevcb(h->mevh, http_bevcb, h);
+	evhttp_set_max_headers_size(h->mevh, conf->limits.max_header_bytes > 0 ?
+	    (size_t)conf->limits.max_header_bytes : HTTP_DEF_MAX_HEADER_BYTES);
+	tv.tv_sec = conf->http_timeout_s > 0 ? conf->http_timeout_s : 30;
+	tv.tv_usec = 0;
+	evhttp_set_timeout_tv(h->mevh, &tv);
+	evhttp_set_gencb(h->mevh, http_dispatch_metrics, h);
+	if (evhttp_bind_socket_with_handle(h->mevh, addr, (ev_uint16_t)conf->metrics_port) ==
+	    NULL) {
+		xasprintf(cause, "cannot listen for metrics on %s port %d", addr,
+		    conf->metrics_port);
+		return KC_ERR_INTERNAL;
+	}
+	log_info("metrics on %s port %d%s", addr, conf->metrics_port,
+	    h->metrics_token != NULL ? " (bearer token required)" : "");
+	return 0;
 }
 
 struct http *
@@ -1203,6 +1362,11 @@ http_new(struct event_base *base, const struct http_config *conf, struct cred_ta
 	fd = evhttp_bound_socket_get_fd(bound);
 	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1)
 		log_warn("setsockopt TCP_NODELAY");
+	if (conf->metrics_token != NULL)
+		h->metrics_token = xstrdup(conf->metrics_token);
+	if (h->metrics_on && conf->metrics_port > 0 && http_metrics_listen(h, conf,
+	    cause) != 0)
+		goto fail;
 	return h;
  fail:
 	h->creds = NULL;	/* the caller still owns them on failure */
@@ -1286,11 +1450,15 @@ http_free(struct http *h)
 	kcc_async_free(h->daemon);
 	if (h->evh != NULL)
 		evhttp_free(h->evh);
+	if (h->mevh != NULL)
+		evhttp_free(h->mevh);
 	http_conns_free(h->conns);	/* after evhttp_free(): it closes the connections */
 	http_compat_uninit();
 	http_metrics_free(h->m);
 	SSL_CTX_free(h->tls);		/* after the connections, whose SSLs hold it */
 	cred_table_free(h->creds);
+	if (h->metrics_token != NULL)
+		freezero_kc(h->metrics_token, strlen(h->metrics_token));
 	if (http_self == h)
 		http_self = NULL;
 	free(h);

@@ -18,6 +18,9 @@ struct http_config {
 	int		 port;
 	const char	*socket;		/* daemon socket; NULL: default */
 	int		 metrics;		/* serve GET /metrics */
+	const char	*metrics_token;		/* its bearer token; NULL: none needed */
+	const char	*metrics_address;	/* its own listener; NULL: address */
+	int		 metrics_port;		/* 0: /metrics on the API's listener */
 	int		 daemon_conns;		/* connection pool size */
 	int		 daemon_timeout_ms;	/* per-call deadline */
 	int		 max_pending;		/* calls in flight before 503 */

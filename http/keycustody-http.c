@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
@@ -49,6 +50,9 @@ struct main_conf {
 	char	*sandbox;
 	int	 port;
 	int	 metrics;
+	char	*metrics_token_file;	/* its one line is /metrics' bearer token */
+	char	*metrics_listen;	/* /metrics' own listener, with metrics_port */
+	int	 metrics_port;
 	int	 timeout_ms;
 	int	 connections;
 	struct http_limits lim;		/* lim.reserve points at reserve */
@@ -56,6 +60,9 @@ struct main_conf {
 };
 
 enum main_type { MAIN_STR, MAIN_INT, MAIN_BOOL };
+
+#define MAIN_TOKEN_MIN	16	/* metrics_token_file: a guessable token is no credential */
+#define MAIN_TOKEN_MAX	256
 
 /* One row per setting: its configuration file key is its long option, '-' made '_'. */
 static const struct kc_conf_file_key main_keys[] = {
@@ -70,6 +77,10 @@ static const struct kc_conf_file_key main_keys[] = {
 	{ "group",	   MAIN_STR,  offsetof(struct main_conf, group), 0, 0, 0 },
 	{ "sandbox",	   MAIN_STR,  offsetof(struct main_conf, sandbox), 0, 0, 0 },
 	{ "metrics",	   MAIN_BOOL, offsetof(struct main_conf, metrics), 0, 0, 0 },
+	{ "metrics_token_file", MAIN_STR, offsetof(struct main_conf, metrics_token_file), 0,
+	    0, 0 },
+	{ "metrics_listen", MAIN_STR, offsetof(struct main_conf, metrics_listen), 0, 0, 0 },
+	{ "metrics_port",  MAIN_INT,  offsetof(struct main_conf, metrics_port), 1, 65535, 0 },
 	{ "timeout_ms",	   MAIN_INT,  offsetof(struct main_conf, timeout_ms), 100,
 	    3600000, 0 },
 	{ "connections",   MAIN_INT,  offsetof(struct main_conf, connections), 1, 64, 0 },
@@ -96,6 +107,8 @@ main_usage(void)
 {
 	fprintf(stderr,
 	    "usage: keycustody-http [-dn] [--no-metrics] [-c credentials] [-f file]\n"
+	    "                       [--metrics-token-file file] [--metrics-listen address]\n"
+	    "                       [--metrics-port port]\n"
 	    "                       [-l address] [-p port] [-s socket] [-t timeout_ms]\n"
 	    "                       [-w connections] [--tls-cert file --tls-key file\n"
 	    "                       [--tls-client-ca file]] [--user user [--group group]]\n"
@@ -149,6 +162,48 @@ main_set(struct main_conf *mc, const char *key, const char *value, char **cause)
 	return 0;
 }
 
+/*
+ * Read /metrics' bearer token: the file's one line, 16 to 256 printable characters
+ * without spaces (a trailing newline is dropped).
+ * @retval the token (caller frees with freezero_kc()), or NULL with *cause set
+ */
+static char *
+main_metrics_token(const char *path, char **cause)
+{
+	char	 buf[MAIN_TOKEN_MAX + 2];
+	char	*tok = NULL;
+	ssize_t	 n;
+	size_t	 len, i;
+	int	 fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		xasprintf(cause, "metrics_token_file %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n < 0) {
+		xasprintf(cause, "metrics_token_file %s: %s", path, strerror(errno));
+		goto out;
+	}
+	len = (size_t)n;
+	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+		len--;
+	for (i = 0; i < len && buf[i] > ' ' && buf[i] < 0x7f; i++)
+		;
+	if (len < MAIN_TOKEN_MIN || len > MAIN_TOKEN_MAX || i != len) {
+		xasprintf(cause, "metrics_token_file %s: want one line of %d to %d printable "
+		    "characters without spaces", path, MAIN_TOKEN_MIN, MAIN_TOKEN_MAX);
+		goto out;
+	}
+	tok = xmalloc(len + 1);
+	memcpy(tok, buf, len);
+	tok[len] = '\0';
+ out:
+	explicit_bzero(buf, sizeof(buf));
+	return tok;
+}
+
 /* The configuration file reader's callback: each line is a main_set(). */
 static int
 main_conf_line(void *arg, const char *key, const char *value, int line, char **cause)
@@ -169,6 +224,8 @@ main_conf_free(struct main_conf *mc)
 	free(mc->group);
 	free(mc->sandbox);
 	free(mc->reserve);
+	free(mc->metrics_token_file);
+	free(mc->metrics_listen);
 	memset(mc, 0, sizeof(*mc));
 }
 
@@ -310,6 +367,9 @@ main(int argc, char **argv)
 		{ "timeout-ms", required_argument, NULL, 't' },
 		{ "connections", required_argument, NULL, 'w' },
 		{ "no-metrics", no_argument, NULL, 'M' },
+		{ "metrics-token-file", required_argument, NULL, 'T' },
+		{ "metrics-listen", required_argument, NULL, 'L' },
+		{ "metrics-port", required_argument, NULL, 'P' },
 		{ "tls-cert", required_argument, NULL, 'C' },
 		{ "tls-key", required_argument, NULL, 'K' },
 		{ "tls-client-ca", required_argument, NULL, 'A' },
@@ -334,7 +394,8 @@ main(int argc, char **argv)
 		['c'] = "credentials", ['l'] = "listen", ['p'] = "port", ['s'] = "socket",
 		['t'] = "timeout_ms", ['w'] = "connections", ['C'] = "tls_cert",
 		['K'] = "tls_key", ['A'] = "tls_client_ca", ['u'] = "user", ['g'] = "group",
-		['S'] = "sandbox"
+		['S'] = "sandbox", ['T'] = "metrics_token_file", ['L'] = "metrics_listen",
+		['P'] = "metrics_port"
 	};
 	static const char	 shortopts[] = "c:df:l:np:s:t:w:";
 	struct main_conf	 mc;
@@ -343,6 +404,7 @@ main(int argc, char **argv)
 	struct event		*ev_int, *ev_term, *ev_hup;
 	struct main_reload	 rl;
 	struct cred_table	*creds = NULL;
+	char			*mtoken = NULL;
 	struct http		*h;
 	const char		*file = NULL;
 	char			*cause = NULL;
@@ -418,6 +480,14 @@ main(int argc, char **argv)
 	conf.port = mc.port;
 	conf.socket = mc.socket;
 	conf.metrics = mc.metrics;
+	if (mc.metrics_token_file != NULL &&
+	    (mtoken = main_metrics_token(mc.metrics_token_file, &cause)) == NULL)
+		fatalx("%s", cause);
+	conf.metrics_token = mtoken;
+	conf.metrics_address = mc.metrics_listen;
+	conf.metrics_port = mc.metrics_port;
+	if (mc.metrics_listen != NULL && mc.metrics_port == 0)
+		fatalx("metrics_listen is set but metrics_port is not");
 	conf.daemon_conns = mc.connections;
 	conf.daemon_timeout_ms = mc.timeout_ms;
 	conf.max_pending = 256;
@@ -442,6 +512,8 @@ main(int argc, char **argv)
 		    ", TLS with client certificates" : ", TLS" : "");
 		cred_table_free(creds);
 		close(rl.fd);
+		if (mtoken != NULL)
+			freezero_kc(mtoken, strlen(mtoken));
 		main_conf_free(&mc);
 		return 0;
 	}
@@ -454,6 +526,9 @@ main(int argc, char **argv)
 		fatalx("event_base_new");
 	if ((h = http_new(base, &conf, creds, &cause)) == NULL)
 		fatalx("%s", cause);
+	if (mtoken != NULL)
+		freezero_kc(mtoken, strlen(mtoken));	/* http_new() has its copy */
+	mtoken = NULL;
 	rl.h = h;
 	ev_int = evsignal_new(base, SIGINT, main_signal, base);
 	ev_term = evsignal_new(base, SIGTERM, main_signal, base);

@@ -81,6 +81,9 @@ void	 kcc_async_free(struct kcc_async *a);
  */
 int	 kcc_async_call(struct kcc_async *a, Keycustody__Request *req, kcc_async_cb cb,
 	    void *arg);
+/** kcc_async_call() with a deadline of its own, timeout_ms (0: none), not the pool's. */
+int	 kcc_async_call_timeout(struct kcc_async *a, Keycustody__Request *req,
+	    int timeout_ms, kcc_async_cb cb, void *arg);
 
 /** Connections currently up. */
 int	 kcc_async_connected(const struct kcc_async *a);

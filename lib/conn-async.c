@@ -318,6 +318,13 @@ kcc_async_timeout_cb(evutil_socket_t fd, short what, void *arg)
 int
 kcc_async_call(struct kcc_async *a, Keycustody__Request *req, kcc_async_cb cb, void *arg)
 {
+	return kcc_async_call_timeout(a, req, a->timeout_ms, cb, arg);
+}
+
+int
+kcc_async_call_timeout(struct kcc_async *a, Keycustody__Request *req, int timeout_ms,
+    kcc_async_cb cb, void *arg)
+{
 	struct kcc_aconn	*c = NULL;
 	struct kcc_call		*call;
 	struct timeval		 tv;
@@ -346,15 +353,15 @@ kcc_async_call(struct kcc_async *a, Keycustody__Request *req, kcc_async_cb cb, v
 	call->id = req->id;
 	call->cb = cb;
 	call->arg = arg;
-	if (a->timeout_ms > 0) {
+	if (timeout_ms > 0) {
 		if ((call->timer = evtimer_new(a->base, kcc_async_timeout_cb,
 		    call)) == NULL) {
 			free(call);
 			free(frame);
 			return KC_ERR_NOMEM;
 		}
-		tv.tv_sec = a->timeout_ms / 1000;
-		tv.tv_usec = (a->timeout_ms % 1000) * 1000;
+		tv.tv_sec = timeout_ms / 1000;
+		tv.tv_usec = (timeout_ms % 1000) * 1000;
 		evtimer_add(call->timer, &tv);
 	}
 	if (bufferevent_write(c->bev, frame, len) != 0) {

@@ -169,6 +169,8 @@ proto_request_name(int body_case)
 		return "update_fallback_origin";
 	case KEYCUSTODY__REQUEST__BODY_DELETE_FALLBACK_ORIGIN:
 		return "delete_fallback_origin";
+	case KEYCUSTODY__REQUEST__BODY_METRICS:
+		return "metrics";
 	default:
 		return "unknown";
 	}
