@@ -138,8 +138,90 @@ p11kit_section() {
 	unset P11_KIT_SERVER_ADDRESS
 }
 
+# --- openCryptoki's soft token ---------------------------------------------------------
+#
+# pkcsslotd and the library have their paths compiled in (/etc/opencryptoki,
+# /var/lib/opencryptoki, /run/pkcsslotd.socket, /run/lock/opencryptoki) and talk over
+# System V / POSIX shared memory. So the section runs in a mount namespace of its own
+# (unshare -m, root only) with this test's directories bound over those paths and fresh
+# /run and /dev/shm: the machine's own openCryptoki, if any, is never seen or touched.
+
+OCK_LIB=/usr/lib/x86_64-linux-gnu/opencryptoki/libopencryptoki.so.0
+OCK_SLOT=3
+OCK_SO_PIN=87654321
+
+# Runs inside the namespace: the token, pkcsslotd, the daemon, the flow.
+ock_inner() {
+	T="$KC_TMP/ock"
+	mkdir -p "$T/etc" "$T/lib/swtok/TOK_OBJ"
+	printf 'version opencryptoki-3.1\nslot %s\n{\nstdll = libpkcs11_sw.so\n}\n' \
+	    "$OCK_SLOT" >"$T/etc/opencryptoki.conf"
+	chgrp -R pkcs11 "$T/lib" && chmod -R 770 "$T/lib"
+	mount --bind "$T/etc" /etc/opencryptoki &&
+	mount --bind "$T/lib" /var/lib/opencryptoki &&
+	mount -t tmpfs tmpfs /run &&
+	mount -t tmpfs tmpfs /dev/shm || { not_ok "ock: mounts"; return; }
+	mkdir -p /run/lock/opencryptoki
+	chgrp pkcs11 /run/lock/opencryptoki && chmod 770 /run/lock/opencryptoki
+	/usr/sbin/pkcsslotd || { not_ok "ock: pkcsslotd did not start"; return; }
+	i=0; while [ ! -S /run/pkcsslotd.socket ] && [ $i -lt 100 ]; do sleep 0.05;
+		i=$((i + 1)); done
+	pkcs11-tool --module "$OCK_LIB" --slot "$OCK_SLOT" --init-token --label "$KC_LABEL" \
+	    --so-pin "$OCK_SO_PIN" >/dev/null 2>&1 &&
+	pkcs11-tool --module "$OCK_LIB" --slot "$OCK_SLOT" --login --login-type so \
+	    --so-pin "$OCK_SO_PIN" --init-pin --pin "$KC_PIN" >/dev/null 2>&1 ||
+	    { not_ok "ock: token init"; kill "$(cat /run/pkcsslotd.pid)"; return; }
+	kc_token
+	sed -i "s|^module = .*|module = $OCK_LIB|" "$KC_TMP/keycustodyd.conf"
+	printf 'sandbox_allow = shm\n' >>"$KC_TMP/keycustodyd.conf"
+	SOFTHSM="$OCK_LIB"
+	if kc_start_daemon; then
+		ctl health >"$KC_TMP/health.ock"
+		sed -n '/^key types/,/^audit MAC/p' "$KC_TMP/health.ock" | sed 's/^/# /'
+		check "ock: health lists rsa2048" grep -q 'rsa2048 ' "$KC_TMP/health.ock"
+		for kt in rsa2048 p256v1; do
+			if grep -q "$kt " "$KC_TMP/health.ock"; then
+				flow ock $kt
+			else
+				kc_csr $kt x.acme-corp.co.uk x.acme-corp.co.uk >"$KC_TMP/e.json" 2>&1
+				check_eq "ock $kt: not offered, refused with 1417" 1417 \
+				    "$(jget '.errors[0].code' <"$KC_TMP/e.json")"
+				echo "# ock $kt: $(jget '.errors[0].message' <"$KC_TMP/e.json")"
+			fi
+		done
+		kc_stop_daemon
+	else
+		not_ok "ock: daemon did not start"
+	fi
+	kill "$(cat /run/pkcsslotd.pid)"
+}
+
+ock_section() {
+	if [ ! -f "$OCK_LIB" ] || [ ! -x /usr/sbin/pkcsslotd ]; then
+		SKIPPED="$SKIPPED opencryptoki(not installed: contrib/deps)"
+		return
+	fi
+	if [ "$(id -u)" -ne 0 ] || ! unshare -m --propagation private true 2>/dev/null; then
+		SKIPPED="$SKIPPED opencryptoki(needs root for a private mount namespace: its paths are compiled in)"
+		return
+	fi
+	echo "# --- openCryptoki soft token (own mount namespace)"
+	RAN=$((RAN + 1))
+	unshare -m --propagation private env KC_OCK_INNER=1 KC_TMP_OUTER="$KC_TMP" \
+	    sh "$0" >"$KC_TMP/ock.out" 2>&1
+	rc=$?
+	sed 's/^ok /ok-inner /; s/^not ok /not-ok-inner /' "$KC_TMP/ock.out" | sed 's/^/# /'
+	check_eq "ock: every check passed inside the namespace" 0 "$rc"
+}
+
+if [ -n "${KC_OCK_INNER:-}" ]; then
+	ock_inner
+	kc_done
+fi
+
 trap 'p11kit_stop; kc_cleanup' EXIT
 p11kit_section
+ock_section
 
 echo "# skipped:${SKIPPED:- none}"
 if [ "$RAN" -eq 0 ]; then
