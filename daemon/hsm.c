@@ -2088,6 +2088,15 @@ hsm_read_public(struct hsm_session *s, CK_OBJECT_HANDLE pub, enum hsm_keytype *t
 	return rv;
 }
 
+/* Whether the token still answers on s (after an ambiguous error). */
+static int
+hsm_session_answers(struct hsm_session *s)
+{
+	CK_SESSION_INFO	 info;
+
+	return s->open && s->h->f->C_GetSessionInfo(s->sh, &info) == CKR_OK;
+}
+
 /* The token refused an attribute of a template, or its combination. */
 static int
 hsm_ckr_is_template(CK_RV rv)
@@ -2381,8 +2390,13 @@ hsm_keygen(struct hsm_session *s, enum hsm_keytype type, const uint8_t id[HSM_KE
 		rv = hsm_generate(s, type, id, fullabel, kt.minimal_pub, &pub, &priv);
 		if (rv == CKR_OK)
 			break;
-		/* The optional public attributes go, once; the token keeps the bare template. */
-		if (hsm_ckr_is_template(rv) && !kt.minimal_pub) {
+		/*
+		 * The optional public attributes go, once; the token keeps the bare template.
+		 * tpm2-pkcs11 says CKR_GENERAL_ERROR to an attribute it disagrees with: an
+		 * ambiguous error from a token that still answers is taken as a refusal too.
+		 */
+		if (!kt.minimal_pub && (hsm_ckr_is_template(rv) ||
+		    (hsm_ckr_is_ambiguous(rv) && hsm_session_answers(s)))) {
 			log_info("hsm: token \"%s\" refused the public %s template (%s); "
 			    "using the attributes PKCS#11 requires only", h->label,
 			    hsm_keytypes[type].name, hsm_ckr_name(rv));

@@ -214,14 +214,122 @@ ock_section() {
 	check_eq "ock: every check passed inside the namespace" 0 "$rc"
 }
 
+# --- tpm2-pkcs11 on swtpm ----------------------------------------------------------------
+#
+# swtpm on two free loopback ports, tpm2-abrmd on a private D-Bus session bus (a TPM has a
+# few object slots only: without a resource manager the tools and the module run out of
+# them), the token made with tpm2_ptool in the test's directory.
+
+TPM2_LIB=/usr/lib/x86_64-linux-gnu/pkcs11/libtpm2_pkcs11.so
+TPM_PIDS=""
+
+# A free loopback port whose successor is free too (the swtpm TCTI finds the control
+# port at port + 1).
+free_port_pair() {
+	python3 -c 'import socket
+while True:
+    a = socket.socket(); a.bind(("127.0.0.1", 0)); p = a.getsockname()[1]
+    b = socket.socket()
+    try:
+        b.bind(("127.0.0.1", p + 1)); print(p); break
+    except OSError:
+        pass'
+}
+tpm_stop() {
+	for p in $TPM_PIDS; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+	TPM_PIDS=""
+}
+
+tpm2_section() {
+	for b in swtpm tpm2-abrmd tpm2_ptool dbus-daemon; do
+		if ! command -v $b >/dev/null 2>&1 && [ ! -x /usr/sbin/$b ]; then
+			SKIPPED="$SKIPPED tpm2-pkcs11($b missing: contrib/deps)"
+			return
+		fi
+	done
+	[ -f "$TPM2_LIB" ] || { SKIPPED="$SKIPPED tpm2-pkcs11($TPM2_LIB missing)"; return; }
+	echo "# --- tpm2-pkcs11 on swtpm ($KC_TMP)"
+	T="$KC_TMP/tpm"
+	mkdir -p "$T/state" "$T/store"
+	port=$(free_port_pair); ctrl=$((port + 1))
+	swtpm socket --tpm2 --tpmstate dir="$T/state" \
+	    --server type=tcp,port="$port",bindaddr=127.0.0.1 \
+	    --ctrl type=tcp,port="$ctrl",bindaddr=127.0.0.1 \
+	    --flags not-need-init,startup-clear >"$T/swtpm.log" 2>&1 &
+	TPM_PIDS="$TPM_PIDS $!"
+	python3 -c 'import socket, sys, time
+for i in range(100):
+    try:
+        socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close(); break
+    except OSError:
+        time.sleep(0.1)' "$port"
+	cat >"$T/bus.conf" <<EOB
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig><type>session</type><listen>unix:path=$T/bus</listen>
+<policy context="default"><allow send_destination="*" eavesdrop="true"/>
+<allow eavesdrop="true"/><allow own="*"/><allow user="*"/></policy></busconfig>
+EOB
+	dbus-daemon --config-file="$T/bus.conf" --nofork >"$T/dbus.log" 2>&1 &
+	TPM_PIDS="$TPM_PIDS $!"
+	i=0; while [ ! -S "$T/bus" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+	DBUS_SESSION_BUS_ADDRESS="unix:path=$T/bus"
+	TPM2TOOLS_TCTI="tabrmd:bus_type=session"
+	TPM2_PKCS11_TCTI="tabrmd:bus_type=session"
+	TPM2_PKCS11_STORE="$T/store"
+	export DBUS_SESSION_BUS_ADDRESS TPM2TOOLS_TCTI TPM2_PKCS11_TCTI TPM2_PKCS11_STORE
+	tpm2-abrmd --session --allow-root --tcti="swtpm:host=127.0.0.1,port=$port" \
+	    >"$T/abrmd.log" 2>&1 &
+	TPM_PIDS="$TPM_PIDS $!"
+	sleep 1
+	i=0; while ! timeout 5 tpm2_getcap properties-fixed >/dev/null 2>&1 &&
+	    [ $i -lt 50 ]; do sleep 0.2; i=$((i + 1)); done
+	RAN=$((RAN + 1))
+	# The audit MAC key: tpm2-pkcs11 has no CKM_GENERIC_SECRET_KEY_GEN, so it is made in
+	# the TPM by tpm2_ptool, with the label and CKA_ID the daemon looks for.
+	if ! tpm2_ptool init --path "$T/store" >"$T/ptool.log" 2>&1 ||
+	    ! tpm2_ptool addtoken --pid=1 --sopin=12345678 --userpin="$KC_PIN" \
+	    --label="$KC_LABEL" --path "$T/store" >>"$T/ptool.log" 2>&1 ||
+	    ! tpm2_ptool addkey --label "$KC_LABEL" --key-label keycustody-audit-mac \
+	    --id keycustody-audit-mac-v1 --userpin "$KC_PIN" --algorithm hmac:sha256 \
+	    --path "$T/store" >>"$T/ptool.log" 2>&1; then
+		not_ok "tpm2: token setup: $(tail -3 "$T/ptool.log")"
+		sed 's/^/#   abrmd: /' "$T/abrmd.log" | head -12
+		tpm_stop
+		return
+	fi
+	kc_token
+	sed -i "s|^module = .*|module = $TPM2_LIB|" "$KC_TMP/keycustodyd.conf"
+	rm -f "$KC_TMP/keycustody.db"* "$KC_TMP/audit.log"*
+	SOFTHSM_SAVED=$SOFTHSM
+	SOFTHSM=$TPM2_LIB
+	if kc_start_daemon; then
+		ctl health >"$KC_TMP/health.tpm2"
+		sed -n '/^key types/,/^audit MAC/p' "$KC_TMP/health.tpm2" | sed 's/^/# /'
+		for kt in rsa2048 p256v1; do
+			if grep -q "$kt " "$KC_TMP/health.tpm2"; then
+				flow tpm2 $kt
+			else
+				not_ok "tpm2 $kt: not offered"
+			fi
+		done
+		kc_stop_daemon
+	else
+		not_ok "tpm2: daemon did not start"
+	fi
+	SOFTHSM=$SOFTHSM_SAVED
+	tpm_stop
+	unset DBUS_SESSION_BUS_ADDRESS TPM2TOOLS_TCTI TPM2_PKCS11_TCTI TPM2_PKCS11_STORE
+}
+
 if [ -n "${KC_OCK_INNER:-}" ]; then
 	ock_inner
 	kc_done
 fi
 
-trap 'p11kit_stop; kc_cleanup' EXIT
-p11kit_section
-ock_section
+trap 'p11kit_stop; tpm_stop; kc_cleanup' EXIT
+[ -n "${KC_MATRIX_ONLY:-}" ] || { p11kit_section; ock_section; }
+tpm2_section
 
 echo "# skipped:${SKIPPED:- none}"
 if [ "$RAN" -eq 0 ]; then
