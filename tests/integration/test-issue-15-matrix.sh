@@ -52,6 +52,18 @@ flow() {
 	check "$name $kt: the kept CSR is still served" ctl csr get --zone "$KC_ZONE" "$kid"
 }
 
+# KC_BENCH_SECS=N: each implementation's P-256 and RSA-2048 CSRs/s over the socket with
+# bench/keycustody-bench (2 connections, N seconds), printed for docs/COMPATIBILITY.md.
+bench_fig() {
+	[ -n "${KC_BENCH_SECS:-}" ] || return 0
+	for kt in p256v1 rsa2048; do
+		grep -q "$kt " "$KC_TMP/health.$1" || continue
+		"$top_builddir/bench/keycustody-bench" -s "$KEYCUSTODY_SOCKET" -c 2 \
+		    -d "$KC_BENCH_SECS" -k $kt -T "$1-$kt" -z "$KC_ZONE2" 2>&1 |
+		    sed "s/^/# bench $1 $kt: /"
+	done
+}
+
 # --- SoftHSM2 behind p11-kit remoting ---------------------------------------------------
 
 p11kit_start() {
@@ -133,6 +145,7 @@ p11kit_section() {
 	records=$(ctl --json csr list --zone "$KC_ZONE" --per-page 50 | jq length)
 	check_eq "p11-kit restart: two objects per record in the token" \
 	    $((records * 2)) "$(objects)"
+	bench_fig p11kit
 	kc_stop_daemon
 	p11kit_stop
 	unset P11_KIT_SERVER_ADDRESS
@@ -189,6 +202,7 @@ ock_inner() {
 				echo "# ock $kt: $(jget '.errors[0].message' <"$KC_TMP/e.json")"
 			fi
 		done
+		bench_fig ock
 		kc_stop_daemon
 	else
 		not_ok "ock: daemon did not start"
@@ -278,7 +292,7 @@ EOB
 	TPM2_PKCS11_TCTI="tabrmd:bus_type=session"
 	TPM2_PKCS11_STORE="$T/store"
 	export DBUS_SESSION_BUS_ADDRESS TPM2TOOLS_TCTI TPM2_PKCS11_TCTI TPM2_PKCS11_STORE
-	tpm2-abrmd --session --allow-root --tcti="swtpm:host=127.0.0.1,port=$port" \
+	tpm2-abrmd --session --allow-root --max-transients=100 --tcti="swtpm:host=127.0.0.1,port=$port" \
 	    >"$T/abrmd.log" 2>&1 &
 	TPM_PIDS="$TPM_PIDS $!"
 	sleep 1
@@ -313,6 +327,7 @@ EOB
 				not_ok "tpm2 $kt: not offered"
 			fi
 		done
+		bench_fig tpm2
 		kc_stop_daemon
 	else
 		not_ok "tpm2: daemon did not start"
@@ -327,7 +342,19 @@ if [ -n "${KC_OCK_INNER:-}" ]; then
 	kc_done
 fi
 
+# SoftHSM2 itself, for comparison (figures only; test-issue-15.sh has its checks).
+softhsm_bench() {
+	[ -n "${KC_BENCH_SECS:-}" ] || return 0
+	kc_token
+	kc_start_daemon || return 0
+	ctl health >"$KC_TMP/health.softhsm2"
+	bench_fig softhsm2
+	kc_stop_daemon
+	rm -rf "$KC_TMP/tokens" "$KC_TMP/keycustody.db"* "$KC_TMP/audit.log"*
+}
+
 trap 'p11kit_stop; tpm_stop; kc_cleanup' EXIT
+softhsm_bench
 [ -n "${KC_MATRIX_ONLY:-}" ] || { p11kit_section; ock_section; }
 tpm2_section
 
