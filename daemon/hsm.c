@@ -89,6 +89,7 @@ struct hsm_caps_kt {
 	CK_MECHANISM_TYPE	 sign;		/* CKM_SHA256_RSA_PKCS, CKM_RSA_PKCS, ... */
 	int			 prehash;	/* the daemon hashes (RSA: and builds DigestInfo) */
 	int			 minimal_pub;	/* the public template the token took: bare */
+	int			 full_ok;	/* the full public template worked once */
 	int			 refused;	/* listed, but its generation was refused */
 	char			 why[160];	/* when !offered: the reason, for the operator */
 };
@@ -2393,10 +2394,12 @@ hsm_keygen(struct hsm_session *s, enum hsm_keytype type, const uint8_t id[HSM_KE
 		/*
 		 * The optional public attributes go, once; the token keeps the bare template.
 		 * tpm2-pkcs11 says CKR_GENERAL_ERROR to an attribute it disagrees with: an
-		 * ambiguous error from a token that still answers is taken as a refusal too.
+		 * ambiguous error from a token that still answers is taken as a refusal of
+		 * the template too, unless the token already took this template (then it
+		 * refused the operation: hsm_op_result() below).
 		 */
-		if (!kt.minimal_pub && (hsm_ckr_is_template(rv) ||
-		    (hsm_ckr_is_ambiguous(rv) && hsm_session_answers(s)))) {
+		if (!kt.minimal_pub && (hsm_ckr_is_template(rv) || (!kt.full_ok &&
+		    hsm_ckr_is_ambiguous(rv) && hsm_session_answers(s)))) {
 			log_info("hsm: token \"%s\" refused the public %s template (%s); "
 			    "using the attributes PKCS#11 requires only", h->label,
 			    hsm_keytypes[type].name, hsm_ckr_name(rv));
@@ -2427,6 +2430,11 @@ hsm_keygen(struct hsm_session *s, enum hsm_keytype type, const uint8_t id[HSM_KE
 		goto out;
 	}
 	made = 1;
+	if (!kt.minimal_pub && !kt.full_ok) {
+		pthread_mutex_lock(&h->lock);
+		h->caps.kt[type].full_ok = 1;
+		pthread_mutex_unlock(&h->lock);
+	}
 
 	for (retried = 0;; retried = 1) {
 		EVP_PKEY_free(pkey);
