@@ -2140,9 +2140,9 @@ hsm_caps_refuse(struct hsm *h, enum hsm_keytype t, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(kt->why, sizeof(kt->why), fmt, ap);
 	va_end(ap);
-	pthread_mutex_unlock(&h->lock);
 	log_warnx("hsm: token \"%s\" cannot make %s keys: %s", h->label,
 	    hsm_keytypes[t].name, kt->why);
+	pthread_mutex_unlock(&h->lock);
 }
 
 /*
