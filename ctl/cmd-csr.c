@@ -54,6 +54,49 @@ ctl_print_csr(struct ctl_opts *o, const Keycustody__Csr *c)
 	printf("%s", c->csr);
 }
 
+/*
+ * For --help: the key types the daemon's token offers (health), or why they cannot be
+ * listed; never exits, since help is printed either way.
+ */
+static void
+cmd_csr_key_types(struct ctl_opts *o)
+{
+	Keycustody__Request		 req = KEYCUSTODY__REQUEST__INIT;
+	Keycustody__HealthRequest	 hreq = KEYCUSTODY__HEALTH_REQUEST__INIT;
+	Keycustody__Response		*resp = NULL;
+	const Keycustody__HealthResponse *h;
+	struct kcc			*c;
+	char				*cause = NULL;
+	size_t				 i;
+	int				 r;
+
+	req.body_case = KEYCUSTODY__REQUEST__BODY_HEALTH;
+	req.health = &hreq;
+	if ((r = kcc_open(o->socket, &c, &cause)) != 0) {
+		printf("key types this token offers: unknown (%s)\n",
+		    cause != NULL ? cause : kc_strerror(r));
+		free(cause);
+		return;
+	}
+	r = kcc_call(c, &req, o->timeout_ms, &resp);
+	kcc_close(c);
+	if (r != 0 || resp->health == NULL || resp->health->n_hsm_key_types == 0) {
+		printf("key types this token offers: unknown (%s)\n", r != 0 ?
+		    kc_strerror(r) : "the daemon does not say");
+		if (resp != NULL)
+			keycustody__response__free_unpacked(resp, NULL);
+		return;
+	}
+	h = resp->health;
+	printf("key types this token offers (default rsa2048):\n");
+	for (i = 0; i < h->n_hsm_key_types; i++)
+		printf("  %-8s signed with %s\n", h->hsm_key_types[i],
+		    i < h->n_hsm_sign_mechanisms ? h->hsm_sign_mechanisms[i] : "?");
+	for (i = 0; i < h->n_hsm_key_types_refused; i++)
+		printf("  not offered: %s\n", h->hsm_key_types_refused[i]);
+	keycustody__response__free_unpacked(resp, NULL);
+}
+
 int
 cmd_csr_create(struct ctl_opts *o, int argc, char **argv)
 {
@@ -70,6 +113,7 @@ cmd_csr_create(struct ctl_opts *o, int argc, char **argv)
 		{ "key-type",		required_argument, NULL, O_KT },
 		{ "name",		required_argument, NULL, O_NAME },
 		{ "description",	required_argument, NULL, O_DESC },
+		{ "help",		no_argument,	   NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
 	Keycustody__Request		 req = KEYCUSTODY__REQUEST__INIT;
@@ -96,6 +140,10 @@ cmd_csr_create(struct ctl_opts *o, int argc, char **argv)
 		case O_KT: m.key_type = optarg; break;
 		case O_NAME: m.name = optarg; break;
 		case O_DESC: m.description = optarg; break;
+		case 'h':
+			cmd_help("csr", "create");
+			cmd_csr_key_types(o);
+			exit(0);
 		default:
 			cmd_usage("csr", "create");
 		}

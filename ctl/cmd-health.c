@@ -19,6 +19,26 @@
 #include "log.h"
 #include "xmalloc.h"
 
+/* What the token offers (issue 15): key types, how each signs, what it cannot do. */
+static void
+cmd_health_token(const Keycustody__HealthResponse *hr)
+{
+	size_t	i;
+
+	for (i = 0; i < hr->n_hsm_key_types; i++)
+		printf("%s %-8s %s\n", i == 0 ? "key types:          " :
+		    "                    ", hr->hsm_key_types[i],
+		    i < hr->n_hsm_sign_mechanisms ? hr->hsm_sign_mechanisms[i] : "");
+	for (i = 0; i < hr->n_hsm_key_types_refused; i++)
+		printf("%s %s\n", i == 0 ? "not offered:        " : "                    ",
+		    hr->hsm_key_types_refused[i]);
+	if (hr->hsm_key_history_missing != NULL)
+		printf("key history:         the token does not report %s "
+		    "(accept_missing_key_history)\n", hr->hsm_key_history_missing);
+	if (hr->hsm_audit_mac != NULL)
+		printf("audit MAC:           %s\n", hr->hsm_audit_mac);
+}
+
 int
 cmd_health(struct ctl_opts *o, int argc, char **argv)
 {
@@ -94,6 +114,7 @@ cmd_health(struct ctl_opts *o, int argc, char **argv)
 			    (unsigned long long)hr->token_debris,
 			    (unsigned long long)hr->hsm_scans,
 			    (unsigned long long)hr->hsm_searches);
+		cmd_health_token(hr);
 		printf("uptime:              %llus\n", (unsigned long long)hr->uptime_seconds);
 		printf("version:             %s\n", hr->version ? hr->version : "-");
 	}

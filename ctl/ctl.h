@@ -51,6 +51,8 @@ int		 ctl_list_flag(struct ctl_list *l, int ch, const char *arg);
 void		 ctl_print_deleted(struct ctl_opts *o, const char *id);
 /** Print the usage of noun [verb] and exit 2. */
 __dead void	 cmd_usage(const char *noun, const char *verb);
+/** Print the usage of noun [verb] to stdout (--help); does not exit. */
+void		 cmd_help(const char *noun, const char *verb);
 
 int	cmd_health(struct ctl_opts *, int, char **);
 int	cmd_csr_create(struct ctl_opts *, int, char **);

@@ -77,6 +77,17 @@ cmd_usage(const char *noun, const char *verb)
 	exit(EXIT_USAGE);
 }
 
+void
+cmd_help(const char *noun, const char *verb)
+{
+	size_t	 i;
+
+	for (i = 0; i < nitems(cmd_table); i++)
+		if (strcmp(cmd_table[i].noun, noun) == 0 && (verb == NULL ||
+		    cmd_table[i].verb == NULL || strcmp(cmd_table[i].verb, verb) == 0))
+			printf("usage: keycustodyctl %s\n", cmd_table[i].usage);
+}
+
 /* One call to the daemon; exits on transport failure. Caller frees the response. */
 Keycustody__Response *
 ctl_call(struct ctl_opts *o, Keycustody__Request *req)

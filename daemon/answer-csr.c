@@ -62,6 +62,38 @@ answer_check_quota(struct worker *w, const char *zone, struct kc_error *err)
 	return KC_ERR_DENIED;
 }
 
+/*
+ * 1417 for a key type the token cannot make: the message names what it offers, as the
+ * API's own 1417 names every type it knows.
+ */
+static int
+answer_check_keytype(struct worker *w, enum hsm_keytype t, struct kc_error *err)
+{
+	const struct hsm	*h = w->kcd->hsm;
+	char			 list[256], why[256];
+	size_t			 off = 0, n = 0, total = 0;
+	int			 i;
+
+	if (hsm_keytype_info(h, t, why, sizeof(why)))
+		return 0;
+	for (i = 0; i < HSM_KEY_NTYPES; i++)
+		total += hsm_keytype_offered(h, (enum hsm_keytype)i) != 0;
+	list[0] = '\0';
+	for (i = 0; i < HSM_KEY_NTYPES && off < sizeof(list); i++) {
+		if (!hsm_keytype_offered(h, (enum hsm_keytype)i))
+			continue;
+		n++;
+		off += (size_t)snprintf(list + off, sizeof(list) - off, "%s'%s'",
+		    n == 1 ? "" : n == total ? " or " : ", ",
+		    hsm_keytype_name((enum hsm_keytype)i));
+	}
+	if (total == 0)
+		snprintf(list, sizeof(list), "no type");
+	kc_error_set(err, KC_STATUS_INVALID_ARGUMENT, KC_API_KEY_TYPE,
+	    KC_API_KEY_TYPE_TOKEN_FMT, list, why);
+	return KC_ERR_INVALID;
+}
+
 int
 answer_create_csr(struct worker *w, const Keycustody__Request *req,
     Keycustody__Response *resp, struct kc_error *err)
@@ -98,7 +130,8 @@ answer_create_csr(struct worker *w, const Keycustody__Request *req,
 	csr.name = m->name;
 	csr.description = m->description;
 	if ((r = hsm_keytype_parse(m->key_type != NULL ? m->key_type : "rsa2048",
-	    &csr.key_type)) != 0)
+	    &csr.key_type)) != 0 ||
+	    (r = answer_check_keytype(w, csr.key_type, err)) != 0)
 		return r;
 	ans_custody(w, &c);
 	ans_actor(w, req, &actor);
@@ -106,7 +139,9 @@ answer_create_csr(struct worker *w, const Keycustody__Request *req,
 	if ((r = custody_create(&c, &actor, &csr, &rec)) == 0) {
 		resp->body_case = KEYCUSTODY__RESPONSE__BODY_CSR;
 		resp->csr = ans_csr_msg(w, &rec, ANS_COPY);	/* rec borrows its strings */
-	}
+	} else if (r == KC_ERR_INVALID)
+		/* The token refused to make the type just now (CKR_MECHANISM_INVALID...). */
+		(void)answer_check_keytype(w, csr.key_type, err);
 	custody_csr_uninit(&rec);
 	return r;
 }

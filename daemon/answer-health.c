@@ -41,6 +41,32 @@ answer_hsm_state(const struct kcd *kcd, const struct hsm_stats *st)
 	}
 }
 
+/* What the token offers: key types and their mechanisms, refusals, history, the MAC. */
+static void
+answer_health_keytypes(const struct kcd *kcd, Keycustody__HealthResponse *h)
+{
+	char		 buf[256];
+	const char	*missing;
+	int		 i;
+
+	h->hsm_key_types = xcalloc(HSM_KEY_NTYPES, sizeof(*h->hsm_key_types));
+	h->hsm_sign_mechanisms = xcalloc(HSM_KEY_NTYPES, sizeof(*h->hsm_sign_mechanisms));
+	h->hsm_key_types_refused = xcalloc(HSM_KEY_NTYPES,
+	    sizeof(*h->hsm_key_types_refused));
+	for (i = 0; i < HSM_KEY_NTYPES; i++) {
+		if (hsm_keytype_info(kcd->hsm, (enum hsm_keytype)i, buf, sizeof(buf))) {
+			h->hsm_key_types[h->n_hsm_key_types++] =
+			    xstrdup(hsm_keytype_name((enum hsm_keytype)i));
+			h->hsm_sign_mechanisms[h->n_hsm_sign_mechanisms++] = xstrdup(buf);
+		} else
+			xasprintf(&h->hsm_key_types_refused[h->n_hsm_key_types_refused++],
+			    "%s: %s", hsm_keytype_name((enum hsm_keytype)i), buf);
+	}
+	if ((missing = hsm_history_missing(kcd->hsm)) != NULL)
+		h->hsm_key_history_missing = xstrdup(missing);
+	h->hsm_audit_mac = xstrdup(hsm_mac_offered(kcd->hsm) ? "CKM_SHA256_HMAC" : "none");
+}
+
 /* The health figures. @retval a HealthResponse freed with its Response */
 static Keycustody__HealthResponse *
 answer_health_new(struct kcd *kcd)
@@ -129,6 +155,7 @@ answer_health_new(struct kcd *kcd)
 	h->hsm_searches = st.searches;
 	h->has_hsm_scans = 1;
 	h->hsm_scans = st.scans;
+	answer_health_keytypes(kcd, h);
 	return h;
 }
 

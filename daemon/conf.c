@@ -48,6 +48,8 @@ static const struct kc_conf_file_key conf_keys[] = {
 	{ "queue_limit", CONF_UINT,	offsetof(struct kc_conf, queue_limit), 1, 100000, 0 },
 	{ "max_connections", CONF_UINT,	offsetof(struct kc_conf, max_conns), 1, 100000, 0 },
 	{ "request_timeout", CONF_UINT,	offsetof(struct kc_conf, request_timeout), 1, 3600, 0 },
+	{ "accept_missing_key_history", CONF_BOOL,
+	    offsetof(struct kc_conf, accept_missing_key_history), 0, 0, 0 },
 	{ "trust_system", CONF_BOOL,	offsetof(struct kc_conf, trust_system), 0, 0, 0 },
 	{ "trust_bundle", CONF_LIST,	offsetof(struct kc_conf, trust_bundles), 0, 0,
 	    offsetof(struct kc_conf, ntrust_bundles) },

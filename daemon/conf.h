@@ -42,6 +42,7 @@ struct kc_conf {
 	char	       **roles[3];	/* admin, gateway, reader: user, uid or @group */
 	size_t		 nroles[3];
 	int		 trust_system;	/* use the system CA bundle */
+	int		 accept_missing_key_history;	/* hsm_config.accept_no_history */
 	char	       **trust_bundles;	/* more CA bundle files */
 	size_t		 ntrust_bundles;
 

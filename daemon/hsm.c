@@ -54,6 +54,7 @@
 #define HSM_CKR_UNSAFE		(HSM_CKR_BASE | 3)
 #define HSM_CKR_NOT_FOUND	(HSM_CKR_BASE | 4)
 #define HSM_CKR_BAD_KEY		(HSM_CKR_BASE | 5)
+#define HSM_CKR_UNSUPPORTED	(HSM_CKR_BASE | 6)	/* the token lacks a mechanism */
 
 #define HSM_TOKEN_LABEL_LEN	32	/* CK_TOKEN_INFO.label, space-padded */
 #define HSM_FIND_BATCH		64
@@ -75,6 +76,33 @@ struct hsm_session {
 	TAILQ_ENTRY(hsm_session)	 entry;
 };
 
+/*
+ * What the token can do, asked of it (C_GetMechanismList, C_GetMechanismInfo) at
+ * hsm_open() and again at every re-initialization, and what key generation taught us
+ * since: per key type whether it can be made and how it signs. Written with h->modlock
+ * held exclusively (or before h is shared) and copied under h->lock; operations read it
+ * under modlock shared.
+ */
+struct hsm_caps_kt {
+	int			 offered;	/* can be made, and signed with */
+	int			 can_sign;	/* sign is set */
+	CK_MECHANISM_TYPE	 sign;		/* CKM_SHA256_RSA_PKCS, CKM_RSA_PKCS, ... */
+	int			 prehash;	/* the daemon hashes (RSA: and builds DigestInfo) */
+	int			 minimal_pub;	/* the public template the token took: bare */
+	int			 full_ok;	/* the full public template worked once */
+	int			 refused;	/* listed, but its generation was refused */
+	char			 why[160];	/* when !offered: the reason, for the operator */
+};
+
+struct hsm_caps {
+	struct hsm_caps_kt	 kt[HSM_KEY_NTYPES];
+	int			 mac_gen;	/* CKM_GENERIC_SECRET_KEY_GEN */
+	int			 mac_sign;	/* CKM_SHA256_HMAC with CKF_SIGN */
+};
+
+#define HSM_HISTORY_ALWAYS_SENSITIVE	0x1	/* CKA_ALWAYS_SENSITIVE */
+#define HSM_HISTORY_NEVER_EXTRACTABLE	0x2	/* CKA_NEVER_EXTRACTABLE */
+
 struct hsm {
 	void			*dl;
 	CK_FUNCTION_LIST_PTR	 f;
@@ -84,6 +112,9 @@ struct hsm {
 	char			*module;	/* for the engine, again after recovery */
 	char			*engine_path;
 	enum hsm_signer		 signer;
+	int			 accept_no_history;	/* hsm_config.accept_no_history */
+	struct hsm_caps		 caps;		/* under h->lock, see struct hsm_caps */
+	int			 history_missing; /* HSM_HISTORY_* never readable; atomic */
 	int			 state;		/* enum hsm_state, atomic */
 	int			 login_err;	/* KC_ERR_PIN_* once LOGIN_FAILED */
 
@@ -318,9 +349,28 @@ hsm_ckr_name(CK_RV rv)
 		return "no such object";
 	case HSM_CKR_BAD_KEY:
 		return "unexpected key object";
+	case HSM_CKR_UNSUPPORTED:
+		return "mechanism not offered by the token";
 	}
 	snprintf(buf, sizeof(buf), "CKR_0x%lx", (unsigned long)rv);
 	return buf;
+}
+
+/* Name of a mechanism we negotiate, for logs and health. */
+static const char *
+hsm_ckr_mech_name(CK_MECHANISM_TYPE m)
+{
+	switch (m) {
+	case CKM_SHA256_RSA_PKCS:
+		return "CKM_SHA256_RSA_PKCS";
+	case CKM_RSA_PKCS:
+		return "CKM_RSA_PKCS";
+	case CKM_ECDSA_SHA256:
+		return "CKM_ECDSA_SHA256";
+	case CKM_ECDSA:
+		return "CKM_ECDSA";
+	}
+	return "CKM_?";
 }
 
 /* Drain the OpenSSL error queue into buf (one line, the most recent errors last). */
@@ -477,6 +527,240 @@ hsm_keytype_parse(const char *name, enum hsm_keytype *t)
 		}
 	}
 	return KC_ERR_INVALID;
+}
+
+/* The mechanism's info, when the token lists it and it has all of flags. */
+static int
+hsm_caps_mech(struct hsm *h, const CK_MECHANISM_TYPE *list, CK_ULONG n,
+    CK_MECHANISM_TYPE m, CK_FLAGS flags, CK_MECHANISM_INFO *info)
+{
+	CK_ULONG	i;
+
+	for (i = 0; i < n; i++)
+		if (list[i] == m)
+			break;
+	if (i == n)
+		return 0;
+	memset(info, 0, sizeof(*info));
+	if (h->f->C_GetMechanismInfo(h->slot, m, info) != CKR_OK)
+		return 0;
+	return (info->flags & flags) == flags;
+}
+
+/*
+ * Whether the key size range of info covers bits. PKCS#11 gives EC sizes in bits, but
+ * some modules give bytes; 0..0 says nothing, and is taken as no limit.
+ */
+static int
+hsm_caps_size_ok(const CK_MECHANISM_INFO *info, CK_ULONG bits, int ec)
+{
+	if (info->ulMaxKeySize == 0)
+		return 1;
+	if (bits >= info->ulMinKeySize && bits <= info->ulMaxKeySize)
+		return 1;
+	return ec && bits / 8 >= info->ulMinKeySize && bits / 8 <= info->ulMaxKeySize;
+}
+
+/*
+ * Derive, per key type, whether the token can make it and how it signs: the token's own
+ * SHA-256 mechanism, or the raw one over a digest (RSA: a DigestInfo) built here. libp11's
+ * engine always signs raw (CKM_RSA_PKCS, CKM_ECDSA), so with the engine signer the raw one
+ * is required.
+ */
+static void
+hsm_caps_kt_derive(struct hsm *h, const CK_MECHANISM_TYPE *list, CK_ULONG n,
+    enum hsm_keytype t, struct hsm_caps_kt *kt)
+{
+	const struct hsm_keytype_desc *d = &hsm_keytypes[t];
+	CK_MECHANISM_INFO	 info;
+	CK_MECHANISM_TYPE	 gen, hashed, raw;
+	CK_ULONG		 bits;
+	const char		*genname, *hashedname, *rawname;
+	int			 ec = d->ckk == CKK_EC;
+
+	memset(kt, 0, sizeof(*kt));
+	if (ec) {
+		gen = CKM_EC_KEY_PAIR_GEN;
+		genname = "CKM_EC_KEY_PAIR_GEN";
+		hashed = CKM_ECDSA_SHA256;
+		hashedname = "CKM_ECDSA_SHA256";
+		raw = CKM_ECDSA;
+		rawname = "CKM_ECDSA";
+		bits = d->fieldlen * 8;
+	} else {
+		gen = CKM_RSA_PKCS_KEY_PAIR_GEN;
+		genname = "CKM_RSA_PKCS_KEY_PAIR_GEN";
+		hashed = CKM_SHA256_RSA_PKCS;
+		hashedname = "CKM_SHA256_RSA_PKCS";
+		raw = CKM_RSA_PKCS;
+		rawname = "CKM_RSA_PKCS";
+		bits = d->bits;
+	}
+	if (!hsm_caps_mech(h, list, n, gen, CKF_GENERATE_KEY_PAIR, &info)) {
+		snprintf(kt->why, sizeof(kt->why), "the token offers no %s", genname);
+		return;
+	}
+	if (!hsm_caps_size_ok(&info, bits, ec)) {
+		snprintf(kt->why, sizeof(kt->why), "%s makes %lu..%lu-bit keys", genname,
+		    (unsigned long)info.ulMinKeySize, (unsigned long)info.ulMaxKeySize);
+		return;
+	}
+	if (h->signer != HSM_SIGNER_ENGINE &&
+	    hsm_caps_mech(h, list, n, hashed, CKF_SIGN, &info) &&
+	    hsm_caps_size_ok(&info, bits, ec)) {
+		kt->sign = hashed;
+		kt->prehash = 0;
+	} else if (hsm_caps_mech(h, list, n, raw, CKF_SIGN, &info) &&
+	    hsm_caps_size_ok(&info, bits, ec)) {
+		kt->sign = raw;
+		kt->prehash = 1;
+	} else {
+		if (h->signer == HSM_SIGNER_ENGINE)
+			snprintf(kt->why, sizeof(kt->why), "the token cannot sign with %s "
+			    "for %lu-bit keys (the engine signer's only mechanism)", rawname,
+			    (unsigned long)bits);
+		else
+			snprintf(kt->why, sizeof(kt->why), "the token can sign with neither "
+			    "%s nor %s for %lu-bit keys", hashedname, rawname,
+			    (unsigned long)bits);
+		return;
+	}
+	kt->can_sign = 1;
+	kt->offered = 1;
+}
+
+/*
+ * Ask the token what it can do (after the login: some tokens list mechanisms only
+ * then). A token that cannot even list them is refused.
+ */
+static int
+hsm_caps_probe(struct hsm *h, struct hsm_caps *c, char **cause)
+{
+	CK_MECHANISM_TYPE	*list = NULL;
+	CK_MECHANISM_INFO	 info;
+	CK_ULONG		 n = 0;
+	CK_RV			 rv;
+	int			 i;
+
+	memset(c, 0, sizeof(*c));
+	if ((rv = h->f->C_GetMechanismList(h->slot, NULL, &n)) == CKR_OK && n > 0) {
+		if ((list = calloc(n, sizeof(*list))) == NULL)
+			return KC_ERR_NOMEM;
+		rv = h->f->C_GetMechanismList(h->slot, list, &n);
+	}
+	if (rv != CKR_OK) {
+		free(list);
+		kc_cause(cause, "C_GetMechanismList on token \"%s\": %s", h->label,
+		    hsm_ckr_name(rv));
+		return KC_ERR_HSM;
+	}
+	for (i = 0; i < HSM_KEY_NTYPES; i++)
+		hsm_caps_kt_derive(h, list, n, (enum hsm_keytype)i, &c->kt[i]);
+	c->mac_gen = hsm_caps_mech(h, list, n, CKM_GENERIC_SECRET_KEY_GEN, CKF_GENERATE,
+	    &info);
+	c->mac_sign = hsm_caps_mech(h, list, n, CKM_SHA256_HMAC, CKF_SIGN, &info);
+	free(list);
+	return 0;
+}
+
+/* Install what hsm_caps_probe() found, keeping what key generation learnt of the token. */
+static void
+hsm_caps_set(struct hsm *h, const struct hsm_caps *c)
+{
+	int	i;
+
+	pthread_mutex_lock(&h->lock);
+	for (i = 0; i < HSM_KEY_NTYPES; i++) {
+		/* A type the token refused to make (listed, but CKR_MECHANISM_INVALID). */
+		if (h->caps.kt[i].refused)
+			continue;
+		h->caps.kt[i].offered = c->kt[i].offered;
+		h->caps.kt[i].can_sign = c->kt[i].can_sign;
+		h->caps.kt[i].sign = c->kt[i].sign;
+		h->caps.kt[i].prehash = c->kt[i].prehash;
+		memcpy(h->caps.kt[i].why, c->kt[i].why, sizeof(c->kt[i].why));
+	}
+	h->caps.mac_gen = c->mac_gen;
+	h->caps.mac_sign = c->mac_sign;
+	pthread_mutex_unlock(&h->lock);
+}
+
+/* Log what the token offers, once per (re)initialization. */
+static void
+hsm_caps_log(struct hsm *h)
+{
+	struct hsm_caps_kt	 kt;
+	int			 i;
+
+	for (i = 0; i < HSM_KEY_NTYPES; i++) {
+		pthread_mutex_lock(&h->lock);
+		kt = h->caps.kt[i];
+		pthread_mutex_unlock(&h->lock);
+		if (kt.offered)
+			log_debug("hsm: %s: signed with %s%s", hsm_keytypes[i].name,
+			    hsm_ckr_mech_name(kt.sign), kt.prehash ? " over a digest made "
+			    "here" : "");
+		else
+			log_info("hsm: token \"%s\" cannot make %s keys: %s", h->label,
+			    hsm_keytypes[i].name, kt.why);
+	}
+}
+
+int
+hsm_keytype_offered(const struct hsm *h, enum hsm_keytype t)
+{
+	int	offered;
+
+	if (h == NULL || (unsigned int)t >= HSM_KEY_NTYPES)
+		return 0;
+	pthread_mutex_lock((pthread_mutex_t *)&h->lock);
+	offered = h->caps.kt[t].offered;
+	pthread_mutex_unlock((pthread_mutex_t *)&h->lock);
+	return offered;
+}
+
+int
+hsm_keytype_info(const struct hsm *h, enum hsm_keytype t, char *buf, size_t len)
+{
+	struct hsm_caps_kt	 kt;
+
+	return_val_if_fail(h != NULL && (unsigned int)t < HSM_KEY_NTYPES, 0);
+	pthread_mutex_lock((pthread_mutex_t *)&h->lock);
+	kt = h->caps.kt[t];
+	pthread_mutex_unlock((pthread_mutex_t *)&h->lock);
+	if (kt.offered)
+		snprintf(buf, len, "%s%s", hsm_ckr_mech_name(kt.sign),
+		    kt.sign == CKM_RSA_PKCS ? " over a DigestInfo(SHA-256)" :
+		    kt.prehash ? " over SHA-256" : "");
+	else
+		snprintf(buf, len, "%s", kt.why);
+	return kt.offered;
+}
+
+const char *
+hsm_history_missing(const struct hsm *h)
+{
+	static const char *const names[] = {
+		NULL, "CKA_ALWAYS_SENSITIVE", "CKA_NEVER_EXTRACTABLE",
+		"CKA_ALWAYS_SENSITIVE CKA_NEVER_EXTRACTABLE"
+	};
+
+	if (h == NULL)
+		return NULL;
+	return names[__atomic_load_n(&h->history_missing, __ATOMIC_RELAXED) & 3];
+}
+
+int
+hsm_mac_offered(const struct hsm *h)
+{
+	int	ok;
+
+	if (h == NULL)
+		return 0;
+	pthread_mutex_lock((pthread_mutex_t *)&h->lock);
+	ok = h->caps.mac_sign;
+	pthread_mutex_unlock((pthread_mutex_t *)&h->lock);
+	return ok;
 }
 
 /*
@@ -918,6 +1202,7 @@ hsm_open(const struct hsm_config *cfg, const char *pin, size_t pinlen, struct hs
 	struct hsm		*h = NULL;
 	CK_C_GetFunctionList	 getfl;
 	CK_C_INITIALIZE_ARGS	 args;
+	struct hsm_caps		 caps;
 	CK_RV			 rv;
 	int			 r;
 
@@ -932,6 +1217,7 @@ hsm_open(const struct hsm_config *cfg, const char *pin, size_t pinlen, struct hs
 	if ((h = calloc(1, sizeof(*h))) == NULL)
 		return KC_ERR_NOMEM;
 	h->signer = cfg->signer;
+	h->accept_no_history = cfg->accept_no_history;
 	h->state = HSM_STATE_DOWN;
 	h->retry_max_ms = cfg->retry_max_ms > 0 ? cfg->retry_max_ms : HSM_RETRY_MAX_MS;
 	if (h->retry_max_ms < HSM_BACKOFF_MIN_MS)
@@ -1020,6 +1306,11 @@ hsm_open(const struct hsm_config *cfg, const char *pin, size_t pinlen, struct hs
 	}
 	hsm_pin_keep(h, pin, pinlen);
 
+	if ((r = hsm_caps_probe(h, &caps, cause)) != 0)
+		goto out;
+	hsm_caps_set(h, &caps);
+	hsm_caps_log(h);
+
 	if (h->signer == HSM_SIGNER_ENGINE &&
 	    (r = hsm_engine_open(h, cfg, pin, pinlen, cause)) != 0)
 		goto out;
@@ -1104,6 +1395,7 @@ hsm_reinit_inlock(struct hsm *h, char **cause)
 {
 	struct hsm_config	 cfg;
 	struct hsm_session	*s;
+	struct hsm_caps		 caps;
 	CK_C_INITIALIZE_ARGS	 args;
 	CK_RV			 rv;
 	int			 r;
@@ -1160,6 +1452,11 @@ hsm_reinit_inlock(struct hsm *h, char **cause)
 		kc_cause(cause, "C_Login: %s", hsm_ckr_name(rv));
 		return KC_ERR_UNAVAILABLE;
 	}
+	/* The module may have been replaced (a network HSM's other end): ask again. */
+	if ((r = hsm_caps_probe(h, &caps, cause)) != 0)
+		return r == KC_ERR_NOMEM ? r : KC_ERR_UNAVAILABLE;
+	hsm_caps_set(h, &caps);
+	hsm_caps_log(h);
 	if (h->signer == HSM_SIGNER_ENGINE) {
 		memset(&cfg, 0, sizeof(cfg));
 		cfg.module = h->module;
@@ -1831,10 +2128,72 @@ hsm_read_public(struct hsm_session *s, CK_OBJECT_HANDLE pub, enum hsm_keytype *t
 	return rv;
 }
 
-/* Generate the pair with our template. Nothing exists in the token unless CKR_OK. */
+/* Whether the token still answers on s (after an ambiguous error). */
+static int
+hsm_session_answers(struct hsm_session *s)
+{
+	CK_SESSION_INFO	 info;
+
+	return s->open && s->h->f->C_GetSessionInfo(s->sh, &info) == CKR_OK;
+}
+
+/* The token refused an attribute of a template, or its combination. */
+static int
+hsm_ckr_is_template(CK_RV rv)
+{
+	return rv == CKR_ATTRIBUTE_TYPE_INVALID || rv == CKR_ATTRIBUTE_VALUE_INVALID ||
+	    rv == CKR_TEMPLATE_INCONSISTENT;
+}
+
+/* The token cannot make this kind of key at all, whatever it listed. */
+static int
+hsm_ckr_is_unsupported(CK_RV rv)
+{
+	return rv == CKR_MECHANISM_INVALID || rv == CKR_MECHANISM_PARAM_INVALID ||
+	    rv == CKR_CURVE_NOT_SUPPORTED || rv == CKR_DOMAIN_PARAMS_INVALID ||
+	    rv == CKR_KEY_SIZE_RANGE;
+}
+
+/* A copy of type t's capabilities. */
+static void
+hsm_caps_kt_get(struct hsm *h, enum hsm_keytype t, struct hsm_caps_kt *kt)
+{
+	pthread_mutex_lock(&h->lock);
+	*kt = h->caps.kt[t];
+	pthread_mutex_unlock(&h->lock);
+}
+
+/* Generation of type t was refused for good: it is no longer offered (until restart). */
+static void
+hsm_caps_refuse(struct hsm *h, enum hsm_keytype t, const char *fmt, ...)
+    __attribute__((__format__(__printf__, 3, 4)));
+static void
+hsm_caps_refuse(struct hsm *h, enum hsm_keytype t, const char *fmt, ...)
+{
+	struct hsm_caps_kt	*kt = &h->caps.kt[t];
+	va_list			 ap;
+
+	pthread_mutex_lock(&h->lock);
+	kt->offered = 0;
+	kt->refused = 1;
+	va_start(ap, fmt);
+	vsnprintf(kt->why, sizeof(kt->why), fmt, ap);
+	va_end(ap);
+	log_warnx("hsm: token \"%s\" cannot make %s keys: %s", h->label,
+	    hsm_keytypes[t].name, kt->why);
+	pthread_mutex_unlock(&h->lock);
+}
+
+/*
+ * Generate the pair with our template. Nothing exists in the token unless CKR_OK.
+ * The private template is what custody needs and is never reduced. The public one, when
+ * minimal, holds only what PKCS#11 requires (class, key type, size or curve) and what
+ * finds the key again (token, id, label): the usage flags on a public key are optional,
+ * and some tokens (tpm2-pkcs11) refuse them.
+ */
 static CK_RV
 hsm_generate(struct hsm_session *s, enum hsm_keytype type, const uint8_t *id,
-    const char *label, CK_OBJECT_HANDLE *pubh, CK_OBJECT_HANDLE *privh)
+    const char *label, int minimal, CK_OBJECT_HANDLE *pubh, CK_OBJECT_HANDLE *privh)
 {
 	const struct hsm_keytype_desc *d = &hsm_keytypes[type];
 	static const CK_BYTE	 exponent[] = { 0x01, 0x00, 0x01 };
@@ -1849,12 +2208,14 @@ hsm_generate(struct hsm_session *s, enum hsm_keytype type, const uint8_t *id,
 	hsm_attr(pubt, &npub, CKA_CLASS, &pubclass, sizeof(pubclass));
 	hsm_attr(pubt, &npub, CKA_KEY_TYPE, &ckk, sizeof(ckk));
 	hsm_attr(pubt, &npub, CKA_TOKEN, &yes, sizeof(yes));
-	hsm_attr(pubt, &npub, CKA_PRIVATE, &no, sizeof(no));
-	hsm_attr(pubt, &npub, CKA_VERIFY, &yes, sizeof(yes));
-	hsm_attr(pubt, &npub, CKA_VERIFY_RECOVER, &no, sizeof(no));
-	hsm_attr(pubt, &npub, CKA_ENCRYPT, &no, sizeof(no));
-	hsm_attr(pubt, &npub, CKA_WRAP, &no, sizeof(no));
-	hsm_attr(pubt, &npub, CKA_DERIVE, &no, sizeof(no));
+	if (!minimal) {
+		hsm_attr(pubt, &npub, CKA_PRIVATE, &no, sizeof(no));
+		hsm_attr(pubt, &npub, CKA_VERIFY, &yes, sizeof(yes));
+		hsm_attr(pubt, &npub, CKA_VERIFY_RECOVER, &no, sizeof(no));
+		hsm_attr(pubt, &npub, CKA_ENCRYPT, &no, sizeof(no));
+		hsm_attr(pubt, &npub, CKA_WRAP, &no, sizeof(no));
+		hsm_attr(pubt, &npub, CKA_DERIVE, &no, sizeof(no));
+	}
 	hsm_attr(pubt, &npub, CKA_ID, id, HSM_KEY_ID_LEN);
 	hsm_attr(pubt, &npub, CKA_LABEL, label, strlen(label));
 
@@ -1893,8 +2254,15 @@ struct hsm_flag_check {
 	CK_ATTRIBUTE_TYPE	 type;
 	const char		*name;
 	CK_BBOOL		 want;
-	int			 required;	/* must be present */
+	int			 required;	/* must be present; HSM_FLAG_HISTORY: see below */
 };
+
+/*
+ * A key-history attribute (CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE): required, but a
+ * token that cannot report it at all is accepted when configured (accept_no_history),
+ * and said so in health. When it is reported, its value counts as for any other.
+ */
+#define HSM_FLAG_HISTORY	2
 
 #define HSM_MAX_FLAG_CHECKS	16
 
@@ -1927,6 +2295,18 @@ hsm_check_flags(struct hsm_session *s, CK_OBJECT_HANDLE o,
 		if (t[i].ulValueLen != sizeof(CK_BBOOL)) {
 			if (!checks[i].required)
 				continue;
+			if (checks[i].required == HSM_FLAG_HISTORY) {
+				__atomic_or_fetch(&s->h->history_missing,
+				    checks[i].type == CKA_ALWAYS_SENSITIVE ?
+				    HSM_HISTORY_ALWAYS_SENSITIVE : HSM_HISTORY_NEVER_EXTRACTABLE,
+				    __ATOMIC_RELAXED);
+				if (s->h->accept_no_history)
+					continue;
+				snprintf(why, len, "%s unreadable: the token does not report "
+				    "the key's history (accept_missing_key_history accepts "
+				    "that)", checks[i].name);
+				return HSM_CKR_UNSAFE;
+			}
 			snprintf(why, len, "%s unreadable", checks[i].name);
 			return HSM_CKR_UNSAFE;
 		}
@@ -1950,9 +2330,9 @@ hsm_check_private(struct hsm_session *s, CK_OBJECT_HANDLE priv)
 		{ CKA_TOKEN, "CKA_TOKEN", CK_TRUE, 1 },
 		{ CKA_PRIVATE, "CKA_PRIVATE", CK_TRUE, 1 },
 		{ CKA_SENSITIVE, "CKA_SENSITIVE", CK_TRUE, 1 },
-		{ CKA_ALWAYS_SENSITIVE, "CKA_ALWAYS_SENSITIVE", CK_TRUE, 1 },
+		{ CKA_ALWAYS_SENSITIVE, "CKA_ALWAYS_SENSITIVE", CK_TRUE, HSM_FLAG_HISTORY },
 		{ CKA_EXTRACTABLE, "CKA_EXTRACTABLE", CK_FALSE, 1 },
-		{ CKA_NEVER_EXTRACTABLE, "CKA_NEVER_EXTRACTABLE", CK_TRUE, 1 },
+		{ CKA_NEVER_EXTRACTABLE, "CKA_NEVER_EXTRACTABLE", CK_TRUE, HSM_FLAG_HISTORY },
 		{ CKA_LOCAL, "CKA_LOCAL", CK_TRUE, 1 },
 		{ CKA_SIGN, "CKA_SIGN", CK_TRUE, 1 },
 		{ CKA_DECRYPT, "CKA_DECRYPT", CK_FALSE, 0 },
@@ -2017,6 +2397,7 @@ hsm_keygen(struct hsm_session *s, enum hsm_keytype type, const uint8_t id[HSM_KE
 	enum hsm_keytype	 got;
 	EVP_PKEY		*pkey = NULL;
 	char			*fullabel = NULL;
+	struct hsm_caps_kt	 kt;
 	CK_RV			 rv;
 	unsigned int		 epoch;
 	int			 r, retried, made = 0;
@@ -2035,19 +2416,64 @@ hsm_keygen(struct hsm_session *s, enum hsm_keytype type, const uint8_t id[HSM_KE
 		return r;
 	}
 
-	for (retried = 0;; retried = 1) {
+	hsm_caps_kt_get(h, type, &kt);
+	if (!kt.offered) {
+		log_warnx("hsm: token \"%s\" cannot make %s keys: %s", h->label,
+		    hsm_keytypes[type].name, kt.why);
+		r = KC_ERR_INVALID;
+		goto out;
+	}
+	for (retried = 0;;) {
 		epoch = hsm_epoch(h);
 		/* From here on a failure may leave a pair behind, whatever rv says. */
 		*maybe_made = 1;
-		rv = hsm_generate(s, type, id, fullabel, &pub, &priv);
-		if (rv == CKR_OK || retried || !hsm_session_recover(s, rv))
+		rv = hsm_generate(s, type, id, fullabel, kt.minimal_pub, &pub, &priv);
+		if (rv == CKR_OK)
 			break;
+		/*
+		 * The optional public attributes go, once; the token keeps the bare template.
+		 * tpm2-pkcs11 says CKR_GENERAL_ERROR to an attribute it disagrees with: an
+		 * ambiguous error from a token that still answers is taken as a refusal of
+		 * the template too, unless the token already took this template (then it
+		 * refused the operation: hsm_op_result() below).
+		 */
+		if (!kt.minimal_pub && (hsm_ckr_is_template(rv) || (!kt.full_ok &&
+		    hsm_ckr_is_ambiguous(rv) && hsm_session_answers(s)))) {
+			log_info("hsm: token \"%s\" refused the public %s template (%s); "
+			    "using the attributes PKCS#11 requires only", h->label,
+			    hsm_keytypes[type].name, hsm_ckr_name(rv));
+			kt.minimal_pub = 1;
+			pthread_mutex_lock(&h->lock);
+			h->caps.kt[type].minimal_pub = 1;
+			pthread_mutex_unlock(&h->lock);
+			continue;
+		}
+		if (retried || !hsm_session_recover(s, rv))
+			break;
+		retried = 1;
+	}
+	if (rv != CKR_OK && (hsm_ckr_is_template(rv) || hsm_ckr_is_unsupported(rv))) {
+		/* Nothing was made: a refused template or mechanism makes no object. */
+		*maybe_made = 0;
+		if (hsm_ckr_is_template(rv))
+			hsm_caps_refuse(h, type, "C_GenerateKeyPair: %s: the token refuses a "
+			    "private key that is sensitive, not extractable and sign-only",
+			    hsm_ckr_name(rv));
+		else
+			hsm_caps_refuse(h, type, "C_GenerateKeyPair: %s", hsm_ckr_name(rv));
+		r = KC_ERR_INVALID;
+		goto out;
 	}
 	if (rv != CKR_OK) {
 		r = hsm_op_result(s, rv, "C_GenerateKeyPair");
 		goto out;
 	}
 	made = 1;
+	if (!kt.minimal_pub && !kt.full_ok) {
+		pthread_mutex_lock(&h->lock);
+		h->caps.kt[type].full_ok = 1;
+		pthread_mutex_unlock(&h->lock);
+	}
 
 	for (retried = 0;; retried = 1) {
 		EVP_PKEY_free(pkey);
@@ -2507,6 +2933,12 @@ hsm_sign_once(struct hsm_session *s, CK_OBJECT_HANDLE priv, CK_MECHANISM_TYPE m,
 	return CKR_OK;
 }
 
+/* DER of DigestInfo's AlgorithmIdentifier for SHA-256 and the digest's OCTET STRING header. */
+static const uint8_t	 hsm_sha256_prefix[] = {
+	0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+	0x01, 0x05, 0x00, 0x04, 0x20
+};
+
 /* Turn a raw r || s into a DER Ecdsa-Sig-Value. */
 static int
 hsm_ecdsa_der(const uint8_t *raw, size_t rawlen, uint8_t **der, size_t *derlen)
@@ -2561,6 +2993,8 @@ hsm_sign(struct hsm_session *s, const struct hsm_key *k, const uint8_t *tbs, siz
 	CK_ULONG		 rawlen = 0;
 	CK_RV			 rv;
 	struct hsm_key		 fresh;
+	struct hsm_caps_kt	 kt;
+	uint8_t			 di[sizeof(hsm_sha256_prefix) + EVP_MAX_MD_SIZE];
 	int			 r, refresh, refreshed = 0, recovered = 0;
 
 	return_val_if_fail(s != NULL && s->h != NULL && k != NULL, KC_ERR_INVALID);
@@ -2571,20 +3005,33 @@ hsm_sign(struct hsm_session *s, const struct hsm_key *k, const uint8_t *tbs, siz
 	if ((r = hsm_op_begin(s, 0)) != 0)
 		return r;
 
-	if (hsm_keytypes[k->type].ckk == CKK_RSA) {
-		m = CKM_SHA256_RSA_PKCS;
-		data = tbs;
-		len = tbslen;
-	} else {
-		/* CKM_ECDSA signs a digest: hash here, sign there. */
+	/* The mechanism negotiated with the token (hsm_caps_kt_derive()). */
+	hsm_caps_kt_get(h, k->type, &kt);
+	if (!kt.can_sign) {
+		log_warnx("hsm: token \"%s\" cannot sign with %s keys: %s", h->label,
+		    hsm_keytypes[k->type].name, kt.why);
+		r = KC_ERR_HSM;
+		goto out;
+	}
+	m = kt.sign;
+	data = tbs;
+	len = tbslen;
+	if (kt.prehash) {
+		/* CKM_ECDSA and CKM_RSA_PKCS sign a digest: hash here, sign there. */
 		if (!EVP_Digest(tbs, tbslen, md, &mdlen, EVP_sha256(), NULL)) {
 			ERR_clear_error();
 			r = KC_ERR_CRYPTO;
 			goto out;
 		}
-		m = CKM_ECDSA;
 		data = md;
 		len = mdlen;
+		if (m == CKM_RSA_PKCS) {
+			/* PKCS#1 v1.5 signs DigestInfo { sha256, digest } (RFC 8017 9.2). */
+			memcpy(di, hsm_sha256_prefix, sizeof(hsm_sha256_prefix));
+			memcpy(di + sizeof(hsm_sha256_prefix), md, mdlen);
+			data = di;
+			len = sizeof(hsm_sha256_prefix) + mdlen;
+		}
 	}
 
 	/*
@@ -2628,7 +3075,7 @@ hsm_sign(struct hsm_session *s, const struct hsm_key *k, const uint8_t *tbs, siz
 		r = KC_ERR_TIMEOUT;
 		goto out;
 	}
-	if (m == CKM_ECDSA) {
+	if (hsm_keytypes[k->type].ckk == CKK_EC) {
 		if ((r = hsm_ecdsa_der(raw, rawlen, sig, siglen)) != 0)
 			goto out;
 	} else {
@@ -2647,6 +3094,7 @@ int
 hsm_engine_key(struct hsm_session *s, const struct hsm_key *k, struct evp_pkey_st **pkey)
 {
 	struct hsm	*h;
+	struct hsm_caps_kt kt;
 	char		*uri;
 	char		 errs[512];
 	int		 r;
@@ -2657,6 +3105,13 @@ hsm_engine_key(struct hsm_session *s, const struct hsm_key *k, struct evp_pkey_s
 	*pkey = NULL;
 	if (h->signer != HSM_SIGNER_ENGINE)
 		return KC_ERR_INVALID;
+	/* libp11 signs with CKM_RSA_PKCS or CKM_ECDSA: the negotiation required them. */
+	hsm_caps_kt_get(h, k->type, &kt);
+	if (!kt.can_sign) {
+		log_warnx("hsm: token \"%s\" cannot sign %s keys through the engine",
+		    h->label, hsm_keytypes[k->type].name);
+		return KC_ERR_HSM;
+	}
 	if ((uri = hsm_key_uri(h, k->id)) == NULL)
 		return KC_ERR_NOMEM;
 	/* Shared hold: recovery replaces h->engine. */
@@ -2965,9 +3420,9 @@ hsm_mac_check(struct hsm_session *s, CK_OBJECT_HANDLE o, char **cause)
 		{ CKA_TOKEN, "CKA_TOKEN", CK_TRUE, 1 },
 		{ CKA_PRIVATE, "CKA_PRIVATE", CK_TRUE, 1 },
 		{ CKA_SENSITIVE, "CKA_SENSITIVE", CK_TRUE, 1 },
-		{ CKA_ALWAYS_SENSITIVE, "CKA_ALWAYS_SENSITIVE", CK_TRUE, 1 },
+		{ CKA_ALWAYS_SENSITIVE, "CKA_ALWAYS_SENSITIVE", CK_TRUE, HSM_FLAG_HISTORY },
 		{ CKA_EXTRACTABLE, "CKA_EXTRACTABLE", CK_FALSE, 1 },
-		{ CKA_NEVER_EXTRACTABLE, "CKA_NEVER_EXTRACTABLE", CK_TRUE, 1 },
+		{ CKA_NEVER_EXTRACTABLE, "CKA_NEVER_EXTRACTABLE", CK_TRUE, HSM_FLAG_HISTORY },
 		{ CKA_LOCAL, "CKA_LOCAL", CK_TRUE, 1 },
 		{ CKA_SIGN, "CKA_SIGN", CK_TRUE, 1 },
 		{ CKA_ENCRYPT, "CKA_ENCRYPT", CK_FALSE, 0 },
@@ -3004,6 +3459,7 @@ hsm_mac_key_once(struct hsm_session *s, int create, int *created, char **cause)
 	CK_OBJECT_HANDLE	 o[2];
 	CK_ULONG		 n;
 	CK_RV			 rv;
+	int			 gen;
 
 	if ((rv = hsm_mac_find(s, o, &n)) != CKR_OK)
 		return rv;
@@ -3012,9 +3468,28 @@ hsm_mac_key_once(struct hsm_session *s, int create, int *created, char **cause)
 		    HSM_AUDIT_MAC_LABEL);
 		return HSM_CKR_UNSAFE;
 	}
+	/*
+	 * No HMAC in the token, no audit log sealed by it: a MAC key held in the daemon
+	 * would let whoever reads its memory rewrite history, so such a token is refused
+	 * (docs/COMPATIBILITY.md).
+	 */
+	if (!hsm_mac_offered(s->h)) {
+		kc_cause(cause, "the token \"%s\" cannot sign with CKM_SHA256_HMAC: the audit "
+		    "log needs its MAC key in the token", s->h->label);
+		return HSM_CKR_UNSUPPORTED;
+	}
 	if (n == 0) {
 		if (!create)
 			return HSM_CKR_NOT_FOUND;
+		pthread_mutex_lock(&s->h->lock);
+		gen = s->h->caps.mac_gen;
+		pthread_mutex_unlock(&s->h->lock);
+		if (!gen) {
+			kc_cause(cause, "the token \"%s\" offers no CKM_GENERIC_SECRET_KEY_GEN: "
+			    "the audit MAC key \"%s\" cannot be made in it", s->h->label,
+			    HSM_AUDIT_MAC_LABEL);
+			return HSM_CKR_UNSUPPORTED;
+		}
 		if ((rv = hsm_mac_generate(s, &o[0])) != CKR_OK)
 			return rv;
 		*created = 1;

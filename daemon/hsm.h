@@ -61,6 +61,11 @@ struct hsm_config {
 	const char	*init_args;
 	unsigned int	 retry_max_ms;		/* 0: HSM_RETRY_MAX_MS */
 	unsigned int	 probe_timeout_ms;	/* 0: HSM_PROBE_TIMEOUT_MS */
+	/*
+	 * Accept keys on a token that cannot report CKA_ALWAYS_SENSITIVE or
+	 * CKA_NEVER_EXTRACTABLE (the key's history); 0: such keys are refused.
+	 */
+	int		 accept_no_history;
 };
 
 #define HSM_BACKOFF_MIN_MS	250	/* first re-initialization attempt after an outage */
@@ -167,6 +172,29 @@ size_t	 hsm_ckr_errors(struct hsm_ckr_count *v, size_t max);
 /** Borrowed; valid until hsm_close(). */
 const char *hsm_token_label(const struct hsm *h);
 enum hsm_signer hsm_get_signer(const struct hsm *h);
+
+/**
+ * Whether the token can make keys of type t and sign with them, as negotiated at
+ * hsm_open() and at the last re-initialization (C_GetMechanismList/C_GetMechanismInfo:
+ * key sizes, CKF_GENERATE_KEY_PAIR, CKF_SIGN), less any type whose generation the token
+ * refused since (CKR_MECHANISM_INVALID and the like). Any thread.
+ */
+int	 hsm_keytype_offered(const struct hsm *h, enum hsm_keytype t);
+/**
+ * Describe type t on this token into buf (len bytes, always terminated): how it signs
+ * ("CKM_SHA256_RSA_PKCS", "CKM_RSA_PKCS over a DigestInfo(SHA-256)", "CKM_ECDSA over
+ * SHA-256") when offered, else why not.
+ * @retval hsm_keytype_offered(h, t)
+ */
+int	 hsm_keytype_info(const struct hsm *h, enum hsm_keytype t, char *buf, size_t len);
+/**
+ * The key-history attributes (CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE) that a key
+ * this token made did not report, space-separated; NULL when none is missing (or no key
+ * was read back yet). Static text. Any thread.
+ */
+const char *hsm_history_missing(const struct hsm *h);
+/** Whether the token signs with CKM_SHA256_HMAC (the audit MAC). Any thread. */
+int	 hsm_mac_offered(const struct hsm *h);
 
 /**
  * Open a session for the calling worker thread (the login is per token, already done).

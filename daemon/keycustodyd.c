@@ -633,6 +633,7 @@ main(int argc, char *argv[])
 	hc.init_args = conf.module_args;
 	hc.retry_max_ms = conf.hsm_retry_max;
 	hc.probe_timeout_ms = conf.hsm_probe_timeout;
+	hc.accept_no_history = conf.accept_missing_key_history;
 	memset(&kcd, 0, sizeof(kcd));
 	kcd.conf = &conf;
 	kcd.store_path = conf.store_path;

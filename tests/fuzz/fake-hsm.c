@@ -374,3 +374,34 @@ hsm_keytype_parse(const char *name, enum hsm_keytype *t)
 	}
 	return KC_ERR_INVALID;
 }
+
+/* The fake token offers every key type, signed as SoftHSM2 would. */
+int
+hsm_keytype_offered(const struct hsm *h, enum hsm_keytype t)
+{
+	return h != NULL && (unsigned int)t < HSM_KEY_NTYPES;
+}
+
+int
+hsm_keytype_info(const struct hsm *h, enum hsm_keytype t, char *buf, size_t len)
+{
+	if (!hsm_keytype_offered(h, t)) {
+		snprintf(buf, len, "no such key type");
+		return 0;
+	}
+	snprintf(buf, len, "%s", t == HSM_KEY_P256 || t == HSM_KEY_P384 ?
+	    "CKM_ECDSA over SHA-256" : "CKM_SHA256_RSA_PKCS");
+	return 1;
+}
+
+const char *
+hsm_history_missing(const struct hsm *h)
+{
+	return NULL;
+}
+
+int
+hsm_mac_offered(const struct hsm *h)
+{
+	return h != NULL;
+}

@@ -12,6 +12,19 @@
  *                      such modules do (System V shared memory; an IPv4 TCP connection
  *                      attempt to 127.0.0.1), so that a sandbox without them kills it
  *
+ * A token more limited than the real one (issue 15), each a comma-separated list of numbers
+ * (0x... allowed):
+ *   P11_FAULT_HIDE_MECHS   mechanisms left out of C_GetMechanismList; C_GetMechanismInfo,
+ *                          C_SignInit, C_GenerateKey(Pair) with them: CKR_MECHANISM_INVALID
+ *   P11_FAULT_REFUSE_GEN   mechanisms listed, but C_GenerateKeyPair with them fails with
+ *                          CKR_MECHANISM_INVALID (openCryptoki's soft token and EC)
+ *   P11_FAULT_REFUSE_PUB   attribute types a public-key template may not hold:
+ *                          CKR_ATTRIBUTE_TYPE_INVALID (tpm2-pkcs11: CKA_VERIFY, CKA_ENCRYPT)
+ *   P11_FAULT_REFUSE_PRIV  attribute types a private-key template may not hold:
+ *                          CKR_ATTRIBUTE_VALUE_INVALID (a token without sensitive keys)
+ *   P11_FAULT_NO_ATTRS     attribute types C_GetAttributeValue does not know
+ *                          (CKR_ATTRIBUTE_TYPE_INVALID, length CK_UNAVAILABLE_INFORMATION)
+ *
  * C_Initialize's pReserved (module arguments, as NSS softoken takes them) is logged as
  * "C_Initialize reserved=TEXT pid=P" and not passed on: SoftHSM2 refuses it.
  *
@@ -587,6 +600,37 @@ fault_enter(enum fault_fn fn, CK_RV *rv)
 	return fail;
 }
 
+/* Whether the number v is in the comma-separated list of the environment variable env. */
+static int
+fault_listed(const char *env, unsigned long v)
+{
+	const char	*p = getenv(env);
+	char		*end;
+	unsigned long	 x;
+
+	while (p != NULL && *p != '\0') {
+		x = strtoul(p, &end, 0);
+		if (end == p)
+			return 0;
+		if (x == v)
+			return 1;
+		p = *end == ',' ? end + 1 : end;
+	}
+	return 0;
+}
+
+/* Whether a template holds an attribute type listed in env. */
+static int
+fault_template_listed(const char *env, const CK_ATTRIBUTE *t, unsigned long n)
+{
+	unsigned long	i;
+
+	for (i = 0; i < n; i++)
+		if (fault_listed(env, t[i].type))
+			return 1;
+	return 0;
+}
+
 /* --- the forwarding functions, one per entry of the 2.40 function list --- */
 
 static CK_RV
@@ -664,9 +708,31 @@ fault_C_GetMechanismList(CK_SLOT_ID slot_id, CK_MECHANISM_TYPE *mechanism_list,
 {
 	CK_RV	rv;
 
+	CK_MECHANISM_TYPE	*all;
+	unsigned long		 n = 0, i, kept = 0;
+
 	if (fault_enter(FAULT_C_GetMechanismList, &rv))
 		return rv;
-	return fault_real->C_GetMechanismList(slot_id, mechanism_list, count);
+	if (getenv("P11_FAULT_HIDE_MECHS") == NULL)
+		return fault_real->C_GetMechanismList(slot_id, mechanism_list, count);
+	if ((rv = fault_real->C_GetMechanismList(slot_id, NULL, &n)) != CKR_OK)
+		return rv;
+	if ((all = calloc(n + 1, sizeof(*all))) == NULL)
+		return CKR_HOST_MEMORY;
+	if ((rv = fault_real->C_GetMechanismList(slot_id, all, &n)) != CKR_OK) {
+		free(all);
+		return rv;
+	}
+	for (i = 0; i < n; i++)
+		if (!fault_listed("P11_FAULT_HIDE_MECHS", all[i]))
+			all[kept++] = all[i];
+	if (mechanism_list != NULL && *count < kept)
+		rv = CKR_BUFFER_TOO_SMALL;
+	else if (mechanism_list != NULL)
+		memcpy(mechanism_list, all, kept * sizeof(*all));
+	*count = kept;
+	free(all);
+	return rv;
 }
 
 static CK_RV
@@ -677,6 +743,8 @@ fault_C_GetMechanismInfo(CK_SLOT_ID slot_id, CK_MECHANISM_TYPE type,
 
 	if (fault_enter(FAULT_C_GetMechanismInfo, &rv))
 		return rv;
+	if (fault_listed("P11_FAULT_HIDE_MECHS", type))
+		return CKR_MECHANISM_INVALID;
 	return fault_real->C_GetMechanismInfo(slot_id, type, info);
 }
 
@@ -848,9 +916,21 @@ fault_C_GetAttributeValue(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE object,
 {
 	CK_RV	rv;
 
+	CK_RV	rv2 = CKR_OK;
+	unsigned long i;
+
 	if (fault_enter(FAULT_C_GetAttributeValue, &rv))
 		return rv;
-	return fault_real->C_GetAttributeValue(session, object, templ, count);
+	rv = fault_real->C_GetAttributeValue(session, object, templ, count);
+	if (getenv("P11_FAULT_NO_ATTRS") == NULL || (rv != CKR_OK &&
+	    rv != CKR_ATTRIBUTE_TYPE_INVALID && rv != CKR_ATTRIBUTE_SENSITIVE))
+		return rv;
+	for (i = 0; i < count; i++)
+		if (fault_listed("P11_FAULT_NO_ATTRS", templ[i].type)) {
+			templ[i].ulValueLen = CK_UNAVAILABLE_INFORMATION;
+			rv2 = CKR_ATTRIBUTE_TYPE_INVALID;
+		}
+	return rv != CKR_OK ? rv : rv2;
 }
 
 static CK_RV
@@ -1051,6 +1131,8 @@ fault_C_SignInit(CK_SESSION_HANDLE session, CK_MECHANISM *mechanism,
 
 	if (fault_enter(FAULT_C_SignInit, &rv))
 		return rv;
+	if (mechanism != NULL && fault_listed("P11_FAULT_HIDE_MECHS", mechanism->mechanism))
+		return CKR_MECHANISM_INVALID;
 	return fault_real->C_SignInit(session, mechanism, key);
 }
 
@@ -1233,6 +1315,8 @@ fault_C_GenerateKey(CK_SESSION_HANDLE session, CK_MECHANISM *mechanism,
 
 	if (fault_enter(FAULT_C_GenerateKey, &rv))
 		return rv;
+	if (mechanism != NULL && fault_listed("P11_FAULT_HIDE_MECHS", mechanism->mechanism))
+		return CKR_MECHANISM_INVALID;
 	return fault_real->C_GenerateKey(session, mechanism, templ, count, key);
 }
 
@@ -1275,6 +1359,15 @@ fault_C_GenerateKeyPair(CK_SESSION_HANDLE session, CK_MECHANISM *mechanism,
 
 	if ((fail = fault_enter(FAULT_C_GenerateKeyPair, &rv)) == 1)
 		return rv;
+	if (mechanism != NULL && (fault_listed("P11_FAULT_HIDE_MECHS", mechanism->mechanism) ||
+	    fault_listed("P11_FAULT_REFUSE_GEN", mechanism->mechanism)))
+		return CKR_MECHANISM_INVALID;
+	if (fault_template_listed("P11_FAULT_REFUSE_PUB", public_key_template,
+	    public_key_attribute_count))
+		return CKR_ATTRIBUTE_TYPE_INVALID;
+	if (fault_template_listed("P11_FAULT_REFUSE_PRIV", private_key_template,
+	    private_key_attribute_count))
+		return CKR_ATTRIBUTE_VALUE_INVALID;
 	fault_needs();
 	real = fault_real->C_GenerateKeyPair(session, mechanism, public_key_template,
 	    public_key_attribute_count, private_key_template, private_key_attribute_count,

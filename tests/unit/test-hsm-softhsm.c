@@ -626,11 +626,45 @@ test_destroy(void **state)
 	hsm_close(h);
 }
 
+/*
+ * Issue 15: what SoftHSM2 offers is negotiated. Every type, RSA signed by the token's
+ * own SHA-256 mechanism, EC over a digest made here; the engine signer needs CKM_RSA_PKCS.
+ * No key has been read back yet, so no history attribute is reported missing.
+ */
+static void
+test_negotiated(void **state)
+{
+	struct hsm	*h;
+	char		 buf[256];
+	int		 i;
+
+	(void)state;
+	h = t_open(HSM_SIGNER_DIRECT);
+	for (i = 0; i < HSM_KEY_NTYPES; i++) {
+		assert_true(hsm_keytype_offered(h, (enum hsm_keytype)i));
+		assert_true(hsm_keytype_info(h, (enum hsm_keytype)i, buf, sizeof(buf)));
+		if (i == HSM_KEY_P256 || i == HSM_KEY_P384)
+			assert_non_null(strstr(buf, "CKM_ECDSA"));
+		else
+			assert_string_equal(buf, "CKM_SHA256_RSA_PKCS");
+	}
+	assert_false(hsm_keytype_offered(h, HSM_KEY_NTYPES));
+	assert_null(hsm_history_missing(h));
+	assert_true(hsm_mac_offered(h));
+	hsm_close(h);
+
+	h = t_open(HSM_SIGNER_ENGINE);
+	assert_true(hsm_keytype_info(h, HSM_KEY_RSA2048, buf, sizeof(buf)));
+	assert_string_equal(buf, "CKM_RSA_PKCS over a DigestInfo(SHA-256)");
+	hsm_close(h);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_keytype_names),
+		cmocka_unit_test(test_negotiated),
 		cmocka_unit_test(test_open_errors),
 		cmocka_unit_test(test_keygen_all),
 		cmocka_unit_test(test_attributes_pkcs11_tool),
