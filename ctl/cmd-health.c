@@ -47,7 +47,7 @@ cmd_health(struct ctl_opts *o, int argc, char **argv)
 	Keycustody__Response		*resp;
 	const Keycustody__HealthResponse *hr = NULL;
 	char				*s;
-	int				 rc = 0, healthy;
+	int				 rc = 0;
 
 	if (argc != 1)
 		cmd_usage("health", NULL);
@@ -59,7 +59,7 @@ cmd_health(struct ctl_opts *o, int argc, char **argv)
 	else if ((hr = resp->health) == NULL)
 		fatalx("health: empty answer");
 	else if (o->json) {
-		if (json_health(hr, &healthy, &s) != 0)
+		if (json_health_full(hr, &s) != 0)
 			fatalx("out of memory");
 		printf("%s\n", s);
 		free(s);

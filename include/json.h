@@ -154,6 +154,16 @@ int	 json_reply_daemon_error(const Keycustody__Error *err, int *http_status, cha
 int	 json_health(const Keycustody__HealthResponse *health, int *ok, char **out);
 
 /**
+ * keycustodyctl --json health: the healthz "status" (as json_health() decides it) and then
+ * every field of health under its .proto name, so a field added to the .proto shows without
+ * a change here: scalars as numbers, booleans and strings, enums by name, bytes as
+ * lower-case hex, repeated fields as arrays, nested messages as objects; absent optional
+ * fields are left out.
+ * @param out caller frees
+ */
+int	 json_health_full(const Keycustody__HealthResponse *health, char **out);
+
+/**
  * Seed jansson's hash tables now (it reads /dev/urandom on first use), before the
  * sandbox takes open() away.
  */

@@ -15,6 +15,7 @@
 #include "kc-api.h"
 #include "kc-err.h"
 #include "kc-proto.h"
+#include "kc-util.h"
 #include "json.h"
 #include "jsonw.h"
 
@@ -905,14 +906,20 @@ json_reply_daemon_error(const Keycustody__Error *e, int *http_status, char **out
 	return json_reply_error(code, e->message, 0, NULL, out);
 }
 
+/* A failing audit log refuses every change (fail closed): not healthy either. */
+static int
+json_health_ok(const Keycustody__HealthResponse *h)
+{
+	return h != NULL && h->hsm_state != NULL && strcmp(h->hsm_state, "ok") == 0 &&
+	    h->store_ok && (!h->has_audit_ok || h->audit_ok);
+}
+
 int
 json_health(const Keycustody__HealthResponse *h, int *ok, char **out)
 {
 	struct json_w	 w;
 
-	/* A failing audit log refuses every change (fail closed): not healthy either. */
-	*ok = h != NULL && h->hsm_state != NULL && strcmp(h->hsm_state, "ok") == 0 &&
-	    h->store_ok && (!h->has_audit_ok || h->audit_ok);
+	*ok = json_health_ok(h);
 	json_w_init(&w, JSON_ENVELOPE_HINT);
 	json_w_object_begin(&w);
 	if (*ok)
@@ -930,6 +937,163 @@ json_health(const Keycustody__HealthResponse *h, int *ok, char **out)
 			json_w_bool(&w, h->audit_ok);
 		}
 	}
+	json_w_object_end(&w);
+	return json_w_steal(&w, out, NULL);
+}
+
+/* protobuf-c's in-memory size of one element of field f. */
+static size_t
+json_message_elem_size(const ProtobufCFieldDescriptor *f)
+{
+	switch (f->type) {
+	case PROTOBUF_C_TYPE_INT64:
+	case PROTOBUF_C_TYPE_SINT64:
+	case PROTOBUF_C_TYPE_SFIXED64:
+	case PROTOBUF_C_TYPE_UINT64:
+	case PROTOBUF_C_TYPE_FIXED64:
+		return sizeof(uint64_t);
+	case PROTOBUF_C_TYPE_BOOL:
+		return sizeof(protobuf_c_boolean);
+	case PROTOBUF_C_TYPE_ENUM:
+		return sizeof(int);
+	case PROTOBUF_C_TYPE_STRING:
+	case PROTOBUF_C_TYPE_MESSAGE:
+		return sizeof(void *);
+	case PROTOBUF_C_TYPE_BYTES:
+		return sizeof(ProtobufCBinaryData);
+	case PROTOBUF_C_TYPE_DOUBLE:
+		return sizeof(double);
+	default:
+		return sizeof(uint32_t);
+	}
+}
+
+static void	json_message_write(struct json_w *, const ProtobufCMessage *);
+
+/* One value of field f at p (an element, for a repeated field). */
+static void
+json_message_value(struct json_w *w, const ProtobufCFieldDescriptor *f, const void *p)
+{
+	const ProtobufCEnumValue	*ev;
+	const ProtobufCBinaryData	*bd;
+	char				*hex;
+
+	switch (f->type) {
+	case PROTOBUF_C_TYPE_INT32:
+	case PROTOBUF_C_TYPE_SINT32:
+	case PROTOBUF_C_TYPE_SFIXED32:
+		json_w_int(w, *(const int32_t *)p);
+		break;
+	case PROTOBUF_C_TYPE_UINT32:
+	case PROTOBUF_C_TYPE_FIXED32:
+		json_w_uint(w, *(const uint32_t *)p);
+		break;
+	case PROTOBUF_C_TYPE_INT64:
+	case PROTOBUF_C_TYPE_SINT64:
+	case PROTOBUF_C_TYPE_SFIXED64:
+		json_w_int(w, *(const int64_t *)p);
+		break;
+	case PROTOBUF_C_TYPE_UINT64:
+	case PROTOBUF_C_TYPE_FIXED64:
+		json_w_uint(w, *(const uint64_t *)p);
+		break;
+	case PROTOBUF_C_TYPE_BOOL:
+		json_w_bool(w, *(const protobuf_c_boolean *)p);
+		break;
+	case PROTOBUF_C_TYPE_ENUM:
+		ev = protobuf_c_enum_descriptor_get_value(f->descriptor, *(const int *)p);
+		if (ev != NULL)
+			json_w_string(w, ev->name);
+		else
+			json_w_int(w, *(const int *)p);
+		break;
+	case PROTOBUF_C_TYPE_STRING:
+		json_w_string(w, *(char *const *)p);
+		break;
+	case PROTOBUF_C_TYPE_BYTES:
+		bd = p;
+		if (bd->len > SIZE_MAX / 2 - 1 || (hex = malloc(bd->len * 2 + 1)) == NULL) {
+			json_w_fail(w, KC_ERR_NOMEM);
+			break;
+		}
+		kc_hex(bd->data, bd->len, hex);
+		json_w_string(w, hex);
+		free(hex);
+		break;
+	case PROTOBUF_C_TYPE_MESSAGE:
+		json_message_write(w, *(const ProtobufCMessage *const *)p);
+		break;
+	default:
+		json_w_null(w);	/* float/double: none in our protocol */
+		break;
+	}
+}
+
+/* Whether field f of the message at base is present (a set oneof member, a has_ flag). */
+static int
+json_message_has(const ProtobufCFieldDescriptor *f, const char *base)
+{
+	const void	*p = base + f->offset;
+
+	if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
+		return *(const uint32_t *)(const void *)(base + f->quantifier_offset) == f->id;
+	if (f->type == PROTOBUF_C_TYPE_STRING || f->type == PROTOBUF_C_TYPE_MESSAGE)
+		return *(const void *const *)p != NULL;
+	if (f->label == PROTOBUF_C_LABEL_OPTIONAL)
+		return *(const protobuf_c_boolean *)(const void *)(base + f->quantifier_offset);
+	return 1;
+}
+
+/* The members of m's object, into the object open in w. */
+static void
+json_message_members(struct json_w *w, const ProtobufCMessage *m)
+{
+	const ProtobufCMessageDescriptor	*d = m->descriptor;
+	const ProtobufCFieldDescriptor		*f;
+	const char				*base = (const char *)m;
+	size_t					 i, j, n, sz;
+
+	for (i = 0; i < d->n_fields; i++) {
+		f = &d->fields[i];
+		if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+			n = *(const size_t *)(const void *)(base + f->quantifier_offset);
+			if (n == 0)
+				continue;
+			sz = json_message_elem_size(f);
+			json_w_key(w, f->name);
+			json_w_array_begin(w);
+			for (j = 0; j < n; j++)
+				json_message_value(w, f,
+				    *(char *const *)(const void *)(base + f->offset) + j * sz);
+			json_w_array_end(w);
+		} else if (json_message_has(f, base)) {
+			json_w_key(w, f->name);
+			json_message_value(w, f, base + f->offset);
+		}
+	}
+}
+
+static void
+json_message_write(struct json_w *w, const ProtobufCMessage *m)
+{
+	if (m == NULL) {
+		json_w_null(w);
+		return;
+	}
+	json_w_object_begin(w);
+	json_message_members(w, m);
+	json_w_object_end(w);
+}
+
+int
+json_health_full(const Keycustody__HealthResponse *h, char **out)
+{
+	struct json_w	 w;
+
+	json_w_init(&w, JSON_ENVELOPE_HINT);
+	json_w_object_begin(&w);
+	json_w_kstr(&w, "status", json_health_ok(h) ? "ok" : "unavailable");
+	json_message_members(&w, &h->base);
 	json_w_object_end(&w);
 	return json_w_steal(&w, out, NULL);
 }

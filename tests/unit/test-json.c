@@ -381,6 +381,37 @@ test_health(void **state)
 	free(out);
 }
 
+/* keycustodyctl --json health: every field present, under its .proto name. */
+static void
+test_health_full(void **state)
+{
+	Keycustody__HealthResponse	 h = KEYCUSTODY__HEALTH_RESPONSE__INIT;
+	char				*types[] = { (char *)"p256v1", (char *)"rsa\"2048" };
+	char				*out;
+
+	(void)state;
+	h.hsm_state = (char *)"degraded";
+	h.store_ok = 1;
+	h.has_keys_in_custody = 1;
+	h.keys_in_custody = 18446744073709551615ULL;
+	h.has_workers = 1;
+	h.workers = 0;			/* present although zero */
+	h.queue_depth = 7;		/* absent: has_queue_depth is 0 */
+	h.n_hsm_key_types = 2;
+	h.hsm_key_types = types;
+	assert_int_equal(json_health_full(&h, &out), 0);
+	assert_string_equal(out, "{\"status\":\"unavailable\",\"hsm_state\":\"degraded\","
+	    "\"store_ok\":true,\"keys_in_custody\":18446744073709551615,\"workers\":0,"
+	    "\"hsm_key_types\":[\"p256v1\",\"rsa\\\"2048\"]}");
+	free(out);
+	h.hsm_state = (char *)"ok";
+	h.n_hsm_key_types = 0;
+	h.has_keys_in_custody = h.has_workers = 0;
+	assert_int_equal(json_health_full(&h, &out), 0);
+	assert_string_equal(out, "{\"status\":\"ok\",\"hsm_state\":\"ok\",\"store_ok\":true}");
+	free(out);
+}
+
 #define PEM	"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 #define CSR_ID	"7b163417-1d2b-4c84-a38a-2fb7a0cd7752"
 
@@ -1559,6 +1590,7 @@ main(void)
 		cmocka_unit_test(test_envelopes),
 		cmocka_unit_test(test_daemon_error),
 		cmocka_unit_test(test_health),
+		cmocka_unit_test(test_health_full),
 		cmocka_unit_test(test_hostname_create),
 		cmocka_unit_test(test_hostname_custom_key),
 		cmocka_unit_test(test_hostname_update),
