@@ -159,8 +159,8 @@ check_hostname()
 	    --arg bm "$8" '
 	    def uuid: test("^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$");
 	    .success == true and .errors == [] and .messages == [] and
-	    (.result | keys_unsorted) == ["id", "hostname", "created_at", "status", "ssl"] and
-	    (.result.id | uuid) and .result.hostname == $h and .result.status == "active" and
+	    (.result | keys_unsorted) == ["id", "hostname", "created_at", "ssl"] and
+	    (.result.id | uuid) and .result.hostname == $h and
 	    (.result.created_at | test("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{6}Z$")) and
 	    (.result.ssl | keys_unsorted) == ["id", "type", "method", "status", "bundle_method",
 	        "custom_csr_id", "issuer", "serial_number", "signature", "uploaded_on",

@@ -55,7 +55,7 @@ const hn = await client.customHostnames.create({
 });
 assert.match(hn.id, uuid);
 assert.equal(hn.hostname, 'store.acme-corp.co.uk');
-assert.equal(hn.status, 'active');
+assert.equal(hn.status, undefined);	// nothing verified or deployed: no status (API.md)
 assert.equal(hn.ssl.status, 'active');
 assert.equal(hn.ssl.custom_csr_id, csr.id);
 assert.equal(hn.ssl.serial_number, '7001');
