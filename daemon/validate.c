@@ -638,10 +638,16 @@ val_hostname_filter(const struct val_host_query *q, struct val_host_filter *out,
 		return val_filter_refuse(err, KC_API_HOSTNAME_FILTER, "The certificate_authority filter is not "
 		    "supported: certificates are uploaded for a custom CSR, never issued by a "
 		    "certificate authority of this service. Check your input and try again.");
-	if (q->custom_origin_server != NULL)
-		return val_filter_refuse(err, KC_API_HOSTNAME_FILTER, "The custom_origin_server filter is not "
-		    "supported: this service stores no custom origin servers. Check your "
-		    "input and try again.");
+	if (q->custom_origin_server != NULL) {
+		/* Matched as stored: folded like the origins that PATCH and POST store. */
+		if (strlen(q->custom_origin_server) > VAL_MAX_NAME_LEN + 1)
+			return val_filter_refuse(err, KC_API_HOSTNAME_FILTER, "The "
+			    "custom_origin_server filter is too long: a hostname has at most "
+			    "253 characters. Check your input and try again.");
+		snprintf(out->origin, sizeof(out->origin), "%s", q->custom_origin_server);
+		val_hostname_fold(out->origin);
+		f->origin = out->origin;
+	}
 
 	names[0] = q->hostname;
 	names[1] = q->hostname_exact;

@@ -388,7 +388,7 @@ for q in "id=$HN_A&hostname=pay.acme-corp.co.uk" "id=$HN_A&hostname.exact=x.co.u
 done
 req GET "$HN?id=not-a-uuid" -H "$(W)"; expect 400 1435 "id filter malformed"
 for q in ssl=2 ssl_status=bogus wildcard=maybe order=name hostname_status=active \
-    certificate_authority=google custom_origin_server=origin.acme-corp.co.uk \
+    certificate_authority=google "custom_origin_server=$(printf 'o%.0s' $(seq 1 260))" \
     "hostname.contain=$(printf 'a%.0s' $(seq 1 260))"; do
 	req GET "$HN?$q" -H "$(W)"; expect 400 1437 "refused: ${q%%=*}"
 	jq -e '.errors[0].message | endswith("Check your input and try again.")' "$tmp/body" \
@@ -589,6 +589,14 @@ jq -e '.result.custom_origin_server == "origin.acme-corp.co.uk" and
     .result.custom_origin_sni == "sni.acme-corp.co.uk" and .result.custom_metadata.customer_id == "12345"' \
     "$tmp/body" >/dev/null && same '["custom_metadata","custom_origin_server","custom_origin_sni"]' '[]' &&
     ok "origin stored folded, metadata kept" || bad "origin PATCH"
+# The custom_origin_server filter: exact, folded as the origins are stored (HN_C was
+# posted with this origin; HN_EC is now bound to another CSR).
+lists "custom_origin_server=origin.acme-corp.co.uk" "$HN_EC" "$HN_C"
+lists "custom_origin_server=ORIGIN.acme-corp.co.uk." "$HN_EC" "$HN_C"
+lists "custom_origin_server=origin.acme-corp.co.uk&hostname.startsWith=shop" "$HN_EC"
+lists "custom_origin_server=origin.acme-corp.co.uk&hostname.startsWith=a."
+lists "custom_origin_server=acme-corp.co.uk"
+lists "custom_origin_server=origin.acme-corp.co.uk&custom_csr_id=$CSR_EC&ssl_status=active" "$HN_C"
 hpatch "$HN_EC" '{"ssl":{"bundle_method":"optimal"}}'; expect 200 - "bundle_method-only PATCH"
 jq -e '.result.ssl.bundle_method == "optimal"' "$tmp/body" >/dev/null &&
     same '["custom_metadata","custom_origin_server","custom_origin_sni"]' '["bundle_method"]' &&

@@ -150,6 +150,16 @@ for await (const h of client.customHostnames.list({ zone_id, id: hn.id }))
 	byId.push(h);
 assert.deepEqual(byId, [cur]);
 checks++;
+// custom_origin_server: exact, folded as stored (cur's was set by a partial edit above)
+const byOrigin = [];
+for await (const h of client.customHostnames.list({ zone_id, custom_origin_server: 'Origin.Acme-Corp.co.uk' }))
+	byOrigin.push(h);
+assert.deepEqual(byOrigin, [cur]);
+const otherOrigin = [];
+for await (const h of client.customHostnames.list({ zone_id, custom_origin_server: 'other.acme-corp.co.uk' }))
+	otherOrigin.push(h);
+assert.deepEqual(otherOrigin, []);
+checks++;
 
 // a rejected upload surfaces as BadRequestError with the API code in errors
 const rejected = [
