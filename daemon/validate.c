@@ -20,7 +20,6 @@
 #include "validate.h"
 
 /* API.md "POST custom_csrs" codes. */
-#define VAL_CODE_DECODE		1400
 #define VAL_CODE_COUNTRY	1405
 #define VAL_CODE_STATE		1406
 #define VAL_CODE_LOCALITY	1407
@@ -36,7 +35,6 @@
 #define VAL_CODE_KEY_TYPE	1417
 #define VAL_CODE_PARAMS		KC_API_PARAMS
 
-#define VAL_MSG_DECODE		"Unable to decode the JSON request body."
 #define VAL_MSG_COUNTRY		"Country field is required."
 #define VAL_MSG_SAN_NONE						\
 	"At least one subject alternative name (SAN) is required."
@@ -491,7 +489,7 @@ val_free_text(const char *s, const char *label, struct kc_error *err)
 		return 0;
 	if ((t = val_text_check(s, VAL_MAX_FREE_TEXT)) == VAL_TEXT_OK || t == VAL_TEXT_BLANK)
 		return 0;
-	val_fail(err, VAL_CODE_DECODE, "The %s field is invalid: at most %d characters of "
+	val_fail(err, KC_API_DECODE, "The %s field is invalid: at most %d characters of "
 	    "UTF-8 text without control characters.", label, VAL_MAX_FREE_TEXT);
 	return KC_ERR_INVALID;
 }
@@ -516,7 +514,7 @@ val_csr_fields(const struct val_csr_fields *f, struct kc_error *err)
 	int			r;
 
 	if (f == NULL) {
-		val_fail(err, VAL_CODE_DECODE, "%s", VAL_MSG_DECODE);
+		val_fail(err, KC_API_DECODE, "%s", KC_API_DECODE_MSG);
 		return KC_ERR_INVALID;
 	}
 	subj[0].value = f->subject.state;

@@ -400,7 +400,7 @@ jq -e '.result == []' "$tmp/body" >/dev/null && ok "zone 2 sees none of zone 1" 
 
 echo "# == malformed bodies (1400)"
 hpost '{"hostname":'; expect 400 1400 "truncated JSON"
-jq -e '.errors[0].message == "Unable to decode the JSON request body."' "$tmp/body" >/dev/null &&
+jq -e '.errors[0].message == "Unable to decode the JSON request body. Check your input and try again."' "$tmp/body" >/dev/null &&
     ok "1400 message" || bad "1400 message"
 hpost '[]'; expect 400 1400 "array body"
 hpost '{"hostname":"x.acme-corp.co.uk","hostname":"y.acme-corp.co.uk"}'; expect 400 1400 "duplicate key"

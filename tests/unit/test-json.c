@@ -19,6 +19,7 @@
 
 #include <jansson.h>
 
+#include "kc-api.h"
 #include "kc-err.h"
 #include "kc-proto.h"
 #include "json.h"
@@ -299,9 +300,10 @@ test_envelopes(void **state)
 	    "\"errors\":[],\"messages\":[]}");
 	free(out);
 
-	assert_int_equal(json_reply_error(1400, JSON_MSG_BAD_BODY, 0, NULL, &out), 0);
+	assert_int_equal(json_reply_error(1400, KC_API_DECODE_MSG, 0, NULL, &out), 0);
 	assert_string_equal(out, "{\"result\":null,\"success\":false,\"errors\":"
-	    "[{\"code\":1400,\"message\":\"Unable to decode the JSON request body.\"}],"
+	    "[{\"code\":1400,\"message\":\"Unable to decode the JSON request body. Check your "
+	    "input and try again.\"}],"
 	    "\"messages\":[]}");
 	free(out);
 
