@@ -426,8 +426,10 @@ expect 400 1407 "no hostname"
 hpost "$(hn_body 'bücher.acme-corp.co.uk' "$CSR_EC" "$good")"; expect 400 1408 "non-ASCII"
 hpost "$(hn_body 'shop.acme.test' "$CSR_EC" "$good")"; expect 400 1409 "reserved TLD .test"
 hpost "$(hn_body 'localhost' "$CSR_EC" "$good")"; expect 400 1409 "localhost"
+jq -e '.errors[0].message | startswith("Reserved top domain custom hostnames") and endswith(" Check your input and try again.")' \
+    "$tmp/body" >/dev/null && ok "1409 message" || bad "1409 message"
 hpost "$(hn_body 'co.uk' "$CSR_EC" "$good")"; expect 400 1410 "a public suffix"
-jq -e '.errors[0].message | startswith("Unable to parse the custom hostname - ")' "$tmp/body" \
+jq -e '.errors[0].message | startswith("Unable to parse custom hostname - ") and endswith(". Check your input and try again.")' "$tmp/body" \
     >/dev/null && ok "1410 carries the reason" || bad "1410 message"
 hpost "$(hn_body 'shop.example.com' "$CSR_EC" "$good")"; expect 400 1411 "example.com"
 hpost "$(hn_body 'www.example.org' "$CSR_EC" "$good")"; expect 400 1411 "example.org"
