@@ -49,13 +49,14 @@ hostname_check(const char *name, struct kc_error *err)
 		    "non-ASCII characters are not supported. Check your input and try again.");
 		break;
 	case VAL_NAME_RESERVED:
-		kc_error_set(err, KC_STATUS_INVALID_ARGUMENT, 1409, "Custom hostnames in a "
-		    "reserved top level domain, such as 'test', 'example', 'invalid' or "
-		    "'localhost', are not supported.");
+		kc_error_set(err, KC_STATUS_INVALID_ARGUMENT, 1409, "Reserved top domain "
+		    "custom hostnames, such as 'test', 'example', 'invalid' or 'localhost', "
+		    "is not supported. Check your input and try again.");
 		break;
 	case VAL_NAME_SUFFIX:
 		kc_error_set(err, KC_STATUS_INVALID_ARGUMENT, 1410,
-		    "Unable to parse the custom hostname - %s.", reason);
+		    "Unable to parse custom hostname - %s. Check your input and try again.",
+		    reason);
 		break;
 	case VAL_NAME_EXAMPLE:
 		kc_error_set(err, KC_STATUS_INVALID_ARGUMENT, 1411, "Custom hostnames ending "

@@ -1795,7 +1795,7 @@ static bool
 store_host_plain(const struct store_hostname_filter *f)
 {
 	return f->id == NULL && f->hostname == NULL && f->contains == NULL &&
-	    f->prefix == NULL && f->wildcard == STORE_MATCH_ANY &&
+	    f->prefix == NULL && f->origin == NULL && f->wildcard == STORE_MATCH_ANY &&
 	    f->ssl_status == STORE_SSL_ANY && !f->none && f->order == STORE_ORDER_CREATED;
 }
 
@@ -1826,7 +1826,7 @@ store_like_text(const char *text, bool prefix)
 /*
  * Prepare the count (count true) or the page of f. Only fixed fragments go into the SQL;
  * every value is bound: ?1 zone, ?2 id, ?3 hostname, ?4 contains, ?5 prefix, ?6 csr_id,
- * ?7 now_us, ?8 limit, ?9 offset. The strings of f are bound, not copied: they must
+ * ?7 now_us, ?8 limit, ?9 offset, ?10 custom_origin_server. The strings of f are bound, not copied: they must
  * outlive the statement.
  */
 static int
@@ -1850,13 +1850,14 @@ store_host_find_sql(struct store *s, const char *zone_id,
 		goto out;
 	}
 	len = snprintf(sql, sizeof(sql),
-	    "SELECT %s FROM custom_hostnames WHERE zone_id = ?1%s%s%s%s%s%s%s%s",
+	    "SELECT %s FROM custom_hostnames WHERE zone_id = ?1%s%s%s%s%s%s%s%s%s",
 	    count ? "count(*)" : STORE_HOST_COLUMNS,
 	    f->id != NULL ? " AND id = ?2" : "",
 	    f->hostname != NULL ? " AND hostname = ?3" : "",
 	    contains != NULL ? " AND hostname LIKE ?4 ESCAPE '\\'" : "",
 	    prefix != NULL ? " AND hostname LIKE ?5 ESCAPE '\\'" : "",
 	    f->csr_id != NULL ? " AND csr_id = ?6" : "",
+	    f->origin != NULL ? " AND custom_origin_server = ?10" : "",
 	    f->wildcard == STORE_MATCH_YES ? " AND substr(hostname, 1, 2) = '*.'" :
 	    f->wildcard == STORE_MATCH_NO ? " AND substr(hostname, 1, 2) <> '*.'" : "",
 	    f->ssl_status == STORE_SSL_ACTIVE ? " AND ?7 < expires_on_us" :
@@ -1883,6 +1884,7 @@ store_host_find_sql(struct store *s, const char *zone_id,
 	    (prefix != NULL && (rc = sqlite3_bind_text(st, 5, prefix, -1,
 	    SQLITE_TRANSIENT)) != SQLITE_OK) ||
 	    (f->csr_id != NULL && (rc = store_bind_text(st, 6, f->csr_id)) != SQLITE_OK) ||
+	    (f->origin != NULL && (rc = store_bind_text(st, 10, f->origin)) != SQLITE_OK) ||
 	    (uses_now && (rc = store_bind_int64(st, 7, f->now_us)) != SQLITE_OK) ||
 	    (!count && ((rc = store_bind_int64(st, 8, limit)) != SQLITE_OK ||
 	    (rc = store_bind_int64(st, 9, offset)) != SQLITE_OK))) {

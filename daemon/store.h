@@ -240,6 +240,7 @@ struct store_hostname_filter {
 	const char		*contains;	/* substring of the hostname; NULL: any */
 	const char		*prefix;	/* prefix of the hostname; NULL: any */
 	const char		*csr_id;	/* NULL: any */
+	const char		*origin;	/* custom_origin_server, exact; NULL: any */
 	enum store_match	 wildcard;
 	enum store_ssl_status	 ssl_status;
 	bool			 none;		/* select nothing (a filter no row can pass) */

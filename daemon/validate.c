@@ -20,7 +20,6 @@
 #include "validate.h"
 
 /* API.md "POST custom_csrs" codes. */
-#define VAL_CODE_DECODE		1400
 #define VAL_CODE_COUNTRY	1405
 #define VAL_CODE_STATE		1406
 #define VAL_CODE_LOCALITY	1407
@@ -36,24 +35,27 @@
 #define VAL_CODE_KEY_TYPE	KC_API_KEY_TYPE
 #define VAL_CODE_PARAMS		KC_API_PARAMS
 
-#define VAL_MSG_DECODE		"Unable to decode the JSON request body."
-#define VAL_MSG_COUNTRY		"Country field is required."
+/* Cloudflare's messages of 1405 to 1415 end so (status-codes/custom-csrs). */
+#define VAL_MSG_END		" Check your input and try again."
+#define VAL_MSG_COUNTRY		"Country field is required." VAL_MSG_END
 #define VAL_MSG_SAN_NONE						\
-	"At least one subject alternative name (SAN) is required."
+	"At least one subject alternative name (SAN) is required." VAL_MSG_END
 #define VAL_MSG_SAN_SYNTAX						\
 	"Invalid subject alternative name(s) (SAN). SANs have to be smaller than 256 " \
 	"characters in length, cannot be IP addresses, cannot contain any special " \
 	"characters such as ~`!@#$%^&*()=+{}[]|\\;:'\",<>/? and cannot begin or end " \
-	"with a '-' character."
+	"with a '-' character." VAL_MSG_END
 #define VAL_MSG_SAN_NONASCII						\
-	"Subject Alternative Names (SANs) with non-ASCII characters are not supported."
+	"Subject Alternative Names (SANs) with non-ASCII characters are not supported." \
+	VAL_MSG_END
 #define VAL_MSG_SAN_RESERVED						\
 	"Reserved top domain subject alternative names (SAN), such as 'test', " \
-	"'example', 'invalid' or 'localhost', is not supported."
+	"'example', 'invalid' or 'localhost', is not supported." VAL_MSG_END
 #define VAL_MSG_SAN_EXAMPLE						\
 	"Subject Alternative Names (SANs) ending in example.com, example.net, or " \
 	"example.org are prohibited."
-#define VAL_MSG_SAN_SUFFIX	"Unable to parse subject alternative name(s) (SAN) - %s."
+#define VAL_MSG_SAN_SUFFIX						\
+	"Unable to parse subject alternative name(s) (SAN) - %s." VAL_MSG_END
 /* Names exactly val_key_types[] (test-validate checks that). */
 #define VAL_MSG_KEY_TYPE						\
 	"Invalid key type. Only 'rsa2048', 'p256v1', 'rsa3072', 'rsa4096' or 'p384v1' " \
@@ -381,7 +383,7 @@ val_subject(const struct val_subject *s, struct kc_error *err)
 	if (s->value == NULL || (!s->required && s->value[0] == '\0')) {
 		if (!s->required)
 			return 0;
-		val_fail(err, s->code, "%s field is required.", s->label);
+		val_fail(err, s->code, "%s field is required." VAL_MSG_END, s->label);
 		return KC_ERR_INVALID;
 	}
 	switch ((t = val_text_check(s->value, VAL_MAX_SUBJECT_LEN))) {
@@ -389,18 +391,18 @@ val_subject(const struct val_subject *s, struct kc_error *err)
 		return 0;
 	case VAL_TEXT_BADCHAR:
 		val_fail(err, s->code, "%s field contains control characters or invalid "
-		    "UTF-8.", s->label);
+		    "UTF-8." VAL_MSG_END, s->label);
 		break;
 	case VAL_TEXT_BLANK:
 		if (s->required)
-			val_fail(err, s->code, "%s field is required.", s->label);
+			val_fail(err, s->code, "%s field is required." VAL_MSG_END, s->label);
 		else
-			val_fail(err, s->code, "%s field is blank.", s->label);
+			val_fail(err, s->code, "%s field is blank." VAL_MSG_END, s->label);
 		break;
 	case VAL_TEXT_LONG:
 		val_fail(err, s->code == VAL_CODE_CN ? VAL_CODE_CN_LONG : s->code,
-		    "The specified %s is too long. Maximum allowed length is %d characters.",
-		    s->label, VAL_MAX_SUBJECT_LEN);
+		    "The specified %s is too long. Maximum allowed length is %d characters."
+		    VAL_MSG_END, s->label, VAL_MAX_SUBJECT_LEN);
 		break;
 	}
 	return KC_ERR_INVALID;
@@ -491,7 +493,7 @@ val_free_text(const char *s, const char *label, struct kc_error *err)
 		return 0;
 	if ((t = val_text_check(s, VAL_MAX_FREE_TEXT)) == VAL_TEXT_OK || t == VAL_TEXT_BLANK)
 		return 0;
-	val_fail(err, VAL_CODE_DECODE, "The %s field is invalid: at most %d characters of "
+	val_fail(err, KC_API_DECODE, "The %s field is invalid: at most %d characters of "
 	    "UTF-8 text without control characters.", label, VAL_MAX_FREE_TEXT);
 	return KC_ERR_INVALID;
 }
@@ -516,7 +518,7 @@ val_csr_fields(const struct val_csr_fields *f, struct kc_error *err)
 	int			r;
 
 	if (f == NULL) {
-		val_fail(err, VAL_CODE_DECODE, "%s", VAL_MSG_DECODE);
+		val_fail(err, KC_API_DECODE, "%s", KC_API_DECODE_MSG);
 		return KC_ERR_INVALID;
 	}
 	subj[0].value = f->subject.state;
@@ -638,10 +640,16 @@ val_hostname_filter(const struct val_host_query *q, struct val_host_filter *out,
 		return val_filter_refuse(err, KC_API_HOSTNAME_FILTER, "The certificate_authority filter is not "
 		    "supported: certificates are uploaded for a custom CSR, never issued by a "
 		    "certificate authority of this service. Check your input and try again.");
-	if (q->custom_origin_server != NULL)
-		return val_filter_refuse(err, KC_API_HOSTNAME_FILTER, "The custom_origin_server filter is not "
-		    "supported: this service stores no custom origin servers. Check your "
-		    "input and try again.");
+	if (q->custom_origin_server != NULL) {
+		/* Matched as stored: folded like the origins that PATCH and POST store. */
+		if (strlen(q->custom_origin_server) > VAL_MAX_NAME_LEN + 1)
+			return val_filter_refuse(err, KC_API_HOSTNAME_FILTER, "The "
+			    "custom_origin_server filter is too long: a hostname has at most "
+			    "253 characters. Check your input and try again.");
+		snprintf(out->origin, sizeof(out->origin), "%s", q->custom_origin_server);
+		val_hostname_fold(out->origin);
+		f->origin = out->origin;
+	}
 
 	names[0] = q->hostname;
 	names[1] = q->hostname_exact;

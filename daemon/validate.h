@@ -72,6 +72,7 @@ struct val_host_query {
 struct val_host_filter {
 	struct store_hostname_filter	 f;
 	char				 name[VAL_MAX_NAME_LEN + 2];	/* folded */
+	char				 origin[VAL_MAX_NAME_LEN + 2];	/* folded */
 };
 
 /**

@@ -143,7 +143,7 @@ static const struct http_err http_err_token = { 403, KC_API_AUTH, KC_API_AUTH_MS
 	NULL };
 static const struct http_err http_err_pair = { 403, 9103,
 	"Unknown X-Auth-Key or X-Auth-Email", 0, NULL };
-const struct http_err http_err_body = { 400, JSON_CODE_BAD_BODY, JSON_MSG_BAD_BODY,
+const struct http_err http_err_body = { 400, KC_API_DECODE, KC_API_DECODE_MSG,
 	0, NULL };
 static const struct http_err http_err_csr_id = { 400, KC_API_CSR_ID_INVALID,
 	KC_API_CSR_ID_INVALID_MSG, 0, NULL };

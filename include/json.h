@@ -20,10 +20,6 @@
 /* Nesting allowed in a request body (unknown fields included). */
 #define JSON_MAX_DEPTH		32
 
-/* API codes and messages that the shim produces itself. */
-#define JSON_CODE_BAD_BODY	1400
-#define JSON_MSG_BAD_BODY	"Unable to decode the JSON request body."
-
 /**
  * Map a create-CSR request body to a request message. Absent (or null) fields stay absent
  * (NULL); content is not validated here (the daemon does that, 1405..1417).

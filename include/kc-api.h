@@ -30,6 +30,11 @@
 #define KC_API_ZONE_INVALID_FMT						\
 	"Could not route to /zones/%s, perhaps your object identifier is invalid?"
 
+/* The request body is not the JSON it should be (the shim and the daemon both say so). */
+#define KC_API_DECODE			1400
+#define KC_API_DECODE_MSG						\
+	"Unable to decode the JSON request body. Check your input and try again."
+
 #define KC_API_PARAMS			6008
 #define KC_API_PARAMS_MSG		"Invalid request parameters"
 #define KC_API_PAGE_MSG			"page variable must be a number greater than or equal to 1"

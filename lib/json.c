@@ -512,7 +512,9 @@ json_w_kjson(struct json_w *w, const char *key, const char *text)
 
 /*
  * The API object of a custom hostname (no zone_id), with its ssl object (no
- * certificate_authority). A hostname without ssl is refused: never half an object.
+ * certificate_authority). A hostname without ssl is refused: never half an object. No
+ * top-level status: nothing here verifies ownership or deploys (docs/API.md), and a
+ * constant would claim a check that was never made; ssl.status is the checked one.
  */
 static void
 json_w_hostname(struct json_w *w, const Keycustody__CustomHostname *hn)
@@ -534,7 +536,6 @@ json_w_hostname(struct json_w *w, const Keycustody__CustomHostname *hn)
 	json_w_kstr(w, "id", hn->id);
 	json_w_kstr(w, "hostname", hn->hostname);
 	json_w_kstr(w, "created_at", created);
-	json_w_kstr(w, "status", "active");
 	json_w_kjson(w, "custom_metadata", hn->custom_metadata);
 	if (hn->custom_origin_server != NULL)
 		json_w_kstr(w, "custom_origin_server", hn->custom_origin_server);

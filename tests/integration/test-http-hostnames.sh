@@ -159,8 +159,8 @@ check_hostname()
 	    --arg bm "$8" '
 	    def uuid: test("^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$");
 	    .success == true and .errors == [] and .messages == [] and
-	    (.result | keys_unsorted) == ["id", "hostname", "created_at", "status", "ssl"] and
-	    (.result.id | uuid) and .result.hostname == $h and .result.status == "active" and
+	    (.result | keys_unsorted) == ["id", "hostname", "created_at", "ssl"] and
+	    (.result.id | uuid) and .result.hostname == $h and
 	    (.result.created_at | test("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{6}Z$")) and
 	    (.result.ssl | keys_unsorted) == ["id", "type", "method", "status", "bundle_method",
 	        "custom_csr_id", "issuer", "serial_number", "signature", "uploaded_on",
@@ -388,7 +388,7 @@ for q in "id=$HN_A&hostname=pay.acme-corp.co.uk" "id=$HN_A&hostname.exact=x.co.u
 done
 req GET "$HN?id=not-a-uuid" -H "$(W)"; expect 400 1435 "id filter malformed"
 for q in ssl=2 ssl_status=bogus wildcard=maybe order=name hostname_status=active \
-    certificate_authority=google custom_origin_server=origin.acme-corp.co.uk \
+    certificate_authority=google "custom_origin_server=$(printf 'o%.0s' $(seq 1 260))" \
     "hostname.contain=$(printf 'a%.0s' $(seq 1 260))"; do
 	req GET "$HN?$q" -H "$(W)"; expect 400 1437 "refused: ${q%%=*}"
 	jq -e '.errors[0].message | endswith("Check your input and try again.")' "$tmp/body" \
@@ -400,7 +400,7 @@ jq -e '.result == []' "$tmp/body" >/dev/null && ok "zone 2 sees none of zone 1" 
 
 echo "# == malformed bodies (1400)"
 hpost '{"hostname":'; expect 400 1400 "truncated JSON"
-jq -e '.errors[0].message == "Unable to decode the JSON request body."' "$tmp/body" >/dev/null &&
+jq -e '.errors[0].message == "Unable to decode the JSON request body. Check your input and try again."' "$tmp/body" >/dev/null &&
     ok "1400 message" || bad "1400 message"
 hpost '[]'; expect 400 1400 "array body"
 hpost '{"hostname":"x.acme-corp.co.uk","hostname":"y.acme-corp.co.uk"}'; expect 400 1400 "duplicate key"
@@ -426,8 +426,10 @@ expect 400 1407 "no hostname"
 hpost "$(hn_body 'bücher.acme-corp.co.uk' "$CSR_EC" "$good")"; expect 400 1408 "non-ASCII"
 hpost "$(hn_body 'shop.acme.test' "$CSR_EC" "$good")"; expect 400 1409 "reserved TLD .test"
 hpost "$(hn_body 'localhost' "$CSR_EC" "$good")"; expect 400 1409 "localhost"
+jq -e '.errors[0].message | startswith("Reserved top domain custom hostnames") and endswith(" Check your input and try again.")' \
+    "$tmp/body" >/dev/null && ok "1409 message" || bad "1409 message"
 hpost "$(hn_body 'co.uk' "$CSR_EC" "$good")"; expect 400 1410 "a public suffix"
-jq -e '.errors[0].message | startswith("Unable to parse the custom hostname - ")' "$tmp/body" \
+jq -e '.errors[0].message | startswith("Unable to parse custom hostname - ") and endswith(". Check your input and try again.")' "$tmp/body" \
     >/dev/null && ok "1410 carries the reason" || bad "1410 message"
 hpost "$(hn_body 'shop.example.com' "$CSR_EC" "$good")"; expect 400 1411 "example.com"
 hpost "$(hn_body 'www.example.org' "$CSR_EC" "$good")"; expect 400 1411 "example.org"
@@ -589,6 +591,14 @@ jq -e '.result.custom_origin_server == "origin.acme-corp.co.uk" and
     .result.custom_origin_sni == "sni.acme-corp.co.uk" and .result.custom_metadata.customer_id == "12345"' \
     "$tmp/body" >/dev/null && same '["custom_metadata","custom_origin_server","custom_origin_sni"]' '[]' &&
     ok "origin stored folded, metadata kept" || bad "origin PATCH"
+# The custom_origin_server filter: exact, folded as the origins are stored (HN_C was
+# posted with this origin; HN_EC is now bound to another CSR).
+lists "custom_origin_server=origin.acme-corp.co.uk" "$HN_EC" "$HN_C"
+lists "custom_origin_server=ORIGIN.acme-corp.co.uk." "$HN_EC" "$HN_C"
+lists "custom_origin_server=origin.acme-corp.co.uk&hostname.startsWith=shop" "$HN_EC"
+lists "custom_origin_server=origin.acme-corp.co.uk&hostname.startsWith=a."
+lists "custom_origin_server=acme-corp.co.uk"
+lists "custom_origin_server=origin.acme-corp.co.uk&custom_csr_id=$CSR_EC&ssl_status=active" "$HN_C"
 hpatch "$HN_EC" '{"ssl":{"bundle_method":"optimal"}}'; expect 200 - "bundle_method-only PATCH"
 jq -e '.result.ssl.bundle_method == "optimal"' "$tmp/body" >/dev/null &&
     same '["custom_metadata","custom_origin_server","custom_origin_sni"]' '["bundle_method"]' &&

@@ -105,7 +105,7 @@ req POST $CSRS -H "X-Auth-Email: $KC_EMAIL" -H "X-Auth-Key: $KC_KEY" -d "$body";
 
 echo "# == create: malformed bodies (1400)"
 req POST $CSRS -H "$(W)" -d '{"country":'; expect 400 1400 "truncated JSON"
-jq -e '.errors[0].message == "Unable to decode the JSON request body."' "$tmp/body" >/dev/null && ok || bad "1400 message"
+jq -e '.errors[0].message == "Unable to decode the JSON request body. Check your input and try again."' "$tmp/body" >/dev/null && ok || bad "1400 message"
 req POST $CSRS -H "$(W)"; expect 400 1400 "empty body"
 req POST $CSRS -H "$(W)" -d '[1,2]'; expect 400 1400 "array body"
 req POST $CSRS -H "$(W)" -d '"str"'; expect 400 1400 "string body"

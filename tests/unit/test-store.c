@@ -1766,8 +1766,8 @@ find_names(struct store *s, const struct store_hostname_filter *f, char *buf, si
 
 /*
  * store_hostname_find(): each filter alone and combined, LIKE's '%' and '_' taken
- * literally, the certificate status against now_us, its order, and the refusal of a
- * hostname in upper case.
+ * literally, the certificate status against now_us, its order, the custom origin server
+ * (exact), and the refusal of a hostname in upper case.
  */
 static void
 test_hostname_find(void **state)
@@ -1790,6 +1790,8 @@ test_hostname_find(void **state)
 	for (i = 0; i < 5; i++) {
 		thost_init(&t[i], &a, (unsigned int)i, names[i], 100 + (int64_t)i);
 		t[i].h.expires_on_us = i % 2 == 0 ? 1000 : 3000;	/* even: expired at 2000 */
+		if (i == 1 || i == 2)
+			t[i].h.custom_origin_server = (char *)"origin.example.net";
 		assert_int_equal(store_hostname_insert(fx->s, &t[i].h), 0);
 	}
 
@@ -1826,6 +1828,19 @@ test_hostname_find(void **state)
 	find_names(fx->s, &f, got, sizeof(got), &total);
 	assert_string_equal(got, "shop.acme.example.net");
 	f.prefix = NULL;
+
+	f.origin = "origin.example.net";
+	find_names(fx->s, &f, got, sizeof(got), &total);
+	assert_string_equal(got, "*.shop.acme.example.net ab.example.net");
+	assert_int_equal(total, 2);
+	f.prefix = "ab";
+	find_names(fx->s, &f, got, sizeof(got), &total);
+	assert_string_equal(got, "ab.example.net");
+	f.prefix = NULL;
+	f.origin = "example.net";	/* exact, not a suffix */
+	find_names(fx->s, &f, got, sizeof(got), &total);
+	assert_string_equal(got, "");
+	f.origin = NULL;
 
 	f.wildcard = STORE_MATCH_YES;
 	find_names(fx->s, &f, got, sizeof(got), &total);

@@ -20,28 +20,29 @@
 #include "kc-util.h"
 #include "validate.h"
 
-#define MSG_COUNTRY	"Country field is required."
-#define MSG_STATE	"State field is required."
-#define MSG_LOCALITY	"Locality field is required."
-#define MSG_ORG		"Organization field is required."
-#define MSG_CN		"Common Name field is required."
+#define END		" Check your input and try again."
+#define MSG_COUNTRY	"Country field is required." END
+#define MSG_STATE	"State field is required." END
+#define MSG_LOCALITY	"Locality field is required." END
+#define MSG_ORG		"Organization field is required." END
+#define MSG_CN		"Common Name field is required." END
 #define MSG_CN_LONG							\
-	"The specified Common Name is too long. Maximum allowed length is 64 characters."
-#define MSG_SAN_NONE	"At least one subject alternative name (SAN) is required."
+	"The specified Common Name is too long. Maximum allowed length is 64 characters." END
+#define MSG_SAN_NONE	"At least one subject alternative name (SAN) is required." END
 #define MSG_SAN_SYNTAX							\
 	"Invalid subject alternative name(s) (SAN). SANs have to be smaller than 256 " \
 	"characters in length, cannot be IP addresses, cannot contain any special " \
 	"characters such as ~`!@#$%^&*()=+{}[]|\\;:'\",<>/? and cannot begin or end " \
-	"with a '-' character."
+	"with a '-' character." END
 #define MSG_SAN_NONASCII						\
-	"Subject Alternative Names (SANs) with non-ASCII characters are not supported."
+	"Subject Alternative Names (SANs) with non-ASCII characters are not supported." END
 #define MSG_SAN_RESERVED						\
 	"Reserved top domain subject alternative names (SAN), such as 'test', " \
-	"'example', 'invalid' or 'localhost', is not supported."
+	"'example', 'invalid' or 'localhost', is not supported." END
 #define MSG_SAN_EXAMPLE							\
 	"Subject Alternative Names (SANs) ending in example.com, example.net, or " \
 	"example.org are prohibited."
-#define MSG_SAN_SUFFIX(r)	"Unable to parse subject alternative name(s) (SAN) - " r "."
+#define MSG_SAN_SUFFIX(r)	"Unable to parse subject alternative name(s) (SAN) - " r "." END
 #define MSG_KEY_TYPE							\
 	"Invalid key type. Only 'rsa2048', 'p256v1', 'rsa3072', 'rsa4096' or 'p384v1' " \
 	"is accepted."
@@ -301,22 +302,22 @@ static const struct csr_case csr_cases[] = {
 	{ "empty state", F_ST, "", F_NONE, NULL, DEF_SANS, 1406, MSG_STATE },
 	{ "blank state", F_ST, "   ", F_NONE, NULL, DEF_SANS, 1406, MSG_STATE },
 	{ "state ctl", F_ST, "Cali\x01" "fornia", F_NONE, NULL, DEF_SANS, 1406,
-	    "State field contains control characters or invalid UTF-8." },
+	    "State field contains control characters or invalid UTF-8." END },
 	{ "state tab", F_ST, "\t", F_NONE, NULL, DEF_SANS, 1406, NULL },
 	{ "state 65", F_ST, ascii65, F_NONE, NULL, DEF_SANS, 1406,
-	    "The specified State is too long. Maximum allowed length is 64 characters." },
+	    "The specified State is too long. Maximum allowed length is 64 characters." END },
 	{ "state 65 x 2-byte", F_ST, utf8_65, F_NONE, NULL, DEF_SANS, 1406, NULL },
 	/* 1407 */
 	{ "no locality", F_L, absent, F_NONE, NULL, DEF_SANS, 1407, MSG_LOCALITY },
 	{ "blank locality", F_L, " ", F_NONE, NULL, DEF_SANS, 1407, MSG_LOCALITY },
 	{ "locality DEL", F_L, "San\x7f", F_NONE, NULL, DEF_SANS, 1407,
-	    "Locality field contains control characters or invalid UTF-8." },
+	    "Locality field contains control characters or invalid UTF-8." END },
 	{ "locality 65", F_L, ascii65, F_NONE, NULL, DEF_SANS, 1407, NULL },
 	/* 1408 */
 	{ "no org", F_O, absent, F_NONE, NULL, DEF_SANS, 1408, MSG_ORG },
 	{ "empty org", F_O, "", F_NONE, NULL, DEF_SANS, 1408, MSG_ORG },
 	{ "org C1", F_O, "Acme\xc2\x80", F_NONE, NULL, DEF_SANS, 1408,
-	    "Organization field contains control characters or invalid UTF-8." },
+	    "Organization field contains control characters or invalid UTF-8." END },
 	{ "org newline", F_O, "Acme\nInc", F_NONE, NULL, DEF_SANS, 1408, NULL },
 	{ "org 65", F_O, ascii65, F_NONE, NULL, DEF_SANS, 1408, NULL },
 	{ "org bad UTF-8", F_O, "Acme\xff", F_NONE, NULL, DEF_SANS, 1408, NULL },
@@ -325,18 +326,18 @@ static const struct csr_case csr_cases[] = {
 	{ "org truncated", F_O, "Acme\xe6\xbc", F_NONE, NULL, DEF_SANS, 1408, NULL },
 	/* organizational_unit: 1408 too (documented in validate.c) */
 	{ "OU ctl", F_OU, "IT\x1b", F_NONE, NULL, DEF_SANS, 1408,
-	    "Organizational Unit field contains control characters or invalid UTF-8." },
+	    "Organizational Unit field contains control characters or invalid UTF-8." END },
 	{ "OU 65", F_OU, utf8_65, F_NONE, NULL, DEF_SANS, 1408,
 	    "The specified Organizational Unit is too long. Maximum allowed length is 64 "
-	    "characters." },
+	    "characters." END },
 	{ "blank OU", F_OU, "  ", F_NONE, NULL, DEF_SANS, 1408,
-	    "Organizational Unit field is blank." },
+	    "Organizational Unit field is blank." END },
 	/* 1409, 1410 */
 	{ "no CN", F_CN, absent, F_NONE, NULL, DEF_SANS, 1409, MSG_CN },
 	{ "empty CN", F_CN, "", F_NONE, NULL, DEF_SANS, 1409, MSG_CN },
 	{ "blank CN", F_CN, "    ", F_NONE, NULL, DEF_SANS, 1409, MSG_CN },
 	{ "CN ctl", F_CN, "acme.com\r", F_NONE, NULL, DEF_SANS, 1409,
-	    "Common Name field contains control characters or invalid UTF-8." },
+	    "Common Name field contains control characters or invalid UTF-8." END },
 	{ "CN C1", F_CN, "\xc2\x9f" "acme", F_NONE, NULL, DEF_SANS, 1409, NULL },
 	{ "CN bad UTF-8", F_CN, "\x80", F_NONE, NULL, DEF_SANS, 1409, NULL },
 	{ "CN 65", F_CN, ascii65, F_NONE, NULL, DEF_SANS, 1410, MSG_CN_LONG },

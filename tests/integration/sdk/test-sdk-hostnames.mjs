@@ -55,7 +55,7 @@ const hn = await client.customHostnames.create({
 });
 assert.match(hn.id, uuid);
 assert.equal(hn.hostname, 'store.acme-corp.co.uk');
-assert.equal(hn.status, 'active');
+assert.equal(hn.status, undefined);	// nothing verified or deployed: no status (API.md)
 assert.equal(hn.ssl.status, 'active');
 assert.equal(hn.ssl.custom_csr_id, csr.id);
 assert.equal(hn.ssl.serial_number, '7001');
@@ -149,6 +149,16 @@ const byId = [];
 for await (const h of client.customHostnames.list({ zone_id, id: hn.id }))
 	byId.push(h);
 assert.deepEqual(byId, [cur]);
+checks++;
+// custom_origin_server: exact, folded as stored (cur's was set by a partial edit above)
+const byOrigin = [];
+for await (const h of client.customHostnames.list({ zone_id, custom_origin_server: 'Origin.Acme-Corp.co.uk' }))
+	byOrigin.push(h);
+assert.deepEqual(byOrigin, [cur]);
+const otherOrigin = [];
+for await (const h of client.customHostnames.list({ zone_id, custom_origin_server: 'other.acme-corp.co.uk' }))
+	otherOrigin.push(h);
+assert.deepEqual(otherOrigin, []);
 checks++;
 
 // a rejected upload surfaces as BadRequestError with the API code in errors
