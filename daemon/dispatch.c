@@ -20,6 +20,7 @@
 #include "answer.h"
 #include "arena.h"
 #include "conf.h"
+#include "custody.h"
 #include "dispatch.h"
 #include "hsm.h"
 #include "kc-api.h"
@@ -127,6 +128,7 @@ struct disp_job {
 	struct disp_tally	*cred;
 	int			 waiting;	/* in the line */
 	int			 running;	/* a create given to the pool */
+	int			 yields;	/* counted in custody_yield (deletes wait) */
 	Keycustody__Request	*req;
 	struct peer		 peer;
 	uint64_t		 id;
@@ -401,6 +403,9 @@ disp_work(void *ctx, void *arg)
 	    &job->frame, &job->len);
 	w->peer = NULL;
 	hsm_session_set_deadline(w->hs, 0);
+	/* The token is free for the deletes that yielded to this create. */
+	if (job->yields)
+		custody_yield_create_end(w->kcd->yield);
 	keycustody__request__free_unpacked(job->req, NULL);
 	job->req = NULL;
 }
@@ -561,9 +566,14 @@ disp_submit(struct dispatch *d, struct disp_job *job)
 		job->cred->running++;
 		f->running++;
 		job->running = 1;
+		custody_yield_create_begin(d->kcd->yield);
+		job->yields = 1;
 	}
 	if (pool_submit(d->kcd->pool, create ? POOL_SLOW : POOL_FAST, disp_work,
 	    disp_work_done, job) != 0) {
+		if (job->yields)
+			custody_yield_create_end(d->kcd->yield);
+		job->yields = 0;
 		disp_fair_release(d, job);
 		return KC_ERR_UNAVAILABLE;
 	}

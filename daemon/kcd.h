@@ -17,6 +17,7 @@ struct hsm;
 struct kc_conf;
 struct control;
 struct custody_pending;
+struct custody_yield;
 struct dispatch;
 struct pool;
 
@@ -39,6 +40,7 @@ struct kcd {
 	uint8_t			*missing_ids;		/* sorted key ids of those records */
 	size_t			 nmissing;		/* read-only after start-up */
 	struct custody_pending	*pending;		/* creates waiting for the token */
+	struct custody_yield	*yield;			/* deletes wait for creates */
 };
 
 #endif /* KC_KCD_H */

@@ -698,6 +698,7 @@ main(int argc, char *argv[])
 	kcd.store_ok = 1;
 
 	kcd.pending = custody_pending_new();
+	kcd.yield = custody_yield_new(conf.destroy_yield_max);
 	if ((kcd.disp = disp_new(&kcd, &cause)) == NULL)
 		fatalx("%s", cause);
 	memset(&rc, 0, sizeof(rc));
@@ -737,6 +738,7 @@ main(int argc, char *argv[])
 		log_warnx("%zu create(s) still wait for the token to say whether they made a "
 		    "key; the next start-up removes them", custody_pending_count(kcd.pending));
 	custody_pending_free(kcd.pending);
+	custody_yield_free(kcd.yield);
 	control_free(kcd.control);
 	if (drain_ev != NULL)
 		event_free(drain_ev);
