@@ -94,8 +94,8 @@ TAILQ_HEAD(disp_jobq, disp_job);
  * zone_run creates running and its credential fewer than cred_run; otherwise it waits in
  * the line, on the loop, holding no worker and no queue slot. A zone with zone_max creates
  * in flight, or a credential with cred_max, is answered 429 at once; create_max in flight
- * in all is a full queue (503). Creates go to the pool as POOL_SLOW jobs, so that reads
- * always find a worker.
+ * in all is a full queue (503). Creates go to the pool as POOL_SLOW jobs and CSR deletes
+ * (key destruction) as POOL_DESTROY jobs, so that reads always find a worker.
  */
 struct disp_fair {
 	struct disp_tallyq	 zones;
@@ -559,6 +559,7 @@ disp_submit(struct dispatch *d, struct disp_job *job)
 {
 	struct disp_fair	*f = &d->fair;
 	int			 create = job->cred != NULL;
+	enum pool_class		 class = POOL_FAST;
 
 	if (create) {
 		if (job->zone != NULL)
@@ -569,8 +570,11 @@ disp_submit(struct dispatch *d, struct disp_job *job)
 		custody_yield_create_begin(d->kcd->yield);
 		job->yields = 1;
 	}
-	if (pool_submit(d->kcd->pool, create ? POOL_SLOW : POOL_FAST, disp_work,
-	    disp_work_done, job) != 0) {
+	if (create)
+		class = POOL_SLOW;
+	else if (job->req->body_case == KEYCUSTODY__REQUEST__BODY_DELETE_CSR)
+		class = POOL_DESTROY;
+	if (pool_submit(d->kcd->pool, class, disp_work, disp_work_done, job) != 0) {
 		if (job->yields)
 			custody_yield_create_end(d->kcd->yield);
 		job->yields = 0;

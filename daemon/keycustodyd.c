@@ -698,7 +698,8 @@ main(int argc, char *argv[])
 	kcd.store_ok = 1;
 
 	kcd.pending = custody_pending_new();
-	kcd.yield = custody_yield_new(conf.destroy_yield_max);
+	/* With one worker the creates a delete would wait for queue behind it: no wait. */
+	kcd.yield = custody_yield_new(conf.workers > 1 ? conf.destroy_yield_max : 0);
 	if ((kcd.disp = disp_new(&kcd, &cause)) == NULL)
 		fatalx("%s", cause);
 	memset(&rc, 0, sizeof(rc));
