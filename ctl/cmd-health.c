@@ -102,6 +102,9 @@ cmd_health(struct ctl_opts *o, int argc, char **argv)
 			    "rate-limited (429), %llu over quota\n", hr->creates_running,
 			    hr->creates_waiting, (unsigned long long)hr->creates_rate_limited,
 			    (unsigned long long)hr->creates_over_quota);
+		if (hr->has_destroys_yielded)
+			printf("key destruction:     %llu waited for creates "
+			    "(destroy_yield_max)\n", (unsigned long long)hr->destroys_yielded);
 		if (hr->has_log_lines_suppressed)
 			printf("log lines suppressed: %llu\n",
 			    (unsigned long long)hr->log_lines_suppressed);

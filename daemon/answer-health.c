@@ -143,6 +143,8 @@ answer_health_new(struct kcd *kcd)
 	h->creates_rate_limited = ds.creates_limited;
 	h->has_creates_over_quota = 1;
 	h->creates_over_quota = atomic_load(&kcd->creates_over_quota);
+	h->has_destroys_yielded = 1;
+	h->destroys_yielded = custody_yield_count(kcd->yield);
 	h->has_token_pairs = 1;
 	h->token_pairs = st.token_pairs;
 	h->has_token_duplicates = 1;

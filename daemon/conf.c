@@ -50,6 +50,8 @@ static const struct kc_conf_file_key conf_keys[] = {
 	{ "request_timeout", CONF_UINT,	offsetof(struct kc_conf, request_timeout), 1, 3600, 0 },
 	{ "accept_missing_key_history", CONF_BOOL,
 	    offsetof(struct kc_conf, accept_missing_key_history), 0, 0, 0 },
+	{ "destroy_yield_max", CONF_UINT, offsetof(struct kc_conf, destroy_yield_max),
+	    0, 3600000, 0 },
 	{ "trust_system", CONF_BOOL,	offsetof(struct kc_conf, trust_system), 0, 0, 0 },
 	{ "trust_bundle", CONF_LIST,	offsetof(struct kc_conf, trust_bundles), 0, 0,
 	    offsetof(struct kc_conf, ntrust_bundles) },
@@ -102,6 +104,7 @@ conf_init(struct kc_conf *c)
 	c->queue_limit = 256;
 	c->max_conns = 256;
 	c->request_timeout = 30;
+	c->destroy_yield_max = 10000;
 	c->trust_system = 1;
 	c->hsm_retry_max = HSM_RETRY_MAX_MS;
 	c->hsm_probe_timeout = HSM_PROBE_TIMEOUT_MS;

@@ -39,6 +39,7 @@ struct kc_conf {
 	unsigned int	 queue_limit;
 	unsigned int	 max_conns;
 	unsigned int	 request_timeout;	/* seconds before a request is given up */
+	unsigned int	 destroy_yield_max;	/* ms a key destruction waits for creates */
 	char	       **roles[3];	/* admin, gateway, reader: user, uid or @group */
 	size_t		 nroles[3];
 	int		 trust_system;	/* use the system CA bundle */

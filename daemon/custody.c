@@ -8,6 +8,8 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -65,6 +67,125 @@ custody_key_destroy(const struct custody *c, const uint8_t *key_id)
 	r = hsm_key_destroy(c->hs, key_id);
 	custody_timed(c, KCD_HSM_DESTROY, KCD_KEYTYPE_NONE, &t0);
 	return r;
+}
+
+struct custody_yield {
+	pthread_mutex_t		 lock;
+	pthread_cond_t		 idle;		/* signalled when creates drops to 0 */
+	unsigned int		 creates;	/* queued or running */
+	unsigned int		 max_ms;	/* destroy_yield_max; 0: never wait */
+	uint64_t		 yielded;	/* destructions that waited */
+};
+
+struct custody_yield *
+custody_yield_new(unsigned int max_ms)
+{
+	struct custody_yield	*y = xcalloc(1, sizeof(*y));
+	pthread_condattr_t	 attr;
+
+	pthread_mutex_init(&y->lock, NULL);
+	/* Waits are timed on the clock the request deadline uses. */
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&y->idle, &attr);
+	pthread_condattr_destroy(&attr);
+	y->max_ms = max_ms;
+	return y;
+}
+
+void
+custody_yield_free(struct custody_yield *y)
+{
+	if (y == NULL)
+		return;
+	pthread_cond_destroy(&y->idle);
+	pthread_mutex_destroy(&y->lock);
+	free(y);
+}
+
+void
+custody_yield_create_begin(struct custody_yield *y)
+{
+	if (y == NULL)
+		return;
+	pthread_mutex_lock(&y->lock);
+	y->creates++;
+	pthread_mutex_unlock(&y->lock);
+}
+
+void
+custody_yield_create_end(struct custody_yield *y)
+{
+	if (y == NULL)
+		return;
+	pthread_mutex_lock(&y->lock);
+	if (y->creates > 0 && --y->creates == 0)
+		pthread_cond_broadcast(&y->idle);
+	pthread_mutex_unlock(&y->lock);
+}
+
+uint64_t
+custody_yield_count(struct custody_yield *y)
+{
+	uint64_t	 n;
+
+	if (y == NULL)
+		return 0;
+	pthread_mutex_lock(&y->lock);
+	n = y->yielded;
+	pthread_mutex_unlock(&y->lock);
+	return n;
+}
+
+unsigned int
+custody_yield_creates(struct custody_yield *y)
+{
+	unsigned int	 n;
+
+	if (y == NULL)
+		return 0;
+	pthread_mutex_lock(&y->lock);
+	n = y->creates;
+	pthread_mutex_unlock(&y->lock);
+	return n;
+}
+
+/*
+ * Before a destruction: wait while creates are queued or running, at most destroy_yield_max
+ * and at most half of what is left of the request's deadline, so that the destruction
+ * itself still has the other half: a delete is never answered "timed out" for yielding.
+ */
+static void
+custody_yield_wait(struct custody_yield *y, const struct hsm_session *hs, const char *id)
+{
+	struct timespec	 until;
+	unsigned int	 ms, left;
+	int		 waited = 0;
+
+	if (y == NULL || y->max_ms == 0)
+		return;
+	ms = y->max_ms;
+	if ((left = hsm_session_time_left(hs)) != UINT_MAX && left / 2 < ms)
+		ms = left / 2;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&y->lock);
+	while (y->creates > 0 && ms > 0) {
+		waited = 1;
+		if (pthread_cond_timedwait(&y->idle, &y->lock, &until) == ETIMEDOUT) {
+			log_debug("delete %s: creates still running after %u ms; destroying "
+			    "anyway", id, ms);
+			break;
+		}
+	}
+	if (waited)
+		y->yielded++;
+	pthread_mutex_unlock(&y->lock);
 }
 
 struct custody_pending *
@@ -321,7 +442,8 @@ custody_delete(const struct custody *c, const struct audit_actor *actor, const c
 	if (r != 0)
 		goto out;
 	atomic_fetch_sub(&c->kcd->keys_in_custody, 1);
-	/* Step 2: both key objects. Step 3: the record. */
+	/* Step 2: both key objects, once creates have had the token. Step 3: the record. */
+	custody_yield_wait(c->kcd->yield, c->hs, id);
 	if ((r = custody_key_destroy(c, key_id)) != 0) {
 		log_warnx("delete %s: key destruction failed (%s); the record stays in state "
 		    "deleting and is finished at start-up", id, kc_strerror(r));

@@ -54,6 +54,27 @@ struct custody_csr {
 	const char			*description;
 };
 
+/*
+ * Key destruction yields to key generation (issue 14): SoftHSM2's file backend re-reads
+ * the whole token on every C_DestroyObject under its token lock, so a delete stream would
+ * starve creates. Creates queued or running are counted here; a delete waits for the count
+ * to reach 0 before it destroys, bounded by destroy_yield_max and the request's deadline.
+ * Thread-safe.
+ */
+struct custody_yield;
+
+/** A new counter; wait at most max_ms for creates (0: never). Free: custody_yield_free(). */
+struct custody_yield *custody_yield_new(unsigned int max_ms);
+/** NULL is a no-op. */
+void	custody_yield_free(struct custody_yield *y);
+/** A create was queued for a worker (call custody_yield_create_end() when it is done). */
+void	custody_yield_create_begin(struct custody_yield *y);
+/** A create counted by custody_yield_create_begin() finished, one way or the other. */
+void	custody_yield_create_end(struct custody_yield *y);
+/** Destructions that waited for creates since start-up, and creates counted now. */
+uint64_t custody_yield_count(struct custody_yield *y);
+unsigned int custody_yield_creates(struct custody_yield *y);
+
 /* What start-up reconciliation found. */
 /* Creates waiting for the token to say whether they made a key. Thread-safe. */
 struct custody_pending;

@@ -20,6 +20,7 @@
 #include "answer.h"
 #include "arena.h"
 #include "conf.h"
+#include "custody.h"
 #include "dispatch.h"
 #include "hsm.h"
 #include "kc-api.h"
@@ -96,8 +97,8 @@ TAILQ_HEAD(disp_jobq, disp_job);
  * zone_run creates running and its credential fewer than cred_run; otherwise it waits in
  * the line, on the loop, holding no worker and no queue slot. A zone with zone_max creates
  * in flight, or a credential with cred_max, is answered 429 at once; create_max in flight
- * in all is a full queue (503). Creates go to the pool as POOL_SLOW jobs, so that reads
- * always find a worker.
+ * in all is a full queue (503). Creates go to the pool as POOL_SLOW jobs and CSR deletes
+ * (key destruction) as POOL_DESTROY jobs, so that reads always find a worker.
  */
 struct disp_fair {
 	struct disp_tallyq	 zones;
@@ -135,6 +136,7 @@ struct disp_job {
 	struct disp_tally	*cred;
 	int			 waiting;	/* in the line */
 	int			 running;	/* a create given to the pool */
+	int			 yields;	/* counted in custody_yield (deletes wait) */
 	Keycustody__Request	*req;
 	struct peer		 peer;
 	uint64_t		 id;
@@ -431,6 +433,9 @@ disp_work(void *ctx, void *arg)
 	    &job->frame, &job->len);
 	w->peer = NULL;
 	hsm_session_set_deadline(w->hs, 0);
+	/* The token is free for the deletes that yielded to this create. */
+	if (job->yields)
+		custody_yield_create_end(w->kcd->yield);
 	keycustody__request__free_unpacked(job->req, NULL);
 	job->req = NULL;
 }
@@ -584,6 +589,7 @@ disp_submit(struct dispatch *d, struct disp_job *job)
 {
 	struct disp_fair	*f = &d->fair;
 	int			 create = job->cred != NULL;
+	enum pool_class		 class = POOL_FAST;
 
 	if (create) {
 		if (job->zone != NULL)
@@ -591,9 +597,17 @@ disp_submit(struct dispatch *d, struct disp_job *job)
 		job->cred->running++;
 		f->running++;
 		job->running = 1;
+		custody_yield_create_begin(d->kcd->yield);
+		job->yields = 1;
 	}
-	if (pool_submit(d->kcd->pool, create ? POOL_SLOW : POOL_FAST, disp_work,
-	    disp_work_done, job) != 0) {
+	if (create)
+		class = POOL_SLOW;
+	else if (job->req->body_case == KEYCUSTODY__REQUEST__BODY_DELETE_CSR)
+		class = POOL_DESTROY;
+	if (pool_submit(d->kcd->pool, class, disp_work, disp_work_done, job) != 0) {
+		if (job->yields)
+			custody_yield_create_end(d->kcd->yield);
+		job->yields = 0;
 		disp_fair_release(d, job);
 		return KC_ERR_UNAVAILABLE;
 	}

@@ -18,6 +18,7 @@
 #include <sys/queue.h>
 
 #include <dlfcn.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1752,6 +1753,21 @@ hsm_session_set_deadline(struct hsm_session *s, unsigned int ms)
 	hsm_now(&s->deadline);
 	hsm_ts_add_ms(&s->deadline, ms);
 	s->has_deadline = 1;
+}
+
+unsigned int
+hsm_session_time_left(const struct hsm_session *s)
+{
+	struct timespec	 now;
+	long long	 left;
+
+	if (s == NULL || !s->has_deadline)
+		return UINT_MAX;
+	hsm_now(&now);
+	left = hsm_ts_diff_ms(&now, &s->deadline);
+	if (left <= 0)
+		return 0;
+	return left >= UINT_MAX ? UINT_MAX - 1 : (unsigned int)left;
 }
 
 int

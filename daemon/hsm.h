@@ -213,6 +213,12 @@ void	 hsm_session_free(struct hsm_session *s);
 void	 hsm_session_set_deadline(struct hsm_session *s, unsigned int ms);
 
 /**
+ * Milliseconds left before the deadline of hsm_session_set_deadline() on s.
+ * @retval UINT_MAX (no deadline), 0 (passed) or the milliseconds left
+ */
+unsigned int hsm_session_time_left(const struct hsm_session *s);
+
+/**
  * Generate a key pair in the token: private key token/private/sensitive/sign-only, never
  * extractable; CKA_ID = id, CKA_LABEL = HSM_LABEL_PREFIX + label. The attributes are read
  * back; a pair that could leave the token is destroyed and KC_ERR_KEY_UNSAFE returned.

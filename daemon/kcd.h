@@ -19,6 +19,7 @@ struct hsm;
 struct kc_conf;
 struct control;
 struct custody_pending;
+struct custody_yield;
 struct dispatch;
 struct pool;
 
@@ -54,6 +55,7 @@ struct kcd {
 	struct metrics_hist	 hsm_ops[KCD_HSM_NOPS][KCD_NKEYTYPES];
 	_Atomic uint64_t	 reconciled_records;	/* removed by start-up reconciliation */
 	_Atomic uint64_t	 resolved_creates;	/* pending creates removed later */
+	struct custody_yield	*yield;			/* deletes wait for creates */
 };
 
 #endif /* KC_KCD_H */

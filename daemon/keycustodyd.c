@@ -699,6 +699,8 @@ main(int argc, char *argv[])
 	kcd.store_ok = 1;
 
 	kcd.pending = custody_pending_new();
+	/* With one worker the creates a delete would wait for queue behind it: no wait. */
+	kcd.yield = custody_yield_new(conf.workers > 1 ? conf.destroy_yield_max : 0);
 	if ((kcd.disp = disp_new(&kcd, &cause)) == NULL)
 		fatalx("%s", cause);
 	memset(&rc, 0, sizeof(rc));
@@ -738,6 +740,7 @@ main(int argc, char *argv[])
 		log_warnx("%zu create(s) still wait for the token to say whether they made a "
 		    "key; the next start-up removes them", custody_pending_count(kcd.pending));
 	custody_pending_free(kcd.pending);
+	custody_yield_free(kcd.yield);
 	control_free(kcd.control);
 	if (drain_ev != NULL)
 		event_free(drain_ev);

@@ -40,7 +40,9 @@ struct pool {
 	pthread_cond_t		 cond;
 	struct pool_jobq	 fast;		/* POOL_FAST jobs waiting for a worker */
 	struct pool_jobq	 slow;		/* POOL_SLOW jobs waiting for a worker */
+	struct pool_jobq	 destroy;	/* POOL_DESTROY jobs waiting for a worker */
 	unsigned int		 running_slow;
+	unsigned int		 running_destroy;
 	struct pool_jobq	 done;		/* worked, waiting for the loop */
 	unsigned int		 depth;		/* queued + running + waiting for the loop */
 	unsigned int		 limit;
@@ -65,6 +67,7 @@ pool_new(struct event_base *base, void *const *ctxs, unsigned int nworkers,
 	p->limit = limit;
 	TAILQ_INIT(&p->fast);
 	TAILQ_INIT(&p->slow);
+	TAILQ_INIT(&p->destroy);
 	TAILQ_INIT(&p->done);
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->cond, NULL);
@@ -101,7 +104,8 @@ pool_submit(struct pool *p, enum pool_class class, pool_work_fn work, pool_done_
 	job->work = work;
 	job->done = done;
 	job->arg = arg;
-	TAILQ_INSERT_TAIL(class == POOL_SLOW ? &p->slow : &p->fast, job, entry);
+	TAILQ_INSERT_TAIL(class == POOL_SLOW ? &p->slow : class == POOL_DESTROY ?
+	    &p->destroy : &p->fast, job, entry);
 	p->depth++;
 	pthread_cond_signal(&p->cond);
 	pthread_mutex_unlock(&p->lock);
@@ -132,18 +136,29 @@ pool_workers(const struct pool *p)
 }
 
 /*
- * The next job for a free worker, or NULL: a slow job when no fast job waits, or while
- * fewer than all workers but one run slow jobs; otherwise a fast job. So slow jobs never
- * hold every worker while fast ones wait (beyond the slow jobs already running when they
- * came), and fast ones cannot starve them either (with two workers or more).
+ * The next job for a free worker, or NULL: a destroy or a slow job when no fast job
+ * waits, or while fewer than all workers but one run destroy and slow jobs; otherwise a
+ * fast job. So token writes never hold every worker while fast ones wait (beyond those
+ * already running when they came), and fast ones cannot starve them either (with two
+ * workers or more). Destroys come before slow jobs, so that creates cannot starve them
+ * (a destroy yields to creates itself, custody.c), but take at most all workers but one:
+ * a destruction that holds the token for seconds leaves a worker to reads and creates.
  */
 static struct pool_job *
 pool_next_inlock(struct pool *p)
 {
 	struct pool_job	*job;
+	unsigned int	 busy = p->running_slow + p->running_destroy;
+	unsigned int	 dcap = p->nworkers > 1 ? p->nworkers - 1 : 1;
+	int		 room = TAILQ_EMPTY(&p->fast) || busy + 1 < p->nworkers;
 
-	if ((job = TAILQ_FIRST(&p->slow)) != NULL &&
-	    (TAILQ_EMPTY(&p->fast) || p->running_slow + 1 < p->nworkers)) {
+	if (room && p->running_destroy < dcap &&
+	    (job = TAILQ_FIRST(&p->destroy)) != NULL) {
+		TAILQ_REMOVE(&p->destroy, job, entry);
+		p->running_destroy++;
+		return job;
+	}
+	if (room && (job = TAILQ_FIRST(&p->slow)) != NULL) {
 		TAILQ_REMOVE(&p->slow, job, entry);
 		p->running_slow++;
 		return job;
@@ -174,6 +189,8 @@ pool_run(void *arg)
 		pthread_mutex_lock(&p->lock);
 		if (job->class == POOL_SLOW)
 			p->running_slow--;
+		else if (job->class == POOL_DESTROY)
+			p->running_destroy--;
 		TAILQ_INSERT_TAIL(&p->done, job, entry);
 		event_active(p->done_ev, 0, 0);
 	}

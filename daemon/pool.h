@@ -14,9 +14,12 @@ struct pool;
 /*
  * Fast jobs are taken first, but slow ones (key generation) always get a worker of their
  * own when there are two workers or more: a free worker takes a slow job when no fast job
- * waits, or while fewer than all workers but one run slow jobs.
+ * waits, or while fewer than all workers but one run slow or destroy jobs. Destroy jobs
+ * (key destruction: seconds on a large SoftHSM2 token) are taken before slow ones under
+ * the same rule, but never on more than all workers but one, so that one worker always
+ * stays for fast jobs and key generation.
  */
-enum pool_class { POOL_FAST, POOL_SLOW };
+enum pool_class { POOL_FAST, POOL_SLOW, POOL_DESTROY };
 
 /* Run on a worker thread: ctx is the worker's own (pool_new()), arg the job's. */
 typedef void (*pool_work_fn)(void *ctx, void *arg);

@@ -5,7 +5,8 @@
 # debris (a key pair with neither label nor CKA_ID, as SoftHSM2 leaves after a SIGKILL
 # inside C_GenerateKeyPair), a duplicate (two pairs of ours with one CKA_ID) and an
 # incomplete pair (our private key without its public key): the daemon reports each in its
-# log and in health, marks health degraded, and destroys none of them.
+# log and in health, marks health degraded, and destroys none of them. Then creates beside
+# deletes lose nothing, and deletes yield to creates within destroy_yield_max.
 
 . "$(dirname "$0")/common.sh"
 
@@ -60,6 +61,8 @@ check_eq "nothing destroyed" "$OBJS" "$(keyobjs)"
 # without its record.
 BENCH="$top_builddir/bench/keycustody-bench"
 if [ -x "$BENCH" ]; then
+	# Deletes yield to creates (point 4), here for at most 500 ms each.
+	echo "destroy_yield_max = 500" >>"$KC_TMP/keycustodyd.conf"
 	"$KEYCUSTODYD" -d -f "$KC_TMP/keycustodyd.conf" >>"$KC_TMP/keycustodyd.log" 2>&1 &
 	DAEMON_PID=$!
 	i=0
@@ -82,6 +85,27 @@ if [ -x "$BENCH" ]; then
 	check_eq "creates beside deletes: two objects per listed CSR, plus the planted ones" \
 	    $((OBJS + 2 * $(ctl csr list --zone "$KC_ZONE" --per-page 5 | sed -n 's/.* \([0-9]*\) in all$/\1/p'))) \
 	    "$(keyobjs)"
+	# Point 4: key destruction waits while creates are queued or running (SoftHSM2
+	# re-reads its token under its lock on every C_DestroyObject), but no longer than
+	# destroy_yield_max: a delete under continuous create load still finishes.
+	yielded() { ctl health | sed -n 's/^key destruction: *\([0-9]*\) waited.*/\1/p'; }
+	check "creates beside deletes: destructions yielded to creates" test "$(yielded)" -gt 0
+	kc_csr p256v1 yield.acme-corp.co.uk yield.acme-corp.co.uk >"$KC_TMP/y.json" 2>&1
+	id=$(jget .id <"$KC_TMP/y.json")
+	y0=$(yielded)
+	"$BENCH" -s "$KEYCUSTODY_SOCKET" -c 2 -m create=1 -d 4 >"$KC_TMP/bench-c.out" 2>&1 &
+	BENCH_PID=$!
+	sleep 1
+	t0=$(date +%s%N)
+	check "delete under create load: done" ctl csr delete --zone "$KC_ZONE" "$id"
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	echo "# delete under create load: $ms ms (destroy_yield_max 500 ms)"
+	check "delete under create load: within destroy_yield_max + 3 s" test "$ms" -lt 3500
+	check "delete under create load: it yielded" test "$(yielded)" -gt "$y0"
+	wait "$BENCH_PID"
+	check "create load: no error" grep -q '^BENCH .* errors=0' "$KC_TMP/bench-c.out"
+	check_eq "delete under create load: its record is gone" "" \
+	    "$(ctl --json csr get --zone "$KC_ZONE" "$id" 2>/dev/null | jget '.id // empty')"
 	kc_stop_daemon
 else
 	echo "# bench/keycustody-bench not built: creates beside deletes not run"
