@@ -2437,7 +2437,8 @@ static int
 hsm_release(struct hsm_session *s, unsigned int gen, const char *why)
 {
 	struct hsm	*h = s->h;
-	struct timespec	 until;
+	struct timespec	 until, t0, t1;
+	unsigned int	 made;
 	CK_RV		 rv;
 	int		 r = 0;
 
@@ -2456,9 +2457,8 @@ hsm_release(struct hsm_session *s, unsigned int gen, const char *why)
 		r = KC_ERR_UNAVAILABLE;
 		goto out;
 	}
-	log_info("hsm: token \"%s\" %s after %u key pairs in this login; logging out and in "
-	    "again to unload its objects", h->label, why,
-	    __atomic_load_n(&h->login_made, __ATOMIC_RELAXED));
+	made = __atomic_load_n(&h->login_made, __ATOMIC_RELAXED);
+	hsm_now(&t0);
 	rv = h->f->C_Logout(h->login_sh);
 	if (rv != CKR_OK && rv != CKR_USER_NOT_LOGGED_IN) {
 		r = hsm_result(h, rv, "C_Logout (renewing the login)");
@@ -2478,6 +2478,10 @@ hsm_release(struct hsm_session *s, unsigned int gen, const char *why)
 		goto out;
 	}
 	hsm_login_new(h);
+	hsm_now(&t1);
+	log_info("hsm: token \"%s\" %s after %u key pairs in this login; logged out and in "
+	    "again to unload its objects (%lld ms)", h->label, why, made,
+	    hsm_ts_diff_ms(&t0, &t1));
  out:
 	pthread_rwlock_unlock(&h->modlock);
 	if (r != 0)
