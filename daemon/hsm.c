@@ -2428,10 +2428,11 @@ hsm_destroy_pair(struct hsm_session *s, CK_OBJECT_HANDLE priv, CK_OBJECT_HANDLE 
  *
  * The login is the token's, shared by every session, so s leaves the module and the
  * module is taken exclusively (waiting at most HSM_RELEASE_WAIT_MS for the operations
- * inside to finish). Object handles belong to the sessions, which stay open: the map
- * stays. gen is h->login_gen when the caller decided; if another session renewed the
- * login since, nothing is done. Returns 0 with s back inside the module
- * (hsm_op_begin()); otherwise a KC_ERR_* code with s outside the module.
+ * inside to finish). The sessions stay open; object handles may change with the login
+ * (SoftHSM2 renumbers them), so the map is flushed as after any new login (keys of the
+ * older epoch look their handles up again). gen is h->login_gen when the caller decided;
+ * if another session renewed the login since, nothing is done. Returns 0 with s back
+ * inside the module (hsm_op_begin()); otherwise a KC_ERR_* code with s outside it.
  */
 static int
 hsm_release(struct hsm_session *s, unsigned int gen, const char *why)
@@ -2478,6 +2479,8 @@ hsm_release(struct hsm_session *s, unsigned int gen, const char *why)
 		goto out;
 	}
 	hsm_login_new(h);
+	/* A new login may number the objects anew (SoftHSM2 does): the map is rebuilt. */
+	hsm_map_flush(h);
 	hsm_now(&t1);
 	log_info("hsm: token \"%s\" %s after %u key pairs in this login; logged out and in "
 	    "again to unload its objects (%lld ms)", h->label, why, made,
