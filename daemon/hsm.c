@@ -2544,8 +2544,11 @@ hsm_keygen(struct hsm_session *s, enum hsm_keytype type, const uint8_t id[HSM_KE
 	at = __atomic_load_n(&h->release_at, __ATOMIC_RELAXED);
 	if (at > 0 && __atomic_load_n(&h->login_made, __ATOMIC_RELAXED) + 1 >= at) {
 		released = 1;
-		if ((r = hsm_release(s, __atomic_load_n(&h->login_gen, __ATOMIC_RELAXED),
-		    "is near its limit of loaded objects")) != 0) {
+		r = hsm_release(s, __atomic_load_n(&h->login_gen, __ATOMIC_RELAXED),
+		    "is near its limit of loaded objects");
+		/* Not renewed while the token is up (the others kept the module): try anyway. */
+		if (r != 0 && (hsm_get_state(h) != HSM_STATE_OK ||
+		    (r = hsm_op_begin(s, 0)) != 0)) {
 			free(fullabel);
 			return r;
 		}
