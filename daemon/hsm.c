@@ -64,6 +64,8 @@
 #define HSM_SCAN_ID_MAX		64
 #define HSM_SCAN_LOG_MAX	20	/* findings logged one by one, per kind */
 
+#define HSM_RELEASE_WAIT_MS	5000	/* for the other operations to leave the module */
+
 struct hsm_session {
 	struct hsm			*h;	/* NULL once hsm_close() detached us */
 	CK_SESSION_HANDLE		 sh;
@@ -151,6 +153,17 @@ struct hsm {
 
 	CK_SESSION_HANDLE	 login_sh;	/* keeps the login alive */
 	int			 login_open;
+	/*
+	 * Some tokens keep every key they made or used loaded until the login ends
+	 * (tpm2-pkcs11): see hsm_release(). All atomic. login_made counts the pairs made
+	 * since the token last logged us in, login_gen those logins; release_due says the
+	 * last key generation failed as a full token would, release_at is the least
+	 * login_made at which a new login cured such a failure (0: never seen).
+	 */
+	unsigned int		 login_made;
+	unsigned int		 login_gen;
+	int			 release_due;
+	unsigned int		 release_at;
 
 	/*
 	 * A copy of the PIN for logging in again when the token forgot our login (every
@@ -327,6 +340,8 @@ static const struct hsm_ckr_name {
 static uint64_t hsm_ckr_counts[HSM_NCKR + 1];	/* __atomic_* only */
 
 static void	hsm_map_flush(struct hsm *);
+static CK_RV	hsm_find_by_id(struct hsm_session *, CK_OBJECT_CLASS, const uint8_t *,
+		    CK_OBJECT_HANDLE *, CK_ULONG, CK_ULONG *);
 static void	hsm_map_entry_free(struct hsm_map_entry *);
 
 /* Name of a CKR_* code, for logs and causes. */
@@ -921,6 +936,14 @@ hsm_op_result(struct hsm_session *s, CK_RV rv, const char *what)
 	return KC_ERR_HSM;
 }
 
+/* The token logged us in again: it holds none of the objects the old login loaded. */
+static void
+hsm_login_new(struct hsm *h)
+{
+	__atomic_store_n(&h->login_made, 0, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&h->login_gen, 1, __ATOMIC_RELAXED);
+}
+
 /* Log in on sh with the kept PIN copy, if there is one; never after a PIN failure. */
 static CK_RV
 hsm_relogin(struct hsm *h, CK_SESSION_HANDLE sh)
@@ -975,6 +998,7 @@ hsm_session_recover(struct hsm_session *s, CK_RV failed)
 			return 0;
 		}
 		log_info("hsm: logged in to token \"%s\" again", h->label);
+		hsm_login_new(h);
 		hsm_map_flush(h);
 	}
 	return 1;
@@ -1468,6 +1492,7 @@ hsm_reinit_inlock(struct hsm *h, char **cause)
 		if ((r = hsm_engine_open(h, &cfg, h->pin, h->pinlen, cause)) != 0)
 			return r == KC_ERR_NOMEM ? r : KC_ERR_UNAVAILABLE;
 	}
+	hsm_login_new(h);
 	/* Handles may have been renumbered: hsm_key_find() fills the map again. */
 	hsm_map_flush(h);
 	return 0;
@@ -2403,6 +2428,97 @@ hsm_destroy_pair(struct hsm_session *s, CK_OBJECT_HANDLE priv, CK_OBJECT_HANDLE 
 	return 0;
 }
 
+/*
+ * End the login and log in again, so that the token unloads the objects the login made it
+ * load. tpm2-pkcs11 (1.9) keeps each key it generated or used loaded in the TPM until
+ * session_ctx_logout() flushes them all (C_Logout, or the close of the last session) or
+ * C_Finalize; closing one of several sessions frees nothing. Behind tpm2-abrmd a
+ * connection holds at most --max-transients objects: then C_GenerateKeyPair fails with
+ * CKR_GENERAL_ERROR ("out of memory for object contexts") while the token answers.
+ *
+ * No PKCS#11 call tells a full token from one that refused a single operation, so the
+ * daemon learns it (hsm_keygen()): two key generations in a row that fail so while the
+ * token answers make it log in again and retry once; when that cures it, the number of
+ * pairs the login had made is kept, and from then on the login is renewed before it
+ * reaches that number. A token that never fails twice in a row sees no change.
+ *
+ * The login is the token's, shared by every session, so s leaves the module and the
+ * module is taken exclusively (waiting at most HSM_RELEASE_WAIT_MS for the operations
+ * inside to finish). The sessions stay open; object handles may change with the login
+ * (SoftHSM2 renumbers them), so the map is flushed as after any new login (keys of the
+ * older epoch look their handles up again). gen is h->login_gen when the caller decided;
+ * if another session renewed the login since, nothing is done. Returns 0 with s back
+ * inside the module (hsm_op_begin()); otherwise a KC_ERR_* code with s outside it.
+ */
+static int
+hsm_release(struct hsm_session *s, unsigned int gen, const char *why)
+{
+	struct hsm	*h = s->h;
+	struct timespec	 until, t0, t1;
+	unsigned int	 made;
+	CK_RV		 rv;
+	int		 r = 0;
+
+	hsm_op_end(s);
+	if (clock_gettime(CLOCK_REALTIME, &until) != 0)
+		return KC_ERR_UNAVAILABLE;
+	hsm_ts_add_ms(&until, HSM_RELEASE_WAIT_MS);
+	if (pthread_rwlock_timedwrlock(&h->modlock, &until) != 0) {
+		log_warnx("hsm: token \"%s\": other operations kept the module for %d ms; "
+		    "not logging in again", h->label, HSM_RELEASE_WAIT_MS);
+		return KC_ERR_UNAVAILABLE;
+	}
+	if (__atomic_load_n(&h->login_gen, __ATOMIC_RELAXED) != gen)
+		goto out;
+	if (!h->login_open || h->pin == NULL || hsm_get_state(h) != HSM_STATE_OK) {
+		r = KC_ERR_UNAVAILABLE;
+		goto out;
+	}
+	made = __atomic_load_n(&h->login_made, __ATOMIC_RELAXED);
+	hsm_now(&t0);
+	rv = h->f->C_Logout(h->login_sh);
+	if (rv != CKR_OK && rv != CKR_USER_NOT_LOGGED_IN) {
+		r = hsm_result(h, rv, "C_Logout (renewing the login)");
+		goto out;
+	}
+	rv = hsm_relogin(h, h->login_sh);
+	hsm_count_ckr(rv);
+	if (rv == CKR_PIN_INCORRECT || rv == CKR_PIN_LOCKED) {
+		hsm_login_failed(h, rv, "C_Login (renewing the login)");
+		r = h->login_err;
+		goto out;
+	}
+	if (rv != CKR_OK) {
+		/* Logged out: only a re-initialization brings the login back. */
+		hsm_mark_down(h, rv, "C_Login (renewing the login)");
+		r = KC_ERR_UNAVAILABLE;
+		goto out;
+	}
+	hsm_login_new(h);
+	/* A new login may number the objects anew (SoftHSM2 does): the map is rebuilt. */
+	hsm_map_flush(h);
+	hsm_now(&t1);
+	log_info("hsm: token \"%s\" %s after %u key pairs in this login; logged out and in "
+	    "again to unload its objects (%lld ms)", h->label, why, made,
+	    hsm_ts_diff_ms(&t0, &t1));
+ out:
+	pthread_rwlock_unlock(&h->modlock);
+	if (r != 0)
+		return r;
+	return hsm_op_begin(s, 0);
+}
+
+/* Whether the token holds no object, private or public, with this CKA_ID. */
+static int
+hsm_id_absent(struct hsm_session *s, const uint8_t *id)
+{
+	CK_OBJECT_HANDLE	 o[1];
+	CK_ULONG		 n;
+
+	return hsm_find_by_id(s, CKO_PRIVATE_KEY, id, o, 1, &n) == CKR_OK && n == 0 &&
+	    hsm_find_by_id(s, CKO_PUBLIC_KEY, id, o, 1, &n) == CKR_OK && n == 0;
+}
+
 int
 hsm_keygen(struct hsm_session *s, enum hsm_keytype type, const uint8_t id[HSM_KEY_ID_LEN],
     const char *label, struct hsm_key **kp, int *maybe_made)
@@ -2416,7 +2532,8 @@ hsm_keygen(struct hsm_session *s, enum hsm_keytype type, const uint8_t id[HSM_KE
 	struct hsm_caps_kt	 kt;
 	CK_RV			 rv;
 	unsigned int		 epoch;
-	int			 r, retried, made = 0;
+	unsigned int		 gen, at, made_before = 0;
+	int			 r, retried, released = 0, made = 0;
 
 	return_val_if_fail(s != NULL && s->h != NULL, KC_ERR_INVALID);
 	return_val_if_fail((unsigned int)type < HSM_KEY_NTYPES, KC_ERR_INVALID);
@@ -2438,6 +2555,19 @@ hsm_keygen(struct hsm_session *s, enum hsm_keytype type, const uint8_t id[HSM_KE
 		    hsm_keytypes[type].name, kt.why);
 		r = KC_ERR_INVALID;
 		goto out;
+	}
+	/* A token that needs it (hsm_release()) gets a new login before it is full. */
+	at = __atomic_load_n(&h->release_at, __ATOMIC_RELAXED);
+	if (at > 0 && __atomic_load_n(&h->login_made, __ATOMIC_RELAXED) + 1 >= at) {
+		released = 1;
+		r = hsm_release(s, __atomic_load_n(&h->login_gen, __ATOMIC_RELAXED),
+		    "is near its limit of loaded objects");
+		/* Not renewed while the token is up (the others kept the module): try anyway. */
+		if (r != 0 && (hsm_get_state(h) != HSM_STATE_OK ||
+		    (r = hsm_op_begin(s, 0)) != 0)) {
+			free(fullabel);
+			return r;
+		}
 	}
 	for (retried = 0;;) {
 		epoch = hsm_epoch(h);
@@ -2464,6 +2594,28 @@ hsm_keygen(struct hsm_session *s, enum hsm_keytype type, const uint8_t id[HSM_KE
 			pthread_mutex_unlock(&h->lock);
 			continue;
 		}
+		/*
+		 * The second failure in a row of a token that answers, in a login that made
+		 * pairs: it may be out of room for loaded objects (hsm_release()). Once, log
+		 * in again and retry, provided the failed call left no object with this id.
+		 */
+		if (!released && hsm_ckr_is_ambiguous(rv) &&
+		    (made_before = __atomic_load_n(&h->login_made, __ATOMIC_RELAXED)) > 0 &&
+		    hsm_session_answers(s)) {
+			gen = __atomic_load_n(&h->login_gen, __ATOMIC_RELAXED);
+			if (__atomic_exchange_n(&h->release_due, 1, __ATOMIC_RELAXED) &&
+			    hsm_id_absent(s, id)) {
+				released = 1;
+				if ((r = hsm_release(s, gen, "failed two key generations in a "
+				    "row")) != 0) {
+					/* s is outside the module, and nothing was made. */
+					*maybe_made = 0;
+					free(fullabel);
+					return r;
+				}
+				continue;
+			}
+		}
 		if (retried || !hsm_session_recover(s, rv))
 			break;
 		retried = 1;
@@ -2485,6 +2637,17 @@ hsm_keygen(struct hsm_session *s, enum hsm_keytype type, const uint8_t id[HSM_KE
 		goto out;
 	}
 	made = 1;
+	__atomic_add_fetch(&h->login_made, 1, __ATOMIC_RELAXED);
+	if (__atomic_exchange_n(&h->release_due, 0, __ATOMIC_RELAXED) && released &&
+	    made_before > 0) {
+		/* A new login cured it: renew it before this many pairs from now on. */
+		at = __atomic_load_n(&h->release_at, __ATOMIC_RELAXED);
+		if (at == 0 || made_before < at) {
+			__atomic_store_n(&h->release_at, made_before, __ATOMIC_RELAXED);
+			log_info("hsm: token \"%s\": renewing the login every %u key pairs",
+			    h->label, made_before);
+		}
+	}
 	if (!kt.minimal_pub && !kt.full_ok) {
 		pthread_mutex_lock(&h->lock);
 		h->caps.kt[type].full_ok = 1;

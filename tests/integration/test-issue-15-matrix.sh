@@ -242,6 +242,9 @@ ock_section() {
 # them), the token made with tpm2_ptool in the test's directory.
 
 TPM2_LIB=/usr/lib/x86_64-linux-gnu/pkcs11/libtpm2_pkcs11.so
+# tpm2-abrmd's objects per connection (default 27), low so that the creates below pass it
+# three times over: tpm2-pkcs11 keeps each key it made loaded until the login ends.
+TPM_MAX_TRANSIENTS=15
 TPM_PIDS=""
 
 # A free loopback port whose successor is free too (the swtpm TCTI finds the control
@@ -259,6 +262,35 @@ while True:
 tpm_stop() {
 	for p in $TPM_PIDS; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
 	TPM_PIDS=""
+}
+
+# Three times tpm2-abrmd's --max-transients in creates, each CSR verified. The first time
+# the token is full one create fails (1503: no PKCS#11 call tells a full token from one
+# that refused once); the next makes the daemon log in again (which unloads the objects,
+# daemon/hsm.c hsm_release()) and learn the limit; every create after it succeeds, because
+# the daemon renews the login before the limit. The token stays up.
+tpm2_many() {
+	n=$((3 * TPM_MAX_TRANSIENTS)) i=0 bad=0 last_bad=-1
+	while [ $i -lt $n ]; do
+		if ! kc_csr p256v1 "m$i.acme-corp.co.uk" "m$i.acme-corp.co.uk" \
+		    >"$KC_TMP/m.json" 2>&1 ||
+		    ! jget .csr <"$KC_TMP/m.json" | openssl req -noout -verify >/dev/null 2>&1
+		then
+			bad=$((bad + 1)) last_bad=$i
+			echo "# tpm2: create $i: $(jget '.errors[0].code' <"$KC_TMP/m.json")"
+			[ $bad -le 3 ] || sed 's/^/#   /' "$KC_TMP/m.json" | head -5
+		fi
+		i=$((i + 1))
+	done
+	check "tpm2: $n creates past --max-transients=$TPM_MAX_TRANSIENTS: at most one failed" \
+	    test "$bad" -le 1
+	check "tpm2: ... and it was before the first third" test "$last_bad" -lt "$TPM_MAX_TRANSIENTS"
+	check_eq "tpm2: health ok after them" ok \
+	    "$(ctl --json health 2>/dev/null | jget ".hsm_state // .status")"
+	rel=$(grep -c 'logged out and in again to unload its objects' "$KC_TMP/keycustodyd.log")
+	echo "# tpm2: the daemon logged in again $rel times in $n creates, taking (ms):" \
+	    $(sed -n 's/.*unload its objects (\([0-9]*\) ms).*/\1/p' "$KC_TMP/keycustodyd.log")
+	check "tpm2: the login was renewed at least twice" test "$rel" -ge 2
 }
 
 tpm2_section() {
@@ -299,7 +331,7 @@ EOB
 	TPM2_PKCS11_TCTI="tabrmd:bus_type=session"
 	TPM2_PKCS11_STORE="$T/store"
 	export DBUS_SESSION_BUS_ADDRESS TPM2TOOLS_TCTI TPM2_PKCS11_TCTI TPM2_PKCS11_STORE
-	tpm2-abrmd --session --allow-root --max-transients=100 --tcti="swtpm:host=127.0.0.1,port=$port" \
+	tpm2-abrmd --session --allow-root --max-transients=$TPM_MAX_TRANSIENTS --tcti="swtpm:host=127.0.0.1,port=$port" \
 	    >"$T/abrmd.log" 2>&1 &
 	TPM_PIDS="$TPM_PIDS $!"
 	sleep 1
@@ -330,6 +362,7 @@ EOB
 		check "tpm2: health lists rsa2048 and p256v1" sh -c \
 		    "grep -q 'rsa2048 ' $KC_TMP/health.tpm2 && grep -q 'p256v1 ' $KC_TMP/health.tpm2"
 		flow_all tpm2
+		tpm2_many
 		bench_fig tpm2
 		kc_stop_daemon
 	else

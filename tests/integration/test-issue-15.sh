@@ -152,6 +152,57 @@ check "no-sensitive: the message says why" \
 check_eq "no-sensitive: nothing left in the token" 0 "$(objects)"
 unset P11_FAULT_REFUSE_PRIV
 
+# --- A token that keeps every key loaded until the login ends (tpm2-pkcs11 behind
+# tpm2-abrmd, whose limit fails C_GenerateKeyPair with CKR_GENERAL_ERROR while the token
+# answers): one failure is answered 1503; a second in a row makes the daemon log out and
+# in again and retry, and learn how many pairs a login takes. A failure on its own
+# changes nothing.
+fresh keep-loaded
+kc_start_daemon || { echo "Bail out: daemon did not start"; exit 1; }
+made=0
+# creates N PREFIX: N creates, each CSR verified; made counts them.
+creates() {
+	i=0 bad=0
+	while [ $i -lt "$1" ]; do
+		if kc_csr p256v1 "$2$i.acme-corp.co.uk" "$2$i.acme-corp.co.uk" >"$KC_TMP/c.json" \
+		    2>&1 && jget .csr <"$KC_TMP/c.json" | openssl req -noout -verify 2>/dev/null
+		then
+			made=$((made + 1))
+		else
+			bad=$((bad + 1)); sed 's/^/#   /' "$KC_TMP/c.json"
+		fi
+		i=$((i + 1))
+	done
+	check_eq "keep-loaded: $1 creates ($2*), each CSR verifies" 0 "$bad"
+}
+# failed_create NAME: one create, answered 1503.
+failed_create() {
+	kc_csr p256v1 "$1.acme-corp.co.uk" "$1.acme-corp.co.uk" >"$KC_TMP/c.json" 2>&1
+	check_eq "keep-loaded: $1: answered 1503" 1503 "$(jget '.errors[0].code' <"$KC_TMP/c.json")"
+}
+renewals() { grep -c "$1" "$KC_TMP/keycustodyd.log"; }
+creates 4 a
+faults "C_GenerateKeyPair CKR_GENERAL_ERROR once"
+failed_create lone
+creates 2 b
+check_eq "keep-loaded: a failure on its own renews no login" 0 \
+    "$(renewals 'logged out and in again')"
+faults "C_GenerateKeyPair CKR_GENERAL_ERROR once"
+failed_create first
+faults "C_GenerateKeyPair CKR_GENERAL_ERROR once"
+creates 1 second
+check_eq "keep-loaded: the second failure in a row: logged in again, after 6 pairs" 1 \
+    "$(renewals 'failed two key generations in a row after 6 key pairs in this login; logged out and in again')"
+check_eq "keep-loaded: ... and the number learnt" 1 \
+    "$(renewals 'renewing the login every 6 key pairs')"
+faults
+creates 10 c
+check_eq "keep-loaded: 10 creates after it: the login renewed before 6 pairs, twice" 2 \
+    "$(renewals 'is near its limit of loaded objects after 5 key pairs in this login; logged out')"
+check_eq "keep-loaded: the token holds both keys of each created pair" $((2 * made)) \
+    "$(objects)"
+check_eq "keep-loaded: health ok" ok "$(ctl --json health 2>/dev/null | jget '.hsm_state // .status')"
+
 # --- No key history attributes: refused by default, kept when configured, said in health.
 export P11_FAULT_NO_ATTRS="$CKA_ALWAYS_SENSITIVE,$CKA_NEVER_EXTRACTABLE"
 fresh no-history
