@@ -660,7 +660,12 @@ hsm_caps_probe(struct hsm *h, struct hsm_caps *c, char **cause)
 
 	memset(c, 0, sizeof(*c));
 	if ((rv = h->f->C_GetMechanismList(h->slot, NULL, &n)) == CKR_OK && n > 0) {
-		if ((list = calloc(n, sizeof(*list))) == NULL)
+		/*
+		 * One spare element: p11-kit's RPC client before 0.25 (Debian 12 has 0.24.1)
+		 * reads one past the list when it removes a mechanism it cannot forward
+		 * (mechanism_list_purge, p11-kit PR #456).
+		 */
+		if ((list = calloc(n + 1, sizeof(*list))) == NULL)
 			return KC_ERR_NOMEM;
 		rv = h->f->C_GetMechanismList(h->slot, list, &n);
 	}
