@@ -389,10 +389,28 @@ softhsm_bench() {
 	rm -rf "$KC_TMP/tokens" "$KC_TMP/keycustody.db"* "$KC_TMP/audit.log"*
 }
 
+# without_module_leaks SECTION: run it with LeakSanitizer off in the sanitizer build.
+# openCryptoki and tpm2-pkcs11 leak inside themselves (key generation and signing
+# allocations they never free), and their frames cannot be told apart once C_Finalize has
+# unloaded them, so no suppression can name them; AddressSanitizer's other checks stay on,
+# and our own code's leaks are checked by every SoftHSM2 and p11-kit run of the suite.
+without_module_leaks() {
+	saved_asan=${ASAN_OPTIONS-}
+	ASAN_OPTIONS="${saved_asan:+$saved_asan:}detect_leaks=0"	# the last one counts
+	export ASAN_OPTIONS
+	"$1"
+	if [ -n "$saved_asan" ]; then
+		ASAN_OPTIONS=$saved_asan
+		export ASAN_OPTIONS
+	else
+		unset ASAN_OPTIONS
+	fi
+}
+
 trap 'p11kit_stop; tpm_stop; kc_cleanup' EXIT
 softhsm_bench
-[ -n "${KC_MATRIX_ONLY:-}" ] || { p11kit_section; ock_section; }
-tpm2_section
+[ -n "${KC_MATRIX_ONLY:-}" ] || { p11kit_section; without_module_leaks ock_section; }
+without_module_leaks tpm2_section
 
 echo "# skipped:${SKIPPED:- none}"
 if [ "$RAN" -eq 0 ]; then
