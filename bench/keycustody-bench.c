@@ -999,6 +999,31 @@ bench_report(struct bench *b)
 	free(all.v);
 }
 
+/* Everything main() set up, once the run is over (or has nothing to do). */
+static void
+bench_free(struct bench *b)
+{
+	size_t	 i;
+
+	kcc_async_free(b->async);
+	for (i = 0; i < b->nconn; i++)
+		if (b->clients[i].evcon != NULL)
+			evhttp_connection_free(b->clients[i].evcon);
+	event_free(b->tick);
+	event_base_free(b->base);
+	for (i = 0; i < b->nids; i++)
+		free(b->ids[i]);
+	for (i = 0; i < b->npool; i++)
+		bench_csr_clear(&b->pool[i]);
+	free(b->pool);
+	X509_free(b->ca_cert);
+	EVP_PKEY_free(b->ca_key);
+	for (i = 0; i < BENCH_NOPS; i++)
+		free(b->lat[i].v);
+	free(b->clients);
+	free(b->create_body);
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -1161,6 +1186,7 @@ main(int argc, char *argv[])
 	if (b.from_list && b.count == 0 && !secs_given) {
 		if (b.npool == 0) {
 			printf("keycustody-bench: no CSRs in zone %s: nothing to do\n", b.zone);
+			bench_free(&b);
 			return 0;
 		}
 		b.count = b.npool;
@@ -1187,23 +1213,7 @@ main(int argc, char *argv[])
 	}
 	bench_report(&b);
 
-	kcc_async_free(b.async);
-	for (i = 0; i < b.nconn; i++)
-		if (b.clients[i].evcon != NULL)
-			evhttp_connection_free(b.clients[i].evcon);
-	event_free(b.tick);
-	event_base_free(b.base);
-	for (i = 0; i < b.nids; i++)
-		free(b.ids[i]);
-	for (i = 0; i < b.npool; i++)
-		bench_csr_clear(&b.pool[i]);
-	free(b.pool);
-	X509_free(b.ca_cert);
-	EVP_PKEY_free(b.ca_key);
-	for (i = 0; i < BENCH_NOPS; i++)
-		free(b.lat[i].v);
-	free(b.clients);
-	free(b.create_body);
+	bench_free(&b);
 	for (err = 0, i = 0; i < BENCH_NOPS; i++)
 		err += b.errs[i];
 	return b.finished > 0 && err == b.finished ? 1 : 0;
