@@ -28,7 +28,6 @@
 
 #define BUNDLE_DEFAULT	"ubiquitous"
 
-static const char *const hostname_bundle_methods[] = { "ubiquitous", "optimal", "force" };
 
 /* Hostname rules: the SAN rules of API.md with this table's codes. */
 static int
@@ -99,14 +98,10 @@ hostname_not_found(struct kc_error *err)
 }
 
 static int
-hostname_bundle_check(const char *bm, struct kc_error *err)
+hostname_bundle_check(const char *bm, enum cert_bundle *out, struct kc_error *err)
 {
-	size_t	 i;
-
-	for (i = 0; i < sizeof(hostname_bundle_methods) / sizeof(*hostname_bundle_methods);
-	    i++)
-		if (strcmp(bm, hostname_bundle_methods[i]) == 0)
-			return 0;
+	if (cert_bundle_from_name(bm, out) == 0)
+		return 0;
 	kc_error_set(err, KC_STATUS_INVALID_ARGUMENT, 1449, "The bundle method is invalid. "
 	    "Only 'ubiquitous', 'optimal' or 'force' is accepted.");
 	return KC_ERR_INVALID;
@@ -266,6 +261,7 @@ hostname_check_ssl(struct worker *w, const char *zone, const char *hostname,
 {
 	struct store_csr	*csr = NULL;
 	struct cert_info	*ci = NULL;
+	enum cert_bundle	 bundle;
 	const char		*pem;
 	int			 r;
 
@@ -296,14 +292,13 @@ hostname_check_ssl(struct worker *w, const char *zone, const char *hostname,
 		r = KC_ERR_INVALID;
 		goto out;
 	}
-	if ((r = cert_check(w->kcd->certs, pem, strlen(pem), csr->pubkey_der, csr->pubkey_len,
-	    hostname, kc_now_us(), &ci, err)) != 0)
+	if ((r = hostname_bundle_check(bundle_method, &bundle, err)) != 0 ||
+	    (r = cert_check(w->kcd->certs, pem, strlen(pem), csr->pubkey_der, csr->pubkey_len,
+	    hostname, bundle, kc_now_us(), &ci, err)) != 0)
 		goto out;
 	if (ci->dropped > 0)
 		log_info("hostname %s: %zu uploaded certificate(s) not on the path from the leaf "
 		    "to the trust anchor dropped", hostname, ci->dropped);
-	if ((r = hostname_bundle_check(bundle_method, err)) != 0)
-		goto out;
 
 	snprintf(h->csr_id, sizeof(h->csr_id), "%s", csr_id);
 	h->bundle_method = xstrdup(bundle_method);
@@ -544,7 +539,10 @@ answer_update_hostname(struct worker *w, const Keycustody__Request *req,
 		    &h, err)) != 0)
 			goto out;
 	} else {
-		if ((r = hostname_bundle_check(bm, err)) != 0)
+		enum cert_bundle	 unused;
+
+		/* A method alone applies to the next upload; the chain stays as stored. */
+		if ((r = hostname_bundle_check(bm, &unused, err)) != 0)
 			goto out;
 		/* The certificate as stored. */
 		memcpy(h.csr_id, old->csr_id, sizeof(h.csr_id));

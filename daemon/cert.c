@@ -52,8 +52,30 @@
 				    "bundling against the public trust store."
 
 struct cert_store {
-	X509_STORE	*store;
+	X509_STORE	*store;		/* the trust anchors (self-signed) */
+	STACK_OF(X509)	*known;		/* the bundles' other CA certificates */
 };
+
+static const char *const cert_bundle_names[] = {
+	[CERT_BUNDLE_UBIQUITOUS] = "ubiquitous",
+	[CERT_BUNDLE_OPTIMAL] = "optimal",
+	[CERT_BUNDLE_FORCE] = "force",
+};
+
+static int	cert_is_ca(X509 *);
+
+int
+cert_bundle_from_name(const char *name, enum cert_bundle *out)
+{
+	size_t	 i;
+
+	for (i = 0; name != NULL && i < nitems(cert_bundle_names); i++)
+		if (strcmp(name, cert_bundle_names[i]) == 0) {
+			*out = (enum cert_bundle)i;
+			return 0;
+		}
+	return KC_ERR_INVALID;
+}
 
 /* The accepted signature algorithms and the names the API reports them by. */
 static const struct cert_sigalg {
@@ -112,9 +134,13 @@ cert_ossl_fail(struct kc_error *err)
 	return r;
 }
 
-/* Add every certificate of one PEM bundle file to the store; at least one is required. */
+/*
+ * Add every certificate of one PEM bundle file to the store: a self-signed one as a trust
+ * anchor, another CA certificate as a known intermediate (a leaf in a bundle is neither,
+ * and is ignored); at least one certificate is required.
+ */
 static int
-cert_store_load(X509_STORE *store, const char *path, char **cause)
+cert_store_load(struct cert_store *s, const char *path, char **cause)
 {
 	STACK_OF(X509_INFO)	*infos = NULL;
 	X509_INFO		*xi;
@@ -148,7 +174,14 @@ cert_store_load(X509_STORE *store, const char *path, char **cause)
 		xi = sk_X509_INFO_value(infos, i);
 		if (xi->x509 == NULL)
 			continue;
-		if (!X509_STORE_add_cert(store, xi->x509)) {
+		if ((X509_get_extension_flags(xi->x509) & EXFLAG_SS) == 0) {
+			if (cert_is_ca(xi->x509) && (!sk_X509_push(s->known, xi->x509) ||
+			    !X509_up_ref(xi->x509))) {
+				r = KC_ERR_NOMEM;
+				kc_cause(cause, "%s: out of memory", path);
+				goto out;
+			}
+		} else if (!X509_STORE_add_cert(s->store, xi->x509)) {
 			r = cert_ossl_nomem() ? KC_ERR_NOMEM : KC_ERR_INVALID;
 			kc_cause(cause, "%s: cannot add certificate %d to the trust store",
 			    path, n + 1);
@@ -188,7 +221,7 @@ cert_store_new(bool use_system, const char *const *bundles, size_t nbundles,
 		kc_cause(cause, "out of memory");
 		return KC_ERR_NOMEM;
 	}
-	if ((s->store = X509_STORE_new()) == NULL) {
+	if ((s->store = X509_STORE_new()) == NULL || (s->known = sk_X509_new_null()) == NULL) {
 		r = KC_ERR_NOMEM;
 		kc_cause(cause, "out of memory");
 		goto out;
@@ -197,7 +230,7 @@ cert_store_new(bool use_system, const char *const *bundles, size_t nbundles,
 		sys = CERT_SYSTEM_BUNDLE;
 		if (access(sys, R_OK) == -1)
 			sys = X509_get_default_cert_file();
-		if ((r = cert_store_load(s->store, sys, cause)) != 0)
+		if ((r = cert_store_load(s, sys, cause)) != 0)
 			goto out;
 	}
 	for (i = 0; i < nbundles; i++) {
@@ -206,7 +239,7 @@ cert_store_new(bool use_system, const char *const *bundles, size_t nbundles,
 			kc_cause(cause, "trust bundle %zu has no file name", i);
 			goto out;
 		}
-		if ((r = cert_store_load(s->store, bundles[i], cause)) != 0)
+		if ((r = cert_store_load(s, bundles[i], cause)) != 0)
 			goto out;
 	}
 	*sp = s;
@@ -223,6 +256,7 @@ cert_store_free(struct cert_store *s)
 	if (s == NULL)
 		return;
 	X509_STORE_free(s->store);
+	sk_X509_pop_free(s->known, X509_free);
 	free(s);
 }
 
@@ -587,14 +621,15 @@ cert_check_key_sizes(STACK_OF(X509) *path, struct kc_error *err)
 }
 
 /*
- * The uploaded certificates that lie on the validated path, in path order (leaf first):
- * what gets stored. An uploaded certificate that is not on the path (an unrelated
- * certificate, a second intermediate, a cross-signed root the store did not need) is
- * dropped and counted in *dropped; the trust anchor is kept only when it was uploaded.
+ * What gets stored, in path order (leaf first): the uploaded certificates that lie on the
+ * validated path, and with complete the known intermediates that completed it. An
+ * uploaded certificate that is not on the path (an unrelated certificate, a second
+ * intermediate, a cross-signed root the store did not need) is dropped and counted in
+ * *dropped; the trust anchor is kept only when it was uploaded.
  */
 static int
-cert_path_uploaded(STACK_OF(X509) *chain, STACK_OF(X509) *path, STACK_OF(X509) **outp,
-    size_t *dropped, struct kc_error *err)
+cert_path_stored(STACK_OF(X509) *chain, STACK_OF(X509) *path, int complete,
+    STACK_OF(X509) **outp, size_t *dropped, struct kc_error *err)
 {
 	STACK_OF(X509)	*out;
 	X509		*p;
@@ -608,36 +643,49 @@ cert_path_uploaded(STACK_OF(X509) *chain, STACK_OF(X509) *path, STACK_OF(X509) *
 		for (j = 0; j < sk_X509_num(chain); j++)
 			if (X509_cmp(p, sk_X509_value(chain, j)) == 0)
 				break;
-		if (j == sk_X509_num(chain))
+		if (j < sk_X509_num(chain)) {
+			p = sk_X509_value(chain, j);
+			kept++;
+		} else if (!complete || i == sk_X509_num(path) - 1)
 			continue;
-		if (!sk_X509_push(out, sk_X509_value(chain, j)) ||
-		    !X509_up_ref(sk_X509_value(chain, j))) {
+		if (!sk_X509_push(out, p) || !X509_up_ref(p)) {
 			sk_X509_pop_free(out, X509_free);
 			return cert_ossl_fail(err);
 		}
-		kept++;
 	}
 	*dropped = (size_t)(sk_X509_num(chain) - kept);
 	*outp = out;
 	return 0;
 }
 
+/* Append the certificates of from, from index first on, to to (borrowed). -1: no memory. */
+static int
+cert_push_all(STACK_OF(X509) *to, STACK_OF(X509) *from, int first)
+{
+	int	 i;
+
+	for (i = first; i < sk_X509_num(from); i++)
+		if (!sk_X509_push(to, sk_X509_value(from, i)))
+			return -1;
+	return 0;
+}
+
 /*
- * Path validation against the trust store at now_us, the other uploaded certificates as
- * untrusted intermediates, for a TLS server (the leaf's extendedKeyUsage, if any, must
- * allow serverAuth), then the key sizes on the path. A fresh X509_STORE_CTX per call: the
- * store itself is only read. Partial chains are not accepted: the chain must end at a root
- * of the store. On success *pathp (caller frees with sk_X509_pop_free) holds the uploaded
- * certificates on the path.
+ * Path validation against the trust store at now_us, the other uploaded certificates (and
+ * but for FORCE the store's known intermediates) as untrusted intermediates, for a TLS
+ * server (the leaf's extendedKeyUsage, if any, must allow serverAuth), then the key sizes
+ * on the path. A fresh X509_STORE_CTX per call: the store itself is only read. Partial
+ * chains are not accepted: the chain must end at a root of the store. On success *pathp
+ * (caller frees with sk_X509_pop_free) holds the path to store (cert_path_stored()).
  */
 static int
-cert_verify(const struct cert_store *s, STACK_OF(X509) *chain, int64_t now_us,
-    STACK_OF(X509) **pathp, size_t *dropped, struct kc_error *err)
+cert_verify(const struct cert_store *s, STACK_OF(X509) *chain, enum cert_bundle bundle,
+    int64_t now_us, STACK_OF(X509) **pathp, size_t *dropped, struct kc_error *err)
 {
 	X509_STORE_CTX		*ctx = NULL;
 	STACK_OF(X509)		*untrusted = NULL;
 	X509_VERIFY_PARAM	*param;
-	int			 i, e, r;
+	int			 e, r;
 
 	*pathp = NULL;
 	if ((ctx = X509_STORE_CTX_new()) == NULL ||
@@ -645,11 +693,15 @@ cert_verify(const struct cert_store *s, STACK_OF(X509) *chain, int64_t now_us,
 		r = cert_ossl_fail(err);
 		goto out;
 	}
-	for (i = 1; i < sk_X509_num(chain); i++) {
-		if (!sk_X509_push(untrusted, sk_X509_value(chain, i))) {
-			r = cert_ossl_fail(err);
-			goto out;
-		}
+	/* Issuers are tried in this order: the preferred intermediates first. */
+	if (bundle == CERT_BUNDLE_OPTIMAL && cert_push_all(untrusted, s->known, 0) != 0) {
+		r = cert_ossl_fail(err);
+		goto out;
+	}
+	if (cert_push_all(untrusted, chain, 1) != 0 || (bundle == CERT_BUNDLE_UBIQUITOUS &&
+	    cert_push_all(untrusted, s->known, 0) != 0)) {
+		r = cert_ossl_fail(err);
+		goto out;
 	}
 	if (!X509_STORE_CTX_init(ctx, s->store, sk_X509_value(chain, 0), untrusted) ||
 	    !X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_SERVER)) {
@@ -661,8 +713,8 @@ cert_verify(const struct cert_store *s, STACK_OF(X509) *chain, int64_t now_us,
 	X509_VERIFY_PARAM_set_time(param, (time_t)(now_us / 1000000));
 	if (X509_verify_cert(ctx) == 1) {
 		if ((r = cert_check_key_sizes(X509_STORE_CTX_get0_chain(ctx), err)) == 0)
-			r = cert_path_uploaded(chain, X509_STORE_CTX_get0_chain(ctx), pathp,
-			    dropped, err);
+			r = cert_path_stored(chain, X509_STORE_CTX_get0_chain(ctx),
+			    bundle != CERT_BUNDLE_FORCE, pathp, dropped, err);
 		goto out;
 	}
 	e = X509_STORE_CTX_get_error(ctx);
@@ -973,8 +1025,8 @@ cert_info_make(STACK_OF(X509) *chain, struct cert_info **infop, struct kc_error 
  */
 int
 cert_check(const struct cert_store *s, const char *pem, size_t pemlen,
-    const uint8_t *spki, size_t spkilen, const char *hostname, int64_t now_us,
-    struct cert_info **info, struct kc_error *err)
+    const uint8_t *spki, size_t spkilen, const char *hostname, enum cert_bundle bundle,
+    int64_t now_us, struct cert_info **info, struct kc_error *err)
 {
 	STACK_OF(X509)	*chain = NULL, *path = NULL;
 	size_t		 dropped = 0;
@@ -993,7 +1045,7 @@ cert_check(const struct cert_store *s, const char *pem, size_t pemlen,
 	    (r = cert_find_leaf(chain, err)) != 0 ||
 	    (r = cert_check_key(sk_X509_value(chain, 0), spki, spkilen, err)) != 0 ||
 	    (r = cert_check_sigalgs(chain, err)) != 0 ||
-	    (r = cert_verify(s, chain, now_us, &path, &dropped, err)) != 0 ||
+	    (r = cert_verify(s, chain, bundle, now_us, &path, &dropped, err)) != 0 ||
 	    (r = cert_check_host(sk_X509_value(path, 0), hostname, err)) != 0 ||
 	    (r = cert_info_make(path, info, err)) != 0)
 		goto out;

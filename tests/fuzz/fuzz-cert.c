@@ -64,8 +64,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	spki = fuzz_spki(&spkilen);
 	memset(&err, 0, sizeof(err));
-	r = cert_check(cert_store, (const char *)data, size, spki, spkilen, host, CERT_NOW_US,
-	    &ci, &err);
+	r = cert_check(cert_store, (const char *)data, size, spki, spkilen, host,
+	    CERT_BUNDLE_UBIQUITOUS, CERT_NOW_US, &ci, &err);
 	if (cert_verbose)
 		fprintf(stderr, "fuzz-cert: %s: %d %s\n", host, err.code, err.message);
 	if (r != 0) {
@@ -82,7 +82,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		cert_fail("cert_check", "incomplete info");
 	memset(&err, 0, sizeof(err));
 	if (cert_check(cert_store, ci->chain_pem, strlen(ci->chain_pem), spki, spkilen, host,
-	    CERT_NOW_US, &again, &err) != 0)
+	    CERT_BUNDLE_UBIQUITOUS, CERT_NOW_US, &again, &err) != 0)
 		cert_fail("normalized chain refused", err.message);
 	if (strcmp(again->chain_pem, ci->chain_pem) != 0 ||
 	    strcmp(again->serial, ci->serial) != 0)

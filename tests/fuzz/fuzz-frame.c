@@ -116,7 +116,8 @@ frame_seed(struct store *st)
 
 	memset(&err, 0, sizeof(err));
 	if ((r = cert_check(fr.kcd.certs, fuzz_leaf_pem, strlen(fuzz_leaf_pem), spki,
-	    spkilen, FUZZ_HOSTNAME, (int64_t)time(NULL) * 1000000, &ci, &err)) != 0)
+	    spkilen, FUZZ_HOSTNAME, CERT_BUNDLE_UBIQUITOUS, (int64_t)time(NULL) * 1000000,
+	    &ci, &err)) != 0)
 		frame_fail("seed certificate", err.message);
 	memset(&h, 0, sizeof(h));
 	(void)snprintf(h.id, sizeof(h.id), "%s", FUZZ_HOST_ID);

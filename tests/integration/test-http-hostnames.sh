@@ -691,6 +691,23 @@ else
 fi
 grep -q "keycustody:$CSR_EC\$" "$tmp/objects" && ok "other keys untouched" || bad "other keys gone"
 
+echo "# == bundle_method: a leaf alone, completed from an intermediate the trust store knows"
+kc_stop_daemon
+printf 'trust_bundle = %s\n' "$ca/inter.pem" >>"$KC_TMP/keycustodyd.conf"
+kc_start_daemon || { echo "Bail out: daemon did not restart"; exit 1; }
+sign "$tmp/$CSR_EC.csr" "$tmp/alone.pem" 'DNS:alone.shop.acme-corp.co.uk' sha256
+hpost "$(hn_body alone.shop.acme-corp.co.uk "$CSR_EC" "$tmp/alone.pem" '{"bundle_method":"force"}')"
+expect 400 1441 "force: a leaf alone is not completed"
+hpost "$(hn_body alone.shop.acme-corp.co.uk "$CSR_EC" "$tmp/alone.pem")"
+expect 201 - "ubiquitous: a leaf alone is completed from the known intermediate"
+HN_ALONE=$(jq -r .result.id "$tmp/body")
+jq -r .result.ssl.custom_certificate "$tmp/body" >"$tmp/alone.stored"
+[ "$(grep -c 'BEGIN CERTIFICATE' "$tmp/alone.stored")" = 2 ] &&
+    openssl verify -CAfile "$ca/root.pem" -untrusted "$tmp/alone.stored" "$tmp/alone.stored" \
+    >/dev/null 2>&1 && ok "the stored chain is the leaf and its intermediate, and verifies" ||
+    bad "stored chain: $(grep -c 'BEGIN CERTIFICATE' "$tmp/alone.stored") certificates"
+req DELETE "$HN/$HN_ALONE" -H "$(W)"; expect 200 - "delete the completed hostname"
+
 echo "# == deleting the rest; the CSRs they used become deletable"
 for id in "$HN_EC" "$HN_A" "$HN_RSA" "$HN_C"; do
 	req DELETE "$HN/$id" -H "$(W)"

@@ -249,7 +249,8 @@ test_check(const char *pem, size_t len, EVP_PKEY *key, const char *host,
 
 	memset(err, 0, sizeof(*err));
 	assert_true((n = i2d_PUBKEY(key, &spki)) > 0);
-	r = cert_check(fix.store, pem, len, spki, (size_t)n, host, TEST_NOW_US, ci, err);
+	r = cert_check(fix.store, pem, len, spki, (size_t)n, host, CERT_BUNDLE_UBIQUITOUS,
+	    TEST_NOW_US, ci, err);
 	OPENSSL_free(spki);
 	assert_int_equal(ERR_peek_error(), 0);
 	return r;
@@ -422,7 +423,7 @@ test_cert_store(void **state)
 			pem = test_pem(fix.leaf_ec, fix.iec, TEST_END);
 			n = i2d_PUBKEY(fix.leaf_ec_key, &spki);
 			assert_int_equal(cert_check(s, pem, strlen(pem), spki, (size_t)n,
-			    TEST_HOST, TEST_NOW_US, &ci, &err), KC_ERR_INVALID);
+			    TEST_HOST, CERT_BUNDLE_UBIQUITOUS, TEST_NOW_US, &ci, &err), KC_ERR_INVALID);
 			assert_int_equal(err.code, 1441);
 			OPENSSL_free(spki);
 			free(pem);
@@ -626,10 +627,10 @@ test_cert_key_mismatch(void **state)
 	test_reject(s, fix.leaf_rsa_key, TEST_HOST, 1429, msg);
 	/* No SPKI at all, or bytes that are not one. */
 	assert_int_equal(cert_check(fix.store, s, strlen(s), NULL, 0, TEST_HOST,
-	    TEST_NOW_US, &ci, &err), KC_ERR_INVALID);
+	    CERT_BUNDLE_UBIQUITOUS, TEST_NOW_US, &ci, &err), KC_ERR_INVALID);
 	assert_int_equal(err.code, 1429);
 	assert_int_equal(cert_check(fix.store, s, strlen(s), (const uint8_t *)"junk", 4,
-	    TEST_HOST, TEST_NOW_US, &ci, &err), KC_ERR_INVALID);
+	    TEST_HOST, CERT_BUNDLE_UBIQUITOUS, TEST_NOW_US, &ci, &err), KC_ERR_INVALID);
 	assert_int_equal(err.code, 1429);
 	assert_int_equal(ERR_peek_error(), 0);
 	free(s);
@@ -1023,6 +1024,79 @@ test_cert_ok_rsa(void **state)
 	}
 }
 
+/*
+ * bundle_method: with the intermediate in a trust bundle (beside the root), a leaf alone
+ * is completed by ubiquitous and optimal, stored with its intermediate, and refused by
+ * force; a full chain is stored the same way by all three.
+ */
+static void
+test_cert_bundle_methods(void **state)
+{
+	static const enum cert_bundle	 completing[] = { CERT_BUNDLE_UBIQUITOUS,
+	    CERT_BUNDLE_OPTIMAL };
+	struct cert_store		*s = NULL;
+	struct cert_info		*ci = NULL;
+	struct kc_error			 err;
+	enum cert_bundle		 m;
+	char				 path[64], *pem, *leaf, *full, *want, *cause = NULL;
+	const char *const		 bundles[1] = { path };
+	unsigned char			*spki = NULL;
+	size_t				 i;
+	int				 fd, n;
+
+	(void)state;
+	assert_int_equal(cert_bundle_from_name("optimal", &m), 0);
+	assert_int_equal(m, CERT_BUNDLE_OPTIMAL);
+	assert_int_equal(cert_bundle_from_name("Force", &m), KC_ERR_INVALID);
+	assert_int_equal(cert_bundle_from_name(NULL, &m), KC_ERR_INVALID);
+
+	snprintf(path, sizeof(path), "/tmp/test-cert-bundle.XXXXXX");
+	assert_true((fd = mkstemp(path)) != -1);
+	/* The intermediate first: the order of a bundle does not matter. */
+	pem = test_pem(fix.irsa, fix.root, TEST_END);
+	assert_int_equal(write(fd, pem, strlen(pem)), (ssize_t)strlen(pem));
+	close(fd);
+	free(pem);
+	assert_int_equal(cert_store_new(false, bundles, 1, &s, &cause), 0);
+	unlink(path);
+
+	assert_true((n = i2d_PUBKEY(fix.leaf_rsa_key, &spki)) > 0);
+	leaf = test_pem(fix.leaf_rsa, TEST_END);
+	full = test_pem(fix.leaf_rsa, fix.irsa, TEST_END);
+	want = test_pem(fix.leaf_rsa, fix.irsa, TEST_END);
+	for (i = 0; i < sizeof(completing) / sizeof(*completing); i++) {
+		memset(&err, 0, sizeof(err));
+		assert_int_equal(cert_check(s, leaf, strlen(leaf), spki, (size_t)n, TEST_HOST,
+		    completing[i], TEST_NOW_US, &ci, &err), 0);
+		assert_string_equal(ci->chain_pem, want);
+		assert_int_equal(ci->dropped, 0);
+		cert_info_free(ci);
+		ci = NULL;
+	}
+	memset(&err, 0, sizeof(err));
+	assert_int_equal(cert_check(s, leaf, strlen(leaf), spki, (size_t)n, TEST_HOST,
+	    CERT_BUNDLE_FORCE, TEST_NOW_US, &ci, &err), KC_ERR_INVALID);
+	assert_int_equal(err.code, 1441);
+	assert_null(ci);
+	memset(&err, 0, sizeof(err));
+	assert_int_equal(cert_check(s, full, strlen(full), spki, (size_t)n, TEST_HOST,
+	    CERT_BUNDLE_FORCE, TEST_NOW_US, &ci, &err), 0);
+	assert_string_equal(ci->chain_pem, want);
+	cert_info_free(ci);
+	/* The fixture's store knows no intermediate: a leaf alone stays refused. */
+	memset(&err, 0, sizeof(err));
+	ci = NULL;
+	assert_int_equal(cert_check(fix.store, leaf, strlen(leaf), spki, (size_t)n, TEST_HOST,
+	    CERT_BUNDLE_UBIQUITOUS, TEST_NOW_US, &ci, &err), KC_ERR_INVALID);
+	assert_int_equal(err.code, 1441);
+	OPENSSL_free(spki);
+	free(leaf);
+	free(full);
+	free(want);
+	cert_store_free(s);
+	assert_int_equal(ERR_peek_error(), 0);
+}
+
 /* ECDSA and RSA with SHA-384/512, the issuer fallback to CN. */
 static void
 test_cert_ok_variants(void **state)
@@ -1131,13 +1205,13 @@ test_thread_main(void *arg)
 	for (i = 0; i < 40; i++) {
 		ci = NULL;
 		if (cert_check(fix.store, t->good, strlen(t->good), t->spki, t->spkilen,
-		    TEST_HOST, TEST_NOW_US, &ci, &err) != 0 || ci == NULL ||
+		    TEST_HOST, CERT_BUNDLE_UBIQUITOUS, TEST_NOW_US, &ci, &err) != 0 || ci == NULL ||
 		    strcmp(ci->signature, "ECDSAWithSHA384") != 0)
 			t->failures++;
 		cert_info_free(ci);
 		ci = NULL;
 		if (cert_check(fix.store, t->bad, strlen(t->bad), t->spki, t->spkilen,
-		    TEST_HOST, TEST_NOW_US, &ci, &err) != KC_ERR_INVALID ||
+		    TEST_HOST, CERT_BUNDLE_UBIQUITOUS, TEST_NOW_US, &ci, &err) != KC_ERR_INVALID ||
 		    err.code != 1441 || ci != NULL)
 			t->failures++;
 	}
@@ -1298,7 +1372,7 @@ test_cert_mutations(void **state)
 		ci = NULL;
 		memset(&err, 0, sizeof(err));
 		r = cert_check(fix.store, in != NULL ? in : (char *)buf, len, spki,
-		    (size_t)spkilen, TEST_HOST, TEST_NOW_US, &ci, &err);
+		    (size_t)spkilen, TEST_HOST, CERT_BUNDLE_UBIQUITOUS, TEST_NOW_US, &ci, &err);
 		if (r != 0 && r != KC_ERR_INVALID)
 			fail_msg("iteration %d: %d", iter, r);
 		if (r == 0) {
@@ -1342,6 +1416,7 @@ main(void)
 		cmocka_unit_test(test_cert_wildcard_public_suffix),
 		cmocka_unit_test(test_cert_unrelated_dropped),
 		cmocka_unit_test(test_cert_ok_rsa),
+		cmocka_unit_test(test_cert_bundle_methods),
 		cmocka_unit_test(test_cert_ok_variants),
 		cmocka_unit_test(test_cert_threads),
 		cmocka_unit_test(test_cert_mutations),
