@@ -133,7 +133,8 @@ struct http_conns {
 	size_t			 nbyfd;
 	int			 open;
 	int			 open_reserved;
-	struct evconnlistener	*listener;
+	struct evconnlistener	*listeners[HTTP_MAX_LISTENERS];	/* the API's, metrics' */
+	size_t			 nlisteners;
 	struct event		*resume;
 	int			 backoff_ms;
 	struct http_rl		 rl[HTTP_RL_MAX];
@@ -370,9 +371,10 @@ static void
 http_conns_resume(evutil_socket_t fd, short what, void *arg)
 {
 	struct http_conns	*cs = arg;
+	size_t			 i;
 
-	if (cs->listener != NULL)
-		evconnlistener_enable(cs->listener);
+	for (i = 0; i < cs->nlisteners; i++)
+		evconnlistener_enable(cs->listeners[i]);
 }
 
 static void
@@ -380,7 +382,10 @@ http_conns_accept_error(struct evconnlistener *l, void *arg)
 {
 	struct http_conns	*cs = http_conns_self;
 	struct timeval		 tv;
+	size_t			 i;
 	int			 e = EVUTIL_SOCKET_ERROR();
+
+	(void)l;
 
 	http_metrics_limit(cs->m, HTTP_L_ACCEPT);
 	if (e != EMFILE && e != ENFILE && e != ENOBUFS && e != ENOMEM) {
@@ -391,7 +396,9 @@ http_conns_accept_error(struct evconnlistener *l, void *arg)
 	if (http_rl_ok(cs, HTTP_RL_ACCEPT))
 		log_warnx("accept: %s: not accepting for %d ms (%d connections open)",
 		    strerror(e), cs->backoff_ms, cs->open);
-	evconnlistener_disable(l);
+	/* Descriptors and memory are the process's: every listener waits. */
+	for (i = 0; i < cs->nlisteners; i++)
+		evconnlistener_disable(cs->listeners[i]);
 	tv.tv_sec = cs->backoff_ms / 1000;
 	tv.tv_usec = (cs->backoff_ms % 1000) * 1000;
 	evtimer_add(cs->resume, &tv);
@@ -403,9 +410,12 @@ http_conns_accept_error(struct evconnlistener *l, void *arg)
 void
 http_conns_listen(struct http_conns *cs, struct evconnlistener *l)
 {
-	cs->listener = l;
+	if (cs->nlisteners == HTTP_MAX_LISTENERS)
+		fatalx("http_conns_listen: more than %d listeners", HTTP_MAX_LISTENERS);
+	cs->listeners[cs->nlisteners++] = l;
 	http_conns_self = cs;
-	if ((cs->resume = evtimer_new(cs->base, http_conns_resume, cs)) == NULL)
+	if (cs->resume == NULL &&
+	    (cs->resume = evtimer_new(cs->base, http_conns_resume, cs)) == NULL)
 		fatalx("evtimer_new: out of memory");
 	evconnlistener_set_error_cb(l, http_conns_accept_error);
 }

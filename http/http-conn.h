@@ -57,9 +57,13 @@ struct http_conns *http_conns_new(struct event_base *base, struct http *h,
 /** Free the table; the connections are evhttp's and already gone. NULL is a no-op. */
 void		 http_conns_free(struct http_conns *cs);
 
+/* The API's listener and the metrics listener. */
+#define HTTP_MAX_LISTENERS	2
+
 /**
- * Pause the listener on accept() errors that more tries cannot cure at once (EMFILE,
- * ENFILE, ENOBUFS, ENOMEM), with back-off, instead of libevent's retry and log loop.
+ * Watch listener l: on accept() errors that more tries cannot cure at once (EMFILE,
+ * ENFILE, ENOBUFS, ENOMEM) every watched listener pauses, with back-off, instead of
+ * libevent's retry and log loop.
  */
 void		 http_conns_listen(struct http_conns *cs, struct evconnlistener *l);
 

@@ -1244,16 +1244,43 @@ http_bevcb(struct event_base *base, void *arg)
 }
 
 /*
+ * An evhttp server of ours: every method accepted (so that a wrong one gets our JSON 405,
+ * not evhttp's HTML), connections watched by http-conn.c (whose header cap comes first;
+ * evhttp's is a backstop), evhttp's idle timeout, requests to cb.
+ */
+static struct evhttp *
+http_evhttp_new(struct http *h, const struct http_config *conf, size_t body_max,
+    void (*cb)(struct evhttp_request *, void *))
+{
+	struct evhttp	*evh;
+	struct timeval	 tv;
+
+	if ((evh = evhttp_new(h->base)) == NULL)
+		return NULL;
+	evhttp_set_allowed_methods(evh, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
+	    EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
+	    EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+	evhttp_set_max_body_size(evh, body_max);
+	evhttp_set_bevcb(evh, http_bevcb, h);
+	evhttp_set_max_headers_size(evh, conf->limits.max_header_bytes > 0 ?
+	    (size_t)conf->limits.max_header_bytes : HTTP_DEF_MAX_HEADER_BYTES);
+	tv.tv_sec = conf->http_timeout_s > 0 ? conf->http_timeout_s : 30;
+	tv.tv_usec = 0;
+	evhttp_set_timeout_tv(evh, &tv);
+	evhttp_set_gencb(evh, cb, h);
+	return evh;
+}
+
+/*
  * The metrics listener (metrics_address, metrics_port): plain HTTP, under the same
  * connection limits as the API's (http-conn.c watches its connections too).
- * XXX an accept() error there is not paused like the API listener's.
  */
 static int
 http_metrics_listen(struct http *h, const struct http_config *conf, char **cause)
 {
-	const char	*addr = conf->metrics_address != NULL ? conf->metrics_address :
-			    conf->address;
-	struct timeval	 tv;
+	const char			*addr = conf->metrics_address != NULL ?
+					    conf->metrics_address : conf->address;
+	struct evhttp_bound_socket	*bound;
 
 	if (conf->tls_cert != NULL) {
 		/* Connections are watched as TLS or not all alike (http_conns_new()). */
@@ -1261,27 +1288,17 @@ http_metrics_listen(struct http *h, const struct http_config *conf, char **cause
 		    "the TLS listener");
 		return KC_ERR_INVALID;
 	}
-	if ((h->mevh = evhttp_new(h->base)) == NULL) {
+	if ((h->mevh = http_evhttp_new(h, conf, 0, http_dispatch_metrics)) == NULL) {
 		xasprintf(cause, "evhttp_new failed");
 		return KC_ERR_NOMEM;
 	}
-	evhttp_set_allowed_methods(h->mevh, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
-	    EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
-	    EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
-	evhttp_set_max_body_size(h->mevh, 0);
-	evhttp_set_bevcb(h->mevh, http_bevcb, h);
-	evhttp_set_max_headers_size(h->mevh, conf->limits.max_header_bytes > 0 ?
-	    (size_t)conf->limits.max_header_bytes : HTTP_DEF_MAX_HEADER_BYTES);
-	tv.tv_sec = conf->http_timeout_s > 0 ? conf->http_timeout_s : 30;
-	tv.tv_usec = 0;
-	evhttp_set_timeout_tv(h->mevh, &tv);
-	evhttp_set_gencb(h->mevh, http_dispatch_metrics, h);
-	if (evhttp_bind_socket_with_handle(h->mevh, addr, (ev_uint16_t)conf->metrics_port) ==
-	    NULL) {
+	if ((bound = evhttp_bind_socket_with_handle(h->mevh, addr,
+	    (ev_uint16_t)conf->metrics_port)) == NULL) {
 		xasprintf(cause, "cannot listen for metrics on %s port %d", addr,
 		    conf->metrics_port);
 		return KC_ERR_INTERNAL;
 	}
+	http_conns_listen(h->conns, evhttp_bound_socket_get_listener(bound));
 	log_info("metrics on %s port %d%s", addr, conf->metrics_port,
 	    h->metrics_token != NULL ? " (bearer token required)" : "");
 	return 0;
@@ -1293,7 +1310,6 @@ http_new(struct event_base *base, const struct http_config *conf, struct cred_ta
 {
 	struct http		*h;
 	struct evhttp_bound_socket *bound;
-	struct timeval		 tv;
 	evutil_socket_t		 fd;
 	size_t			 i;
 	int			 one = 1;
@@ -1320,35 +1336,22 @@ http_new(struct event_base *base, const struct http_config *conf, struct cred_ta
 		goto fail;
 	if (conf->tls_cert != NULL && (h->tls = http_tls_new(conf, cause)) == NULL)
 		goto fail;
-	if ((h->evh = evhttp_new(base)) == NULL) {
-		xasprintf(cause, "evhttp_new failed");
+	/* Our connection limits; the daemon's sockets, the listener and logs beside. */
+	if ((h->conns = http_conns_new(base, h, &conf->limits, (conf->daemon_conns > 0 ?
+	    conf->daemon_conns : 4) + 4, conf->tls_cert != NULL, h->m, cause)) == NULL)
 		goto fail;
-	}
-	/* Accept every method, so that a wrong one gets our JSON 405, not evhttp's HTML. */
-	evhttp_set_allowed_methods(h->evh, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
-	    EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
-	    EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
 	/*
 	 * evhttp refuses bodies over HTTP_BODY_MAX itself, chunked ones included, and
 	 * http-compat.c turns its 413 into our 400/1400. Lingering close: a body with a
 	 * Content-Length is read to its end (and dropped) before that answer, so that the
 	 * client, still sending, does not get a reset instead of it.
 	 */
-	evhttp_set_max_body_size(h->evh, HTTP_BODY_MAX);
-	evhttp_set_flags(h->evh, EVHTTP_SERVER_LINGERING_CLOSE);
-	/* Our connection limits; the daemon's sockets, the listener and logs beside. */
-	if ((h->conns = http_conns_new(base, h, &conf->limits, (conf->daemon_conns > 0 ?
-	    conf->daemon_conns : 4) + 4, conf->tls_cert != NULL, h->m, cause)) == NULL)
+	if ((h->evh = http_evhttp_new(h, conf, HTTP_BODY_MAX, http_dispatch)) == NULL) {
+		xasprintf(cause, "evhttp_new failed");
 		goto fail;
-	evhttp_set_bevcb(h->evh, http_bevcb, h);
-	/* http-conn.c holds the header block to its own cap first; this one is a backstop. */
-	evhttp_set_max_headers_size(h->evh, conf->limits.max_header_bytes > 0 ?
-	    (size_t)conf->limits.max_header_bytes : HTTP_DEF_MAX_HEADER_BYTES);
-	tv.tv_sec = conf->http_timeout_s > 0 ? conf->http_timeout_s : 30;
-	tv.tv_usec = 0;
-	evhttp_set_timeout_tv(h->evh, &tv);
+	}
+	evhttp_set_flags(h->evh, EVHTTP_SERVER_LINGERING_CLOSE);
 	evhttp_set_default_content_type(h->evh, "application/json");
-	evhttp_set_gencb(h->evh, http_dispatch, h);
 	if ((bound = evhttp_bind_socket_with_handle(h->evh, conf->address,
 	    (ev_uint16_t)conf->port)) == NULL) {
 		xasprintf(cause, "cannot listen on %s port %d", conf->address, conf->port);
