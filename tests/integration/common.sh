@@ -175,3 +175,46 @@ kc_csr() {
 	    --locality Boston --organization 'City of Boston' --common-name "$cn" $sans \
 	    --key-type "$kt"
 }
+
+# kc_token_objects MODULE [ID]: how many of our objects (of key ID) the token lists.
+kc_token_objects() {
+	pkcs11-tool --module "$1" --token-label "$KC_LABEL" --login \
+	    --pin "$KC_PIN" --list-objects 2>/dev/null | grep -c "label: *keycustody:${2:-}"
+}
+
+# kc_custody_flow NAME KEYTYPE MODULE: the custody flow on the running daemon's token
+# (MODULE, for pkcs11-tool): create, the CSR verifies, the pair is in the token, delete
+# removes both, and a second key survives a restart (reconciled: no record without its
+# key, no orphan), after which a new key of the type signs.
+kc_custody_flow() {
+	name=$1 kt=$2 mod=$3
+	if ! kc_csr "$kt" shop.acme-corp.co.uk shop.acme-corp.co.uk >"$KC_TMP/f.json" \
+	    2>"$KC_TMP/f.err"; then
+		not_ok "$name $kt: csr create: $(cat "$KC_TMP/f.err" "$KC_TMP/f.json")"
+		return
+	fi
+	id=$(jget .id <"$KC_TMP/f.json")
+	jget .csr <"$KC_TMP/f.json" >"$KC_TMP/f.csr"
+	check "$name $kt: CSR verifies" openssl req -in "$KC_TMP/f.csr" -noout -verify
+	check_eq "$name $kt: private and public key in the token" 2 "$(kc_token_objects "$mod" "$id")"
+	check "$name $kt: csr delete" ctl csr delete --zone "$KC_ZONE" "$id"
+	check_eq "$name $kt: delete removed both objects" 0 "$(kc_token_objects "$mod" "$id")"
+	if kc_csr "$kt" keep.acme-corp.co.uk keep.acme-corp.co.uk >"$KC_TMP/k.json" 2>&1; then
+		kid=$(jget .id <"$KC_TMP/k.json")
+		kc_stop_daemon
+		kc_start_daemon || { not_ok "$name $kt: restart"; return; }
+		check_eq "$name $kt: after restart, no record without its key" 0 \
+		    "$(ctl health | sed -n 's/^records missing key: *//p')"
+		check_eq "$name $kt: after restart, no orphan key" 0 \
+		    "$(ctl health | sed -n 's/^orphan keys: *//p')"
+		check "$name $kt: the kept CSR is still served" \
+		    ctl csr get --zone "$KC_ZONE" "$kid"
+		check "$name $kt: after the restart a new key of the type signs" \
+		    sh -c "\"$KEYCUSTODYCTL\" --json csr create --zone $KC_ZONE --country US \
+		    --state MA --locality Boston --organization O --common-name a.acme-corp.co.uk \
+		    --san a.acme-corp.co.uk --key-type $kt | jq -r .csr |
+		    openssl req -noout -verify"
+	else
+		not_ok "$name $kt: second csr create: $(cat "$KC_TMP/k.json")"
+	fi
+}

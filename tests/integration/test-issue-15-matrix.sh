@@ -17,40 +17,11 @@ RAN=0
 SKIPPED=""
 
 # Our objects in the token, as SoftHSM2 itself sees them.
-objects() {
-	pkcs11-tool --module "$SOFTHSM" --token-label "$KC_LABEL" --login \
-	    --pin "$KC_PIN" --list-objects 2>/dev/null | grep -c "label: *keycustody:${1:-}"
-}
+objects() { kc_token_objects "$SOFTHSM" "$@"; }
 
 hv() { ctl health | sed -n "s/^$1: *//p"; }
 
-# flow NAME KEYTYPE: create, verify, both objects in the token, delete removes both, and a
-# kept key is reconciled (and still signs) after a restart.
-flow() {
-	name=$1 kt=$2
-	if ! kc_csr "$kt" shop.acme-corp.co.uk shop.acme-corp.co.uk >"$KC_TMP/f.json" \
-	    2>"$KC_TMP/f.err"; then
-		not_ok "$name $kt: csr create: $(cat "$KC_TMP/f.err" "$KC_TMP/f.json")"
-		return
-	fi
-	id=$(jget .id <"$KC_TMP/f.json")
-	jget .csr <"$KC_TMP/f.json" >"$KC_TMP/f.csr"
-	check "$name $kt: CSR verifies" openssl req -in "$KC_TMP/f.csr" -noout -verify
-	check_eq "$name $kt: private and public key in the token" 2 "$(objects "$id")"
-	check "$name $kt: csr delete" ctl csr delete --zone "$KC_ZONE" "$id"
-	check_eq "$name $kt: delete removed both objects" 0 "$(objects "$id")"
-	if ! kc_csr "$kt" keep.acme-corp.co.uk keep.acme-corp.co.uk >"$KC_TMP/k.json" 2>&1; then
-		not_ok "$name $kt: second csr create: $(cat "$KC_TMP/k.json")"
-		return
-	fi
-	kid=$(jget .id <"$KC_TMP/k.json")
-	kc_stop_daemon
-	kc_start_daemon || { not_ok "$name $kt: restart"; return; }
-	check_eq "$name $kt: after restart, no record without its key" 0 \
-	    "$(hv 'records missing key')"
-	check_eq "$name $kt: after restart, no orphan key" 0 "$(hv 'orphan keys')"
-	check "$name $kt: the kept CSR is still served" ctl csr get --zone "$KC_ZONE" "$kid"
-}
+flow() { kc_custody_flow "$1" "$2" "$SOFTHSM"; }
 
 # flow_all NAME: every key type the API has (as keycustodyctl's usage lists them): the
 # whole flow for each type this token offers (health's "key types"), 1417 naming the

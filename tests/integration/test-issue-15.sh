@@ -24,10 +24,7 @@ CKA_NEVER_EXTRACTABLE=0x164
 CKA_ALWAYS_SENSITIVE=0x165
 
 # Our objects in the token, through SoftHSM2 itself (not the fault module's view).
-objects() {
-	pkcs11-tool --module "$REAL_MODULE" --token-label "$KC_LABEL" --login \
-	    --pin "$KC_PIN" --list-objects 2>/dev/null | grep -c "label: *keycustody:${1:-}"
-}
+objects() { kc_token_objects "$REAL_MODULE" "$@"; }
 
 # fresh NAME [CONF-LINE...]: stop the daemon, a new token, store and audit log, the lines
 # added to the configuration; the daemon is not started.
@@ -43,40 +40,7 @@ fresh() {
 
 health_line() { ctl health 2>/dev/null | grep -A4 "^$1" | grep -m1 -- "$2"; }
 
-# flow NAME KEYTYPE: create, verify, the pair is in the token, delete removes both, and
-# a second key survives a restart (reconciled: no record without key, no orphan).
-flow() {
-	name=$1 kt=$2
-	if ! kc_csr "$kt" shop.acme-corp.co.uk shop.acme-corp.co.uk >"$KC_TMP/f.json" \
-	    2>"$KC_TMP/f.err"; then
-		not_ok "$name $kt: csr create: $(cat "$KC_TMP/f.err" "$KC_TMP/f.json")"
-		return
-	fi
-	id=$(jget .id <"$KC_TMP/f.json")
-	jget .csr <"$KC_TMP/f.json" >"$KC_TMP/f.csr"
-	check "$name $kt: CSR verifies" openssl req -in "$KC_TMP/f.csr" -noout -verify
-	check_eq "$name $kt: private and public key in the token" 2 "$(objects "$id")"
-	check "$name $kt: csr delete" ctl csr delete --zone "$KC_ZONE" "$id"
-	check_eq "$name $kt: delete removed both objects" 0 "$(objects "$id")"
-	if kc_csr "$kt" keep.acme-corp.co.uk keep.acme-corp.co.uk >"$KC_TMP/k.json" 2>&1; then
-		kid=$(jget .id <"$KC_TMP/k.json")
-		kc_stop_daemon
-		kc_start_daemon || { not_ok "$name $kt: restart"; return; }
-		check_eq "$name $kt: after restart, no record without its key" 0 \
-		    "$(ctl health | sed -n 's/^records missing key: *//p')"
-		check_eq "$name $kt: after restart, no orphan key" 0 \
-		    "$(ctl health | sed -n 's/^orphan keys: *//p')"
-		check "$name $kt: the kept CSR is still served" \
-		    ctl csr get --zone "$KC_ZONE" "$kid"
-		check "$name $kt: the kept key still signs after the restart" \
-		    sh -c "\"$KEYCUSTODYCTL\" --json csr create --zone $KC_ZONE --country US \
-		    --state MA --locality Boston --organization O --common-name a.acme-corp.co.uk \
-		    --san a.acme-corp.co.uk --key-type $kt | jq -r .csr |
-		    openssl req -noout -verify"
-	else
-		not_ok "$name $kt: second csr create: $(cat "$KC_TMP/k.json")"
-	fi
-}
+flow() { kc_custody_flow "$1" "$2" "$REAL_MODULE"; }
 
 # --- SoftHSM2 as it is: every type, its own SHA-256 RSA mechanism.
 fresh softhsm2
