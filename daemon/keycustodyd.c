@@ -47,7 +47,8 @@
 #define OPT_ACCEPT_AUDIT	256	/* long options only */
 #define OPT_VERIFY_AUDIT	257
 #define OPT_AFTER		258
-#define DRAIN_MAX_SEC	30
+/* Beyond request_timeout, by which every request taken has had its answer. */
+#define DRAIN_MARGIN_SEC	5
 #define ENGINE_WARN_KEYS 1000	/* the engine signer slows down past this */
 
 static struct event	*drain_ev;
@@ -448,7 +449,8 @@ drain_check(evutil_socket_t fd, short ev, void *arg)
 	struct timeval	 tv = { 0, 50000 };
 
 	if ((pool_depth(kcd->pool) == 0 && control_inflight(kcd->control) == 0) ||
-	    time(NULL) - drain_started > DRAIN_MAX_SEC) {
+	    time(NULL) - drain_started >
+	    (time_t)kcd->conf->request_timeout + DRAIN_MARGIN_SEC) {
 		event_base_loopexit(kcd->base, NULL);
 		return;
 	}
