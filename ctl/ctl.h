@@ -31,6 +31,9 @@ unsigned int	 ctl_uint(const char *flag, const char *s);
 /** Parse "--zone ZONE ID" for get and delete commands. */
 void		 ctl_zone_id(int argc, char **argv, const char *noun, const char *verb,
 		    const char **zone, const char **id);
+/* --zone ZONE and no operand. */
+void		 ctl_zone(int argc, char **argv, const char *noun, const char *verb,
+		    const char **zone);
 /* The flags every list command takes; commands number their own from CTL_O_MORE. */
 enum { CTL_O_ZONE = 256, CTL_O_PAGE, CTL_O_PER_PAGE, CTL_O_DESC, CTL_O_MORE };
 #define CTL_LIST_OPTIONS						\
@@ -64,5 +67,8 @@ int	cmd_hostname_list(struct ctl_opts *, int, char **);
 int	cmd_hostname_get(struct ctl_opts *, int, char **);
 int	cmd_hostname_update(struct ctl_opts *, int, char **);
 int	cmd_hostname_delete(struct ctl_opts *, int, char **);
+int	cmd_fallback_get(struct ctl_opts *, int, char **);
+int	cmd_fallback_set(struct ctl_opts *, int, char **);
+int	cmd_fallback_delete(struct ctl_opts *, int, char **);
 
 #endif /* KC_CTL_H */

@@ -50,6 +50,10 @@ static const struct cmd_entry cmd_table[] = {
 	{ "hostname", "update", "hostname update --zone ZONE [--csr CSR-ID] --cert FILE "
 	    "[--bundle-method M] ID", cmd_hostname_update },
 	{ "hostname", "delete", "hostname delete --zone ZONE ID", cmd_hostname_delete },
+	{ "fallback-origin", "get", "fallback-origin get --zone ZONE", cmd_fallback_get },
+	{ "fallback-origin", "set", "fallback-origin set --zone ZONE ORIGIN", cmd_fallback_set },
+	{ "fallback-origin", "delete", "fallback-origin delete --zone ZONE",
+	    cmd_fallback_delete },
 	{ "audit", "verify", CMD_AUDIT_USAGE, cmd_audit_verify },
 };
 
@@ -146,8 +150,10 @@ ctl_uint(const char *flag, const char *s)
 }
 
 /* Shared by get and delete: --zone ZONE ID. */
-void
-ctl_zone_id(int argc, char **argv, const char *noun, const char *verb, const char **zone, const char **id)
+/* --zone ZONE and exactly nargs operands (0 or 1); the operand, or NULL. */
+static const char *
+ctl_zone_args(int argc, char **argv, const char *noun, const char *verb, const char **zone,
+    int nargs)
 {
 	static const struct option longopts[] = {
 		{ "zone", required_argument, NULL, 'z' },
@@ -162,9 +168,22 @@ ctl_zone_id(int argc, char **argv, const char *noun, const char *verb, const cha
 			cmd_usage(noun, verb);
 		*zone = optarg;
 	}
-	if (*zone == NULL || optind + 1 != argc)
+	if (*zone == NULL || argc - optind != nargs)
 		cmd_usage(noun, verb);
-	*id = argv[optind];
+	return nargs > 0 ? argv[optind] : NULL;
+}
+
+void
+ctl_zone_id(int argc, char **argv, const char *noun, const char *verb, const char **zone,
+    const char **id)
+{
+	*id = ctl_zone_args(argc, argv, noun, verb, zone, 1);
+}
+
+void
+ctl_zone(int argc, char **argv, const char *noun, const char *verb, const char **zone)
+{
+	(void)ctl_zone_args(argc, argv, noun, verb, zone, 0);
 }
 
 int

@@ -120,6 +120,9 @@ int	 json_reply_id(const char *id, char **out);
  */
 int	 json_reply_fallback_origin(const Keycustody__FallbackOrigin *f, char **out);
 
+/** The API object of a fallback origin, without envelope. @param out caller frees */
+int	 json_fallback_origin(const Keycustody__FallbackOrigin *f, char **out);
+
 /**
  * Failure envelope with one error; when chain_code is not 0, the error carries an
  * error_chain with one entry (chain_code, chain_message).

@@ -811,12 +811,25 @@ json_reply_id(const char *id, char **out)
 	return json_render_id(id, 1, out);
 }
 
-int
-json_reply_fallback_origin(const Keycustody__FallbackOrigin *f, char **out)
+/* A fallback origin, bare or in its envelope. */
+static int
+json_render_fallback(const Keycustody__FallbackOrigin *f, int envelope, char **out)
 {
 	const struct json_result	 res = { .fallback = f, .n = 1 };
 
-	return json_render(&res, 1, out);
+	return json_render(&res, envelope, out);
+}
+
+int
+json_fallback_origin(const Keycustody__FallbackOrigin *f, char **out)
+{
+	return json_render_fallback(f, 0, out);
+}
+
+int
+json_reply_fallback_origin(const Keycustody__FallbackOrigin *f, char **out)
+{
+	return json_render_fallback(f, 1, out);
 }
 
 

@@ -80,6 +80,25 @@ check "then the CSR can be deleted" ctl csr delete --zone $KC_ZONE "$csr"
 check_eq "and its key is gone from the token" 0 \
     "$(p11tool --list-objects 2>/dev/null | grep -c "label: *keycustody:$csr\$")"
 
+# The zone's fallback origin: get (none yet), set (checked and folded as the API's), get,
+# delete, then none again; a bad origin is refused with the API's code.
+ctl --json fallback-origin get --zone $KC_ZONE >"$KC_TMP/fo0.json" 2>&1
+check_eq "fallback-origin get: none yet (1551)" 1551 "$(jget '.errors[0].code' <"$KC_TMP/fo0.json")"
+ctl --json fallback-origin set --zone $KC_ZONE Fallback.Acme-Corp.co.uk. >"$KC_TMP/fo1.json" 2>&1
+check_eq "fallback-origin set: stored in lower case, no trailing dot"     fallback.acme-corp.co.uk "$(jget .origin <"$KC_TMP/fo1.json")"
+check_eq "fallback-origin get: what was set" fallback.acme-corp.co.uk     "$(ctl --json fallback-origin get --zone $KC_ZONE | jget .origin)"
+ctl fallback-origin get --zone $KC_ZONE >"$KC_TMP/fo.txt" 2>&1
+check "fallback-origin get: the text form names the origin" \
+    grep -q '^origin: *fallback.acme-corp.co.uk$' "$KC_TMP/fo.txt"
+ctl --json fallback-origin set --zone $KC_ZONE 'not a hostname' >"$KC_TMP/fo2.json" 2>&1
+check "fallback-origin set: a bad origin is refused with an API error"     jq -e '.success == false and (.errors[0].code | type) == "number"' "$KC_TMP/fo2.json"
+check_eq "fallback-origin delete answers the origin deleted" fallback.acme-corp.co.uk     "$(ctl --json fallback-origin delete --zone $KC_ZONE | jget .origin)"
+ctl --json fallback-origin get --zone $KC_ZONE >"$KC_TMP/fo3.json" 2>&1
+check_eq "fallback-origin get after delete: none (1551)" 1551 \
+    "$(jget '.errors[0].code' <"$KC_TMP/fo3.json")"
+check_eq "audit: fallback origin set and delete recorded" 1 \
+    "$(grep '"op":"update_fallback_origin","' "$KC_TMP/audit.log" | grep -c '"result":"ok"')"
+
 # Every hostname change is in the audit trail, which still verifies.
 check_eq "audit: both hostname creates recorded as ok" 2 \
     "$(grep '"op":"create_hostname","' "$KC_TMP/audit.log" | grep -c '"result":"ok"')"
