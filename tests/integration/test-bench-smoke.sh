@@ -2,7 +2,7 @@
 # Copyright (c) 2026 The keycustody authors. SPDX-License-Identifier: ISC
 #
 # test-bench-smoke.sh: the bench/ tools run with tiny counts and print their result lines:
-# p11-ceiling (CSRs, keygen-only and destroy), keycustody-bench over the socket and over
+# p11-ceiling (CSRs, keygen-only and destroy), p11-sign, keycustody-bench over the socket and over
 # HTTP (create/list/get, and issue 14's delete and mixed modes with uploads signed by a CA
 # made here), baseline.sh and bench/run (with its scale section at tiny sizes). Works-or-not
 # only: no timing is asserted (issues 7 and 14).
@@ -38,6 +38,18 @@ has_line() {
 check "p11-ceiling: 2 key pairs" sh -c '"$0" -G -n 2 -T 2 -l bench-fill- -p "$1" -t "$2" \
     -m "$3" >"$4/ceil-g.out"' "$CEIL" "$KC_PIN" "$KC_LABEL" "$KC_MODULE" "$KC_TMP"
 check "p11-ceiling: keygen-only line" has_line "$KC_TMP/ceil-g.out" '^CEILING ' ok=2 failed=0
+
+# p11-sign (issue 16): one of those pairs through libp11's engine, logged in with the PIN file.
+SIGN="$top_builddir/bench/p11-sign"
+# The first of them by CKA_ID (the ID line after its bench-fill- label), as %xx in the URI.
+fill=$(pkcs11-tool --module "$KC_MODULE" --token-label "$KC_LABEL" --login --pin "$KC_PIN" \
+    --list-objects --type privkey 2>/dev/null |
+    awk '/label: *bench-fill-/ { f = 1 } f && /ID:/ { print $2; exit }' | sed 's/../%&/g')
+check "p11-sign: P-256 through the engine" sh -c '"$0" -m "$1" -p "$2" -d 0.3 -w 2 \
+    -k "pkcs11:token=$3;id=$4;type=private" >"$5/sign.out"' "$SIGN" "$KC_MODULE" \
+    "$KC_TMP/pin" "$KC_LABEL" "$fill" "$KC_TMP"
+check "p11-sign: its result line" grep -q '^signs=[1-9][0-9]* failed=0 .* p99_ms=' \
+    "$KC_TMP/sign.out"
 check "p11-ceiling: 3 pairs made and destroyed" sh -c '"$0" -X -n 3 -T 1 -p "$1" -t "$2" \
     -m "$3" >"$4/ceil-x.out"' "$CEIL" "$KC_PIN" "$KC_LABEL" "$KC_MODULE" "$KC_TMP"
 check "p11-ceiling: destroy line" has_line "$KC_TMP/ceil-x.out" '^DESTROY ' ok=3
