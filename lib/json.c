@@ -407,7 +407,7 @@ json_w_kuint(struct json_w *w, const char *key, uint64_t v)
 	json_w_uint(w, v);
 }
 
-/* The API object of a CSR (no zone_id, no key_uri, no key_id). */
+/* The API object of a CSR (no zone_id); key_uri and key_id are extensions (API.md). */
 static void
 json_w_csr(struct json_w *w, const Keycustody__Csr *c)
 {
@@ -436,6 +436,11 @@ json_w_csr(struct json_w *w, const Keycustody__Csr *c)
 		json_w_kstr(w, "name", c->name);
 	if (c->description != NULL)
 		json_w_kstr(w, "description", c->description);
+	/* Extensions: where the key is (RFC 7512, no PIN in it) and its CKA_ID. */
+	if (c->key_uri != NULL)
+		json_w_kstr(w, "key_uri", c->key_uri);
+	if (c->key_id != NULL)
+		json_w_kstr(w, "key_id", c->key_id);
 	/* Extension: the key was lost from the token behind the daemon's back. */
 	if (c->has_key_missing && c->key_missing) {
 		json_w_key(w, "key_missing");

@@ -158,6 +158,11 @@ id2=$(jget .id <"$KC_TMP/rsa2048.json")
 uri=$(ctl csr get --zone $KC_ZONE "$id2" | sed -n 's/^key_uri: *//p')
 case $uri in "pkcs11:token=$KC_LABEL;id=%"*";type=private") ok "key URI: $uri" ;;
 *) not_ok "key URI: $uri" ;; esac
+check_eq "csr get --json: the same key_uri" "$uri" \
+    "$(ctl --json csr get --zone $KC_ZONE "$id2" | jget .key_uri)"
+check_eq "csr get --json: key_id is the URI's id" \
+    "$(printf '%s' "$uri" | sed 's/.*;id=\([^;]*\);.*/\1/; s/%//g')" \
+    "$(ctl --json csr get --zone $KC_ZONE "$id2" | jget .key_id)"
 if OPENSSL_CONF=/dev/null PKCS11_MODULE_PATH="$KC_MODULE" openssl req -new \
     -engine pkcs11 -keyform engine -key "$uri;pin-value=$KC_PIN" \
     -subj "/CN=interop.acme-corp.co.uk" -out "$KC_TMP/interop.csr" >"$KC_TMP/interop.log" 2>&1 &&

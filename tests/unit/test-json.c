@@ -216,7 +216,8 @@ csr_fill(Keycustody__Csr *c, char **sans)
 	"\"organization\":\"City of Boston\",%s\"common_name\":\"app.acme-corp.co.uk\"," \
 	"\"sans\":[\"app.acme-corp.co.uk\",\"www.acme-corp.co.uk\"]," \
 	"\"csr\":\"-----BEGIN CERTIFICATE REQUEST-----\\nMIIB\\n" \
-	"-----END CERTIFICATE REQUEST-----\\n\"%s}"
+	"-----END CERTIFICATE REQUEST-----\\n\"%s," \
+	"\"key_uri\":\"pkcs11:token=kc;id=%%01;type=private\",\"key_id\":\"01\"}"
 
 static void
 test_csr_object(void **state)
@@ -1308,9 +1309,16 @@ assert_csr_json(const json_t *o, const Keycustody__Csr *c)
 	else
 		assert_null(json_object_get(o, "key_missing"));
 	assert_null(json_object_get(o, "zone_id"));
-	assert_null(json_object_get(o, "key_uri"));
-	assert_null(json_object_get(o, "key_id"));
-	assert_int_equal(json_object_size(o), 10 + (c->organizational_unit != NULL &&
+	if (c->key_uri != NULL)
+		assert_string_equal(jstr(o, "key_uri"), c->key_uri);
+	else
+		assert_null(json_object_get(o, "key_uri"));
+	if (c->key_id != NULL)
+		assert_string_equal(jstr(o, "key_id"), c->key_id);
+	else
+		assert_null(json_object_get(o, "key_id"));
+	assert_int_equal(json_object_size(o), 10 + (c->key_uri != NULL) + (c->key_id != NULL) +
+	    (c->organizational_unit != NULL &&
 	    *c->organizational_unit != '\0') + (c->name != NULL) + (c->description != NULL) +
 	    (c->has_key_missing && c->key_missing));
 }
