@@ -28,6 +28,8 @@
 
 #define BUNDLE_DEFAULT	"ubiquitous"
 
+/* The characters that Cloudflare's hostname messages (1407, 1415) name. */
+static const char hostname_specials[] = "~`!@#$%^&*()=+{}[]|\\;:'\",<>/?";
 
 /* Hostname rules: the SAN rules of API.md with this table's codes. */
 static int
@@ -59,13 +61,15 @@ hostname_check(const char *name, struct kc_error *err)
 		break;
 	case VAL_NAME_EXAMPLE:
 		kc_error_set(err, KC_STATUS_INVALID_ARGUMENT, 1411, "Custom hostnames ending "
-		    "in example.com, example.net, or example.org are prohibited.");
+		    "in example.com, example.net, or example.org are prohibited. Check your "
+		    "input and try again.");
 		break;
 	default:
-		kc_error_set(err, KC_STATUS_INVALID_ARGUMENT, 1407, "The custom hostname is "
-		    "invalid: it must be a DNS name of letters, digits and hyphens, smaller "
-		    "than 256 characters, and not an IP address. Check your input and try "
-		    "again.");
+		kc_error_set(err, KC_STATUS_INVALID_ARGUMENT, 1407, "Invalid custom "
+		    "hostname. Custom hostnames have to be smaller than 256 characters in "
+		    "length, cannot be IP addresses, cannot contain any special characters "
+		    "such as %s and cannot begin or end with a '-' character. Check your "
+		    "input and try again.", hostname_specials);
 		break;
 	}
 	return KC_ERR_INVALID;
@@ -76,7 +80,7 @@ hostname_csr_id_check(const char *id, struct kc_error *err)
 {
 	if (id == NULL || !val_uuid(id)) {
 		kc_error_set(err, KC_STATUS_INVALID_ARGUMENT, 1430,
-		    "The custom CSR ID is invalid.");
+		    "The custom CSR ID is invalid. Check your input and try again.");
 		return KC_ERR_INVALID;
 	}
 	return 0;
@@ -102,8 +106,8 @@ hostname_bundle_check(const char *bm, enum cert_bundle *out, struct kc_error *er
 {
 	if (cert_bundle_from_name(bm, out) == 0)
 		return 0;
-	kc_error_set(err, KC_STATUS_INVALID_ARGUMENT, 1449, "The bundle method is invalid. "
-	    "Only 'ubiquitous', 'optimal' or 'force' is accepted.");
+	kc_error_set(err, KC_STATUS_INVALID_ARGUMENT, 1449, "The request input "
+	    "`bundle_method` must be one of: ubiquitous, optimal, force.");
 	return KC_ERR_INVALID;
 }
 
@@ -151,8 +155,9 @@ hostname_origin_check(char *name, struct kc_error *err)
 	default:
 		kc_error_set(err, KC_STATUS_INVALID_ARGUMENT, 1415, "Invalid custom origin "
 		    "hostname. Custom origin hostnames have to be smaller than 256 characters "
-		    "in length, cannot be IP addresses and cannot contain any special "
-		    "characters. Check your input and try again.");
+		    "in length, cannot be IP addresses, cannot contain any special characters "
+		    "such as %s and cannot begin or end with a '-' character. Check your "
+		    "input and try again.", hostname_specials);
 		break;
 	}
 	return KC_ERR_INVALID;
@@ -168,7 +173,8 @@ hostname_set(char **dst, const char *src)
 
 /*
  * The optional fields of a create or update, checked in this order and set in h where
- * given (NULL: kept): ssl.method (1432), ssl.type (1433), ssl.settings (1434, 1422 ...),
+ * given (NULL: kept): ssl.method (1432), ssl.type (1433), ssl.certificate_authority
+ * (1434), ssl.settings (1434, 1422 ...),
  * custom_metadata (1401), custom_origin_server and custom_origin_sni (1415 to 1420).
  */
 static int
@@ -195,6 +201,13 @@ hostname_check_opts(struct worker *w, const Keycustody__SslInput *ssl,
 	if (ssl != NULL && ssl->type != NULL && strcmp(ssl->type, "dv") != 0) {
 		kc_error_set(err, KC_STATUS_INVALID_ARGUMENT, 1433, "The validation type is "
 		    "not supported. Only 'dv' is accepted. Check your input and try again.");
+		return KC_ERR_INVALID;
+	}
+	if (ssl != NULL && ssl->certificate_authority != NULL &&
+	    val_certificate_authority(ssl->certificate_authority) == NULL) {
+		kc_error_set(err, KC_STATUS_INVALID_ARGUMENT, 1434, "The SSL attribute is "
+		    "invalid: ssl.certificate_authority must be " VAL_CAS_TEXT ". Check "
+		    "your input and try again.");
 		return KC_ERR_INVALID;
 	}
 	if (ssl != NULL && ssl->settings != NULL) {
@@ -235,6 +248,8 @@ hostname_check_opts(struct worker *w, const Keycustody__SslInput *ssl,
 		h->ssl_wildcard = ssl->wildcard != 0;
 	if (ssl != NULL && ssl->settings != NULL)
 		hostname_set(&h->ssl_settings, ssl->settings);
+	if (ssl != NULL && ssl->certificate_authority != NULL)
+		hostname_set(&h->ssl_certificate_authority, ssl->certificate_authority);
 	if (metadata != NULL) {
 		free(h->custom_metadata);
 		h->custom_metadata = xstrdup(metadata);
@@ -256,13 +271,12 @@ hostname_check_opts(struct worker *w, const Keycustody__SslInput *ssl,
  */
 static int
 hostname_check_ssl(struct worker *w, const char *zone, const char *hostname,
-    const Keycustody__SslInput *ssl, const char *csr_id, const char *bundle_method,
+    const char *pem, bool custom_key, const char *csr_id, const char *bundle_method,
     struct store_hostname *h, struct kc_error *err)
 {
 	struct store_csr	*csr = NULL;
 	struct cert_info	*ci = NULL;
 	enum cert_bundle	 bundle;
-	const char		*pem;
 	int			 r;
 
 	if ((r = hostname_csr_id_check(csr_id, err)) != 0)
@@ -278,14 +292,14 @@ hostname_check_ssl(struct worker *w, const char *zone, const char *hostname,
 		r = KC_ERR_CONFLICT;
 		goto out;
 	}
-	pem = ssl != NULL ? ssl->custom_certificate : NULL;
 	if (pem == NULL || pem[strspn(pem, " \t\r\n")] == '\0') {
 		kc_error_set(err, KC_STATUS_INVALID_ARGUMENT, 1427,
-		    "The certificate that you uploaded is empty.");
+		    "The certificate that you uploaded is empty. Check your input and try "
+		    "again.");
 		r = KC_ERR_INVALID;
 		goto out;
 	}
-	if (ssl->has_custom_key_given && ssl->custom_key_given) {
+	if (custom_key) {
 		kc_error_set(err, KC_STATUS_INVALID_ARGUMENT, 1434, "The SSL attribute is "
 		    "invalid. A custom_key cannot be uploaded: the key of a custom CSR is "
 		    "generated in the HSM and never leaves it.");
@@ -304,6 +318,7 @@ hostname_check_ssl(struct worker *w, const char *zone, const char *hostname,
 	h->bundle_method = xstrdup(bundle_method);
 	h->certificate_pem = ci->chain_pem;
 	ci->chain_pem = NULL;
+	h->certificate_uploaded = xstrdup(pem);
 	h->issuer = ci->issuer;
 	ci->issuer = NULL;
 	h->serial_number = ci->serial;
@@ -370,6 +385,8 @@ hostname_clear(struct store_hostname *h)
 	free(h->ssl_method);
 	free(h->ssl_type);
 	free(h->ssl_settings);
+	free(h->certificate_uploaded);
+	free(h->ssl_certificate_authority);
 	memset(h, 0, sizeof(*h));
 	h->ssl_wildcard = -1;
 }
@@ -408,7 +425,9 @@ hostname_msg(struct store_hostname *h, enum ans_how how)
 	s->uploaded_on_us = h->uploaded_on_us;
 	s->expires_on_us = h->expires_on_us;
 	s->not_before_us = h->not_before_us;
-	s->custom_certificate = ans_str(&h->certificate_pem, how);
+	s->custom_certificate = ans_str(&h->certificate_uploaded, how);
+	s->certificate_chain = ans_str(&h->certificate_pem, how);
+	s->certificate_authority = hostname_opt(&h->ssl_certificate_authority, how);
 	if (h->nhosts > 0 && how == ANS_MOVE) {
 		s->hosts = h->hosts;
 		s->n_hosts = h->nhosts;
@@ -455,7 +474,9 @@ answer_create_hostname(struct worker *w, const Keycustody__Request *req,
 	if ((r = hostname_check(name, err)) != 0)
 		goto out;
 	bm = ssl != NULL && ssl->bundle_method != NULL ? ssl->bundle_method : BUNDLE_DEFAULT;
-	if ((r = hostname_check_ssl(w, m->zone_id, name, ssl,
+	if ((r = hostname_check_ssl(w, m->zone_id, name,
+	    ssl != NULL ? ssl->custom_certificate : NULL,
+	    ssl != NULL && ssl->has_custom_key_given && ssl->custom_key_given,
 	    ssl != NULL ? ssl->custom_csr_id : NULL, bm, &h, err)) != 0 ||
 	    (r = hostname_check_opts(w, ssl, m->custom_metadata, m->custom_origin_server,
 	    m->custom_origin_sni, &h, err)) != 0)
@@ -497,8 +518,8 @@ answer_undo_create_hostname(struct worker *w, const Keycustody__Request *req,
 
 /*
  * A PATCH changes what it sends and only that (API.md): a certificate (ssl.custom_certificate
- * or ssl.custom_csr_id) goes through every check of a create; ssl.bundle_method alone is
- * checked and kept; the optional fields are checked and replace what is stored. An empty
+ * or ssl.custom_csr_id) goes through every check of a create; ssl.bundle_method alone
+ * rebuilds the chain from the certificate as uploaded, with the same checks; the optional fields are checked and replace what is stored. An empty
  * body changes nothing and answers the object.
  */
 int
@@ -535,20 +556,28 @@ answer_update_hostname(struct worker *w, const Keycustody__Request *req,
 		goto out;
 	}
 	if (cert) {
-		if ((r = hostname_check_ssl(w, m->zone_id, old->hostname, ssl, csr_id, bm,
-		    &h, err)) != 0)
+		if ((r = hostname_check_ssl(w, m->zone_id, old->hostname,
+		    ssl->custom_certificate, ssl->has_custom_key_given &&
+		    ssl->custom_key_given, csr_id, bm, &h, err)) != 0)
 			goto out;
+	} else if (ssl != NULL && ssl->bundle_method != NULL) {
+		/*
+		 * A method alone: the chain rebuilt from the certificate as uploaded, with
+		 * every check of an upload (it may have expired, or the trust store moved
+		 * on); nothing was uploaded, so uploaded_on stays.
+		 */
+		if ((r = hostname_check_ssl(w, m->zone_id, old->hostname,
+		    old->certificate_uploaded, false, old->csr_id, bm, &h, err)) != 0)
+			goto out;
+		h.uploaded_on_us = old->uploaded_on_us;
 	} else {
-		enum cert_bundle	 unused;
-
-		/* A method alone applies to the next upload; the chain stays as stored. */
-		if ((r = hostname_bundle_check(bm, &unused, err)) != 0)
-			goto out;
 		/* The certificate as stored. */
 		memcpy(h.csr_id, old->csr_id, sizeof(h.csr_id));
 		h.bundle_method = xstrdup(bm);
 		h.certificate_pem = old->certificate_pem;
 		old->certificate_pem = NULL;
+		h.certificate_uploaded = old->certificate_uploaded;
+		old->certificate_uploaded = NULL;
 		h.issuer = old->issuer;
 		old->issuer = NULL;
 		h.serial_number = old->serial_number;
@@ -576,6 +605,8 @@ answer_update_hostname(struct worker *w, const Keycustody__Request *req,
 	old->ssl_type = NULL;
 	h.ssl_settings = old->ssl_settings;
 	old->ssl_settings = NULL;
+	h.ssl_certificate_authority = old->ssl_certificate_authority;
+	old->ssl_certificate_authority = NULL;
 	h.ssl_wildcard = old->ssl_wildcard;
 	if ((r = hostname_check_opts(w, ssl, m->custom_metadata, m->custom_origin_server,
 	    m->custom_origin_sni, &h, err)) != 0)

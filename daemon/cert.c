@@ -40,14 +40,18 @@
 #define CERT_MIN_RSA_BITS	2048	/* every key on the path, trust anchor included */
 #define CERT_MIN_EC_BITS	256
 
-#define CERT_MSG_EMPTY		"The certificate that you uploaded is empty."
-#define CERT_MSG_PARSE		"The certificate that you uploaded cannot be parsed."
-#define CERT_MSG_NO_LEAF	"The certificate chain that you uploaded does not contain " \
-				    "a leaf certificate."
-#define CERT_MSG_TWO_LEAVES	"The certificate chain that you uploaded contains more " \
-				    "than one leaf certificate."
+/* Cloudflare's texts (1427, 1426, 1445, 1444, 1429, 1441), with their endings. */
+#define CERT_MSG_END		" Check your input and try again."
+#define CERT_MSG_EMPTY		"The certificate that you uploaded is empty." CERT_MSG_END
+#define CERT_MSG_PARSE		"The certificate that you uploaded cannot be parsed." \
+				    CERT_MSG_END
+#define CERT_MSG_NO_LEAF	"The certificate chain that you uploaded has no leaf " \
+				    "certificates." CERT_MSG_END
+#define CERT_MSG_TWO_LEAVES	"The certificate chain that you uploaded has multiple " \
+				    "leaf certificates." CERT_MSG_END
 #define CERT_MSG_KEY		"The private key you uploaded does not match the " \
-				    "certificate."
+				    "certificate." CERT_MSG_END
+/* Followed by OpenSSL's reason in parentheses, then CERT_MSG_END. */
 #define CERT_MSG_BUNDLE		"The certificate that you uploaded is having trouble " \
 				    "bundling against the public trust store."
 
@@ -578,7 +582,8 @@ cert_check_sigalgs(STACK_OF(X509) *chain, struct kc_error *err)
 		ERR_clear_error();
 		return cert_reject(err, 1447, "The certificate that you uploaded uses an "
 		    "unsupported signature algorithm (%s). Only SHA-256, SHA-384 or SHA-512 "
-		    "with RSA (PKCS#1 v1.5) or ECDSA are accepted.", oid);
+		    "with RSA (PKCS#1 v1.5) or ECDSA are accepted. Review your input and try "
+		    "again.", oid);
 	}
 	return 0;
 }
@@ -611,11 +616,13 @@ cert_check_key_sizes(STACK_OF(X509) *path, struct kc_error *err)
 		ERR_clear_error();
 		if (id == EVP_PKEY_RSA || id == EVP_PKEY_RSA_PSS || id == EVP_PKEY_EC)
 			return cert_reject(err, 1441, CERT_MSG_BUNDLE " (%s key of %d bits in "
-			    "%s: at least %d bits are required)", id == EVP_PKEY_EC ? "EC" :
+			    "%s: at least %d bits are required)." CERT_MSG_END,
+			    id == EVP_PKEY_EC ? "EC" :
 			    "RSA", bits, who, id == EVP_PKEY_EC ? CERT_MIN_EC_BITS :
 			    CERT_MIN_RSA_BITS);
 		return cert_reject(err, 1441, CERT_MSG_BUNDLE " (unsupported key type %s in "
-		    "%s: only RSA and EC keys are accepted)", OBJ_nid2sn(id), who);
+		    "%s: only RSA and EC keys are accepted)." CERT_MSG_END, OBJ_nid2sn(id),
+		    who);
 	}
 	return 0;
 }
@@ -725,7 +732,8 @@ cert_verify(const struct cert_store *s, STACK_OF(X509) *chain, enum cert_bundle 
 	}
 	if (e == X509_V_OK)
 		e = X509_V_ERR_UNSPECIFIED;
-	r = cert_reject(err, 1441, CERT_MSG_BUNDLE " (%s)", X509_verify_cert_error_string(e));
+	r = cert_reject(err, 1441, CERT_MSG_BUNDLE " (%s)." CERT_MSG_END,
+	    X509_verify_cert_error_string(e));
  out:
 	ERR_clear_error();
 	/* The stack borrows the certificates of chain. */
@@ -827,7 +835,8 @@ cert_check_host(X509 *leaf, const char *hostname, struct kc_error *err)
 	}
 	if (!covered) {
 		r = cert_reject(err, 1446, "The certificate that you uploaded does not include "
-		    "the custom hostname - %s.", hostname != NULL ? hostname : "");
+		    "the custom hostname - %s. Review your input and try again.",
+		    hostname != NULL ? hostname : "");
 		goto out;
 	}
 	r = 0;

@@ -227,6 +227,19 @@ static const char *const store_migrations[] = {
 	"  updated_at_us INTEGER NOT NULL CHECK (updated_at_us >= created_at_us)\n"
 	") STRICT;\n"
 	"PRAGMA user_version = 7;\n",
+
+	/*
+	 * 8: the certificate as the client uploaded it, echoed as ssl.custom_certificate
+	 * (issue 13), beside the chain that bundle_method built from it (certificate_pem);
+	 * a bundle_method PATCH rebuilds the chain from it. Hostnames stored before have
+	 * only their chain, which stands in for the upload. And ssl.certificate_authority,
+	 * as last sent (stored only: certificates are uploaded, never issued here).
+	 */
+	"ALTER TABLE custom_hostnames ADD COLUMN certificate_uploaded TEXT;\n"
+	"UPDATE custom_hostnames SET certificate_uploaded = certificate_pem;\n"
+	"ALTER TABLE custom_hostnames ADD COLUMN ssl_certificate_authority TEXT\n"
+	"  CHECK (ssl_certificate_authority IN ('google', 'lets_encrypt', 'ssl_com'));\n"
+	"PRAGMA user_version = 8;\n",
 };
 
 /* Every column of a CSR record, in the order store_csr_from_row() reads them. */
@@ -242,7 +255,8 @@ static const char *const store_migrations[] = {
 	"bundle_method, certificate_pem, issuer, serial_number, "	\
 	"signature_alg, uploaded_on_us, not_before_us, expires_on_us, hosts, "	\
 	"custom_metadata, custom_origin_server, custom_origin_sni, "	\
-	"ssl_method, ssl_type, ssl_wildcard, ssl_settings"
+	"ssl_method, ssl_type, ssl_wildcard, ssl_settings, "	\
+	"certificate_uploaded, ssl_certificate_authority"
 
 /* The columns of a fallback origin, in the order store_fallback_row() reads them. */
 #define STORE_FALLBACK_COLUMNS	"origin, created_at_us, updated_at_us"
@@ -403,15 +417,17 @@ static const char *const store_sql[STMT_MAX] = {
 	    "issuer, serial_number, signature_alg, uploaded_on_us, not_before_us, "
 	    "expires_on_us, hosts, id, zone_id, hostname, created_at_us, "
 	    "custom_metadata, custom_origin_server, custom_origin_sni, ssl_method, "
-	    "ssl_type, ssl_wildcard, ssl_settings) "
+	    "ssl_type, ssl_wildcard, ssl_settings, certificate_uploaded, "
+	    "ssl_certificate_authority) "
 	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, "
-	    "?16, ?17, ?18, ?19, ?20, ?21, ?22)",
+	    "?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)",
 	[STMT_HOST_UPDATE] =
 	    "UPDATE custom_hostnames SET csr_id = ?1, ssl_id = ?2, bundle_method = ?3, "
 	    "certificate_pem = ?4, issuer = ?5, serial_number = ?6, signature_alg = ?7, "
 	    "uploaded_on_us = ?8, not_before_us = ?9, expires_on_us = ?10, hosts = ?11, "
 	    "custom_metadata = ?16, custom_origin_server = ?17, custom_origin_sni = ?18, "
-	    "ssl_method = ?19, ssl_type = ?20, ssl_wildcard = ?21, ssl_settings = ?22 "
+	    "ssl_method = ?19, ssl_type = ?20, ssl_wildcard = ?21, ssl_settings = ?22, "
+	    "certificate_uploaded = ?23, ssl_certificate_authority = ?24 "
 	    "WHERE id = ?12 AND zone_id = ?13",
 	[STMT_HOST_GET] =
 	    "SELECT " STORE_HOST_COLUMNS " FROM custom_hostnames "
@@ -957,12 +973,13 @@ store_lower(const char *s)
 static bool
 store_hostname_complete(const struct store_hostname *h)
 {
-	return h->bundle_method != NULL && h->certificate_pem != NULL && h->issuer != NULL &&
+	return h->bundle_method != NULL && h->certificate_pem != NULL &&
+	    h->certificate_uploaded != NULL && h->issuer != NULL &&
 	    h->serial_number != NULL && h->signature_alg != NULL && h->nhosts > 0;
 }
 
 /*
- * Bind ?1 to ?13 and ?16 to ?22 of STMT_HOST_INSERT and STMT_HOST_UPDATE; hosts is h's,
+ * Bind ?1 to ?13 and ?16 to ?24 of STMT_HOST_INSERT and STMT_HOST_UPDATE; hosts is h's,
  * joined.
  */
 static int
@@ -990,7 +1007,9 @@ store_hostname_bind(sqlite3_stmt *st, const struct store_hostname *h, const char
 	    (rc = store_bind_text(st, 20, h->ssl_type)) != SQLITE_OK ||
 	    (rc = (h->ssl_wildcard < 0 ? sqlite3_bind_null(st, 21) :
 	    sqlite3_bind_int(st, 21, h->ssl_wildcard != 0))) != SQLITE_OK ||
-	    (rc = store_bind_text(st, 22, h->ssl_settings)) != SQLITE_OK)
+	    (rc = store_bind_text(st, 22, h->ssl_settings)) != SQLITE_OK ||
+	    (rc = store_bind_text(st, 23, h->certificate_uploaded)) != SQLITE_OK ||
+	    (rc = store_bind_text(st, 24, h->ssl_certificate_authority)) != SQLITE_OK)
 		return rc;
 	return SQLITE_OK;
 }
@@ -1025,7 +1044,9 @@ store_hostname_from_row(sqlite3_stmt *st, struct store_hostname **hp)
 	    (r = store_col_text(st, 17, 1, NULL, &h->custom_origin_sni)) != 0 ||
 	    (r = store_col_text(st, 18, 1, NULL, &h->ssl_method)) != 0 ||
 	    (r = store_col_text(st, 19, 1, NULL, &h->ssl_type)) != 0 ||
-	    (r = store_col_text(st, 21, 1, NULL, &h->ssl_settings)) != 0)
+	    (r = store_col_text(st, 21, 1, NULL, &h->ssl_settings)) != 0 ||
+	    (r = store_col_text(st, 22, 0, NULL, &h->certificate_uploaded)) != 0 ||
+	    (r = store_col_text(st, 23, 1, NULL, &h->ssl_certificate_authority)) != 0)
 		goto out;
 	h->ssl_wildcard = sqlite3_column_type(st, 20) == SQLITE_NULL ? -1 :
 	    sqlite3_column_int(st, 20) != 0;
@@ -1795,7 +1816,8 @@ static bool
 store_host_plain(const struct store_hostname_filter *f)
 {
 	return f->id == NULL && f->hostname == NULL && f->contains == NULL &&
-	    f->prefix == NULL && f->origin == NULL && f->wildcard == STORE_MATCH_ANY &&
+	    f->prefix == NULL && f->origin == NULL && f->ca == NULL &&
+	    f->wildcard == STORE_MATCH_ANY &&
 	    f->ssl_status == STORE_SSL_ANY && !f->none && f->order == STORE_ORDER_CREATED;
 }
 
@@ -1826,8 +1848,8 @@ store_like_text(const char *text, bool prefix)
 /*
  * Prepare the count (count true) or the page of f. Only fixed fragments go into the SQL;
  * every value is bound: ?1 zone, ?2 id, ?3 hostname, ?4 contains, ?5 prefix, ?6 csr_id,
- * ?7 now_us, ?8 limit, ?9 offset, ?10 custom_origin_server. The strings of f are bound, not copied: they must
- * outlive the statement.
+ * ?7 now_us, ?8 limit, ?9 offset, ?10 custom_origin_server, ?11 ssl_certificate_authority.
+ * The strings of f are bound, not copied: they must outlive the statement.
  */
 static int
 store_host_find_sql(struct store *s, const char *zone_id,
@@ -1850,7 +1872,7 @@ store_host_find_sql(struct store *s, const char *zone_id,
 		goto out;
 	}
 	len = snprintf(sql, sizeof(sql),
-	    "SELECT %s FROM custom_hostnames WHERE zone_id = ?1%s%s%s%s%s%s%s%s%s",
+	    "SELECT %s FROM custom_hostnames WHERE zone_id = ?1%s%s%s%s%s%s%s%s%s%s",
 	    count ? "count(*)" : STORE_HOST_COLUMNS,
 	    f->id != NULL ? " AND id = ?2" : "",
 	    f->hostname != NULL ? " AND hostname = ?3" : "",
@@ -1858,6 +1880,7 @@ store_host_find_sql(struct store *s, const char *zone_id,
 	    prefix != NULL ? " AND hostname LIKE ?5 ESCAPE '\\'" : "",
 	    f->csr_id != NULL ? " AND csr_id = ?6" : "",
 	    f->origin != NULL ? " AND custom_origin_server = ?10" : "",
+	    f->ca != NULL ? " AND ssl_certificate_authority = ?11" : "",
 	    f->wildcard == STORE_MATCH_YES ? " AND substr(hostname, 1, 2) = '*.'" :
 	    f->wildcard == STORE_MATCH_NO ? " AND substr(hostname, 1, 2) <> '*.'" : "",
 	    f->ssl_status == STORE_SSL_ACTIVE ? " AND ?7 < expires_on_us" :
@@ -1885,6 +1908,7 @@ store_host_find_sql(struct store *s, const char *zone_id,
 	    SQLITE_TRANSIENT)) != SQLITE_OK) ||
 	    (f->csr_id != NULL && (rc = store_bind_text(st, 6, f->csr_id)) != SQLITE_OK) ||
 	    (f->origin != NULL && (rc = store_bind_text(st, 10, f->origin)) != SQLITE_OK) ||
+	    (f->ca != NULL && (rc = store_bind_text(st, 11, f->ca)) != SQLITE_OK) ||
 	    (uses_now && (rc = store_bind_int64(st, 7, f->now_us)) != SQLITE_OK) ||
 	    (!count && ((rc = store_bind_int64(st, 8, limit)) != SQLITE_OK ||
 	    (rc = store_bind_int64(st, 9, offset)) != SQLITE_OK))) {
@@ -2048,6 +2072,8 @@ store_hostname_free(struct store_hostname *h)
 	free(h->ssl_method);
 	free(h->ssl_type);
 	free(h->ssl_settings);
+	free(h->certificate_uploaded);
+	free(h->ssl_certificate_authority);
 	free(h);
 }
 

@@ -78,6 +78,9 @@ struct store_hostname {
 	char			*ssl_type;		/* NULL: "dv" */
 	int			 ssl_wildcard;		/* -1, 0 or 1 */
 	char			*ssl_settings;		/* JSON object */
+	/* Migration 8. */
+	char			*certificate_uploaded;	/* PEM as uploaded (certificate_pem: the chain built) */
+	char			*ssl_certificate_authority; /* NULL: never set */
 };
 
 /* The largest custom_metadata and ssl.settings stored, as compact JSON text. */
@@ -241,6 +244,7 @@ struct store_hostname_filter {
 	const char		*prefix;	/* prefix of the hostname; NULL: any */
 	const char		*csr_id;	/* NULL: any */
 	const char		*origin;	/* custom_origin_server, exact; NULL: any */
+	const char		*ca;		/* ssl.certificate_authority; NULL: any */
 	enum store_match	 wildcard;
 	enum store_ssl_status	 ssl_status;
 	bool			 none;		/* select nothing (a filter no row can pass) */

@@ -6,6 +6,9 @@
  */
 #include "config.h"
 
+#include <sys/socket.h>
+
+#include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -53,13 +56,13 @@
 	"'example', 'invalid' or 'localhost', is not supported." VAL_MSG_END
 #define VAL_MSG_SAN_EXAMPLE						\
 	"Subject Alternative Names (SANs) ending in example.com, example.net, or " \
-	"example.org are prohibited."
+	"example.org are prohibited." VAL_MSG_END
 #define VAL_MSG_SAN_SUFFIX						\
 	"Unable to parse subject alternative name(s) (SAN) - %s." VAL_MSG_END
 /* Names exactly val_key_types[] (test-validate checks that). */
 #define VAL_MSG_KEY_TYPE						\
 	"Invalid key type. Only 'rsa2048', 'p256v1', 'rsa3072', 'rsa4096' or 'p384v1' " \
-	"is accepted."
+	"is accepted." VAL_MSG_END
 
 #define VAL_MAX_LABEL_LEN	63
 
@@ -614,6 +617,20 @@ static const char *const val_ssl_statuses[] = {
 	"staging_active", "deactivating", "inactive", "backup_issued", "holding_deployment",
 };
 
+/* Cloudflare's certificate authorities (SDK 7.3.0); store.c's migration 8 CHECKs them too. */
+static const char *const val_cas[] = { "google", "lets_encrypt", "ssl_com" };
+
+const char *
+val_certificate_authority(const char *s)
+{
+	size_t	 i;
+
+	for (i = 0; s != NULL && i < nitems(val_cas); i++)
+		if (strcmp(s, val_cas[i]) == 0)
+			return val_cas[i];
+	return NULL;
+}
+
 static int
 val_filter_refuse(struct kc_error *err, int code, const char *msg)
 {
@@ -621,71 +638,123 @@ val_filter_refuse(struct kc_error *err, int code, const char *msg)
 	return KC_ERR_INVALID;
 }
 
+/*
+ * A hostname.contain or hostname.startsWith value: a part of a hostname, so letters,
+ * digits, hyphens and dots (startsWith may begin with the "*." of a wildcard), not an IP
+ * address, at most 253 characters; lowered into out (1437, Cloudflare's rule).
+ */
+static int
+val_name_part(const char *param, const char *v, bool prefix, char *out, size_t outsz,
+    struct kc_error *err)
+{
+	unsigned char	 addr[16];
+	size_t		 i;
+	bool		 ok = strlen(v) <= VAL_MAX_NAME_LEN;
+
+	for (i = 0; ok && v[i] != '\0'; i++)
+		ok = val_is_alpha(v[i]) || val_is_digit(v[i]) || v[i] == '-' ||
+		    v[i] == '.' || (prefix && i == 0 && v[0] == '*' && v[1] == '.');
+	/* The characters above leave IPv4 only (an IPv6 address has colons). */
+	if (ok)
+		ok = inet_pton(AF_INET, v, addr) != 1;
+	if (!ok) {
+		kc_error_set(err, KC_STATUS_INVALID_ARGUMENT, KC_API_HOSTNAME_FILTER,
+		    "Invalid %s query parameter. The %s query parameter has to be smaller "
+		    "than 256 characters in length, cannot be IP addresses and cannot "
+		    "contain any special characters such as ~`!@#$%%^&*()=+{}[]|\\;:'\",<>/?."
+		    " Check your input and try again.", param, param);
+		return KC_ERR_INVALID;
+	}
+	snprintf(out, outsz, "%s", v);
+	val_hostname_fold_case(out);
+	return 0;
+}
+
+/* An exact hostname filter, folded into out as hostnames are stored. */
+static int
+val_name_exact(const char *param, const char *v, char *out, size_t outsz,
+    struct kc_error *err)
+{
+	if (strlen(v) > VAL_MAX_NAME_LEN + 1) {
+		kc_error_set(err, KC_STATUS_INVALID_ARGUMENT, KC_API_HOSTNAME_FILTER, "The %s "
+		    "filter is too long: a hostname has at most 253 characters. Check your "
+		    "input and try again.", param);
+		return KC_ERR_INVALID;
+	}
+	snprintf(out, outsz, "%s", v);
+	val_hostname_fold(out);
+	return 0;
+}
+
 int
 val_hostname_filter(const struct val_host_query *q, struct val_host_filter *out,
     struct kc_error *err)
 {
 	struct store_hostname_filter	*f = &out->f;
-	const char			*names[4];
-	const char			*name = NULL;
-	size_t				 i, nnames = 0;
+	size_t				 i;
+	int				 r;
 
 	memset(out, 0, sizeof(*out));
+	if (q->id != NULL && (q->hostname != NULL || q->hostname_exact != NULL ||
+	    q->hostname_contain != NULL || q->hostname_starts_with != NULL ||
+	    q->custom_csr_id != NULL || q->ssl != NULL || q->ssl_status != NULL ||
+	    q->wildcard != NULL || q->hostname_status != NULL ||
+	    q->certificate_authority != NULL || q->custom_origin_server != NULL))
+		return val_filter_refuse(err, KC_API_HOSTNAME_FILTERS, "Cannot specify other "
+		    "filter parameters in addition to `id`. Only one must be specified. "
+		    "Check your input and try again.");
+	if (q->id != NULL) {
+		if (!val_uuid(q->id))
+			return val_filter_refuse(err, KC_API_HOSTNAME_ID_INVALID,
+			    KC_API_HOSTNAME_ID_INVALID_MSG);
+		f->id = q->id;
+	}
 	if (q->hostname_status != NULL)
 		return val_filter_refuse(err, KC_API_HOSTNAME_FILTER, "The hostname_status filter is not "
 		    "supported: a custom hostname here has no activation step, its status is "
 		    "its certificate's (filter by ssl_status). Check your input and try "
 		    "again.");
-	if (q->certificate_authority != NULL)
-		return val_filter_refuse(err, KC_API_HOSTNAME_FILTER, "The certificate_authority filter is not "
-		    "supported: certificates are uploaded for a custom CSR, never issued by a "
-		    "certificate authority of this service. Check your input and try again.");
+	if (q->certificate_authority != NULL) {
+		/* As stored: ssl.certificate_authority, as the client last set it. */
+		if ((f->ca = val_certificate_authority(q->certificate_authority)) == NULL)
+			return val_filter_refuse(err, KC_API_HOSTNAME_FILTER, "The "
+			    "certificate_authority filter must be " VAL_CAS_TEXT ". Check your "
+			    "input and try again.");
+	}
 	if (q->custom_origin_server != NULL) {
 		/* Matched as stored: folded like the origins that PATCH and POST store. */
-		if (strlen(q->custom_origin_server) > VAL_MAX_NAME_LEN + 1)
-			return val_filter_refuse(err, KC_API_HOSTNAME_FILTER, "The "
-			    "custom_origin_server filter is too long: a hostname has at most "
-			    "253 characters. Check your input and try again.");
-		snprintf(out->origin, sizeof(out->origin), "%s", q->custom_origin_server);
-		val_hostname_fold(out->origin);
+		if ((r = val_name_exact("custom_origin_server", q->custom_origin_server,
+		    out->origin, sizeof(out->origin), err)) != 0)
+			return r;
 		f->origin = out->origin;
 	}
 
-	names[0] = q->hostname;
-	names[1] = q->hostname_exact;
-	names[2] = q->hostname_contain;
-	names[3] = q->hostname_starts_with;
-	for (i = 0; i < nitems(names); i++)
-		if (names[i] != NULL) {
-			nnames++;
-			name = names[i];
-		}
-	if ((q->id != NULL && nnames > 0) || nnames > 1)
-		return val_filter_refuse(err, KC_API_HOSTNAME_FILTERS, "The id, hostname, "
-		    "hostname.exact, hostname.contain and hostname.startsWith filters cannot "
-		    "be combined. Check your input and try again.");
-	if (q->id != NULL) {
-		if (!val_uuid(q->id))
-			return val_filter_refuse(err, KC_API_HOSTNAME_ID_INVALID, KC_API_HOSTNAME_ID_INVALID_MSG);
-		f->id = q->id;
+	/* The hostname filters are ANDed; two exact ones that differ select nothing. */
+	if (q->hostname != NULL) {
+		if ((r = val_name_exact("hostname", q->hostname, out->name,
+		    sizeof(out->name), err)) != 0)
+			return r;
+		f->hostname = out->name;
 	}
-	if (name != NULL) {
-		if (strlen(name) > VAL_MAX_NAME_LEN + 1)
-			return val_filter_refuse(err, KC_API_HOSTNAME_FILTER, "The hostname "
-			    "filter is too long: a hostname has at most 253 characters. Check "
-			    "your input and try again.");
-		snprintf(out->name, sizeof(out->name), "%s", name);
-		if (name == q->hostname || name == q->hostname_exact) {
-			val_hostname_fold(out->name);
-			f->hostname = out->name;
-		} else {
-			/* A part of a name: lowered, its dots kept. */
-			val_hostname_fold_case(out->name);
-			if (name == q->hostname_contain)
-				f->contains = out->name;
-			else
-				f->prefix = out->name;
-		}
+	if (q->hostname_exact != NULL) {
+		if ((r = val_name_exact("hostname.exact", q->hostname_exact, out->exact,
+		    sizeof(out->exact), err)) != 0)
+			return r;
+		if (f->hostname != NULL && strcmp(f->hostname, out->exact) != 0)
+			f->none = true;
+		f->hostname = out->exact;
+	}
+	if (q->hostname_contain != NULL) {
+		if ((r = val_name_part("hostname.contain", q->hostname_contain, false,
+		    out->contain, sizeof(out->contain), err)) != 0)
+			return r;
+		f->contains = out->contain;
+	}
+	if (q->hostname_starts_with != NULL) {
+		if ((r = val_name_part("hostname.startsWith", q->hostname_starts_with, true,
+		    out->prefix, sizeof(out->prefix), err)) != 0)
+			return r;
+		f->prefix = out->prefix;
 	}
 	f->csr_id = q->custom_csr_id;
 

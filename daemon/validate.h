@@ -72,14 +72,23 @@ struct val_host_query {
 struct val_host_filter {
 	struct store_hostname_filter	 f;
 	char				 name[VAL_MAX_NAME_LEN + 2];	/* folded */
+	char				 exact[VAL_MAX_NAME_LEN + 2];	/* folded */
+	char				 contain[VAL_MAX_NAME_LEN + 2];	/* lowered */
+	char				 prefix[VAL_MAX_NAME_LEN + 2];	/* lowered */
 	char				 origin[VAL_MAX_NAME_LEN + 2];	/* folded */
 };
+
+/** The ssl.certificate_authority values, as a message names them. */
+#define VAL_CAS_TEXT	"google, lets_encrypt or ssl_com"
+
+/** s if it is one of Cloudflare's certificate authorities (VAL_CAS_TEXT), else NULL. */
+const char	*val_certificate_authority(const char *s);
 
 /**
  * Check and fold the list filters of API.md "GET custom_hostnames" into out (its
  * f.descending, f.now_us left 0 for the caller). Refused, status INVALID_ARGUMENT: a
- * malformed id (1435), id with a hostname filter or two hostname filters (1438), a value
- * outside its set or too long, and the filters without a meaning here (1437).
+ * malformed id (1435), id with any other filter (1438), a value outside its set or too
+ * long, and the filter without a meaning here, hostname_status (1437).
  * @retval 0 or KC_ERR_INVALID with err filled
  */
 int	val_hostname_filter(const struct val_host_query *q, struct val_host_filter *out,

@@ -40,7 +40,8 @@
 #define KC_API_PAGE_MSG			"page variable must be a number greater than or equal to 1"
 
 #define KC_API_CSR_ID_INVALID		1418
-#define KC_API_CSR_ID_INVALID_MSG	"The custom CSR ID is invalid."
+#define KC_API_CSR_ID_INVALID_MSG					\
+	"The custom CSR ID is invalid. Check your input and try again."
 #define KC_API_CSR_NOT_FOUND		1419
 #define KC_API_CSR_NOT_FOUND_MSG	"The custom CSR was not found."
 #define KC_API_CSR_IN_USE		1420

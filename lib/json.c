@@ -211,6 +211,8 @@ json_get_ssl(const json_t *obj, Keycustody__SslInput **sslp)
 	    (r = json_get_string(v, "bundle_method", &ssl->bundle_method)) != 0 ||
 	    (r = json_get_string(v, "method", &ssl->method)) != 0 ||
 	    (r = json_get_string(v, "type", &ssl->type)) != 0 ||
+	    (r = json_get_string(v, "certificate_authority",
+	    &ssl->certificate_authority)) != 0 ||
 	    (r = json_get_object_text(v, "settings", 0, &ssl->settings)) != 0) {
 		keycustody__ssl_input__free_unpacked(ssl, NULL);
 		return r;
@@ -516,8 +518,8 @@ json_w_kjson(struct json_w *w, const char *key, const char *text)
 }
 
 /*
- * The API object of a custom hostname (no zone_id), with its ssl object (no
- * certificate_authority). A hostname without ssl is refused: never half an object. No
+ * The API object of a custom hostname (no zone_id), with its ssl object; the optional
+ * fields only when set. A hostname without ssl is refused: never half an object. No
  * top-level status: nothing here verifies ownership or deploys (docs/API.md), and a
  * constant would claim a check that was never made; ssl.status is the checked one.
  */
@@ -556,6 +558,8 @@ json_w_hostname(struct json_w *w, const Keycustody__CustomHostname *hn)
 		json_w_bool(w, ssl->wildcard);
 	}
 	json_w_kjson(w, "settings", ssl->settings);
+	if (ssl->certificate_authority != NULL)
+		json_w_kstr(w, "certificate_authority", ssl->certificate_authority);
 	json_w_kstr(w, "status", ssl->status);
 	json_w_kstr(w, "bundle_method", ssl->bundle_method);
 	json_w_kstr(w, "custom_csr_id", ssl->custom_csr_id);
@@ -570,6 +574,8 @@ json_w_hostname(struct json_w *w, const Keycustody__CustomHostname *hn)
 		json_w_string(w, ssl->hosts[i]);
 	json_w_array_end(w);
 	json_w_kstr(w, "custom_certificate", ssl->custom_certificate);
+	if (ssl->certificate_chain != NULL)
+		json_w_kstr(w, "certificate_chain", ssl->certificate_chain);
 	json_w_object_end(w);
 	json_w_object_end(w);
 }

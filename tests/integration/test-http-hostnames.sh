@@ -164,7 +164,7 @@ check_hostname()
 	    (.result.created_at | test("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{6}Z$")) and
 	    (.result.ssl | keys_unsorted) == ["id", "type", "method", "status", "bundle_method",
 	        "custom_csr_id", "issuer", "serial_number", "signature", "uploaded_on",
-	        "expires_on", "hosts", "custom_certificate"] and
+	        "expires_on", "hosts", "custom_certificate", "certificate_chain"] and
 	    (.result.ssl.id | uuid) and .result.ssl.id != .result.id and
 	    .result.ssl.type == "dv" and .result.ssl.method == "http" and
 	    .result.ssl.status == "active" and .result.ssl.bundle_method == $bm and
@@ -176,7 +176,11 @@ check_hostname()
 	    (.result.ssl.custom_certificate | startswith("-----BEGIN CERTIFICATE-----\n"))' \
 	    "$_f" >/dev/null || { bad "$2: result fields"; return; }
 	ok "$2: every result field"
-	jq -r .result.ssl.custom_certificate "$_f" >"$tmp/stored.pem"
+	# custom_certificate: the upload, byte for byte (the leaf and its intermediate)
+	jq -j .result.ssl.custom_certificate "$_f" >"$tmp/uploaded.pem"
+	cmp -s "$tmp/uploaded.pem" "$4.chain" && ok "$2: custom_certificate is the upload" ||
+	    bad "$2: custom_certificate differs from the upload"
+	jq -r .result.ssl.certificate_chain "$_f" >"$tmp/stored.pem"
 	if [ "$(fingerprint "$tmp/stored.pem")" = "$(fingerprint "$4")" ] &&
 	    [ "$(grep -c 'BEGIN CERTIFICATE' "$tmp/stored.pem")" = 2 ]; then
 		ok "$2: stored chain is the leaf then the intermediate"
@@ -367,11 +371,18 @@ lists() {
 }
 lists "hostname.exact=Shop.acme-corp.co.uk" "$HN_EC"
 lists "hostname.contain=SHOP" "$HN_EC" "$HN_A"
-lists "hostname.contain=_" 
+req GET "$HN?hostname.contain=_" -H "$(W)"; expect 400 1437 "hostname.contain with _"
+jq -e '.errors[0].message | startswith("Invalid hostname.contain query parameter. The hostname.contain query parameter has to be smaller than 256 characters in length, cannot be IP addresses")' \
+    "$tmp/body" >/dev/null && ok "1437: Cloudflare's hostname.contain message" || bad "1437 message"
+req GET "$HN?hostname.contain=192.0.2.1" -H "$(W)"; expect 400 1437 "hostname.contain an IP address"
+lists "hostname.contain=shop&hostname.startsWith=shop" "$HN_EC"
+lists "hostname.contain=shop&hostname.startsWith=a." "$HN_A"
+lists "hostname=shop.acme-corp.co.uk&hostname.exact=Shop.Acme-Corp.co.uk" "$HN_EC"
+lists "hostname=shop.acme-corp.co.uk&hostname.exact=pay.acme-corp.co.uk"
+lists "certificate_authority=google"
 lists "hostname.startsWith=a." "$HN_A"
 lists "hostname.startsWith=shop" "$HN_EC"
 lists "id=$HN_A" "$HN_A"
-lists "id=$HN_A&custom_csr_id=$CSR_RSA"
 lists "ssl=1" "$HN_EC" "$HN_A" "$HN_RSA"
 lists "ssl=0"
 lists "ssl_status=active" "$HN_EC" "$HN_A" "$HN_RSA"
@@ -383,12 +394,16 @@ lists "order=ssl" "$HN_EC" "$HN_A" "$HN_RSA"
 lists "order=ssl_status&direction=desc" "$HN_RSA" "$HN_A" "$HN_EC"
 lists "hostname.contain=acme&custom_csr_id=$CSR_EC&per_page=5" "$HN_EC" "$HN_A"
 for q in "id=$HN_A&hostname=pay.acme-corp.co.uk" "id=$HN_A&hostname.exact=x.co.uk" \
-    "hostname.contain=a&hostname.startsWith=a" "hostname=a.co.uk&hostname.exact=a.co.uk"; do
+    "id=$HN_A&custom_csr_id=$CSR_RSA" "id=$HN_A&ssl=1" "id=$HN_A&wildcard=false" \
+    "id=$HN_A&certificate_authority=google" "id=$HN_A&custom_origin_server=o.acme-corp.co.uk"; do
 	req GET "$HN?$q" -H "$(W)"; expect 400 1438 "combined: $q"
+	jq -e '.errors[0].message == "Cannot specify other filter parameters in addition to `id`. Only one must be specified. Check your input and try again."' \
+	    "$tmp/body" >/dev/null && ok "1438 message" || bad "1438 message"
 done
+lists "id=$HN_A&order=ssl_status&direction=desc&per_page=5" "$HN_A"
 req GET "$HN?id=not-a-uuid" -H "$(W)"; expect 400 1435 "id filter malformed"
 for q in ssl=2 ssl_status=bogus wildcard=maybe order=name hostname_status=active \
-    certificate_authority=google "custom_origin_server=$(printf 'o%.0s' $(seq 1 260))" \
+    certificate_authority=digicert "custom_origin_server=$(printf 'o%.0s' $(seq 1 260))" \
     "hostname.contain=$(printf 'a%.0s' $(seq 1 260))"; do
 	req GET "$HN?$q" -H "$(W)"; expect 400 1437 "refused: ${q%%=*}"
 	jq -e '.errors[0].message | endswith("Check your input and try again.")' "$tmp/body" \
@@ -436,7 +451,7 @@ hpost "$(hn_body 'www.example.org' "$CSR_EC" "$good")"; expect 400 1411 "example
 
 echo "# == the custom CSR (1430, 1431)"
 hpost "$(hn_body x.shop.acme-corp.co.uk not-a-uuid "$good")"; expect 400 1430 "malformed csr id"
-jq -e '.errors[0].message == "The custom CSR ID is invalid."' "$tmp/body" >/dev/null &&
+jq -e '.errors[0].message == "The custom CSR ID is invalid. Check your input and try again."' "$tmp/body" >/dev/null &&
     ok "1430 message" || bad "1430 message"
 hpost '{"hostname":"x.shop.acme-corp.co.uk"}'; expect 400 1430 "no ssl at all"
 hpost "$(hn_body x.shop.acme-corp.co.uk 3f1e4b2a-9c1d-4e7f-8a2b-5c6d7e8f9a0b "$good")"
@@ -450,7 +465,7 @@ hpost "{\"hostname\":\"x.shop.acme-corp.co.uk\",\"ssl\":{\"custom_csr_id\":\"$CS
 expect 400 1427 "no certificate"
 hpost "{\"hostname\":\"x.shop.acme-corp.co.uk\",\"ssl\":{\"custom_csr_id\":\"$CSR_EC\",\"custom_certificate\":\"\"}}"
 expect 400 1427 "empty certificate"
-jq -e '.errors[0].message == "The certificate that you uploaded is empty."' "$tmp/body" \
+jq -e '.errors[0].message == "The certificate that you uploaded is empty. Check your input and try again."' "$tmp/body" \
     >/dev/null && ok "1427 message" || bad "1427 message"
 hpost "{\"hostname\":\"x.shop.acme-corp.co.uk\",\"ssl\":{\"custom_csr_id\":\"$CSR_EC\",\"custom_certificate\":\" \\n\\t\"}}"
 expect 400 1427 "blank certificate"
@@ -464,7 +479,7 @@ printf -- '-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-
 hpost "$(hn_body x.shop.acme-corp.co.uk "$CSR_EC" "$tmp/junk.pem")"; expect 400 1426 "bad base64"
 head -c 300 "$tmp/ec.pem" >"$tmp/junk.pem"
 hpost "$(hn_body x.shop.acme-corp.co.uk "$CSR_EC" "$tmp/junk.pem")"; expect 400 1426 "truncated PEM"
-jq -e '.errors[0].message == "The certificate that you uploaded cannot be parsed."' \
+jq -e '.errors[0].message == "The certificate that you uploaded cannot be parsed. Check your input and try again."' \
     "$tmp/body" >/dev/null && ok "1426 message" || bad "1426 message"
 cat "$ca/inter.pem" "$ca/root.pem" >"$tmp/cas.pem"
 hpost "$(hn_body x.shop.acme-corp.co.uk "$CSR_EC" "$tmp/cas.pem")"; expect 400 1445 "only CA certificates"
@@ -473,7 +488,7 @@ hpost "$(hn_body x.shop.acme-corp.co.uk "$CSR_EC" "$tmp/two.pem")"; expect 400 1
 sign "$tmp/$CSR_EC2.csr" "$tmp/ec2.pem" 'DNS:x.shop.acme-corp.co.uk' sha256
 hpost "$(hn_body x.shop.acme-corp.co.uk "$CSR_EC" "$tmp/ec2.pem.chain")"
 expect 400 1429 "certificate for another key of the zone"
-jq -e '.errors[0].message == "The private key you uploaded does not match the certificate."' \
+jq -e '.errors[0].message == "The private key you uploaded does not match the certificate. Check your input and try again."' \
     "$tmp/body" >/dev/null && ok "1429 message" || bad "1429 message"
 sign "$tmp/$CSR_EC.csr" "$tmp/sha1.pem" 'DNS:x.shop.acme-corp.co.uk' sha1
 hpost "$(hn_body x.shop.acme-corp.co.uk "$CSR_EC" "$tmp/sha1.pem.chain")"; expect 400 1447 "SHA-1 signed"
@@ -481,7 +496,7 @@ sign "$tmp/$CSR_EC.csr" "$tmp/rogue-leaf.pem" 'DNS:x.shop.acme-corp.co.uk' sha25
 hpost "$(hn_body x.shop.acme-corp.co.uk "$CSR_EC" "$tmp/rogue-leaf.pem.chain")"
 expect 400 1441 "CA not trusted"
 bundle_msg='The certificate that you uploaded is having trouble bundling against the public trust store.'
-jq -e --arg m "$bundle_msg" '.errors[0].message | startswith($m + " (") and endswith(")")' \
+jq -e --arg m "$bundle_msg" '.errors[0].message | startswith($m + " (") and endswith(")." + " Check your input and try again.")' \
     "$tmp/body" >/dev/null && ok "1441 with the reason appended" || bad "1441 message"
 hpost "$(hn_body x.shop.acme-corp.co.uk "$CSR_EC" "$tmp/rogue-leaf.pem")"
 expect 400 1441 "untrusted CA, leaf alone"
@@ -507,7 +522,7 @@ else
 	ok "self-signed # SKIP no pkcs11 engine: $(head -c 120 "$tmp/ossl.out" | tr '\n' ' ')"
 fi
 hpost "$(hn_body other.acme-corp.co.uk "$CSR_EC" "$good")"; expect 400 1446 "hostname not covered"
-jq -e '.errors[0].message == "The certificate that you uploaded does not include the custom hostname - other.acme-corp.co.uk."' \
+jq -e '.errors[0].message == "The certificate that you uploaded does not include the custom hostname - other.acme-corp.co.uk. Review your input and try again."' \
     "$tmp/body" >/dev/null && ok "1446 message" || bad "1446 message"
 hpost "$(hn_body shop.acme-corp.co.uk "$CSR_RSA" "$tmp/rsa.pem.chain")"
 expect 400 1446 "a certificate of another hostname"
@@ -701,11 +716,40 @@ expect 400 1441 "force: a leaf alone is not completed"
 hpost "$(hn_body alone.shop.acme-corp.co.uk "$CSR_EC" "$tmp/alone.pem")"
 expect 201 - "ubiquitous: a leaf alone is completed from the known intermediate"
 HN_ALONE=$(jq -r .result.id "$tmp/body")
-jq -r .result.ssl.custom_certificate "$tmp/body" >"$tmp/alone.stored"
+cp "$tmp/body" "$tmp/alone.json"
+jq -r .result.ssl.certificate_chain "$tmp/body" >"$tmp/alone.stored"
 [ "$(grep -c 'BEGIN CERTIFICATE' "$tmp/alone.stored")" = 2 ] &&
     openssl verify -CAfile "$ca/root.pem" -untrusted "$tmp/alone.stored" "$tmp/alone.stored" \
-    >/dev/null 2>&1 && ok "the stored chain is the leaf and its intermediate, and verifies" ||
+    >/dev/null 2>&1 && ok "the chain built is the leaf and its intermediate, and verifies" ||
     bad "stored chain: $(grep -c 'BEGIN CERTIFICATE' "$tmp/alone.stored") certificates"
+jq -j .result.ssl.custom_certificate "$tmp/body" | cmp -s - "$tmp/alone.pem" &&
+    ok "custom_certificate is the leaf alone, as uploaded" || bad "custom_certificate not the upload"
+# A bundle_method PATCH rebuilds the chain from the upload, with the upload's checks.
+hpatch "$HN_ALONE" '{"ssl":{"bundle_method":"force"}}'
+expect 400 1441 "bundle_method force on a leaf alone: no chain, refused"
+req GET "$HN/$HN_ALONE" -H "$(W)"
+jq -e --slurpfile o "$tmp/alone.json" '.result == $o[0].result' "$tmp/body" >/dev/null &&
+    ok "the refused re-bundle changed nothing" || bad "refused re-bundle changed the record"
+hpatch "$HN_ALONE" '{"ssl":{"bundle_method":"optimal"}}'
+expect 200 - "bundle_method optimal: re-bundled"
+jq -e --slurpfile o "$tmp/alone.json" '.result.ssl.bundle_method == "optimal" and
+    .result.ssl.certificate_chain == $o[0].result.ssl.certificate_chain and
+    .result.ssl.uploaded_on == $o[0].result.ssl.uploaded_on and
+    .result.ssl.custom_certificate == $o[0].result.ssl.custom_certificate' "$tmp/body" \
+    >/dev/null && ok "optimal completes the same chain; uploaded_on and the upload kept" ||
+    bad "re-bundle optimal"
+# With the intermediate gone from the trust store, a re-bundle finds no path: refused,
+# and the chain stored before stays.
+kc_stop_daemon
+sed -i "\|^trust_bundle = $ca/inter.pem\$|d" "$KC_TMP/keycustodyd.conf"
+kc_start_daemon || { echo "Bail out: daemon did not restart"; exit 1; }
+kc_http_wait "$tmp/http.log" || { echo "Bail out: the shim did not recover"; exit 1; }
+hpatch "$HN_ALONE" '{"ssl":{"bundle_method":"ubiquitous"}}'
+expect 400 1441 "re-bundle without the intermediate in the trust store"
+req GET "$HN/$HN_ALONE" -H "$(W)"
+jq -e '.result.ssl.bundle_method == "optimal"' "$tmp/body" >/dev/null &&
+    cmp -s "$tmp/alone.stored" "$(jq -r .result.ssl.certificate_chain "$tmp/body" >"$tmp/alone.now"; echo "$tmp/alone.now")" &&
+    ok "the refused re-bundle kept the chain" || bad "refused re-bundle changed the chain"
 req DELETE "$HN/$HN_ALONE" -H "$(W)"; expect 200 - "delete the completed hostname"
 
 echo "# == deleting the rest; the CSRs they used become deletable"

@@ -297,7 +297,7 @@ for bid in not-a-uuid 12345 "$(echo "$ID" | tr a-f A-F)" "${ID}0"; do
 	req GET "$CSRS/$bid" -H "$(W)"; expect 400 1418 "get malformed id $bid"
 	req DELETE "$CSRS/$bid" -H "$(W)"; expect 400 1418 "delete malformed id $bid"
 done
-jq -e '.errors[0].message == "The custom CSR ID is invalid."' "$tmp/body" >/dev/null && ok || bad "1418 message"
+jq -e '.errors[0].message == "The custom CSR ID is invalid. Check your input and try again."' "$tmp/body" >/dev/null && ok || bad "1418 message"
 req GET $CSRS/3f1e4b2a-9c1d-4e7f-8a2b-5c6d7e8f9a0b -H "$(W)"; expect 404 1419 "unknown id"
 jq -e '.errors[0].message == "The custom CSR was not found."' "$tmp/body" >/dev/null && ok || bad "1419 message"
 req GET $CSRS/$first -H "$(W)"; expect 404 1419 "other zone's id (get)"

@@ -439,7 +439,8 @@ test_cert_empty(void **state)
 {
 	struct cert_info	*ci = NULL;
 	struct kc_error		 err;
-	const char		*msg = "The certificate that you uploaded is empty.";
+	const char		*msg = "The certificate that you uploaded is empty. Check "
+				    "your input and try again.";
 
 	test_reject("", fix.leaf_ec_key, TEST_HOST, 1427, msg);
 	test_reject(" \r\n\t\n", fix.leaf_ec_key, TEST_HOST, 1427, msg);
@@ -604,11 +605,11 @@ test_cert_leaves(void **state)
 
 	s = test_pem(fix.iec, fix.root, TEST_END);
 	test_reject(s, fix.leaf_ec_key, TEST_HOST, 1445, "The certificate chain that you "
-	    "uploaded does not contain a leaf certificate.");
+	    "uploaded has no leaf certificates. Check your input and try again.");
 	free(s);
 	s = test_pem(fix.leaf_ec, fix.leaf_rsa, fix.iec, fix.irsa, TEST_END);
 	test_reject(s, fix.leaf_ec_key, TEST_HOST, 1444, "The certificate chain that you "
-	    "uploaded contains more than one leaf certificate.");
+	    "uploaded has multiple leaf certificates. Check your input and try again.");
 	free(s);
 }
 
@@ -795,7 +796,8 @@ test_covers(const char *sans, const char *host)
 		assert_int_equal(r, KC_ERR_INVALID);
 		assert_int_equal(err.code, 1446);
 		snprintf(want, sizeof(want), "The certificate that you uploaded does not "
-		    "include the custom hostname - %s.", host);
+		    "include the custom hostname - %s. Review your input and try again.",
+		    host);
 		assert_string_equal(err.message, want);
 		assert_null(ci);
 	} else

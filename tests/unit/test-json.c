@@ -646,6 +646,19 @@ test_hostname_object(void **state)
 	assert_string_equal(out, want);
 	free(out);
 
+	/* The optional ssl.certificate_authority where set; the chain built, after the upload. */
+	ssl.certificate_authority = (char *)"lets_encrypt";
+	ssl.certificate_chain = (char *)"-----BEGIN CERTIFICATE-----\nMIIB\n"
+	    "-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\nMIIC\n"
+	    "-----END CERTIFICATE-----\n";
+	assert_int_equal(json_hostname(&h, &out), 0);
+	assert_non_null(strstr(out, "\"method\":\"http\",\"certificate_authority\":"
+	    "\"lets_encrypt\",\"status\":\"expired\""));
+	assert_non_null(strstr(out, "-----END CERTIFICATE-----\\n\",\"certificate_chain\":"
+	    "\"-----BEGIN CERTIFICATE-----\\nMIIB\\n-----END CERTIFICATE-----\\n"
+	    "-----BEGIN CERTIFICATE-----\\nMIIC\\n-----END CERTIFICATE-----\\n\"}}"));
+	free(out);
+
 	h.ssl = NULL;	/* a required submessage missing: never a half object */
 	assert_int_equal(json_hostname(&h, &out), KC_ERR_INVALID);
 	assert_null(out);

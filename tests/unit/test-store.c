@@ -33,7 +33,7 @@
 #define NPAGED	23	/* READY records of zone A in the pagination test */
 #define NHOSTS	13	/* custom hostnames of zone A in the hostname list test */
 
-#define SCHEMA_VERSION	7	/* the newest migration of store.c */
+#define SCHEMA_VERSION	8	/* the newest migration of store.c */
 
 struct fixture {
 	char		 dir[PATH_MAX];
@@ -66,6 +66,7 @@ struct thost {
 	char		 hostname[64];
 	char		 bundle[16];
 	char		 pem[128];
+	char		 upload[128];
 	char		 issuer[32];
 	char		 serial[48];
 	char		 sig[32];
@@ -900,6 +901,10 @@ thost_init(struct thost *t, const struct tcsr *csr, unsigned int n, const char *
 	t->h.created_at_us = created_at_us;
 	t->h.bundle_method = t->bundle;
 	t->h.certificate_pem = t->pem;
+	/* The upload differs from the chain built from it (the intermediates added). */
+	snprintf(t->upload, sizeof(t->upload),
+	    "-----BEGIN CERTIFICATE-----\nUPLOAD%u\n-----END CERTIFICATE-----\n", n);
+	t->h.certificate_uploaded = t->upload;
 	t->h.issuer = t->issuer;
 	t->h.serial_number = t->serial;
 	t->h.signature_alg = t->sig;
@@ -923,6 +928,7 @@ assert_same_hostname(const struct store_hostname *a, const struct store_hostname
 	assert_string_equal(a->ssl_id, b->ssl_id);
 	assert_string_equal(a->bundle_method, b->bundle_method);
 	assert_string_equal(a->certificate_pem, b->certificate_pem);
+	assert_string_equal(a->certificate_uploaded, b->certificate_uploaded);
 	assert_string_equal(a->issuer, b->issuer);
 	assert_string_equal(a->serial_number, b->serial_number);
 	assert_string_equal(a->signature_alg, b->signature_alg);
@@ -1460,7 +1466,7 @@ test_migrate_v1(void **state)
 	sqlite3			*db;
 	uint64_t		 total;
 	size_t			 n;
-	char			 path[PATH_MAX + 64], *cause = NULL;
+	char			 path[PATH_MAX + 64], *cause = NULL, sql[256];
 
 	snprintf(path, sizeof(path), "%s/v1.db", fx->dir);
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
@@ -1522,6 +1528,12 @@ test_migrate_v1(void **state)
 	assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' "
 	    "AND name = 'custom_hostnames_csr'"), 0);
 	assert_int_equal(raw_int(db, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
+	/* Migration 8: a hostname stored before has its chain standing in for the upload. */
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM custom_hostnames WHERE "
+	    "certificate_uploaded IS NULL OR (id <> '%s' AND "
+	    "certificate_uploaded <> certificate_pem)", t.h.id);
+	assert_int_equal(raw_int(db, sql), 0);
+	assert_int_equal(raw_int(db, "SELECT count(*) FROM custom_hostnames"), 2);
 	assert_int_equal(sqlite3_close(db), SQLITE_OK);
 	remove_db(path);
 }
@@ -1902,11 +1914,13 @@ test_migrate_v4_case(void **state)
 		store_close(s);
 		s = NULL;
 		/*
-		 * Back to version 4: no triggers, no columns of migration 6, no table of
-		 * migration 7, rows as an older daemon wrote them.
+		 * Back to version 4: no triggers, no columns of migrations 6 and 8, no
+		 * table of migration 7, rows as an older daemon wrote them.
 		 */
 		db = raw_open(path);
 		assert_int_equal(sqlite3_exec(db,
+		    "ALTER TABLE custom_hostnames DROP COLUMN certificate_uploaded;"
+		    "ALTER TABLE custom_hostnames DROP COLUMN ssl_certificate_authority;"
 		    "DROP TABLE fallback_origins;"
 		    "DROP TRIGGER custom_hostnames_lower_insert;"
 		    "DROP TRIGGER custom_hostnames_lower_update;"

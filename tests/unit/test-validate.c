@@ -41,11 +41,11 @@
 	"'example', 'invalid' or 'localhost', is not supported." END
 #define MSG_SAN_EXAMPLE							\
 	"Subject Alternative Names (SANs) ending in example.com, example.net, or " \
-	"example.org are prohibited."
+	"example.org are prohibited." END
 #define MSG_SAN_SUFFIX(r)	"Unable to parse subject alternative name(s) (SAN) - " r "." END
 #define MSG_KEY_TYPE							\
 	"Invalid key type. Only 'rsa2048', 'p256v1', 'rsa3072', 'rsa4096' or 'p384v1' " \
-	"is accepted."
+	"is accepted." END
 
 /* Strings built once by test_setup(), referenced by address from the tables. */
 static char	ascii64[65], ascii65[66];

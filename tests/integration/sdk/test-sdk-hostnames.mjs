@@ -63,6 +63,10 @@ assert.equal(hn.ssl.signature, 'SHA256WithRSA');
 assert.equal(hn.ssl.issuer, 'AcmeCorpIssuing');
 assert.equal(hn.ssl.bundle_method, 'ubiquitous');
 assert.deepEqual(hn.ssl.hosts, ['store.acme-corp.co.uk', 'cart.acme-corp.co.uk']);
+// the upload echoed as uploaded; the chain built from it is the certificate_chain extension
+assert.equal(hn.ssl.custom_certificate, chain);
+assert.equal(hn.ssl.certificate_chain, chain);
+assert.equal(hn.ssl.certificate_authority, undefined);
 assert.match(hn.ssl.uploaded_on, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
 assert.match(hn.ssl.expires_on, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
 assert.equal(hn.zone_id, undefined);
@@ -112,6 +116,8 @@ const partials = [
 		(h) => assert.equal(h.custom_origin_sni, 'sni.acme-corp.co.uk')],
 	[{ ssl: { bundle_method: 'optimal' } }, [], ['bundle_method'],
 		(h) => assert.equal(h.ssl.bundle_method, 'optimal')],
+	[{ ssl: { certificate_authority: 'lets_encrypt' } }, [], ['certificate_authority'],
+		(h) => assert.equal(h.ssl.certificate_authority, 'lets_encrypt')],
 	[{ ssl: { method: 'txt', type: 'dv' } }, [], ['method'],
 		(h) => assert.equal(h.ssl.method, 'txt')],
 	[{ ssl: { method: 'http', type: 'dv', wildcard: false,
@@ -131,7 +137,8 @@ for (const [body, top, ssl, check] of partials) {
 	checks++;
 }
 for (const [ssl, code] of [[{ method: 'carrier-pigeon', type: 'dv' }, 1432],
-    [{ method: 'http', type: 'ev' }, 1433]]) {
+    [{ method: 'http', type: 'ev' }, 1433], [{ certificate_authority: 'digicert' }, 1434],
+    [{ bundle_method: 'fastest' }, 1449]]) {
 	await assert.rejects(client.customHostnames.edit(hn.id, { zone_id, ssl }), (e) => {
 		assert.ok(e instanceof BadRequestError, `${code}: got ${e?.constructor?.name}`);
 		assert.equal(e.errors[0].code, code);
@@ -160,6 +167,56 @@ for await (const h of client.customHostnames.list({ zone_id, custom_origin_serve
 	otherOrigin.push(h);
 assert.deepEqual(otherOrigin, []);
 checks++;
+
+// every other filter and order of the SDK's list, each checked against what it must select
+const ids = async (params) => {
+	const out = [];
+	for await (const h of client.customHostnames.list({ zone_id, per_page: 5, ...params }))
+		out.push(h.id);
+	return out;
+};
+const both = [hn.id, hn2.id];
+for (const [params, want] of [
+	[{ hostname: { contain: 'ACME-CORP' } }, both],
+	[{ hostname: { contain: 'cart' } }, [hn2.id]],
+	[{ hostname: { startsWith: 'store.' } }, [hn.id]],
+	[{ hostname: { startsWith: 'acme' } }, []],
+	[{ hostname: { contain: 'acme', startsWith: 'cart' } }, [hn2.id]],
+	[{ hostname: { exact: 'store.acme-corp.co.uk.', contain: 'cart' } }, []],
+	[{ ssl: 1 }, both],
+	[{ ssl: 0 }, []],
+	[{ ssl_status: 'active' }, both],
+	[{ ssl_status: 'expired' }, []],
+	[{ ssl_status: 'pending_validation' }, []],
+	[{ wildcard: false }, both],
+	[{ wildcard: true }, []],
+	[{ certificate_authority: 'lets_encrypt' }, [hn.id]],
+	[{ certificate_authority: 'google' }, []],
+	[{ order: 'ssl_status' }, both],
+	[{ order: 'ssl', direction: 'desc' }, [hn2.id, hn.id]],
+	[{ direction: 'desc' }, [hn2.id, hn.id]],
+	[{ id: hn2.id }, [hn2.id]],
+]) {
+	assert.deepEqual(await ids(params), want, JSON.stringify(params));
+	checks++;
+}
+for (const [params, code] of [
+	[{ id: hn.id, hostname: { exact: 'store.acme-corp.co.uk' } }, 1438],
+	[{ id: hn.id, ssl: 1 }, 1438],
+	[{ id: 'not-a-uuid' }, 1435],
+	[{ hostname_status: 'active' }, 1437],
+	[{ hostname: { contain: 'store_' } }, 1437],
+	[{ ssl_status: 'bogus' }, 1437],
+	[{ certificate_authority: 'digicert' }, 1437],
+]) {
+	await assert.rejects(ids(params), (e) => {
+		assert.ok(e instanceof BadRequestError, `${JSON.stringify(params)}: got ${e?.constructor?.name}`);
+		assert.equal(e.errors[0].code, code, JSON.stringify(params));
+		assert.match(e.errors[0].message, /Check your input and try again\.$/);
+		return true;
+	});
+	checks++;
+}
 
 // a rejected upload surfaces as BadRequestError with the API code in errors
 const rejected = [

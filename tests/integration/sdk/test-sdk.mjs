@@ -48,11 +48,15 @@ for (const key_type of ['rsa2048', 'p256v1']) {
 	save(csr);
 	ids.push(csr.id);
 }
+// the last two named, in the reverse of their creation order, for order=name
+const names = { 10: 'zeta', 11: 'alpha' };
 for (let i = ids.length; i < 12; i++) {
 	const csr = await client.customCsrs.create({
 		...base, key_type: 'p256v1', common_name: `h${i}.acme-corp.co.uk`,
-		sans: [`h${i}.acme-corp.co.uk`],
+		sans: [`h${i}.acme-corp.co.uk`], ...(names[i] ? { name: names[i] } : {}),
 	});
+	if (names[i])
+		assert.equal(csr.name, names[i]);
 	save(csr);
 	ids.push(csr.id);
 }
@@ -63,6 +67,28 @@ for await (const csr of client.customCsrs.list({ zone_id, per_page: 5 }))
 	seen.push(csr.id);
 assert.equal(seen.length, 12, `list saw ${seen.length} CSRs`);
 assert.deepEqual([...seen].sort(), [...ids].sort());
+checks++;
+// the list's order and direction: created_at (the default), name (unnamed first), desc
+const listed = async (params) => {
+	const v = [];
+	for await (const csr of client.customCsrs.list({ zone_id, per_page: 5, ...params }))
+		v.push(csr.id);
+	return v;
+};
+assert.deepEqual(seen, ids);
+assert.deepEqual(await listed({ order: 'created_at' }), ids);
+assert.deepEqual(await listed({ order: 'created_at', direction: 'desc' }), [...ids].reverse());
+assert.deepEqual(await listed({ order: 'name' }), [...ids.slice(0, 10), ids[11], ids[10]]);
+assert.deepEqual(await listed({ order: 'name', direction: 'desc' }),
+    [ids[10], ids[11], ...ids.slice(0, 10).reverse()]);
+checks++;
+await assert.rejects(listed({ order: 'account_tag' }), (e) => {
+	assert.ok(e instanceof BadRequestError, `got ${e?.constructor?.name}`);
+	assert.equal(e.errors[0].code, 6008);
+	return true;
+});
+await assert.rejects(listed({ direction: 'up' }), (e) => e instanceof BadRequestError &&
+    e.errors[0].code === 6008);
 checks++;
 const page = await client.customCsrs.list({ zone_id, per_page: 5, page: 3 });
 assert.equal(page.result.length, 2);
