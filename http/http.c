@@ -410,7 +410,8 @@ http_reply_daemon(struct http *h, struct http_pending *p, Keycustody__Response *
 		if (resp->body_case != KEYCUSTODY__RESPONSE__BODY_HOSTNAME)
 			goto bad;
 		r = json_reply_hostname(resp->hostname, &body);
-		status = p->route == HTTP_R_HN_CREATE ? 201 : 200;
+		status = p->route == HTTP_R_HN_CREATE ? 201 :
+		    p->route == HTTP_R_HN_UPDATE ? 202 : 200;
 		break;
 	case HTTP_R_HN_LIST:
 		if (resp->body_case != KEYCUSTODY__RESPONSE__BODY_LIST_HOSTNAMES)

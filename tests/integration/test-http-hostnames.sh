@@ -546,7 +546,7 @@ echo "# == PATCH: renewal with a new certificate for the same key"
 sign "$tmp/$CSR_EC.csr" "$tmp/ec-renew.pem" 'DNS:shop.acme-corp.co.uk' sha256
 sleep 1
 hpatch "$HN_EC" "$(jq -nc --rawfile c "$tmp/ec-renew.pem.chain" '{ssl: {custom_certificate: $c}}')"
-expect 200 - "renewal"
+expect 202 - "renewal"
 cp "$tmp/body" "$tmp/hn-renew.json"
 check_hostname "$tmp/hn-renew.json" shop.acme-corp.co.uk "$CSR_EC" "$tmp/ec-renew.pem" \
     AcmeCorpIssuing SHA256WithRSA '["shop.acme-corp.co.uk"]' ubiquitous
@@ -578,7 +578,7 @@ jq -e --slurpfile n "$tmp/hn-renew.json" '.result == $n[0].result' "$tmp/body" >
 # Moving to another custom CSR of the zone: its certificate must cover the hostname.
 sign "$tmp/$CSR_EC2.csr" "$tmp/ec2-shop.pem" 'DNS:shop.acme-corp.co.uk' sha512
 hpatch "$HN_EC" "$(jq -nc --rawfile c "$tmp/ec2-shop.pem.chain" --arg id "$CSR_EC2" '{ssl: {custom_certificate: $c, custom_csr_id: $id, bundle_method: "force"}}')"
-expect 200 - "move to another CSR of the zone"
+expect 202 - "move to another CSR of the zone"
 jq -e --arg id "$CSR_EC2" '.result.ssl.custom_csr_id == $id and .result.ssl.signature == "SHA512WithRSA"
     and .result.ssl.bundle_method == "force"' "$tmp/body" >/dev/null && ok "moved" || bad "move"
 hpatch 3f1e4b2a-9c1d-4e7f-8a2b-5c6d7e8f9a0b "$(jq -nc --rawfile c "$tmp/ec-renew.pem.chain" '{ssl: {custom_certificate: $c}}')"
@@ -592,16 +592,16 @@ same() {
 	    (.result | del(.[$top[]]) | .ssl |= del(.[$s[]])) ==
 	    ($o[0].result | del(.[$top[]]) | .ssl |= del(.[$s[]]))' "$tmp/body" >/dev/null
 }
-hpatch "$HN_EC" '{}'; expect 200 - "PATCH {} accepted"
+hpatch "$HN_EC" '{}'; expect 202 - "PATCH {} accepted"
 same '[]' '[]' && ok "PATCH {} changed nothing" || bad "PATCH {} changed the record"
-hpatch "$HN_EC" '{"ssl":{}}'; expect 200 - "PATCH ssl {} accepted"
+hpatch "$HN_EC" '{"ssl":{}}'; expect 202 - "PATCH ssl {} accepted"
 same '[]' '[]' && ok "PATCH ssl {} changed nothing" || bad "PATCH ssl {} changed the record"
 hpatch "$HN_EC" '{"custom_metadata":{"customer_id":"12345","redirect":"on"}}'
-expect 200 - "metadata-only PATCH"
+expect 202 - "metadata-only PATCH"
 jq -e '.result.custom_metadata == {"customer_id":"12345","redirect":"on"}' "$tmp/body" >/dev/null &&
     same '["custom_metadata"]' '[]' && ok "metadata stored, nothing else changed" || bad "metadata PATCH"
 hpatch "$HN_EC" '{"custom_origin_server":"Origin.Acme-Corp.co.uk.","custom_origin_sni":"sni.acme-corp.co.uk"}'
-expect 200 - "origin-only PATCH"
+expect 202 - "origin-only PATCH"
 jq -e '.result.custom_origin_server == "origin.acme-corp.co.uk" and
     .result.custom_origin_sni == "sni.acme-corp.co.uk" and .result.custom_metadata.customer_id == "12345"' \
     "$tmp/body" >/dev/null && same '["custom_metadata","custom_origin_server","custom_origin_sni"]' '[]' &&
@@ -614,16 +614,16 @@ lists "custom_origin_server=origin.acme-corp.co.uk&hostname.startsWith=shop" "$H
 lists "custom_origin_server=origin.acme-corp.co.uk&hostname.startsWith=a."
 lists "custom_origin_server=acme-corp.co.uk"
 lists "custom_origin_server=origin.acme-corp.co.uk&custom_csr_id=$CSR_EC&ssl_status=active" "$HN_C"
-hpatch "$HN_EC" '{"ssl":{"bundle_method":"optimal"}}'; expect 200 - "bundle_method-only PATCH"
+hpatch "$HN_EC" '{"ssl":{"bundle_method":"optimal"}}'; expect 202 - "bundle_method-only PATCH"
 jq -e '.result.ssl.bundle_method == "optimal"' "$tmp/body" >/dev/null &&
     same '["custom_metadata","custom_origin_server","custom_origin_sni"]' '["bundle_method"]' &&
     ok "bundle_method stored, certificate kept" || bad "bundle_method PATCH"
-hpatch "$HN_EC" '{"ssl":{"method":"txt","type":"dv"}}'; expect 200 - "re-validation PATCH (txt)"
+hpatch "$HN_EC" '{"ssl":{"method":"txt","type":"dv"}}'; expect 202 - "re-validation PATCH (txt)"
 jq -e '.result.ssl.method == "txt" and .result.ssl.type == "dv"' "$tmp/body" >/dev/null &&
     same '["custom_metadata","custom_origin_server","custom_origin_sni"]' '["bundle_method","method"]' &&
     ok "method stored" || bad "method PATCH"
 hpatch "$HN_EC" '{"ssl":{"method":"http","type":"dv","wildcard":false,"settings":{"min_tls_version":"1.2","http2":"on","ciphers":["ECDHE-RSA-AES128-GCM-SHA256"]}}}'
-expect 200 - "re-validation PATCH with wildcard and settings"
+expect 202 - "re-validation PATCH with wildcard and settings"
 cp "$tmp/body" "$tmp/pp-1.json"
 jq -e '.result.ssl.method == "http" and .result.ssl.wildcard == false and
     .result.ssl.settings == {"min_tls_version":"1.2","http2":"on","ciphers":["ECDHE-RSA-AES128-GCM-SHA256"]}' \
@@ -651,7 +651,7 @@ req GET "$HN?id=$HN_EC" -H "$(W)"
 jq -e --slurpfile n "$tmp/pp-1.json" '.result == [$n[0].result]' "$tmp/body" >/dev/null &&
     ok "list echoes every field" || bad "list echo"
 hpatch "$HN_EC" '{"custom_origin_server":"","custom_origin_sni":"","custom_metadata":{}}'
-expect 200 - "origin cleared"
+expect 202 - "origin cleared"
 jq -e '(.result | has("custom_origin_server") | not) and (.result | has("custom_origin_sni") | not) and
     .result.custom_metadata == {}' "$tmp/body" >/dev/null && ok "origin and metadata cleared" || bad "clear"
 hpost "$(hn_body meta.shop.acme-corp.co.uk "$CSR_EC" "$good" '{"method":"email","wildcard":true}' |
@@ -731,7 +731,7 @@ req GET "$HN/$HN_ALONE" -H "$(W)"
 jq -e --slurpfile o "$tmp/alone.json" '.result == $o[0].result' "$tmp/body" >/dev/null &&
     ok "the refused re-bundle changed nothing" || bad "refused re-bundle changed the record"
 hpatch "$HN_ALONE" '{"ssl":{"bundle_method":"optimal"}}'
-expect 200 - "bundle_method optimal: re-bundled"
+expect 202 - "bundle_method optimal: re-bundled"
 jq -e --slurpfile o "$tmp/alone.json" '.result.ssl.bundle_method == "optimal" and
     .result.ssl.certificate_chain == $o[0].result.ssl.certificate_chain and
     .result.ssl.uploaded_on == $o[0].result.ssl.uploaded_on and
