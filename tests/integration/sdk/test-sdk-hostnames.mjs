@@ -296,6 +296,26 @@ await assert.rejects(fo.get({ zone_id }), notFound);
 await assert.rejects(fo.delete({ zone_id }), notFound);
 checks++;
 
+// the typed calls of routes this service does not serve: Cloudflare's routing error (7003),
+// never "hostname not found". quota: no per-zone allocation exists here to report;
+// certificate_pack certificates: they carry a custom_key, and keys never enter from outside.
+const unserved = (e) => {
+	assert.ok(e instanceof BadRequestError, `got ${e?.constructor?.name}`);
+	assert.equal(e.status, 400);
+	assert.equal(e.errors[0].code, 7003);
+	return true;
+};
+await assert.rejects(client.customHostnames.quota.get({ zone_id }), unserved);
+checks++;
+const pack = { zone_id, custom_hostname_id: hn.id, certificate_pack_id: cur.ssl.id };
+await assert.rejects(client.customHostnames.certificatePack.certificates.update(
+    '0b6a4d6e-1b4c-4f6a-9d3e-2a1b0c9d8e7f', { ...pack, custom_certificate: chain,
+    custom_key: '-----BEGIN PRIVATE KEY-----\n' }), unserved);
+await assert.rejects(client.customHostnames.certificatePack.certificates.delete(
+    '0b6a4d6e-1b4c-4f6a-9d3e-2a1b0c9d8e7f', pack), unserved);
+assert.deepEqual(await client.customHostnames.get(hn.id, { zone_id }), cur);
+checks++;
+
 // the CSR is in use; delete (bare {"id"} body), then the CSR goes
 await assert.rejects(client.customCsrs.delete(csr.id, { zone_id }), (e) => {
 	assert.ok(e instanceof ConflictError);
