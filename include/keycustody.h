@@ -30,6 +30,13 @@ struct kcc;
 int	 kcc_open(const char *path, struct kcc **cp, char **cause);
 /** Close the connection. NULL is a no-op. */
 void	 kcc_close(struct kcc *c);
+/** The connection's socket (borrowed: kcc_close() closes it). */
+int	 kcc_fd(const struct kcc *c);
+/**
+ * Free c without closing its socket: for the child of a fork() whose descriptor may since
+ * have been closed and reused for something else. NULL is a no-op.
+ */
+void	 kcc_abandon(struct kcc *c);
 
 /**
  * Send req (its version and id are filled in here) and wait for the matching response.

@@ -76,6 +76,18 @@ kcc_close(struct kcc *c)
 	free(c);
 }
 
+int
+kcc_fd(const struct kcc *c)
+{
+	return c->fd;
+}
+
+void
+kcc_abandon(struct kcc *c)
+{
+	free(c);
+}
+
 /* Milliseconds left until deadline (a CLOCK_MONOTONIC ms value); -1 when none. */
 static int
 kcc_remaining(int64_t deadline)
