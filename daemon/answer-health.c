@@ -8,6 +8,7 @@
 
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "answer.h"
@@ -204,6 +205,33 @@ answer_metrics_hsm_ops(struct kcd *kcd, Keycustody__MetricsResponse *m)
 
 #define ANSWER_MAX_CKR	128
 
+/* The signer role's counts by key and peer uid, and its rate limit's refusals. */
+static void
+answer_metrics_signs(struct kcd *kcd, Keycustody__MetricsResponse *m)
+{
+	Keycustody__SignCount	*c;
+	struct sign_count	*v;
+	size_t			 n, i;
+
+	sign_stats_snapshot(&kcd->sign_stats, false, &v, &n);
+	m->sign_counts = xcalloc(n > 0 ? n : 1, sizeof(*m->sign_counts));
+	for (i = 0; i < n; i++) {
+		c = m->sign_counts[i] = xcalloc(1, sizeof(*c));
+		keycustody__sign_count__init(c);
+		c->key_id.data = xmalloc(SIGN_KEY_ID_LEN);
+		memcpy(c->key_id.data, v[i].key_id, SIGN_KEY_ID_LEN);
+		c->key_id.len = SIGN_KEY_ID_LEN;
+		c->uid = (uint32_t)v[i].uid;
+		c->signatures = v[i].total[SIGN_OK];
+		c->refusals = v[i].total[SIGN_REFUSED];
+		c->failures = v[i].total[SIGN_FAILED];
+	}
+	m->n_sign_counts = n;
+	free(v);
+	m->has_sign_rate_limited = 1;
+	m->sign_rate_limited = kcd->sign_limiter.limited;
+}
+
 void
 answer_metrics(struct kcd *kcd, Keycustody__Response *resp)
 {
@@ -233,6 +261,7 @@ answer_metrics(struct kcd *kcd, Keycustody__Response *resp)
 	m->reconciled_records = atomic_load(&kcd->reconciled_records);
 	m->has_resolved_creates = 1;
 	m->resolved_creates = atomic_load(&kcd->resolved_creates);
+	answer_metrics_signs(kcd, m);
 	resp->body_case = KEYCUSTODY__RESPONSE__BODY_METRICS;
 	resp->metrics = m;
 }

@@ -42,6 +42,14 @@ typedef int (*answer_fn)(struct worker *, const Keycustody__Request *,
 typedef int (*answer_undo_fn)(struct worker *, const Keycustody__Request *,
     const Keycustody__Response *);
 
+/* answer-sign.c (the signer role, issue 16) */
+int	answer_signer_keys(struct worker *, const Keycustody__Request *,
+	    Keycustody__Response *, struct kc_error *);
+int	answer_sign(struct worker *, const Keycustody__Request *, Keycustody__Response *,
+	    struct kc_error *);
+/* Audit each (key, peer uid)'s signatures since the last call, one record each (loop). */
+void	answer_sign_totals(struct kcd *kcd);
+
 /* answer-csr.c */
 int	answer_create_csr(struct worker *, const Keycustody__Request *,
 	    Keycustody__Response *, struct kc_error *);

@@ -187,6 +187,11 @@ audit_line_new_inlock(struct audit *a, const struct audit_event *ev, bool genesi
 	    (ev->csr_id != NULL && audit_set(o, "csr_id", audit_str(ev->csr_id)) != 0) ||
 	    (ev->cert_sha256 != NULL &&
 	    audit_set(o, "cert_sha256", audit_str(ev->cert_sha256)) != 0) ||
+	    (ev->sign_counts != NULL && (
+	    audit_set(o, "signed", json_integer((json_int_t)ev->sign_counts[0])) != 0 ||
+	    audit_set(o, "refused", json_integer((json_int_t)ev->sign_counts[1])) != 0 ||
+	    audit_set(o, "failed", json_integer((json_int_t)ev->sign_counts[2])) != 0 ||
+	    audit_set(o, "period_s", json_integer((json_int_t)ev->period_s)) != 0)) ||
 	    audit_set(o, "result", audit_result(ev->error)) != 0 ||
 	    (genesis && audit_set(o, "genesis", json_true()) != 0) ||
 	    (extra != NULL && json_object_update(o, extra) != 0) ||

@@ -37,6 +37,9 @@ struct audit_event {
 	const char		*hostname;	/* custom hostname records */
 	const char		*csr_id;	/* the custom CSR a hostname uses */
 	const char		*cert_sha256;	/* the certificate's (leaf's) fingerprint */
+	/* "sign_totals" (issue 16): one key's signatures for one peer uid in a period. */
+	const uint64_t		*sign_counts;	/* signed, refused, failed; NULL: none */
+	unsigned int		 period_s;
 };
 
 /*

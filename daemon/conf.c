@@ -18,9 +18,12 @@
 #include "kc-util.h"
 #include "keycustody.h"
 #include "priv.h"
+#include "sign.h"
 #include "xmalloc.h"
 
-enum conf_type { CONF_STR, CONF_UINT, CONF_SIGNER, CONF_BOOL, CONF_LIST, CONF_ALLOW };
+enum conf_type {
+	CONF_STR, CONF_UINT, CONF_SIGNER, CONF_BOOL, CONF_LIST, CONF_ALLOW, CONF_SIGNER_ROLE
+};
 
 /* The settings: file keys and flags alike (conf_set), with their types and ranges. */
 static const struct kc_conf_file_key conf_keys[] = {
@@ -43,7 +46,13 @@ static const struct kc_conf_file_key conf_keys[] = {
 	    HSM_BACKOFF_MIN_MS, 600000, 0 },
 	{ "hsm_probe_timeout", CONF_UINT, offsetof(struct kc_conf, hsm_probe_timeout),
 	    100, 600000, 0 },
-	{ "signer",	 CONF_SIGNER,	offsetof(struct kc_conf, signer), 0, 0, 0 },
+	{ "csr_signer",	 CONF_SIGNER,	offsetof(struct kc_conf, signer), 0, 0, 0 },
+	/* The signer role; "direct" and "engine" are csr_signer's old spelling. */
+	{ "signer",	 CONF_SIGNER_ROLE, offsetof(struct kc_conf, signers), 0, 0,
+	    offsetof(struct kc_conf, nsigners) },
+	{ "sign_rate",	 CONF_UINT,	offsetof(struct kc_conf, sign_rate), 0, 10000000, 0 },
+	{ "sign_audit_interval", CONF_UINT, offsetof(struct kc_conf, sign_audit_interval),
+	    1, 86400, 0 },
 	{ "workers",	 CONF_UINT,	offsetof(struct kc_conf, workers), 1, CONF_MAX_WORKERS, 0 },
 	{ "queue_limit", CONF_UINT,	offsetof(struct kc_conf, queue_limit), 1, 100000, 0 },
 	{ "max_connections", CONF_UINT,	offsetof(struct kc_conf, max_conns), 1, 100000, 0 },
@@ -100,6 +109,8 @@ conf_init(struct kc_conf *c)
 	c->sandbox = xstrdup("enforce");
 	c->pin_fd = -1;
 	c->signer = HSM_SIGNER_DIRECT;
+	c->sign_rate = 5000;
+	c->sign_audit_interval = 60;
 	c->workers = 2;
 	c->queue_limit = 256;
 	c->max_conns = 256;
@@ -146,6 +157,9 @@ conf_free(struct kc_conf *c)
 			free(c->roles[i][--c->nroles[i]]);
 		free(c->roles[i]);
 	}
+	while (c->nsigners > 0)
+		free(c->signers[--c->nsigners]);
+	free(c->signers);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -176,6 +190,7 @@ int
 conf_set(struct kc_conf *c, const char *key, const char *value, char **cause)
 {
 	const struct kc_conf_file_key	*k;
+	struct sign_scope		 scope;
 	char				*p, **sp;
 	size_t				*np;
 	long				 v;
@@ -204,6 +219,16 @@ conf_set(struct kc_conf *c, const char *key, const char *value, char **cause)
 			return KC_ERR_INVALID;
 		}
 		break;
+	case CONF_SIGNER_ROLE:
+		if (strcmp(value, "direct") == 0 || strcmp(value, "engine") == 0) {
+			c->signer_deprecated = 1;
+			return conf_set(c, "csr_signer", value, cause);
+		}
+		/* The scope is checked now; the principal when the socket opens (control.c). */
+		if (sign_scope_parse(value + strcspn(value, " \t"), &scope, cause) != 0)
+			return KC_ERR_INVALID;
+		sign_scope_free(&scope);
+		/* FALLTHROUGH */
 	case CONF_LIST:
 		/* Repeatable: each line adds one value. */
 		if (*value == '\0') {
@@ -225,7 +250,7 @@ conf_set(struct kc_conf *c, const char *key, const char *value, char **cause)
 		else if (strcmp(value, "engine") == 0)
 			c->signer = HSM_SIGNER_ENGINE;
 		else {
-			xasprintf(cause, "signer: \"%s\" is neither direct nor engine", value);
+			xasprintf(cause, "csr_signer: \"%s\" is neither direct nor engine", value);
 			return KC_ERR_INVALID;
 		}
 		break;

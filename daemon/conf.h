@@ -34,7 +34,8 @@ struct kc_conf {
 	char		*module_args;	/* C_Initialize's pReserved (NSS softoken) */
 	unsigned int	 hsm_retry_max;		/* ms: cap of the re-initialization back-off */
 	unsigned int	 hsm_probe_timeout;	/* ms: an unanswered probe is an outage */
-	int		 signer;	/* enum hsm_signer */
+	int		 signer;	/* enum hsm_signer: csr_signer, how CSRs are signed */
+	int		 signer_deprecated; /* "signer = direct|engine" was read (a warning) */
 	unsigned int	 workers;
 	unsigned int	 queue_limit;
 	unsigned int	 max_conns;
@@ -42,6 +43,14 @@ struct kc_conf {
 	unsigned int	 destroy_yield_max;	/* ms a key destruction waits for creates */
 	char	       **roles[3];	/* admin, gateway, reader: user, uid or @group */
 	size_t		 nroles[3];
+	/*
+	 * The signer role (issue 16): "principal scope..." per line, each scope item a zone
+	 * id, "zone/hostname" or "*"; parsed by control.c. And its limits.
+	 */
+	char	       **signers;
+	size_t		 nsigners;
+	unsigned int	 sign_rate;		/* signatures a second per peer uid (0: none) */
+	unsigned int	 sign_audit_interval;	/* seconds between audited sign totals */
 	int		 trust_system;	/* use the system CA bundle */
 	int		 accept_missing_key_history;	/* hsm_config.accept_no_history */
 	char	       **trust_bundles;	/* more CA bundle files */

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,7 @@
 #include "kcd.h"
 #include "log.h"
 #include "peer.h"
+#include "sign.h"
 #include "xmalloc.h"
 
 /*
@@ -49,6 +51,7 @@ struct conn {
 	struct event		*unread_ev;	/* the cut-off while over the unread cap */
 	uint64_t		 serial;
 	struct peer		 peer;
+	struct sign_scope	 scope;		/* peer.scope points here when it has one */
 	unsigned int		 refs;		/* the connection itself + one per job */
 	unsigned int		 inflight;
 	int			 over;		/* unread replies over the cap: not reading */
@@ -57,7 +60,10 @@ struct conn {
 };
 TAILQ_HEAD(connq, conn);
 
-/* One configured role grant: a uid, or a group (its gid and its members' uids). */
+/*
+ * One configured role grant: a uid, or a group (its gid and its members' uids). A signer
+ * grant (role PEER_ROLE_SIGNER) has its scope; it adds to the other roles, never replaces.
+ */
 struct role_rule {
 	enum peer_role		 role;
 	int			 is_group;
@@ -65,6 +71,7 @@ struct role_rule {
 	gid_t			 gid;
 	uid_t			*members;
 	size_t			 nmembers;
+	struct sign_scope	 scope;
 };
 
 struct control {
@@ -167,27 +174,69 @@ control_resolve(struct control *c, enum peer_role role, const char *spec, char *
 	return 0;
 }
 
-/* The highest role that any rule grants this peer. */
+/*
+ * A signer grant: "<principal> <scope item>...", the principal resolved as for the other
+ * roles (control_resolve()), the scope by sign_scope_parse().
+ */
+static int
+control_resolve_signer(struct control *c, const char *line, char **cause)
+{
+	struct sign_scope	 scope;
+	size_t			 len = strcspn(line, " \t"), before = c->nrules, i;
+	char			*who;
+	int			 r;
+
+	if ((r = sign_scope_parse(line + len, &scope, cause)) != 0)
+		return r;
+	who = xcalloc(1, len + 1);
+	memcpy(who, line, len);
+	r = control_resolve(c, PEER_ROLE_SIGNER, who, cause);
+	free(who);
+	/* One rule, or none on an error (the caller frees what was made). */
+	for (i = before; r == 0 && i < c->nrules; i++)
+		sign_scope_merge(&c->rules[i].scope, &scope);
+	sign_scope_free(&scope);
+	return r;
+}
+
+static bool
+control_rule_matches(const struct role_rule *r, uid_t uid, gid_t gid)
+{
+	size_t	 j;
+
+	if (!r->is_group)
+		return r->uid == uid;
+	if (r->gid == gid)
+		return true;
+	for (j = 0; j < r->nmembers; j++)
+		if (r->members[j] == uid)
+			return true;
+	return false;
+}
+
+/*
+ * The highest role that any rule grants this peer, and in scope the union of its signer
+ * grants' scopes. A peer with signer grants alone has the signer role.
+ */
 static enum peer_role
-control_peer_role(const struct control *c, uid_t uid, gid_t gid)
+control_peer_role(const struct control *c, uid_t uid, gid_t gid, struct sign_scope *scope)
 {
 	const struct role_rule	*r;
-	size_t			 i, j;
+	size_t			 i;
 	enum peer_role		 role = PEER_ROLE_NONE;
 
+	memset(scope, 0, sizeof(*scope));
 	for (i = 0; i < c->nrules; i++) {
 		r = &c->rules[i];
-		if (r->role <= role)
+		if (!control_rule_matches(r, uid, gid))
 			continue;
-		if (!r->is_group && r->uid == uid)
+		if (r->role == PEER_ROLE_SIGNER)
+			sign_scope_merge(scope, &r->scope);
+		else if (r->role > role)
 			role = r->role;
-		else if (r->is_group && r->gid == gid)
-			role = r->role;
-		else if (r->is_group)
-			for (j = 0; j < r->nmembers; j++)
-				if (r->members[j] == uid)
-					role = r->role;
 	}
+	if (role == PEER_ROLE_NONE && scope->n > 0)
+		role = PEER_ROLE_SIGNER;
 	return role;
 }
 
@@ -196,8 +245,10 @@ control_free_rules(struct control *c)
 {
 	size_t	 i;
 
-	for (i = 0; i < c->nrules; i++)
+	for (i = 0; i < c->nrules; i++) {
 		free(c->rules[i].members);
+		sign_scope_free(&c->rules[i].scope);
+	}
 	free(c->rules);
 	c->rules = NULL;
 	c->nrules = 0;
@@ -231,7 +282,7 @@ control_new(struct kcd *kcd, const struct kc_conf *conf, char **cause)
 	struct stat		 sb;
 	struct group		*gr;
 	mode_t			 old_umask;
-	size_t			 i, j;
+	size_t			 i, j, nhier;
 	int			 fd;
 
 	c = xcalloc(1, sizeof(*c));
@@ -239,7 +290,11 @@ control_new(struct kcd *kcd, const struct kc_conf *conf, char **cause)
 		for (j = 0; j < conf->nroles[i]; j++)
 			if (control_resolve(c, roles[i], conf->roles[i][j], cause) != 0)
 				goto fail;
-	if (c->nrules == 0) {
+	nhier = c->nrules;
+	for (j = 0; j < conf->nsigners; j++)
+		if (control_resolve_signer(c, conf->signers[j], cause) != 0)
+			goto fail;
+	if (nhier == 0) {
 		control_add_rule(c, PEER_ROLE_ADMIN, 0, 0, 0);
 		control_add_rule(c, PEER_ROLE_ADMIN, 0, geteuid(), 0);
 	}
@@ -308,6 +363,7 @@ control_new(struct kcd *kcd, const struct kc_conf *conf, char **cause)
 	c->role_max[PEER_ROLE_GATEWAY] = conf->max_conns - conf->admin_connections;
 	c->role_max[PEER_ROLE_READER] = conf->max_conns - conf->admin_connections -
 	    conf->gateway_connections;
+	c->role_max[PEER_ROLE_SIGNER] = c->role_max[PEER_ROLE_READER];
 	c->conn_requests = conf->conn_requests;
 	c->conn_unread = conf->conn_unread;
 	c->unread_timeout.tv_sec = conf->conn_unread_timeout;
@@ -372,6 +428,7 @@ control_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa
 	struct ucred	 cred;
 	socklen_t	 len = sizeof(cred);
 	enum peer_role	 role;
+	struct sign_scope scope;
 	uint64_t	 held;
 	char		 note[64];
 
@@ -380,7 +437,7 @@ control_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa
 		close(fd);
 		return;
 	}
-	if ((role = control_peer_role(c, cred.uid, cred.gid)) == PEER_ROLE_NONE) {
+	if ((role = control_peer_role(c, cred.uid, cred.gid, &scope)) == PEER_ROLE_NONE) {
 		c->refused++;
 		if (peer_loglimit_pass(&c->log_norole, c->log_rate, &held))
 			log_warnx("refusing connection from uid %ld gid %ld pid %ld: no role%s",
@@ -400,6 +457,7 @@ control_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa
 			    "connections open, %u the most for the role%s", (long)cred.uid,
 			    (long)cred.pid, peer_role_name(role), c->nconns, c->role_max[role],
 			    control_held(held, note, sizeof(note)));
+		sign_scope_free(&scope);
 		close(fd);
 		return;
 	}
@@ -410,11 +468,14 @@ control_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa
 	conn->peer.gid = cred.gid;
 	conn->peer.pid = cred.pid;
 	conn->peer.role = role;
+	conn->scope = scope;
+	conn->peer.scope = scope.n > 0 ? &conn->scope : NULL;
 	conn->refs = 1;
 	conn->bev = bufferevent_socket_new(c->kcd->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (conn->bev == NULL) {
 		log_warnx("bufferevent_socket_new failed");
 		close(fd);
+		sign_scope_free(&conn->scope);
 		free(conn);
 		return;
 	}
@@ -427,9 +488,10 @@ control_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa
 	TAILQ_INSERT_TAIL(&c->conns, conn, entry);
 	c->nconns++;
 	c->role_conns[role]++;
-	log_debug("connection %llu from uid %ld gid %ld pid %ld, role %s",
+	log_debug("connection %llu from uid %ld gid %ld pid %ld, role %s%s",
 	    (unsigned long long)conn->serial, (long)conn->peer.uid, (long)conn->peer.gid,
-	    (long)conn->peer.pid, peer_role_name(role));
+	    (long)conn->peer.pid, peer_role_name(role),
+	    conn->peer.scope != NULL && role != PEER_ROLE_SIGNER ? " and signer" : "");
 }
 
 /* Read every complete frame and dispatch it. */
@@ -643,8 +705,10 @@ conn_lost(struct conn *conn)
 static void
 conn_unref(struct conn *conn)
 {
-	if (--conn->refs == 0)
+	if (--conn->refs == 0) {
+		sign_scope_free(&conn->scope);
 		free(conn);
+	}
 }
 
 void

@@ -32,6 +32,7 @@
 #include "metrics.h"
 #include "peer.h"
 #include "pool.h"
+#include "sign.h"
 #include "store.h"
 #include "validate.h"
 #include "xmalloc.h"
@@ -39,6 +40,7 @@
 #define DISP_LOOP	0x01	/* answered on the event loop: no I/O, no HSM */
 #define DISP_ACTOR	0x02	/* a gateway must name the acting credential */
 #define DISP_CREATE	0x04	/* makes a key: the zone's and credential's limits apply */
+#define DISP_SIGN	0x08	/* the signer role's: a signer grant, whatever the role */
 
 /* One row per request type: the least role that may make it, flags, handler, undo. */
 static const struct disp_entry {
@@ -75,6 +77,9 @@ static const struct disp_entry {
 	    answer_update_fallback_origin, NULL },
 	{ KEYCUSTODY__REQUEST__BODY_DELETE_FALLBACK_ORIGIN, PEER_ROLE_GATEWAY, DISP_ACTOR,
 	    answer_delete_fallback_origin, NULL },
+	{ KEYCUSTODY__REQUEST__BODY_SIGNER_KEYS, PEER_ROLE_SIGNER, DISP_SIGN,
+	    answer_signer_keys, NULL },
+	{ KEYCUSTODY__REQUEST__BODY_SIGN, PEER_ROLE_SIGNER, DISP_SIGN, answer_sign, NULL },
 };
 
 /*
@@ -176,13 +181,23 @@ disp_held(uint64_t held)
 }
 
 /*
- * Whether a peer with this role may make the request; a gateway must name the acting
- * credential (Request.actor). @retval 0, or KC_ERR_DENIED with err set
+ * Whether the peer may make the request: its role, or for the signer's requests its signer
+ * grant (an admin without one may not sign); a gateway must name the acting credential
+ * (Request.actor). @retval 0, or KC_ERR_DENIED with err set
  */
 static int
 disp_permitted(const struct disp_entry *e, const Keycustody__Request *req,
-    enum peer_role role, struct kc_error *err)
+    const struct peer *peer, struct kc_error *err)
 {
+	enum peer_role	 role = peer->role;
+
+	if (e != NULL && (e->flags & DISP_SIGN)) {
+		if (peer->scope != NULL)
+			return 0;
+		kc_error_set(err, KC_STATUS_PERMISSION_DENIED, KC_API_AUTH, KC_API_AUTH_MSG
+		    ": %s requests need the signer role", proto_request_name(req->body_case));
+		return KC_ERR_DENIED;
+	}
 	if (e == NULL || role < e->role) {
 		kc_error_set(err, KC_STATUS_PERMISSION_DENIED, KC_API_AUTH, KC_API_AUTH_MSG
 		    ": the %s role may not make %s requests", peer_role_name(role),
@@ -376,7 +391,7 @@ disp_answer_here(struct kcd *kcd, const Keycustody__Request *req, const struct p
 	uint64_t		 held = 0;
 
 	memset(&err, 0, sizeof(err));
-	if (disp_permitted(e, req, peer->role, &err) != 0) {
+	if (disp_permitted(e, req, peer, &err) != 0) {
 		if (f == NULL || peer_loglimit_pass(&f->log_refused, f->log_rate, &held))
 			log_warnx("peer uid %ld pid %ld (role %s): %s refused%s", (long)peer->uid,
 			    (long)peer->pid, peer_role_name(peer->role),
@@ -386,6 +401,17 @@ disp_answer_here(struct kcd *kcd, const Keycustody__Request *req, const struct p
 	}
 	if (e->flags & DISP_LOOP) {
 		disp_answer_loop(kcd, req, frame, len);
+		return 1;
+	}
+	/* sign_rate per peer uid, before the request takes a worker. */
+	if (req->body_case == KEYCUSTODY__REQUEST__BODY_SIGN &&
+	    !sign_limiter_take(&kcd->sign_limiter, peer->uid)) {
+		kc_error_set(&err, KC_STATUS_RATE_LIMITED, KC_API_RATE_LIMITED,
+		    KC_API_RATE_LIMITED_MSG ": this signer's sign_rate is %u a second",
+		    kcd->sign_limiter.rate);
+		sign_stats_add(&kcd->sign_stats, req->sign->key_id.len == SIGN_KEY_ID_LEN ?
+		    req->sign->key_id.data : NULL, peer->uid, SIGN_REFUSED);
+		disp_error_frame(req->id, &err, frame, len);
 		return 1;
 	}
 	*ep = e;

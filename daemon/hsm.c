@@ -3088,11 +3088,11 @@ hsm_key_free(struct hsm_key *k)
 
 /* C_SignInit + the two-call C_Sign. */
 static CK_RV
-hsm_sign_once(struct hsm_session *s, CK_OBJECT_HANDLE priv, CK_MECHANISM_TYPE m,
+hsm_sign_once(struct hsm_session *s, CK_OBJECT_HANDLE priv, CK_MECHANISM *mp,
     const uint8_t *data, size_t len, uint8_t **sig, CK_ULONG *siglen)
 {
 	CK_FUNCTION_LIST_PTR f = s->h->f;
-	CK_MECHANISM	 mech = { m, NULL, 0 };
+	CK_MECHANISM	 mech = *mp;
 	CK_ULONG	 n = 0;
 	uint8_t		*buf;
 	CK_RV		 rv;
@@ -3163,6 +3163,59 @@ hsm_ecdsa_der(const uint8_t *raw, size_t rawlen, uint8_t **der, size_t *derlen)
 	return r;
 }
 
+/*
+ * C_Sign with mech on the pair's private key, inside an operation (hsm_op_begin()): at
+ * most one session repair and one handle refresh, the handle in k refreshed when the
+ * token may have renumbered its objects since k was made, or says the handle is invalid.
+ */
+static int
+hsm_sign_mech(struct hsm_session *s, const struct hsm_key *k, CK_MECHANISM *mech,
+    const uint8_t *data, size_t len, uint8_t **raw, CK_ULONG *rawlen)
+{
+	struct hsm		*h = s->h;
+	struct hsm_key		 fresh;
+	CK_OBJECT_HANDLE	 priv;
+	CK_RV			 rv;
+	int			 refresh, refreshed = 0, recovered = 0;
+
+	priv = k->priv;
+	refresh = k->epoch != hsm_epoch(h);
+	for (;;) {
+		if (refresh) {
+			refresh = 0;
+			refreshed = 1;
+			memset(&fresh, 0, sizeof(fresh));
+			rv = hsm_key_lookup(s, k->id, &fresh);
+			EVP_PKEY_free(fresh.pkey);
+			if (rv != CKR_OK)
+				break;
+			priv = fresh.priv;
+		}
+		rv = hsm_sign_once(s, priv, mech, data, len, raw, rawlen);
+		if (rv == CKR_OK)
+			break;
+		if (!recovered && hsm_session_recover(s, rv)) {
+			recovered = 1;
+			refresh = k->epoch != hsm_epoch(h);
+			continue;
+		}
+		if (!refreshed && (rv == CKR_KEY_HANDLE_INVALID ||
+		    rv == CKR_OBJECT_HANDLE_INVALID)) {
+			refresh = 1;
+			continue;
+		}
+		break;
+	}
+	if (rv != CKR_OK)
+		return hsm_op_result(s, rv, "C_Sign");
+	if (hsm_late(s, "C_Sign")) {
+		free(*raw);
+		*raw = NULL;
+		return KC_ERR_TIMEOUT;
+	}
+	return 0;
+}
+
 int
 hsm_sign(struct hsm_session *s, const struct hsm_key *k, const uint8_t *tbs, size_t tbslen,
     uint8_t **sig, size_t *siglen)
@@ -3173,13 +3226,11 @@ hsm_sign(struct hsm_session *s, const struct hsm_key *k, const uint8_t *tbs, siz
 	const uint8_t		*data;
 	size_t			 len;
 	CK_MECHANISM_TYPE	 m;
-	CK_OBJECT_HANDLE	 priv;
+	CK_MECHANISM		 mech = { 0, NULL, 0 };
 	CK_ULONG		 rawlen = 0;
-	CK_RV			 rv;
-	struct hsm_key		 fresh;
 	struct hsm_caps_kt	 kt;
 	uint8_t			 di[sizeof(hsm_sha256_prefix) + EVP_MAX_MD_SIZE];
-	int			 r, refresh, refreshed = 0, recovered = 0;
+	int			 r;
 
 	return_val_if_fail(s != NULL && s->h != NULL && k != NULL, KC_ERR_INVALID);
 	return_val_if_fail(tbs != NULL && sig != NULL && siglen != NULL, KC_ERR_INVALID);
@@ -3218,47 +3269,9 @@ hsm_sign(struct hsm_session *s, const struct hsm_key *k, const uint8_t *tbs, siz
 		}
 	}
 
-	/*
-	 * At most one session repair and one handle refresh: the handle in k is refreshed
-	 * when the token may have renumbered its objects since k was made, or says the
-	 * handle is invalid.
-	 */
-	priv = k->priv;
-	refresh = k->epoch != hsm_epoch(h);
-	for (;;) {
-		if (refresh) {
-			refresh = 0;
-			refreshed = 1;
-			memset(&fresh, 0, sizeof(fresh));
-			rv = hsm_key_lookup(s, k->id, &fresh);
-			EVP_PKEY_free(fresh.pkey);
-			if (rv != CKR_OK)
-				break;
-			priv = fresh.priv;
-		}
-		rv = hsm_sign_once(s, priv, m, data, len, &raw, &rawlen);
-		if (rv == CKR_OK)
-			break;
-		if (!recovered && hsm_session_recover(s, rv)) {
-			recovered = 1;
-			refresh = k->epoch != hsm_epoch(h);
-			continue;
-		}
-		if (!refreshed && (rv == CKR_KEY_HANDLE_INVALID ||
-		    rv == CKR_OBJECT_HANDLE_INVALID)) {
-			refresh = 1;
-			continue;
-		}
-		break;
-	}
-	if (rv != CKR_OK) {
-		r = hsm_op_result(s, rv, "C_Sign");
+	mech.mechanism = m;
+	if ((r = hsm_sign_mech(s, k, &mech, data, len, &raw, &rawlen)) != 0)
 		goto out;
-	}
-	if (hsm_late(s, "C_Sign")) {
-		r = KC_ERR_TIMEOUT;
-		goto out;
-	}
 	if (hsm_keytypes[k->type].ckk == CKK_EC) {
 		if ((r = hsm_ecdsa_der(raw, rawlen, sig, siglen)) != 0)
 			goto out;
@@ -3271,6 +3284,86 @@ hsm_sign(struct hsm_session *s, const struct hsm_key *k, const uint8_t *tbs, siz
  out:
 	hsm_op_end(s);
 	free(raw);
+	return r;
+}
+
+/* A PSS hash's CKM_ and CKG_MGF1_ values. */
+static int
+hsm_pss_hash(enum hsm_hash hash, CK_MECHANISM_TYPE *m, CK_RSA_PKCS_MGF_TYPE *mgf)
+{
+	static const struct {
+		enum hsm_hash		 hash;
+		CK_MECHANISM_TYPE	 m;
+		CK_RSA_PKCS_MGF_TYPE	 mgf;
+	} t[] = {
+		{ HSM_SHA1, CKM_SHA_1, CKG_MGF1_SHA1 },
+		{ HSM_SHA224, CKM_SHA224, CKG_MGF1_SHA224 },
+		{ HSM_SHA256, CKM_SHA256, CKG_MGF1_SHA256 },
+		{ HSM_SHA384, CKM_SHA384, CKG_MGF1_SHA384 },
+		{ HSM_SHA512, CKM_SHA512, CKG_MGF1_SHA512 },
+	};
+	size_t	 i;
+
+	for (i = 0; i < nitems(t); i++)
+		if (t[i].hash == hash) {
+			if (m != NULL)
+				*m = t[i].m;
+			if (mgf != NULL)
+				*mgf = t[i].mgf;
+			return 0;
+		}
+	return KC_ERR_INVALID;
+}
+
+int
+hsm_sign_digest(struct hsm_session *s, const struct hsm_key *k, enum hsm_sign_mech m,
+    const struct hsm_pss *pss, const uint8_t *data, size_t len, uint8_t **sig,
+    size_t *siglen)
+{
+	CK_RSA_PKCS_PSS_PARAMS	 pp;
+	CK_MECHANISM		 mech = { 0, NULL, 0 };
+	CK_ULONG		 rawlen = 0;
+	uint8_t			*raw = NULL;
+	int			 ec, r;
+
+	return_val_if_fail(s != NULL && s->h != NULL && k != NULL, KC_ERR_INVALID);
+	return_val_if_fail(data != NULL && sig != NULL && siglen != NULL, KC_ERR_INVALID);
+	*sig = NULL;
+	*siglen = 0;
+	ec = hsm_keytypes[k->type].ckk == CKK_EC;
+	switch (m) {
+	case HSM_SIGN_ECDSA:
+		if (!ec)
+			return KC_ERR_INVALID;
+		mech.mechanism = CKM_ECDSA;
+		break;
+	case HSM_SIGN_RSA_PKCS:
+		if (ec)
+			return KC_ERR_INVALID;
+		mech.mechanism = CKM_RSA_PKCS;
+		break;
+	case HSM_SIGN_RSA_PSS:
+		if (ec || pss == NULL)
+			return KC_ERR_INVALID;
+		memset(&pp, 0, sizeof(pp));
+		if (hsm_pss_hash(pss->hash, &pp.hashAlg, NULL) != 0 ||
+		    hsm_pss_hash(pss->mgf_hash, NULL, &pp.mgf) != 0)
+			return KC_ERR_INVALID;
+		pp.sLen = pss->salt_len;
+		mech.mechanism = CKM_RSA_PKCS_PSS;
+		mech.pParameter = &pp;
+		mech.ulParameterLen = sizeof(pp);
+		break;
+	default:
+		return KC_ERR_INVALID;
+	}
+	if ((r = hsm_op_begin(s, 0)) != 0)
+		return r;
+	if ((r = hsm_sign_mech(s, k, &mech, data, len, &raw, &rawlen)) == 0) {
+		*sig = raw;
+		*siglen = rawlen;
+	}
+	hsm_op_end(s);
 	return r;
 }
 

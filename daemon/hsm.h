@@ -254,6 +254,36 @@ void	 hsm_key_free(struct hsm_key *k);
 int	 hsm_sign(struct hsm_session *s, const struct hsm_key *k, const uint8_t *tbs,
 	    size_t tbslen, uint8_t **sig, size_t *siglen);
 
+/* What hsm_sign_digest() is asked for (issue 16): PKCS#11's own raw mechanisms. */
+enum hsm_sign_mech {
+	HSM_SIGN_ECDSA = 1,	/* CKM_ECDSA over a digest; the signature r || s */
+	HSM_SIGN_RSA_PKCS,	/* CKM_RSA_PKCS over a DER DigestInfo */
+	HSM_SIGN_RSA_PSS	/* CKM_RSA_PKCS_PSS over a digest of hash */
+};
+
+/* The hashes of a PSS signature (the protocol's SignHash numbers). */
+enum hsm_hash {
+	HSM_SHA1 = 1, HSM_SHA224, HSM_SHA256, HSM_SHA384, HSM_SHA512
+};
+
+/* CK_RSA_PKCS_PSS_PARAMS: the digest's hash, MGF1's hash, the salt length. */
+struct hsm_pss {
+	enum hsm_hash	 hash;
+	enum hsm_hash	 mgf_hash;
+	unsigned long	 salt_len;
+};
+
+/**
+ * Sign data that the caller checked (a digest, or a DigestInfo for HSM_SIGN_RSA_PKCS)
+ * with the pair's private key: a TLS terminator's handshake signature through the module
+ * (answer-sign.c). The signature is PKCS#11's: r || s for ECDSA.
+ * @param sig caller frees with free()
+ * @retval 0, KC_ERR_INVALID (a mechanism for the other key type), or KC_ERR_*
+ */
+int	 hsm_sign_digest(struct hsm_session *s, const struct hsm_key *k,
+	    enum hsm_sign_mech m, const struct hsm_pss *pss, const uint8_t *data,
+	    size_t len, uint8_t **sig, size_t *siglen);
+
 /**
  * The engine signer: load the private key through libp11's OpenSSL engine by its RFC 7512
  * URI. Calls are serialized inside hsm.c (libp11 scans the token on every load).

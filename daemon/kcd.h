@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "metrics.h"
+#include "sign.h"
 
 struct event_base;
 struct audit;
@@ -56,6 +57,10 @@ struct kcd {
 	_Atomic uint64_t	 reconciled_records;	/* removed by start-up reconciliation */
 	_Atomic uint64_t	 resolved_creates;	/* pending creates removed later */
 	struct custody_yield	*yield;			/* deletes wait for creates */
+	/* The signer role (issue 16): its rate limit (loop) and its counts (workers). */
+	struct sign_limiter	 sign_limiter;
+	struct sign_stats	 sign_stats;
+	struct event		*sign_audit_ev;		/* the periodic audited totals */
 };
 
 #endif /* KC_KCD_H */

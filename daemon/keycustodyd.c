@@ -28,6 +28,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
+#include "answer.h"
 #include "audit.h"
 #include "cert.h"
 #include "conf.h"
@@ -419,8 +420,8 @@ reconcile(struct kcd *kcd)
 	 * token (docs/PERFORMANCE.md).
 	 */
 	if (hsm_get_signer(kcd->hsm) == HSM_SIGNER_ENGINE && rep.token_keys >= ENGINE_WARN_KEYS)
-		log_warnx("signer = engine with %zu keys in the token: every CSR makes libp11 "
-		    "search the whole token, so CSRs slow down as it fills; signer = direct "
+		log_warnx("csr_signer = engine with %zu keys in the token: every CSR makes libp11 "
+		    "search the whole token, so CSRs slow down as it fills; csr_signer = direct "
 		    "does not", rep.token_keys);
 	hsm_get_stats(kcd->hsm, &st);
 	if (st.token_duplicates > 0 || st.token_incomplete > 0 || st.token_debris > 0)
@@ -470,6 +471,15 @@ on_signal(evutil_socket_t sig, short ev, void *arg)
 	if ((drain_ev = evtimer_new(kcd->base, drain_check, kcd)) == NULL)
 		fatalx("evtimer_new");
 	drain_check(-1, 0, kcd);
+}
+
+/* Every sign_audit_interval: the signer role's totals into the audit log (issue 16). */
+static void
+on_sign_audit(evutil_socket_t fd, short ev, void *arg)
+{
+	(void)fd;
+	(void)ev;
+	answer_sign_totals(arg);
 }
 
 /* SIGHUP: rotate the audit log; the new file's first line links to the old file's last. */
@@ -538,7 +548,7 @@ main(int argc, char *argv[])
 			debug++;
 			break;
 		case 'E':
-			r = conf_set(&conf, "signer", optarg, &cause);
+			r = conf_set(&conf, "csr_signer", optarg, &cause);
 			break;
 		case 'f':
 			break;
@@ -646,8 +656,11 @@ main(int argc, char *argv[])
 	if (r != 0)
 		fatalx("token \"%s\" (module %s): %s", conf.token_label, conf.module,
 		    cause != NULL ? cause : kc_strerror(r));
-	log_info("token \"%s\" open, signer %s", conf.token_label,
+	log_info("token \"%s\" open, csr_signer %s", conf.token_label,
 	    conf.signer == HSM_SIGNER_ENGINE ? "engine" : "direct");
+	if (conf.signer_deprecated)
+		log_warnx("\"signer = direct|engine\" is the old spelling of csr_signer; "
+		    "signer now grants the signer role (keycustodyd.conf(5))");
 	if (verify) {
 		r = verify_audit(&kcd, &conf, argv + optind, argc - optind, after);
 		hsm_close(kcd.hsm);
@@ -700,6 +713,16 @@ main(int argc, char *argv[])
 		fatalx("start-up reconciliation failed: %s", kc_strerror(r));
 	kcd.store_ok = 1;
 
+	sign_limiter_init(&kcd.sign_limiter, conf.sign_rate);
+	sign_stats_init(&kcd.sign_stats);
+	if ((kcd.sign_audit_ev = event_new(kcd.base, -1, EV_PERSIST, on_sign_audit,
+	    &kcd)) == NULL)
+		fatalx("event_new");
+	{
+		struct timeval	 tv = { (time_t)conf.sign_audit_interval, 0 };
+
+		event_add(kcd.sign_audit_ev, &tv);
+	}
 	kcd.pending = custody_pending_new();
 	/* With one worker the creates a delete would wait for queue behind it: no wait. */
 	kcd.yield = custody_yield_new(conf.workers > 1 ? conf.destroy_yield_max : 0);
@@ -736,6 +759,11 @@ main(int argc, char *argv[])
 	pthread_mutex_unlock(&recover_lock);
 	pthread_join(recover_tid, NULL);
 	disp_free(kcd.disp);
+	/* The last period's signatures, before the log closes. */
+	answer_sign_totals(&kcd);
+	event_free(kcd.sign_audit_ev);
+	sign_limiter_free(&kcd.sign_limiter);
+	sign_stats_free(&kcd.sign_stats);
 	hsm_session_free(rc.hs);
 	store_close(rc.st);
 	if (custody_pending_count(kcd.pending) > 0)

@@ -14,19 +14,24 @@
 
 enum peer_role {
 	PEER_ROLE_NONE = 0,	/* refused at connect */
+	PEER_ROLE_SIGNER,	/* only signing (scope below), no other request */
 	PEER_ROLE_READER,	/* health, list, get */
 	PEER_ROLE_GATEWAY,	/* every CSR and hostname operation, naming the actor */
 	PEER_ROLE_ADMIN		/* everything */
 };
+
+struct sign_scope;
 
 struct peer {
 	uid_t			 uid;
 	gid_t			 gid;
 	pid_t			 pid;
 	enum peer_role		 role;
+	/* What the peer may sign with (sign.h); NULL: it has no signer grant. */
+	const struct sign_scope	*scope;
 };
 
-/** "admin", "gateway", "reader", "none". */
+/** "admin", "gateway", "reader", "signer", "none". */
 static inline const char *
 peer_role_name(enum peer_role role)
 {
@@ -37,6 +42,8 @@ peer_role_name(enum peer_role role)
 		return "gateway";
 	case PEER_ROLE_READER:
 		return "reader";
+	case PEER_ROLE_SIGNER:
+		return "signer";
 	default:
 		return "none";
 	}

@@ -258,6 +258,11 @@ static const char *const store_migrations[] = {
 	"ssl_method, ssl_type, ssl_wildcard, ssl_settings, "	\
 	"certificate_uploaded, ssl_certificate_authority"
 
+/* A signer row's columns, in the order store_signer_rows() reads them. */
+#define STORE_SIGNER_COLUMNS						\
+	"c.key_id, c.id, c.key_type, c.pubkey, h.zone_id, h.hostname, h.id, "	\
+	"h.certificate_pem"
+
 /* The columns of a fallback origin, in the order store_fallback_row() reads them. */
 #define STORE_FALLBACK_COLUMNS	"origin, created_at_us, updated_at_us"
 
@@ -312,6 +317,9 @@ enum store_stmt {
 	STMT_FALLBACK_GET,
 	STMT_FALLBACK_PUT,
 	STMT_FALLBACK_DELETE,
+	STMT_SIGNER_ALL,
+	STMT_SIGNER_ZONE,
+	STMT_SIGNER_KEY,
 	STMT_MAX
 };
 
@@ -432,6 +440,21 @@ static const char *const store_sql[STMT_MAX] = {
 	[STMT_HOST_GET] =
 	    "SELECT " STORE_HOST_COLUMNS " FROM custom_hostnames "
 	    "WHERE id = ?1 AND zone_id = ?2",
+	/*
+	 * The signer's view (issue 16): the keys of READY CSRs bound to a hostname, with the
+	 * hostname and its certificate; ?1 a zone. The key's hostnames, ?1 a key id.
+	 */
+	[STMT_SIGNER_ALL] =
+	    "SELECT " STORE_SIGNER_COLUMNS " FROM custom_hostnames h JOIN csrs c "
+	    "ON c.zone_id = h.zone_id AND c.id = h.csr_id WHERE c.state = 1 "
+	    "ORDER BY c.key_id, h.hostname",
+	[STMT_SIGNER_ZONE] =
+	    "SELECT " STORE_SIGNER_COLUMNS " FROM custom_hostnames h JOIN csrs c "
+	    "ON c.zone_id = h.zone_id AND c.id = h.csr_id WHERE h.zone_id = ?1 AND "
+	    "c.state = 1 ORDER BY c.key_id, h.hostname",
+	[STMT_SIGNER_KEY] =
+	    "SELECT h.zone_id, h.hostname FROM csrs c JOIN custom_hostnames h "
+	    "ON h.zone_id = c.zone_id AND h.csr_id = c.id WHERE c.key_id = ?1 AND c.state = 1",
 	[STMT_HOST_DELETE] =
 	    "DELETE FROM custom_hostnames WHERE id = ?1 AND zone_id = ?2",
 	[STMT_HOST_COUNT_ZONE] =
@@ -2252,4 +2275,83 @@ store_fallback_delete(struct store *s, const char *zone_id, struct store_fallbac
 		return store_error(s, rc, "fallback origin bind");
 	}
 	return store_fallback_run(s, STMT_FALLBACK_DELETE, "delete fallback origin", f);
+}
+
+int
+store_signer_rows(struct store *s, const char *zone_id, store_signer_fn fn, void *arg)
+{
+	struct store_signer_row	 row;
+	sqlite3_stmt		*st;
+	const void		*kid;
+	int			 rc, r = 0;
+
+	return_val_if_fail(s != NULL && fn != NULL, KC_ERR_INVALID);
+	st = s->stmt[zone_id != NULL ? STMT_SIGNER_ZONE : STMT_SIGNER_ALL];
+	if (zone_id != NULL && (rc = store_bind_text(st, 1, zone_id)) != SQLITE_OK) {
+		r = store_error(s, rc, "signer keys");
+		goto out;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		memset(&row, 0, sizeof(row));
+		kid = sqlite3_column_blob(st, 0);
+		if (kid == NULL || sqlite3_column_bytes(st, 0) != STORE_KEY_ID_LEN ||
+		    sqlite3_column_type(st, 3) != SQLITE_BLOB) {
+			log_warnx("store: damaged row in the signer's view");
+			r = KC_ERR_STORE;
+			goto out;
+		}
+		memcpy(row.key_id, kid, STORE_KEY_ID_LEN);
+		row.csr_id = (const char *)sqlite3_column_text(st, 1);
+		row.key_type = (const char *)sqlite3_column_text(st, 2);
+		row.pubkey = sqlite3_column_blob(st, 3);
+		row.pubkey_len = (size_t)sqlite3_column_bytes(st, 3);
+		row.zone_id = (const char *)sqlite3_column_text(st, 4);
+		row.hostname = (const char *)sqlite3_column_text(st, 5);
+		row.hostname_id = (const char *)sqlite3_column_text(st, 6);
+		row.certificate_pem = (const char *)sqlite3_column_text(st, 7);
+		if (row.csr_id == NULL || row.key_type == NULL || row.zone_id == NULL ||
+		    row.hostname == NULL || row.hostname_id == NULL ||
+		    row.certificate_pem == NULL) {
+			r = KC_ERR_NOMEM;
+			goto out;
+		}
+		if ((r = fn(arg, &row)) != 0)
+			goto out;
+	}
+	if (rc != SQLITE_DONE)
+		r = store_error(s, rc, "signer keys");
+ out:
+	store_done(st);
+	return r;
+}
+
+int
+store_key_hostnames(struct store *s, const uint8_t key_id[STORE_KEY_ID_LEN],
+    store_key_host_fn fn, void *arg)
+{
+	sqlite3_stmt	*st;
+	const char	*zone, *host;
+	int		 rc, r = 0;
+
+	return_val_if_fail(s != NULL && key_id != NULL && fn != NULL, KC_ERR_INVALID);
+	st = s->stmt[STMT_SIGNER_KEY];
+	if ((rc = store_bind_blob(st, 1, key_id, STORE_KEY_ID_LEN)) != SQLITE_OK) {
+		r = store_error(s, rc, "key hostnames");
+		goto out;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		zone = (const char *)sqlite3_column_text(st, 0);
+		host = (const char *)sqlite3_column_text(st, 1);
+		if (zone == NULL || host == NULL) {
+			r = KC_ERR_NOMEM;
+			goto out;
+		}
+		if ((r = fn(arg, zone, host)) != 0)
+			goto out;
+	}
+	if (rc != SQLITE_DONE)
+		r = store_error(s, rc, "key hostnames");
+ out:
+	store_done(st);
+	return r;
 }

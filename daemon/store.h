@@ -266,6 +266,40 @@ int	store_hostname_find(struct store *s, const char *zone_id,
 /** @retval 0, KC_ERR_NOT_FOUND */
 int	store_hostname_delete(struct store *s, const char *zone_id, const char *id);
 
+/*
+ * The signer's view (issue 16): one row per custom hostname whose CSR is READY, its key and
+ * its certificate (the chain, leaf first). The strings and blobs live until fn returns.
+ */
+struct store_signer_row {
+	uint8_t		 key_id[STORE_KEY_ID_LEN];
+	const char	*csr_id;
+	const char	*key_type;
+	const uint8_t	*pubkey;	/* SubjectPublicKeyInfo, DER */
+	size_t		 pubkey_len;
+	const char	*zone_id;
+	const char	*hostname;
+	const char	*hostname_id;
+	const char	*certificate_pem;
+};
+/* A row's callback: a nonzero return stops the walk and is returned. */
+typedef int (*store_signer_fn)(void *arg, const struct store_signer_row *row);
+typedef int (*store_key_host_fn)(void *arg, const char *zone_id, const char *hostname);
+
+/**
+ * Walk the signer's view, of one zone or (zone_id NULL) of every zone, ordered by key id
+ * then hostname.
+ * @retval 0, fn's nonzero, KC_ERR_STORE, KC_ERR_NOMEM
+ */
+int	store_signer_rows(struct store *s, const char *zone_id, store_signer_fn fn,
+	    void *arg);
+/**
+ * The hostnames (and their zones) bound to the READY CSR of this key: what may sign with
+ * it. None: fn is never called.
+ * @retval 0, fn's nonzero, KC_ERR_STORE, KC_ERR_NOMEM
+ */
+int	store_key_hostnames(struct store *s, const uint8_t key_id[STORE_KEY_ID_LEN],
+	    store_key_host_fn fn, void *arg);
+
 void	store_hostname_free(struct store_hostname *h);
 void	store_hostname_free_array(struct store_hostname **v, size_t n);
 

@@ -188,6 +188,38 @@ http_label_value(struct evbuffer *b, const char *s)
 /* The states of keycustody_hsm_state, as health names them. */
 static const char *const http_hsm_states[] = { "ok", "degraded", "down", "login_failed" };
 
+/* The signer role's counts: by key (CKA_ID in hex), peer uid and result. */
+static void
+http_metrics_signs(struct evbuffer *b, const Keycustody__MetricsResponse *dm)
+{
+	static const char	 hex[] = "0123456789abcdef";
+	const Keycustody__SignCount *c;
+	char			 kid[2 * 16 + 1];
+	size_t			 i, j;
+
+	http_family(b, "keycustody_signatures_total", "counter", "Sign requests of the "
+	    "signer role by key (CKA_ID, hex), peer uid and result: signed, refused (scope, "
+	    "binding, input or sign_rate), failed (the token).");
+	for (i = 0; i < dm->n_sign_counts; i++) {
+		c = dm->sign_counts[i];
+		for (j = 0; j < c->key_id.len && j < 16; j++) {
+			kid[2 * j] = hex[c->key_id.data[j] >> 4];
+			kid[2 * j + 1] = hex[c->key_id.data[j] & 0xf];
+		}
+		kid[2 * j] = '\0';
+		evbuffer_add_printf(b, "keycustody_signatures_total{key_id=\"%s\",uid=\"%u\","
+		    "result=\"signed\"} %llu\n", kid, c->uid,
+		    (unsigned long long)c->signatures);
+		evbuffer_add_printf(b, "keycustody_signatures_total{key_id=\"%s\",uid=\"%u\","
+		    "result=\"refused\"} %llu\n", kid, c->uid,
+		    (unsigned long long)c->refusals);
+		evbuffer_add_printf(b, "keycustody_signatures_total{key_id=\"%s\",uid=\"%u\","
+		    "result=\"failed\"} %llu\n", kid, c->uid, (unsigned long long)c->failures);
+	}
+	http_sample(b, "keycustody_sign_rate_limited_total", "counter", "Sign requests "
+	    "refused by sign_rate (per peer uid).", dm->sign_rate_limited);
+}
+
 /* The daemon's part of /metrics, from one MetricsResponse. */
 static void
 http_metrics_daemon(struct evbuffer *b, const Keycustody__MetricsResponse *dm)
@@ -303,6 +335,7 @@ http_metrics_daemon(struct evbuffer *b, const Keycustody__MetricsResponse *dm)
 	    dm->reconciled_records);
 	http_sample(b, "keycustody_resolved_creates_total", "counter", "Failed creates whose "
 	    "possible key was removed once the token answered again.", dm->resolved_creates);
+	http_metrics_signs(b, dm);
 }
 
 char *

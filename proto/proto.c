@@ -171,6 +171,10 @@ proto_request_name(int body_case)
 		return "delete_fallback_origin";
 	case KEYCUSTODY__REQUEST__BODY_METRICS:
 		return "metrics";
+	case KEYCUSTODY__REQUEST__BODY_SIGNER_KEYS:
+		return "signer_keys";
+	case KEYCUSTODY__REQUEST__BODY_SIGN:
+		return "sign";
 	default:
 		return "unknown";
 	}

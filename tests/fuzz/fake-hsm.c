@@ -286,6 +286,43 @@ hsm_sign(struct hsm_session *s, const struct hsm_key *k, const uint8_t *tbs, siz
 	return r;
 }
 
+/* The signer's path: the fixed key is P-256, so ECDSA only, as the real one refuses RSA. */
+int
+hsm_sign_digest(struct hsm_session *s, const struct hsm_key *k, enum hsm_sign_mech m,
+    const struct hsm_pss *pss, const uint8_t *data, size_t len, uint8_t **sig,
+    size_t *siglen)
+{
+	EVP_PKEY_CTX	*ctx;
+	size_t		 n = 0;
+	int		 r = KC_ERR_CRYPTO;
+
+	(void)s;
+	(void)k;
+	(void)pss;
+	*sig = NULL;
+	*siglen = 0;
+	if (fake_down())
+		return KC_ERR_UNAVAILABLE;
+	if (fake_faults & FAKE_HSM_SIGN)
+		return KC_ERR_HSM;
+	if (m != HSM_SIGN_ECDSA)
+		return KC_ERR_INVALID;
+	if ((ctx = EVP_PKEY_CTX_new(fuzz_key(), NULL)) == NULL)
+		return KC_ERR_NOMEM;
+	if (EVP_PKEY_sign_init(ctx) == 1 && EVP_PKEY_sign(ctx, NULL, &n, data, len) == 1) {
+		*sig = xmalloc(n);
+		if (EVP_PKEY_sign(ctx, *sig, &n, data, len) == 1) {
+			*siglen = n;
+			r = 0;
+		} else {
+			free(*sig);
+			*sig = NULL;
+		}
+	}
+	EVP_PKEY_CTX_free(ctx);
+	return r;
+}
+
 int
 hsm_engine_key(struct hsm_session *s, const struct hsm_key *k, EVP_PKEY **pkey)
 {

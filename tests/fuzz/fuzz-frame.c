@@ -6,8 +6,8 @@
  * peer's role and answered as a worker would (disp_answer_now) by the real handlers, store, certificate checks and audit log, over the fake HSM of fake-hsm.c.
  * Every reply must unpack again and carry the request's id.
  *
- * Input: one control byte, then the stream. Control bits 0-1: the peer's role (enum
- * peer_role); bits 2-6: FAKE_HSM_* faults; bit 7: every request is abandoned (its requester's
+ * Input: one control byte, then the stream. Control bits 0-1: the peer's role (0 a signer
+ * whose scope is every zone, 1 reader, 2 gateway, 3 admin); bits 2-6: FAKE_HSM_* faults; bit 7: every request is abandoned (its requester's
  * deadline passed while a worker had it). The store starts every input (or every
  * $KC_FUZZ_RESET inputs) from the same template: one READY CSR (FUZZ_CSR_ID, the fixed
  * key) and one custom hostname (FUZZ_HOST_ID) in FUZZ_ZONE, so that inputs can name them.
@@ -37,6 +37,7 @@
 #include "kc-proto.h"
 #include "kcd.h"
 #include "peer.h"
+#include "sign.h"
 #include "pool.h"
 #include "store.h"
 #include "xmalloc.h"
@@ -48,10 +49,15 @@ static const uint8_t	 frame_key_id[STORE_KEY_ID_LEN] = {
 	0x6b, 0x65, 0x79, 0x2d, 0x30, 0x30, 0x30, 0x31
 };
 
+static const enum peer_role frame_roles[4] = {
+	PEER_ROLE_SIGNER, PEER_ROLE_READER, PEER_ROLE_GATEWAY, PEER_ROLE_ADMIN
+};
+
 static struct {
 	struct kcd		 kcd;
 	struct worker		 w;
 	struct peer		 peer;
+	struct sign_scope	 scope;		/* a signer's: every zone */
 	char			 store_path[PATH_MAX];
 	char			 audit_path[PATH_MAX];
 	uint8_t			*template;	/* the seeded store file */
@@ -128,6 +134,7 @@ frame_seed(struct store *st)
 	(void)snprintf(h.ssl_id, sizeof(h.ssl_id), "%s", "0d3c2e1f-5a4b-4c6d-8e7f-9a0b1c2d3e4f");
 	h.bundle_method = (char *)"ubiquitous";
 	h.certificate_pem = ci->chain_pem;
+	h.certificate_uploaded = (char *)fuzz_leaf_pem;
 	h.issuer = ci->issuer;
 	h.serial_number = ci->serial;
 	h.signature_alg = ci->signature;
@@ -237,6 +244,10 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	fr.w.kcd = &fr.kcd;
 	if (hsm_session_new(fr.kcd.hsm, &fr.w.hs) != 0)
 		frame_fail("hsm_session_new", NULL);
+	if (sign_scope_parse("*", &fr.scope, &cause) != 0)
+		frame_fail("sign_scope_parse", cause);
+	sign_limiter_init(&fr.kcd.sign_limiter, conf.sign_rate);
+	sign_stats_init(&fr.kcd.sign_stats);
 	fr.peer.uid = 4242;
 	fr.peer.gid = 4242;
 	fr.peer.pid = 4242;
@@ -300,7 +311,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	if (fr.inputs++ % fr.reset_every == 0 && fr.inputs > 1)
 		frame_reset();
-	fr.peer.role = data[0] & 0x03;
+	fr.peer.role = frame_roles[data[0] & 0x03];
+	fr.peer.scope = fr.peer.role == PEER_ROLE_SIGNER ? &fr.scope : NULL;
 	fake_hsm_set_faults((data[0] >> 2) & FAKE_HSM_MASK);
 	abandoned = (data[0] & 0x80) != 0;
 	data++;

@@ -78,7 +78,7 @@ pin_file = $KC_TMP/pin
 socket = $KEYCUSTODY_SOCKET
 store = $KC_TMP/keycustody.db
 workers = 2
-signer = $KC_SIGNER
+csr_signer = $KC_SIGNER
 audit_log = $KC_TMP/audit.log
 sandbox = ${KC_SANDBOX:-enforce}
 EOC

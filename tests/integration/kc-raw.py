@@ -11,6 +11,14 @@
 # hold SOCK COUNT SECONDS: open COUNT connections, ask health on each, hold them SECONDS.
 #   Prints "stat|answered|N" and "stat|refused|N" once they are counted, then holds.
 # refused SOCK COUNT: connect COUNT times (each closed by the daemon at once, no role).
+# keys SOCK OUTDIR: the signer's keys (issue 16, test-signer.sh): "key|ID|TYPE|CSR" and
+#   "cert|ID|HOSTNAME|ZONE" lines; OUTDIR/ID.spki (DER) and OUTDIR/HOSTNAME.der written.
+#   Or "error|STATUS|CODE|MESSAGE".
+# sign SOCK ID MECH DATA [HASH MGF SALT]: one signature (MECH 1 ECDSA, 2 RSA PKCS#1 v1.5,
+#   3 PSS with the SignHash numbers and salt length), ID and DATA in hex: "ok|SIG" (hex),
+#   or "error|STATUS|CODE|MESSAGE".
+# signs SOCK ID DATA COUNT: COUNT ECDSA signatures pipelined on one connection: prints
+#   "stat|ok|N", "stat|rate_limited|N" and "stat|other|N".
 # fair SOCK ZONE_A ZONE_B SECONDS CONNS DEPTH: CONNS connections each keep DEPTH creates
 #   of ZONE_A in flight for SECONDS while one connection lists ZONE_B, one request at a
 #   time, and another creates in ZONE_B now and then. Prints "stat|name|value" lines:
@@ -68,6 +76,17 @@ def create_csr(rid, zone, cn):
     return frame(request(rid, 300, body))
 
 
+def signer_keys(rid):
+    return frame(request(rid, 500, b""))
+
+
+def sign(rid, key_id, mech, data, pss=None):
+    body = field(1, key_id) + field(2, mech) + field(3, data)
+    if pss is not None:
+        body += field(4, pss[0]) + field(5, pss[1]) + field(6, pss[2])
+    return frame(request(rid, 501, body))
+
+
 def parse(buf):
     """A message as {field number: [values]} (varints as ints, the rest as bytes)."""
     out, i = {}, 0
@@ -102,19 +121,15 @@ class Conn:
         self.s.connect(path)
         self.buf = b""
 
-    def reply(self, timeout=30.0):
-        """The next Response as (id, error or None), error = (status, code, retry_after)."""
+    def message(self, timeout=30.0):
+        """The next Response, parsed ({field: [values]})."""
         deadline = time.monotonic() + timeout
         while True:
             if len(self.buf) >= 4:
                 n = struct.unpack(">I", self.buf[:4])[0]
                 if len(self.buf) >= 4 + n:
                     m, self.buf = parse(self.buf[4:4 + n]), self.buf[4 + n:]
-                    err = None
-                    if 2 in m:
-                        e = parse(m[2][0])
-                        err = (e.get(1, [0])[0], e.get(2, [0])[0], e.get(4, [None])[0])
-                    return m[1][0], err
+                    return m
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError("no reply")
@@ -124,9 +139,75 @@ class Conn:
                 raise ConnectionError("closed")
             self.buf += data
 
+    def reply(self, timeout=30.0):
+        """The next Response as (id, error or None), error = (status, code, retry_after)."""
+        m = self.message(timeout)
+        err = None
+        if 2 in m:
+            e = parse(m[2][0])
+            err = (e.get(1, [0])[0], e.get(2, [0])[0], e.get(4, [None])[0])
+        return m[1][0], err
+
     def call(self, f, timeout=30.0):
         self.s.sendall(f)
         return self.reply(timeout)
+
+    def call_msg(self, f, timeout=30.0):
+        """Send f; the Response parsed."""
+        self.s.sendall(f)
+        return self.message(timeout)
+
+
+def print_error(m):
+    e = parse(m[2][0])
+    msg = e.get(3, [b""])[0].decode(errors="replace")
+    print(f"error|{e.get(1, [0])[0]}|{e.get(2, [0])[0]}|{msg}", flush=True)
+
+
+def cmd_keys(path, outdir):
+    m = Conn(path).call_msg(signer_keys(1))
+    if 2 in m:
+        print_error(m)
+        return
+    for k in parse(m.get(500, [b""])[0]).get(1, []):
+        k = parse(k)
+        kid = k[1][0].hex()
+        print(f"key|{kid}|{k[3][0].decode()}|{k[2][0].decode()}", flush=True)
+        with open(os.path.join(outdir, kid + ".spki"), "wb") as f:
+            f.write(k[4][0])
+        for c in k.get(5, []):
+            c = parse(c)
+            host = c[1][0].decode()
+            print(f"cert|{kid}|{host}|{c[2][0].decode()}", flush=True)
+            with open(os.path.join(outdir, host + ".der"), "wb") as f:
+                f.write(c[4][0])
+
+
+def cmd_sign(path, key_id, mech, data, *pss):
+    p = tuple(int(x) for x in pss) if pss else None
+    m = Conn(path).call_msg(sign(1, bytes.fromhex(key_id), int(mech), bytes.fromhex(data), p))
+    if 2 in m:
+        print_error(m)
+        return
+    print("ok|" + parse(m[501][0])[1][0].hex(), flush=True)
+
+
+def cmd_signs(path, key_id, data, count):
+    c, n = Conn(path), int(count)
+    c.s.sendall(b"".join(sign(i + 1, bytes.fromhex(key_id), 1, bytes.fromhex(data))
+                         for i in range(n)))
+    ok = limited = other = 0
+    for _ in range(n):
+        _, err = c.reply()
+        if err is None:
+            ok += 1
+        elif err[1] == 971:
+            limited += 1
+        else:
+            other += 1
+    stat("ok", ok)
+    stat("rate_limited", limited)
+    stat("other", other)
 
 
 def stat(k, v):
@@ -286,9 +367,10 @@ def cmd_fair(path, zone_a, zone_b, seconds, conns, depth):
 
 
 def main():
-    cmds = {"unread": cmd_unread, "hold": cmd_hold, "refused": cmd_refused, "fair": cmd_fair}
+    cmds = {"unread": cmd_unread, "hold": cmd_hold, "refused": cmd_refused, "fair": cmd_fair,
+            "keys": cmd_keys, "sign": cmd_sign, "signs": cmd_signs}
     if len(sys.argv) < 2 or sys.argv[1] not in cmds:
-        sys.exit("usage: kc-raw.py unread|hold|refused|fair SOCK ...")
+        sys.exit("usage: kc-raw.py unread|hold|refused|fair|keys|sign|signs SOCK ...")
     cmds[sys.argv[1]](*sys.argv[2:])
 
 

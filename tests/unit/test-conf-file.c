@@ -314,8 +314,17 @@ static const struct {
 	{ "trust_system = maybe\n", KC_ERR_INVALID,
 	  "1: trust_system: \"maybe\" is neither yes nor no" },
 	{ "signer = engine\n", 0, NULL },
-	{ "signer = hsm\n", KC_ERR_INVALID,
-	  "1: signer: \"hsm\" is neither direct nor engine" },
+	{ "csr_signer = hsm\n", KC_ERR_INVALID,
+	  "1: csr_signer: \"hsm\" is neither direct nor engine" },
+	{ "signer = www-data\n", KC_ERR_INVALID, "1: signer: no scope: name the zones (zone "
+	  "ids, zone/hostname, or * for every zone)" },
+	{ "signer = www-data 023e105f4ecef8ad9ca31a8372d0c35\n", KC_ERR_INVALID, "1: signer: "
+	  "\"023e105f4ecef8ad9ca31a8372d0c35\" is not a zone id (32 lowercase hex digits), "
+	  "zone/hostname or *" },
+	{ "signer = www-data 023e105f4ecef8ad9ca31a8372d0c353/bad!name\n", KC_ERR_INVALID,
+	  "1: signer: \"bad!name\" is not a hostname" },
+	{ "signer = www-data 023e105f4ecef8ad9ca31a8372d0c353/Shop.Acme-Corp.co.uk *\n"
+	  "signer = direct\n", 0, NULL },
 	{ "module =\n", KC_ERR_INVALID, "1: module: empty value" },
 	{ "admin = # nobody\n", KC_ERR_INVALID, "1: admin: empty value" },
 	{ "bogus = 1\n", KC_ERR_INVALID, "1: unknown setting \"bogus\"" },
