@@ -76,24 +76,15 @@ p11_mech_find(CK_MECHANISM_TYPE mech)
 	return NULL;
 }
 
+/* The hash of PKCS#11 mechanism mech, or of MGF1 variant mgf (the other one 0). */
 static const struct p11_hash *
-p11_hash_by_mech(CK_MECHANISM_TYPE mech)
+p11_hash_find(CK_MECHANISM_TYPE mech, CK_RSA_PKCS_MGF_TYPE mgf)
 {
 	size_t	 i;
 
 	for (i = 0; i < P11_NHASHES; i++)
-		if (p11_hashes[i].mech == mech)
-			return &p11_hashes[i];
-	return NULL;
-}
-
-static const struct p11_hash *
-p11_hash_by_mgf(CK_RSA_PKCS_MGF_TYPE mgf)
-{
-	size_t	 i;
-
-	for (i = 0; i < P11_NHASHES; i++)
-		if (p11_hashes[i].mgf == mgf)
+		if ((mech != 0 && p11_hashes[i].mech == mech) ||
+		    (mgf != 0 && p11_hashes[i].mgf == mgf))
 			return &p11_hashes[i];
 	return NULL;
 }
@@ -106,8 +97,8 @@ p11_sign_pss_params(struct p11_sign *s, const CK_MECHANISM *m)
 	const struct p11_hash		*h, *mgf;
 
 	if (pp == NULL || m->ulParameterLen != sizeof(*pp) ||
-	    (h = p11_hash_by_mech(pp->hashAlg)) == NULL ||
-	    (mgf = p11_hash_by_mgf(pp->mgf)) == NULL ||
+	    (h = p11_hash_find(pp->hashAlg, 0)) == NULL ||
+	    (mgf = p11_hash_find(0, pp->mgf)) == NULL ||
 	    s->sig_len < h->len + 2 || pp->sLen > s->sig_len - h->len - 2)
 		return CKR_MECHANISM_PARAM_INVALID;
 	s->pss_hash = h->wire;
