@@ -162,6 +162,66 @@ check "a uid without the signer role cannot sign" sh -c "! setpriv --reuid=65534
     --module '$MOD' --sign --id $ec_KEYID -m ECDSA -i '$KC_TMP/data.sha256' \
     -o /dev/null >/dev/null 2>&1"
 
+# --- one long-lived process (tests/integration/p11-module-client.c) as www-data: the list
+# follows the hostnames, fork() and threads sign; the daemon's restart comes below ---
+CLIENT=$top_builddir/tests/integration/p11-module-client
+CLIENT_PID=
+mkfifo -m 0600 "$KC_TMP/client.in"
+# setpriv execs: $! is the client itself.
+setpriv --reuid=www-data --regid=www-data --init-groups -- env \
+    KEYCUSTODY_SOCKET="$KEYCUSTODY_SOCKET" "$CLIENT" "$MOD" <"$KC_TMP/client.in" \
+    >"$KC_TMP/client.out" 2>&1 &
+CLIENT_PID=$!
+exec 3>"$KC_TMP/client.in"
+# client CMD: send CMD to the client, print its answer (the lines before its "done").
+client() {
+	before=$(grep -c '^done$' "$KC_TMP/client.out")
+	echo "$*" >&3
+	i=0
+	while [ "$(grep -c '^done$' "$KC_TMP/client.out")" -le "$before" ]; do
+		i=$((i + 1))
+		[ $i -lt 600 ] || { echo "timeout"; return 1; }
+		sleep 0.05
+	done
+	awk -v n="$before" '/^done$/ { c++; next } c == n' "$KC_TMP/client.out"
+}
+# Every process started since holds the fifo's write end too (fd 3): no end of file
+# reaches the client, so it is stopped.
+client_stop() {
+	[ -n "$CLIENT_PID" ] || return 0
+	exec 3>&-
+	kill "$CLIENT_PID" 2>/dev/null
+	wait "$CLIENT_PID" 2>/dev/null
+	CLIENT_PID=
+}
+check_eq "one process: the private keys, one per hostname" \
+    "$EC_HOST $GONE_HOST $RSA_HOST" "$(client list | awk '{ print $3 }' | tr '\n' ' ' |
+    sed 's/ $//')"
+EC_HANDLE=$(client sign $EC_HOST | sed -n 's/^ok //p')
+check "one process: a signature, verified" test -n "$EC_HANDLE"
+upload new p256v1 new.acme-corp.co.uk
+sleep 1.1	# the module's list is at most a second old
+client list >"$KC_TMP/list-new.txt"
+check "one process: a hostname uploaded since appears" \
+    grep -q ' new.acme-corp.co.uk$' "$KC_TMP/list-new.txt"
+case $(client sign new.acme-corp.co.uk) in
+ok*)	ok "one process: and signs" ;;
+*)	not_ok "one process: and signs" ;;
+esac
+ctl hostname delete --zone "$KC_ZONE" "$(jget .id <"$KC_TMP/new.h.json")" >/dev/null
+check_eq "one process: a hostname deleted stops its key at once (CKR_KEY_HANDLE_INVALID)" \
+    "error 0x60" "$(client sign new.acme-corp.co.uk)"
+sleep 1.1
+client list >"$KC_TMP/list-gone.txt"
+check "one process: and it leaves the list" \
+    sh -c "! grep -q ' new.acme-corp.co.uk\$' '$KC_TMP/list-gone.txt'"
+check_eq "one process: a child of fork() signs on its own connection" "child ok" \
+    "$(client fork $EC_HOST)"
+check_eq "one process: 4 threads x 50 P-256 signatures, all verified" "threads 200 0" \
+    "$(client threads $EC_HOST 4 50)"
+check_eq "one process: 4 threads x 10 RSA-2048 signatures, all verified" "threads 40 0" \
+    "$(client threads $RSA_HOST 4 10)"
+
 # --- p11-kit: the module file of contrib/p11-kit, as a user's module, through the proxy ---
 PROXY=$(pkg-config --variable=proxy_module p11-kit-1 2>/dev/null)
 if command -v p11-kit >/dev/null 2>&1 && [ -f "$PROXY" ]; then
@@ -253,7 +313,7 @@ ngx_stop() {
 	wait "$NGINX_PID" 2>/dev/null
 	NGINX_PID=
 }
-trap 'ngx_stop; kc_cleanup' EXIT
+trap 'client_stop; ngx_stop; kc_cleanup' EXIT
 
 # fetch HOST PORT TLS: curl over TLS version TLS (1.2 or 1.3), the chain verified with the
 # test CA; prints the body.
@@ -298,6 +358,8 @@ if ngx_start main "$PORT"; then
 		    "$(fetch $h "$PORT" 1.2)"
 	done
 	check "nginx's master survived it all" kill -0 "$NGINX_PID"
+	check_eq "after a daemon restart the long-lived process signs, with the same handle" \
+	    "ok $EC_HANDLE" "$(client sign $EC_HOST)"
 else
 	not_ok "nginx starts with the keys through the module (master root)"
 fi
@@ -317,4 +379,5 @@ else
 fi
 ngx_stop
 
+client_stop
 kc_done
