@@ -222,6 +222,44 @@ check_eq "one process: 4 threads x 50 P-256 signatures, all verified" "threads 2
 check_eq "one process: 4 threads x 10 RSA-2048 signatures, all verified" "threads 40 0" \
     "$(client threads $RSA_HOST 4 10)"
 
+# --- bad replies: a socket that answers garbage, a length over the cap, a response to
+# another id or nothing at all; the module fails the call (CKR_DEVICE_ERROR), never the
+# process ---
+cat >"$KC_TMP/bad-daemon.py" <<'EOP'
+import os, socket, struct, sys
+path, mode = sys.argv[1], sys.argv[2]
+s = socket.socket(socket.AF_UNIX)
+s.bind(path)
+os.chmod(path, 0o666)
+s.listen(8)
+while True:
+    c, _ = s.accept()
+    hdr = c.recv(4)
+    if len(hdr) == 4:
+        c.recv(struct.unpack(">I", hdr)[0])
+    if mode == "garbage":
+        c.sendall(struct.pack(">I", 40) + os.urandom(40))
+    elif mode == "huge":
+        c.sendall(struct.pack(">I", 0x7fffffff))
+    elif mode == "wrong-id":	# Response{id=999999}: not the request's
+        c.sendall(struct.pack(">I", 4) + bytes([0x08, 0xbf, 0x84, 0x3d]))
+    c.close()
+EOP
+for mode in garbage huge wrong-id close; do
+	python3 "$KC_TMP/bad-daemon.py" "$KC_TMP/bad.sock" $mode &
+	bad_pid=$!
+	i=0
+	while [ ! -S "$KC_TMP/bad.sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+	printf 'list\nsign %s\nlist\n' $EC_HOST |
+	    KEYCUSTODY_SOCKET=$KC_TMP/bad.sock "$CLIENT" "$MOD" >"$KC_TMP/bad.out" 2>&1
+	check_eq "a daemon answering $mode: every call fails with CKR_DEVICE_ERROR, the process lives" \
+	    "error 0x30,done,error 0x30,done,error 0x30,done" "$(tr '\n' ',' <"$KC_TMP/bad.out" |
+	    sed 's/,$//')"
+	kill $bad_pid 2>/dev/null
+	wait $bad_pid 2>/dev/null
+	rm -f "$KC_TMP/bad.sock"
+done
+
 # --- p11-kit: the module file of contrib/p11-kit, as a user's module, through the proxy ---
 PROXY=$(pkg-config --variable=proxy_module p11-kit-1 2>/dev/null)
 if command -v p11-kit >/dev/null 2>&1 && [ -f "$PROXY" ]; then
