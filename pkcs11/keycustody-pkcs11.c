@@ -59,7 +59,8 @@ static struct {
 	pthread_mutex_t			 lock;
 	int				 initialized;
 	pid_t				 pid;
-	unsigned long			 gen;	/* bumped on fork and finalize */
+	uid_t				 euid;	/* the daemon knows us by it (SO_PEERCRED) */
+	unsigned long			 gen;	/* bumped on fork, uid change, finalize */
 	struct p11_objset		*objs;
 	int64_t				 objs_ms;	/* when objs was fetched; 0: stale */
 	struct kcp_conn			 idle[KCP_POOL_MAX];
@@ -140,15 +141,20 @@ kcp_drop_idle_inlock(void)
  * In a child of fork() the parent's connections are the parent's: a request on one would
  * interleave with the parent's. Forget them (closing our copy sends nothing) and make new
  * ones; the objects are kept, but fetched anew, since the child may run as another user.
+ * The same after a change of effective uid (a server that loads its keys as root, then
+ * drops to its user): the daemon knows a connection by the uid that made it, so new ones
+ * must show the new uid.
  */
 static void
 kcp_check_fork_inlock(void)
 {
 	pid_t	 pid = getpid();
+	uid_t	 euid = geteuid();
 
-	if (pid == kcp.pid)
+	if (pid == kcp.pid && euid == kcp.euid)
 		return;
 	kcp.pid = pid;
+	kcp.euid = euid;
 	kcp.gen++;
 	kcp_drop_idle_inlock();
 	kcp.objs_ms = 0;
@@ -453,6 +459,7 @@ kcp_C_Initialize(CK_VOID_PTR init_args)
 	}
 	kcp.initialized = 1;
 	kcp.pid = getpid();
+	kcp.euid = geteuid();
 	kcp.next_session = 1;
 	pthread_mutex_unlock(&kcp.lock);
 	return CKR_OK;

@@ -417,5 +417,89 @@ else
 fi
 ngx_stop
 
+# --- stunnel (contrib/stunnel): keys loaded as root, then setuid www-data; one thread a
+# connection. The module reconnects as the new uid, so the daemon sees www-data ---
+if command -v stunnel >/dev/null 2>&1; then
+	ST=$KC_TMP/stunnel
+	mkdir -p "$ST"
+	# st_conf NAME USER PORT: contrib/stunnel/keycustody.conf for this test: the two
+	# hostnames, stunnel answering each with its name (exec echo), in the foreground.
+	st_conf() {
+		python3 - "$top_srcdir/contrib/stunnel/keycustody.conf" "$ST/$1.conf" "$2" "$3" \
+		    "$MOD" "$ca" "$RSA_HOST" "$EC_HOST" <<'EOP'
+import sys
+src, dst, user, port, mod, ca, rsa, ec = sys.argv[1:]
+t = open(src).read()
+t = t.replace("setuid = www-data", "foreground = yes\nsetuid = " + user)
+t = t.replace("pid = /run/stunnel-keycustody.pid", "pid =")
+t = t.replace("/usr/lib/x86_64-linux-gnu/pkcs11/keycustody-pkcs11.so", mod)
+t = t.replace("accept = :::443", "accept = 127.0.0.1:" + port)
+t = t.replace("/etc/keycustody/certs/shop.example.com.pem", ca + "/rsa.pem")
+t = t.replace("/etc/keycustody/certs/www.example.com.pem", ca + "/ec.pem")
+t = t.replace("shop.example.com", rsa).replace("www.example.com", ec)
+parts = t.split("\n[")
+out = parts[0]
+for part in parts[1:]:
+    host = rsa if part.startswith("tls]") else ec
+    out += "\n[" + part.replace("connect = 127.0.0.1:8080",
+        "exec = /bin/echo\nexecArgs = echo " + host)
+open(dst, "w").write(out)
+EOP
+	}
+	ST_PID=
+	# st_start NAME PORT: stunnel on $ST/NAME.conf; waits until it listens.
+	st_start() {
+		KEYCUSTODY_SOCKET=$KEYCUSTODY_SOCKET stunnel "$ST/$1.conf" >"$ST/$1.log" 2>&1 &
+		ST_PID=$!
+		i=0
+		while [ $i -lt 100 ]; do
+			ss -ltn 2>/dev/null | grep -q "127.0.0.1:$2 " && return 0
+			kill -0 "$ST_PID" 2>/dev/null || break
+			sleep 0.1
+			i=$((i + 1))
+		done
+		sed 's/^/#   /' "$ST/$1.log" | tail -20
+		return 1
+	}
+	st_stop() {
+		[ -n "$ST_PID" ] || return 0
+		kill "$ST_PID" 2>/dev/null
+		wait "$ST_PID" 2>/dev/null
+		ST_PID=
+	}
+	trap 'st_stop; client_stop; ngx_stop; kc_cleanup' EXIT
+	# st_fetch HOST PORT 2|3: the name stunnel answers over TLS 1.HOST, chain verified.
+	st_fetch() {
+		echo | openssl s_client -connect "127.0.0.1:$2" -servername "$1" -tls1_"$3" \
+		    -CAfile "$ca/root.pem" -verify_return_error -quiet 2>/dev/null | tail -1
+	}
+	SPORT=$(kc_free_port)
+	st_conf main www-data "$SPORT"
+	if st_start main "$SPORT"; then
+		check_eq "stunnel runs as www-data after loading the keys" www-data \
+		    "$(ps -o user= -p "$ST_PID" | tr -d ' ')"
+		for h in $EC_HOST $RSA_HOST; do
+			for v in 2 3; do
+				check_eq "stunnel: $h over TLS 1.$v (SNI), chain verified" "$h" \
+				    "$(st_fetch $h "$SPORT" $v)"
+			done
+		done
+	else
+		not_ok "stunnel starts with the keys through the module"
+	fi
+	st_stop
+	SPORT2=$(kc_free_port)
+	st_conf nosigner nobody "$SPORT2"
+	if st_start nosigner "$SPORT2"; then
+		check_eq "stunnel dropped to a uid without the role: handshakes fail" "" \
+		    "$(st_fetch $EC_HOST "$SPORT2" 3)"
+	else
+		not_ok "stunnel (setuid nobody) starts"
+	fi
+	st_stop
+else
+	echo "# stunnel missing (contrib/deps installs stunnel4): its checks are left out"
+fi
+
 client_stop
 kc_done
