@@ -4,10 +4,14 @@
 # test-pkcs11-module.sh: keycustody-pkcs11.so (issue 16). Two hostnames (P-256 and
 # RSA-2048) are uploaded with certificates from a CA made here, and a signer role given to
 # www-data. pkcs11-tool lists and signs through the module as www-data (openssl verifies);
-# a key without a hostname is not there; a uid without the role gets nothing. Then nginx,
+# a key without a hostname is not there; a uid without the role gets nothing. One
+# long-lived process (p11-module-client) follows hostnames as they come and go, signs in
+# a child of fork() and in threads, and keeps its handles across the daemon's restart;
+# bad replies fail calls, never the process; p11-kit's proxy loads the module. Then nginx,
 # master as root and workers as www-data, serves both over TLS 1.2 and 1.3 with the module
 # (contrib/nginx), curl verifying with the CA; a deleted hostname fails its handshake,
 # workers without the role fail theirs, and nginx keeps serving across a daemon restart.
+# Last, stunnel (contrib/stunnel) serves both by SNI after dropping to www-data.
 
 . "$(dirname "$0")/common.sh"
 
