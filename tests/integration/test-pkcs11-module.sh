@@ -329,6 +329,19 @@ open(dst, "w").write(text)
 EOP
 }
 
+# wait_listen PID PORT: wait (10 s at most) until something listens on 127.0.0.1:PORT,
+# while process PID lives.
+wait_listen() {
+	i=0
+	while [ $i -lt 100 ]; do
+		ss -ltn 2>/dev/null | grep -q "127.0.0.1:$2 " && return 0
+		kill -0 "$1" 2>/dev/null || return 1
+		sleep 0.1
+		i=$((i + 1))
+	done
+	return 1
+}
+
 NGINX_PID=
 # ngx_start NAME PORT: nginx in the foreground on $NGX/NAME.conf; waits until it listens.
 ngx_start() {
@@ -337,13 +350,7 @@ ngx_start() {
 	    -g 'daemon off;' \
 	    >>"$NGX/$1.out" 2>&1 &
 	NGINX_PID=$!
-	i=0
-	while [ $i -lt 100 ]; do
-		ss -ltn 2>/dev/null | grep -q "127.0.0.1:$2 " && return 0
-		kill -0 "$NGINX_PID" 2>/dev/null || break
-		sleep 0.1
-		i=$((i + 1))
-	done
+	wait_listen "$NGINX_PID" "$2" && return 0
 	echo "# nginx $1 did not start:"
 	sed 's/^/#   /' "$NGX/$1.out" "$NGX/$1-startup.log" "$NGX/$1.conf-error.log" 2>/dev/null |
 	    tail -30
@@ -455,13 +462,7 @@ EOP
 	st_start() {
 		KEYCUSTODY_SOCKET=$KEYCUSTODY_SOCKET stunnel "$ST/$1.conf" >"$ST/$1.log" 2>&1 &
 		ST_PID=$!
-		i=0
-		while [ $i -lt 100 ]; do
-			ss -ltn 2>/dev/null | grep -q "127.0.0.1:$2 " && return 0
-			kill -0 "$ST_PID" 2>/dev/null || break
-			sleep 0.1
-			i=$((i + 1))
-		done
+		wait_listen "$ST_PID" "$2" && return 0
 		sed 's/^/#   /' "$ST/$1.log" | tail -20
 		return 1
 	}
