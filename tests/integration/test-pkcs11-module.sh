@@ -85,6 +85,16 @@ upload() {
 upload ec p256v1 $EC_HOST
 upload rsa rsa2048 $RSA_HOST
 upload gone p256v1 $GONE_HOST
+# A second hostname on the P-256 key: a certificate of its own, the same key.
+TWIN_HOST=twin.acme-corp.co.uk
+printf 'subjectAltName=DNS:%s\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' \
+    $TWIN_HOST >"$ca/twin.ext"
+openssl x509 -req -in "$ca/ec.csr" -CA "$ca/root.pem" -CAkey "$ca/root.key" -CAcreateserial \
+    -days 10 -sha256 -extfile "$ca/twin.ext" -out "$ca/twin.pem" >/dev/null 2>&1 &&
+    chmod 0644 "$ca/twin.pem" &&
+    ctl hostname create --zone "$KC_ZONE" --hostname $TWIN_HOST \
+    --csr "$(jget .id <"$KC_TMP/ec.json")" --cert "$ca/twin.pem" >/dev/null 2>&1 ||
+    { echo "Bail out: hostname $TWIN_HOST"; exit 1; }
 # A key without a hostname: the module must not show it.
 kc_csr p256v1 bare.acme-corp.co.uk bare.acme-corp.co.uk >"$KC_TMP/bare.json" 2>&1
 bare_KEYID=$(jget .key_id <"$KC_TMP/bare.json")
@@ -108,8 +118,10 @@ for h in $EC_HOST $RSA_HOST $GONE_HOST; do
 	check_eq "list-objects: $h has a private key, a public key and a certificate" 3 \
 	    "$(grep -c "label: *$h\$" "$KC_TMP/objects.txt")"
 done
-check_eq "list-objects: the P-256 key's id is the daemon's key id" 3 \
+check_eq "list-objects: the P-256 key's id is the daemon's key id, once per hostname" 6 \
     "$(grep -ic "ID: *$ec_KEYID\$" "$KC_TMP/objects.txt")"
+check_eq "list-objects: the key's second hostname has its own three objects" 3 \
+    "$(grep -c "label: *$TWIN_HOST\$" "$KC_TMP/objects.txt")"
 check_eq "list-objects: a key without a hostname is not there" 0 \
     "$(grep -ic "ID: *$bare_KEYID\$" "$KC_TMP/objects.txt")"
 check "list-objects: an EC private key, its curve" \
@@ -199,7 +211,7 @@ client_stop() {
 	CLIENT_PID=
 }
 check_eq "one process: the private keys, one per hostname" \
-    "$EC_HOST $GONE_HOST $RSA_HOST" "$(client list | awk '{ print $3 }' | tr '\n' ' ' |
+    "$EC_HOST $GONE_HOST $RSA_HOST $TWIN_HOST" "$(client list | awk '{ print $3 }' | tr '\n' ' ' |
     sed 's/ $//')"
 EC_HANDLE=$(client sign $EC_HOST | sed -n 's/^ok //p')
 check "one process: a signature, verified" test -n "$EC_HANDLE"
@@ -372,12 +384,13 @@ fetch() {
 }
 
 PORT=$(kc_free_port)
-ngx_conf main www-data "$PORT" $EC_HOST $RSA_HOST $GONE_HOST
+ngx_conf main www-data "$PORT" $EC_HOST $RSA_HOST $GONE_HOST $TWIN_HOST
 if ngx_start main "$PORT"; then
 	ok "nginx starts with the keys through the module (master root)"
 	check_eq "the workers run as www-data" "www-data" \
 	    "$(ps -o user= --ppid "$NGINX_PID" | sort -u | tr -d ' ')"
-	for h in $EC_HOST $RSA_HOST; do
+	# $TWIN_HOST: libp11 finds the key by the label of its second private key object.
+	for h in $EC_HOST $RSA_HOST $TWIN_HOST; do
 		for v in 1.2 1.3; do
 			check_eq "$h over TLS $v: chain verified, signed through the module" "$h" \
 			    "$(fetch $h "$PORT" $v)"
