@@ -51,6 +51,8 @@ ctl_print_csr(struct ctl_opts *o, const Keycustody__Csr *c)
 		printf("description:         %s\n", c->description);
 	if (c->key_uri != NULL)
 		printf("key_uri:             %s\n", c->key_uri);
+	if (c->module_key_uri != NULL)
+		printf("module_key_uri:      %s\n", c->module_key_uri);
 	printf("%s", c->csr);
 }
 

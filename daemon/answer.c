@@ -16,6 +16,7 @@
 #include "hsm.h"
 #include "kc-api.h"
 #include "kc-err.h"
+#include "keycustody.h"
 #include "kc-proto.h"
 #include "kc-util.h"
 #include "kcd.h"
@@ -158,6 +159,9 @@ ans_csr_msg(struct worker *w, struct store_csr *c, enum ans_how how)
 		hsm_key_uri_write(w->kcd->hsm, c->key_id, m->key_uri);
 	} else
 		m->key_uri = hsm_key_uri(w->kcd->hsm, c->key_id);
+	m->module_key_uri = ans_new(w, how, kc_p11_key_uri_size(KC_MODULE_TOKEN_LABEL,
+	    STORE_KEY_ID_LEN));
+	kc_p11_key_uri(KC_MODULE_TOKEN_LABEL, c->key_id, STORE_KEY_ID_LEN, m->module_key_uri);
 	m->key_id = ans_new(w, how, 2 * STORE_KEY_ID_LEN + 1);
 	kc_hex(c->key_id, STORE_KEY_ID_LEN, m->key_id);
 	if (ans_key_missing(w, c->key_id)) {

@@ -3570,40 +3570,13 @@ hsm_key_list(struct hsm_session *s, uint8_t **ids, size_t *n)
 size_t
 hsm_key_uri_size(const struct hsm *h)
 {
-	/* "pkcs11:token=" + 3 per label byte + ";id=" + 3 per id byte + ";type=private" */
-	return 13 + 3 * strlen(h->label) + 4 + 3 * HSM_KEY_ID_LEN + 13 + 1;
+	return kc_p11_key_uri_size(h->label, HSM_KEY_ID_LEN);
 }
 
 void
 hsm_key_uri_write(const struct hsm *h, const uint8_t id[HSM_KEY_ID_LEN], char *buf)
 {
-	static const char	 hex[] = "0123456789abcdef";
-	const unsigned char	*l;
-	char			*p = buf;
-	size_t			 i;
-
-	memcpy(p, "pkcs11:token=", 13);
-	p += 13;
-	/* RFC 7512: everything but RFC 3986 unreserved characters is percent-encoded. */
-	for (l = (const unsigned char *)h->label; *l != '\0'; l++) {
-		if ((*l >= 'a' && *l <= 'z') || (*l >= 'A' && *l <= 'Z') ||
-		    (*l >= '0' && *l <= '9') || *l == '-' || *l == '.' || *l == '_' ||
-		    *l == '~')
-			*p++ = (char)*l;
-		else {
-			*p++ = '%';
-			*p++ = hex[*l >> 4];
-			*p++ = hex[*l & 0xf];
-		}
-	}
-	memcpy(p, ";id=", 4);
-	p += 4;
-	for (i = 0; i < HSM_KEY_ID_LEN; i++) {
-		*p++ = '%';
-		*p++ = hex[id[i] >> 4];
-		*p++ = hex[id[i] & 0xf];
-	}
-	memcpy(p, ";type=private", 14);		/* with the NUL */
+	kc_p11_key_uri(h->label, id, HSM_KEY_ID_LEN, buf);
 }
 
 char *

@@ -22,6 +22,14 @@
  */
 void	kc_hex(const uint8_t *b, size_t n, char *out);
 
+/*
+ * The RFC 7512 URI of a private key by token label and CKA_ID:
+ * "pkcs11:token=<label>;id=<id>;type=private", everything but RFC 3986's unreserved
+ * characters percent-encoded (the id always). kc_p11_key_uri_size() counts the NUL.
+ */
+size_t	kc_p11_key_uri_size(const char *label, size_t idlen);
+void	kc_p11_key_uri(const char *label, const uint8_t *id, size_t idlen, char *buf);
+
 /**
  * A random (version 4) UUID, lowercase.
  * @retval 0, or KC_ERR_CRYPTO when the random generator fails

@@ -16,6 +16,8 @@
 struct event_base;
 
 #define KC_DEFAULT_SOCKET	"/run/keycustody/keycustodyd.sock"
+/* The token that keycustody-pkcs11.so presents to a TLS terminator (issue 16). */
+#define KC_MODULE_TOKEN_LABEL	"keycustody"
 
 /* --- synchronous --- */
 

@@ -443,6 +443,8 @@ json_w_csr(struct json_w *w, const Keycustody__Csr *c)
 		json_w_kstr(w, "key_uri", c->key_uri);
 	if (c->key_id != NULL)
 		json_w_kstr(w, "key_id", c->key_id);
+	if (c->module_key_uri != NULL)
+		json_w_kstr(w, "module_key_uri", c->module_key_uri);
 	/* Extension: the key was lost from the token behind the daemon's back. */
 	if (c->has_key_missing && c->key_missing) {
 		json_w_key(w, "key_missing");

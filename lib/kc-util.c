@@ -7,12 +7,51 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include <openssl/rand.h>
 
 #include "kc-err.h"
 #include "kc-util.h"
+
+size_t
+kc_p11_key_uri_size(const char *label, size_t idlen)
+{
+	/* "pkcs11:token=" + 3 per label byte + ";id=" + 3 per id byte + ";type=private" */
+	return 13 + 3 * strlen(label) + 4 + 3 * idlen + 13 + 1;
+}
+
+void
+kc_p11_key_uri(const char *label, const uint8_t *id, size_t idlen, char *buf)
+{
+	static const char	 hex[] = "0123456789abcdef";
+	const unsigned char	*l;
+	char			*p = buf;
+	size_t			 i;
+
+	memcpy(p, "pkcs11:token=", 13);
+	p += 13;
+	for (l = (const unsigned char *)label; *l != '\0'; l++) {
+		if ((*l >= 'a' && *l <= 'z') || (*l >= 'A' && *l <= 'Z') ||
+		    (*l >= '0' && *l <= '9') || *l == '-' || *l == '.' || *l == '_' ||
+		    *l == '~')
+			*p++ = (char)*l;
+		else {
+			*p++ = '%';
+			*p++ = hex[*l >> 4];
+			*p++ = hex[*l & 0xf];
+		}
+	}
+	memcpy(p, ";id=", 4);
+	p += 4;
+	for (i = 0; i < idlen; i++) {
+		*p++ = '%';
+		*p++ = hex[id[i] >> 4];
+		*p++ = hex[id[i] & 0xf];
+	}
+	memcpy(p, ";type=private", 14);		/* with the NUL */
+}
 
 void
 kc_hex(const uint8_t *b, size_t n, char *out)

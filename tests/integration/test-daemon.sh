@@ -163,6 +163,12 @@ check_eq "csr get --json: the same key_uri" "$uri" \
 check_eq "csr get --json: key_id is the URI's id" \
     "$(printf '%s' "$uri" | sed 's/.*;id=\([^;]*\);.*/\1/; s/%//g')" \
     "$(ctl --json csr get --zone $KC_ZONE "$id2" | jget .key_id)"
+check_eq "csr get: the module's URI, the same id in token keycustody (issue 16)" \
+    "pkcs11:token=keycustody;id=$(printf '%s' "$uri" | sed 's/.*;id=\([^;]*\);.*/\1/');type=private" \
+    "$(ctl csr get --zone $KC_ZONE "$id2" | sed -n 's/^module_key_uri: *//p')"
+check_eq "csr get --json: the same module_key_uri" \
+    "$(ctl csr get --zone $KC_ZONE "$id2" | sed -n 's/^module_key_uri: *//p')" \
+    "$(ctl --json csr get --zone $KC_ZONE "$id2" | jget .module_key_uri)"
 if OPENSSL_CONF=/dev/null PKCS11_MODULE_PATH="$KC_MODULE" openssl req -new \
     -engine pkcs11 -keyform engine -key "$uri;pin-value=$KC_PIN" \
     -subj "/CN=interop.acme-corp.co.uk" -out "$KC_TMP/interop.csr" >"$KC_TMP/interop.log" 2>&1 &&

@@ -288,9 +288,11 @@ jq -e '.errors[0].error_chain[0] == {"code":11000,"message":"order variable must
 echo "# == get and delete"
 req GET $CSRS/$ID -H "$(W)"; expect 200 - "get"
 if jq -e --arg l "$KC_LABEL" '(.result.key_uri | startswith("pkcs11:token=" + $l + ";id=%")
-    and endswith(";type=private")) and (.result.key_id | test("^[0-9a-f]{32}$"))' \
-    "$tmp/body" >/dev/null; then ok "get: key_uri and key_id (extensions)"
-else bad "get: key_uri/key_id: $(jq -c '[.result.key_uri, .result.key_id]' "$tmp/body")"; fi
+    and endswith(";type=private")) and (.result.key_id | test("^[0-9a-f]{32}$")) and
+    .result.module_key_uri == "pkcs11:token=keycustody;id=" +
+    (.result.key_uri | sub(".*;id="; "") | sub(";type=private"; "")) + ";type=private"' \
+    "$tmp/body" >/dev/null; then ok "get: key_uri, module_key_uri and key_id (extensions)"
+else bad "get: key_uri/key_id: $(jq -c '[.result.key_uri, .result.module_key_uri, .result.key_id]' "$tmp/body")"; fi
 jq -e --slurpfile c "$tmp/p256.json" '.result == $c[0].result' "$tmp/body" >/dev/null && ok || bad "get equals create"
 req GET $CSRS/$ID -H "Authorization: Bearer $KC_TOKEN_R"; expect 200 - "reader gets"
 for bid in not-a-uuid 12345 "$(echo "$ID" | tr a-f A-F)" "${ID}0"; do
