@@ -32,7 +32,6 @@
 #define KCP_POOL_MAX		8	/* idle connections kept (one per signing thread) */
 #define KCP_TIMEOUT_MS		10000
 #define KCP_REFRESH_MS		1000	/* the object list is at most this old */
-#define KCP_LABEL		"keycustody"
 #define KCP_MANUFACTURER	"keycustody"
 
 struct kcp_conn {
@@ -550,7 +549,7 @@ kcp_C_GetTokenInfo(CK_SLOT_ID slot, CK_TOKEN_INFO_PTR info)
 	if (slot != KCP_SLOT_ID)
 		return CKR_SLOT_ID_INVALID;
 	memset(info, 0, sizeof(*info));
-	kcp_pad(info->label, sizeof(info->label), KCP_LABEL);
+	kcp_pad(info->label, sizeof(info->label), KC_MODULE_TOKEN_LABEL);
 	kcp_pad(info->manufacturerID, sizeof(info->manufacturerID), KCP_MANUFACTURER);
 	kcp_pad(info->model, sizeof(info->model), "keycustodyd");
 	kcp_pad(info->serialNumber, sizeof(info->serialNumber), "1");

@@ -309,6 +309,17 @@ chown www-data "$NGX/tmp"
 sed -e "s|/usr/lib/x86_64-linux-gnu/engines-3/pkcs11.so|$ENGINES/pkcs11.so|" \
     -e "s|/usr/lib/x86_64-linux-gnu/pkcs11/keycustody-pkcs11.so|$MOD|" \
     "$top_srcdir/contrib/nginx/openssl-pkcs11.cnf" >"$NGX/openssl.cnf"
+chmod 0644 "$NGX/openssl.cnf"
+
+# The CSR's module_key_uri (by CKA_ID) through libp11's engine, as www-data.
+: >"$KC_TMP/uri.sig"
+chmod 0666 "$KC_TMP/uri.sig"
+as_www env OPENSSL_CONF="$NGX/openssl.cnf" openssl pkeyutl -engine pkcs11 -keyform engine \
+    -inkey "$(jget .module_key_uri <"$KC_TMP/ec.json")" -sign -in "$KC_TMP/data.sha256" \
+    -out "$KC_TMP/uri.sig" >/dev/null 2>&1
+check "the CSR's module_key_uri signs through libp11's engine (openssl pkeyutl)" \
+    openssl pkeyutl -verify -pubin -inkey "$ca/ec.pub" -in "$KC_TMP/data.sha256" \
+    -sigfile "$KC_TMP/uri.sig"
 
 # ngx_conf NAME USER PORT HOST...: nginx.conf from contrib/nginx/keycustody.conf, its
 # server block repeated per HOST, paths under $NGX.
@@ -486,10 +497,13 @@ EOP
 		ST_PID=
 	}
 	trap 'st_stop; client_stop; ngx_stop; kc_cleanup' EXIT
-	# st_fetch HOST PORT 2|3: the name stunnel answers over TLS 1.HOST, chain verified.
+	# st_fetch HOST PORT 2|3: the name stunnel answers over TLS 1.2 or 1.3, chain verified.
+	# Nothing is sent (a byte for echo, which does not read, would reset its socket and
+	# lose the answer), and -ign_eof reads until stunnel closes.
 	st_fetch() {
-		echo | openssl s_client -connect "127.0.0.1:$2" -servername "$1" -tls1_"$3" \
-		    -CAfile "$ca/root.pem" -verify_return_error -quiet 2>/dev/null | tail -1
+		openssl s_client -connect "127.0.0.1:$2" -servername "$1" -tls1_"$3" \
+		    -CAfile "$ca/root.pem" -verify_return_error -quiet -ign_eof </dev/null \
+		    2>/dev/null | tail -1
 	}
 	SPORT=$(kc_free_port)
 	st_conf main www-data "$SPORT"
