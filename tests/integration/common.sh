@@ -218,3 +218,16 @@ kc_custody_flow() {
 		not_ok "$name $kt: second csr create: $(cat "$KC_TMP/k.json")"
 	fi
 }
+
+# kc_test_ca DIR: a P-256 root CA for test certificates, DIR/root.key and DIR/root.pem
+# (world-readable, for tests whose other users verify with it); bails out on failure.
+kc_test_ca() {
+	mkdir -p "$1"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+	    -keyout "$1/root.key" -out "$1/root.pem" -days 30 -sha256 \
+	    -subj '/O=Keycustody Test/CN=Keycustody Test Root' \
+	    -addext 'basicConstraints=critical,CA:TRUE' \
+	    -addext 'keyUsage=critical,keyCertSign,cRLSign' >/dev/null 2>&1 ||
+	    { echo "Bail out: test CA"; exit 1; }
+	chmod 0644 "$1/root.pem"
+}

@@ -42,13 +42,7 @@ KEYCUSTODY_SOCKET=$KC_TMP/run/kc.sock
 export KEYCUSTODY_SOCKET
 
 ca=$KC_TMP/ca
-mkdir -p "$ca"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$ca/root.key" \
-    -out "$ca/root.pem" -days 30 -sha256 -subj '/O=Keycustody Test/CN=Keycustody Test Root' \
-    -addext 'basicConstraints=critical,CA:TRUE' \
-    -addext 'keyUsage=critical,keyCertSign,cRLSign' >/dev/null 2>&1 ||
-    { echo "Bail out: CA"; exit 1; }
-chmod 0644 "$ca/root.pem"
+kc_test_ca "$ca"
 
 kc_token
 cat >>"$KC_TMP/keycustodyd.conf" <<EOC
