@@ -107,8 +107,9 @@ pool_submit(struct pool *p, enum pool_class class, pool_work_fn work, pool_done_
 	TAILQ_INSERT_TAIL(class == POOL_SLOW ? &p->slow : class == POOL_DESTROY ?
 	    &p->destroy : &p->fast, job, entry);
 	p->depth++;
-	pthread_cond_signal(&p->cond);
 	pthread_mutex_unlock(&p->lock);
+	/* After the unlock: the woken worker does not then wait for the lock we hold. */
+	pthread_cond_signal(&p->cond);
 	return 0;
 }
 
@@ -192,7 +193,14 @@ pool_run(void *arg)
 		else if (job->class == POOL_DESTROY)
 			p->running_destroy--;
 		TAILQ_INSERT_TAIL(&p->done, job, entry);
+		/*
+		 * Wake the loop without the lock held: event_active() takes the event base's
+		 * lock and writes its notify fd, and the loop needs this lock to submit and to
+		 * take the done jobs. A wake-up that finds the done list empty is harmless.
+		 */
+		pthread_mutex_unlock(&p->lock);
 		event_active(p->done_ev, 0, 0);
+		pthread_mutex_lock(&p->lock);
 	}
 	pthread_mutex_unlock(&p->lock);
 	return NULL;
