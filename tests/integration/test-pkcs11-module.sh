@@ -54,6 +54,18 @@ signer = www-data $KC_ZONE
 EOC
 kc_start_daemon || { echo "Bail out: daemon did not start"; exit 1; }
 
+# In the sanitizer build the module links ASan's runtime, which must come first in the
+# programs that load it (pkcs11-tool, openssl, nginx, stunnel): p11env preloads it into
+# those alone (`env $p11env CMD`; empty otherwise). Their own leaks are not this test's
+# (detect_leaks=0); a memory error inside the module still aborts its host, and the
+# checks fail.
+asan=$(ldd "$MOD" 2>/dev/null | awk '/libasan/ { print $3; exit }')
+p11env=
+if [ -n "$asan" ]; then
+	p11env="LD_PRELOAD=$asan ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0"
+	echo "# sanitizer build: $asan preloaded into the module's hosts"
+fi
+
 EC_HOST=ec.acme-corp.co.uk
 RSA_HOST=rsa.acme-corp.co.uk
 GONE_HOST=gone.acme-corp.co.uk
@@ -94,13 +106,16 @@ kc_csr p256v1 bare.acme-corp.co.uk bare.acme-corp.co.uk >"$KC_TMP/bare.json" 2>&
 bare_KEYID=$(jget .key_id <"$KC_TMP/bare.json")
 
 # as_www CMD...: CMD as www-data, with the socket's path.
-as_www() { runuser -u www-data -- env KEYCUSTODY_SOCKET="$KEYCUSTODY_SOCKET" "$@"; }
+# shellcheck disable=SC2086
+as_www() { runuser -u www-data -- env KEYCUSTODY_SOCKET="$KEYCUSTODY_SOCKET" $p11env "$@"; }
 # as_nosigner CMD...: uid nobody in group www-data: it reaches the socket, has no role.
 as_nosigner() {
+	# shellcheck disable=SC2086
 	setpriv --reuid=65534 --regid=33 --clear-groups -- \
-	    env KEYCUSTODY_SOCKET="$KEYCUSTODY_SOCKET" "$@"
+	    env KEYCUSTODY_SOCKET="$KEYCUSTODY_SOCKET" $p11env "$@"
 }
-p11() { pkcs11-tool --module "$MOD" "$@"; }
+# shellcheck disable=SC2086
+p11() { env $p11env pkcs11-tool --module "$MOD" "$@"; }
 
 # --- pkcs11-tool ---
 as_www pkcs11-tool --module "$MOD" --list-token-slots >"$KC_TMP/slots.txt" 2>&1
@@ -168,7 +183,7 @@ as_nosigner pkcs11-tool --module "$MOD" --list-objects >"$KC_TMP/nosigner.txt" 2
 check_eq "a uid without the signer role sees no object" 0 \
     "$(grep -c 'label:' "$KC_TMP/nosigner.txt")"
 check "a uid without the signer role cannot sign" sh -c "! setpriv --reuid=65534 \
-    --regid=33 --clear-groups -- env KEYCUSTODY_SOCKET='$KEYCUSTODY_SOCKET' pkcs11-tool \
+    --regid=33 --clear-groups -- env KEYCUSTODY_SOCKET='$KEYCUSTODY_SOCKET' $p11env pkcs11-tool \
     --module '$MOD' --sign --id $ec_KEYID -m ECDSA -i '$KC_TMP/data.sha256' \
     -o /dev/null >/dev/null 2>&1"
 
@@ -272,7 +287,11 @@ done
 
 # --- p11-kit: the module file of contrib/p11-kit, as a user's module, through the proxy ---
 PROXY=$(pkg-config --variable=proxy_module p11-kit-1 2>/dev/null)
-if command -v p11-kit >/dev/null 2>&1 && [ -f "$PROXY" ]; then
+if [ -n "$asan" ]; then
+	# p11-kit loads every module of the system too (tpm2-pkcs11, opensc...), and one of
+	# them hangs under the preloaded ASan runtime: the production build runs these.
+	echo "# sanitizer build: the p11-kit checks are left out"
+elif command -v p11-kit >/dev/null 2>&1 && [ -f "$PROXY" ]; then
 	P11HOME=$KC_TMP/home
 	mkdir -p "$P11HOME/.config/pkcs11/modules"
 	sed "s|@pkcs11libdir@|$(dirname "$MOD")|" "$top_srcdir/contrib/p11-kit/keycustody.module.in" \
@@ -363,7 +382,9 @@ NGINX_PID=
 # ngx_start NAME PORT: nginx in the foreground on $NGX/NAME.conf; waits until it listens.
 ngx_start() {
 	# OPENSSL_CONF for nginx alone (the daemon, restarted below, must not load the engine).
-	OPENSSL_CONF=$NGX/openssl.cnf nginx -p "$NGX" -c "$NGX/$1.conf" -e "$NGX/$1-startup.log" \
+	# shellcheck disable=SC2086
+	env $p11env OPENSSL_CONF="$NGX/openssl.cnf" nginx -p "$NGX" -c "$NGX/$1.conf" \
+	    -e "$NGX/$1-startup.log" \
 	    -g 'daemon off;' \
 	    >>"$NGX/$1.out" 2>&1 &
 	NGINX_PID=$!
@@ -478,7 +499,9 @@ EOP
 	ST_PID=
 	# st_start NAME PORT: stunnel on $ST/NAME.conf; waits until it listens.
 	st_start() {
-		KEYCUSTODY_SOCKET=$KEYCUSTODY_SOCKET stunnel "$ST/$1.conf" >"$ST/$1.log" 2>&1 &
+		# shellcheck disable=SC2086
+		env $p11env KEYCUSTODY_SOCKET="$KEYCUSTODY_SOCKET" stunnel "$ST/$1.conf" \
+		    >"$ST/$1.log" 2>&1 &
 		ST_PID=$!
 		wait_listen "$ST_PID" "$2" && return 0
 		sed 's/^/#   /' "$ST/$1.log" | tail -20
