@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -172,17 +173,31 @@ sign_once(EVP_PKEY *k, int pss, int verify)
  * failures, the count of latencies, then the latencies (seconds, doubles).
  */
 static void __attribute__((noreturn))
-worker(const struct sign_conf *c, int fd, double end)
+worker(const struct sign_conf *c, int fd, int lockfd, double end)
 {
-	ENGINE		*e = engine_open(c);
+	struct flock	 fl;
+	ENGINE		*e;
 	EVP_PKEY	*k;
 	double		*lat, t0;
 	uint64_t	 n = 0, failed = 0;
 	size_t		 off, len;
 	ssize_t		 w;
 
+	/*
+	 * One worker at a time opens the module and loads the key (a record lock is the
+	 * process's own): SoftHSM2 fails now and then ("Failed to enumerate slots") when
+	 * several processes open its token at once.
+	 */
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = F_WRLCK;
+	fl.l_whence = SEEK_SET;
+	while (fcntl(lockfd, F_SETLKW, &fl) == -1 && errno == EINTR)
+		;
+	e = engine_open(c);
 	if ((k = ENGINE_load_private_key(e, c->uri, NULL, NULL)) == NULL)
 		ossl_die("loading the key");
+	fl.l_type = F_UNLCK;
+	(void)fcntl(lockfd, F_SETLK, &fl);
 	if (c->pss && EVP_PKEY_get_base_id(k) != EVP_PKEY_RSA) {
 		fprintf(stderr, "p11-sign: -P needs an RSA key\n");
 		exit(1);
@@ -237,6 +252,7 @@ main(int argc, char **argv)
 {
 	struct sign_conf c = { .engine = KC_DEFAULT_ENGINE, .secs = 5, .workers = 2 };
 	struct rusage	 ru;
+	FILE		*lockf;
 	pid_t		 pids[SIGN_MAX_WORKERS];
 	int		 fds[SIGN_MAX_WORKERS], pfd[2], ch, status, bad = 0;
 	double		*all = NULL, t0, t1, cpu0 = -1, cpu1, wcpu, end;
@@ -281,6 +297,10 @@ main(int argc, char **argv)
 		fprintf(stderr, "p11-sign: no process %ld\n", (long)c.watch);
 		return 1;
 	}
+	if ((lockf = tmpfile()) == NULL) {
+		perror("p11-sign: tmpfile");
+		return 1;
+	}
 	t0 = now_s();
 	/* Every worker's load is inside the run: a worker starts signing once it has its key. */
 	end = t0 + c.secs;
@@ -291,7 +311,7 @@ main(int argc, char **argv)
 		}
 		if (pids[i] == 0) {
 			close(pfd[0]);
-			worker(&c, pfd[1], end);
+			worker(&c, pfd[1], fileno(lockf), end);
 		}
 		close(pfd[1]);
 		fds[i] = pfd[0];
