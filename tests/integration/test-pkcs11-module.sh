@@ -7,7 +7,8 @@
 # a key without a hostname is not there; a uid without the role gets nothing. One
 # long-lived process (p11-module-client) follows hostnames as they come and go, signs in
 # a child of fork() and in threads, and keeps its handles across the daemon's restart;
-# bad replies fail calls, never the process; p11-kit's proxy loads the module. Then nginx,
+# bad replies fail calls, never the process; p11-kit's proxy loads the module; GnuTLS's
+# p11tool lists and test-signs by the same URIs. Then nginx,
 # master as root and workers as www-data, serves both over TLS 1.2 and 1.3 with the module
 # (contrib/nginx), curl verifying with the CA; a deleted hostname fails its handshake,
 # workers without the role fail theirs, and nginx keeps serving across a daemon restart.
@@ -333,6 +334,25 @@ as_www env OPENSSL_CONF="$NGX/openssl.cnf" openssl pkeyutl -engine pkcs11 -keyfo
 check "the CSR's module_key_uri signs through libp11's engine (openssl pkeyutl)" \
     openssl pkeyutl -verify -pubin -inkey "$ca/ec.pub" -in "$KC_TMP/data.sha256" \
     -sigfile "$KC_TMP/uri.sig"
+
+# GnuTLS (p11tool, gnutls-bin): the same URIs, as www-data; --test-sign signs with the
+# private key and verifies with the public key of that object.
+if command -v p11tool >/dev/null 2>&1; then
+	as_www p11tool --provider "$MOD" --list-privkeys "pkcs11:token=keycustody" \
+	    >"$KC_TMP/gnutls.txt" 2>&1
+	check "GnuTLS (p11tool) lists the private keys by hostname" sh -c \
+	    "grep -q 'object=$EC_HOST' '$KC_TMP/gnutls.txt' &&
+	    grep -q 'object=$RSA_HOST' '$KC_TMP/gnutls.txt'"
+	for h in "$EC_HOST" "$RSA_HOST"; do
+		as_www p11tool --provider "$MOD" --test-sign \
+		    "pkcs11:token=keycustody;object=$h;type=private" >"$KC_TMP/gnutls-$h.txt" 2>&1
+		check "GnuTLS (p11tool --test-sign) signs and verifies with $h" \
+		    grep -q '^Verifying against public key in the token\.\.\. ok' \
+		    "$KC_TMP/gnutls-$h.txt"
+	done
+else
+	echo "# p11tool (gnutls-bin) missing: the GnuTLS checks are left out"
+fi
 
 # ngx_conf NAME USER PORT HOST...: nginx.conf from contrib/nginx/keycustody.conf, its
 # server block repeated per HOST, paths under $NGX.
