@@ -732,6 +732,18 @@ control_inflight(struct control *c)
 	return c->inflight;
 }
 
+size_t
+control_unsent(struct control *c)
+{
+	struct conn	*conn;
+	size_t		 n = 0;
+
+	TAILQ_FOREACH(conn, &c->conns, entry)
+		if (!conn->lost && conn->bev != NULL)
+			n += evbuffer_get_length(bufferevent_get_output(conn->bev));
+	return n;
+}
+
 void
 control_stats(const struct control *c, struct control_stats *st)
 {

@@ -38,6 +38,8 @@ void		 control_stop_accepting(struct control *c);
 unsigned int	 control_nconns(struct control *c);
 /** Requests read but not yet answered, all connections. */
 unsigned int	 control_inflight(struct control *c);
+/** Reply bytes queued and not yet written to their peers' sockets (the shutdown drain). */
+size_t	 control_unsent(struct control *c);
 /** Fill st (all zero for NULL: no socket, as in the fuzz targets). */
 void		 control_stats(const struct control *c, struct control_stats *st);
 /** Close every connection, remove the socket file. NULL is a no-op. */

@@ -442,14 +442,19 @@ reconcile(struct kcd *kcd)
 	return r;
 }
 
-/* Shutdown: wait for in-flight work to be answered, then leave the loop. */
+/*
+ * Shutdown: wait for in-flight work to be answered and the answers written to their
+ * sockets (a reply queued in a bufferevent is lost when the loop stops), then leave the
+ * loop; at most request_timeout + DRAIN_MARGIN_SEC.
+ */
 static void
 drain_check(evutil_socket_t fd, short ev, void *arg)
 {
 	struct kcd	*kcd = arg;
 	struct timeval	 tv = { 0, 50000 };
 
-	if ((pool_depth(kcd->pool) == 0 && control_inflight(kcd->control) == 0) ||
+	if ((pool_depth(kcd->pool) == 0 && control_inflight(kcd->control) == 0 &&
+	    control_unsent(kcd->control) == 0) ||
 	    time(NULL) - drain_started >
 	    (time_t)kcd->conf->request_timeout + DRAIN_MARGIN_SEC) {
 		event_base_loopexit(kcd->base, NULL);
