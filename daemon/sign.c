@@ -13,22 +13,10 @@
 #include "kc-err.h"
 #include "log.h"
 #include "sign.h"
+#include "validate.h"
 #include "xmalloc.h"
 
-static bool
-sign_zone_id(const char *s, size_t len)
-{
-	size_t	 i;
-
-	if (len != 32)
-		return false;
-	for (i = 0; i < len; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			return false;
-	return true;
-}
-
-/* A hostname of a scope: letters, digits, hyphens, dots and a leading "*.", lowered. */
+/* A hostname of a scope, folded: letters, digits, hyphens, dots and a leading "*.". */
 static bool
 sign_hostname(const char *s, size_t len)
 {
@@ -50,10 +38,10 @@ sign_hostname(const char *s, size_t len)
 int
 sign_scope_parse(const char *items, struct sign_scope *sc, char **cause)
 {
-	const char		*p = items, *w, *slash;
+	const char		*p = items, *w;
 	struct sign_scope_item	 it;
 	size_t			 len;
-	char			*host;
+	char			*host, *word, *slash;
 
 	memset(sc, 0, sizeof(*sc));
 	for (;;) {
@@ -67,26 +55,30 @@ sign_scope_parse(const char *items, struct sign_scope *sc, char **cause)
 		if (len == 1 && *w == '*') {
 			it.any_zone = true;
 		} else {
-			slash = memchr(w, '/', len);
-			if (!sign_zone_id(w, slash != NULL ? (size_t)(slash - w) : len)) {
+			/* The zone as validate.c checks zone ids, the hostname folded as stored. */
+			word = xcalloc(1, len + 1);
+			memcpy(word, w, len);
+			if ((slash = strchr(word, '/')) != NULL)
+				*slash = '\0';
+			if (!val_zone_id(word)) {
 				xasprintf(cause, "signer: \"%.*s\" is not a zone id (32 lowercase "
 				    "hex digits), zone/hostname or *", (int)len, w);
+				free(word);
 				goto fail;
 			}
-			memcpy(it.zone, w, 32);
+			memcpy(it.zone, word, 32);
 			if (slash != NULL) {
-				host = xcalloc(1, len + 1);
-				memcpy(host, slash + 1, len - (size_t)(slash + 1 - w));
-				for (char *q = host; *q != '\0'; q++)
-					if (*q >= 'A' && *q <= 'Z')
-						*q = (char)(*q - 'A' + 'a');
+				host = xstrdup(slash + 1);
+				val_hostname_fold(host);
 				if (!sign_hostname(host, strlen(host))) {
 					xasprintf(cause, "signer: \"%s\" is not a hostname", host);
 					free(host);
+					free(word);
 					goto fail;
 				}
 				it.hostname = host;
 			}
+			free(word);
 		}
 		sc->items = xreallocarray(sc->items, sc->n + 1, sizeof(*sc->items));
 		sc->items[sc->n++] = it;
