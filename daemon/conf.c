@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "conf.h"
 #include "hsm.h"
@@ -33,6 +34,7 @@ static const struct kc_conf_file_key conf_keys[] = {
 	{ "socket",	 CONF_STR,	offsetof(struct kc_conf, socket_path), 0, 0, 0 },
 	{ "socket_group", CONF_STR,	offsetof(struct kc_conf, socket_group), 0, 0, 0 },
 	{ "store",	 CONF_STR,	offsetof(struct kc_conf, store_path), 0, 0, 0 },
+	{ "instance",	 CONF_STR,	offsetof(struct kc_conf, instance), 0, 0, 0 },
 	{ "engine",	 CONF_STR,	offsetof(struct kc_conf, engine_path), 0, 0, 0 },
 	{ "audit_log",	 CONF_STR,	offsetof(struct kc_conf, audit_log), 0, 0, 0 },
 	{ "user",	 CONF_STR,	offsetof(struct kc_conf, user), 0, 0, 0 },
@@ -96,6 +98,32 @@ static const struct kc_conf_file_key conf_keys[] = {
 	    0, 100000000, 0 },
 };
 
+int
+conf_instance_valid(const char *name)
+{
+	size_t	 n = strlen(name);
+
+	return n >= 1 && n <= CONF_INSTANCE_MAX && strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "abcdefghijklmnopqrstuvwxyz0123456789._-") == n;
+}
+
+/*
+ * The host's name, cut to CONF_INSTANCE_MAX: one daemon per host is the common case. A
+ * name that is not valid as it is ("localhost" stands in when none is set) is refused by
+ * conf_check() unless the file sets instance.
+ */
+static char *
+conf_default_instance(void)
+{
+	char	 host[256];
+
+	if (gethostname(host, sizeof(host)) == -1 || host[0] == '\0')
+		return xstrdup("localhost");
+	host[sizeof(host) - 1] = '\0';
+	host[CONF_INSTANCE_MAX] = '\0';
+	return xstrdup(host);
+}
+
 void
 conf_init(struct kc_conf *c)
 {
@@ -104,6 +132,7 @@ conf_init(struct kc_conf *c)
 	c->token_label = xstrdup(CONF_DEFAULT_TOKEN);
 	c->socket_path = xstrdup(KC_DEFAULT_SOCKET);
 	c->store_path = xstrdup(CONF_DEFAULT_STORE);
+	c->instance = conf_default_instance();
 	c->engine_path = xstrdup(KC_DEFAULT_ENGINE);
 	c->audit_log = xstrdup(CONF_DEFAULT_AUDIT);
 	c->sandbox = xstrdup("enforce");
@@ -140,6 +169,7 @@ conf_free(struct kc_conf *c)
 	free(c->socket_path);
 	free(c->socket_group);
 	free(c->store_path);
+	free(c->instance);
 	free(c->engine_path);
 	free(c->audit_log);
 	free(c->user);
@@ -294,6 +324,11 @@ conf_check(const struct kc_conf *c, char **cause)
 	}
 	if (strlen(c->token_label) > 32) {
 		xasprintf(cause, "token_label is longer than 32 characters");
+		return KC_ERR_INVALID;
+	}
+	if (!conf_instance_valid(c->instance)) {
+		xasprintf(cause, "instance \"%s\" must be 1 to %d of A-Z, a-z, 0-9, '.', '_' "
+		    "and '-'", c->instance, CONF_INSTANCE_MAX);
 		return KC_ERR_INVALID;
 	}
 	if (strlen(c->socket_path) >= 108) {

@@ -13,6 +13,7 @@
 #define CONF_DEFAULT_AUDIT	"/var/log/keycustody/audit.log"
 #define CONF_DEFAULT_TOKEN	"keycustody"
 #define CONF_MAX_WORKERS	64
+#define CONF_INSTANCE_MAX	63	/* STORE_INSTANCE_MAX: a record's owner */
 #define CONF_MIN_UNREAD		65536	/* connection_unread: a page of CSRs must fit */
 
 struct kc_conf {
@@ -22,7 +23,8 @@ struct kc_conf {
 	int		 pin_fd;	/* -1: use pin_file */
 	char		*socket_path;
 	char		*socket_group;	/* group of the socket (mode 0660) */
-	char		*store_path;
+	char		*store_path;	/* a file (SQLite) or a libpq URI (PostgreSQL) */
+	char		*instance;	/* this daemon's name among those sharing a store */
 	char		*engine_path;
 	char		*audit_log;
 	char		*user;		/* drop to this user after start-up */
@@ -89,6 +91,8 @@ int	 conf_load(struct kc_conf *c, const char *path, char **cause);
  * @retval 0 or KC_ERR_INVALID with cause set
  */
 int	 conf_set(struct kc_conf *c, const char *key, const char *value, char **cause);
+/** Whether name is an instance name: 1 to CONF_INSTANCE_MAX of [A-Za-z0-9._-]. */
+int	 conf_instance_valid(const char *name);
 /** Final checks after file and flags. @retval 0 or KC_ERR_INVALID with cause */
 int	 conf_check(const struct kc_conf *c, char **cause);
 void	 conf_free(struct kc_conf *c);

@@ -37,6 +37,7 @@ enum kcd_hsm_op {
 struct kcd {
 	const struct kc_conf	*conf;
 	const char		*store_path;
+	const char		*instance;	/* conf->instance: owner of our records */
 	struct hsm		*hsm;
 	struct audit		*audit;		/* the tamper-evident audit log */
 	struct cert_store	*certs;		/* trust store for uploads */
